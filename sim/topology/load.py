@@ -1,0 +1,94 @@
+"""Load topology YAML with errors that name the file, the field and the value.
+
+An engineer on a call reads the error once; it has to say exactly where to look.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sim.topology.model import Topology
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """Bad user input, already phrased for a human: file, field, value, why."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems) if len(problems) == 1 else
+                         f"{path}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def describe_validation_error(err: ValidationError, data: Any) -> list[str]:
+    """Turn pydantic's errors into 'field: value: why' lines."""
+    problems = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            problems.append(f"{_loc(loc)}: unknown field (check the spelling; see `cnilab schema`)")
+            continue
+        if e["type"] == "missing":
+            problems.append(f"{_loc(loc)}: required field is missing")
+            continue
+        value = _value_at(data, loc)
+        shown = f" = {value!r}" if value is not None and not isinstance(value, dict | list) else ""
+        problems.append(f"{_loc(loc)}{shown}: {msg}")
+    return problems
+
+
+def load_model(path: Path | str, model: type[M]) -> M:
+    """Read YAML at ``path`` into ``model``; every failure becomes a :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read file: {exc.strerror}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(path, ["expected a mapping at the top level"])
+    try:
+        obj = model.model_validate(data, context={"base_dir": path.parent})
+    except ValidationError as exc:
+        raise ConfigError(path, describe_validation_error(exc, data)) from exc
+    return obj
+
+
+def load_topology(path: Path | str) -> Topology:
+    """Load and validate a topology; relative router config paths resolve against the file."""
+    topo = load_model(path, Topology)
+    router = topo.customer.router
+    if router.config is not None and not router.config.is_absolute():
+        router.config = (Path(path).parent / router.config).resolve()
+    if router.config is not None and not router.config.is_file():
+        raise ConfigError(path, [f"customer.router.config = '{router.config}': file not found"])
+    return topo

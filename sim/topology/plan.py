@@ -1,0 +1,305 @@
+"""From a Topology to a LabPlan: every node, interface, address, tunnel, route and BGP session.
+
+The plan is the contract between the topology and everything that builds or reasons about a lab:
+the netns and docker backends build it, the containerlab exporter writes it out, the edge peer and
+the customer router templates read their sessions from it, and the simulator models it. Nothing
+below this layer decides addressing or MTUs again.
+
+Lab shape (names are node names; each is one namespace / container)::
+
+    inet ── cf ══ interconnect(s) ══ cust ── origin
+             │  (colo ── backhaul ── cf, for Magic Transit)
+             └── transit ── cust          (internet backup, optional)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sim.facts import DIRECTIONS, cloudflare_ranges, load_facts
+from sim.topology.model import Interconnect, Topology
+
+Role = Literal["edge", "customer", "internet", "origin", "transit", "colo"]
+LinkRole = Literal["interconnect", "lan", "backbone", "backhaul", "transit"]
+
+EDGE, CUSTOMER, INTERNET, ORIGIN, TRANSIT, COLO = "cf", "cust", "inet", "origin", "transit", "colo"
+
+BACKUP_METRIC = 1000
+"""Kernel metric of the static internet-backup route: worse than any CNI route."""
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Iface(Plan):
+    name: str
+    mtu: int = 1500
+    vlan: int | None = Field(default=None, description="802.1Q tag; addresses then live on NAME.VLAN")
+    addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = Field(default_factory=list)
+
+    @property
+    def l3_name(self) -> str:
+        """The interface that carries the addresses (the VLAN sub-interface when tagged)."""
+        return f"{self.name}.{self.vlan}" if self.vlan else self.name
+
+
+class Route(Plan):
+    dst: ipaddress.IPv4Network | ipaddress.IPv6Network
+    via: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    dev: str | None = None
+    metric: int = 0
+
+
+class Node(Plan):
+    name: str
+    role: Role
+    interfaces: list[Iface] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list)
+    forwarding: bool = False
+    loopbacks: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = Field(default_factory=list)
+
+    def iface(self, name: str) -> Iface:
+        return next(i for i in self.interfaces if i.name == name)
+
+
+class Endpoint(Plan):
+    node: str
+    iface: str
+
+
+class Link(Plan):
+    name: str
+    role: LinkRole
+    a: Endpoint
+    b: Endpoint
+    mtu: int = 1500
+    interconnect: str | None = None
+
+
+class Tunnel(Plan):
+    """A GRE tunnel between the edge and the customer router over an interconnect's /31."""
+
+    name: str
+    interconnect: str
+    mtu: int
+    cf_ifname: str
+    cust_ifname: str
+    cf_outer: ipaddress.IPv4Address
+    cust_outer: ipaddress.IPv4Address
+    cf_inner: ipaddress.IPv4Interface
+    cust_inner: ipaddress.IPv4Interface
+
+
+class Session(Plan):
+    """One BGP session (per interconnect and address family), as both sides must configure it."""
+
+    interconnect: str
+    family: Literal[4, 6]
+    cf_addr: ipaddress.IPv4Address | ipaddress.IPv6Address
+    cust_addr: ipaddress.IPv4Address | ipaddress.IPv6Address
+    cf_asn: int
+    cust_asn: int
+    md5: str | None
+    customer_md5: str | None
+    hold_time: int
+    keepalive: int
+    passive: bool
+    local_pref: int
+    priority: int
+    bfd: bool
+    bfd_tx_ms: int
+    bfd_rx_ms: int
+    bfd_multiplier: int
+    cf_nexthop: ipaddress.IPv4Address | ipaddress.IPv6Address = Field(
+        description="Next hop the edge announces: its GRE inner address when customer->CF rides GRE"
+    )
+    cust_nexthop_via: Literal["link", "gre"] = Field(
+        description="How the edge reaches customer prefixes: over the link or the GRE tunnel"
+    )
+    cf_iface: str
+    cust_iface: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.interconnect}/v{self.family}"
+
+
+class LabPlan(Plan):
+    lab: str
+    topology: str
+    nodes: list[Node]
+    links: list[Link]
+    tunnels: list[Tunnel]
+    sessions: list[Session]
+    cf_prefixes: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    customer_prefixes: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    customer_announce: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    mss_required: int
+    path_mtu: dict[str, dict[str, int]] = Field(description="interconnect -> direction -> expected path MTU")
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def link(self, name: str) -> Link:
+        return next(lk for lk in self.links if lk.name == name)
+
+    def sessions_for(self, interconnect: str) -> list[Session]:
+        return [s for s in self.sessions if s.interconnect == interconnect]
+
+
+def _gre_inner(index: int) -> tuple[ipaddress.IPv4Interface, ipaddress.IPv4Interface]:
+    base = ipaddress.IPv4Address("10.212.0.0") + 2 * index
+    return ipaddress.IPv4Interface(f"{base}/31"), ipaddress.IPv4Interface(f"{base + 1}/31")
+
+
+def _first_host(net: ipaddress.IPv4Network | ipaddress.IPv6Network, n: int, plen: int):
+    sub = ipaddress.ip_network(f"{net.network_address}/{max(plen, net.prefixlen)}", strict=False)
+    return ipaddress.ip_interface(f"{sub.network_address + n}/{sub.prefixlen}")
+
+
+def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
+    """Resolve a validated topology into the full lab plan (pure; no side effects)."""
+    facts = load_facts()
+    lab = lab or topo.name
+    nodes: dict[str, Node] = {
+        EDGE: Node(name=EDGE, role="edge", forwarding=True),
+        CUSTOMER: Node(name=CUSTOMER, role="customer", forwarding=True),
+        INTERNET: Node(name=INTERNET, role="internet"),
+        ORIGIN: Node(name=ORIGIN, role="origin"),
+    }
+    links: list[Link] = []
+    tunnels: list[Tunnel] = []
+    sessions: list[Session] = []
+
+    def connect(name: str, role: LinkRole, a: tuple[str, Iface], b: tuple[str, Iface], ic: str | None = None):
+        nodes[a[0]].interfaces.append(a[1])
+        nodes[b[0]].interfaces.append(b[1])
+        links.append(Link(name=name, role=role, a=Endpoint(node=a[0], iface=a[1].name),
+                          b=Endpoint(node=b[0], iface=b[1].name), mtu=a[1].mtu, interconnect=ic))
+
+    phys = int(facts.physical_mtu.value)
+    bh_mtu = phys
+    mt = any(ic.service == "magic-transit" for ic in topo.interconnects)
+
+    # Internet side: inet host on a Cloudflare range, default route to the edge (or via the colo).
+    inet = topo.hosts.internet
+    inet_gw4 = ipaddress.ip_interface(f"{inet.ipv4.network.network_address + 1}/{inet.ipv4.network.prefixlen}")
+    inet_gw6 = (ipaddress.ip_interface(f"{inet.ipv6.network.network_address + 1}/{inet.ipv6.network.prefixlen}")
+                if inet.ipv6 else None)
+    front = COLO if mt else EDGE
+    if mt:
+        nodes[COLO] = Node(name=COLO, role="colo", forwarding=True)
+    connect("backbone", "backbone",
+            (front, Iface(name="inet0", addresses=[a for a in (inet_gw4, inet_gw6) if a])),
+            (INTERNET, Iface(name="eth0", addresses=[a for a in (inet.ipv4, inet.ipv6) if a])))
+    nodes[INTERNET].routes += [Route(dst=ipaddress.ip_network("0.0.0.0/0"), via=inet_gw4.ip)]
+    if inet_gw6:
+        nodes[INTERNET].routes.append(Route(dst=ipaddress.ip_network("::/0"), via=inet_gw6.ip))
+
+    if mt:
+        # Magic Transit: traffic enters at another colo and is backhauled (FOU over IPv6) to the
+        # CNI colo. The backhaul link's MTU is what the backhaul stack leaves for the inner packet.
+        svc = facts.services["magic-transit"]
+        reserve = svc.unattributed_reserve.bytes if svc.unattributed_reserve else 0
+        bh_mtu = phys - facts.overhead(svc.backhaul_encap) - reserve
+        connect("backhaul", "backhaul",
+                (COLO, Iface(name="bh0", mtu=bh_mtu, addresses=[ipaddress.ip_interface("100.127.0.0/31"),
+                                                               ipaddress.ip_interface("fd00:cf:b4::/127")])),
+                (EDGE, Iface(name="bh0", mtu=bh_mtu, addresses=[ipaddress.ip_interface("100.127.0.1/31"),
+                                                               ipaddress.ip_interface("fd00:cf:b4::1/127")])))
+        nodes[COLO].routes += [Route(dst=ipaddress.ip_network("0.0.0.0/0"), via=ipaddress.ip_address("100.127.0.1")),
+                               Route(dst=ipaddress.ip_network("::/0"), via=ipaddress.ip_address("fd00:cf:b4::1"))]
+        nodes[EDGE].routes.append(Route(dst=inet.ipv4.network, via=ipaddress.ip_address("100.127.0.0")))
+        if inet.ipv6:
+            nodes[EDGE].routes.append(Route(dst=inet.ipv6.network, via=ipaddress.ip_address("fd00:cf:b4::")))
+
+    # Customer LAN and origin host: first announced IPv4 prefix, .1 on the router, .10 on the origin.
+    v4 = next((p for p in topo.customer.prefixes if p.version == 4), None)
+    v6 = next((p for p in topo.customer.prefixes if p.version == 6), None)
+    if topo.hosts.origin:
+        o4, o6 = topo.hosts.origin.ipv4, topo.hosts.origin.ipv6
+    else:
+        if v4 is None:
+            raise ValueError("customer.prefixes needs an IPv4 prefix for the origin host (or set hosts.origin)")
+        o4 = _first_host(v4, 10, 24)
+        o6 = _first_host(v6, 0x10, 64) if v6 else None
+    gw4 = ipaddress.ip_interface(f"{o4.network.network_address + 1}/{o4.network.prefixlen}")
+    gw6 = ipaddress.ip_interface(f"{o6.network.network_address + 1}/{o6.network.prefixlen}") if o6 else None
+    connect("lan", "lan", (CUSTOMER, Iface(name="lan0", addresses=[a for a in (gw4, gw6) if a])),
+            (ORIGIN, Iface(name="eth0", addresses=[a for a in (o4, o6) if a])))
+    nodes[ORIGIN].routes.append(Route(dst=ipaddress.ip_network("0.0.0.0/0"), via=gw4.ip))
+    if gw6:
+        nodes[ORIGIN].routes.append(Route(dst=ipaddress.ip_network("::/0"), via=gw6.ip))
+
+    path_mtu: dict[str, dict[str, int]] = {}
+    for idx, ic in enumerate(topo.interconnects):
+        prof = facts.profiles[ic.dataplane]
+        addrs_cf = [ic.ipv4.cloudflare] + ([ic.ipv6.cloudflare] if ic.ipv6 else [])
+        addrs_cu = [ic.ipv4.customer] + ([ic.ipv6.customer] if ic.ipv6 else [])
+        connect(ic.name, "interconnect",
+                (EDGE, Iface(name=ic.name, mtu=phys, vlan=ic.vlan, addresses=addrs_cf)),
+                (CUSTOMER, Iface(name=ic.name, mtu=phys, vlan=ic.vlan, addresses=addrs_cu)), ic=ic.name)
+        gre_dirs = {d for d in DIRECTIONS if "gre" in prof.encap[d]}
+        if ic.service == "magic-transit":
+            gre_dirs.add("cf_to_customer")  # Magic Transit delivers to the customer inside GRE
+        tunnel = None
+        if prof.gre and gre_dirs:
+            cf_in, cu_in = (ic.gre.cloudflare, ic.gre.customer) if ic.gre else _gre_inner(idx)
+            tunnel = Tunnel(name=f"gre-{ic.name}", interconnect=ic.name,
+                            mtu=phys - facts.overhead(["gre", "ipv4"]),
+                            cf_ifname=f"gre-{ic.name}", cust_ifname=f"gre-{ic.name}",
+                            cf_outer=ic.ipv4.cloudflare.ip, cust_outer=ic.ipv4.customer.ip,
+                            cf_inner=cf_in, cust_inner=cu_in)
+            tunnels.append(tunnel)
+        path_mtu[ic.name] = {d: (tunnel.mtu if tunnel and d in gre_dirs else phys) for d in DIRECTIONS}
+        if ic.service == "magic-transit":
+            path_mtu[ic.name]["cf_to_customer"] = min(path_mtu[ic.name]["cf_to_customer"], bh_mtu)
+        sessions += _sessions(topo, ic, tunnel, gre_dirs)
+
+    if topo.internet_backup:
+        t_cu = (ipaddress.ip_interface("203.0.113.0/31"), ipaddress.ip_interface("203.0.113.1/31"))
+        t_cf = (ipaddress.ip_interface("203.0.113.2/31"), ipaddress.ip_interface("203.0.113.3/31"))
+        nodes[TRANSIT] = Node(name=TRANSIT, role="transit", forwarding=True)
+        connect("transit-cust", "transit", (TRANSIT, Iface(name="cust0", addresses=[t_cu[0]])),
+                (CUSTOMER, Iface(name="transit0", addresses=[t_cu[1]])))
+        connect("transit-cf", "transit", (TRANSIT, Iface(name="cf0", addresses=[t_cf[0]])),
+                (EDGE, Iface(name="transit0", addresses=[t_cf[1]])))
+        for p in topo.customer.prefixes:
+            if p.version == 4:
+                nodes[TRANSIT].routes.append(Route(dst=p, via=t_cu[1].ip))
+                nodes[EDGE].routes.append(Route(dst=p, via=t_cf[0].ip, metric=BACKUP_METRIC))
+        nodes[TRANSIT].routes.append(Route(dst=inet.ipv4.network, via=t_cf[1].ip))
+
+    cf_prefixes = list(cloudflare_ranges()) + list(topo.cloudflare.extra_prefixes)
+    return LabPlan(
+        lab=lab, topology=topo.name, nodes=list(nodes.values()), links=links, tunnels=tunnels,
+        sessions=sessions, cf_prefixes=cf_prefixes, customer_prefixes=list(topo.customer.prefixes),
+        customer_announce=list(topo.customer.prefixes) + list(topo.customer.announce_extra),
+        mss_required=min(facts.required_mss(ic.dataplane, ic.service) for ic in topo.interconnects),
+        path_mtu=path_mtu,
+    )
+
+
+def _sessions(topo: Topology, ic: Interconnect, tunnel: Tunnel | None, gre_dirs: set[str]) -> list[Session]:
+    facts = load_facts()
+    out = []
+    fams = [(4, ic.ipv4)] + ([(6, ic.ipv6)] if ic.ipv6 else [])
+    for fam, p2p in fams:
+        gre4 = fam == 4 and tunnel is not None
+        out.append(Session(
+            interconnect=ic.name, family=fam, cf_addr=p2p.cloudflare.ip, cust_addr=p2p.customer.ip,
+            cf_asn=facts.cloudflare_asn, cust_asn=topo.customer.asn, md5=ic.bgp.md5,
+            customer_md5=ic.bgp.customer_md5 if ic.bgp.customer_md5 is not None else ic.bgp.md5,
+            hold_time=ic.bgp.hold_time, keepalive=ic.bgp.keepalive_s, passive=ic.bgp.passive,
+            local_pref=ic.bgp.local_pref, priority=ic.priority, bfd=ic.bfd.enabled,
+            bfd_tx_ms=ic.bfd.tx_ms, bfd_rx_ms=ic.bfd.rx_ms, bfd_multiplier=ic.bfd.multiplier,
+            cf_nexthop=tunnel.cf_inner.ip if gre4 and "customer_to_cf" in gre_dirs else p2p.cloudflare.ip,
+            cust_nexthop_via="gre" if gre4 and "cf_to_customer" in gre_dirs else "link",
+            cf_iface=ic.name if ic.vlan is None else f"{ic.name}.{ic.vlan}",
+            cust_iface=ic.name if ic.vlan is None else f"{ic.name}.{ic.vlan}",
+        ))
+    return out
