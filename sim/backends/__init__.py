@@ -1,0 +1,1 @@
+"""Backends build a LabPlan's nodes and links: network namespaces or containers."""

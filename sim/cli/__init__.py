@@ -1,0 +1,1 @@
+"""The ``cnilab`` command line: one module per command group, each with ``register(app)``."""

@@ -1,0 +1,43 @@
+"""Entry point of the ``cnilab`` command.
+
+Command groups live in their own modules and register themselves, so each stays small and owns its
+options; this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="cnilab",
+    help="Rehearse and test a Cloudflare Network Interconnect: emulated links, BGP/BFD/GRE, mock CNI API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+COMMAND_MODULES = (
+    "sim.cli.lab",        # up, down, status, exec, doctor, schema, demo
+    "sim.cli.bgp",        # bgp, bfd, routes
+    "sim.cli.api",        # api
+    "sim.cli.probe",      # probe, fault, failover
+    "sim.cli.scenario",   # run, sim, compare
+    "sim.cli.export",     # export containerlab
+    "sim.cli.dashboard",  # dashboard
+    "sim.cli.rehearse",   # rehearse, test
+)
+
+for _name in COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(_name)
+    except ModuleNotFoundError as exc:  # a command group not built yet must not break the others
+        if exc.name != _name:
+            raise
+        continue
+    _mod.register(app)
+
+
+if __name__ == "__main__":
+    app()

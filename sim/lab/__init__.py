@@ -1,0 +1,1 @@
+"""Running labs: state files, owned processes, bring-up and teardown."""

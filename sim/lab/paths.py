@@ -1,0 +1,25 @@
+"""Where lab state lives.
+
+State is kept under ``/run/cnilab`` (tmpfs: a reboot forgets labs whose namespaces it also
+forgot). ``CNILAB_STATE_DIR`` moves it, which tests use to keep parallel runs apart.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+NS_PREFIX = "cnilab-"
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("CNILAB_STATE_DIR", "/run/cnilab"))
+
+
+def lab_dir(lab: str) -> Path:
+    return state_root() / "labs" / lab
+
+
+def ns_name(lab: str, node: str) -> str:
+    """Namespace of ``node`` in ``lab``: prefixed so labs coexist and orphans are recognisable."""
+    return f"{NS_PREFIX}{lab}-{node}"

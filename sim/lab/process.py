@@ -1,0 +1,82 @@
+"""Processes the lab starts and must be able to stop from another shell, or after a crash.
+
+A PID alone is not an identity: after a crash the number may belong to something else. Each record
+keeps the process start time from /proc so :meth:`ProcessRecord.alive` and :meth:`stop` never
+touch a stranger.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # field 22 (starttime), counted after the ')' that ends the command name
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+class ProcessRecord(BaseModel):
+    """A detached process owned by a lab (ExaBGP, FRR daemons, BIRD, userspace GRE, ...)."""
+
+    name: str
+    node: str
+    pid: int
+    start_time: int | None
+    argv: list[str]
+    log: str | None = None
+
+    def alive(self) -> bool:
+        st = _start_time(self.pid)
+        return st is not None and (self.start_time is None or st == self.start_time)
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
+        if not self.alive():
+            return
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 1.0)):
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                return
+            except PermissionError:
+                os.kill(self.pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:  # reap if it is our child, so it does not linger as a zombie
+                    os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                if not self.alive() or _is_zombie(self.pid):
+                    return
+                time.sleep(0.02)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def spawn(name: str, node: str, argv: list[str], log: Path | None, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> ProcessRecord:
+    """Start ``argv`` detached (own session), so it outlives the CLI command that started it."""
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env, cwd=cwd, close_fds=True)
+    finally:
+        if log:
+            out.close()
+    return ProcessRecord(name=name, node=node, pid=proc.pid, start_time=_start_time(proc.pid), argv=argv,
+                         log=str(log) if log else None)
