@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.facts import DIRECTIONS, cloudflare_ranges, load_facts
-from sim.topology.model import Interconnect, Topology
+from sim.topology.model import CustomerRouter, Interconnect, Topology
 
 Role = Literal["edge", "customer", "internet", "origin", "transit", "colo"]
 LinkRole = Literal["interconnect", "lan", "backbone", "backhaul", "transit"]
@@ -140,6 +140,9 @@ class LabPlan(Plan):
     customer_announce: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
     mss_required: int
     path_mtu: dict[str, dict[str, int]] = Field(description="interconnect -> direction -> expected path MTU")
+    customer_router: CustomerRouter = Field(
+        default_factory=CustomerRouter, description="kind/config/mss_clamp of the customer router (sim.routers)"
+    )
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -280,7 +283,7 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
         sessions=sessions, cf_prefixes=cf_prefixes, customer_prefixes=list(topo.customer.prefixes),
         customer_announce=list(topo.customer.prefixes) + list(topo.customer.announce_extra),
         mss_required=min(facts.required_mss(ic.dataplane, ic.service) for ic in topo.interconnects),
-        path_mtu=path_mtu,
+        path_mtu=path_mtu, customer_router=topo.customer.router,
     )
 
 

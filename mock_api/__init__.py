@@ -1,0 +1,10 @@
+"""cnilab's mock of Cloudflare's CNI API (``/client/v4/accounts/{account_id}/cni/...``).
+
+``create_app(settings)`` builds the FastAPI app; nothing is global, so tests run several servers
+side by side. See mock_api/README.md for the field mapping from the seeds' older names.
+"""
+
+from mock_api.app import create_app
+from mock_api.config import ApiSettings, load_settings
+
+__all__ = ["ApiSettings", "create_app", "load_settings"]

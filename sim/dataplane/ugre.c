@@ -1,0 +1,351 @@
+/*
+ * ugre.c - a userspace RFC 2784 GRE endpoint for cnilab.
+ *
+ * Why this exists: the lab needs a GRE tunnel between the Cloudflare edge node and the customer
+ * router, but some kernels (including the one cnilab is developed on) have no ip_gre module. This
+ * program does what `ip link add type gre` would: it creates a TUN device inside the node's network
+ * namespace and carries every packet the kernel routes into it as IPv4/GRE to the peer, and every
+ * GRE packet from the peer back into the TUN. The kernel still does all the routing, ICMP and PMTU
+ * work on the TUN device (its MTU of 1476 makes the kernel itself answer oversized DF packets with
+ * ICMP frag-needed), so the tunnel behaves like a kernel GRE device to FRR, BIRD and ExaBGP.
+ *
+ * Usage:
+ *   ugre --netns PATH --ifname NAME --local A.B.C.D --remote A.B.C.D [--inner-local A.B.C.D]
+ *
+ *   --netns        network namespace to enter first (/run/netns/X or /proc/PID/ns/net)
+ *   --ifname       TUN device to create (non-persistent: it disappears when this process exits)
+ *   --local        outer source address (must be configured in the namespace)
+ *   --remote       outer address of the peer; GRE packets from any other source are dropped
+ *   --inner-local  source address for the ICMP frag-needed this endpoint sends when the *outer*
+ *                  path MTU shrinks below the tunnel MTU (e.g. a fault lowers the link MTU)
+ *
+ * Wire format: 4-byte GRE header, no checksum/key/sequence on transmit, protocol type 0x0800
+ * (IPv4) or 0x86DD (IPv6) picked from the inner packet's version nibble. On receive, the checksum
+ * and sequence fields are skipped if present; keyed packets are dropped (this tunnel has no key,
+ * exactly as a kernel GRE device without `key` drops them), as are version != 0 and routing.
+ *
+ * Design: two threads, one per direction, each blocking in its own syscall, so the two directions
+ * use both CPUs. GRE->TUN reads in batches with recvmmsg(2). The raw socket is connect()ed to the
+ * peer, which makes the kernel itself discard GRE from other sources and lets IP_MTU report the
+ * outer path MTU. The main thread only waits for signals: SIGTERM/SIGINT/SIGHUP print counters and
+ * exit (closing the TUN fd removes the device), SIGUSR1 prints counters.
+ *
+ * Only libc is used; cnilab compiles this file with gcc on first use (sim/dataplane/ugre_build.py).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define GRE_HLEN 4
+#define MAX_PKT 65536          /* an outer packet reassembled from fragments can be this big */
+#define RX_BATCH 32            /* packets per recvmmsg(2) call */
+#define SOCK_BUF (4 << 20)     /* socket buffers: absorb TCP bursts instead of dropping them */
+
+#define GRE_F_CSUM 0x8000
+#define GRE_F_ROUTING 0x4000
+#define GRE_F_KEY 0x2000
+#define GRE_F_SEQ 0x1000
+#define GRE_VERSION 0x0007
+
+#define ETH_P_IPV4 0x0800
+#define ETH_P_IPV6 0x86DD
+
+struct counters {
+    atomic_ulong tx_packets, tx_bytes, tx_errors, tx_too_big, icmp_sent;
+    atomic_ulong rx_packets, rx_bytes, rx_errors, rx_bad_source, rx_bad_header;
+};
+
+/* Process-wide state shared by the two forwarding threads; set once in main before they start. */
+static int tun_fd = -1, gre_fd = -1;
+static struct in_addr local_addr, remote_addr, inner_local;
+static int have_inner_local;
+static struct counters ctr;
+static const char *ifname_arg;
+
+static void die(const char *what) {
+    fprintf(stderr, "ugre: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void print_counters(const char *why) {
+    printf("ugre: %s if=%s tx_packets=%lu tx_bytes=%lu tx_errors=%lu tx_too_big=%lu icmp_sent=%lu "
+           "rx_packets=%lu rx_bytes=%lu rx_errors=%lu rx_bad_source=%lu rx_bad_header=%lu\n",
+           why, ifname_arg, atomic_load(&ctr.tx_packets), atomic_load(&ctr.tx_bytes),
+           atomic_load(&ctr.tx_errors), atomic_load(&ctr.tx_too_big), atomic_load(&ctr.icmp_sent),
+           atomic_load(&ctr.rx_packets), atomic_load(&ctr.rx_bytes), atomic_load(&ctr.rx_errors),
+           atomic_load(&ctr.rx_bad_source), atomic_load(&ctr.rx_bad_header));
+    fflush(stdout);
+}
+
+/* Errors a socket reports asynchronously (an ICMP from the path) are one-shot: count and go on. */
+static int transient(int err) {
+    return err == EINTR || err == EAGAIN || err == ENOBUFS || err == ECONNREFUSED || err == EHOSTUNREACH ||
+           err == ENETUNREACH || err == EHOSTDOWN || err == ENETDOWN || err == EPERM || err == EACCES;
+}
+
+static uint16_t inet_csum(const uint8_t *p, size_t len) {
+    uint32_t sum = 0;
+    for (; len > 1; p += 2, len -= 2) sum += (uint32_t)p[0] << 8 | p[1];
+    if (len) sum += (uint32_t)p[0] << 8;
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/*
+ * The outer path got smaller than the tunnel MTU (IP_MTU of the connected socket dropped, e.g. a
+ * fault lowered the link MTU or a router sent frag-needed for the outer packet). A kernel GRE device
+ * answers an inner DF packet with ICMP frag-needed carrying the tunnel's new MTU; do the same by
+ * writing that ICMP into the TUN, so the kernel updates its PMTU cache or forwards it to the sender.
+ */
+static void send_frag_needed(const uint8_t *inner, size_t len) {
+    if (!have_inner_local || len < 20 || (inner[0] >> 4) != 4) return;
+    size_t ihl = (size_t)(inner[0] & 0x0f) * 4;
+    if (ihl < 20 || len < ihl || !(inner[6] & 0x40) || inner[9] == IPPROTO_ICMP) return; /* DF only */
+    int mtu = 0;
+    socklen_t sl = sizeof mtu;
+    if (getsockopt(gre_fd, IPPROTO_IP, IP_MTU, &mtu, &sl) < 0) return;
+    mtu -= 20 + GRE_HLEN;
+    if (mtu < 68) mtu = 68;
+    size_t quote = ihl + 8 < len ? ihl + 8 : len;
+    uint8_t pkt[20 + 8 + 60 + 8];
+    memset(pkt, 0, sizeof pkt);
+    size_t total = 20 + 8 + quote;
+    pkt[0] = 0x45;
+    pkt[2] = (uint8_t)(total >> 8);
+    pkt[3] = (uint8_t)total;
+    pkt[8] = 64;
+    pkt[9] = IPPROTO_ICMP;
+    memcpy(pkt + 12, &inner_local, 4);
+    memcpy(pkt + 16, inner + 12, 4); /* back to the inner packet's source */
+    uint16_t c = inet_csum(pkt, 20);
+    pkt[10] = (uint8_t)(c >> 8);
+    pkt[11] = (uint8_t)c;
+    uint8_t *icmp = pkt + 20;
+    icmp[0] = 3; /* destination unreachable */
+    icmp[1] = 4; /* fragmentation needed and DF set */
+    icmp[6] = (uint8_t)(mtu >> 8);
+    icmp[7] = (uint8_t)mtu;
+    memcpy(icmp + 8, inner, quote);
+    c = inet_csum(icmp, 8 + quote);
+    icmp[2] = (uint8_t)(c >> 8);
+    icmp[3] = (uint8_t)c;
+    if (write(tun_fd, pkt, total) == (ssize_t)total) atomic_fetch_add(&ctr.icmp_sent, 1);
+}
+
+/* Kernel -> peer: each read(2) on the TUN yields one inner IP packet; prefix GRE and send it. */
+static void *tun_to_gre(void *unused) {
+    (void)unused;
+    static uint8_t buf[GRE_HLEN + MAX_PKT];
+    for (;;) {
+        ssize_t n = read(tun_fd, buf + GRE_HLEN, MAX_PKT);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            die("read tun");
+        }
+        if (n == 0) continue;
+        unsigned version = buf[GRE_HLEN] >> 4;
+        uint16_t proto = version == 4 ? ETH_P_IPV4 : version == 6 ? ETH_P_IPV6 : 0;
+        if (!proto) {
+            atomic_fetch_add(&ctr.tx_errors, 1);
+            continue;
+        }
+        buf[0] = 0; /* C=0 K=0 S=0, version 0 (RFC 2784) */
+        buf[1] = 0;
+        buf[2] = (uint8_t)(proto >> 8);
+        buf[3] = (uint8_t)proto;
+        if (send(gre_fd, buf, (size_t)n + GRE_HLEN, 0) < 0) {
+            if (errno == EMSGSIZE) {
+                atomic_fetch_add(&ctr.tx_too_big, 1);
+                send_frag_needed(buf + GRE_HLEN, (size_t)n);
+            } else if (transient(errno)) {
+                atomic_fetch_add(&ctr.tx_errors, 1);
+            } else {
+                die("send gre");
+            }
+            continue;
+        }
+        atomic_fetch_add(&ctr.tx_packets, 1);
+        atomic_fetch_add(&ctr.tx_bytes, (unsigned long)n);
+    }
+    return NULL;
+}
+
+/*
+ * Validate one received outer packet (IPv4 header included, as raw sockets deliver it) and return
+ * the offset of the inner packet, or -1 to drop it.
+ */
+static long parse_gre(const uint8_t *p, size_t len) {
+    if (len < 20 || (p[0] >> 4) != 4) return -1;
+    size_t ihl = (size_t)(p[0] & 0x0f) * 4;
+    if (ihl < 20 || len < ihl + GRE_HLEN || p[9] != IPPROTO_GRE) return -1;
+    if (memcmp(p + 12, &remote_addr, 4) != 0) {
+        atomic_fetch_add(&ctr.rx_bad_source, 1);
+        return -1;
+    }
+    const uint8_t *g = p + ihl;
+    uint16_t flags = (uint16_t)(g[0] << 8 | g[1]);
+    uint16_t proto = (uint16_t)(g[2] << 8 | g[3]);
+    if ((flags & (GRE_VERSION | GRE_F_KEY | GRE_F_ROUTING)) ||
+        (proto != ETH_P_IPV4 && proto != ETH_P_IPV6)) {
+        atomic_fetch_add(&ctr.rx_bad_header, 1);
+        return -1;
+    }
+    size_t off = ihl + GRE_HLEN + ((flags & GRE_F_CSUM) ? 4 : 0) + ((flags & GRE_F_SEQ) ? 4 : 0);
+    if (off >= len) {
+        atomic_fetch_add(&ctr.rx_bad_header, 1);
+        return -1;
+    }
+    return (long)off;
+}
+
+/* Peer -> kernel: batch-receive GRE packets, check them, write each inner packet into the TUN. */
+static void *gre_to_tun(void *unused) {
+    (void)unused;
+    uint8_t *bufs = malloc((size_t)RX_BATCH * MAX_PKT);
+    struct mmsghdr msgs[RX_BATCH];
+    struct iovec iov[RX_BATCH];
+    if (!bufs) die("malloc");
+    memset(msgs, 0, sizeof msgs);
+    for (int i = 0; i < RX_BATCH; i++) {
+        iov[i].iov_base = bufs + (size_t)i * MAX_PKT;
+        iov[i].iov_len = MAX_PKT;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    for (;;) {
+        int n = recvmmsg(gre_fd, msgs, RX_BATCH, MSG_WAITFORONE, NULL);
+        if (n < 0) {
+            if (transient(errno)) continue;
+            die("recvmmsg gre");
+        }
+        for (int i = 0; i < n; i++) {
+            const uint8_t *p = iov[i].iov_base;
+            size_t len = msgs[i].msg_len;
+            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                atomic_fetch_add(&ctr.rx_bad_header, 1);
+                continue;
+            }
+            long off = parse_gre(p, len);
+            if (off < 0) continue;
+            size_t inner_len = len - (size_t)off;
+            if (write(tun_fd, p + off, inner_len) < 0) {
+                atomic_fetch_add(&ctr.rx_errors, 1); /* e.g. TUN down: the kernel refuses it */
+                continue;
+            }
+            atomic_fetch_add(&ctr.rx_packets, 1);
+            atomic_fetch_add(&ctr.rx_bytes, inner_len);
+        }
+    }
+    return NULL;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: ugre --netns PATH --ifname NAME --local ADDR --remote ADDR [--inner-local ADDR]\n");
+    exit(2);
+}
+
+static void parse_addr(const char *opt, const char *s, struct in_addr *out) {
+    if (inet_pton(AF_INET, s, out) != 1) {
+        fprintf(stderr, "ugre: --%s: not an IPv4 address: %s\n", opt, s);
+        exit(2);
+    }
+}
+
+int main(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"netns", required_argument, 0, 'n'}, {"ifname", required_argument, 0, 'i'},
+        {"local", required_argument, 0, 'l'}, {"remote", required_argument, 0, 'r'},
+        {"inner-local", required_argument, 0, 'a'}, {0, 0, 0, 0},
+    };
+    const char *netns = NULL;
+    int have_local = 0, have_remote = 0, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': netns = optarg; break;
+        case 'i': ifname_arg = optarg; break;
+        case 'l': parse_addr("local", optarg, &local_addr); have_local = 1; break;
+        case 'r': parse_addr("remote", optarg, &remote_addr); have_remote = 1; break;
+        case 'a': parse_addr("inner-local", optarg, &inner_local); have_inner_local = 1; break;
+        default: usage();
+        }
+    }
+    if (!netns || !ifname_arg || !have_local || !have_remote || optind != argc) usage();
+    if (strlen(ifname_arg) >= IFNAMSIZ) {
+        fprintf(stderr, "ugre: --ifname: longer than %d characters: %s\n", IFNAMSIZ - 1, ifname_arg);
+        exit(2);
+    }
+
+    /* Signals are taken synchronously by the main thread only: block them before threads exist. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    /* Enter the node first: the TUN device and the raw socket belong to the netns they are made in. */
+    int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) die(netns);
+    if (setns(nsfd, CLONE_NEWNET) < 0) die("setns");
+    close(nsfd);
+
+    tun_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (tun_fd < 0) die("/dev/net/tun");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI; /* not IFF_PERSIST: the device dies with this process */
+    strncpy(ifr.ifr_name, ifname_arg, IFNAMSIZ - 1);
+    if (ioctl(tun_fd, TUNSETIFF, &ifr) < 0) die("TUNSETIFF (does the interface already exist?)");
+
+    gre_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_GRE);
+    if (gre_fd < 0) die("socket(AF_INET, SOCK_RAW, IPPROTO_GRE)");
+    int v = SOCK_BUF;
+    if (setsockopt(gre_fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0)
+        setsockopt(gre_fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+    if (setsockopt(gre_fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) < 0)
+        setsockopt(gre_fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    /* Outer DF, like a kernel GRE device with pmtudisc (its default): never fragment the outer. */
+    v = IP_PMTUDISC_DO;
+    if (setsockopt(gre_fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v) < 0) die("IP_MTU_DISCOVER");
+    v = 64;
+    setsockopt(gre_fd, IPPROTO_IP, IP_TTL, &v, sizeof v);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = local_addr};
+    if (bind(gre_fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("bind --local (is the address configured?)");
+    sa.sin_addr = remote_addr;
+    if (connect(gre_fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect --remote (is it routable?)");
+
+    pthread_t t1, t2;
+    if (pthread_create(&t1, NULL, tun_to_gre, NULL) || pthread_create(&t2, NULL, gre_to_tun, NULL))
+        die("pthread_create");
+    printf("ugre: ready if=%s netns=%s local=%s", ifname_arg, netns, inet_ntoa(local_addr));
+    printf(" remote=%s\n", inet_ntoa(remote_addr));
+    fflush(stdout);
+
+    for (;;) {
+        int sig;
+        if (sigwait(&sigs, &sig) != 0) continue;
+        if (sig == SIGUSR1) {
+            print_counters("counters");
+            continue;
+        }
+        print_counters("exit");
+        _exit(0); /* closing the TUN fd removes the (non-persistent) device */
+    }
+}

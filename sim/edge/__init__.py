@@ -1,0 +1,1 @@
+"""Cloudflare edge peer: ExaBGP config and driver, import policy, BFD speaker."""
