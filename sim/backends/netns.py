@@ -9,8 +9,6 @@ an orphan from a colleague's running lab.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import os
 import subprocess
 from pathlib import Path
@@ -194,10 +192,3 @@ class NetnsBackend(Backend):
         if errors:
             raise BackendError("could not remove " + "; ".join(errors))
 
-
-def parse_addr(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
-    return ipaddress.ip_interface(text)
-
-
-with contextlib.suppress(Exception):  # pragma: no cover - keeps ruff from flagging the import order
-    pass

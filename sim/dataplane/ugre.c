@@ -93,10 +93,14 @@ static void print_counters(const char *why) {
     fflush(stdout);
 }
 
-/* Errors a socket reports asynchronously (an ICMP from the path) are one-shot: count and go on. */
+/*
+ * Errors a socket reports asynchronously are one-shot and must not kill the tunnel: an ICMP from
+ * the path (protocol unreachable while the peer endpoint is not up yet -> ENOPROTOOPT, host
+ * unreachable, ...) is stored on the connected socket and returned by the next send or recv.
+ * Only errors that mean this program itself is broken are fatal.
+ */
 static int transient(int err) {
-    return err == EINTR || err == EAGAIN || err == ENOBUFS || err == ECONNREFUSED || err == EHOSTUNREACH ||
-           err == ENETUNREACH || err == EHOSTDOWN || err == ENETDOWN || err == EPERM || err == EACCES;
+    return err != EBADF && err != EFAULT && err != EINVAL && err != ENOTSOCK && err != EOPNOTSUPP;
 }
 
 static uint16_t inet_csum(const uint8_t *p, size_t len) {

@@ -1,0 +1,168 @@
+"""How the API drives a running lab: edge BGP sessions from CNI objects, status from link faults.
+
+The API must run with no lab at all (``NullBridge``), so everything lab-side is imported lazily
+inside ``EdgeBridge``. The bridge is declarative: after any change it sends the edge peer the whole
+set of sessions the lab should have, so a lost or repeated update cannot leave a stale session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import socket
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from mock_api.store import CniRow, InterconnectRow
+
+
+class LinkObservation(BaseModel):
+    """What the lab says about one interconnect's physical link (input of ``derive_status``)."""
+
+    cross_connect: bool
+    light_dbm: float | None
+    swapped: bool
+    link_up: bool
+    source: str
+
+
+class BridgeError(RuntimeError):
+    """The lab could not be driven; the message says which lab and what failed."""
+
+
+class LabBridge(Protocol):
+    def observe(self, lab: str, link: str) -> LinkObservation | None:
+        """Physical state of lab interconnect ``link`` (None: no such lab/link)."""
+        ...
+
+    def plan_addresses(self, lab: str, link: str, family: int = 4) -> tuple[str, str] | None:
+        """(Cloudflare end, customer end) of the lab link, so a CNI's /31 matches the wiring."""
+        ...
+
+    def sync(self, lab: str, bound: list[InterconnectRow], cnis: list[CniRow]) -> list[dict[str, Any]]:
+        """Make the lab's edge peer hold exactly the sessions these CNIs describe; returns them."""
+        ...
+
+
+class NullBridge:
+    """No lab: status comes only from the /lab/v1 controls, and CNIs configure nothing."""
+
+    def observe(self, lab: str, link: str) -> LinkObservation | None:
+        return None
+
+    def plan_addresses(self, lab: str, link: str, family: int = 4) -> tuple[str, str] | None:
+        return None
+
+    def sync(self, lab: str, bound: list[InterconnectRow], cnis: list[CniRow]) -> list[dict[str, Any]]:
+        return []
+
+
+def _send_json_line(path: str, msg: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """Fallback client for the edge control socket (JSON lines over a unix socket)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(json.dumps(msg).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf or b"{}")
+
+
+class EdgeBridge:
+    """Talks to the edge driver of running labs (``sim.edge.control``) and reads their state files."""
+
+    def _state(self, lab: str) -> Any:
+        from sim.lab.state import LabNotFound, LabState
+
+        with contextlib.suppress(LabNotFound):
+            return LabState.load(lab)
+        return None
+
+    def observe(self, lab: str, link: str) -> LinkObservation | None:
+        from sim.facts import load_facts
+
+        st = self._state(lab)
+        if st is None:
+            return None
+        names = {link} | {lk.name for lk in st.plan.links if lk.interconnect == link}
+        if not names & ({lk.name for lk in st.plan.links} | {lk.interconnect for lk in st.plan.links}):
+            return None
+        light: float | None = float(load_facts().optics["nominal_rx_dbm"])
+        swapped, up = False, True
+        for f in st.faults:
+            if f.target not in names:
+                continue
+            if f.kind == "light":
+                light = None if f.value in (None, "none", "off") else float(f.value)
+            elif f.kind == "swap":
+                swapped = True
+            elif f.kind == "down":
+                up = False
+        return LinkObservation(cross_connect=st.status == "running", light_dbm=light, swapped=swapped,
+                               link_up=up, source=f"lab {lab} state file")
+
+    def plan_addresses(self, lab: str, link: str, family: int = 4) -> tuple[str, str] | None:
+        st = self._state(lab)
+        if st is None:
+            return None
+        plen = 31 if family == 4 else 127
+        for s in st.plan.sessions_for(link):
+            if s.family == family:
+                return f"{s.cf_addr}/{plen}", f"{s.cust_addr}/{plen}"
+        return None
+
+    def sessions(self, lab: str, bound: list[InterconnectRow], cnis: list[CniRow]) -> list[dict[str, Any]]:
+        """The session set: plan sessions of links the API does not manage, CNI-derived ones otherwise."""
+        st = self._state(lab)
+        if st is None:
+            raise BridgeError(f"lab {lab!r} is not running (no state file); bind to a running lab")
+        managed = {ic.lab_link: ic.name for ic in bound if ic.lab_link}
+        out = [s.model_dump(mode="json") for s in st.plan.sessions if s.interconnect not in managed]
+        by_icon = {ic.name: ic for ic in bound}
+        for cni in cnis:
+            ic = by_icon.get(cni.interconnect)
+            if ic is None or not ic.lab_link or cni.bgp is None:
+                continue
+            cf = ipaddress.ip_interface(cni.p2p_ip)
+            templates = [s for s in st.plan.sessions_for(ic.lab_link)]
+            tpl = next((s for s in templates if s.family == cf.version), templates[0] if templates else None)
+            if tpl is None:
+                raise BridgeError(f"lab {lab!r} has no BGP session template for interconnect {ic.lab_link!r}")
+            sess = tpl.model_dump(mode="json")
+            sess.update(family=cf.version, cf_addr=str(cf.ip), cust_addr=str(ipaddress.ip_interface(cni.cust_ip).ip),
+                        cust_asn=int(cni.bgp["customer_asn"]), md5=cni.bgp.get("md5_key"),
+                        customer_md5=cni.bgp.get("md5_key"), cni=cni.id)
+            out.append(sess)
+        return out
+
+    def sync(self, lab: str, bound: list[InterconnectRow], cnis: list[CniRow]) -> list[dict[str, Any]]:
+        sessions = self.sessions(lab, bound, cnis)
+        st = self._state(lab)
+        path = st.control.get("edge") if st else None
+        if not path:
+            raise BridgeError(f"lab {lab!r} has no edge control socket (state.control['edge'] is missing)")
+        try:
+            from sim.edge.control import EdgeClient  # written by the edge driver's owner
+        except ImportError:
+            reply = _send_json_line(path, {"cmd": "configure", "sessions": sessions})
+        else:
+            reply = _edge_client_configure(EdgeClient, path, sessions)
+        if isinstance(reply, dict) and reply.get("ok") is False:
+            raise BridgeError(f"lab {lab!r} edge refused the sessions: {reply.get('error')}")
+        return sessions
+
+
+def _edge_client_configure(client_cls: Any, path: str, sessions: list[dict[str, Any]]) -> Any:
+    client = client_cls(path)
+    try:
+        return client.configure(sessions=sessions)
+    finally:
+        close = getattr(client, "close", None)
+        if close:
+            close()

@@ -1,0 +1,1 @@
+"""Discrete-event simulator of a CNI lab: links, BGP and BFD state machines, traffic; virtual time."""

@@ -1,0 +1,386 @@
+"""The object that owns a running lab: bring-up with guaranteed undo, attach, teardown.
+
+``Lab.create`` is a context manager built on :class:`contextlib.ExitStack`: each step registers
+its own undo as it succeeds, so an exception at any point (a netlink error, a daemon that will not
+start, Ctrl-C) removes exactly what had been made and nothing else. A caller that wants the lab to
+outlive it (``cnilab up``) calls :meth:`Lab.detach`; the state file then owns the lab and
+``cnilab down`` (from any shell) removes it. Tests simply leave the ``with`` block.
+
+Contract for other modules (edge peer, routers, probes, faults)::
+
+    lab.name / lab.plan / lab.state (fresh snapshot) / lab.backend
+    lab.run(node, argv, check=True)          -> CompletedProcess (inside the node)
+    lab.spawn(node, name, argv, log=None)    -> ProcessRecord, recorded in the state file
+    lab.node_dir(node)                       -> per-node dir for configs, logs, sockets
+    lab.netns_path(node)                     -> /run/netns/... (pyroute2, setns)
+    lab.ifname(node, l3_name)                -> real kernel interface for a plan name (VLAN fallback)
+    with lab.update() as st: ...             -> locked read-modify-write of the state file
+    lab.destroy()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sim.backends.base import Backend, BackendError
+from sim.lab import cleanup, process
+from sim.lab.paths import lab_dir, ns_name
+from sim.lab.process import ProcessRecord
+from sim.lab.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
+from sim.topology.plan import LabPlan
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+class LabExists(BackendError):
+    """``up`` with the name of a lab that already runs: refused, never clobbered."""
+
+
+def make_backend(kind: str, lab: str, workdir: Path) -> Backend:
+    """Backends are imported lazily: the docker one needs a container engine the netns one does not."""
+    if kind == "netns":
+        from sim.backends.netns import NetnsBackend
+
+        return NetnsBackend(lab, workdir)
+    if kind == "docker":
+        try:
+            mod = importlib.import_module("sim.backends.docker")
+        except ModuleNotFoundError as exc:
+            raise BackendError("the docker backend is not available in this build") from exc
+        return mod.DockerBackend(lab, workdir)
+    raise BackendError(f"unknown backend {kind!r}; choose netns or docker")
+
+
+def _optional(module: str, attr: str) -> Callable | None:
+    """A daemon hook from a module that may not exist yet; None (and a note) when it does not."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+    return getattr(mod, attr, None)
+
+
+class Lab:
+    """A running lab: its plan, its state file and the backend that built it."""
+
+    def __init__(self, state: LabState, backend: Backend) -> None:
+        self.name = state.lab
+        self.plan: LabPlan = state.plan
+        self.backend = backend
+        self._state = state
+        self._stack: contextlib.ExitStack | None = None
+
+    # -- bring-up ---------------------------------------------------------------------------------
+    @classmethod
+    @contextlib.contextmanager
+    def create(cls, plan: LabPlan, backend: str = "netns", *, topology_path: str | Path | None = None,
+               daemons: bool = True, ready_timeout: float = 60.0, gre: str = "auto",
+               progress: Progress | None = None) -> Iterator[Lab]:
+        """Build ``plan`` and yield the running lab; removed on exit unless :meth:`detach` was called."""
+        say = progress or (lambda _msg: None)
+        be = make_backend(backend, plan.lab, lab_dir(plan.lab))
+        if backend == "netns":
+            from sim.backends.netns import check_privileges
+
+            check_privileges()
+        with contextlib.ExitStack() as stack:
+            state = _claim(plan, backend, topology_path)
+            lab = cls(state, be)
+            # Registered first so it runs last: whatever the steps below (or daemons started by
+            # other modules through lab.spawn) left, the state-file-driven teardown removes it.
+            stack.callback(lab._teardown_quietly)
+            lab._stack = stack
+            lab._build(stack, say, gre=gre)
+            stack.callback(lab._stop_processes)  # daemons get a clean SIGTERM before namespaces go
+            if daemons:
+                lab._start_daemons(say, ready_timeout)
+            with lab.update() as st:
+                st.status = "running"
+            say(f"lab {plan.lab} is up")
+            yield lab
+            if lab._stack is None:  # detached: the state file owns the lab now
+                stack.pop_all()
+
+    def _build(self, stack: contextlib.ExitStack, say: Progress, gre: str) -> None:
+        be = self.backend
+        for node in self.plan.nodes:
+            say(f"node {node.name}")
+            be.create_node(node)
+            with self.update() as st:
+                st.namespaces[node.name] = ns_name(self.name, node.name)
+            stack.callback(self._remove_node, node.name)
+            self.node_dir(node.name)
+        for link in self.plan.links:
+            say(f"link {link.name}")
+            be.create_link(link, self.plan)
+        for node in self.plan.nodes:
+            say(f"addresses and routes on {node.name}")
+            be.configure_node(node)
+        with self.update() as st:
+            vlan_mode = getattr(be, "vlan_mode", None)
+            if vlan_mode:
+                st.mechanisms["vlan"] = vlan_mode
+            st.extra["ifnames"] = getattr(be, "ifnames", {})
+        if self.plan.tunnels:
+            say("GRE tunnels")
+            self._build_tunnels(stack, gre)
+
+    def _build_tunnels(self, stack: contextlib.ExitStack, requested: str) -> None:
+        try:
+            gremod = importlib.import_module("sim.dataplane.gre")
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("sim.dataplane.gre", "sim.dataplane"):
+                raise
+            with self.update() as st:
+                st.mechanisms["gre"] = "not built: sim.dataplane.gre is not available in this build"
+            log.warning("GRE tunnels skipped: sim.dataplane.gre is missing")
+            return
+        mode, reason = gremod.gre_mode(requested)
+        for tun in self.plan.tunnels:
+            for node, ifname, local, remote, inner in (
+                ("cf", tun.cf_ifname, tun.cf_outer, tun.cust_outer, tun.cf_inner),
+                ("cust", tun.cust_ifname, tun.cust_outer, tun.cf_outer, tun.cust_inner),
+            ):
+                rec = TunnelRecord(name=tun.name, node=node, ifname=ifname, mode=mode)
+                if mode == "kernel":
+                    gremod.create_kernel_gre(self.netns_path(node), ifname, local, remote, inner, tun.mtu)
+                else:
+                    logfile = self.node_dir(node) / f"{tun.name}.log"
+
+                    def host_spawn(name: str, argv: list[str], node: str = node, logfile: Path = logfile
+                                   ) -> ProcessRecord:
+                        return process.spawn(name, node, argv, logfile)
+
+                    rec.process = gremod.start_userspace_gre(host_spawn, self.netns_path(node), ifname, local,
+                                                             remote, inner, tun.mtu, logfile)
+                    stack.callback(rec.process.stop)
+                with self.update() as st:
+                    st.tunnels.append(rec)
+        with self.update() as st:
+            st.mechanisms["gre"] = f"{mode}: {reason}"
+
+    def _start_daemons(self, say: Progress, ready_timeout: float) -> None:
+        """Edge peer, then customer router, then wait; modules not written yet are skipped with a note."""
+        skipped: list[str] = []
+        for module, attr, label in (("sim.edge", "start_edge", "edge peer (ExaBGP, BFD) on cf"),
+                                    ("sim.routers", "start_customer", "customer router on cust")):
+            fn = _optional(module, attr)
+            if fn is None:
+                skipped.append(f"{module}.{attr}")
+                log.warning("%s skipped: %s.%s is not available", label, module, attr)
+                continue
+            say(label)
+            fn(self)
+        wait = _optional("sim.edge", "wait_ready")
+        if wait is not None:
+            say("waiting for BGP")
+            wait(self, ready_timeout)
+        if skipped:
+            with self.update() as st:
+                st.extra["daemons_skipped"] = skipped
+
+    def detach(self) -> None:
+        """Keep the lab running after the ``with`` block; ``cnilab down`` removes it later."""
+        self._stack = None
+
+    # -- attach -----------------------------------------------------------------------------------
+    @classmethod
+    def attach(cls, name: str | None = None) -> Lab:
+        """Reopen a running lab from its state file; ``name`` may be omitted when only one runs."""
+        name = resolve_lab(name)
+        state = LabState.load(name)
+        be = make_backend(state.backend, name, lab_dir(name))
+        adopt = getattr(be, "adopt", None)
+        if adopt:
+            adopt(list(state.namespaces) or [n.name for n in state.plan.nodes])
+        if hasattr(be, "ifnames"):
+            be.ifnames = dict(state.extra.get("ifnames", {}))
+        return cls(state, be)
+
+    # -- contract for other modules ---------------------------------------------------------------
+    @property
+    def state(self) -> LabState:
+        """A fresh snapshot of the state file (other processes update it); change it with update()."""
+        with contextlib.suppress(LabNotFound):
+            self._state = LabState.load(self.name)
+        return self._state
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[LabState]:
+        with update(self.name) as st:
+            yield st
+        self._state = st
+
+    @property
+    def dir(self) -> Path:
+        return lab_dir(self.name)
+
+    def node_dir(self, node: str) -> Path:
+        d = self.dir / "nodes" / node
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def netns_path(self, node: str) -> str:
+        return self.backend.netns_path(node)
+
+    def ifname(self, node: str, l3_name: str) -> str:
+        """Kernel name of the plan interface ``l3_name`` (``ewr1.100`` is ``ewr1`` without 8021q)."""
+        return self.state.extra.get("ifnames", {}).get(node, {}).get(l3_name, l3_name)
+
+    def run(self, node: str, argv: list[str], check: bool = True, timeout: float = 30,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.backend.exec(node, argv, check=check, timeout=timeout, input=input)
+
+    def spawn(self, node: str, name: str, argv: list[str], log: Path | None = None,
+              env: dict[str, str] | None = None) -> ProcessRecord:
+        """Start a daemon in ``node`` and record it, so ``down`` stops it even from another shell."""
+        rec = self.backend.spawn(node, name, argv, log=log, env=env)
+        with self.update() as st:
+            st.processes.append(rec)
+        return rec
+
+    def interactive(self, node: str, argv: list[str]) -> int:
+        """Run ``argv`` in ``node`` with the caller's terminal; returns its exit status."""
+        command = getattr(self.backend, "command", None)
+        if command is None:
+            res = self.run(node, argv, check=False)
+            print(res.stdout, end="")
+            return res.returncode
+        return subprocess.run(command(node, argv)).returncode
+
+    # -- teardown ---------------------------------------------------------------------------------
+    def destroy(self) -> None:
+        """Stop every recorded process, remove tunnels, namespaces and the lab dir. Idempotent."""
+        errors: list[str] = []
+        with contextlib.suppress(LabNotFound, OSError), self.update() as st:
+            st.status = "stopping"
+        st = self._state
+        records = [*st.processes, *(t.process for t in st.tunnels if t.process),
+                   *(f.process for f in st.faults if f.process)]
+        for rec in reversed(records):
+            try:
+                rec.stop()
+            except OSError as exc:
+                errors.append(f"process {rec.name} (pid {rec.pid}): {exc}")
+        try:
+            self.backend.destroy()
+        except BackendError as exc:
+            errors.append(str(exc))
+        # Anything still mentioning the lab dir (a helper that escaped its namespace) goes too.
+        cleanup.kill_pids(cleanup.pids_mentioning(str(self.dir)))
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir.exists():
+            errors.append(f"cannot remove {self.dir}")
+        if errors:
+            raise BackendError(f"lab {self.name}: teardown incomplete: " + "; ".join(errors))
+
+    def _stop_processes(self) -> None:
+        for rec in reversed(self.state.processes):
+            with contextlib.suppress(OSError):
+                rec.stop()
+
+    def _teardown_quietly(self) -> None:
+        try:
+            self.destroy()
+        except BackendError as exc:
+            log.error("%s", exc)
+
+    def _remove_node(self, node: str) -> None:
+        cleanup.remove_netns(ns_name(self.name, node))
+
+
+def _claim(plan: LabPlan, backend: str, topology_path: str | Path | None) -> LabState:
+    """Write the state file first (status starting), atomically refusing a name already in use."""
+    try:
+        return _claim_locked(plan, backend, topology_path)
+    except LabExists:
+        d = lab_dir(plan.lab)
+        if not (d / "state.json").exists():  # only the lock file we just made: leave nothing behind
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+
+
+def _claim_locked(plan: LabPlan, backend: str, topology_path: str | Path | None) -> LabState:
+    with locked(plan.lab):
+        if LabState.exists(plan.lab):
+            raise LabExists(f"a lab named {plan.lab!r} already exists (state {lab_dir(plan.lab) / 'state.json'}); "
+                            f"run `cnilab down --lab {plan.lab}` first or choose another --name")
+        clash = [ns for ns in cleanup.list_cnilab_netns(f"cnilab-{plan.lab}-")
+                 if ns.removeprefix(f"cnilab-{plan.lab}-") in {n.name for n in plan.nodes}]
+        if clash:
+            raise LabExists(f"namespace {clash[0]} already exists: a lab named {plan.lab!r} runs from another "
+                            "state dir; choose another --name")
+        state = LabState(lab=plan.lab, backend=backend,  # type: ignore[arg-type]
+                         topology_path=str(topology_path) if topology_path else None, plan=plan)
+        state.save()
+    return state
+
+
+def resolve_lab(name: str | None) -> str:
+    """The lab to act on: ``name``, or the only running one."""
+    if name:
+        if not LabState.exists(name):
+            raise LabNotFound(name)
+        return name
+    labs = list_labs()
+    if len(labs) == 1:
+        return labs[0]
+    exc = LabNotFound("")
+    exc.args = ("no lab is running (start one with `cnilab up TOPOLOGY`)",) if not labs else (
+        f"several labs are running ({', '.join(labs)}); choose one with --lab",)
+    raise exc
+
+
+def down_all() -> dict[str, list[str]]:
+    """Remove every lab in the state dir, then orphan namespaces and processes; report what went.
+
+    Orphans are namespaces named ``cnilab-*`` that no state file claims (see :mod:`sim.lab.cleanup`)
+    and processes whose command line names a removed lab's directory.
+    """
+    report: dict[str, list[str]] = {"labs": [], "orphan_namespaces": [], "orphan_processes": [], "errors": []}
+    removed_dirs: list[str] = []
+    for name in list_labs():
+        try:
+            Lab.attach(name).destroy()
+            report["labs"].append(name)
+        except (BackendError, LabNotFound, ValueError) as exc:
+            report["errors"].append(f"{name}: {exc}")
+        removed_dirs.append(str(lab_dir(name)))
+    for ns in cleanup.list_cnilab_netns():
+        owner = cleanup.netns_owner(ns)
+        if owner is not None and (owner / "state.json").exists():
+            continue  # a live lab (possibly another CNILAB_STATE_DIR's): not ours to remove
+        if owner is not None:
+            removed_dirs.append(str(owner))
+        killed = cleanup.remove_netns(ns)
+        report["orphan_namespaces"].append(ns)
+        report["orphan_processes"] += [str(p) for p in killed]
+    for d in removed_dirs:
+        for pid in cleanup.kill_pids(cleanup.pids_mentioning(d)):
+            report["orphan_processes"].append(str(pid))
+    labs_root = lab_dir("x").parent
+    if labs_root.is_dir():
+        for d in labs_root.iterdir():  # half-written lab dirs (no state.json) from a crash
+            if d.is_dir() and not (d / "state.json").exists() and not _recent(d):
+                shutil.rmtree(d, ignore_errors=True)
+    return report
+
+
+def _recent(path: Path, seconds: float = 30.0) -> bool:
+    """A lab dir younger than this may be a lab being created right now; leave it alone."""
+    try:
+        return time.time() - os.stat(path).st_mtime < seconds
+    except OSError:
+        return False

@@ -1,0 +1,1 @@
+"""Probes that answer the questions asked before a maintenance window: MTU, MSS, failover."""

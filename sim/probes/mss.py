@@ -1,0 +1,144 @@
+"""MSS probe: real TCP handshakes across the lab, with the MSS option read off the wire.
+
+A TCP connection from the internet host to the origin (and back) is opened by the kernels of the
+two hosts, so the SYN carries the MSS a real client would send (1460 on a 1500-byte interface).
+Sockets on both hosts capture the SYN and the SYN-ACK as they arrive, which shows exactly what the
+customer router did to the MSS in each direction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+import time
+
+from pydantic import BaseModel
+
+from sim.facts import load_facts
+from sim.faults.apply import LabLike
+from sim.probes.mtu import _first_v4
+from sim.probes.sockets import packet_socket, parse_tcp_frame, socket_in
+from sim.topology.plan import INTERNET, ORIGIN
+
+
+class MssResult(BaseModel):
+    direction: str
+    client: str
+    server: str
+    syn_sent: int | None
+    syn_arrived: int | None
+    synack_sent: int | None
+    synack_arrived: int | None
+    required: int
+    ok: bool
+    advice: str
+
+
+class MssReport(BaseModel):
+    lab: str
+    required: int
+    results: list[MssResult]
+    fix: dict[str, str]
+    ok: bool
+
+
+def fix_lines(required: int) -> dict[str, str]:
+    """The exact lines that clamp MSS to ``required`` on common customer routers."""
+    try:
+        from sim.routers.mss import mss_fix_hint  # the router module's version, if present
+        return mss_fix_hint(required)
+    except ImportError:
+        return {
+            "nftables": f"nft add rule inet filter forward tcp flags syn tcp option maxseg size set {required}",
+            "iptables": f"iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss {required}",
+            "cisco/frr-style": f"ip tcp adjust-mss {required}",
+            "junos": f"set interfaces <ifd> unit <n> family inet tcp-mss {required}",
+        }
+
+
+def _advice(arrived: int | None, required: int) -> str:
+    if arrived is None:
+        return "the SYN never arrived: the path is down or TCP is filtered"
+    if arrived == required:
+        return f"clamped to {required}, as required"
+    if arrived < required:
+        return f"clamped to {arrived}, below the {required} needed: works, but wastes payload"
+    mistake = next((m for m in load_facts().mss_mistakes if m.value == arrived), None)
+    if mistake:
+        return f"MSS {arrived} is too large: {mistake.why}"
+    return f"MSS {arrived} is too large: the customer router must clamp to {required}"
+
+
+def _capture(sock: socket.socket, port: int, stop: threading.Event, seen: dict[str, int | None]) -> None:
+    sock.setblocking(False)
+    while not stop.is_set():
+        r, _, _ = select.select([sock], [], [], 0.05)
+        if not r:
+            continue
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                frame, addr = sock.recvfrom(65535)
+                tcp = parse_tcp_frame(frame)
+                if tcp is None:
+                    continue
+                outgoing = addr[2] == socket.PACKET_OUTGOING
+                if tcp.syn and tcp.dport == port:
+                    seen["syn_out" if outgoing else "syn_in"] = tcp.mss
+                elif tcp.synack and tcp.sport == port:
+                    seen["synack_out" if outgoing else "synack_in"] = tcp.mss
+
+
+def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout: float = 3.0) -> dict[str, int | None]:
+    """Open one TCP connection client -> server_addr; return the MSS seen at each end."""
+    cns, sns = lab.netns_path(client), lab.netns_path(server)
+    listener = socket_in(sns, socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((server_addr, 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    cap_c = packet_socket(cns, "eth0")
+    cap_s = packet_socket(sns, "eth0")
+    stop = threading.Event()
+    seen_c: dict[str, int | None] = {}
+    seen_s: dict[str, int | None] = {}
+    threads = [threading.Thread(target=_capture, args=(c, port, stop, d), daemon=True)
+               for c, d in ((cap_c, seen_c), (cap_s, seen_s))]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    conn = socket_in(cns, socket.AF_INET, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    try:
+        with contextlib.suppress(OSError):
+            conn.connect((server_addr, port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not ("syn_in" in seen_s and "synack_in" in seen_c):
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        for s in (conn, listener, cap_c, cap_s):
+            s.close()
+    return {"syn_sent": seen_c.get("syn_out"), "syn_arrived": seen_s.get("syn_in"),
+            "synack_sent": seen_s.get("synack_out"), "synack_arrived": seen_c.get("synack_in")}
+
+
+def probe_mss(lab: LabLike) -> MssReport:
+    plan = lab.plan
+    required = plan.mss_required
+    results = []
+    for client, server in ((INTERNET, ORIGIN), (ORIGIN, INTERNET)):
+        seen = handshake(lab, client, server, _first_v4(plan, server))
+        # The customer router must clamp what crosses it in both directions: the SYN of the
+        # direction under test, and the SYN-ACK coming back.
+        worst = max((v for v in (seen["syn_arrived"], seen["synack_arrived"]) if v is not None), default=None)
+        ok = seen["syn_arrived"] is not None and seen["synack_arrived"] is not None and worst is not None \
+            and worst <= required
+        results.append(MssResult(direction=f"{client}->{server}", client=client, server=server, required=required,
+                                 ok=ok, advice=_advice(worst, required), **seen))
+    ok = all(r.ok for r in results)
+    return MssReport(lab=lab.state.lab, required=required, results=results, fix={} if ok else fix_lines(required),
+                     ok=ok)

@@ -1,0 +1,217 @@
+"""MTU probe: one-way DF sweeps in each direction, and whether PMTUD works.
+
+``ping -M do`` cannot measure one direction: the echo reply travels the other way and is as big as
+the request. So the probe sends DF UDP datagrams from a socket in the source node and receives them
+on a socket in the destination node, binary-searching the largest that arrives. It then sends one
+datagram just above that size with ``IP_RECVERR`` to see whether an ICMP fragmentation-needed comes
+back (PMTUD works) or the packet vanishes (a PMTUD black hole).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import select
+import socket
+import subprocess
+import time
+from typing import Literal
+
+from pydantic import BaseModel
+
+from sim.faults.apply import LabLike
+from sim.probes.sockets import (
+    IP_MTU_DISCOVER,
+    IP_PMTUDISC_DO,
+    IP_PMTUDISC_PROBE,
+    IP_RECVERR,
+    IPV6_MTU_DISCOVER,
+    IPV6_PMTUDISC_PROBE,
+    IPV6_RECVERR,
+    read_icmp_error,
+    socket_in,
+)
+from sim.topology.plan import CUSTOMER, EDGE, INTERNET, ORIGIN, LabPlan
+
+Direction = Literal["cf_to_customer", "customer_to_cf"]
+
+
+class MtuResult(BaseModel):
+    direction: Direction
+    src: str
+    dst: str
+    dst_addr: str
+    expected: int
+    measured: int | None
+    pmtud: Literal["works", "black-hole", "not-needed"]
+    icmp_mtu: int | None
+    ok: bool
+    diagnosis: str
+
+
+class MtuReport(BaseModel):
+    lab: str
+    link: str | None
+    results: list[MtuResult]
+    ok: bool
+
+
+def _first_v4(plan: LabPlan, node: str) -> str:
+    for iface in plan.node(node).interfaces:
+        for a in iface.addresses:
+            if a.version == 4:
+                return str(a.ip)
+    raise ValueError(f"node {node} has no IPv4 address")
+
+
+def _overhead(addr: str) -> int:
+    return 28 if ipaddress.ip_address(addr).version == 4 else 48
+
+
+def _sender(netns: str, dst: str, mode: int) -> socket.socket:
+    fam = socket.AF_INET if ipaddress.ip_address(dst).version == 4 else socket.AF_INET6
+    s = socket_in(netns, fam, socket.SOCK_DGRAM)
+    if fam == socket.AF_INET:
+        s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, mode)
+        s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+    else:
+        s.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE if mode == IP_PMTUDISC_PROBE else 2)
+        s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+    return s
+
+
+def _arrives(tx: socket.socket, rx: socket.socket, dst: tuple[str, int], size: int, tries: int = 3,
+             wait: float = 0.25) -> bool:
+    """Send ``tries`` DF datagrams of IP size ``size``; True if any arrives."""
+    payload_len = size - _overhead(dst[0])
+    token = os.urandom(8)
+    for _ in range(tries):
+        try:
+            tx.sendto(token + b"\0" * max(0, payload_len - 8), dst)
+        except OSError:  # EMSGSIZE: bigger than the sender's own interface
+            return False
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        r, _, _ = select.select([rx], [], [], left)
+        if not r:
+            break
+        data = rx.recv(65535)
+        if data[:8] == token:
+            return True
+    return False
+
+
+def measure_direction(lab: LabLike, direction: Direction, src: str, dst: str, dst_addr: str, expected: int,
+                      hint: str = "", ceiling: int = 1500) -> MtuResult:
+    src_ns, dst_ns = lab.netns_path(src), lab.netns_path(dst)
+    fam = socket.AF_INET if ipaddress.ip_address(dst_addr).version == 4 else socket.AF_INET6
+    rx = socket_in(dst_ns, fam, socket.SOCK_DGRAM)
+    rx.bind((dst_addr, 0))
+    port = rx.getsockname()[1]
+    subprocess.run(["nsenter", f"--net={src_ns}", "ip", "route", "flush", "cache"], capture_output=True)
+    tx = _sender(src_ns, dst_addr, IP_PMTUDISC_PROBE)
+    try:
+        lo, hi = 0, ceiling
+        if not _arrives(tx, rx, (dst_addr, port), 576 if fam == socket.AF_INET else 1280):
+            return MtuResult(direction=direction, src=src, dst=dst, dst_addr=dst_addr, expected=expected,
+                             measured=None, pmtud="not-needed", icmp_mtu=None, ok=False,
+                             diagnosis=f"nothing reaches {dst_addr} from {src}: the path is down")
+        lo = 576 if fam == socket.AF_INET else 1280
+        if _arrives(tx, rx, (dst_addr, port), hi):
+            lo = hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if _arrives(tx, rx, (dst_addr, port), mid):
+                lo = mid
+            else:
+                hi = mid
+        measured = lo
+    finally:
+        tx.close()
+    pmtud, icmp_mtu = "not-needed", None
+    if measured < ceiling:
+        pmtud, icmp_mtu = _pmtud(src_ns, dst_addr, port, measured + 1)
+    rx.close()
+    ok = measured == expected and pmtud != "black-hole"
+    return MtuResult(direction=direction, src=src, dst=dst, dst_addr=dst_addr, expected=expected,
+                     measured=measured, pmtud=pmtud, icmp_mtu=icmp_mtu, ok=ok,
+                     diagnosis=diagnose(direction, measured, expected, pmtud, hint))
+
+
+def _pmtud(src_ns: str, dst_addr: str, port: int, size: int) -> tuple[Literal["works", "black-hole"], int | None]:
+    """Send one DF datagram over the path MTU and wait for the ICMP error that PMTUD relies on."""
+    tx = _sender(src_ns, dst_addr, IP_PMTUDISC_DO)
+    fam = tx.family
+    try:
+        try:
+            tx.sendto(b"\0" * (size - _overhead(dst_addr)), (dst_addr, port))
+        except OSError:
+            return "works", None  # the kernel already learned the PMTU from an earlier ICMP
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            err = read_icmp_error(tx, fam)
+            if err is not None:
+                return "works", err[1]
+            time.sleep(0.02)
+        return "black-hole", None
+    finally:
+        tx.close()
+
+
+def diagnose(direction: Direction, measured: int, expected: int, pmtud: str, hint: str) -> str:
+    """Name the likely misconfiguration, in the words used on a CNI call."""
+    towards = "towards Cloudflare" if direction == "customer_to_cf" else "from Cloudflare to you"
+    if pmtud == "black-hole":
+        return (f"PMTUD is broken {towards}: packets above {measured} bytes vanish without an ICMP "
+                "fragmentation-needed. Allow ICMP type 3 code 4 (ICMPv6 type 2) and clamp TCP MSS.")
+    if measured == expected:
+        return f"path MTU {measured} {towards}, as the profile requires"
+    if measured > expected:
+        why = hint or "an interface MTU is too large"
+        return (f"path MTU {measured} {towards} is above the profile's {expected}: {why}; "
+                f"Cloudflare fragments or drops packets above {expected}")
+    return (f"path MTU {measured} {towards} is below the profile's {expected}: "
+            f"{hint or 'an interface on the path has a smaller MTU than the profile expects'}")
+
+
+def _hint(lab: LabLike, ic: str, direction: Direction) -> str:
+    """Look at the customer's tunnel interface for the classic mistake (GRE left at 1500)."""
+    tun = next((t for t in lab.plan.tunnels if t.interconnect == ic), None)
+    if tun is None:
+        return ""
+    out = subprocess.run(["nsenter", f"--net={lab.netns_path(CUSTOMER)}", "cat",
+                          f"/sys/class/net/{tun.cust_ifname}/mtu"], capture_output=True, text=True)
+    if out.returncode == 0 and out.stdout.strip().isdigit():
+        mtu = int(out.stdout)
+        if mtu != tun.mtu:
+            return f"the customer GRE interface {tun.cust_ifname} has MTU {mtu}; set it to {tun.mtu}"
+    return ""
+
+
+def probe_mtu(lab: LabLike, link: str | None = None) -> MtuReport:
+    """End to end (inet <-> origin) or over one interconnect (cf <-> cust)."""
+    plan = lab.plan
+    results: list[MtuResult] = []
+    if link is None:
+        best_cf = max(plan.sessions, key=lambda s: s.priority).interconnect
+        best_cu = max(plan.sessions, key=lambda s: s.local_pref).interconnect
+        results.append(measure_direction(lab, "cf_to_customer", INTERNET, ORIGIN, _first_v4(plan, ORIGIN),
+                                         plan.path_mtu[best_cf]["cf_to_customer"],
+                                         _hint(lab, best_cf, "cf_to_customer")))
+        results.append(measure_direction(lab, "customer_to_cf", ORIGIN, INTERNET, _first_v4(plan, INTERNET),
+                                         plan.path_mtu[best_cu]["customer_to_cf"],
+                                         _hint(lab, best_cu, "customer_to_cf")))
+    else:
+        sess = next((s for s in plan.sessions_for(link) if s.family == 4), None)
+        if sess is None:
+            raise ValueError(f"no interconnect named {link!r}; interconnects: "
+                             f"{', '.join(sorted({s.interconnect for s in plan.sessions}))}")
+        tun = next((t for t in plan.tunnels if t.interconnect == link), None)
+        to_cust = str(tun.cust_inner.ip) if tun and sess.cust_nexthop_via == "gre" else str(sess.cust_addr)
+        # Over one link, Cloudflare->customer is plain IP unless the profile says GRE.
+        exp_in = plan.path_mtu[link]["cf_to_customer"] if sess.cust_nexthop_via == "gre" else 1500
+        results.append(measure_direction(lab, "cf_to_customer", EDGE, CUSTOMER, to_cust, exp_in,
+                                         _hint(lab, link, "cf_to_customer")))
+        results.append(measure_direction(lab, "customer_to_cf", CUSTOMER, EDGE, str(sess.cf_nexthop),
+                                         plan.path_mtu[link]["customer_to_cf"], _hint(lab, link, "customer_to_cf")))
+    return MtuReport(lab=lab.state.lab, link=link, results=results, ok=all(r.ok for r in results))

@@ -1,0 +1,1 @@
+"""Scenario reports: one pydantic model, rendered as JSON, a self-contained HTML page, or JUnit XML."""

@@ -1,0 +1,163 @@
+"""BIRD 2 as the customer router: one ``bird -f`` per lab node, control socket in the lab dir.
+
+Like FRR it runs in the foreground through ``lab.spawn`` so the lab owns the PID; the control
+socket and pid file live in ``<node_dir>/bird`` so labs never share a socket with each other or
+with a system BIRD.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from sim.lab.process import ProcessRecord
+from sim.routers import (
+    SUN_PATH_MAX,
+    RouterError,
+    RouterLab,
+    UserConfigError,
+    log_tail,
+    process_dead,
+    record_start,
+    session_key,
+    stop_recorded,
+    template_context,
+    templates,
+)
+from sim.topology.plan import CUSTOMER, LabPlan
+
+START_TIMEOUT = 15.0
+
+
+def render_bird(plan: LabPlan) -> str:
+    """The ``bird.conf`` equivalent of the FRR template for this plan."""
+    return templates().get_template("bird.conf.j2").render(**template_context(plan))
+
+
+def validate_bird_config(path: Path) -> None:
+    """Parse ``path`` with BIRD's own parser (``bird -p``): nothing runs, nothing is bound."""
+    try:
+        r = subprocess.run(["bird", "-p", "-c", str(path)], capture_output=True, text=True, timeout=30,
+                           check=False)
+    except FileNotFoundError as exc:
+        raise UserConfigError(path, [f"customer.router.config: cannot check it, bird not installed ({exc})"]) \
+            from exc
+    if r.returncode != 0:
+        msg = "; ".join(ln.strip() for ln in (r.stdout + "\n" + r.stderr).splitlines() if ln.strip())
+        raise UserConfigError(path, [f"customer.router.config = '{path}': BIRD refuses it (bird -p): "
+                                     f"{msg or '(no message)'}"])
+
+
+_PROTO_HEAD = re.compile(r"^(?P<name>\S+)\s+BGP\s+\S+\s+(?P<up>\S+)\s+\S+(?:\s+(?P<info>.*))?$")
+
+
+def parse_bird_protocols(text: str) -> list[dict[str, Any]]:
+    """Parse ``birdc show protocols all`` into one dict per BGP protocol (other protocols skipped)."""
+    out: list[dict[str, Any]] = []
+    cur: dict[str, Any] | None = None
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line or line.startswith(("BIRD ", "Name ")):
+            continue
+        if not raw.startswith((" ", "\t")):
+            m = _PROTO_HEAD.match(line.strip())
+            cur = None
+            if m:
+                info = (m.group("info") or "").strip()
+                cur = {"name": m.group("name"), "peer": None, "remote_as": None, "local_as": None,
+                       "state": info.split()[0] if info else m.group("up"), "received": None, "sent": None,
+                       "last_error": None, "_info": info}
+                out.append(cur)
+            continue
+        if cur is None:
+            continue
+        key, _, val = line.strip().partition(":")
+        val = val.strip()
+        if key == "BGP state":
+            cur["state"] = val
+        elif key == "Neighbor address":
+            cur["peer"] = val.split("%")[0]
+        elif key == "Neighbor AS":
+            cur["remote_as"] = int(val)
+        elif key == "Local AS":
+            cur["local_as"] = int(val)
+        elif key == "Last error":
+            cur["last_error"] = val
+        elif key == "Routes":
+            m = re.search(r"(\d+) imported.*?(\d+) exported", val)
+            if m:
+                cur["received"] = (cur["received"] or 0) + int(m.group(1))
+                cur["sent"] = (cur["sent"] or 0) + int(m.group(2))
+    for p in out:
+        info = p.pop("_info")
+        if p["last_error"] is None and p["state"] != "Established" and info and info != p["state"]:
+            p["last_error"] = info
+    return out
+
+
+class BirdRouter:
+    """BIRD 2 in one lab node, with its config, socket and pid under ``<node_dir>/bird``."""
+
+    kind = "bird"
+
+    def __init__(self, lab: RouterLab, node: str = CUSTOMER) -> None:
+        self.lab = lab
+        self.node = node
+        self.dir = lab.node_dir(node) / "bird"
+
+    @property
+    def conf(self) -> Path:
+        return self.dir / "bird.conf"
+
+    @property
+    def ctl(self) -> Path:
+        return self.dir / "bird.ctl"
+
+    def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
+        """Start BIRD with ``config_text`` (default: the template); on failure nothing is left running."""
+        text = config_text if config_text is not None else render_bird(self.lab.plan)
+        if len(str(self.ctl)) > SUN_PATH_MAX:
+            raise RouterError(f"BIRD socket path {self.ctl} is {len(str(self.ctl))} bytes; unix sockets allow "
+                              f"{SUN_PATH_MAX}: use a shorter CNILAB_STATE_DIR")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ctl.unlink(missing_ok=True)
+        self.conf.write_text(text)
+        log = self.dir / "bird.log"
+        rec = self.lab.spawn(self.node, "bird", ["bird", "-f", "-c", str(self.conf), "-s", str(self.ctl),
+                                                 "-P", str(self.dir / "bird.pid")], log=log)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not self.ctl.exists():
+                if process_dead(rec):
+                    raise RouterError(f"BIRD in node {self.node} exited at start ({source}): {log_tail(log)}")
+                if time.monotonic() > deadline:
+                    raise RouterError(f"BIRD in node {self.node} did not open {self.ctl} within "
+                                      f"{START_TIMEOUT:.0f}s: {log_tail(log)}")
+                time.sleep(0.05)
+            record_start(self.lab, self.kind, self.node, self.dir, source, [rec])
+        except BaseException:
+            rec.stop()
+            raise
+        return [rec]
+
+    def stop(self) -> None:
+        stop_recorded(self.lab, self.node)
+
+    def birdc(self, *command: str) -> str:
+        """Run one ``birdc`` command against this node's BIRD; raises with BIRD's message on error."""
+        r = self.lab.run(self.node, ["birdc", "-s", str(self.ctl), *command], check=False)
+        if r.returncode != 0:
+            raise RouterError(f"birdc in node {self.node} failed ({' '.join(command)}): {r.stdout}{r.stderr}")
+        return r.stdout
+
+    def routes(self) -> str:
+        return self.birdc("show", "route")
+
+    def bgp(self) -> list[dict[str, Any]]:
+        out = parse_bird_protocols(self.birdc("show", "protocols", "all"))
+        for p in out:
+            p["session"] = session_key(self.lab.plan, p["peer"]) if p["peer"] else None
+        return out

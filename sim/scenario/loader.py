@@ -1,0 +1,131 @@
+"""Load a scenario: read the file, load its topology, apply overrides, build the plan, check names.
+
+Everything a step refers to (links, sessions) is checked against the plan here, before any
+executor starts, so a typo costs a clear error instead of a half-run demo.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sim.scenario.model import ClearStep, Expect, FaultStep, Maintenance, Scenario, WaitEstablished
+from sim.topology.load import ConfigError, describe_validation_error, load_model, load_topology
+from sim.topology.model import Topology
+from sim.topology.plan import LabPlan, build_plan
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "topologies" / "schema" / "scenario.schema.json"
+
+
+class LoadedScenario(BaseModel):
+    """A scenario with its resolved topology and plan: everything an executor needs."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    path: Path
+    name: str
+    scenario: Scenario
+    topology: Topology
+    plan: LabPlan
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, val in extra.items():
+        out[key] = _merge(out[key], val) if isinstance(val, dict) and isinstance(out.get(key), dict) else val
+    return out
+
+
+def apply_overrides(topo: Topology, overrides: dict[str, Any], where: Path | str) -> Topology:
+    """Return a new Topology with ``overrides`` (Overrides.model_dump(exclude_unset=True)) applied.
+
+    Raises ConfigError naming ``where`` and the overridden field when the result is invalid
+    (e.g. BFD switched on for a v2 interconnect).
+    """
+    data = topo.model_dump()
+    names = [ic["name"] for ic in data["interconnects"]]
+    for name, change in overrides.get("interconnects", {}).items():
+        if name not in names:
+            raise ConfigError(where, [f"overrides.interconnects.{name}: no interconnect named {name!r} in topology "
+                                      f"{topo.name!r} (it has {', '.join(names)})"])
+        i = names.index(name)
+        data["interconnects"][i] = _merge(data["interconnects"][i], change)
+    if "router" in overrides:
+        data["customer"]["router"] = _merge(data["customer"]["router"], overrides["router"])
+    if "internet_backup" in overrides:
+        data["internet_backup"] = overrides["internet_backup"]
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"overrides: topology {topo.name!r} is invalid after the overrides: {p}"
+                    for p in describe_validation_error(exc, data)]
+        raise ConfigError(where, problems) from exc
+
+
+def _check_names(sc: Scenario, plan: LabPlan, path: Path) -> None:
+    links = {lk.name for lk in plan.links}
+    ics = {s.interconnect for s in plan.sessions} | {lk.interconnect for lk in plan.links if lk.interconnect}
+    keys = {s.key for s in plan.sessions}
+    bfd_keys = {s.key for s in plan.sessions if s.bfd}
+    problems: list[str] = []
+
+    def session_ok(field: str, value: str, known: set[str]) -> None:
+        if value == "all" or value in known or value in {k.split("/")[0] for k in known}:
+            return
+        problems.append(f"{field} = {value!r}: no such session (known: all, {', '.join(sorted(known)) or 'none'})")
+
+    for i, step in enumerate(sc.timeline):
+        f = f"timeline[{i}]"
+        if isinstance(step, FaultStep) and step.link not in links:
+            problems.append(f"{f}.link = {step.link!r}: no such link (known: {', '.join(sorted(links))})")
+        if isinstance(step, ClearStep) and step.link != "all" and step.link not in links:
+            problems.append(f"{f}.link = {step.link!r}: no such link (known: all, {', '.join(sorted(links))})")
+        if isinstance(step, Maintenance) and step.link not in ics:
+            problems.append(f"{f}.link = {step.link!r}: not an interconnect (known: {', '.join(sorted(ics))})")
+        if isinstance(step, WaitEstablished):
+            session_ok(f"{f}.session", step.session, keys)
+        if isinstance(step, Expect):
+            if step.what in ("path", "traffic_on") and step.link not in ics | {"transit", "none"}:
+                problems.append(f"{f}.link = {step.link!r}: not an interconnect, 'transit' or 'none' "
+                                f"(known: {', '.join(sorted(ics))})")
+            if step.what == "session_state":
+                session_ok(f"{f}.session", step.session or "", keys)
+            if step.what == "bfd_state":
+                session_ok(f"{f}.session", step.session or "", bfd_keys)
+    if problems:
+        raise ConfigError(path, problems)
+
+
+def load_scenario(path: Path | str, lab: str | None = None) -> LoadedScenario:
+    """Load and fully check a scenario file; every failure is a ConfigError naming file/field/value."""
+    path = Path(path)
+    sc = load_model(path, Scenario)
+    topo_path = sc.topology if sc.topology.is_absolute() else (path.parent / sc.topology)
+    if not topo_path.is_file():
+        raise ConfigError(path, [f"topology = '{sc.topology}': file not found (looked for {topo_path})"])
+    topo = load_topology(topo_path)
+    topo = apply_overrides(topo, sc.overrides.model_dump(exclude_unset=True), path)
+    try:
+        plan = build_plan(topo, lab)
+    except ValueError as exc:
+        raise ConfigError(path, [f"topology = '{sc.topology}': {exc}"]) from exc
+    _check_names(sc, plan, path)
+    name = sc.name or path.name.removesuffix(".yml").removesuffix(".yaml")
+    return LoadedScenario(path=path, name=name, scenario=sc, topology=topo, plan=plan)
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """JSON schema of scenario files (for editors: ``# yaml-language-server: $schema=...``)."""
+    schema = Scenario.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "cnilab scenario"
+    return schema
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(scenario_json_schema(), indent=2) + "\n", encoding="utf-8")
+    return path
