@@ -142,16 +142,33 @@ def _optional(module: str, attr: str) -> Callable[..., Any] | None:
     return getattr(mod, attr, None)
 
 
+EDGE_PYTHON = "/opt/cnilab/bin/python"
+EDGE_RUN_DIR = "/run/cnilab"
+"""Inside the edge image: the venv cnilab is installed in, and the writable, host-mounted dir the
+edge runs from (edge.json, exabgp.conf, control.sock) so the host can attach to the socket."""
+
+
 def edge_files(plan: LabPlan) -> dict[str, str]:
-    """The edge container's /etc/cnilab: the plan it runs, its interface list, its ExaBGP config."""
+    """The edge container's /etc/cnilab: plan, interface list, and the ExaBGP config + env.
+
+    The entrypoint copies ``edge.json``/``exabgp.conf`` to the writable run dir (where the driver
+    also puts its control socket) and starts ExaBGP with ``exabgp.env``.
+    """
     cf = plan.node("cf")
     files = {
         "plan.json": plan.model_dump_json(indent=1) + "\n",
         "interfaces": "".join(f"{i.name}\n" for i in cf.interfaces),
     }
-    render = _optional("sim.edge.exabgp_conf", "render")
-    if render is not None:
-        files["exabgp.conf"] = render(plan)
+    conf = _optional("sim.edge.exabgp_conf", "render")
+    spec_cls = _optional("sim.edge.exabgp_conf", "EdgeSpec")
+    if conf is not None and spec_cls is not None:
+        from sim.edge.exabgp_conf import EXABGP_ENV
+
+        spec = spec_cls.from_plan(plan, Path(EDGE_RUN_DIR))
+        spec.python = EDGE_PYTHON
+        files["edge.json"] = spec.model_dump_json(indent=1) + "\n"
+        files["exabgp.conf"] = conf(spec)
+        files["exabgp.env"] = "".join(f"{k}={v}\n" for k, v in EXABGP_ENV.items())
     return files
 
 
@@ -171,7 +188,7 @@ staticd_options="-A 127.0.0.1"
 
 def customer_files(plan: LabPlan) -> dict[str, str]:
     files = {"daemons": FRR_DAEMONS, "vtysh.conf": "service integrated-vtysh-config\n"}
-    render = _optional("sim.routers.frr", "render")
+    render = _optional("sim.routers.frr", "render_frr")
     if render is not None:
         files["frr.conf"] = render(plan)
     return files

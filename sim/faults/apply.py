@@ -32,6 +32,8 @@ class LabLike(Protocol):
 
     def netns_path(self, node: str) -> str: ...
 
+    def ifname(self, node: str, l3_name: str) -> str: ...
+
 
 def _ns(path: str, *argv: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(["nsenter", f"--net={path}", *argv], capture_output=True, text=True, input=input)
@@ -163,7 +165,9 @@ def _undo(steps: list[dict[str, Any]]) -> None:
 def apply_fault(lab: LabLike, target: str, kind: str, value: str | float | None = None) -> FaultRecord:
     """Inject a fault now; a fault of the same kind on the same target is replaced."""
     spec = parse_fault(kind, value)
-    places = resolve_target(lab.plan, target)
+    places = [p.model_copy(update={"iface": lab.ifname(p.node, p.iface),
+                                   "peer_iface": lab.ifname(p.peer_node, p.peer_iface)})
+              for p in resolve_target(lab.plan, target)]
     clear_faults(lab, target, kind=kind)
     mechanisms, undo = [], []
     try:

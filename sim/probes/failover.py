@@ -117,7 +117,8 @@ def measure_failover(lab: LabLike, link: str, fault: str = "blackhole", rate_pps
     summary = (f"traffic moved {before} -> {after} {first_ms} ms after the fault; lost {st.lost} packets "
                f"({window:.0f} ms); {exp.mechanism} predicts ~{exp.detection_ms} ms")
     if not moved:
-        summary = f"traffic did not move off {before} within {timeout_s:.0f} s ({exp.mechanism} predicts {exp.detection_ms} ms)"
+        summary = (f"traffic did not move off {before} within {timeout_s:.0f} s "
+                   f"({exp.mechanism} predicts {exp.detection_ms} ms)")
     return FailoverReport(lab=lab.state.lab, link=link, fault=fault, rate_pps=rate_pps, path_before=before,
                           path_after=after, moved=moved, first_packet_new_path_ms=first_ms, loss_window_ms=window,
                           sent=st.sent, received=st.received, lost=st.lost, reordered=st.reordered,

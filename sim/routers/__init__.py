@@ -123,6 +123,7 @@ def template_context(plan: LabPlan) -> dict[str, Any]:
 
 
 def templates() -> jinja2.Environment:
+    """The router templates; StrictUndefined so a missing context key fails loudly, not as ''."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,

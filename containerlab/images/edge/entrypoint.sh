@@ -3,16 +3,17 @@
 # (eth1..) afterwards, so wait for every interface the export lists before starting the edge,
 # otherwise ExaBGP/BFD would bind to addresses that do not exist yet.
 #
-#   /etc/cnilab   config dir written by `cnilab export containerlab` (plan.json, exabgp.conf, ...)
-#   /run/cnilab   control-socket dir, bind-mounted from the host so that
-#                 `cnilab bgp|bfd|fault --backend containerlab --lab NAME` attaches by name
-# With arguments, run them instead (the docker backend starts daemons itself: `sleep infinity`).
+#   /etc/cnilab   config dir written by `cnilab export containerlab` (edge.json, exabgp.conf, ...)
+#   /run/cnilab   writable run dir, bind-mounted from the host (/run/cnilab/containerlab/LAB/cf):
+#                 the driver's control socket lives there, so `cnilab bgp|bfd|fault --backend
+#                 containerlab --lab NAME` attaches from the host by name
+# With arguments, run them instead (the docker backend starts daemons itself).
 set -eu
 if [ "$#" -gt 0 ]; then exec "$@"; fi
 
 conf=${CNILAB_CONFIG_DIR:-/etc/cnilab}
-ctl=${CNILAB_CONTROL_DIR:-/run/cnilab}
-mkdir -p "$ctl"
+run=${CNILAB_CONTROL_DIR:-/run/cnilab}
+mkdir -p "$run"
 if [ -f "$conf/interfaces" ]; then
   for ifname in $(cat "$conf/interfaces"); do
     i=0
@@ -22,5 +23,9 @@ if [ -f "$conf/interfaces" ]; then
     done
   done
 fi
-# The edge runner (sim.edge) renders and runs ExaBGP + BFD + GRE from the exported plan.
-exec python3 -m sim.edge --config-dir "$conf" --control-dir "$ctl"
+for f in edge.json exabgp.conf; do
+  [ -f "$conf/$f" ] || { echo "edge: $conf/$f missing (re-run cnilab export containerlab)" >&2; exit 1; }
+  cp "$conf/$f" "$run/$f"
+done
+# ExaBGP runs the lab driver (sim.edge.driver) as its API process; the driver serves control.sock.
+exec env $(cat "$conf/exabgp.env") /opt/cnilab/bin/exabgp server "$run/exabgp.conf"

@@ -1,0 +1,360 @@
+"""Lab lifecycle commands: ``up``, ``status``, ``down``, ``exec``, ``doctor``, ``schema``, ``validate``.
+
+Every command that prints data has ``--json`` with a pydantic model behind it, so scripts and the
+dashboard read the same fields a person sees. Expected failures (bad topology, no such lab, a
+backend that cannot build here) print one line through :func:`sim.cli.output.fail`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import BaseModel, Field
+from rich.table import Table
+
+from sim.backends.base import BackendError
+from sim.cli.output import console, emit, err_console, fail
+from sim.lab.state import LabNotFound, LabState, list_labs
+from sim.topology.load import ConfigError, load_topology
+from sim.topology.plan import LabPlan, build_plan
+
+LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)")
+JSON_OPTION = typer.Option(False, "--json", help="Print stable JSON instead of tables")
+
+
+# -- models behind --json ------------------------------------------------------------------------
+class IfaceStatus(BaseModel):
+    node: str
+    name: str = Field(description="Plan interface (the L3 one: NAME.VLAN when tagged)")
+    kernel_name: str = Field(description="Interface that really carries the addresses")
+    mtu: int
+    vlan: int | None
+    addresses: list[str]
+
+
+class LinkStatus(BaseModel):
+    name: str
+    role: str
+    a: str = Field(description="node:iface")
+    b: str
+    mtu: int
+    vlan: int | None
+    gre: str | None = Field(description="GRE mode of the tunnel over this interconnect (kernel/userspace)")
+    path_mtu: dict[str, int] | None = Field(description="direction -> expected path MTU (interconnects)")
+
+
+class TunnelStatus(BaseModel):
+    name: str
+    node: str
+    ifname: str
+    mode: str
+    pid: int | None
+    alive: bool | None
+
+
+class ProcessStatus(BaseModel):
+    name: str
+    node: str
+    pid: int
+    alive: bool
+    log: str | None
+
+
+class FaultStatus(BaseModel):
+    target: str
+    kind: str
+    value: Any
+    mechanism: str
+    since: float
+
+
+class NodeStatus(BaseModel):
+    name: str
+    role: str
+    netns: str | None
+    exists: bool
+
+
+class LabStatus(BaseModel):
+    """``cnilab status --json``: one object per lab (a list when several run and no --lab is given)."""
+
+    lab: str
+    backend: str
+    status: str
+    topology: str
+    topology_path: str | None
+    created: float
+    mss_required: int
+    nodes: list[NodeStatus]
+    interfaces: list[IfaceStatus]
+    links: list[LinkStatus]
+    tunnels: list[TunnelStatus]
+    processes: list[ProcessStatus]
+    mechanisms: dict[str, str]
+    faults: list[FaultStatus]
+    notes: list[str] = Field(default_factory=list)
+
+
+class UpResult(BaseModel):
+    """``cnilab up --json``: the status of the new lab plus how long it took."""
+
+    seconds: float
+    daemons: bool
+    status: LabStatus
+
+
+class DownResult(BaseModel):
+    """``cnilab down --json``: labs removed, orphans swept (``--all``), errors."""
+
+    labs: list[str]
+    orphan_namespaces: list[str] = Field(default_factory=list)
+    orphan_processes: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+
+
+def lab_status(st: LabState) -> LabStatus:
+    """Build the status view from a state file (and the live system: namespaces, pids)."""
+    from sim.lab.cleanup import netns_path
+
+    plan = st.plan
+    ifnames: dict[str, dict[str, str]] = st.extra.get("ifnames", {})
+    gre_by_ic = {t.interconnect: next((r.mode for r in st.tunnels if r.name == t.name), None) for t in plan.tunnels}
+    ifaces = [IfaceStatus(node=n.name, name=i.l3_name, kernel_name=ifnames.get(n.name, {}).get(i.l3_name, i.l3_name),
+                          mtu=i.mtu, vlan=i.vlan, addresses=[str(a) for a in i.addresses])
+              for n in plan.nodes for i in n.interfaces]
+    links = []
+    for lk in plan.links:
+        vlan = plan.node(lk.a.node).iface(lk.a.iface).vlan
+        links.append(LinkStatus(name=lk.name, role=lk.role, a=f"{lk.a.node}:{lk.a.iface}",
+                                b=f"{lk.b.node}:{lk.b.iface}", mtu=lk.mtu, vlan=vlan,
+                                gre=gre_by_ic.get(lk.interconnect) if lk.interconnect else None,
+                                path_mtu=plan.path_mtu.get(lk.interconnect) if lk.interconnect else None))
+    nodes = []
+    for n in plan.nodes:
+        ns = st.namespaces.get(n.name)
+        nodes.append(NodeStatus(name=n.name, role=n.role, netns=ns,
+                                exists=bool(ns) and os.path.exists(netns_path(ns))))
+    notes = [f"daemon step skipped (module not available): {s}" for s in st.extra.get("daemons_skipped", [])]
+    return LabStatus(
+        lab=st.lab, backend=st.backend, status=st.status, topology=plan.topology, topology_path=st.topology_path,
+        created=st.created, mss_required=plan.mss_required, nodes=nodes, interfaces=ifaces, links=links,
+        tunnels=[TunnelStatus(name=t.name, node=t.node, ifname=t.ifname, mode=t.mode,
+                              pid=t.process.pid if t.process else None,
+                              alive=t.process.alive() if t.process else None) for t in st.tunnels],
+        processes=[ProcessStatus(name=p.name, node=p.node, pid=p.pid, alive=p.alive(), log=p.log)
+                   for p in st.processes],
+        mechanisms=dict(st.mechanisms),
+        faults=[FaultStatus(target=f.target, kind=f.kind, value=f.value, mechanism=f.mechanism, since=f.since)
+                for f in st.faults],
+        notes=notes,
+    )
+
+
+# -- rendering -----------------------------------------------------------------------------------
+def _yes(v: bool | None) -> str:
+    return "-" if v is None else ("[green]yes[/]" if v else "[red]no[/]")
+
+
+def render_status(s: LabStatus) -> None:
+    console.print(f"[bold]lab {s.lab}[/] ({s.topology}, backend {s.backend}): [bold]{s.status}[/]; "
+                  f"customer MSS clamp required: {s.mss_required}")
+    t = Table("link", "role", "a", "b", "MTU", "VLAN", "GRE", "path MTU cf→cust / cust→cf", title="links")
+    for lk in s.links:
+        pm = f"{lk.path_mtu['cf_to_customer']} / {lk.path_mtu['customer_to_cf']}" if lk.path_mtu else ""
+        t.add_row(lk.name, lk.role, lk.a, lk.b, str(lk.mtu), str(lk.vlan or ""), lk.gre or "", pm)
+    console.print(t)
+    if s.tunnels:
+        t = Table("tunnel", "node", "ifname", "mode", "pid", "alive", title="GRE tunnels")
+        for tu in s.tunnels:
+            t.add_row(tu.name, tu.node, tu.ifname, tu.mode, str(tu.pid or ""), _yes(tu.alive))
+        console.print(t)
+    t = Table("node", "role", "namespace", "exists", title="nodes")
+    for n in s.nodes:
+        t.add_row(n.name, n.role, n.netns or "", _yes(n.exists))
+    console.print(t)
+    if s.processes:
+        t = Table("process", "node", "pid", "alive", "log", title="processes")
+        for p in s.processes:
+            t.add_row(p.name, p.node, str(p.pid), _yes(p.alive), p.log or "")
+        console.print(t)
+    if s.faults:
+        t = Table("target", "fault", "value", "mechanism", title="active faults")
+        for f in s.faults:
+            t.add_row(f.target, f.kind, "" if f.value is None else str(f.value), f.mechanism)
+        console.print(t)
+    for k, v in s.mechanisms.items():
+        console.print(f"[dim]{k}:[/] {v}", highlight=False)
+    for note in s.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Expected failures become one clear line, never a traceback."""
+    try:
+        yield
+    except (ConfigError, LabNotFound, BackendError) as exc:
+        fail(str(exc).strip())
+
+
+def _plan(topology: Path, name: str | None) -> LabPlan:
+    topo = load_topology(topology)
+    if name is not None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", name):
+            raise ConfigError(topology, [f"--name = {name!r}: lab names are lowercase letters, digits and '-', "
+                                         "at most 32 characters"])
+    try:
+        return build_plan(topo, name)
+    except ValueError as exc:
+        raise ConfigError(topology, [str(exc)]) from exc
+
+
+# -- commands ------------------------------------------------------------------------------------
+def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/)"),
+       name: str = typer.Option(None, "--name", "-n", help="Lab name (default: the topology's name)"),
+       backend: str = typer.Option("netns", "--backend", help="netns or docker"),
+       no_daemons: bool = typer.Option(False, "--no-daemons", help="Dataplane only: no ExaBGP/FRR/BIRD"),
+       gre: str = typer.Option("auto", "--gre", help="GRE implementation: auto, kernel or userspace"),
+       timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for BGP to be ready"),
+       as_json: bool = JSON_OPTION) -> None:
+    """Build a lab from TOPOLOGY and leave it running (remove it with `cnilab down`)."""
+    from sim.lab.lab import Lab
+
+    with _errors():
+        plan = _plan(topology, name)
+        t0 = time.monotonic()
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+        with err_console.status(f"bringing up {plan.lab}") as spinner:
+            def progress(msg: str) -> None:
+                spinner.update(f"{plan.lab}: {msg}")
+
+            with Lab.create(plan, backend, topology_path=topology.resolve(), daemons=not no_daemons,
+                            ready_timeout=timeout, gre=gre, progress=progress) as lab:
+                lab.detach()
+        result = UpResult(seconds=round(time.monotonic() - t0, 3), daemons=not no_daemons,
+                          status=lab_status(lab.state))
+    emit(result, as_json, lambda r: (render_status(r.status),
+                                     console.print(f"[green]up[/] in {r.seconds:.2f} s")))
+
+
+def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Nodes, links (MTU/VLAN/GRE), tunnels, processes, mechanisms and active faults."""
+    from sim.lab.lab import resolve_lab
+
+    with _errors():
+        if lab is None and len(list_labs()) > 1:
+            states = [lab_status(LabState.load(n)) for n in list_labs()]
+            emit(states, as_json, lambda ss: [render_status(s) for s in ss])
+            return
+        if lab is None and not list_labs():
+            emit([], as_json, lambda _: console.print("no lab is running"))
+            return
+        st = LabState.load(resolve_lab(lab))
+        emit(lab_status(st), as_json, render_status)
+
+
+def down(lab: str = LAB_OPTION,
+         all_: bool = typer.Option(False, "--all", help="Every lab, plus orphan namespaces and processes"),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success"),
+         as_json: bool = JSON_OPTION) -> None:
+    """Stop every process of the lab and remove its tunnels, namespaces and state."""
+    from sim.lab.lab import Lab, down_all, resolve_lab
+
+    with _errors():
+        if all_:
+            result = DownResult(**down_all())
+        else:
+            if lab is None and not list_labs():
+                if not quiet:
+                    console.print("no lab is running")
+                return
+            name = resolve_lab(lab)
+            Lab.attach(name).destroy()
+            result = DownResult(labs=[name])
+    if result.errors:
+        fail("; ".join(result.errors))
+    if quiet and not as_json:
+        return
+    emit(result, as_json, lambda r: console.print(
+        f"removed lab(s): {', '.join(r.labs) or 'none'}"
+        + (f"; orphan namespaces: {', '.join(r.orphan_namespaces)}" if r.orphan_namespaces else "")
+        + (f"; orphan processes: {', '.join(r.orphan_processes)}" if r.orphan_processes else "")))
+
+
+def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, transit, colo"),
+          cmd: list[str] = typer.Argument(..., help="Command to run inside the node (after --)"),
+          lab: str = LAB_OPTION) -> None:
+    """Run CMD inside NODE of a lab; exits with the command's status."""
+    from sim.lab.lab import Lab
+
+    with _errors():
+        handle = Lab.attach(lab)
+        if node not in {n.name for n in handle.plan.nodes}:
+            fail(f"lab {handle.name} has no node {node!r}; nodes: {', '.join(n.name for n in handle.plan.nodes)}")
+        code = handle.interactive(node, cmd)
+    raise typer.Exit(code)
+
+
+def doctor(as_json: bool = JSON_OPTION) -> None:
+    """Test each kernel feature and binary for real; say what the lab uses instead of what is missing."""
+    from sim.dataplane.capabilities import DoctorReport
+    from sim.dataplane.capabilities import doctor as run_doctor
+
+    def render(r: DoctorReport) -> None:
+        t = Table("feature", "ok", "detail", "lab uses instead", title=f"kernel {r.kernel}")
+        for f in r.features:
+            t.add_row(f.name, _yes(f.ok), f.detail, f.fallback or "")
+        console.print(t)
+        t = Table("binary", "found", "path", title="binaries")
+        for b in r.binaries:
+            t.add_row(b.name, _yes(b.ok), b.path or "")
+        console.print(t)
+        console.print("netns labs: " + ("[green]ready[/]" if r.lab_ready else "[red]cannot be built here[/]"))
+
+    emit(run_doctor(), as_json, render)
+
+
+def schema(check: bool = typer.Option(False, "--check", help="Fail if the committed schema is stale"),
+           output: Path = typer.Option(None, "--output", "-o", help="Write here instead of the repo copy")) -> None:
+    """Write (or --check) topologies/schema/topology.schema.json from the pydantic Topology model."""
+    from sim.topology import schema as sch
+
+    path = output or sch.SCHEMA_PATH
+    if check:
+        if not sch.schema_is_current(path):
+            fail(f"{path} is out of date with sim/topology/model.py; run `cnilab schema`", code=1)
+        console.print(f"{path} is current")
+        return
+    console.print(f"wrote {sch.write_schema(path)}")
+
+
+def validate(topology: Path = typer.Argument(..., help="Topology YAML"),
+             as_json: bool = JSON_OPTION) -> None:
+    """Check a topology file and show the lab it would build (nothing is created)."""
+    with _errors():
+        plan = _plan(topology, None)
+    summary = {"topology": plan.topology, "valid": True, "nodes": [n.name for n in plan.nodes],
+               "links": [lk.name for lk in plan.links], "tunnels": [t.name for t in plan.tunnels],
+               "sessions": [s.key for s in plan.sessions], "path_mtu": plan.path_mtu,
+               "mss_required": plan.mss_required}
+    emit(summary, as_json, lambda s: console.print(
+        f"[green]valid[/]: {s['topology']}: nodes {', '.join(s['nodes'])}; tunnels {', '.join(s['tunnels']) or 'none'};"
+        f" sessions {', '.join(s['sessions'])}; MSS clamp {s['mss_required']}"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.command()(status)
+    app.command()(down)
+    app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)
+    app.command()(doctor)
+    app.command()(schema)
+    app.command()(validate)

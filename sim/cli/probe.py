@@ -1,0 +1,162 @@
+"""``cnilab probe mtu|mss``, ``cnilab fault``, ``cnilab failover``: questions asked before and during a window.
+
+Every command exits non-zero when the answer is bad, so a CI job can run it as a check.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sim.cli.output import console, emit, fail
+
+
+def _lab(name: str | None):
+    from sim.lab.lab import Lab
+    from sim.lab.state import LabNotFound
+
+    try:
+        return Lab.attach(name)
+    except (LabNotFound, LookupError, ValueError) as exc:
+        fail(str(exc))
+
+
+LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def register(app: typer.Typer) -> None:
+    probe = typer.Typer(help="Measure the lab: path MTU/PMTUD, TCP MSS clamping.", no_args_is_help=True)
+    app.add_typer(probe, name="probe")
+
+    @probe.command("mtu")
+    def probe_mtu(link: Annotated[str | None, typer.Option("--link", help="One interconnect (cf <-> cust)")] = None,
+                  lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+        """Path MTU in each direction by one-way DF sweep, against the profile; and whether PMTUD works."""
+        from sim.probes.mtu import probe_mtu as run
+
+        try:
+            report = run(_lab(lab), link)
+        except ValueError as exc:
+            fail(str(exc))
+
+        def render(r) -> None:
+            t = Table(title=f"MTU probe - lab {r.lab}" + (f", interconnect {r.link}" if r.link else " (end to end)"))
+            for col in ("direction", "from -> to", "expected", "measured", "PMTUD", "result"):
+                t.add_column(col)
+            for x in r.results:
+                t.add_row(x.direction, f"{x.src} -> {x.dst} ({x.dst_addr})", str(x.expected), str(x.measured),
+                          x.pmtud + (f" (ICMP mtu {x.icmp_mtu})" if x.icmp_mtu else ""),
+                          "[green]ok[/]" if x.ok else "[red]FAIL[/]")
+            console.print(t)
+            for x in r.results:
+                console.print(f"  {x.direction}: {x.diagnosis}")
+
+        emit(report, as_json, render)
+        raise typer.Exit(0 if report.ok else 1)
+
+    @probe.command("mss")
+    def probe_mss(lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+        """Real TCP handshakes inet <-> origin; MSS seen on each side vs what the profile requires."""
+        from sim.probes.mss import probe_mss as run
+
+        report = run(_lab(lab))
+
+        def render(r) -> None:
+            t = Table(title=f"MSS probe - lab {r.lab} (required clamp {r.required})")
+            for col in ("direction", "SYN sent", "SYN arrived", "SYN-ACK sent", "SYN-ACK arrived", "result"):
+                t.add_column(col)
+            for x in r.results:
+                t.add_row(x.direction, str(x.syn_sent), str(x.syn_arrived), str(x.synack_sent),
+                          str(x.synack_arrived), "[green]ok[/]" if x.ok else "[red]FAIL[/]")
+            console.print(t)
+            for x in r.results:
+                console.print(f"  {x.direction}: {x.advice}")
+            if r.fix:
+                console.print(f"[bold]Fix: clamp TCP MSS to {r.required} on the customer router[/]")
+                for k, v in r.fix.items():
+                    console.print(f"  {k:>16}: {v}", highlight=False)
+
+        emit(report, as_json, render)
+        raise typer.Exit(0 if report.ok else 1)
+
+    @app.command("fault")
+    def fault(
+        target: Annotated[str, typer.Argument(help="Link or node name; or 'clear' / 'list'")],
+        kind: Annotated[str | None, typer.Argument(help="Fault kind; after clear: the link")] = None,
+        value: Annotated[str | None, typer.Argument(help="e.g. 30%, 100ms/20ms, 10mbit, -25dBm, 4s")] = None,
+        all_: Annotated[bool, typer.Option("--all", help="With 'clear': every fault in the lab")] = False,
+        lab: LabOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Inject a fault (`cnilab fault ewr1 loss 30%`), clear it (`cnilab fault clear ewr1|--all`), or list them.
+
+        Kinds: down, flap [PERIOD], blackhole, loss PCT, delay MS[/JITTER], rate RATE, drop-bfd, drop-bgp,
+        light DBM|none, swap.
+        """
+        from sim.faults import FaultError, apply_fault, clear_faults
+
+        the_lab = _lab(lab)
+        try:
+            if target == "list":
+                recs = the_lab.state.faults
+            elif target == "clear":
+                if not all_ and not kind:
+                    fail("say which link to clear (cnilab fault clear LINK) or --all")
+                recs = clear_faults(the_lab, None if all_ else kind)
+            else:
+                if kind is None:
+                    fail("say which fault: cnilab fault LINK KIND [VALUE] (kinds: down, flap, blackhole, loss, "
+                         "delay, rate, drop-bfd, drop-bgp, light, swap)")
+                recs = [apply_fault(the_lab, target, kind, value)]
+        except FaultError as exc:
+            fail(str(exc))
+
+        def render(rs) -> None:
+            verb = {"clear": "cleared", "list": "active"}.get(target, "injected")
+            if not rs:
+                console.print(f"no faults {verb}")
+            for r in rs:
+                console.print(f"{verb}: [bold]{r.target}[/] {r.kind} {r.value or ''} - {r.mechanism}")
+
+        emit(recs, as_json, render)
+
+    @app.command("failover")
+    def failover(
+        link: Annotated[str, typer.Argument(help="Interconnect to fail")],
+        fault_kind: Annotated[str, typer.Option("--fault", help="blackhole (silent), down (carrier), drop-bfd, ...")]
+        = "blackhole",
+        rate: Annotated[int, typer.Option("--rate", help="Stream rate, packets per second")] = 200,
+        keep: Annotated[bool, typer.Option("--keep", help="Leave the fault in place afterwards")] = False,
+        lab: LabOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Stream UDP inet -> origin, fail LINK, and measure loss window and time to the new path."""
+        from sim.faults import FaultError
+        from sim.probes.failover import measure_failover
+
+        try:
+            report = measure_failover(_lab(lab), link, fault_kind, rate, restore=not keep)
+        except (FaultError, ValueError) as exc:
+            fail(str(exc))
+
+        def render(r) -> None:
+            t = Table(title=f"Failover - lab {r.lab}, {r.fault} on {r.link} at {r.rate_pps} pps")
+            t.add_column("measure")
+            t.add_column("value")
+            rows = [("path before", r.path_before), ("path after", r.path_after),
+                    ("first packet on new path", f"{r.first_packet_new_path_ms} ms"),
+                    ("loss window", f"{r.loss_window_ms:.0f} ms"), ("lost / sent", f"{r.lost} / {r.sent}"),
+                    ("reordered", str(r.reordered)),
+                    ("expected", f"{r.expected.mechanism}: {r.expected.detection_ms} ms"),
+                    ("BFD detection / hold time", f"{r.expected.bfd_detection_ms} ms / {r.expected.hold_time_ms} ms"),
+                    ("measured / expected", str(r.ratio_to_expected))]
+            for k, v in rows:
+                t.add_row(k, str(v))
+            console.print(t)
+            console.print(("[green]" if r.ok else "[red]") + r.summary + "[/]")
+
+        emit(report, as_json, render)
+        raise typer.Exit(0 if report.ok else 1)
