@@ -79,7 +79,8 @@ def evaluate(
         return PolicyDecision(prefix=net, accepted=False, reason=reason, rule=rule)
 
     if net.prefixlen == 0 and facts.prefix_rules.get("reject_default_route", True):
-        return no("default-route", f"{net} is a default route: Cloudflare never accepts a default route from a customer")
+        return no("default-route",
+                  f"{net} is a default route: Cloudflare never accepts a default route from a customer")
     max_len = facts.max_prefixlen(net.version)
     if net.prefixlen > max_len:
         return no("max-prefix-length",

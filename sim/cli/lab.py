@@ -207,10 +207,9 @@ def _errors() -> Iterator[None]:
 
 def _plan(topology: Path, name: str | None) -> LabPlan:
     topo = load_topology(topology)
-    if name is not None:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", name):
-            raise ConfigError(topology, [f"--name = {name!r}: lab names are lowercase letters, digits and '-', "
-                                         "at most 32 characters"])
+    if name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", name):
+        raise ConfigError(topology, [f"--name = {name!r}: lab names are lowercase letters, digits and '-', "
+                                     "at most 32 characters"])
     try:
         return build_plan(topo, name)
     except ValueError as exc:
@@ -295,6 +294,10 @@ def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, tr
     """Run CMD inside NODE of a lab; exits with the command's status."""
     from sim.lab.lab import Lab
 
+    if cmd and cmd[0] == "--":  # interspersed args are off so `exec cust ip -br a` works; drop the marker
+        cmd = cmd[1:]
+    if not cmd:
+        fail("no command given: cnilab exec NODE -- CMD...")
     with _errors():
         handle = Lab.attach(lab)
         if node not in {n.name for n in handle.plan.nodes}:

@@ -19,7 +19,8 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = (
-    "sim.cli.lab",        # up, down, status, exec, doctor, schema, demo
+    "sim.cli.lab",        # up, down, status, exec, doctor, schema
+    "sim.cli.demo",       # demo (the README's main job)
     "sim.cli.bgp",        # bgp, bfd, routes
     "sim.cli.api",        # api
     "sim.cli.probe",      # probe, fault, failover

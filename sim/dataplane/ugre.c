@@ -56,7 +56,9 @@
 #define GRE_HLEN 4
 #define MAX_PKT 65536          /* an outer packet reassembled from fragments can be this big */
 #define RX_BATCH 32            /* packets per recvmmsg(2) call */
+#ifndef TX_BATCH
 #define TX_BATCH 32            /* packets per sendmmsg(2) call */
+#endif
 #define SOCK_BUF (4 << 20)     /* socket buffers: absorb TCP bursts instead of dropping them */
 
 #define GRE_F_CSUM 0x8000

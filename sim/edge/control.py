@@ -247,5 +247,6 @@ class EdgeClient:
                 return sess
             if time.monotonic() > deadline:
                 lines = [f"{s.key}: {s.state} ({s.last_error or 'no error reported'})" for s in sess if not s.up]
-                raise ControlError("BGP not established within %ss: %s" % (timeout, "; ".join(lines) or "no sessions"))
+                detail = "; ".join(lines) or "no sessions"
+                raise ControlError(f"BGP not established within {timeout}s: {detail}")
             time.sleep(0.2)

@@ -62,6 +62,7 @@ class EdgeSpec(BaseModel):
     scale_routes: int = 0
     extra_announce: list[Network] = Field(default_factory=list, description="announced at runtime")
     withdrawn: list[Network] = Field(default_factory=list, description="base prefixes withdrawn at runtime")
+    ifnames: dict[str, str] = Field(default_factory=dict, description="plan interface -> kernel name (VLAN fallback)")
     workdir: Path
     python: str = Field(default_factory=lambda: sys.executable)
 

@@ -98,7 +98,8 @@ def _build(client: docker.DockerClient, context: Path, dockerfile: str, tag: str
 def ensure_base(engine: str = "podman") -> str:
     """Build (or keep) the debootstrap base image; returns its name."""
     script = IMAGES_DIR / "base" / "build-base.sh"
-    res = subprocess.run([str(script)], capture_output=True, text=True, env={"ENGINE": engine, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    env = {"ENGINE": engine, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    res = subprocess.run([str(script)], capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise ImageBuildError(f"{script} failed: {(res.stderr or res.stdout).strip()[-2000:]}")
     return LOCAL_BASE

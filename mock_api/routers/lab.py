@@ -1,0 +1,128 @@
+"""/lab/v1: controls a real CNI API does not have, for rehearsing the physical side.
+
+Make the cross-connect, set the received light level, swap the fibres, take the link down, or bind
+an API interconnect to a running lab's interconnect link (whose faults then decide the status).
+Outside /client/v4 on purpose: no Cloudflare client will ever call these by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from mock_api.context import Ctx, ctx
+from mock_api.errors import CFError, bad_request, conflict, not_found
+from mock_api.lab_bridge import BridgeError
+from mock_api.routers.cnis import sync_lab
+from mock_api.routers.interconnects import diagnose
+from mock_api.schemas import Bind, CrossConnect, Light, LinkState, Swap
+from mock_api.store import InterconnectRow
+
+router = APIRouter(prefix="/lab/v1/interconnects/{icon}", tags=["Lab controls"])
+
+
+def _owned(request: Request, c: Ctx, icon: str) -> InterconnectRow:
+    ic = c.store.interconnect_by_name(icon)
+    if ic is None or ic.account not in request.state.identity.accounts:
+        raise not_found(f"interconnect {icon!r} not found")
+    return ic
+
+
+def _manual(request: Request, c: Ctx, icon: str) -> InterconnectRow:
+    ic = _owned(request, c, icon)
+    if ic.lab and ic.lab_link:
+        raise conflict(f"interconnect {icon!r} is bound to lab {ic.lab!r} link {ic.lab_link!r}: its status comes "
+                       "from the lab; inject faults there (cnilab fault ...) or unbind first")
+    return ic
+
+
+def view(c: Ctx, ic: InterconnectRow) -> dict[str, Any]:
+    d = diagnose(c, ic)
+    return {"name": ic.name, "state": d.state, "reason": d.reason, "reason_id": d.reason_id,
+            "cross_connect": ic.cross_connect, "light_dbm": ic.light_dbm, "swapped": ic.swapped,
+            "link_up": ic.link_up, "lab": ic.lab, "lab_link": ic.lab_link}
+
+
+@router.get("", summary="Physical state and full diagnosis (including Pending reasons)")
+def lab_view(icon: str, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+    return JSONResponse(view(c, _owned(request, c, icon)))
+
+
+@router.post("/cross-connect", summary="Make (or remove) the cross-connect")
+def cross_connect(icon: str, body: CrossConnect, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+    _manual(request, c, icon)
+    ic = c.store.update_interconnect(icon, cross_connect=body.made)
+    assert ic
+    return JSONResponse(view(c, ic))
+
+
+@router.post("/light", summary="Set the received light level in dBm (null: no light)")
+def light(icon: str, body: Light, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+    _manual(request, c, icon)
+    if body.dbm is not None and not -60.0 <= body.dbm <= 10.0:
+        raise bad_request(f"dbm: {body.dbm} is not a plausible receive level (-60..10 dBm)")
+    ic = c.store.update_interconnect(icon, light_dbm=body.dbm)
+    assert ic
+    return JSONResponse(view(c, ic))
+
+
+@router.post("/swap", summary="Swap (or un-swap) RX and TX fibres")
+def swap(icon: str, body: Swap, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+    _manual(request, c, icon)
+    ic = c.store.update_interconnect(icon, swapped=body.swapped)
+    assert ic
+    return JSONResponse(view(c, ic))
+
+
+@router.post("/link", summary="Set the link's operational state")
+def link(icon: str, body: LinkState, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+    _manual(request, c, icon)
+    ic = c.store.update_interconnect(icon, link_up=body.up)
+    assert ic
+    return JSONResponse(view(c, ic))
+
+
+@router.post("/bind", summary="Bind to a running lab's interconnect; its CNIs then drive the edge peer")
+def bind(icon: str, body: Bind, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+    ic = _owned(request, c, icon)
+    lab = body.lab or c.settings.lab
+    if not lab:
+        raise bad_request("lab: required (or start the server with --lab LAB)")
+    from sim.lab.state import LabNotFound, LabState
+
+    try:
+        st = LabState.load(lab)
+    except LabNotFound as exc:
+        raise bad_request(f"lab: {exc}") from None
+    links = sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
+    link_name = body.link or (links[0] if len(links) == 1 else None)
+    if link_name not in links:
+        raise bad_request(f"link: {body.link!r} is not an interconnect of lab {lab!r} (choose one of {links})")
+    taken = [o.name for o in c.store.interconnects_in_lab(lab) if o.lab_link == link_name and o.name != icon]
+    if taken:
+        raise conflict(f"lab {lab!r} link {link_name!r} is already bound to interconnect {taken[0]!r}")
+    old = (ic.lab, ic.lab_link)
+    ic = c.store.update_interconnect(icon, lab=lab, lab_link=link_name)
+    assert ic
+    try:
+        sync_lab(c, lab)
+    except (BridgeError, OSError) as exc:
+        c.store.update_interconnect(icon, lab=old[0], lab_link=old[1])
+        raise CFError(502, 1005, f"the lab refused the change, nothing was applied: {exc}") from None
+    return JSONResponse(view(c, ic))
+
+
+@router.delete("/bind", summary="Unbind from the lab (the lab's own sessions come back)")
+def unbind(icon: str, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+    ic = _owned(request, c, icon)
+    lab = ic.lab if ic.lab_link else None
+    ic = c.store.update_interconnect(icon, lab_link=None)
+    assert ic
+    if lab:
+        try:
+            sync_lab(c, lab)
+        except (BridgeError, OSError) as exc:
+            raise CFError(502, 1005, f"unbound, but the lab could not be updated: {exc}") from None
+    return JSONResponse(view(c, ic))

@@ -1,0 +1,33 @@
+"""/accounts/{account_id}/cni/settings: the account's default ASN (Cloudflare's fallback until set)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from mock_api.context import Ctx, account_id_dep, ctx
+from mock_api.schemas import SettingsRequest
+from mock_api.validation import check_asn
+from sim.facts import load_facts
+
+router = APIRouter(prefix="/client/v4/accounts/{account_id}/cni/settings", tags=["Settings"])
+
+
+def _fallback() -> int:
+    return int(load_facts().bgp["customer_asn_fallback"]["value"])
+
+
+@router.get("", summary="Get the current settings for the active account")
+def get_settings(account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+    asn = c.store.get_default_asn(account_id)
+    return JSONResponse({"default_asn": asn if asn is not None else _fallback()})
+
+
+@router.put("", summary="Update the current settings for the active account")
+def put_settings(body: SettingsRequest, account_id: str = Depends(account_id_dep),
+                 c: Ctx = Depends(ctx)) -> JSONResponse:
+    asn = body.default_asn if body.default_asn is not None else _fallback()
+    if body.default_asn is not None:
+        check_asn("default_asn", asn)
+    c.store.put_default_asn(account_id, asn)
+    return JSONResponse({"default_asn": asn})

@@ -1,0 +1,153 @@
+"""``cnilab demo``: the default lab end to end, as the README's first command runs it.
+
+Brings the lab up, waits for the BGP call to succeed (sessions Established, BFD Up, prefixes
+exchanged), runs the MTU and MSS probes, pulls the link silently to show BFD detection and the
+session teardown, restores it, and removes the lab. Each step prints its duration and result; the
+exit status is non-zero if any step failed, so the same command is a smoke test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sim.cli.output import console, fail
+
+
+class Step:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, bool, float, str]] = []
+
+    def run(self, title: str, fn: Callable[[], tuple[bool, str]]) -> bool:
+        t0 = time.monotonic()
+        with console.status(title):
+            try:
+                ok, detail = fn()
+            except Exception as exc:  # a demo step that blows up is a failed step, reported as such
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
+        dt = time.monotonic() - t0
+        self.rows.append((title, ok, dt, detail))
+        mark = "[green]PASS[/]" if ok else "[red]FAIL[/]"
+        console.print(f"{mark} {title} [dim]({dt:.1f}s)[/] {detail}", highlight=False)
+        return ok
+
+
+def _bgp_up(lab: Any) -> tuple[bool, str]:
+    from sim.edge.control import EdgeClient
+
+    client = EdgeClient(lab.state.control["edge"])
+    sess = client.wait_established(timeout=60)
+    parts = [f"{s.key} Established (sent {s.prefixes_sent}, accepted {s.prefixes_accepted})" for s in sess]
+    return True, "; ".join(parts)
+
+
+def _bfd_up(lab: Any) -> tuple[bool, str]:
+    from sim.edge.control import EdgeClient
+
+    if not any(s.bfd for s in lab.plan.sessions):
+        return True, "no BFD on this dataplane (v2)"
+    client = EdgeClient(lab.state.control["edge"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        bfd = client.bfd()
+        if bfd and all(b["state"] == "Up" for b in bfd):
+            return True, "; ".join(f"{b['peer']} Up, detection {b['detection_ms']} ms" for b in bfd)
+        time.sleep(0.2)
+    return False, f"BFD not Up: {[(b['peer'], b['state']) for b in client.bfd()]}"
+
+
+def _customer_has_cf_routes(lab: Any) -> tuple[bool, str]:
+    out = lab.run("cust", ["ip", "-j", "route", "show", "proto", "bgp"], check=False).stdout
+    import json
+
+    routes = json.loads(out or "[]")
+    want = sum(1 for p in lab.plan.cf_prefixes if p.version == 4)
+    return len(routes) >= want, f"{len(routes)} IPv4 Cloudflare routes in the customer's kernel (want {want})"
+
+
+def _silent_failure(lab: Any) -> tuple[bool, str]:
+    from sim.edge.control import EdgeClient
+    from sim.faults import apply_fault, clear_faults
+
+    ic = lab.plan.sessions[0].interconnect
+    sess = lab.plan.sessions[0]
+    client = EdgeClient(lab.state.control["edge"])
+    key = sess.key
+    t0 = time.monotonic()
+    apply_fault(lab, ic, "blackhole")
+    try:
+        limit = (sess.bfd_multiplier * sess.bfd_tx_ms / 1000 if sess.bfd else sess.hold_time) + 5
+        while time.monotonic() - t0 < limit:
+            if not client.session(key).up:
+                break
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        down = not client.session(key).up
+    finally:
+        clear_faults(lab, ic)
+    expect = (f"BFD {sess.bfd_multiplier}x{sess.bfd_tx_ms} ms = {sess.bfd_multiplier * sess.bfd_tx_ms} ms"
+              if sess.bfd else f"hold time {sess.hold_time} s")
+    if not down:
+        return False, f"session {key} still up {took:.1f}s after the link went dark ({expect})"
+    client.wait_established([key], timeout=60)
+    return True, f"session {key} torn down {took * 1000:.0f} ms after the link went dark ({expect}); re-established"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        topology: Annotated[Path, typer.Argument(help="Topology file")] = Path("topologies/v1-gre.yml"),
+        name: Annotated[str, typer.Option("--name", help="Lab name")] = "demo",
+        keep: Annotated[bool, typer.Option("--keep", help="Leave the lab running at the end")] = False,
+    ) -> None:
+        """Bring up a lab, rehearse the BGP call, probe MTU/MSS, fail the link once, tear down."""
+        from sim.lab.lab import Lab
+        from sim.probes.mss import probe_mss
+        from sim.probes.mtu import probe_mtu
+        from sim.topology import ConfigError, build_plan, load_topology
+
+        try:
+            plan = build_plan(load_topology(topology), name)
+        except ConfigError as exc:
+            fail(str(exc))
+        steps = Step()
+        console.rule(f"cnilab demo: {plan.topology} as lab [bold]{name}[/]")
+        t_up = time.monotonic()
+        try:
+            with Lab.create(plan, topology_path=topology, progress=lambda m: console.print(f"  [dim]{m}[/]")) as lab:
+                console.print(f"[green]PASS[/] lab up [dim]({time.monotonic() - t_up:.1f}s)[/] "
+                              f"{', '.join(f'{k}: {v}' for k, v in lab.state.mechanisms.items())}")
+                steps.rows.append(("lab up", True, time.monotonic() - t_up, ""))
+                if steps.run("BGP sessions Established", lambda: _bgp_up(lab)):
+                    steps.run("BFD Up", lambda: _bfd_up(lab))
+                    steps.run("customer learned Cloudflare's prefixes", lambda: _customer_has_cf_routes(lab))
+
+                def mtu() -> tuple[bool, str]:
+                    r = probe_mtu(lab)
+                    return r.ok, "; ".join(f"{x.direction} {x.measured} (want {x.expected}, PMTUD {x.pmtud})"
+                                           for x in r.results)
+
+                def mss() -> tuple[bool, str]:
+                    r = probe_mss(lab)
+                    return r.ok, "; ".join(f"{x.direction}: {x.advice}" for x in r.results)
+
+                steps.run("MTU probe (one-way DF sweep, PMTUD)", mtu)
+                steps.run("MSS probe (real TCP handshakes)", mss)
+                steps.run("silent link failure detected and recovered", lambda: _silent_failure(lab))
+                if keep:
+                    lab.detach()
+                    console.print(f"lab [bold]{name}[/] left running: `cnilab status`, `cnilab down --lab {name}`")
+        except Exception as exc:
+            fail(f"{type(exc).__name__}: {exc}")
+        table = Table(title="cnilab demo")
+        for col in ("step", "result", "seconds", "detail"):
+            table.add_column(col)
+        for title, ok, dt, detail in steps.rows:
+            table.add_row(title, "[green]PASS[/]" if ok else "[red]FAIL[/]", f"{dt:.1f}", detail)
+        console.print(table)
+        raise typer.Exit(0 if all(r[1] for r in steps.rows) else 1)

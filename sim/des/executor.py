@@ -1,0 +1,147 @@
+"""The simulator as a scenario executor: the protocol of sim.scenario.executor over a World."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sim.des.engine import Timer
+from sim.des.link import SUPPORTED
+from sim.des.world import Flow, World
+from sim.facts import load_facts
+from sim.report.model import LossBin, ProbeResult, Series, TrafficStats, Transition
+
+if TYPE_CHECKING:
+    from sim.scenario.loader import LoadedScenario
+
+NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class SimExecutor:
+    name = "sim"
+
+    def __init__(self, loaded: LoadedScenario, seed: int) -> None:
+        self.loaded = loaded
+        self.world = World(loaded.plan, loaded.scenario.sim, seed, loaded.topology.internet_backup)
+        self._flaps: dict[str, Timer] = {}
+        self._logs: list[list[tuple[float, str | None]]] = []
+
+    # -- time -------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.world.engine.now
+
+    def run_until(self, deadline: float, until: Callable[[], bool] | None = None) -> float | None:
+        return self.world.engine.run_until(deadline, until)
+
+    # -- observation ------------------------------------------------------------------------
+    def session_state(self, key: str, side: str) -> str:
+        return self.world.pairs[key].end(side).state
+
+    def bfd_state(self, key: str, side: str) -> str | None:
+        bfd = self.world.pairs[key].bfd(side)
+        return bfd.state if bfd else None
+
+    def best_path(self, side: str) -> str | None:
+        return self.world.best[side]
+
+    def traffic(self) -> TrafficStats:
+        f = self.world.flow
+        if f is None:
+            return TrafficStats()
+        return TrafficStats(running=f.running, src=f.src, dst=f.dst, rate_pps=f.rate, sent=f.sent,
+                            delivered=f.delivered, lost=f.lost, last_path=f.last_path, first_on=dict(f.first_on),
+                            loss_window_s=round(f.max_run * f.interval, 9))
+
+    # -- actions ----------------------------------------------------------------------------
+    def start_traffic(self, src: str, dst: str, rate_pps: float) -> None:
+        self.stop_traffic()
+        self.world.flow = Flow(self.world, src, dst, rate_pps)
+        self._logs.append(self.world.flow.log)
+
+    def stop_traffic(self) -> None:
+        if self.world.flow is not None and self.world.flow.running:
+            self.world.flow.stop()
+
+    def fault(self, link: str, kind: str, value: float | str | None) -> None:
+        if kind not in SUPPORTED:
+            raise ValueError(f"fault kind {kind!r} is not modelled by the simulator "
+                             f"(it models {', '.join(SUPPORTED)}); run it on the emulator")
+        lk = self.world.links[link]
+        try:
+            num = None if value is None else float(value)
+        except ValueError as exc:
+            raise ValueError(f"fault {kind} value {value!r} is not a number") from exc
+        if kind in ("loss", "delay", "light") and num is None:
+            raise ValueError(f"fault {kind} needs a value ({'%' if kind == 'loss' else 'ms' if kind == 'delay' else 'dBm'})")
+        lk.faults[kind] = num
+        self.world.record("link", link, f"{kind}{'' if value is None else f' {value}'}")
+        if kind == "flap":
+            self._flap(link, num or 1.0)
+
+    def _flap(self, link: str, half_period: float) -> None:
+        lk = self.world.links[link]
+        lk.flap_down = not lk.flap_down
+        self.world.record("link", link, "flap down" if lk.flap_down else "flap up")
+        self._flaps[link] = self.world.engine.after(half_period, self._flap, link, half_period)
+
+    def clear(self, link: str | None) -> None:
+        names = [link] if link else list(self.world.links)
+        for name in names:
+            lk = self.world.links[name]
+            timer = self._flaps.pop(name, None)
+            if timer is not None:
+                timer.cancel()
+            if lk.faults or lk.flap_down:
+                lk.faults.clear()
+                lk.flap_down = False
+                self.world.record("link", name, "ok")
+
+    def maintenance(self, link: str, op: str) -> None:
+        for pair in self.world.pairs.values():
+            if pair.sess.interconnect == link:
+                getattr(pair.customer, op)()
+
+    def mss_probe(self) -> ProbeResult:
+        """Decided from the plan: the clamp the customer router applies vs the MSS the path needs."""
+        facts = load_facts()
+        router = self.loaded.topology.customer.router
+        need = self.loaded.plan.mss_required
+        if router.config is not None or router.kind == "external":
+            return ProbeResult(passed=False, detail="cannot predict: the customer router uses its own configuration")
+        clamp = router.mss_clamp
+        if clamp == "auto":
+            return ProbeResult(passed=True, detail=f"router clamps MSS to {need}, what the path needs")
+        host_mss = facts.mss_for_mtu(int(facts.physical_mtu.value))
+        eff = host_mss if clamp is None else min(int(clamp), host_mss)
+        what = "no MSS clamp" if clamp is None else f"MSS clamp {clamp}"
+        if eff <= need:
+            return ProbeResult(passed=True, detail=f"{what}: segments of {eff} fit the path (needs <= {need})")
+        why = next((m.why for m in facts.mss_mistakes if m.value == clamp), "")
+        return ProbeResult(passed=False, detail=f"{what}: hosts send {eff}-byte segments, the path carries at most "
+                                                f"{need} (MTU {need + 40}); full-size packets are dropped"
+                                                + (f". {why}" if why else ""))
+
+    # -- report -----------------------------------------------------------------------------
+    def series(self) -> Series:
+        dur = self.world.engine.now
+        bin_s = self.loaded.scenario.sim.bin_s or next((b for b in NICE_BINS if dur / b <= 200), NICE_BINS[-1])
+        bins: dict[int, LossBin] = {}
+        for log in self._logs:
+            for t, path in log:
+                i = int(t / bin_s)
+                b = bins.get(i)
+                if b is None:
+                    b = bins[i] = LossBin(t=round(i * bin_s, 9), sent=0, lost=0)
+                b.sent += 1
+                if path is None:
+                    b.lost += 1
+                else:
+                    b.by_path[path] = b.by_path.get(path, 0) + 1
+        trans = [Transition(t=round(t, 9), kind=k, subject=s, state=st, reason=r)
+                 for t, k, s, st, r in self.world.transitions]
+        return Series(duration=round(dur, 9), transitions=trans, bin_s=bin_s,
+                      bins=[bins[i] for i in sorted(bins)])
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.world.notes)
