@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import string
 
-from mock_api.errors import CFError, RENAMED_FIELD, bad_request
+from mock_api.errors import RENAMED_FIELD, CFError, bad_request
 from sim.facts import load_facts
 
 # RFC 791: every IPv4 host must accept 576-byte datagrams; a tunnel MTU below it breaks hosts.

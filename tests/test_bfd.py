@@ -279,8 +279,7 @@ class NsPair:
     def blackhole(self, ns: str) -> None:
         """Drop BFD arriving in ``ns`` (nftables), falling back to taking the veth down."""
         if shutil.which("nft"):
-            rules = ("table inet bfdtest { chain in { type filter hook input priority 0; "
-                     "udp dport 3784 drop; } }")
+            rules = "table inet bfdtest {\n chain in {\n  type filter hook input priority 0;\n  udp dport 3784 drop\n }\n}\n"
             subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, check=True, text=True,
                            timeout=10)
         else:

@@ -43,8 +43,6 @@ def sync_lab(c: Ctx, lab: str | None) -> None:
     if not lab:
         return
     bound = [ic for ic in c.store.interconnects_in_lab(lab) if ic.lab_link]
-    if not bound:
-        return
     c.bridge.sync(lab, bound, c.store.cnis_on([ic.name for ic in bound]))
 
 

@@ -80,7 +80,7 @@ def create_interconnect(body: InterconnectCreate, account_id: str = Depends(acco
 
 
 @router.get("", summary="List existing interconnects")
-def list_interconnects(request: Request, site: str | None = None, type: str | None = None,  # noqa: A002
+def list_interconnects(request: Request, site: str | None = None, type: str | None = None,
                        cursor: int | None = None, limit: int | None = None,
                        account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
     reject_legacy("list", request.query_params)

@@ -72,7 +72,8 @@ class SimExecutor:
         except ValueError as exc:
             raise ValueError(f"fault {kind} value {value!r} is not a number") from exc
         if kind in ("loss", "delay", "light") and num is None:
-            raise ValueError(f"fault {kind} needs a value ({'%' if kind == 'loss' else 'ms' if kind == 'delay' else 'dBm'})")
+            unit = {"loss": "%", "delay": "ms", "light": "dBm"}[kind]
+            raise ValueError(f"fault {kind} needs a value (in {unit})")
         lk.faults[kind] = num
         self.world.record("link", link, f"{kind}{'' if value is None else f' {value}'}")
         if kind == "flap":

@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -35,11 +36,16 @@ from sim.lab import cleanup, process
 from sim.lab.paths import lab_dir, ns_name
 from sim.lab.process import ProcessRecord
 from sim.lab.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
-from sim.topology.plan import LabPlan
+from sim.topology.plan import COLO, CUSTOMER, EDGE, INTERNET, ORIGIN, TRANSIT, LabPlan
+
+NODE_NAMES = (EDGE, CUSTOMER, INTERNET, ORIGIN, TRANSIT, COLO)
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+LAB_NS_RE = re.compile(r"cnilab-[a-z0-9][a-z0-9-]*-(" + "|".join(NODE_NAMES) + ")")
+"""Untagged namespaces are only swept when named like a lab node (a crash before tagging)."""
 
 
 class LabExists(BackendError):
@@ -362,6 +368,8 @@ def down_all() -> dict[str, list[str]]:
         owner = cleanup.netns_owner(ns)
         if owner is not None and (owner / "state.json").exists():
             continue  # a live lab (possibly another CNILAB_STATE_DIR's): not ours to remove
+        if owner is None and not LAB_NS_RE.fullmatch(ns):
+            continue  # untagged and not shaped like a lab node: someone's own scratch namespace
         if owner is not None:
             removed_dirs.append(str(owner))
         killed = cleanup.remove_netns(ns)

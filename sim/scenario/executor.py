@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from sim.report.model import ProbeResult, Series, TrafficStats
+
+if TYPE_CHECKING:
+    from sim.scenario.loader import LoadedScenario
 
 Side = Literal["cf", "customer"]
 MaintenanceOp = Literal["withdraw", "shutdown", "restore"]
@@ -100,7 +103,7 @@ ExecutorFactory = Callable[..., contextlib.AbstractContextManager[Executor]]
 
 
 @contextlib.contextmanager
-def open_sim(loaded, seed: int) -> Iterator[Executor]:  # noqa: ANN001 - LoadedScenario (avoids an import cycle)
+def open_sim(loaded: LoadedScenario, seed: int) -> Iterator[Executor]:
     """The simulator as an executor (nothing to clean up, but the same shape as the emulator)."""
     from sim.des.executor import SimExecutor
 
