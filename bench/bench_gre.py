@@ -30,6 +30,7 @@ from sim.facts import load_facts
 from sim.lab.process import ProcessRecord, spawn
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = "## GRE (bench/bench_gre.py)\n"
 CF_OUTER, CUST_OUTER = IPv4Address("192.0.2.10"), IPv4Address("192.0.2.11")
 CF_INNER, CUST_INNER = IPv4Interface("10.212.0.0/31"), IPv4Interface("10.212.0.1/31")
 
@@ -101,11 +102,12 @@ def main() -> None:
         finally:
             for rec in records:
                 rec.stop()
-    endpoint = gre.userspace_endpoint()[1]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         f"- date: {time.strftime('%Y-%m-%d %H:%M')}, host: {platform.node()}, kernel {platform.release()}, "
-        f"{os.cpu_count()} CPUs; iperf3 TCP, 1 stream, {opts.seconds} s; tunnel MTU {mtu}",
-        f"- mode: {mode} ({reason}); {endpoint.split('/')[0].strip()}",
+        f"{os.cpu_count()} CPUs, load average {load} (shared machine); iperf3 TCP, 1 stream, {opts.seconds} s; "
+        f"tunnel MTU {mtu}",
+        f"- mode: {mode} ({reason})",
         f"- plain veth (1500 MTU):            {veth:6.2f} Gbit/s",
         f"- userspace GRE cust->cf:           {tun_up:6.2f} Gbit/s  (ratio {tun_up / veth:.2f})",
         f"- userspace GRE cf->cust (-R):      {tun_down:6.2f} Gbit/s  (ratio {tun_down / veth:.2f})",
@@ -113,8 +115,16 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if not opts.no_write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-        RESULTS.write_text(text.rstrip("\n") + "\n\n## GRE (bench/bench_gre.py)\n\n" + "\n".join(lines) + "\n")
+        write_results(lines)
+
+
+def write_results(lines: list[str]) -> None:
+    """Replace the GRE section of RESULTS.md (or append it); other sections belong to other benches."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
+    head, sep, rest = text.partition(SECTION)
+    tail = rest[rest.find("\n## "):] if sep and "\n## " in rest else ""
+    body = f"{SECTION}\n" + "\n".join(lines) + "\n"
+    RESULTS.write_text(head.rstrip("\n") + "\n\n" + body + tail)
 
 
 if __name__ == "__main__":

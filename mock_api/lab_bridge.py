@@ -137,8 +137,19 @@ class EdgeBridge:
             sess = tpl.model_dump(mode="json")
             sess.update(family=cf.version, cf_addr=str(cf.ip), cust_addr=str(ipaddress.ip_interface(cni.cust_ip).ip),
                         cust_asn=int(cni.bgp["customer_asn"]), md5=cni.bgp.get("md5_key"),
-                        customer_md5=cni.bgp.get("md5_key"), cni=cni.id)
+                        customer_md5=cni.bgp.get("md5_key"))
             out.append(sess)
+        from sim.topology.plan import Session
+
+        keys: dict[str, int] = {}
+        for sess in out:
+            try:
+                key = Session.model_validate(sess).key
+            except ValueError as exc:
+                raise BridgeError(f"lab {lab!r}: the edge cannot take this session: {exc}") from None
+            keys[key] = keys.get(key, 0) + 1
+            if keys[key] > 1:
+                raise BridgeError(f"lab {lab!r}: interconnect link {key} already has a CNI session of that family")
         return out
 
     def sync(self, lab: str, bound: list[InterconnectRow], cnis: list[CniRow]) -> list[dict[str, Any]]:
@@ -148,21 +159,18 @@ class EdgeBridge:
         if not path:
             raise BridgeError(f"lab {lab!r} has no edge control socket (state.control['edge'] is missing)")
         try:
-            from sim.edge.control import EdgeClient  # written by the edge driver's owner
-        except ImportError:
+            from sim.edge.control import EdgeClient
+        except ImportError:  # edge driver not installed: speak its JSON-lines protocol directly
             reply = _send_json_line(path, {"cmd": "configure", "sessions": sessions})
+            if reply.get("ok") is False:
+                raise BridgeError(f"lab {lab!r} edge refused the sessions: {reply.get('error')}") from None
         else:
-            reply = _edge_client_configure(EdgeClient, path, sessions)
-        if isinstance(reply, dict) and reply.get("ok") is False:
-            raise BridgeError(f"lab {lab!r} edge refused the sessions: {reply.get('error')}")
+            _edge_client_configure(EdgeClient, path, sessions)
         return sessions
 
 
 def _edge_client_configure(client_cls: Any, path: str, sessions: list[dict[str, Any]]) -> Any:
-    client = client_cls(path)
     try:
-        return client.configure(sessions=sessions)
-    finally:
-        close = getattr(client, "close", None)
-        if close:
-            close()
+        return client_cls(path).configure(sessions=sessions)
+    except RuntimeError as exc:  # sim.edge.control.ControlError: driver down or refused
+        raise BridgeError(f"edge driver: {exc}") from None

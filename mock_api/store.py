@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from sim.facts import load_facts
 
 SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -89,7 +91,7 @@ class InterconnectRow(BaseModel):
     vpr_id: str
     created: float = 0.0
     cross_connect: bool = False
-    light_dbm: float | None = None
+    light_dbm: float | None = Field(default_factory=lambda: float(load_facts().optics["nominal_rx_dbm"]))
     swapped: bool = False
     link_up: bool = True
     lab: str | None = None

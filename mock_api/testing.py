@@ -11,6 +11,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -44,3 +47,25 @@ def serve(settings: ApiSettings, bridge: LabBridge | None = None, timeout: float
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+@dataclass(frozen=True)
+class RunningApi:
+    """Handle of a running mock: ``base_url`` is what the SDK's ``base_url`` takes (…/client/v4)."""
+
+    url: str
+    base_url: str
+    token: str
+    account: str
+    settings: ApiSettings
+
+
+@contextlib.contextmanager
+def running_api(db: Path | str, bridge: LabBridge | None = None, **overrides: Any) -> Iterator[RunningApi]:
+    """A mock with the development account on a free port (used by sim.pytest_plugin's ``cni_api``)."""
+    from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
+
+    settings = load_settings(db=db, **overrides)
+    with serve(settings, bridge) as url:
+        yield RunningApi(url=url, base_url=f"{url}/client/v4", token=DEV_TOKEN, account=DEV_ACCOUNT,
+                         settings=settings)

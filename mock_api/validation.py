@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import string
+from typing import Any
 
 from mock_api.errors import RENAMED_FIELD, CFError, bad_request
 from sim.facts import load_facts
@@ -41,9 +42,9 @@ LEGACY_FIELDS: dict[str, dict[str, str]] = {
 }
 
 
-def reject_legacy(kind: str, keys: object) -> None:
+def reject_legacy(kind: str, keys: Any) -> None:
     """400 naming the current field if a request uses one of the seeds' old names."""
-    if not isinstance(keys, dict | list | set | tuple):
+    if not hasattr(keys, "__contains__"):
         return
     for old, message in LEGACY_FIELDS[kind].items():
         if old in keys:

@@ -105,8 +105,8 @@ def evaluate(
                                 "it (LOA/IRR) or stop announcing it")
     if doc is not None:
         return PolicyDecision(prefix=net, accepted=True, rule="documentation-range",
-                              reason=f"{net} is on the allow-list ({on_list}); documentation range ({doc}), "
-                                     "allowed in the lab")
+                              reason=f"{net} is on the allow-list ({on_list}); documentation range, allowed in the lab "
+                                     f"({doc} is RFC 5737/3849 space, never routed on the internet)")
     return PolicyDecision(prefix=net, accepted=True, rule="accept",
                           reason=f"{net} is on the allow-list ({on_list}) and /{max_len} or shorter")
 

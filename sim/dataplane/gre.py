@@ -158,11 +158,9 @@ def create_kernel_gre(netns_path: str, ifname: str, local: IPv4Address, remote: 
             raise GreError(f"{netns_path}: creating kernel gre {ifname} {local}->{remote} failed: {exc}") from exc
 
 
-def userspace_args(netns_path: str, ifname: str, local: IPv4Address, remote: IPv4Address,
-                   inner: IPv4Interface) -> list[str]:
+def userspace_args(netns_path: str, ifname: str, local: IPv4Address, remote: IPv4Address) -> list[str]:
     """Arguments shared by the C and the Python endpoint."""
-    return ["--netns", netns_path, "--ifname", ifname, "--local", str(local), "--remote", str(remote),
-            "--inner-local", str(inner.ip)]
+    return ["--netns", netns_path, "--ifname", ifname, "--local", str(local), "--remote", str(remote)]
 
 
 def _exited(rec: ProcessRecord) -> bool:
@@ -196,7 +194,7 @@ def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_
         if _lookup(ipr, ifname) is not None:
             raise GreError(f"{netns_path}: interface {ifname} already exists")
         cmd, _ = userspace_endpoint()
-        rec = spawn(f"gre-{ifname}", [*cmd, *userspace_args(netns_path, ifname, local, remote, inner)])
+        rec = spawn(f"gre-{ifname}", [*cmd, *userspace_args(netns_path, ifname, local, remote)])
         try:
             deadline = time.monotonic() + READY_TIMEOUT
             while (index := _lookup(ipr, ifname)) is None:
@@ -212,7 +210,8 @@ def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_
             if isinstance(exc, GreError):
                 raise
             if isinstance(exc, Exception):
-                raise GreError(f"{netns_path}: configuring userspace gre {ifname} failed: {exc}") from exc
+                cause = f"endpoint exited: {_log_tail(log)}" if _exited(rec) else str(exc)
+                raise GreError(f"{netns_path}: configuring userspace gre {ifname} failed: {cause}") from exc
             raise
     return rec
 

@@ -10,14 +10,12 @@
  * ICMP frag-needed), so the tunnel behaves like a kernel GRE device to FRR, BIRD and ExaBGP.
  *
  * Usage:
- *   ugre --netns PATH --ifname NAME --local A.B.C.D --remote A.B.C.D [--inner-local A.B.C.D]
+ *   ugre --netns PATH --ifname NAME --local A.B.C.D --remote A.B.C.D
  *
  *   --netns        network namespace to enter first (/run/netns/X or /proc/PID/ns/net)
  *   --ifname       TUN device to create (non-persistent: it disappears when this process exits)
  *   --local        outer source address (must be configured in the namespace)
  *   --remote       outer address of the peer; GRE packets from any other source are dropped
- *   --inner-local  source address for the ICMP frag-needed this endpoint sends when the *outer*
- *                  path MTU shrinks below the tunnel MTU (e.g. a fault lowers the link MTU)
  *
  * Wire format: 4-byte GRE header, no checksum/key/sequence on transmit, protocol type 0x0800
  * (IPv4) or 0x86DD (IPv6) picked from the inner packet's version nibble. On receive, the checksum
@@ -38,6 +36,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/if.h>
+#include <linux/icmp.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -72,9 +71,8 @@ struct counters {
 };
 
 /* Process-wide state shared by the two forwarding threads; set once in main before they start. */
-static int tun_fd = -1, gre_fd = -1;
-static struct in_addr local_addr, remote_addr, inner_local;
-static int have_inner_local;
+static int tun_fd = -1, gre_fd = -1, icmp_fd = -1;
+static struct in_addr local_addr, remote_addr;
 static struct counters ctr;
 static const char *ifname_arg;
 
@@ -114,42 +112,40 @@ static uint16_t inet_csum(const uint8_t *p, size_t len) {
 /*
  * The outer path got smaller than the tunnel MTU (IP_MTU of the connected socket dropped, e.g. a
  * fault lowered the link MTU or a router sent frag-needed for the outer packet). A kernel GRE device
- * answers an inner DF packet with ICMP frag-needed carrying the tunnel's new MTU; do the same by
- * writing that ICMP into the TUN, so the kernel updates its PMTU cache or forwards it to the sender.
+ * answers an inner DF packet with ICMP frag-needed carrying the tunnel's new MTU; do the same.
+ * The ICMP is sent from a raw ICMP socket, i.e. by this node's own stack (as the kernel's
+ * icmp_send would): the source address is the node's, picked by routing, and a local sender gets it
+ * through loopback. (Writing it into the TUN would not work: a packet arriving with one of the
+ * node's own addresses as source is dropped as martian.)
  */
 static void send_frag_needed(const uint8_t *inner, size_t len) {
-    if (!have_inner_local || len < 20 || (inner[0] >> 4) != 4) return;
+    if (len < 20 || (inner[0] >> 4) != 4) return;
     size_t ihl = (size_t)(inner[0] & 0x0f) * 4;
-    if (ihl < 20 || len < ihl || !(inner[6] & 0x40) || inner[9] == IPPROTO_ICMP) return; /* DF only */
+    if (ihl < 20 || len < ihl || !(inner[6] & 0x40)) return; /* only DF packets get frag-needed */
+    if (inner[9] == IPPROTO_ICMP && len > ihl) { /* never an ICMP error about an ICMP error (RFC 1122) */
+        uint8_t t = inner[ihl];
+        if (t == 3 || t == 4 || t == 5 || t == 11 || t == 12) return;
+    }
     int mtu = 0;
     socklen_t sl = sizeof mtu;
     if (getsockopt(gre_fd, IPPROTO_IP, IP_MTU, &mtu, &sl) < 0) return;
     mtu -= 20 + GRE_HLEN;
     if (mtu < 68) mtu = 68;
     size_t quote = ihl + 8 < len ? ihl + 8 : len;
-    uint8_t pkt[20 + 8 + 60 + 8];
-    memset(pkt, 0, sizeof pkt);
-    size_t total = 20 + 8 + quote;
-    pkt[0] = 0x45;
-    pkt[2] = (uint8_t)(total >> 8);
-    pkt[3] = (uint8_t)total;
-    pkt[8] = 64;
-    pkt[9] = IPPROTO_ICMP;
-    memcpy(pkt + 12, &inner_local, 4);
-    memcpy(pkt + 16, inner + 12, 4); /* back to the inner packet's source */
-    uint16_t c = inet_csum(pkt, 20);
-    pkt[10] = (uint8_t)(c >> 8);
-    pkt[11] = (uint8_t)c;
-    uint8_t *icmp = pkt + 20;
+    uint8_t icmp[8 + 60 + 8];
+    memset(icmp, 0, sizeof icmp);
     icmp[0] = 3; /* destination unreachable */
     icmp[1] = 4; /* fragmentation needed and DF set */
     icmp[6] = (uint8_t)(mtu >> 8);
     icmp[7] = (uint8_t)mtu;
     memcpy(icmp + 8, inner, quote);
-    c = inet_csum(icmp, 8 + quote);
+    uint16_t c = inet_csum(icmp, 8 + quote);
     icmp[2] = (uint8_t)(c >> 8);
     icmp[3] = (uint8_t)c;
-    if (write(tun_fd, pkt, total) == (ssize_t)total) atomic_fetch_add(&ctr.icmp_sent, 1);
+    struct sockaddr_in to = {.sin_family = AF_INET};
+    memcpy(&to.sin_addr, inner + 12, 4); /* back to the inner packet's source */
+    if (sendto(icmp_fd, icmp, 8 + quote, 0, (struct sockaddr *)&to, sizeof to) > 0)
+        atomic_fetch_add(&ctr.icmp_sent, 1);
 }
 
 /* Prefix the 4-byte RFC 2784 header (C=K=S=0, version 0) for the inner packet at p + GRE_HLEN. */
@@ -276,7 +272,7 @@ static void *gre_to_tun(void *unused) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: ugre --netns PATH --ifname NAME --local ADDR --remote ADDR [--inner-local ADDR]\n");
+    fprintf(stderr, "usage: ugre --netns PATH --ifname NAME --local ADDR --remote ADDR\n");
     exit(2);
 }
 
@@ -291,7 +287,7 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {
         {"netns", required_argument, 0, 'n'}, {"ifname", required_argument, 0, 'i'},
         {"local", required_argument, 0, 'l'}, {"remote", required_argument, 0, 'r'},
-        {"inner-local", required_argument, 0, 'a'}, {0, 0, 0, 0},
+        {0, 0, 0, 0},
     };
     const char *netns = NULL;
     int have_local = 0, have_remote = 0, c;
@@ -301,7 +297,6 @@ int main(int argc, char **argv) {
         case 'i': ifname_arg = optarg; break;
         case 'l': parse_addr("local", optarg, &local_addr); have_local = 1; break;
         case 'r': parse_addr("remote", optarg, &remote_addr); have_remote = 1; break;
-        case 'a': parse_addr("inner-local", optarg, &inner_local); have_inner_local = 1; break;
         default: usage();
         }
     }
@@ -326,14 +321,6 @@ int main(int argc, char **argv) {
     if (setns(nsfd, CLONE_NEWNET) < 0) die("setns");
     close(nsfd);
 
-    tun_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-    if (tun_fd < 0) die("/dev/net/tun");
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI; /* not IFF_PERSIST: the device dies with this process */
-    strncpy(ifr.ifr_name, ifname_arg, IFNAMSIZ - 1);
-    if (ioctl(tun_fd, TUNSETIFF, &ifr) < 0) die("TUNSETIFF (does the interface already exist?)");
-
     gre_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_GRE);
     if (gre_fd < 0) die("socket(AF_INET, SOCK_RAW, IPPROTO_GRE)");
     int v = SOCK_BUF;
@@ -350,6 +337,22 @@ int main(int argc, char **argv) {
     if (bind(gre_fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("bind --local (is the address configured?)");
     sa.sin_addr = remote_addr;
     if (connect(gre_fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect --remote (is it routable?)");
+
+    /* For send_frag_needed(); it never reads, so filter out every ICMP type it would receive. */
+    icmp_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+    if (icmp_fd < 0) die("socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)");
+    struct icmp_filter all = {.data = ~0U};
+    setsockopt(icmp_fd, SOL_RAW, ICMP_FILTER, &all, sizeof all);
+
+    /* The TUN comes last: once the interface exists (what the Python wrapper waits for), the
+     * sockets are known good, so a bad --local/--remote is reported before anything is configured. */
+    tun_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (tun_fd < 0) die("/dev/net/tun");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI; /* not IFF_PERSIST: the device dies with this process */
+    strncpy(ifr.ifr_name, ifname_arg, IFNAMSIZ - 1);
+    if (ioctl(tun_fd, TUNSETIFF, &ifr) < 0) die("TUNSETIFF (does the interface already exist?)");
 
     pthread_t t1, t2;
     if (pthread_create(&t1, NULL, tun_to_gre, NULL) || pthread_create(&t2, NULL, gre_to_tun, NULL))

@@ -145,7 +145,10 @@ class BgpEnd:
         self._timer("keepalive", ka * self.world.rng.uniform(0.75, 1.0), self._keepalive_loop)
 
     def down(self, reason: str) -> None:
-        """Any error: drop to Idle, forget the peer's routes, and start again after a pause."""
+        """Any error: drop to Idle, forget the peer's routes, and start again after the idle hold time.
+
+        Both ends pause (FRR's and ExaBGP's reconnect back-off); a passive end then listens again.
+        """
         for name in list(self._timers):
             self._timer(name, None)
         was_up = self.peer_announces
@@ -154,8 +157,7 @@ class BgpEnd:
         if was_up:
             self.world.recompute()
         if not self.admin_down:
-            pause = self.world.params.idle_hold_s if self.active else 0.0
-            self._timer("restart", pause, self.start)
+            self._timer("restart", self.world.params.idle_hold_s, self.start)
 
     def bfd_down(self, reason: str) -> None:
         if self.state != "Idle":

@@ -90,6 +90,7 @@ class BfdSessionInfo(BaseModel):
     finals_sent: int
     last_change: float = Field(description="epoch seconds of the last state change")
     up_since: float | None = None
+    last_rx: float | None = Field(default=None, description="epoch seconds of the last valid packet")
     rx: int = 0
     tx: int = 0
     drop: int = 0
@@ -152,6 +153,7 @@ class _Session:
         self.counters = _Counters()
         self.last_change = time.time()
         self.up_since: float | None = None
+        self.last_rx: float | None = None
         self._last_tx: float | None = None
         self._tx_handle: asyncio.TimerHandle | None = None
         self._next_tx: float | None = None
@@ -325,6 +327,7 @@ class _Session:
         if self._closed:
             return
         self.counters.rx += 1
+        self.last_rx = time.time()
         self.remote_discr = pkt.my_discr
         self.remote_state = pkt.state
         self.remote_diag = int(pkt.diag)
@@ -417,7 +420,7 @@ class _Session:
             local_diag=int(self.local_diag), local_diag_name=_diag_name(int(self.local_diag)),
             remote_diag=self.remote_diag, remote_diag_name=_diag_name(self.remote_diag),
             poll_active=self.poll_active, polls_started=c.polls_started, polls_completed=c.polls_completed,
-            finals_sent=c.finals_sent, last_change=self.last_change, up_since=self.up_since,
+            finals_sent=c.finals_sent, last_change=self.last_change, up_since=self.up_since, last_rx=self.last_rx,
             rx=c.rx, tx=c.tx, drop=c.drop, drop_reasons=dict(c.reasons),
         )
 

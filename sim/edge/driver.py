@@ -28,6 +28,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,7 @@ class EdgeDriver:
         self._md5_last_change: float | None = None
         self._md5_detail = ""
         self._reconcile_pending = False
+        self._routes_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnilab-routes")
         self._stop = asyncio.Event()
         self.started = time.time()
         for s in self.spec.sessions:
@@ -273,6 +275,11 @@ class EdgeDriver:
             for nh, nlris in by_nh.items():
                 for n in nlris:
                     prefix = ipaddress.ip_network(n["nlri"] if isinstance(n, dict) else n, strict=False)
+                    if rt.session.cf_asn in path:
+                        # RFC 4271 9.1.2: our own AS in the path is a loop; discarded like any
+                        # router does (the customer echoing Cloudflare's ranges), not a policy reject
+                        rt.adj_in.pop(prefix, None)
+                        continue
                     dec = evaluate(prefix, self.spec.customer_prefixes, as_path=path, peer_asn=rt.session.cust_asn)
                     rt.adj_in[prefix] = RouteEntry(prefix, nh, path, med, dec, now)
                     changed += 1
@@ -311,14 +318,20 @@ class EdgeDriver:
         if self._reconcile_pending:
             return
         self._reconcile_pending = True
-        asyncio.get_running_loop().call_soon(self._reconcile)
+        asyncio.get_running_loop().create_task(self._reconcile())
 
-    def _reconcile(self) -> None:
+    async def _in_routes_thread(self, fn: Callable[[], Any]) -> Any:
+        """pyroute2 0.9's sync IPRoute cannot run inside a running event loop: it lives in its own
+        single thread, and every netlink call goes through it (order preserved)."""
+        return await asyncio.get_running_loop().run_in_executor(self._routes_exec, fn)
+
+    async def _reconcile(self) -> None:
         self._reconcile_pending = False
         if self.routes is None:
             return
+        table, desired = self.routes, self.desired_routes()
         try:
-            self.route_errors = self.routes.sync(self.desired_routes())
+            self.route_errors = await self._in_routes_thread(lambda: table.sync(desired))
         except Exception as exc:  # netlink trouble must not kill the BGP driver
             self.route_errors = {"*": f"route sync failed: {exc}"}
             log.exception("route sync failed")
@@ -416,7 +429,7 @@ class EdgeDriver:
             "held_by_bfd": rt.held_by_bfd, "priority": s.priority,
         }
 
-    def routes_view(self) -> dict[str, Any]:
+    async def routes_view(self) -> dict[str, Any]:
         received = []
         best: dict[str, int] = {}
         for (p, _sess), metric in self.installed_metric.items():
@@ -430,9 +443,10 @@ class EdgeDriver:
                     "accepted": e.decision.accepted, "reason": e.decision.reason, "rule": e.decision.rule,
                     "best": metric is not None and metric == best.get(str(e.prefix)), "metric": metric,
                     "time": e.time})
+        table = self.routes
+        have = await self._in_routes_thread(table.installed) if table is not None else set()
         installed = [{"prefix": str(r.dst), "gateway": str(r.gateway), "metric": r.metric}
-                     for r in sorted(self.routes.installed(), key=lambda r: (r.dst.version, str(r.dst), r.metric))
-                     ] if self.routes else []
+                     for r in sorted(have, key=lambda r: (r.dst.version, str(r.dst), r.metric))]
         return {"received": received, "installed": installed, "errors": self.route_errors,
                 "announced": {f"ipv{f}": [str(p) for p in self.spec.announced(f)] for f in (4, 6)}}
 
@@ -462,7 +476,7 @@ class EdgeDriver:
         if cmd == "sessions":
             return [self.session_view(rt) for rt in self.runtimes.values()]
         if cmd == "routes":
-            return self.routes_view()
+            return await self.routes_view()
         if cmd in ("announce", "withdraw"):
             prefix = ipaddress.ip_network(str(req.get("prefix")), strict=False)
             base = set(self.spec.cf_prefixes)
@@ -574,13 +588,22 @@ class EdgeDriver:
         for rt in self.runtimes.values():
             self._bfd_add(rt)
 
+    async def _close_routes(self, table: RouteTable) -> None:
+        self.routes = None
+        await self._in_routes_thread(lambda: table.__exit__(None, None, None))
+
     async def run(self, stdin: bool = True) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         async with contextlib.AsyncExitStack() as stack:
-            self.routes = stack.enter_context(RouteTable())
-            self.routes.flush()  # a previous driver that was killed may have left routes behind
+            stack.callback(self._routes_exec.shutdown, wait=True)
+            table = RouteTable()
+            await self._in_routes_thread(table.__enter__)
+            stack.push_async_callback(self._close_routes, table)
+            # a previous driver that was killed may have left routes behind
+            await self._in_routes_thread(table.flush)
+            self.routes = table
             await self._start_bfd(stack)
             await stack.enter_async_context(serve(self.spec.control_path, self.control))
             self.event("config", f"edge driver ready: {len(self.runtimes)} sessions")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from pydantic import BaseModel
 
 from sim.export.images import ImageSet
@@ -230,11 +230,26 @@ def _schema_validator() -> Draft202012Validator:
     raise ExportError(f"containerlab schema not found (looked in {', '.join(map(str, SCHEMA_CANDIDATES))})")
 
 
+def _deepest(err: ValidationError) -> ValidationError:
+    """Inside oneOf/anyOf the useful message is the best-matching sub-error, not "not valid under
+    any of the given schemas" with the whole node printed."""
+    while err.context:
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in err.context:  # the alternative that failed least is the one the author meant
+            branches.setdefault(sub.schema_path[0] if sub.schema_path else None, []).append(sub)
+        closest = min(branches.values(), key=lambda es: (len(es), -max(len(e.absolute_path) for e in es)))
+        err = max(closest, key=lambda e: len(e.absolute_path))
+    return err
+
+
 def validate_clab(doc: dict[str, Any], where: str = "export") -> None:
     """Check ``doc`` against containerlab's JSON schema; the error names the path and the value."""
     errors = sorted(_schema_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"{'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:10]]
+        lines = []
+        for e in map(_deepest, errors[:10]):
+            path = ".".join(map(str, e.absolute_path)) or "(top level)"
+            lines.append(f"{path}: {e.message[:200]}")
         raise ExportError(f"{where}: not a valid containerlab topology:\n  " + "\n  ".join(lines))
 
 

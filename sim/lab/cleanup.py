@@ -42,7 +42,7 @@ def owner_tag(lab_dir: Path) -> str:
 def netns_owner(ns: str) -> Path | None:
     """The lab dir recorded in ``ns`` (lo's alias), or None when there is no readable tag."""
     try:
-        with IPRoute(netns=ns) as ipr:
+        with IPRoute(netns=ns, flags=0) as ipr:  # flags=0: never re-create a namespace that just vanished
             alias = ipr.get_links(1)[0].get("ifalias") or ""  # lo is always ifindex 1
     except Exception:  # vanished meanwhile, or not a namespace we can open: no readable owner
         return None

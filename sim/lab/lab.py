@@ -218,16 +218,35 @@ class Lab:
     # -- contract for other modules ---------------------------------------------------------------
     @property
     def state(self) -> LabState:
-        """A fresh snapshot of the state file (other processes update it); change it with update()."""
+        """This process's view of the state file. Direct edits of ``extra``/``control``/``mechanisms``
+        are kept and written at the next :meth:`update`/:meth:`save`; other processes' changes
+        appear after :meth:`refresh`. Lists (processes, tunnels, faults) change only via update()."""
+        return self._state
+
+    def _merged(self, disk: LabState) -> LabState:
+        mem = self._state
+        disk.extra = {**disk.extra, **mem.extra}
+        disk.control = {**disk.control, **mem.control}
+        disk.mechanisms = {**disk.mechanisms, **mem.mechanisms}
+        return disk
+
+    def refresh(self) -> LabState:
+        """Reload the state file (keeping this process's unsaved dict edits)."""
         with contextlib.suppress(LabNotFound):
-            self._state = LabState.load(self.name)
+            self._state = self._merged(LabState.load(self.name))
         return self._state
 
     @contextlib.contextmanager
     def update(self) -> Iterator[LabState]:
+        """Locked read-modify-write of the state file; also persists direct edits of ``lab.state``."""
         with update(self.name) as st:
+            self._merged(st)
             yield st
         self._state = st
+
+    def save(self) -> None:
+        with self.update():
+            pass
 
     @property
     def dir(self) -> Path:
@@ -272,7 +291,7 @@ class Lab:
         errors: list[str] = []
         with contextlib.suppress(LabNotFound, OSError), self.update() as st:
             st.status = "stopping"
-        st = self._state
+        st = self.refresh()
         records = [*st.processes, *(t.process for t in st.tunnels if t.process),
                    *(f.process for f in st.faults if f.process)]
         for rec in reversed(records):
@@ -293,7 +312,7 @@ class Lab:
             raise BackendError(f"lab {self.name}: teardown incomplete: " + "; ".join(errors))
 
     def _stop_processes(self) -> None:
-        for rec in reversed(self.state.processes):
+        for rec in reversed(self.refresh().processes):
             with contextlib.suppress(OSError):
                 rec.stop()
 
@@ -368,8 +387,11 @@ def down_all() -> dict[str, list[str]]:
         owner = cleanup.netns_owner(ns)
         if owner is not None and (owner / "state.json").exists():
             continue  # a live lab (possibly another CNILAB_STATE_DIR's): not ours to remove
-        if owner is None and not LAB_NS_RE.fullmatch(ns):
-            continue  # untagged and not shaped like a lab node: someone's own scratch namespace
+        if owner is None and (not LAB_NS_RE.fullmatch(ns) or "CNILAB_STATE_DIR" in os.environ):
+            # Untagged: someone's scratch namespace, or a lab that crashed before tagging. Only the
+            # machine-wide state dir sweeps those; a private state dir (tests) never touches them,
+            # since /run/netns is shared with colleagues' concurrent runs.
+            continue
         if owner is not None:
             removed_dirs.append(str(owner))
         killed = cleanup.remove_netns(ns)

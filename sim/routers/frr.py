@@ -11,6 +11,8 @@ nothing uses FRR's default paths: every socket (vty, zserv, bfdd control) and pi
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +25,7 @@ from sim.routers import (
     RouterError,
     RouterLab,
     UserConfigError,
+    extra_key,
     log_tail,
     process_dead,
     record_start,
@@ -34,6 +37,7 @@ from sim.routers import (
 from sim.topology.plan import CUSTOMER, LabPlan
 
 FRR_BIN = Path("/usr/lib/frr")
+FRR_SCRATCH = Path("/var/tmp/frr")
 DAEMONS: tuple[str, ...] = ("zebra", "staticd", "bgpd", "bfdd")
 START_TIMEOUT = 15.0
 VTY_GROUP = "frrvty"
@@ -68,6 +72,19 @@ def validate_frr_config(path: Path) -> None:
         raise UserConfigError(path, [
             f"customer.router.config = '{path}': FRR refuses it (vtysh --dryrun): "
             + _daemon_message(r.stdout + "\n" + r.stderr)])
+
+
+def _accepts(path: Path) -> bool:
+    """True once a daemon accepts on its unix socket (the file appears a moment before it listens)."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 class FrrRouter:
@@ -125,7 +142,7 @@ class FrrRouter:
                 for daemon, rec in started:
                     self._wait_ready(daemon, rec)
             r = self._vtysh_raw(["--config_dir", str(self.dir), "-b"])
-            if r.returncode != 0:
+            if r.returncode != 0 or "failed to connect" in r.stdout + r.stderr:
                 raise RouterError(f"FRR in node {self.node} refused {source} ({self.conf}): "
                                   + _daemon_message(r.stdout + "\n" + r.stderr))
             record_start(self.lab, self.kind, self.node, self.dir, source, procs)
@@ -138,7 +155,7 @@ class FrrRouter:
     def _wait_ready(self, daemon: str, rec: ProcessRecord) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if all(s.exists() for s in self._sockets(daemon)):
+            if all(_accepts(s) for s in self._sockets(daemon)):
                 return
             if process_dead(rec):
                 raise RouterError(f"FRR {daemon} in node {self.node} exited at start: "
@@ -148,7 +165,17 @@ class FrrRouter:
                           f"{START_TIMEOUT:.0f}s: {log_tail(self.dir / f'{daemon}.log')}")
 
     def stop(self) -> None:
+        """Stop the daemons, then remove the per-PID scratch dirs FRR leaves in /var/tmp/frr.
+
+        FRR makes ``/var/tmp/frr/<daemon>.<pid>`` for crash logs and, having dropped privileges,
+        cannot remove it at exit; the PIDs are ours, so are these directories.
+        """
+        info = self.lab.state.extra.get(extra_key(self.node)) or {}
+        recs = [ProcessRecord.model_validate(p) for p in info.get("processes", [])]
         stop_recorded(self.lab, self.node)
+        for rec in recs:
+            if rec.name.startswith("frr-") and not rec.alive():
+                shutil.rmtree(FRR_SCRATCH / f"{rec.name.removeprefix('frr-')}.{rec.pid}", ignore_errors=True)
 
     # -- queries ---------------------------------------------------------------------------
     def _vtysh_raw(self, args: list[str]) -> subprocess.CompletedProcess[str]:

@@ -57,7 +57,7 @@ def render_nft(mss: int, ifaces: list[str]) -> str:
             + "\n".join(rules) + "\n  }\n}\n")
 
 
-def apply_mss_clamp(lab: RouterLab, node: str = CUSTOMER, mss: int | None | str = "plan") -> int | None:
+def apply_mss_clamp(lab: RouterLab, node: str = CUSTOMER, mss: int | str | None = "plan") -> int | None:
     """Install (or, for None, remove) the clamp in ``node``; returns the IPv4 MSS applied.
 
     ``mss="plan"`` takes the value from the topology (:func:`resolve_clamp`).

@@ -23,6 +23,7 @@ Contract for an emulator (kept small on purpose):
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -113,7 +114,7 @@ def open_sim(loaded: LoadedScenario, seed: int) -> Iterator[Executor]:
 def emulator_factory() -> ExecutorFactory:
     """The colleague's emulator factory, or ExecutorUnavailable saying why it cannot be used."""
     try:
-        from sim.scenario import emulator  # type: ignore[attr-defined]
+        emulator = importlib.import_module("sim.scenario.emulator")
     except ModuleNotFoundError as exc:
         if exc.name != "sim.scenario.emulator":
             raise

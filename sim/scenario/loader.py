@@ -30,6 +30,8 @@ class LoadedScenario(BaseModel):
     scenario: Scenario
     topology: Topology
     plan: LabPlan
+    base_topology: Topology
+    lab: str | None = None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -106,15 +108,27 @@ def load_scenario(path: Path | str, lab: str | None = None) -> LoadedScenario:
     topo_path = sc.topology if sc.topology.is_absolute() else (path.parent / sc.topology)
     if not topo_path.is_file():
         raise ConfigError(path, [f"topology = '{sc.topology}': file not found (looked for {topo_path})"])
-    topo = load_topology(topo_path)
-    topo = apply_overrides(topo, sc.overrides.model_dump(exclude_unset=True), path)
+    base = load_topology(topo_path)
+    name = sc.name or path.name.removesuffix(".yml").removesuffix(".yaml")
+    return _resolve(path, name, sc, base, sc.overrides.model_dump(exclude_unset=True), lab)
+
+
+def _resolve(path: Path, name: str, sc: Scenario, base: Topology, overrides: dict[str, Any],
+             lab: str | None) -> LoadedScenario:
+    topo = apply_overrides(base, overrides, path)
     try:
         plan = build_plan(topo, lab)
     except ValueError as exc:
         raise ConfigError(path, [f"topology = '{sc.topology}': {exc}"]) from exc
     _check_names(sc, plan, path)
-    name = sc.name or path.name.removesuffix(".yml").removesuffix(".yaml")
-    return LoadedScenario(path=path, name=name, scenario=sc, topology=topo, plan=plan)
+    return LoadedScenario(path=path, name=name, scenario=sc, topology=topo, plan=plan, base_topology=base, lab=lab)
+
+
+def with_overrides(loaded: LoadedScenario, extra: dict[str, Any]) -> LoadedScenario:
+    """The same scenario with more overrides on top of its own (parameter sweeps, what-ifs)."""
+    sc = loaded.scenario
+    return _resolve(loaded.path, loaded.name, sc, loaded.base_topology,
+                    _merge(sc.overrides.model_dump(exclude_unset=True), extra), loaded.lab)
 
 
 def scenario_json_schema() -> dict[str, Any]:

@@ -99,7 +99,7 @@ class SimParams(Model):
 
     link_delay_ms: float = Field(default=0.5, ge=0, description="One-way delay of every link")
     connect_retry_s: float = Field(default=5.0, gt=0, description="BGP ConnectRetry timer of the active side")
-    idle_hold_s: float = Field(default=1.0, ge=0, description="Pause before an active speaker reconnects")
+    idle_hold_s: float = Field(default=1.0, ge=0, description="Time a speaker stays Idle after a session error")
     tcp_rto_s: float = Field(default=0.2, gt=0, description="Delay a randomly lost BGP segment adds (TCP retransmit)")
     bin_s: float | None = Field(default=None, gt=0, description="Loss histogram bin; default: about 200 bins")
 

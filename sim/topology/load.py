@@ -38,6 +38,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
     for part in loc:
+        if isinstance(part, str) and isinstance(data, dict) and part not in data:
+            continue  # a tagged-union tag (e.g. `fault` in timeline.1.fault.kind) is not a key in the YAML
         try:
             data = data[part]
         except (KeyError, IndexError, TypeError):

@@ -1,0 +1,96 @@
+"""Benchmark: time ``up`` (to ready) and ``down`` for every shipped topology.
+
+Why: a rehearsal lab is used interactively and in CI; the target is a v1 lab up in under 3 s.
+Daemons are started when the edge/router modules exist (``sim.edge.start_edge``,
+``sim.routers.start_customer``), otherwise the dataplane alone is timed, and the output says which.
+Each lab uses a throw-away state dir and a unique name, and is removed even on failure.
+
+Run as root: ``.venv/bin/python bench/bench_lab.py [--runs 3] [--no-daemons] [--no-write]``.
+The section ``## Lab up/down (bench/bench_lab.py)`` of bench/RESULTS.md is replaced in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+TOPOS = Path(__file__).resolve().parents[1] / "topologies"
+HEADER = "## Lab up/down (bench/bench_lab.py)"
+
+
+def daemons_available() -> bool:
+    def has(module: str, attr: str) -> bool:
+        if importlib.util.find_spec(module) is None:
+            return False
+        return hasattr(importlib.import_module(module), attr)
+
+    return has("sim.edge", "start_edge") and has("sim.routers", "start_customer")
+
+
+def time_one(topology: Path, daemons: bool) -> tuple[float, float]:
+    from sim.lab.lab import Lab
+    from sim.topology.load import load_topology
+    from sim.topology.plan import build_plan
+
+    plan = build_plan(load_topology(topology), f"b-{uuid.uuid4().hex[:8]}")
+    t0 = time.monotonic()
+    with Lab.create(plan, daemons=daemons) as lab:
+        up = time.monotonic() - t0
+        lab.detach()
+    t1 = time.monotonic()
+    lab.destroy()
+    return up, time.monotonic() - t1
+
+
+def write_section(lines: list[str]) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
+    section = HEADER + "\n\n" + "\n".join(lines) + "\n"
+    if HEADER in text:
+        before, rest = text.split(HEADER, 1)
+        nxt = rest.find("\n## ")
+        after = rest[nxt + 1:] if nxt >= 0 else ""
+        text = before + section + ("\n" + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-daemons", action="store_true", help="time the dataplane only")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not update RESULTS.md")
+    args = parser.parse_args()
+    daemons = daemons_available() and not args.no_daemons
+    why = ("on (edge peer + customer router + wait for BGP)" if daemons else
+           "off (" + ("--no-daemons" if args.no_daemons else "sim.edge/sim.routers hooks not available yet") + ")")
+    with tempfile.TemporaryDirectory(prefix="cnilab-bench-") as state:
+        os.environ["CNILAB_STATE_DIR"] = state
+        lines = [f"{time.strftime('%Y-%m-%d')}, kernel {platform.release()}, {os.cpu_count()} CPUs, daemons {why}, "
+                 f"median of {args.runs} runs, netns backend.", "",
+                 "| topology | up to ready (s) | down (s) | runs up (s) |", "|---|---|---|---|"]
+        for topo in sorted(TOPOS.glob("*.yml")):
+            ups, downs = [], []
+            for _ in range(args.runs):
+                u, d = time_one(topo, daemons)
+                ups.append(u)
+                downs.append(d)
+            row = (f"| {topo.stem} | {statistics.median(ups):.2f} | {statistics.median(downs):.2f} | "
+                   f"{', '.join(f'{u:.2f}' for u in ups)} |")
+            print(row, flush=True)
+            lines.append(row)
+    lines += ["", "Target: v1 lab (v1-gre) up in under 3 s."]
+    if not args.no_write:
+        write_section(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""The docker backend: each node is a container, links are veth pairs moved into their namespaces.
+
+Why containers at all, when namespaces are faster: engineers' labs live in Docker, and a node that
+is a container runs its own userland (the FRR image's FRR, the edge image's Python) the way it will
+in their containerlab lab. The data path stays the same as the netns backend's: containers start
+with ``network_mode: none`` (no Docker bridge, no NAT, no engine-chosen MTU), and each link is a
+veth pair created on the host and moved into the two containers' namespaces with pyroute2 through
+``/proc/<pid>/ns/net`` - exactly what containerlab does. ``/run/netns/cnilab-<lab>-<node>`` is a
+symlink to that namespace, so ``ip netns exec``, probes, faults and the userspace GRE helper work on
+a docker lab unchanged.
+
+Works against the Docker Engine and podman's Docker-compatible socket (``scripts/podman-service.sh``)
+through the ``docker`` SDK: ``DOCKER_HOST`` if set, else podman's socket if it exists, else Docker's.
+
+Commands and daemons run *inside* the container (``nsenter`` into its mount, UTS, IPC, network and
+PID namespaces, with its root), so they use the image's binaries. The lab's work directory and the
+cnilab installation are bind-mounted at their host paths, so a command rendered on the host (config
+paths, the venv's python) means the same thing in every container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from sim.backends.base import Backend, BackendError
+from sim.dataplane import vlan as vlanmod
+from sim.export.images import LOCAL_IMAGES, ImageSet
+from sim.lab import process
+from sim.lab.nsenter import in_netns
+from sim.lab.paths import lab_dir, ns_name
+from sim.lab.process import ProcessRecord
+from sim.topology.plan import LabPlan, Link, Node
+
+NETNS_DIR = Path("/run/netns")
+PODMAN_SOCK = Path("/run/podman/podman.sock")
+DOCKER_SOCK = Path("/var/run/docker.sock")
+IFA_F_NODAD = 0x02
+LABEL_LAB, LABEL_NODE, LABEL_OWNER = "cnilab.lab", "cnilab.node", "cnilab.owner"
+KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+"""PID 1 of every node: does nothing, reaps orphans, exits at once on SIGTERM."""
+REPO = Path(__file__).resolve().parents[2]
+
+
+def engine_url() -> str:
+    """Which engine to talk to: DOCKER_HOST, else podman's compat socket, else Docker's socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    if PODMAN_SOCK.exists():
+        return f"unix://{PODMAN_SOCK}"
+    return f"unix://{DOCKER_SOCK}"
+
+
+def connect(url: str | None = None, timeout: int = 120) -> docker.DockerClient:
+    """A client that has answered a ping; BackendError saying how to start an engine otherwise."""
+    url = url or engine_url()
+    try:
+        client = docker.DockerClient(base_url=url, timeout=timeout)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise BackendError(f"no container engine answers at {url} ({exc}); start one: Docker, or podman's "
+                           "Docker-compatible socket with scripts/podman-service.sh") from exc
+    return client
+
+
+def _sysctls(node: Node) -> dict[str, str]:
+    """The same per-node sysctls as the netns backend (Docker disables IPv6 by default: undo it)."""
+    out = {"net/ipv6/conf/all/disable_ipv6": "0", "net/ipv6/conf/default/disable_ipv6": "0",
+           "net/ipv6/conf/all/accept_dad": "0", "net/ipv6/conf/default/accept_dad": "0"}
+    if node.forwarding:
+        out |= {"net/ipv4/ip_forward": "1", "net/ipv6/conf/all/forwarding": "1",
+                "net/ipv6/conf/default/forwarding": "1", "net/ipv4/conf/all/rp_filter": "0",
+                "net/ipv4/conf/default/rp_filter": "0"}
+    return out
+
+
+ULIMITS = {"nofile": (resource.RLIMIT_NOFILE, 16384), "nproc": (resource.RLIMIT_NPROC, 8192)}
+"""Limits every node gets (a few daemons each): modest on purpose, see :func:`_ulimits`."""
+
+
+def _ulimits() -> list[docker.types.Ulimit]:
+    """Explicit, modest limits. Without them podman applies its defaults (nofile/nproc 1048576+),
+    which exceed the hard limits of hosts like this one, and runc refuses to start the container;
+    we cannot read the engine's own limits through the API, so stay well below any sane host's."""
+    out = []
+    for name, (res, cap) in ULIMITS.items():
+        _, hard = resource.getrlimit(res)
+        value = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+        out.append(docker.types.Ulimit(name=name, soft=value, hard=value))
+    return out
+
+
+def default_images(client: docker.DockerClient) -> ImageSet:
+    """CNILAB_IMAGE_{EDGE,CUSTOMER,HOST} if set; else this machine's local builds if present;
+    else the public images an export names."""
+    env = {k: os.environ[f"CNILAB_IMAGE_{k.upper()}"] for k in ("edge", "customer", "host")
+           if os.environ.get(f"CNILAB_IMAGE_{k.upper()}")}
+    base = LOCAL_IMAGES
+    for ref in (LOCAL_IMAGES.edge, LOCAL_IMAGES.customer, LOCAL_IMAGES.host):
+        try:
+            client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            base = ImageSet()
+            break
+    return base.model_copy(update=env)
+
+
+class DockerBackend(Backend):
+    """Builds a :class:`LabPlan` as containers named ``cnilab-<lab>-<node>``."""
+
+    name = "docker"
+
+    def __init__(self, lab: str, workdir: Path, images: ImageSet | None = None,
+                 client: docker.DockerClient | None = None) -> None:
+        super().__init__(lab, workdir)
+        self._client = client
+        self._images = images
+        self.nodes: list[str] = []
+        self.pids: dict[str, int] = {}
+        self.vlan_mode: str | None = None
+        self.ifnames: dict[str, dict[str, str]] = {}
+        """node -> plan L3 interface name -> real kernel name (differ when VLANs are not emulated)."""
+
+    # -- engine -----------------------------------------------------------------------------------
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    @property
+    def images(self) -> ImageSet:
+        if self._images is None:
+            self._images = default_images(self.client)
+        return self._images
+
+    def container_name(self, node: str) -> str:
+        return ns_name(self.lab, node)
+
+    def _owner(self) -> str:
+        return str(lab_dir(self.lab).resolve())
+
+    def _mounts(self) -> dict[str, dict[str, str]]:
+        """Lab dir (rw) and the cnilab code + interpreter (ro), each at its host path."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        mounts = {str(self.workdir.resolve()): {"bind": str(self.workdir.resolve()), "mode": "rw"}}
+        for p in {REPO, Path(sys.prefix).resolve()}:
+            if not any(p.is_relative_to(m) for m in map(Path, mounts)) and p != Path("/usr"):
+                mounts[str(p)] = {"bind": str(p), "mode": "ro"}
+        return mounts
+
+    # -- nodes and links ------------------------------------------------------------------------
+    def create_node(self, node: Node) -> None:
+        name = self.container_name(node.name)
+        link = NETNS_DIR / name
+        if link.exists() or link.is_symlink():
+            raise BackendError(f"namespace {name} already exists (another lab named {self.lab!r}?); "
+                               "choose another --name or run `cnilab down`")
+        image = self.images.for_role(node.role)
+        try:
+            ctr = self.client.containers.run(
+                image, name=name, hostname=node.name, detach=True, network_mode="none", privileged=True,
+                entrypoint=KEEPALIVE[:1], command=KEEPALIVE[1:], volumes=self._mounts(), ulimits=_ulimits(),
+                labels={LABEL_LAB: self.lab, LABEL_NODE: node.name, LABEL_OWNER: self._owner(),
+                        "cnilab.role": node.role},
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise BackendError(f"node {node.name}: image {image} not found; build it (containerlab/README.md) "
+                               "or set CNILAB_IMAGE_" + ("EDGE" if node.role == "edge" else "CUSTOMER"
+                                                         if node.role == "customer" else "HOST")) from exc
+        except docker.errors.APIError as exc:
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.containers.get(name).remove(force=True)
+            raise BackendError(f"node {node.name}: cannot start container {name} from {image}: {exc}") from exc
+        self.nodes.append(node.name)
+        pid = self._wait_pid(ctr, node.name)
+        self.pids[node.name] = pid
+        NETNS_DIR.mkdir(parents=True, exist_ok=True)
+        os.symlink(f"/proc/{pid}/ns/net", link)
+        try:
+            with IPRoute(netns=name) as ipr:
+                ipr.link("set", index=1, state="up", ifalias=f"cnilab:{lab_dir(self.lab)}")
+            with in_netns(str(link)):
+                for key, value in _sysctls(node).items():
+                    Path("/proc/sys", key).write_text(value)
+        except (NetlinkError, OSError) as exc:
+            raise BackendError(f"node {node.name}: cannot set up the namespace of {name}: {exc}") from exc
+
+    def _wait_pid(self, ctr: Any, node: str, timeout: float = 20.0) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            ctr.reload()
+            st = ctr.attrs.get("State", {})
+            if st.get("Running") and st.get("Pid"):
+                return int(st["Pid"])
+            if st.get("Status") in ("exited", "dead") or time.monotonic() > deadline:
+                logs = ctr.logs(tail=20).decode(errors="replace").strip()
+                raise BackendError(f"node {node}: container {ctr.name} is {st.get('Status')!r}, not running: {logs}")
+            time.sleep(0.05)
+
+    def _pid(self, node: str) -> int:
+        if node not in self.pids:
+            try:
+                ctr = self.client.containers.get(self.container_name(node))
+            except docker.errors.NotFound as exc:
+                raise BackendError(f"node {node}: container {self.container_name(node)} does not exist") from exc
+            self.pids[node] = int(ctr.attrs["State"]["Pid"])
+        return self.pids[node]
+
+    def create_link(self, link: Link, plan: LabPlan) -> None:
+        """veth pair on the host under temporary names, each end moved (and renamed) into its node."""
+        ends = [(link.a.node, link.a.iface), (link.b.node, link.b.iface)]
+        mtus = [plan.node(n).iface(i).mtu for n, i in ends]
+        tmp = [f"cv{uuid.uuid4().hex[:8]}{s}" for s in "ab"]
+        try:
+            with IPRoute() as host:
+                host.link("add", ifname=tmp[0], kind="veth", mtu=mtus[0], peer={"ifname": tmp[1], "mtu": mtus[1]})
+                try:
+                    for (node, _), t in zip(ends, tmp, strict=True):
+                        fd = os.open(f"/proc/{self._pid(node)}/ns/net", os.O_RDONLY)
+                        try:
+                            host.link("set", index=host.link_lookup(ifname=t)[0], net_ns_fd=fd)
+                        finally:
+                            os.close(fd)
+                except BaseException:
+                    for t in tmp:  # a half-moved pair: delete whatever end is still here
+                        idx = host.link_lookup(ifname=t)
+                        if idx:
+                            with contextlib.suppress(NetlinkError):
+                                host.link("del", index=idx[0])
+                    raise
+            for (node, iface), t in zip(ends, tmp, strict=True):
+                with IPRoute(netns=self.container_name(node)) as ipr:
+                    idx = ipr.link_lookup(ifname=t)[0]
+                    ipr.link("set", index=idx, ifname=iface)
+                    ipr.link("set", index=idx, state="up")
+        except (NetlinkError, OSError, IndexError) as exc:
+            raise BackendError(f"link {link.name} ({link.a.node}:{link.a.iface} - {link.b.node}:{link.b.iface}): "
+                               f"{exc}") from exc
+
+    def configure_node(self, node: Node) -> None:
+        names: dict[str, str] = {}
+        try:
+            with IPRoute(netns=self.container_name(node.name)) as ipr:
+                for iface in node.interfaces:
+                    idx = ipr.link_lookup(ifname=iface.name)[0]
+                    l3_idx, real = idx, iface.name
+                    if iface.vlan:
+                        if vlanmod.add_vlan(ipr, idx, iface.vlan, iface.l3_name, iface.mtu):
+                            l3_idx, real = ipr.link_lookup(ifname=iface.l3_name)[0], iface.l3_name
+                            ipr.link("set", index=l3_idx, state="up")
+                            self.vlan_mode = vlanmod.EMULATED
+                        else:
+                            vlanmod.add_altname(ipr, idx, iface.l3_name)
+                            self.vlan_mode = vlanmod.NOT_EMULATED
+                    names[iface.l3_name] = real
+                    for addr in iface.addresses:
+                        ipr.addr("add", index=l3_idx, address=str(addr.ip), prefixlen=addr.network.prefixlen,
+                                 **({"flags": IFA_F_NODAD} if addr.version == 6 else {}))
+                for addr in node.loopbacks:
+                    ipr.addr("add", index=1, address=str(addr.ip), prefixlen=addr.network.prefixlen)
+                for route in node.routes:
+                    spec: dict[str, Any] = {"dst": str(route.dst), "priority": route.metric or None}
+                    if route.via is not None:
+                        spec["gateway"] = str(route.via)
+                    if route.dev is not None:
+                        spec["oif"] = ipr.link_lookup(ifname=names.get(route.dev, route.dev))[0]
+                    if route.dst.version == 6:
+                        spec["family"] = 10
+                    ipr.route("add", **{k: v for k, v in spec.items() if v is not None})
+        except (NetlinkError, OSError, IndexError) as exc:
+            raise BackendError(f"node {node.name}: configuring interfaces/routes failed: {exc}") from exc
+        self.ifnames[node.name] = names
+
+    # -- access -----------------------------------------------------------------------------------
+    def netns_path(self, node: str) -> str:
+        return str(NETNS_DIR / self.container_name(node))
+
+    def command(self, node: str, argv: list[str]) -> list[str]:
+        """Host argv running ``argv`` inside the container: its namespaces and root, cwd /."""
+        return ["nsenter", "-t", str(self._pid(node)), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", *argv]
+
+    def exec(self, node: str, argv: list[str], *, check: bool = True, timeout: float = 30,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
+        try:
+            res = subprocess.run(self.command(node, argv), capture_output=True, text=True, timeout=timeout,
+                                 input=input, stdin=None if input is not None else subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise BackendError(f"{node}: {' '.join(argv)} did not finish within {timeout:g} s") from exc
+        if check and res.returncode != 0:
+            raise BackendError(f"{node}: {' '.join(argv)} exited {res.returncode}: "
+                               f"{(res.stderr or res.stdout).strip()[:500]}")
+        return res
+
+    def spawn(self, node: str, name: str, argv: list[str], *, log: Path | None = None,
+              env: dict[str, str] | None = None) -> ProcessRecord:
+        """A detached daemon in the container; the record's PID is the host-side ``nsenter`` whose
+        process group holds the daemon, so :meth:`ProcessRecord.stop` stops both."""
+        return process.spawn(name, node, self.command(node, argv), log, env=env)
+
+    # -- teardown ---------------------------------------------------------------------------------
+    def _containers(self) -> list[Any]:
+        """Every container of this lab (by label, so a fresh backend from another shell finds them)."""
+        found = {c.id: c for c in self.client.containers.list(
+            all=True, filters={"label": [f"{LABEL_LAB}={self.lab}", f"{LABEL_OWNER}={self._owner()}"]})}
+        for node in self.nodes:
+            with contextlib.suppress(docker.errors.NotFound):
+                c = self.client.containers.get(self.container_name(node))
+                if (c.labels or {}).get(LABEL_OWNER) == self._owner():
+                    found[c.id] = c
+        return list(found.values())
+
+    def destroy(self) -> None:
+        """Remove every container and netns link of the lab; the veths die with the namespaces."""
+        errors = []
+        try:
+            ctrs = self._containers()
+        except docker.errors.DockerException as exc:
+            raise BackendError(f"cannot list the lab's containers: {exc}") from exc
+        nodes = set(self.nodes) | {(c.labels or {}).get(LABEL_NODE, "") for c in ctrs}
+        for c in ctrs:
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                errors.append(f"{c.name}: {exc}")
+        for node in nodes:
+            if node:
+                with contextlib.suppress(FileNotFoundError):
+                    (NETNS_DIR / self.container_name(node)).unlink()
+        self.nodes, self.pids = [], {}
+        if errors:
+            raise BackendError("could not remove " + "; ".join(errors))

@@ -1,0 +1,155 @@
+"""``cnilab bgp``, ``cnilab bfd``, ``cnilab routes NODE``: what the Cloudflare edge and the nodes see.
+
+All three read live state (the edge driver's control socket, ``ip route`` in the node) rather
+than the plan, so they answer "what is actually happening" during a rehearsal. ``bgp`` exits 1
+when a session is not Established, so it doubles as a CI check.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sim.cli.output import console, emit, fail
+
+LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _lab(name: str | None):
+    from sim.lab.lab import Lab
+    from sim.lab.state import LabNotFound
+
+    try:
+        return Lab.attach(name)
+    except (LabNotFound, LookupError, ValueError) as exc:
+        fail(str(exc))
+
+
+def _client(lab: Any):
+    from sim.edge import client_for
+
+    return client_for(lab)
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bgp")
+    def bgp(lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+        """BGP sessions at the Cloudflare edge: state, uptime, prefixes and the reason for any failure."""
+        from sim.edge.control import ControlError
+
+        try:
+            sessions = _client(_lab(lab)).sessions()
+        except ControlError as exc:
+            fail(str(exc))
+
+        def render(rows) -> None:
+            t = Table(title="BGP at the Cloudflare edge (AS13335)")
+            for col in ("session", "peer", "AS", "state", "up/down", "sent", "rcvd", "accepted", "rejected", "BFD"):
+                t.add_column(col)
+            now = time.time()
+            for s in rows:
+                state = f"[green]{s.state}[/]" if s.up else f"[red]{s.state}[/]"
+                t.add_row(s.key, s.peer, str(s.peer_asn), state,
+                          _dur(s.uptime_s if s.up else (now - s.since if s.since else None)),
+                          str(s.prefixes_sent), str(s.prefixes_received), str(s.prefixes_accepted),
+                          str(s.prefixes_rejected), (s.bfd_state or "?") if s.bfd else "-")
+            console.print(t)
+            for s in rows:
+                for r in s.rejected:
+                    console.print(f"  {s.key}: rejected {r.reason}", highlight=False)
+                if s.last_error:
+                    console.print(f"  [red]{s.key}[/]: {s.last_error}", highlight=False)
+
+        emit(sessions, as_json, render)
+        raise typer.Exit(0 if sessions and all(s.up for s in sessions) else 1)
+
+    @app.command("bfd")
+    def bfd(lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+        """BFD sessions of the edge's speaker: state, negotiated timers, detection time, last diagnostic."""
+        from sim.edge.control import ControlError
+
+        try:
+            rows = _client(_lab(lab)).bfd()
+        except ControlError as exc:
+            fail(str(exc))
+
+        def render(items) -> None:
+            if not items:
+                console.print("no BFD sessions (BFD is off on every interconnect, or not supported by the dataplane)")
+                return
+            t = Table(title="BFD at the Cloudflare edge")
+            for col in ("local -> peer", "state", "remote", "tx/rx ms", "mult", "detect ms", "diag", "since"):
+                t.add_column(col)
+            now = time.time()
+            for b in items:
+                st = b.get("state", "?")
+                t.add_row(f"{b.get('local')} -> {b.get('peer')}", f"[green]{st}[/]" if st == "Up" else f"[red]{st}[/]",
+                          str(b.get("remote_state", "")),
+                          f"{b.get('negotiated_tx_ms', 0):.0f}/{b.get('negotiated_rx_ms', 0):.0f}",
+                          str(b.get("multiplier", "")), f"{b.get('detection_ms', 0):.0f}",
+                          f"{b.get('local_diag_name', '')}/{b.get('remote_diag_name', '')}",
+                          _dur(now - b["last_change"]) if b.get("last_change") else "-")
+            console.print(t)
+
+        emit(rows, as_json, render)
+
+    @app.command("routes")
+    def routes(node: Annotated[str, typer.Argument(help="Node: cf, cust, inet, origin, transit, colo")],
+               lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+        """The routing table NODE ended up with (kernel), plus the router daemon's view for cust and
+        what the edge received (with accept/reject reasons) for cf."""
+        lb = _lab(lab)
+        if node not in {n.name for n in lb.plan.nodes}:
+            fail(f"no node {node!r} in lab {lb.name} (nodes: {', '.join(n.name for n in lb.plan.nodes)})")
+        out: dict[str, Any] = {"node": node}
+        for fam in ("4", "6"):
+            r = lb.run(node, ["ip", f"-{fam}", "route", "show"], check=False)
+            out[f"ipv{fam}"] = r.stdout.splitlines() if r.returncode == 0 else [f"error: {r.stderr.strip()}"]
+        if node == "cf":
+            from sim.edge.control import ControlError
+
+            try:
+                out["edge"] = _client(lb).routes().model_dump(mode="json")
+            except ControlError as exc:
+                out["edge_error"] = str(exc)
+        if node == "cust":
+            try:
+                from sim.routers import customer_routes
+
+                out["daemon"] = customer_routes(lb)
+            except Exception as exc:  # the router module is optional; say why its view is missing
+                out["daemon_error"] = str(exc)
+
+        def render(o: dict[str, Any]) -> None:
+            for fam in ("ipv4", "ipv6"):
+                console.print(f"[bold]{node} kernel {fam}[/]")
+                for line in o[fam]:
+                    console.print(f"  {line}", highlight=False)
+            if "edge" in o:
+                console.print("[bold]received at the edge[/]")
+                for r in o["edge"]["received"]:
+                    mark = "[green]accepted[/]" if r["accepted"] else "[red]rejected[/]"
+                    best = " best" if r["best"] else ""
+                    console.print(f"  {r['prefix']} from {r['session']}: {mark}{best} - {r['reason']}",
+                                  highlight=False)
+                for p, e in o["edge"].get("errors", {}).items():
+                    console.print(f"  [red]{p}[/]: {e}", highlight=False)
+            for key in ("edge_error", "daemon_error"):
+                if key in o:
+                    console.print(f"[yellow]{key.replace('_', ' ')}:[/] {o[key]}", highlight=False)
+            if "daemon" in o:
+                console.print("[bold]router daemon view[/]")
+                console.print(o["daemon"], highlight=False, markup=False)
+
+        emit(out, as_json, render)

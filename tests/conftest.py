@@ -1,0 +1,68 @@
+"""Shared fixtures: isolated lab state, unique lab names, root skipping, and a namespace safety net.
+
+Several engineers run tests on this machine at once, and /run/netns is shared: every lab a test
+makes uses a unique name and a state dir under pytest's tmp dir, and namespaces record that dir as
+their owner (see sim.lab.cleanup). The session safety net removes exactly the namespaces whose owner
+is under *this* run's tmp dir - never a colleague's - and fails loudly if it had to, because a leak
+is a bug in the test or the code under test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="needs root / CAP_NET_ADMIN to create network namespaces")
+    if not IS_ROOT:
+        for item in items:
+            if "root" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """CNILAB_STATE_DIR under tmp_path, so labs of parallel runs never see each other's state."""
+    d = tmp_path / "state"
+    d.mkdir()
+    monkeypatch.setenv("CNILAB_STATE_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def lab_name() -> str:
+    """A unique lab name (namespaces become cnilab-t-xxxxxxxx-<node>)."""
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def _leaked_namespaces(base: Path) -> list[str]:
+    from sim.lab.cleanup import list_cnilab_netns, netns_owner
+
+    out = []
+    for ns in list_cnilab_netns():
+        owner = netns_owner(ns)
+        if owner is not None and str(owner.resolve()).startswith(str(base)):
+            out.append(ns)
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _netns_safety_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
+    if not IS_ROOT:
+        return
+    from sim.lab.cleanup import remove_netns
+
+    base = tmp_path_factory.getbasetemp().resolve()
+    leaked = _leaked_namespaces(base)
+    for ns in leaked:
+        remove_netns(ns)
+    if leaked:
+        pytest.fail(f"tests leaked network namespaces (removed now): {', '.join(leaked)}", pytrace=False)

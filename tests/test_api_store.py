@@ -1,0 +1,54 @@
+"""State survives a restart; concurrent creates of one slot give exactly one success."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import httpx
+
+from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
+from mock_api.inventory import slots
+from mock_api.testing import serve
+
+H = {"Authorization": f"Bearer {DEV_TOKEN}"}
+BASE = f"/client/v4/accounts/{DEV_ACCOUNT}/cni"
+
+
+def test_state_survives_restart(tmp_path):
+    db = tmp_path / "persist.sqlite3"
+    slot = slots()[1]
+    with serve(load_settings(db=db)) as u:
+        ic = httpx.post(u + BASE + "/interconnects", headers=H,
+                        json={"account": DEV_ACCOUNT, "type": "direct", "slot_id": slot.id}).json()
+        cni = httpx.post(u + BASE + "/cnis", headers=H, json={
+            "account": DEV_ACCOUNT, "interconnect": ic["name"],
+            "magic": {"conduit_name": "c", "description": "d", "mtu": 1400},
+            "bgp": {"customer_asn": 65001, "extra_prefixes": ["198.51.100.0/24"], "md5_key": "k"}}).json()
+        assert httpx.put(u + BASE + "/settings", headers=H, json={"default_asn": 65123}).status_code == 200
+        xc = httpx.post(u + f"/lab/v1/interconnects/{ic['name']}/cross-connect", headers=H, json={})
+        assert xc.status_code == 200
+    with serve(load_settings(db=db)) as u:
+        assert httpx.get(u + BASE + f"/interconnects/{ic['name']}", headers=H).json() == ic
+        assert httpx.get(u + BASE + f"/cnis/{cni['id']}", headers=H).json() == cni
+        assert httpx.get(u + BASE + "/settings", headers=H).json() == {"default_asn": 65123}
+        assert httpx.get(u + BASE + f"/slots/{slot.id}", headers=H).json()["occupied"] is True
+        assert httpx.get(u + BASE + f"/interconnects/{ic['name']}/status", headers=H).json() == {"state": "Healthy"}
+
+
+def test_concurrent_creates_of_one_slot(tmp_path):
+    slot = slots()[2]
+    body = {"account": DEV_ACCOUNT, "type": "direct", "slot_id": slot.id}
+    with serve(load_settings(db=tmp_path / "race.sqlite3")) as u, httpx.Client(base_url=u, headers=H) as c:
+        with cf.ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(lambda _: c.post(BASE + "/interconnects", json=body), range(16)))
+        codes = sorted(r.status_code for r in results)
+        assert codes == [200] + [409] * 15, codes
+        assert len(c.get(BASE + "/interconnects").json()["items"]) == 1
+        # concurrent CNI creates never share a /31
+        ic = next(r.json() for r in results if r.status_code == 200)
+        cni = {"account": DEV_ACCOUNT, "interconnect": ic["name"],
+               "magic": {"conduit_name": "c", "description": "", "mtu": 1400}}
+        with cf.ThreadPoolExecutor(8) as pool:
+            made = list(pool.map(lambda _: c.post(BASE + "/cnis", json=cni), range(20)))
+        assert all(r.status_code == 200 for r in made)
+        assert len({r.json()["p2p_ip"] for r in made}) == 20

@@ -1,0 +1,121 @@
+"""Import policy, best path and the scale table: pure functions, exhaustive cases, no root."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from sim.bgp import bestpath
+from sim.bgp.policy import DOCUMENTATION_RANGES, evaluate, evaluate_all
+from sim.bgp.scale import more_specifics
+from sim.facts import bogons, cloudflare_ranges, load_facts
+
+ALLOW = ["198.51.100.0/24", "2001:db8:cafe::/48", "45.64.0.0/22", "2a0a:1000::/32"]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "accepted", "rule", "words"),
+    [
+        ("45.64.0.0/22", True, "accept", "on the allow-list"),
+        ("45.64.1.0/24", True, "accept", "on the allow-list (45.64.0.0/22)"),
+        ("2a0a:1000::/32", True, "accept", "on the allow-list"),
+        ("2a0a:1000:1::/48", True, "accept", "on the allow-list"),
+        ("198.51.100.0/24", True, "documentation-range", "documentation range, allowed in the lab"),
+        ("2001:db8:cafe::/48", True, "documentation-range", "documentation range, allowed in the lab"),
+        ("198.51.100.128/25", False, "max-prefix-length",
+         "198.51.100.128/25 is longer than /24: Cloudflare accepts IPv4 /24 or shorter"),
+        ("45.64.1.0/25", False, "max-prefix-length", "Cloudflare accepts IPv4 /24 or shorter"),
+        ("45.64.1.1/32", False, "max-prefix-length", "longer than /24"),
+        ("2001:db8:cafe::/56", False, "max-prefix-length", "Cloudflare accepts IPv6 /48 or shorter"),
+        ("2a0a:1000:1:1::/64", False, "max-prefix-length", "longer than /48"),
+        ("0.0.0.0/0", False, "default-route", "default route"),
+        ("::/0", False, "default-route", "default route"),
+        ("10.1.0.0/24", False, "bogon", "10.0.0.0/8"),
+        ("192.168.1.0/24", False, "bogon", "bogon"),
+        ("fc00:1::/48", False, "bogon", "fc00::/7"),
+        ("8.8.8.0/24", False, "allow-list", "not on the customer's allow-list (198.51.100.0/24, 45.64.0.0/22)"),
+        ("45.64.0.0/21", False, "allow-list", "not on the customer's allow-list"),  # supernet of the entry
+        ("2001:db8:beef::/48", False, "allow-list", "2001:db8:cafe::/48, 2a0a:1000::/32"),
+        ("203.0.113.0/24", False, "allow-list", "not on the customer's allow-list"),  # doc, not listed
+    ],
+)
+def test_decisions(prefix: str, accepted: bool, rule: str, words: str) -> None:
+    d = evaluate(prefix, ALLOW)
+    assert (d.accepted, d.rule) == (accepted, rule), d.reason
+    assert words in d.reason
+    assert str(d.prefix) in d.reason  # every reason names the prefix it is about
+
+
+def test_limits_come_from_the_facts() -> None:
+    facts = load_facts()
+    for fam, allow in ((4, "45.64.0.0/16"), (6, "2a0a:1000::/32")):
+        net = ipaddress.ip_network(allow)
+        limit = facts.max_prefixlen(fam)
+        at = next(net.subnets(new_prefix=limit))
+        over = next(net.subnets(new_prefix=limit + 1))
+        assert evaluate(at, [allow]).accepted
+        assert evaluate(over, [allow]).rule == "max-prefix-length"
+
+
+def test_every_bogon_outside_documentation_space_is_refused_even_if_listed() -> None:
+    for b in bogons():
+        if any(b.subnet_of(d) for d in DOCUMENTATION_RANGES if d.version == b.version):
+            continue
+        limit = load_facts().max_prefixlen(b.version)
+        if b.prefixlen > limit:  # e.g. 100::/64: probe with the /48 that covers it
+            probe = b.supernet(new_prefix=limit)
+        else:
+            probe = next(b.subnets(new_prefix=limit)) if b.prefixlen < limit else b
+        d = evaluate(probe, [str(probe)])
+        assert not d.accepted and d.rule == "bogon", (probe, d)
+
+
+def test_every_documentation_range_is_accepted_only_when_listed() -> None:
+    for doc in DOCUMENTATION_RANGES:
+        plen = 24 if doc.version == 4 else 48
+        p = next(doc.subnets(new_prefix=plen)) if doc.prefixlen < plen else doc
+        assert evaluate(p, [str(doc)]).rule == "documentation-range"
+        assert evaluate(p, []).rule == "allow-list"
+
+
+def test_as_path_rules() -> None:
+    assert evaluate("45.64.0.0/22", ALLOW, as_path=[65010], peer_asn=65010).accepted
+    assert evaluate("45.64.0.0/22", ALLOW, as_path=[65010, 65010, 64999], peer_asn=65010).accepted
+    loop = evaluate("45.64.0.0/22", ALLOW, as_path=[65010, 13335], peer_asn=65010)
+    assert loop.rule == "as-path" and "AS13335" in loop.reason
+    first = evaluate("45.64.0.0/22", ALLOW, as_path=[65099], peer_asn=65010)
+    assert first.rule == "as-path" and "AS65010" in first.reason
+
+
+def test_cloudflare_own_ranges_are_never_accepted_from_a_customer() -> None:
+    for d in evaluate_all(cloudflare_ranges(), ALLOW):
+        assert not d.accepted
+
+
+def test_bestpath_order() -> None:
+    p = ipaddress.ip_network("198.51.100.0/24")
+    nh = ipaddress.ip_address("192.0.2.11")
+    a = bestpath.Candidate(session="ewr1/v4", prefix=p, nexthop=nh, as_path=(65010,), priority=200)
+    b = bestpath.Candidate(session="ewr2/v4", prefix=p, nexthop=nh, as_path=(65010,), priority=150)
+    c = bestpath.Candidate(session="lax1/v4", prefix=p, nexthop=nh, as_path=(65010, 65010), priority=300)
+    d = bestpath.Candidate(session="sjc1/v4", prefix=p, nexthop=nh, as_path=(65010,), med=50, priority=999)
+    assert [x.session for x in bestpath.rank([c, d, b, a])] == ["ewr1/v4", "ewr2/v4", "sjc1/v4", "lax1/v4"]
+    assert bestpath.best([]) is None
+    metrics = [m for _, m in bestpath.ranked_metrics([a, b, c])]
+    assert metrics == sorted(metrics) and len(set(metrics)) == 3
+    from sim.topology.plan import BACKUP_METRIC
+
+    assert max(metrics) < BACKUP_METRIC  # the internet backup route stays the last resort
+
+
+def test_scale_table() -> None:
+    t = more_specifics(5000)
+    assert len(t) == len(set(t)) == 5000
+    assert t == more_specifics(5000)  # deterministic
+    ranges = cloudflare_ranges()
+    for p in t:
+        assert any(p.version == r.version and p.subnet_of(r) for r in ranges)
+        assert p.prefixlen <= load_facts().max_prefixlen(p.version)
+    with pytest.raises(ValueError, match="hold only"):
+        more_specifics(5, ranges=[ipaddress.ip_network("104.16.0.0/22")])

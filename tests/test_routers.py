@@ -1,0 +1,446 @@
+"""Customer routers: real FRR / BIRD 2 against a real peer, user configs, and the nftables MSS clamp.
+
+The edge peer (ExaBGP) and the orchestrator are built in parallel, so these tests bring their own
+small lab: network namespaces named after a unique lab, veth links from the plan, and a second
+routing daemon standing in for Cloudflare (BIRD facing a customer FRR, FRR facing a customer BIRD).
+Every namespace and daemon is removed in a ``finally``, whether the test passed or not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sim.lab.nsenter import in_netns
+from sim.lab.paths import ns_name
+from sim.lab.process import ProcessRecord, spawn
+from sim.lab.state import LabState
+from sim.routers import (
+    UserConfigError,
+    customer_bgp,
+    customer_routes,
+    start_customer,
+    stop_customer,
+    template_context,
+)
+from sim.routers.bird import BirdRouter, parse_bird_protocols, render_bird
+from sim.routers.frr import FrrRouter, render_frr
+from sim.routers.mss import apply_mss_clamp, mss_fix_hint, render_nft
+from sim.topology.load import load_topology
+from sim.topology.plan import LabPlan, build_plan
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "customer-configs"
+CF4, CF6 = "104.16.0.0/13", "2606:4700::/32"
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+needs_frr = pytest.mark.skipif(not Path("/usr/lib/frr/bgpd").exists() or not shutil.which("vtysh"),
+                               reason="FRR 8.x (/usr/lib/frr, vtysh) not installed")
+needs_bird = pytest.mark.skipif(not shutil.which("bird") or not shutil.which("birdc"), reason="BIRD 2 not installed")
+needs_nft = pytest.mark.skipif(not shutil.which("nft"), reason="nftables not installed")
+
+
+# -- a minimal lab: just enough of sim.lab.lab.Lab for sim.routers ---------------------------------
+class MiniLab:
+    """Namespaces + veths for some nodes of a plan, with the ``lab`` interface sim.routers uses."""
+
+    def __init__(self, plan: LabPlan) -> None:
+        self.plan = plan
+        self.state = LabState(lab=plan.lab, plan=plan)
+        self.procs: list[ProcessRecord] = []
+        self.namespaces: list[str] = []
+
+    def ns(self, node: str) -> str:
+        return ns_name(self.plan.lab, node)
+
+    def netns_path(self, node: str) -> str:
+        return f"/run/netns/{self.ns(node)}"
+
+    def node_dir(self, node: str) -> Path:
+        return self.state.dir / node
+
+    def spawn(self, node: str, name: str, argv: list[str], log: Path | None = None) -> ProcessRecord:
+        rec = spawn(name, node, ["ip", "netns", "exec", self.ns(node), *argv], log)
+        self.procs.append(rec)
+        return rec
+
+    def run(self, node: str, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", self.ns(node), *argv], capture_output=True, text=True,
+                              check=check, timeout=30)
+
+    def _ip(self, *args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
+
+    def build(self, nodes: list[str], extra_routes: dict[str, list[tuple[str, str]]] | None = None) -> None:
+        for n in nodes:
+            self._ip("netns", "add", self.ns(n))
+            self.namespaces.append(self.ns(n))
+            self._ip("-n", self.ns(n), "link", "set", "lo", "up")
+        for lk in self.plan.links:
+            if lk.a.node in nodes and lk.b.node in nodes:
+                self._ip("-n", self.ns(lk.a.node), "link", "add", lk.a.iface, "mtu", str(lk.mtu), "type", "veth",
+                         "peer", "name", lk.b.iface, "netns", self.ns(lk.b.node), "mtu", str(lk.mtu))
+        for n in nodes:
+            node = self.plan.node(n)
+            for itf in node.interfaces:
+                if not any(lk.a.node in nodes and lk.b.node in nodes and
+                           n in (lk.a.node, lk.b.node) and itf.name in (lk.a.iface, lk.b.iface)
+                           for lk in self.plan.links):
+                    continue
+                for addr in itf.addresses:
+                    extra = ["nodad"] if addr.version == 6 else []
+                    self._ip("-n", self.ns(n), "addr", "add", str(addr), "dev", itf.name, *extra)
+                self._ip("-n", self.ns(n), "link", "set", itf.name, "up")
+            for r in node.routes:
+                if r.via is not None:
+                    self._ip("-n", self.ns(n), "route", "add", str(r.dst), "via", str(r.via))
+            for dst, via in (extra_routes or {}).get(n, []):
+                self._ip("-n", self.ns(n), "route", "add", dst, "via", via)
+            if node.forwarding:
+                self.run(n, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
+
+    def destroy(self) -> None:
+        for rec in reversed(self.procs):
+            rec.stop()
+        for ns in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
+def make_plan(tmp_path: Path, *, kind: str = "frr", config: Path | None = None, dataplane: str = "v2",
+              mss_clamp: Any = "auto", md5: str = "cni-rehearsal") -> LabPlan:
+    """A one-interconnect topology with the addressing the example configs use (v2-direct.yml)."""
+    topo: dict[str, Any] = {
+        "name": "routers-test",
+        "customer": {"asn": 65010, "prefixes": ["198.51.100.0/24", "2001:db8:cafe::/48"],
+                     "router": {"kind": kind, "config": str(config) if config else None, "mss_clamp": mss_clamp}},
+        "interconnects": [{
+            "name": "ic1", "site": "LAX1", "dataplane": dataplane,
+            "ipv4": {"cloudflare": "192.0.2.10/31", "customer": "192.0.2.11/31"},
+            "ipv6": {"cloudflare": "2001:db8:12:3::7ac2:d64a/127", "customer": "2001:db8:12:3::7ac2:d64b/127"},
+            "bgp": {"md5": md5, "hold_time": 9, "keepalive": 3, "local_pref": 150},
+        }],
+    }
+    path = tmp_path / "topo.yml"
+    path.write_text(yaml.safe_dump(topo))
+    return build_plan(load_topology(path), lab=f"t-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def lab_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MiniLab]]:
+    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path / "state"))
+    labs: list[MiniLab] = []
+
+    def make(plan: LabPlan, nodes: list[str], **kw: Any) -> MiniLab:
+        lab = MiniLab(plan)
+        labs.append(lab)
+        lab.build(nodes, **kw)
+        return lab
+
+    try:
+        yield make
+    finally:
+        for lab in labs:
+            lab.destroy()
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def bird_peer_conf(plan: LabPlan, md5: str | None = None) -> str:
+    """Cloudflare stand-in in BIRD: AS13335, passive, announces one v4 and one v6 Cloudflare range."""
+    out = ["log stderr all;", f"router id {plan.sessions[0].cf_addr};", "protocol device {}",
+           f"protocol static cf4 {{ ipv4; route {CF4} blackhole; }}",
+           f"protocol static cf6 {{ ipv6; route {CF6} blackhole; }}"]
+    for i, s in enumerate(plan.sessions):
+        key = md5 if md5 is not None else s.md5
+        out.append(f"""protocol bgp cust{i} {{
+  local {s.cf_addr} as {s.cf_asn}; neighbor {s.cust_addr} as {s.cust_asn};
+  password "{key}"; passive on; hold time {s.hold_time}; keepalive time {s.keepalive};
+  ipv{s.family} {{ import all; export where proto = "cf{s.family}"; }};
+}}""")
+    return "\n".join(out) + "\n"
+
+
+def frr_peer_conf(plan: LabPlan) -> str:
+    """Cloudflare stand-in in FRR (for a BIRD customer)."""
+    lines = ["frr defaults traditional", "router bgp 13335", f" bgp router-id {plan.sessions[0].cf_addr}",
+             " no bgp ebgp-requires-policy", " no bgp default ipv4-unicast", " no bgp network import-check"]
+    for s in plan.sessions:
+        lines += [f" neighbor {s.cust_addr} remote-as {s.cust_asn}", f" neighbor {s.cust_addr} password {s.md5}",
+                  f" neighbor {s.cust_addr} passive", f" neighbor {s.cust_addr} timers {s.keepalive} {s.hold_time}"]
+    for fam, net in ((4, CF4), (6, CF6)):
+        lines += [f" address-family ipv{fam} unicast", f"  network {net}"]
+        lines += [f"  neighbor {s.cust_addr} activate" for s in plan.sessions if s.family == fam]
+        lines.append(" exit-address-family")
+    return "\n".join([*lines, "exit", "end"]) + "\n"
+
+
+def established(lab: MiniLab) -> list[dict[str, Any]] | None:
+    peers = customer_bgp(lab)
+    ok = len(peers) == len(lab.plan.sessions) and all(p["state"] == "Established" and p["received"] for p in peers)
+    return peers if ok else None
+
+
+def assert_routes_in_kernel(lab: MiniLab) -> None:
+    """The learned Cloudflare ranges are in the customer namespace's FIB, via the session addresses."""
+    s4 = next(s for s in lab.plan.sessions if s.family == 4)
+    s6 = next(s for s in lab.plan.sessions if s.family == 6)
+    r4 = wait_for(lambda: lab.run("cust", ["ip", "route", "show", CF4]).stdout, 10, "IPv4 route in kernel")
+    r6 = wait_for(lambda: lab.run("cust", ["ip", "-6", "route", "show", CF6]).stdout, 10, "IPv6 route in kernel")
+    assert f"via {s4.cf_addr}" in r4
+    # BGP over IPv6 may carry the peer's link-local next hop too, which FRR prefers: same link.
+    assert f"via {s6.cf_addr}" in r6 or ("via fe80:" in r6 and f"dev {s6.cust_iface}" in r6), r6
+
+
+# -- FRR customer vs BIRD peer --------------------------------------------------------------------
+@pytest.mark.root
+@pytest.mark.daemons
+@needs_root
+@needs_frr
+@needs_bird
+@needs_nft
+@pytest.mark.parametrize("source", ["template", "user"])
+def test_frr_customer_establishes_with_md5(source: str, tmp_path: Path, lab_factory) -> None:
+    plan = make_plan(tmp_path, kind="frr", config=EXAMPLES / "frr-good.conf" if source == "user" else None)
+    lab = lab_factory(plan, ["cf", "cust"])
+    peer = BirdRouter(lab, "cf")
+    peer.start(bird_peer_conf(plan), source="peer")
+    start_customer(lab)
+    info = lab.state.extra["customer_router"]
+    assert info["kind"] == "frr" and len(info["processes"]) == 4
+    assert info["source"] == ("template" if source == "template" else str(EXAMPLES / "frr-good.conf"))
+
+    peers = wait_for(lambda: established(lab), 30, "both FRR sessions Established")
+    assert {p["session"] for p in peers} == {"ic1/v4", "ic1/v6"}
+    assert all(p["remote_as"] == 13335 for p in peers)
+    assert_routes_in_kernel(lab)
+    rib = customer_routes(lab)
+    assert CF4 in rib and CF6 in rib
+    frr = FrrRouter(lab)
+    best = frr.vtysh(f"show bgp ipv4 unicast {CF4}")
+    assert "localpref 150" in best
+    # The peer got exactly the announced /24 and /48: the out prefix-list kept the link nets back.
+    got = wait_for(lambda: [p for p in peer.bgp() if p["state"] == "Established" and p["received"] == 1]
+                   if all(p["received"] == 1 for p in peer.bgp()) else None, 15, "peer receiving 1 prefix each")
+    assert len(got) == 2
+    assert "AS65010" in peer.birdc("show", "route", "for", "198.51.100.0/24")
+    assert "AS65010" in peer.birdc("show", "route", "for", "2001:db8:cafe::1")
+    # The MSS clamp went in with the router (v2 needs 1460).
+    table = lab.run("cust", ["nft", "list", "table", "inet", "cnilab_mss"]).stdout
+    assert "maxseg size set 1460" in table and '"ic1"' in table
+    stop_customer(lab)
+    assert not any(ProcessRecord.model_validate(p).alive() for p in info["processes"])
+    assert lab.run("cust", ["nft", "list", "table", "inet", "cnilab_mss"], check=False).returncode != 0
+
+
+# -- BIRD customer vs FRR peer --------------------------------------------------------------------
+@pytest.mark.root
+@pytest.mark.daemons
+@needs_root
+@needs_frr
+@needs_bird
+@needs_nft
+@pytest.mark.parametrize("source", ["template", "user"])
+def test_bird_customer_establishes_with_md5(source: str, tmp_path: Path, lab_factory) -> None:
+    plan = make_plan(tmp_path, kind="bird", config=EXAMPLES / "bird-good.conf" if source == "user" else None)
+    lab = lab_factory(plan, ["cf", "cust"])
+    peer = FrrRouter(lab, "cf")
+    peer.start(frr_peer_conf(plan), source="peer")
+    start_customer(lab)
+    assert lab.state.extra["customer_router"]["kind"] == "bird"
+
+    peers = wait_for(lambda: established(lab), 30, "both BIRD sessions Established")
+    assert {p["session"] for p in peers} == {"ic1/v4", "ic1/v6"}
+    assert all(p["remote_as"] == 13335 for p in peers)
+    assert_routes_in_kernel(lab)
+    assert CF4 in customer_routes(lab)
+    assert "BGP.local_pref: 150" in BirdRouter(lab).birdc("show", "route", CF4, "all")
+    # FRR (the peer) accepted exactly 198.51.100.0/24 and 2001:db8:cafe::/48 from AS65010.
+    v4 = wait_for(lambda: "198.51.100.0/24" in peer.vtysh("show bgp ipv4 unicast") and
+                  peer.vtysh("show bgp ipv4 unicast"), 15, "FRR peer receiving the /24")
+    v6 = peer.vtysh("show bgp ipv6 unicast")
+    assert "65010 i" in v4 and "2001:db8:cafe::/48" in v6
+    assert "192.0.2.10/31" not in v4  # the connected link net was not exported
+    stop_customer(lab)
+
+
+# -- user configs that are wrong ------------------------------------------------------------------
+@pytest.mark.daemons
+@pytest.mark.parametrize(("kind", "fname", "daemon_says"), [
+    pytest.param("frr", "frr-typo.conf", "pasword", marks=needs_frr),
+    pytest.param("bird", "bird-typo.conf", "syntax error", marks=needs_bird),
+])
+def test_broken_user_config_refused_before_anything_starts(kind: str, fname: str, daemon_says: str,
+                                                           tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path / "state"))
+    plan = make_plan(tmp_path, kind=kind, config=EXAMPLES / fname)
+    lab = MiniLab(plan)  # no namespaces: validation must not need them
+    try:
+        with pytest.raises(UserConfigError) as exc:
+            start_customer(lab)
+    finally:
+        lab.destroy()
+    msg = str(exc.value)
+    assert fname in msg and daemon_says in msg and "customer.router.config" in msg
+    assert lab.procs == [] and not lab.node_dir("cust").exists()
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@needs_root
+@needs_frr
+@needs_bird
+@needs_nft
+def test_wrong_asn_config_is_refused_by_the_peer(tmp_path: Path, lab_factory) -> None:
+    plan = make_plan(tmp_path, kind="frr", config=EXAMPLES / "frr-wrong-asn.conf")
+    lab = lab_factory(plan, ["cf", "cust"])
+    peer = BirdRouter(lab, "cf")
+    peer.start(bird_peer_conf(plan), source="peer")
+    start_customer(lab)  # syntactically fine: it starts
+    errs = wait_for(lambda: [p["last_error"] for p in peer.bgp() if p["last_error"]], 30,
+                    "the peer refusing AS65011")
+    assert any("Bad peer AS" in e for e in errs), errs
+    assert all(p["state"] != "Established" for p in customer_bgp(lab))
+    assert all(p["local_as"] == 65011 for p in customer_bgp(lab))
+
+
+# -- MSS clamp ------------------------------------------------------------------------------------
+def _syn_mss(raw: socket.socket, port: int, want_synack: bool, timeout: float = 5.0) -> int | None:
+    from scapy.layers.inet import TCP
+    from scapy.layers.l2 import Ether
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            frame = raw.recv(65535)
+        except TimeoutError:
+            return None
+        pkt = Ether(frame)
+        if TCP not in pkt:
+            continue
+        tcp = pkt[TCP]
+        flags = int(tcp.flags)
+        is_syn = bool(flags & 0x02)
+        is_ack = bool(flags & 0x10)
+        if not is_syn or is_ack != want_synack or port not in (tcp.sport, tcp.dport):
+            continue
+        return next((v for k, v in tcp.options if k == "MSS"), None)
+    return None
+
+
+def _sniffer(lab: MiniLab, node: str, iface: str) -> socket.socket:
+    with in_netns(lab.netns_path(node)):
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    s.bind((iface, 0))
+    s.settimeout(1.0)
+    return s
+
+
+def measure_mss(lab: MiniLab, family: int) -> tuple[int | None, int | None]:
+    """Open a real TCP connection origin -> cf through cust; MSS of the SYN at cf and SYN-ACK at origin."""
+    s = next(s for s in lab.plan.sessions if s.family == family)
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    with in_netns(lab.netns_path("cf")):
+        srv = socket.socket(af, socket.SOCK_STREAM)
+    with srv:
+        srv.bind((str(s.cf_addr), 0))
+        srv.listen(4)
+        port = srv.getsockname()[1]
+        with _sniffer(lab, "cf", "ic1") as at_cf, _sniffer(lab, "origin", "eth0") as at_origin:
+            with in_netns(lab.netns_path("origin")):
+                cli = socket.socket(af, socket.SOCK_STREAM)
+            with cli:
+                cli.settimeout(5)
+                cli.connect((str(s.cf_addr), port))
+            return _syn_mss(at_cf, port, False), _syn_mss(at_origin, port, True)
+
+
+@pytest.mark.root
+@needs_root
+@needs_nft
+@pytest.mark.parametrize(("clamp", "want4"), [("auto", 1436), (1300, 1300), (None, 1460)])
+def test_mss_clamp_rewrites_syns_both_ways(clamp: Any, want4: int, tmp_path: Path, lab_factory) -> None:
+    # v1 = GRE: the plan requires 1436 (1476-byte tunnel MTU - 40). None rehearses the forgotten clamp.
+    plan = make_plan(tmp_path, kind="external", dataplane="v1", mss_clamp=clamp)
+    assert plan.mss_required == 1436
+    s4 = next(s for s in plan.sessions if s.family == 4)
+    s6 = next(s for s in plan.sessions if s.family == 6)
+    lab = lab_factory(plan, ["cf", "cust", "origin"], extra_routes={"cf": [
+        ("198.51.100.0/24", str(s4.cust_addr)), ("2001:db8:cafe::/64", str(s6.cust_addr))]})
+    applied = apply_mss_clamp(lab)
+    assert applied == (None if clamp is None else want4)
+    assert measure_mss(lab, 4) == (want4, want4)
+    assert measure_mss(lab, 6) == (want4 - 20, want4 - 20)
+
+
+# -- pure rendering (no root) ---------------------------------------------------------------------
+def test_templates_follow_the_plan(tmp_path: Path) -> None:
+    plan = build_plan(load_topology(REPO / "topologies" / "ha-three-site.yml"))
+    ctx = template_context(plan)
+    frr, bird = render_frr(plan), render_bird(plan)
+    assert ctx["transit"] == "203.0.113.0"
+    assert "ip route 0.0.0.0/0 203.0.113.0 250" in frr and "route 0.0.0.0/0 via 203.0.113.0;" in bird
+    for s in plan.sessions:
+        assert f"neighbor {s.cf_addr} remote-as 13335" in frr
+        assert f"neighbor {s.cf_addr} password {s.customer_md5}" in frr
+        assert f"neighbor {s.cf_addr} timers {s.keepalive} {s.hold_time}" in frr
+        assert f"neighbor {s.cf_addr} as 13335;" in bird and f'password "{s.customer_md5}";' in bird
+        assert f"set local-preference {s.local_pref}" in frr and f"bgp_local_pref = {s.local_pref};" in bird
+        assert (f"neighbor {s.cf_addr} bfd profile" in frr) == s.bfd
+    assert "transmit-interval 300" in frr and "min tx interval 300 ms;" in bird
+    assert "ip prefix-list CNILAB-ANNOUNCE-V4 seq 5 permit 198.51.100.0/24" in frr
+    # No Null0 for a prefix that is the LAN itself: it would shadow the route to the origin.
+    assert "ip route 198.51.100.0/24 Null0" not in frr
+
+
+def test_nft_rule_and_fix_hints() -> None:
+    nft = render_nft(1436, ["ewr1.100", "gre-ewr1"])
+    assert 'oifname { "ewr1.100", "gre-ewr1" } meta nfproto ipv4 tcp flags syn ' \
+           "tcp option maxseg size > 1436 tcp option maxseg size set 1436" in nft
+    assert "meta nfproto ipv6 tcp flags syn tcp option maxseg size > 1416" in nft
+    hint = mss_fix_hint(1436)
+    assert "--set-mss 1436" in hint["iptables"] and "ip tcp adjust-mss 1436" in hint["cisco"]
+    assert "tcp-mss 1436" in hint["junos"] and "maxseg size set 1436" in hint["nftables"]
+    assert "--set-mss 1416" in hint["ip6tables"]
+
+
+def test_parse_bird_protocols() -> None:
+    text = """BIRD 2.0.12 ready.
+Name       Proto      Table      State  Since         Info
+device1    Device     ---        up     00:01:25.426
+cni_v4     BGP        ---        start  00:01:25.595  Active        Socket: Connection refused
+  BGP state:          Active
+    Neighbor address: 192.0.2.10
+    Neighbor AS:      13335
+    Local AS:         65010
+    Last error:       Socket: Connection refused
+cni_v6     BGP        ---        up     00:01:25.595  Established
+  BGP state:          Established
+    Neighbor address: 2001:db8:12:3::7ac2:d64a
+    Neighbor AS:      13335
+    Local AS:         65010
+  Channel ipv6
+    Routes:         3 imported, 1 exported, 3 preferred
+"""
+    a, b = parse_bird_protocols(text)
+    assert (a["name"], a["state"], a["peer"], a["last_error"]) == \
+        ("cni_v4", "Active", "192.0.2.10", "Socket: Connection refused")
+    assert (b["state"], b["received"], b["sent"], b["remote_as"]) == ("Established", 3, 1, 13335)
