@@ -99,10 +99,15 @@ class EdgeBridge:
             if f.target not in names:
                 continue
             if f.kind == "light":
-                light = None if f.value in (None, "none", "off") else float(f.value)
+                # sim.faults records the parsed level in undo["light_dbm"]; value is "-25dBm" text
+                if "light_dbm" in f.undo:
+                    light = f.undo["light_dbm"]
+                else:
+                    text = str(f.value).lower().removesuffix("dbm")
+                    light = None if f.value in (None, "none", "off") else float(text)
             elif f.kind == "swap":
                 swapped = True
-            elif f.kind == "down":
+            elif f.kind in ("down", "flap"):
                 up = False
         return LinkObservation(cross_connect=st.status == "running", light_dbm=light, swapped=swapped,
                                link_up=up, source=f"lab {lab} state file")

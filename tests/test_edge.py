@@ -290,7 +290,8 @@ def test_bfd_down_tears_bgp_down_and_bfd_up_lets_it_back(edge_lab) -> None:
     client.wait_established(timeout=40)
     _wait(lambda: (b := client.bfd()) and all(x["state"] == "Up" for x in b) and len(b) == 2, 30, "BFD Up")
     before = client.events()[-1].seq
-    nft = "table inet cnilab_t_bfd { chain out { type filter hook output priority 0; udp dport 3784 drop; } }"
+    nft = ("table inet cnilab_t_bfd {\n chain out {\n  type filter hook output priority 0;\n"
+           "  udp dport 3784 drop\n }\n}\n")
     lab.run("cust", ["nft", "-f", "-"], input=nft)
     try:
         t0 = time.monotonic()

@@ -193,10 +193,20 @@ def frr_peer_conf(plan: LabPlan) -> str:
     return "\n".join([*lines, "exit", "end"]) + "\n"
 
 
-def established(lab: MiniLab) -> list[dict[str, Any]] | None:
-    peers = customer_bgp(lab)
-    ok = len(peers) == len(lab.plan.sessions) and all(p["state"] == "Established" and p["received"] for p in peers)
-    return peers if ok else None
+def wait_established(lab: MiniLab, timeout: float = 30) -> list[dict[str, Any]]:
+    """Every planned session Established with routes received, from the customer daemon's view."""
+    peers: list[dict[str, Any]] = []
+
+    def ok() -> bool:
+        nonlocal peers
+        peers = customer_bgp(lab)
+        return len(peers) == len(lab.plan.sessions) and all(p["state"] == "Established" and p["received"]
+                                                            for p in peers)
+    try:
+        wait_for(ok, timeout, "all sessions Established")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: customer sees {peers}") from None
+    return peers
 
 
 def assert_routes_in_kernel(lab: MiniLab) -> None:
@@ -228,7 +238,7 @@ def test_frr_customer_establishes_with_md5(source: str, tmp_path: Path, lab_fact
     assert info["kind"] == "frr" and len(info["processes"]) == 4
     assert info["source"] == ("template" if source == "template" else str(EXAMPLES / "frr-good.conf"))
 
-    peers = wait_for(lambda: established(lab), 30, "both FRR sessions Established")
+    peers = wait_established(lab)
     assert {p["session"] for p in peers} == {"ic1/v4", "ic1/v6"}
     assert all(p["remote_as"] == 13335 for p in peers)
     assert_routes_in_kernel(lab)
@@ -267,7 +277,7 @@ def test_bird_customer_establishes_with_md5(source: str, tmp_path: Path, lab_fac
     start_customer(lab)
     assert lab.state.extra["customer_router"]["kind"] == "bird"
 
-    peers = wait_for(lambda: established(lab), 30, "both BIRD sessions Established")
+    peers = wait_established(lab)
     assert {p["session"] for p in peers} == {"ic1/v4", "ic1/v6"}
     assert all(p["remote_as"] == 13335 for p in peers)
     assert_routes_in_kernel(lab)

@@ -154,10 +154,11 @@ class DockerBackend(Backend):
         return str(lab_dir(self.lab).resolve())
 
     def _mounts(self) -> dict[str, dict[str, str]]:
-        """Lab dir (rw) and the cnilab code + interpreter (ro), each at its host path."""
+        """Lab dir (rw) and the cnilab code, venv and base interpreter (ro), each at its host path,
+        so host-rendered commands (``/path/.venv/bin/python -m sim.edge.driver ...``) run as is."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         mounts = {str(self.workdir.resolve()): {"bind": str(self.workdir.resolve()), "mode": "rw"}}
-        for p in {REPO, Path(sys.prefix).resolve()}:
+        for p in sorted({REPO, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}):
             if not any(p.is_relative_to(m) for m in map(Path, mounts)) and p != Path("/usr"):
                 mounts[str(p)] = {"bind": str(p), "mode": "ro"}
         return mounts
