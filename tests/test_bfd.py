@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -432,18 +431,6 @@ def daemon(ns: str, argv: list[str], log: Path, pidfile: Path | None = None) -> 
                 os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
 
 
-@pytest.fixture
-def frr_dir() -> Iterator[Path]:
-    """bfdd drops to the ``frr`` user, which cannot traverse pytest's private (0700) tmp_path tree,
-    so its pid file, vty and control sockets live in a unique world-traversable dir under /tmp."""
-    d = Path(tempfile.mkdtemp(prefix="bfdt-frr-"))
-    try:
-        d.chmod(0o777)
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def _frr_peers(ns: str, vty: Path) -> list[dict]:
     out = subprocess.run(["ip", "netns", "exec", ns, "vtysh", "--vty_socket", str(vty), "-d", "bfdd",
                           "-c", "show bfd peers json"], capture_output=True, text=True, timeout=10)
@@ -455,14 +442,16 @@ def _frr_peers(ns: str, vty: Path) -> list[dict]:
 
 @pytest.mark.root
 @pytest.mark.daemons
-def test_against_frr_bfdd(nspair: NsPair, frr_dir: Path) -> None:
+def test_against_frr_bfdd(nspair: NsPair, tmp_path: Path) -> None:
     if not FRR_BFDD.exists() or not shutil.which("vtysh"):
         pytest.skip("FRR bfdd/vtysh not installed")
-    tmp_path = frr_dir
     conf = tmp_path / "bfdd.conf"
     conf.write_text(f"bfd\n peer {nspair.a4} local-address {nspair.b4}\n  receive-interval 300\n"
                     "  transmit-interval 300\n  detect-multiplier 3\n")
-    argv = [str(FRR_BFDD), "-f", str(conf), "-i", str(tmp_path / "bfdd.pid"), "--vty_socket", str(tmp_path),
+    # stay root (pytest's tmp tree is 0700, the frr user could not reach it); root must then name
+    # the vty group explicitly or privs_init refuses to start
+    argv = [str(FRR_BFDD), "-u", "root", "-g", "frrvty", "-f", str(conf), "-i", str(tmp_path / "bfdd.pid"),
+            "--vty_socket", str(tmp_path),
             "--bfdctl", str(tmp_path / "bfdd.sock"), "-P", "0", "--log", "stdout"]
 
     async def main() -> None:

@@ -110,6 +110,15 @@ def test_driver_state_policy_and_diagnosis_from_exabgp_json(tmp_path: Path) -> N
         assert d.desired_routes() == []
         with pytest.raises(LookupError):
             await d.control({"cmd": "teardown", "session": "nope"})
+        # runtime (re)configuration: drop the IPv6 session, ExaBGP is told to reload the new file
+        v4_only = [x.model_dump(mode="json") for x in spec.sessions if x.family == 4]
+        res = await d.control({"cmd": "configure", "sessions": v4_only})
+        assert res == {"added": [], "changed": [], "removed": ["lax1/v6"]}
+        assert sent[-1] == "reload" and "2001:db8:12:3::7ac2:d64b" not in spec.conf_path.read_text()
+        with pytest.raises(ValueError, match="given twice"):
+            await d.control({"cmd": "configure", "sessions": v4_only * 2})
+        with pytest.raises(ValueError, match="unknown command"):
+            await d.control({"cmd": "frobnicate"})
         ev = await d.control({"cmd": "events", "since": 0})
         assert [e["seq"] for e in ev] == sorted(e["seq"] for e in ev) and ev
         assert await d.control({"cmd": "events", "since": ev[-1]["seq"]}) == []
@@ -245,6 +254,13 @@ def test_edge_establishes_with_frr_and_applies_policy(edge_lab) -> None:
           or client.session("lax1/v4").established_count >= 2, 10, "route removal on teardown")
     assert "Administrative Reset" in frr.vtysh("show bgp neighbors 192.0.2.10")
     _wait(lambda: client.session("lax1/v4").established_count >= 2, 30, "re-establishment")
+
+    # configure at runtime: removing the IPv6 session takes it down in FRR, adding it back restores it
+    plan_sessions = lab.plan.sessions
+    assert client.configure([s for s in plan_sessions if s.family == 4])["removed"] == ["lax1/v6"]
+    _wait(lambda: "2001:db8:12:3::7ac2:d64a" not in frr.received(), 20, "IPv6 session removed")
+    assert client.configure(plan_sessions)["added"] == ["lax1/v6"]
+    _wait(lambda: frr.received().get("2001:db8:12:3::7ac2:d64a") == 7, 30, "IPv6 session back")
 
 
 @pytest.mark.root

@@ -28,7 +28,7 @@ def build_spec(lab: Any, scale_routes: int | None = None) -> EdgeSpec:
     """The edge's spec from a lab's plan (scale routes from the plan when it carries them)."""
     plan = lab.plan
     workdir = Path(lab.node_dir(EDGE_NODE))
-    n = scale_routes if scale_routes is not None else int(getattr(plan, "scale_routes", 0) or 0)
+    n = scale_routes if scale_routes is not None else plan.scale_routes
     spec = EdgeSpec.from_plan(plan, workdir, scale_routes=n)
     ifname = getattr(lab, "ifname", None)
     if ifname is not None:

@@ -143,6 +143,7 @@ class LabPlan(Plan):
     customer_router: CustomerRouter = Field(
         default_factory=CustomerRouter, description="kind/config/mss_clamp of the customer router (sim.routers)"
     )
+    scale_routes: int = Field(default=0, description="Extra more-specifics the edge announces (sim.bgp.scale)")
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -283,7 +284,7 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
         sessions=sessions, cf_prefixes=cf_prefixes, customer_prefixes=list(topo.customer.prefixes),
         customer_announce=list(topo.customer.prefixes) + list(topo.customer.announce_extra),
         mss_required=min(facts.required_mss(ic.dataplane, ic.service) for ic in topo.interconnects),
-        path_mtu=path_mtu, customer_router=topo.customer.router,
+        path_mtu=path_mtu, customer_router=topo.customer.router, scale_routes=topo.cloudflare.scale_routes,
     )
 
 

@@ -1,0 +1,297 @@
+"""The sampling loop behind the page: kernel links, faults, edge BGP/BFD and per-path rates.
+
+One background thread samples everything every ``period`` (250 ms) and publishes an immutable
+:class:`~sim.dashboard.models.Snapshot` with a version number; the web layer only reads the latest
+snapshot, so a slow browser never slows sampling and a stalled edge driver never blocks a request.
+Timeline entries are produced by comparing consecutive samples (a carrier that changed, a fault
+that appeared or went) plus the edge driver's own event log, which is fetched incrementally.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sim.dashboard.models import (
+    EdgeView,
+    EndState,
+    FaultView,
+    LinkState,
+    PathRate,
+    ScenarioRun,
+    Snapshot,
+    TimelineEntry,
+    TopologyView,
+    TrafficView,
+)
+from sim.dashboard.netlink import IfaceSample, NetnsReader
+from sim.edge.control import ControlError, EdgeClient
+from sim.lab.paths import lab_dir
+from sim.lab.state import FaultRecord, LabNotFound, LabState
+
+log = logging.getLogger(__name__)
+
+TIMELINE_MAX = 300
+HISTORY = 120  # samples kept per path for the sparkline (30 s at 250 ms)
+EDGE_TIMEOUT_S = 1.0
+
+_GOOD_WORDS = ("Established", "-> Up", "BFD Up")
+_BAD_WORDS = ("down", "Down", "NOTIFICATION", "tearing", "error", "refused", "rejected")
+
+
+def _severity(kind: str, detail: str) -> str:
+    """Colour of an edge event in the timeline: state changes stand out, FSM chatter is dimmed."""
+    if kind == "bgp-fsm":
+        return "good" if detail == "Established" else "minor"
+    if kind == "route":
+        return "minor"
+    if kind in ("notification", "teardown", "error"):
+        return "bad"
+    if any(w in detail for w in _GOOD_WORDS):
+        return "good"
+    if any(w in detail for w in _BAD_WORDS):
+        return "bad"
+    return "info"
+
+
+def _fault_key(f: FaultRecord) -> tuple[str, str, float]:
+    return (f.target, f.kind, f.since)
+
+
+def _fault_text(f: FaultRecord) -> str:
+    return f"{f.kind}{'=' + str(f.value) if f.value not in (None, '') else ''}"
+
+
+class Collector:
+    """Samples one lab in a background thread; ``start()``/``stop()`` are called by the app lifespan.
+
+    ``side_info`` is called every sample to fill the parts owned by the action runners (traffic
+    stream, scenario), so the snapshot stays one consistent object.
+    """
+
+    def __init__(self, lab_name: str, view: TopologyView, netns: dict[str, str], edge_socket: str | None,
+                 period: float = 0.25,
+                 side_info: Callable[[], tuple[TrafficView, ScenarioRun]] | None = None) -> None:
+        self.lab_name = lab_name
+        self.view = view
+        self.netns = netns
+        self.edge_socket = edge_socket
+        self.period = period
+        self.side_info = side_info or (lambda: (TrafficView(), ScenarioRun()))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._timeline: collections.deque[TimelineEntry] = collections.deque(maxlen=TIMELINE_MAX)
+        self._seq = 0
+        self._version = 0
+        self._snapshot: Snapshot | None = None
+        self._changed = threading.Condition(self._lock)
+        # sampling state (only touched by the sampling thread)
+        self._history: dict[str, collections.deque[float]] = {
+            p.label: collections.deque(maxlen=HISTORY) for p in view.paths}
+        self._prev_counters: dict[str, tuple[float, int, int]] = {}
+        self._prev_links: dict[str, bool] = {}
+        self._prev_faults: dict[tuple[str, str, float], FaultRecord] | None = None
+        self._faults: list[FaultRecord] = []
+        self._lab_status = "unknown"
+        self._lab_error: str | None = None
+        self._state_mtime: float | None = None
+        self._edge_since = 0
+        self._edge_last_time = 0.0
+        self._edge_reachable: bool | None = None
+        self._edge_view = EdgeView(reachable=False, error="not sampled yet")
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"dashboard-{self.lab_name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stop.is_set()
+
+    # -- what the web layer reads --------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def snapshot(self) -> Snapshot | None:
+        return self._snapshot
+
+    def wait_change(self, version: int, timeout: float) -> Snapshot | None:
+        """Block (in a worker thread) until a snapshot newer than ``version`` exists or ``timeout``."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._version != version or self._stop.is_set(), timeout)
+            return self._snapshot
+
+    def note(self, source: str, kind: str, text: str, severity: str = "info", session: str | None = None,
+             at: float | None = None) -> None:
+        """Add a timeline entry (actions from the page, and the collector's own observations)."""
+        with self._lock:
+            self._seq += 1
+            self._timeline.append(TimelineEntry(seq=self._seq, time=at or time.time(), source=source,  # type: ignore[arg-type]
+                                                kind=kind, text=text, session=session, severity=severity))  # type: ignore[arg-type]
+
+    # -- sampling ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        with NetnsReader(self.netns) as reader:
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                try:
+                    self._sample(reader)
+                except Exception:  # never let one bad sample kill the live view
+                    log.exception("dashboard sample failed")
+                next_at += self.period
+                delay = next_at - time.monotonic()
+                if delay < 0:  # overran (a slow edge answer): skip ahead rather than bunch samples
+                    next_at = time.monotonic()
+                    delay = 0
+                self._stop.wait(delay)
+
+    def _sample(self, reader: NetnsReader) -> None:
+        now = time.time()
+        self._sample_state()
+        ifaces = reader.sample()
+        links = self._links(ifaces, reader.errors)
+        rates = self._rates(ifaces)
+        self._sample_edge()
+        traffic, scenario = self.side_info()
+        with self._lock:
+            self._version += 1
+            self._snapshot = Snapshot(
+                lab=self.lab_name, version=self._version, time=now, lab_status=self._lab_status,
+                lab_error=self._lab_error, links=links,
+                faults=[FaultView(target=f.target, kind=f.kind, value=f.value, mechanism=f.mechanism, since=f.since)
+                        for f in self._faults],
+                edge=self._edge_view, rates=rates, timeline=list(self._timeline), traffic=traffic,
+                scenario=scenario, sample_period_s=self.period)
+            self._changed.notify_all()
+
+    def _sample_state(self) -> None:
+        """Faults and lab status from the state file (re-read only when it changed)."""
+        try:
+            mtime = os.stat(lab_dir(self.lab_name) / "state.json").st_mtime
+            if mtime == self._state_mtime:
+                return
+            st = LabState.load(self.lab_name)
+            self._state_mtime = mtime
+        except (LabNotFound, FileNotFoundError):
+            if self._lab_status != "gone":
+                self.note("dashboard", "lab", f"lab {self.lab_name} is no longer running (state file gone)", "bad")
+            self._lab_status, self._lab_error = "gone", f"lab {self.lab_name} is not running"
+            self._faults = []
+            return
+        except (OSError, ValueError) as exc:  # half-written by someone else: keep the last view
+            self._lab_error = f"state file unreadable: {exc}"
+            return
+        self._lab_status, self._lab_error = st.status, None
+        self._faults = list(st.faults)
+        current = {_fault_key(f): f for f in st.faults}
+        if self._prev_faults is not None:
+            for key, f in current.items():
+                if key not in self._prev_faults:
+                    self.note("fault", "fault-injected", f"fault {_fault_text(f)} on {f.target}: {f.mechanism}",
+                              "bad", at=max(f.since, time.time() - 5))
+            for key, f in self._prev_faults.items():
+                if key not in current:
+                    self.note("fault", "fault-cleared", f"fault {_fault_text(f)} on {f.target} cleared", "good")
+        self._prev_faults = current
+
+    def _links(self, ifaces: dict[str, dict[str, IfaceSample]], errors: dict[str, str]) -> list[LinkState]:
+        out = []
+        for lk in self.view.links:
+            ends = []
+            for ep in (lk.a, lk.b):
+                s = ifaces.get(ep.node, {}).get(ep.iface)
+                if s is None:
+                    ends.append(EndState(node=ep.node, iface=ep.iface, present=False,
+                                         operstate=errors.get(ep.node, "missing")))
+                else:
+                    ends.append(EndState(node=ep.node, iface=ep.iface, admin_up=s.admin_up, carrier=s.carrier,
+                                         operstate=s.operstate))
+            up = all(e.present and e.admin_up and e.carrier for e in ends)
+            faults = [_fault_text(f) for f in self._faults if f.target in (lk.name, lk.a.node, lk.b.node)]
+            prev = self._prev_links.get(lk.name)
+            if prev is not None and prev != up:
+                why = ", ".join(f"{e.node}:{e.iface} {'admin down' if not e.admin_up else 'no carrier'}"
+                                for e in ends if not (e.present and e.admin_up and e.carrier))
+                self.note("link", "link-up" if up else "link-down",
+                          f"link {lk.name}: carrier {'up' if up else 'down'}" + (f" ({why})" if why else ""),
+                          "good" if up else "bad")
+            self._prev_links[lk.name] = up
+            out.append(LinkState(name=lk.name, up=up, ends=ends, faults=faults))
+        return out
+
+    def _rates(self, ifaces: dict[str, dict[str, IfaceSample]]) -> list[PathRate]:
+        """Packets/s and bits/s leaving the edge on each path (interconnects and transit0)."""
+        now = time.monotonic()
+        out = []
+        for p in self.view.paths:
+            s = ifaces.get("cf", {}).get(p.iface)
+            pps = bps = 0.0
+            if s is not None:
+                prev = self._prev_counters.get(p.label)
+                if prev is not None and now > prev[0]:
+                    dt = now - prev[0]
+                    pps = max(0, s.tx_packets - prev[1]) / dt
+                    bps = max(0, s.tx_bytes - prev[2]) * 8 / dt
+                self._prev_counters[p.label] = (now, s.tx_packets, s.tx_bytes)
+            hist = self._history[p.label]
+            hist.append(round(pps, 1))
+            out.append(PathRate(label=p.label, iface=p.iface, pps=round(pps, 1), bps=round(bps), history=list(hist)))
+        return out
+
+    def _sample_edge(self) -> None:
+        if not self.edge_socket:
+            self._edge_view = EdgeView(reachable=False, error="the lab has no edge driver (no control socket recorded)")
+            return
+        client = EdgeClient(self.edge_socket, timeout=EDGE_TIMEOUT_S)
+        try:
+            sessions = client.call("sessions")
+            bfd = client.call("bfd")
+            since = self._edge_since if self._edge_reachable else 0
+            events = client.events(since=since)
+        except (ControlError, OSError, ValueError) as exc:
+            if self._edge_reachable is not False:
+                self.note("dashboard", "edge", f"edge driver not reachable: {exc}", "bad")
+            self._edge_reachable = False
+            self._edge_view = EdgeView(reachable=False, error=str(exc))
+            return
+        if self._edge_reachable is False:
+            self.note("dashboard", "edge", "edge driver reachable again", "good")
+        self._edge_reachable = True
+        for ev in events:
+            if since == 0 and ev.time <= self._edge_last_time:
+                continue  # shown before the driver became unreachable (or restarted, renumbering)
+            self.note("edge", ev.kind, ev.detail, _severity(ev.kind, ev.detail), session=ev.session, at=ev.time)
+            self._edge_last_time = max(self._edge_last_time, ev.time)
+        if events:
+            self._edge_since = max(ev.seq for ev in events)
+        self._edge_view = EdgeView(reachable=True, sessions=list(sessions or []), bfd=list(bfd or []))
+
+
+def fault_targets(view: TopologyView) -> list[str]:
+    """What the fault buttons may target: links first (interconnects on top), then nodes."""
+    links = sorted(view.links, key=lambda lk: (lk.interconnect is None, lk.name))
+    return [lk.name for lk in links] + [n.name for n in view.nodes]
+
+
+def snapshot_json(snap: Snapshot | None) -> dict[str, Any]:
+    return {} if snap is None else snap.model_dump(mode="json")
+
