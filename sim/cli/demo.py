@@ -39,9 +39,17 @@ class Step:
 
 def _bgp_up(lab: Any) -> tuple[bool, str]:
     from sim.edge.control import EdgeClient
+    from sim.testing import wait_for
 
     client = EdgeClient(lab.state.control["edge"])
-    sess = client.wait_established(timeout=60)
+    client.wait_established(timeout=60)
+    want = {fam: sum(1 for p in lab.plan.customer_prefixes if p.version == fam) for fam in (4, 6)}
+
+    def exchanged():
+        sess = client.sessions()
+        return sess if all(s.up and s.prefixes_accepted >= want[s.family] for s in sess) else None
+
+    sess = wait_for(exchanged, timeout=30, what="customer prefixes accepted at the edge")
     parts = [f"{s.key} Established (sent {s.prefixes_sent}, accepted {s.prefixes_accepted})" for s in sess]
     return True, "; ".join(parts)
 
@@ -123,7 +131,7 @@ def register(app: typer.Typer) -> None:
                 console.print(f"[green]PASS[/] lab up [dim]({time.monotonic() - t_up:.1f}s)[/] "
                               f"{', '.join(f'{k}: {v}' for k, v in lab.state.mechanisms.items())}")
                 steps.rows.append(("lab up", True, time.monotonic() - t_up, ""))
-                if steps.run("BGP sessions Established", lambda: _bgp_up(lab)):
+                if steps.run("BGP sessions Established, prefixes exchanged", lambda: _bgp_up(lab)):
                     steps.run("BFD Up", lambda: _bfd_up(lab))
                     steps.run("customer learned Cloudflare's prefixes", lambda: _customer_has_cf_routes(lab))
 

@@ -5,6 +5,6 @@ owned by the app's lifespan samples the lab every 250 ms and the page follows it
 Events. Everything (HTML, JS, CSS) is served locally so it works in a training room without internet.
 """
 
+from sim.dashboard.app import DashboardConfigError, check_bind, create_app, is_loopback
 
-
-
+__all__ = ["DashboardConfigError", "check_bind", "create_app", "is_loopback"]

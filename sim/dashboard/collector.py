@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from sim.dashboard.models import (
     EdgeView,
@@ -90,7 +89,7 @@ class Collector:
         self._seq = 0
         self._version = 0
         self._snapshot: Snapshot | None = None
-        self._changed = threading.Condition(self._lock)
+        self._snapshot_json: str | None = None
         # sampling state (only touched by the sampling thread)
         self._history: dict[str, collections.deque[float]] = {
             p.label: collections.deque(maxlen=HISTORY) for p in view.paths}
@@ -116,8 +115,6 @@ class Collector:
 
     def stop(self) -> None:
         self._stop.set()
-        with self._changed:
-            self._changed.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -134,11 +131,9 @@ class Collector:
     def snapshot(self) -> Snapshot | None:
         return self._snapshot
 
-    def wait_change(self, version: int, timeout: float) -> Snapshot | None:
-        """Block (in a worker thread) until a snapshot newer than ``version`` exists or ``timeout``."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._version != version or self._stop.is_set(), timeout)
-            return self._snapshot
+    def snapshot_json(self) -> str | None:
+        """The latest snapshot, serialised once per sample however many pages are watching."""
+        return self._snapshot_json
 
     def note(self, source: str, kind: str, text: str, severity: str = "info", session: str | None = None,
              at: float | None = None) -> None:
@@ -173,15 +168,15 @@ class Collector:
         self._sample_edge()
         traffic, scenario = self.side_info()
         with self._lock:
-            self._version += 1
-            self._snapshot = Snapshot(
-                lab=self.lab_name, version=self._version, time=now, lab_status=self._lab_status,
+            snap = Snapshot(
+                lab=self.lab_name, time=now, lab_status=self._lab_status,
                 lab_error=self._lab_error, links=links,
                 faults=[FaultView(target=f.target, kind=f.kind, value=f.value, mechanism=f.mechanism, since=f.since)
                         for f in self._faults],
                 edge=self._edge_view, rates=rates, timeline=list(self._timeline), traffic=traffic,
-                scenario=scenario, sample_period_s=self.period)
-            self._changed.notify_all()
+                scenario=scenario, sample_period_s=self.period, version=self._version + 1)
+            self._snapshot, self._snapshot_json = snap, snap.model_dump_json()
+            self._version = snap.version
 
     def _sample_state(self) -> None:
         """Faults and lab status from the state file (re-read only when it changed)."""
@@ -290,8 +285,4 @@ def fault_targets(view: TopologyView) -> list[str]:
     """What the fault buttons may target: links first (interconnects on top), then nodes."""
     links = sorted(view.links, key=lambda lk: (lk.interconnect is None, lk.name))
     return [lk.name for lk in links] + [n.name for n in view.nodes]
-
-
-def snapshot_json(snap: Snapshot | None) -> dict[str, Any]:
-    return {} if snap is None else snap.model_dump(mode="json")
 

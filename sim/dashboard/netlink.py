@@ -9,11 +9,11 @@ not take, or a link a colleague downed by hand, shows up as it really is.
 from __future__ import annotations
 
 import contextlib
-import socket
 from typing import Any
 
 from pydantic import BaseModel
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from sim.lab.nsenter import in_netns
 
@@ -58,8 +58,8 @@ class NetnsReader:
             try:
                 with in_netns(self.netns[node]):
                     ipr = IPRoute()
-            except OSError as exc:
-                self.errors[node] = f"namespace {self.netns[node]}: {exc.strerror or exc}"
+            except (OSError, NetlinkError) as exc:
+                self.errors[node] = f"namespace {self.netns[node]}: {getattr(exc, 'strerror', None) or exc}"
                 return None
             self._sockets[node] = ipr
             self.errors.pop(node, None)
@@ -73,7 +73,7 @@ class NetnsReader:
                 continue
             try:
                 links = ipr.get_links()
-            except (OSError, socket.error) as exc:  # namespace gone under us: reopen next time
+            except (OSError, NetlinkError) as exc:  # namespace gone under us: reopen next time
                 self.errors[node] = str(exc)
                 with contextlib.suppress(OSError):
                     ipr.close()

@@ -164,7 +164,7 @@ def edge_files(plan: LabPlan) -> dict[str, str]:
     if conf is not None and spec_cls is not None:
         from sim.edge.exabgp_conf import EXABGP_ENV
 
-        spec = spec_cls.from_plan(plan, Path(EDGE_RUN_DIR))
+        spec = spec_cls.from_plan(plan, Path(EDGE_RUN_DIR), scale_routes=getattr(plan, "scale_routes", 0))
         spec.python = EDGE_PYTHON
         files["edge.json"] = spec.model_dump_json(indent=1) + "\n"
         files["exabgp.conf"] = conf(spec)
@@ -187,7 +187,16 @@ staticd_options="-A 127.0.0.1"
 
 
 def customer_files(plan: LabPlan) -> dict[str, str]:
+    """FRR's /etc/frr: the user's own config when the topology names one, else our template.
+
+    A user config names the plan's interfaces (``ewr1.100``); the container has ``eth2.100``, so
+    it is copied as is and the interface map in ``interfaces.yml`` tells the user what to rename.
+    """
     files = {"daemons": FRR_DAEMONS, "vtysh.conf": "service integrated-vtysh-config\n"}
+    router = getattr(plan, "customer_router", None)
+    if router is not None and router.kind == "frr" and router.config is not None:
+        files["frr.conf"] = Path(router.config).read_text(encoding="utf-8")
+        return files
     render = _optional("sim.routers.frr", "render_frr")
     if render is not None:
         files["frr.conf"] = render(plan)
