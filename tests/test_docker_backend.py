@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,10 +144,15 @@ def test_v1_bgp_between_frr_and_edge_containers(engine, short_state_dir, lab_nam
     client, _ = engine
     try:
         with _lab(engine, lab_name, daemons=True) as lab:
-            sessions = customer_bgp(lab)
-            assert sessions, "customer router reports no BGP sessions"
-            states = {str(s.get("peer")): str(s.get("state")) for s in sessions}
-            assert all(st.lower() == "established" for st in states.values()), states
+            deadline = time.monotonic() + 60  # FRR connects every 5 s; hold 9 s: generous bound
+            while True:
+                sessions = customer_bgp(lab)
+                states = {str(s.get("peer")): str(s.get("state")) for s in sessions}
+                if len(states) == 2 and all(st.lower() == "established" for st in states.values()):
+                    break
+                assert time.monotonic() < deadline, f"BGP not established within 60 s: {states}"
+                time.sleep(1)
+            assert set(states) == {"192.0.2.10", "2001:db8:12:3::7ac2:d64a"}
             # FRR ran from the FRR image inside the cust container
             ps = lab.run("cust", ["ps", "-eo", "comm"]).stdout.split()
             assert "bgpd" in ps and "zebra" in ps

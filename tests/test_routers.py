@@ -8,6 +8,7 @@ Every namespace and daemon is removed in a ``finally``, whether the test passed 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -34,7 +35,7 @@ from sim.routers import (
     template_context,
 )
 from sim.routers.bird import BirdRouter, parse_bird_protocols, render_bird
-from sim.routers.frr import FrrRouter, render_frr
+from sim.routers.frr import FrrRouter, remove_scratch, render_frr
 from sim.routers.mss import apply_mss_clamp, mss_fix_hint, render_nft
 from sim.topology.load import load_topology
 from sim.topology.plan import LabPlan, build_plan
@@ -112,12 +113,13 @@ class MiniLab:
     def destroy(self) -> None:
         for rec in reversed(self.procs):
             rec.stop()
+            remove_scratch(rec)
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
 
 def make_plan(tmp_path: Path, *, kind: str = "frr", config: Path | None = None, dataplane: str = "v2",
-              mss_clamp: Any = "auto", md5: str = "cni-rehearsal") -> LabPlan:
+              mss_clamp: Any = "auto", md5: str = "cni-rehearsal", bfd: bool = False) -> LabPlan:
     """A one-interconnect topology with the addressing the example configs use (v2-direct.yml)."""
     topo: dict[str, Any] = {
         "name": "routers-test",
@@ -128,6 +130,7 @@ def make_plan(tmp_path: Path, *, kind: str = "frr", config: Path | None = None, 
             "ipv4": {"cloudflare": "192.0.2.10/31", "customer": "192.0.2.11/31"},
             "ipv6": {"cloudflare": "2001:db8:12:3::7ac2:d64a/127", "customer": "2001:db8:12:3::7ac2:d64b/127"},
             "bgp": {"md5": md5, "hold_time": 9, "keepalive": 3, "local_pref": 150},
+            "bfd": {"enabled": bfd, "tx_ms": 200, "rx_ms": 200, "multiplier": 3},
         }],
     }
     path = tmp_path / "topo.yml"
@@ -169,11 +172,16 @@ def bird_peer_conf(plan: LabPlan, md5: str | None = None) -> str:
     out = ["log stderr all;", f"router id {plan.sessions[0].cf_addr};", "protocol device {}",
            f"protocol static cf4 {{ ipv4; route {CF4} blackhole; }}",
            f"protocol static cf6 {{ ipv6; route {CF6} blackhole; }}"]
+    for s in plan.sessions[:1]:
+        if s.bfd:
+            out.append(f"""protocol bfd {{ interface "{s.cf_iface}" {{ min rx interval {s.bfd_rx_ms} ms;
+  min tx interval {s.bfd_tx_ms} ms; multiplier {s.bfd_multiplier}; }}; }}""")
     for i, s in enumerate(plan.sessions):
         key = md5 if md5 is not None else s.md5
         out.append(f"""protocol bgp cust{i} {{
   local {s.cf_addr} as {s.cf_asn}; neighbor {s.cust_addr} as {s.cust_asn};
   password "{key}"; passive on; hold time {s.hold_time}; keepalive time {s.keepalive};
+  {"bfd on;" if s.bfd else ""}
   ipv{s.family} {{ import all; export where proto = "cf{s.family}"; }};
 }}""")
     return "\n".join(out) + "\n"
@@ -181,11 +189,16 @@ def bird_peer_conf(plan: LabPlan, md5: str | None = None) -> str:
 
 def frr_peer_conf(plan: LabPlan) -> str:
     """Cloudflare stand-in in FRR (for a BIRD customer)."""
-    lines = ["frr defaults traditional", "router bgp 13335", f" bgp router-id {plan.sessions[0].cf_addr}",
+    t = plan.sessions[0]
+    lines = ["frr defaults traditional", "bfd", " profile cf", f"  transmit-interval {t.bfd_tx_ms}",
+             f"  receive-interval {t.bfd_rx_ms}", f"  detect-multiplier {t.bfd_multiplier}", " exit", "exit",
+             "router bgp 13335", f" bgp router-id {plan.sessions[0].cf_addr}",
              " no bgp ebgp-requires-policy", " no bgp default ipv4-unicast", " no bgp network import-check"]
     for s in plan.sessions:
         lines += [f" neighbor {s.cust_addr} remote-as {s.cust_asn}", f" neighbor {s.cust_addr} password {s.md5}",
                   f" neighbor {s.cust_addr} passive", f" neighbor {s.cust_addr} timers {s.keepalive} {s.hold_time}"]
+        if s.bfd:
+            lines.append(f" neighbor {s.cust_addr} bfd profile cf")
     for fam, net in ((4, CF4), (6, CF6)):
         lines += [f" address-family ipv{fam} unicast", f"  network {net}"]
         lines += [f"  neighbor {s.cust_addr} activate" for s in plan.sessions if s.family == fam]
@@ -290,6 +303,35 @@ def test_bird_customer_establishes_with_md5(source: str, tmp_path: Path, lab_fac
     assert "65010 i" in v4 and "2001:db8:cafe::/48" in v6
     assert "192.0.2.10/31" not in v4  # the connected link net was not exported
     stop_customer(lab)
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@needs_root
+@needs_frr
+@needs_bird
+@needs_nft
+@pytest.mark.parametrize("kind", ["frr", "bird"])
+def test_bfd_comes_up_with_the_plan_timers(kind: str, tmp_path: Path, lab_factory) -> None:
+    plan = make_plan(tmp_path, kind=kind, dataplane="v1", bfd=True)
+    lab = lab_factory(plan, ["cf", "cust"])
+    # FRR stands in for the edge for both kinds: BIRD as the BFD peer of FRR flaps (BIRD withdraws
+    # its BFD session with AdminDown whenever its BGP resets, and FRR resets BGP on that).
+    FrrRouter(lab, "cf").start(frr_peer_conf(plan), source="peer")
+    start_customer(lab)
+    wait_established(lab)
+    if kind == "frr":
+        def bfd_up() -> list[dict[str, Any]] | None:
+            peers = json.loads(FrrRouter(lab).vtysh("show bfd peers json"))
+            ok = len(peers) == 2 and all(p["status"] == "up" for p in peers)
+            return peers if ok else None
+        peers = wait_for(bfd_up, 15, "FRR BFD sessions up")
+        assert {p["peer"] for p in peers} == {str(s.cf_addr) for s in plan.sessions}
+        assert all(p["transmit-interval"] == 200 and p["detect-multiplier"] == 3 for p in peers)
+    else:
+        text = wait_for(lambda: (lambda t: t if t.count(" Up ") == 2 else None)(
+            BirdRouter(lab).birdc("show", "bfd", "sessions")), 15, "BIRD BFD sessions Up")
+        assert "0.200" in text  # the plan's 200 ms interval
 
 
 # -- user configs that are wrong ------------------------------------------------------------------

@@ -45,9 +45,7 @@ _BAD_WORDS = ("down", "Down", "NOTIFICATION", "tearing", "error", "refused", "re
 
 def _severity(kind: str, detail: str) -> str:
     """Colour of an edge event in the timeline: state changes stand out, FSM chatter is dimmed."""
-    if kind == "bgp-fsm":
-        return "good" if detail == "Established" else "minor"
-    if kind == "route":
+    if kind in ("bgp-fsm", "route"):  # bgp-state repeats what matters (Established, down: why)
         return "minor"
     if kind in ("notification", "teardown", "error"):
         return "bad"

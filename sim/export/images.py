@@ -10,6 +10,7 @@ On a machine without a registry the base comes from ``containerlab/images/base/b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import subprocess
@@ -85,6 +86,20 @@ def _current(client: docker.DockerClient, tag: str, want: str) -> bool:
 
 
 def _build(client: docker.DockerClient, context: Path, dockerfile: str, tag: str, base: str, content: str) -> None:
+    """Build ``tag``; the image it replaces is removed, so content-hash rebuilds (the edge image is
+    rebuilt whenever the package changes) do not pile up dangling images on a shared disk."""
+    try:
+        previous = client.images.get(tag).id
+    except docker.errors.ImageNotFound:
+        previous = None
+    _build_only(client, context, dockerfile, tag, base, content)
+    if previous and previous != client.images.get(tag).id:
+        with contextlib.suppress(docker.errors.APIError):  # still used by a container: keep it
+            client.images.remove(previous, noprune=False)
+
+
+def _build_only(client: docker.DockerClient, context: Path, dockerfile: str, tag: str, base: str,
+                content: str) -> None:
     try:
         client.images.build(path=str(context), dockerfile=dockerfile, tag=tag, buildargs={"BASE": base},
                             labels={CONTENT_LABEL: content}, rm=True, forcerm=True, pull=False)

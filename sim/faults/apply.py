@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+import time
 import zlib
+from pathlib import Path
 from typing import Any, Protocol
 
 from sim.faults.spec import FaultError, FaultSpec, Place, parse_fault, resolve_target
@@ -118,6 +120,7 @@ def _apply_place(lab: LabLike, place: Place, spec: FaultSpec) -> tuple[str, list
                       "--delay-ms", str(spec.delay_ms), "--jitter-ms", str(spec.jitter_ms or 0)],
                      log=lab.state.dir / f"delay-{place.iface}.log")
         undo.append({"type": "stop", "process": proc.model_dump()})
+        _wait_for_line(proc, "bound to NFQUEUE")  # until bound, --queue-bypass lets packets through undelayed
         for tool in ("iptables", "ip6tables"):
             for r in rules:
                 target = ["-j", "NFQUEUE", "--queue-num", str(q), "--queue-bypass"]
@@ -141,6 +144,19 @@ def _apply_place(lab: LabLike, place: Place, spec: FaultSpec) -> tuple[str, list
         return (f"userspace flapper: {where} down/up every {spec.period_s:g}s",
                 [{"type": "stop", "process": proc.model_dump()}])
     raise FaultError(f"fault {k} is not implemented")  # pragma: no cover - KINDS is exhaustive
+
+
+def _wait_for_line(proc: ProcessRecord, text: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.log and text in Path(proc.log).read_text(errors="replace"):
+            return
+        if not proc.alive():
+            break
+        time.sleep(0.05)
+    tail = Path(proc.log).read_text(errors="replace")[-400:] if proc.log else ""
+    proc.stop()
+    raise FaultError(f"{proc.name} did not start: {tail.strip() or 'no output'}")
 
 
 def _undo(steps: list[dict[str, Any]]) -> None:

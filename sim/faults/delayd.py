@@ -20,6 +20,7 @@ from sim.faults.nfqueue import NfQueue
 def run(queue: int, delay_ms: float, jitter_ms: float, seed: int | None) -> None:
     rng = random.Random(seed)
     q = NfQueue(queue)
+    print(f"bound to NFQUEUE {queue}", flush=True)  # apply_fault waits for this line
     pending: list[tuple[float, int]] = []
     stop = False
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import subprocess
 import threading
 import time
 
@@ -93,6 +94,9 @@ def _capture(sock: socket.socket, port: int, stop: threading.Event, seen: dict[s
 def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout: float = 3.0) -> dict[str, int | None]:
     """Open one TCP connection client -> server_addr; return the MSS seen at each end."""
     cns, sns = lab.netns_path(client), lab.netns_path(server)
+    # A PMTU learned earlier lowers the MSS the hosts themselves offer; start from the interface MTU.
+    for ns in (cns, sns):
+        subprocess.run(["nsenter", f"--net={ns}", "ip", "route", "flush", "cache"], capture_output=True)
     listener = socket_in(sns, socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((server_addr, 0))

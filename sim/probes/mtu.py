@@ -10,6 +10,7 @@ back (PMTUD works) or the packet vanishes (a PMTUD black hole).
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import select
 import socket
@@ -140,13 +141,18 @@ def measure_direction(lab: LabLike, direction: Direction, src: str, dst: str, ds
 
 def _pmtud(src_ns: str, dst_addr: str, port: int, size: int) -> tuple[Literal["works", "black-hole"], int | None]:
     """Send one DF datagram over the path MTU and wait for the ICMP error that PMTUD relies on."""
+    # The sweep's own ICMPs filled the PMTU cache; forget them so this packet really leaves.
+    subprocess.run(["nsenter", f"--net={src_ns}", "ip", "route", "flush", "cache"], capture_output=True)
     tx = _sender(src_ns, dst_addr, IP_PMTUDISC_DO)
     fam = tx.family
     try:
         try:
-            tx.sendto(b"\0" * (size - _overhead(dst_addr)), (dst_addr, port))
+            tx.connect((dst_addr, port))
+            tx.send(b"\0" * (size - _overhead(dst_addr)))
         except OSError:
-            return "works", None  # the kernel already learned the PMTU from an earlier ICMP
+            # EMSGSIZE: the kernel still knows a smaller PMTU, which only an ICMP could have taught it
+            known = tx.getsockopt(socket.IPPROTO_IP if fam == socket.AF_INET else socket.IPPROTO_IPV6, 14)
+            return "works", known
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             err = read_icmp_error(tx, fam)
@@ -179,11 +185,11 @@ def _hint(lab: LabLike, ic: str, direction: Direction) -> str:
     tun = next((t for t in lab.plan.tunnels if t.interconnect == ic), None)
     if tun is None:
         return ""
-    out = subprocess.run(["nsenter", f"--net={lab.netns_path(CUSTOMER)}", "cat",
-                          f"/sys/class/net/{tun.cust_ifname}/mtu"], capture_output=True, text=True)
-    if out.returncode == 0 and out.stdout.strip().isdigit():
-        mtu = int(out.stdout)
-        if mtu != tun.mtu:
+    out = subprocess.run(["nsenter", f"--net={lab.netns_path(CUSTOMER)}", "ip", "-j", "link", "show", "dev",
+                          tun.cust_ifname], capture_output=True, text=True)
+    if out.returncode == 0:
+        mtu = json.loads(out.stdout)[0].get("mtu")
+        if mtu and mtu != tun.mtu:
             return f"the customer GRE interface {tun.cust_ifname} has MTU {mtu}; set it to {tun.mtu}"
     return ""
 

@@ -120,8 +120,8 @@ class PathSampler:
     """Samples TX packet counters of ``ifaces`` (name -> label) in one namespace every ``period``."""
 
     def __init__(self, netns: str, ifaces: dict[str, str], period: float = 0.01, min_pkts: int = 1) -> None:
-        with in_netns(netns):
-            self.ipr = IPRoute()
+        self.netns = netns
+        self.ipr: IPRoute | None = None
         self.ifaces = ifaces
         self.period = period
         self.min_pkts = min_pkts
@@ -130,6 +130,7 @@ class PathSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _counters(self) -> dict[str, int]:
+        assert self.ipr is not None
         out = {}
         for link in self.ipr.get_links():
             name = link.get_attr("IFLA_IFNAME")
@@ -139,6 +140,9 @@ class PathSampler:
         return out
 
     def _run(self) -> None:
+        # pyroute2 binds its socket to the thread that uses it: open it here, inside the namespace.
+        with in_netns(self.netns):
+            self.ipr = IPRoute()
         prev = self._counters()
         while not self._stop.wait(self.period):
             cur = self._counters()
@@ -155,7 +159,8 @@ class PathSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        self.ipr.close()
+        if self.ipr is not None:
+            self.ipr.close()
 
     def path_at(self, t0: float, t1: float) -> str | None:
         """The label that carried most packets between t0 and t1."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,7 +69,16 @@ class UserConfigError(ConfigError):
     """The user's own router config was refused by the daemon's own parser (file + daemon message)."""
 
 
-def template_context(plan: LabPlan) -> dict[str, Any]:
+def kernel_ifname(lab: RouterLab, node: str, l3_name: str) -> str:
+    """The real interface name of a plan interface (``ewr1.100`` is ``ewr1`` when 8021q is missing).
+
+    Uses ``lab.ifname`` when the lab offers it (sim.lab.lab.Lab does); the plan name otherwise.
+    """
+    fn = getattr(lab, "ifname", None)
+    return fn(node, l3_name) if callable(fn) else l3_name
+
+
+def template_context(plan: LabPlan, ifname: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Everything the FRR and BIRD templates need, computed once so both say the same thing.
 
     Static blackholes anchor the announced aggregates (the usual practice so unused space in an
@@ -96,7 +106,8 @@ def template_context(plan: LabPlan) -> dict[str, Any]:
             "peer": str(s.cf_addr), "local": str(s.cust_addr), "remote_as": s.cf_asn,
             "password": s.customer_md5, "hold": s.hold_time, "keepalive": s.keepalive,
             "local_pref": s.local_pref, "bfd": s.bfd, "bfd_profile": prof, "bfd_tx": s.bfd_tx_ms,
-            "bfd_rx": s.bfd_rx_ms, "bfd_mult": s.bfd_multiplier, "iface": s.cust_iface,
+            "bfd_rx": s.bfd_rx_ms, "bfd_mult": s.bfd_multiplier,
+            "iface": ifname(s.cust_iface) if ifname else s.cust_iface,
         })
     bfd_ifaces: dict[str, dict[str, int]] = {}
     for s in sessions:
@@ -204,6 +215,9 @@ def start_customer(lab: RouterLab) -> None:
         router.stop()
         raise
     lab.state.extra[EXTRA_KEY]["mss_clamp"] = mss
+    save = getattr(lab, "save", None)
+    if callable(save):
+        save()
 
 
 def stop_customer(lab: RouterLab) -> None:
@@ -253,6 +267,9 @@ def record_start(lab: RouterLab, kind: str, node: str, workdir: Path, source: st
         "kind": kind, "node": node, "dir": str(workdir), "source": source,
         "processes": [p.model_dump() for p in procs], "mss_clamp": None,
     }
+    save = getattr(lab, "save", None)  # sim.lab.lab.Lab persists direct edits of state.extra on save()
+    if callable(save):
+        save()
 
 
 def stop_recorded(lab: RouterLab, node: str) -> None:

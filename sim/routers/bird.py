@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sim.routers import (
     RouterError,
     RouterLab,
     UserConfigError,
+    kernel_ifname,
     log_tail,
     process_dead,
     record_start,
@@ -32,9 +34,9 @@ from sim.topology.plan import CUSTOMER, LabPlan
 START_TIMEOUT = 15.0
 
 
-def render_bird(plan: LabPlan) -> str:
-    """The ``bird.conf`` equivalent of the FRR template for this plan."""
-    return templates().get_template("bird.conf.j2").render(**template_context(plan))
+def render_bird(plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
+    """The ``bird.conf`` equivalent of the FRR template for this plan (``ifname``: plan -> kernel name)."""
+    return templates().get_template("bird.conf.j2").render(**template_context(plan, ifname))
 
 
 def validate_bird_config(path: Path) -> None:
@@ -118,7 +120,8 @@ class BirdRouter:
 
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
         """Start BIRD with ``config_text`` (default: the template); on failure nothing is left running."""
-        text = config_text if config_text is not None else render_bird(self.lab.plan)
+        text = config_text if config_text is not None else render_bird(
+            self.lab.plan, lambda n: kernel_ifname(self.lab, self.node, n))
         if len(str(self.ctl)) > SUN_PATH_MAX:
             raise RouterError(f"BIRD socket path {self.ctl} is {len(str(self.ctl))} bytes; unix sockets allow "
                               f"{SUN_PATH_MAX}: use a shorter CNILAB_STATE_DIR")

@@ -74,6 +74,13 @@ def validate_frr_config(path: Path) -> None:
             + _daemon_message(r.stdout + "\n" + r.stderr)])
 
 
+def remove_scratch(rec: ProcessRecord) -> None:
+    """Remove ``/var/tmp/frr/<daemon>.<pid>`` of a stopped FRR daemon we started (FRR cannot, see stop)."""
+    daemon = next((Path(a).name for a in rec.argv if a.startswith(str(FRR_BIN) + "/")), None)
+    if daemon in DAEMONS and process_dead(rec):
+        shutil.rmtree(FRR_SCRATCH / f"{daemon}.{rec.pid}", ignore_errors=True)
+
+
 def _accepts(path: Path) -> bool:
     """True once a daemon accepts on its unix socket (the file appears a moment before it listens)."""
     if not path.exists():
@@ -174,8 +181,7 @@ class FrrRouter:
         recs = [ProcessRecord.model_validate(p) for p in info.get("processes", [])]
         stop_recorded(self.lab, self.node)
         for rec in recs:
-            if rec.name.startswith("frr-") and not rec.alive():
-                shutil.rmtree(FRR_SCRATCH / f"{rec.name.removeprefix('frr-')}.{rec.pid}", ignore_errors=True)
+            remove_scratch(rec)
 
     # -- queries ---------------------------------------------------------------------------
     def _vtysh_raw(self, args: list[str]) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,117 @@
+"""``cnilab rehearse`` (the onboarding, step by step, against a lab and the mock API) and
+``cnilab test`` (the CI acceptance suite for a router config).
+
+Both print each step as it finishes with its duration, stop at the first failure with advice, and
+exit 1 on failure (2 on bad input), so the same command serves a person before the call and a CI
+job on every config change. ``--json`` prints the report model on stdout (progress then goes to
+stderr) and ``--junit FILE`` writes one testcase per step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sim.cli.output import console, emit, err_console, fail
+
+DEFAULT_TOPOLOGY = Path("topologies/v1-gre.yml")
+
+TopologyOpt = Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML")]
+ConfigOpt = Annotated[Path | None, typer.Option("--customer-config", "-c",
+                                                help="Your router config (replaces the template)")]
+KindOpt = Annotated[str | None, typer.Option("--kind", help="frr or bird (default: from the file's syntax)")]
+MssOpt = Annotated[str | None, typer.Option(
+    "--mss-clamp", help="auto, none or an MSS: the clamp your router applies outside the BGP daemon "
+                        "(default: the topology's customer.router.mss_clamp)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON")]
+JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here")]
+LabOpt = Annotated[str | None, typer.Option("--name", help="Lab name (default: unique)")]
+
+
+def _options(topology: Path, config: Path | None, kind: str | None, mss: str | None, name: str | None):
+    from pydantic import ValidationError
+
+    from sim.rehearse import RunOptions
+    from sim.topology.paths import resolve_topology
+
+    if kind is not None and kind not in ("frr", "bird"):
+        fail(f"--kind = {kind!r}: choose frr or bird")
+    clamp: str | int | None = mss
+    if mss is not None and mss not in ("auto", "none"):
+        try:
+            clamp = int(mss)
+        except ValueError:
+            fail(f"--mss-clamp = {mss!r}: use auto, none or an integer MSS")
+    try:
+        return RunOptions(topology=resolve_topology(topology), customer_config=config, kind=kind, mss_clamp=clamp,
+                          lab=name)
+    except ValidationError as exc:
+        fail(str(exc))
+
+
+def _run(suite: str, opts, as_json: bool, junit: Path | None) -> None:
+    from sim.rehearse import render_junit, run_acceptance, run_rehearsal
+    from sim.rehearse.checklist import print_checklist, print_step
+    from sim.topology.load import ConfigError
+
+    out = err_console if as_json else console
+    runner = run_rehearsal if suite == "rehearse" else run_acceptance
+    status = None
+
+    def begin(index: str, title: str) -> None:
+        nonlocal status
+        status = out.status(f"{index} {title}")
+        status.start()
+
+    def done(step) -> None:
+        if status is not None:
+            status.stop()
+        print_step(out, step)
+
+    out.rule(f"cnilab {suite}: {opts.topology}")
+    try:
+        report = runner(opts, begin, done)
+    except ConfigError as exc:
+        fail(str(exc))
+    finally:
+        if status is not None:
+            status.stop()
+    if junit is not None:
+        try:
+            junit.write_text(render_junit(report), encoding="utf-8")
+        except OSError as exc:
+            fail(f"--junit {junit}: cannot write: {exc.strerror}")
+    emit(report, as_json, lambda r: print_checklist(out, r))
+    if as_json:
+        print_checklist(out, report)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("rehearse")
+    def rehearse(
+        topology: TopologyOpt = DEFAULT_TOPOLOGY,
+        customer_config: ConfigOpt = None,
+        kind: KindOpt = None,
+        mss_clamp: MssOpt = None,
+        as_json: JsonOpt = False,
+        junit: JunitOpt = None,
+        name: LabOpt = None,
+    ) -> None:
+        """Rehearse the onboarding: slot, order + LOA, cross-connect, ping, CNI + BGP call, MTU/MSS, go live."""
+        _run("rehearse", _options(topology, customer_config, kind, mss_clamp, name), as_json, junit)
+
+    @app.command("test")
+    def test(
+        customer_config: ConfigOpt = None,
+        topology: TopologyOpt = DEFAULT_TOPOLOGY,
+        kind: KindOpt = None,
+        mss_clamp: MssOpt = None,
+        junit: JunitOpt = None,
+        as_json: JsonOpt = False,
+        name: LabOpt = None,
+    ) -> None:
+        """Acceptance suite for a router config: peers, prefixes both ways, BFD, MTU, MSS, failover."""
+        _run("test", _options(topology, customer_config, kind, mss_clamp, name), as_json, junit)

@@ -1,0 +1,194 @@
+"""Run a checklist (the onboarding rehearsal or the acceptance suite) with guaranteed teardown.
+
+The runner owns every resource: a temporary API database, the mock API server, its HTTP client and
+the lab all sit on one :class:`contextlib.ExitStack`, so a failed step, an exception or Ctrl-C
+removes the lab and stops the server. Steps stop at the first failure: later ones would only
+report consequences of it, and the engineer needs the first cause and its fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sim.rehearse import steps as st
+from sim.rehearse.advice import StepFailed
+from sim.rehearse.model import Report, RunOptions, StepResult, Suite
+from sim.topology.load import ConfigError, describe_validation_error, load_topology
+from sim.topology.model import CustomerRouter, Topology
+from sim.topology.plan import LabPlan, build_plan
+
+OnBegin = Callable[[str, str], None]
+OnDone = Callable[[StepResult], None]
+
+StepDef = tuple[str, str, str, st.Step]
+
+REHEARSAL: list[StepDef] = [
+    ("0", "config", "Your router config passes the daemon's own parser", lambda c: config_check(c)),
+    ("1", "scope", "Scope: a free slot of the right speed at the site", st.scope),
+    ("2", "order", "Order: create the interconnect, download the LOA", st.order),
+    ("3", "cross-connect", "Cross-connect: lab up, interconnect bound, status Healthy", st.cross_connect),
+    ("4", "ping", "IPs and ping tests over the /31 (/127)", st.ping_tests),
+    ("5.1", "cni", "CNI objects created (addresses, ASN, MD5)", st.create_cnis),
+    ("5.2", "bgp", "BGP call: sessions Established", st.bgp_established),
+    ("5.3", "cf-prefixes", "You learned Cloudflare's prefixes", st.cloudflare_prefixes),
+    ("5.4", "customer-prefixes", "Cloudflare accepted your prefixes, refused none", st.customer_prefixes),
+    ("5.5", "bfd", "BFD Up", st.bfd_up),
+    ("6.1", "mtu", "MTU probe: path MTU as the profile, PMTUD", st.mtu),
+    ("6.2", "mss", "MSS probe: clamped on real TCP handshakes", st.mss),
+    ("7", "go-live", "Go live + monitoring: Healthy, low light -> Unhealthy -> Healthy", st.go_live),
+]
+
+ACCEPTANCE: list[StepDef] = [
+    ("1", "config", "Router config passes the daemon's own parser", lambda c: config_check(c)),
+    ("2", "lab", "Lab up with your router config", lambda c: lab_up(c)),
+    ("3", "peers", "Peers with Cloudflare (sessions Established)", st.bgp_established),
+    ("4", "cf-prefixes", "Accepts Cloudflare's prefixes", st.cloudflare_prefixes),
+    ("5", "announce", "Announces only allowed prefixes (nothing refused)", st.customer_prefixes),
+    ("6", "bfd", "BFD Up", st.bfd_up),
+    ("7", "mtu", "MTU as the profile", st.mtu),
+    ("8", "mss", "Clamps TCP MSS", st.mss),
+    ("9", "failover", "Fails over", st.failover),
+]
+
+
+def sniff_kind(path: Path) -> str | None:
+    """FRR or BIRD from the file's own syntax (``router bgp N`` vs ``protocol bgp``)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if re.search(r"^\s*router bgp\s+\d+", text, re.M):
+        return "frr"
+    if re.search(r"^\s*protocol\s+(bgp|device|kernel|static)\b", text, re.M):
+        return "bird"
+    return None
+
+
+def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
+    """The topology with the user's router config (and clamp) in place of the template's."""
+    topo = load_topology(opts.topology)
+    router = topo.customer.router.model_dump()
+    if opts.customer_config is not None:
+        cfg = Path(opts.customer_config).expanduser().resolve()
+        if not cfg.is_file():
+            raise ConfigError(cfg, [f"--customer-config = '{opts.customer_config}': file not found"])
+        router["config"] = cfg
+        router["kind"] = opts.kind or sniff_kind(cfg) or router["kind"]
+    elif opts.kind is not None:
+        router["kind"] = opts.kind
+    if opts.mss_clamp is not None:
+        router["mss_clamp"] = None if opts.mss_clamp == "none" else opts.mss_clamp
+    try:
+        new_router = CustomerRouter.model_validate(router)
+    except ValidationError as exc:
+        raise ConfigError(opts.topology, ["customer.router." + p for p in describe_validation_error(exc, router)]) \
+            from None
+    if new_router.kind == "external":
+        raise ConfigError(opts.topology, ["customer.router.kind = 'external': a rehearsal needs your router in the "
+                                          "lab; pass --customer-config FILE (and --kind frr|bird)"])
+    topo = topo.model_copy(update={"customer": topo.customer.model_copy(update={"router": new_router})})
+    try:
+        plan = build_plan(topo, lab)
+    except ValueError as exc:
+        raise ConfigError(opts.topology, [str(exc)]) from None
+    return topo, plan
+
+
+def config_check(ctx: st.Context) -> list[str]:
+    from sim.routers import check_customer_config
+
+    router = ctx.plan.customer_router
+    if router.config is None:
+        return [f"template {router.kind} config rendered from the topology"]
+    try:
+        check_customer_config(ctx.plan)
+    except ConfigError as exc:
+        raise StepFailed(str(exc), [f"fix the line the {router.kind.upper()} parser names in {router.config}"]) \
+            from None
+    return [f"{router.config} ({router.kind}) parsed by {'vtysh --dryrun' if router.kind == 'frr' else 'bird -p'}"]
+
+
+def lab_up(ctx: st.Context) -> list[str]:
+    assert ctx.open_lab is not None
+    ctx.lab = ctx.open_lab()
+    return [f"lab {ctx.lab.name}: " + "; ".join(f"{k}: {v}" for k, v in ctx.lab.state.mechanisms.items())]
+
+
+def _run_step(index: str, sid: str, title: str, fn: st.Step, ctx: st.Context) -> StepResult:
+    t0 = time.monotonic()
+    res = StepResult(index=index, id=sid, title=title, status="pass")
+    try:
+        res.checks = fn(ctx)
+    except StepFailed as exc:
+        res.status, res.detail, res.advice, res.checks = "fail", exc.detail, exc.advice, exc.checks
+    except st.SkipStep as exc:
+        res.status, res.detail = "skip", str(exc)
+    except Exception as exc:
+        res.status, res.detail = "fail", f"{type(exc).__name__}: {exc}"
+        res.advice = ["an unexpected error, not a verdict on your config: `cnilab doctor` checks the machine"]
+    res.seconds = round(time.monotonic() - t0, 2)
+    return res
+
+
+def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin | None,
+         on_done: OnDone | None) -> Report:
+    lab_name = opts.lab or f"{'rh' if suite == 'rehearse' else 'ct'}-{uuid.uuid4().hex[:6]}"
+    topo, plan = build_run_plan(opts, lab_name)  # bad input: ConfigError before anything exists
+    t0 = time.monotonic()
+    results: list[StepResult] = []
+    notes: list[str] = []
+    with contextlib.ExitStack() as stack:
+        ctx = st.Context(options=opts, topo=topo, plan=plan)
+
+        def open_lab() -> Any:
+            from sim.lab.lab import Lab
+
+            lab = stack.enter_context(Lab.create(plan, topology_path=opts.topology, ready_timeout=60))
+            notes.extend(f"{k}: {v}" for k, v in lab.state.mechanisms.items())
+            return lab
+
+        ctx.open_lab = open_lab
+        if suite == "rehearse":
+            from mock_api.testing import running_api
+            from sim.rehearse.api import CniApi
+
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="cnilab-rehearse-"))
+            api = stack.enter_context(running_api(db=Path(tmp) / "api.sqlite3"))
+            ctx.api = stack.enter_context(CniApi(api.url, api.token, api.account, timeout=opts.api_timeout))
+            notes.append(f"mock CNI API at {api.base_url} (account {api.account})")
+        failed = False
+        for index, sid, title, fn in defs:
+            if failed:
+                results.append(StepResult(index=index, id=sid, title=title, status="not-run"))
+                continue
+            if on_begin:
+                on_begin(index, title)
+            res = _run_step(index, sid, title, fn, ctx)
+            results.append(res)
+            failed = res.status == "fail"
+            if on_done:
+                on_done(res)
+    router = plan.customer_router
+    return Report(suite=suite, topology=topo.name, topology_path=str(opts.topology), lab=lab_name,
+                  router_kind=router.kind, customer_config=str(router.config) if router.config else None,
+                  mss_clamp=str(router.mss_clamp), passed=not any(r.status == "fail" for r in results),
+                  seconds=round(time.monotonic() - t0, 2), steps=results, notes=notes)
+
+
+def run_rehearsal(opts: RunOptions, on_begin: OnBegin | None = None, on_done: OnDone | None = None) -> Report:
+    """Walk the onboarding against a fresh lab and mock API; both are gone when this returns."""
+    return _run("rehearse", REHEARSAL, opts, on_begin, on_done)
+
+
+def run_acceptance(opts: RunOptions, on_begin: OnBegin | None = None, on_done: OnDone | None = None) -> Report:
+    """The CI suite for a router config (no API): peer, prefixes both ways, BFD, MTU, MSS, failover."""
+    return _run("test", ACCEPTANCE, opts, on_begin, on_done)

@@ -1,0 +1,441 @@
+"""The checklist steps. Each takes the shared :class:`Context`, returns the lines it verified, and
+raises :class:`~sim.rehearse.advice.StepFailed` with advice when the check does not hold.
+
+Steps only *use* the lab and the API the runner opened; they never own a resource, so the runner's
+ExitStack alone decides teardown, whatever step fails or raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.edge.control import ControlError, EdgeClient, SessionInfo
+from sim.facts import facility_by_code, load_facts
+from sim.rehearse.advice import (
+    StepFailed,
+    bfd_advice,
+    bgp_advice,
+    mss_advice,
+    mtu_advice,
+    rejected_advice,
+)
+from sim.rehearse.api import ApiError, CniApi
+from sim.rehearse.model import RunOptions
+from sim.topology.model import Topology
+from sim.topology.plan import CUSTOMER, LabPlan
+
+
+@dataclass
+class Context:
+    """Everything the steps share: inputs, the open API client and lab, and what earlier steps made."""
+
+    options: RunOptions
+    topo: Topology
+    plan: LabPlan
+    api: CniApi | None = None
+    lab: Any = None
+    open_lab: Callable[[], Any] | None = None
+    slots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    icons: dict[str, str] = field(default_factory=dict)  # lab interconnect -> API name
+    cnis: dict[str, dict[str, Any]] = field(default_factory=dict)  # session key -> CNI body
+
+    @property
+    def edge(self) -> EdgeClient:
+        return EdgeClient(self.lab.state.control["edge"])
+
+    def need_api(self) -> CniApi:
+        assert self.api is not None, "this step needs the mock API"
+        return self.api
+
+    @property
+    def asn_source(self) -> str:
+        return "the CNI's bgp.customer_asn" if self.cnis else "customer.asn in the topology"
+
+
+Step = Callable[[Context], list[str]]
+
+
+# -- 1 scope -----------------------------------------------------------------------------------------
+def scope(ctx: Context) -> list[str]:
+    """Find a free slot of the right speed at each interconnect's site (seed 000: scope and site)."""
+    from mock_api.inventory import slot_by_id
+
+    api, out = ctx.need_api(), []
+    for ic in ctx.topo.interconnects:
+        fac = facility_by_code(ic.site)
+        assert fac is not None  # the topology validator already refused unknown sites
+        free = api.free_slots(fac.site, ic.speed)
+        if not free:
+            raise StepFailed(f"no free {ic.speed} slot at {fac.code} ({fac.site})",
+                             [f"GET /slots?site={fac.site}&occupied=false lists none at {ic.speed}: pick another "
+                              "site or speed in the topology, or ask Cloudflare for capacity"])
+        # Lab-side knowledge (never in API bodies): prefer a port of the topology's dataplane.
+        same = [s for s in free if (d := slot_by_id(s["id"])) is not None and d.dataplane == ic.dataplane]
+        slot = (same or free)[0]
+        ctx.slots[ic.name] = slot
+        out.append(f"{ic.name}: {len(free)} free {ic.speed} slot(s) at {fac.code} {slot['facility']['name']}; "
+                   f"picked {slot['ccr_device_name']} ({slot['id'][:8]})")
+    return out
+
+
+# -- 2 order + LOA -----------------------------------------------------------------------------------
+def order(ctx: Context) -> list[str]:
+    """Create the interconnect, see it Pending, and download an LOA that names the facility."""
+    api, out = ctx.need_api(), []
+    for ic in ctx.topo.interconnects:
+        slot = ctx.slots[ic.name]
+        body = api.create_interconnect(slot["id"], ic.speed)
+        icon = body["name"]
+        ctx.icons[ic.name] = icon
+        st = api.status(icon)
+        if st.get("state") != "Pending":
+            raise StepFailed(f"new interconnect {icon} is {st}, expected Pending before the cross-connect")
+        resp = api.loa(icon)
+        pdf = resp.content
+        problems = []
+        if not resp.headers.get("content-type", "").startswith("application/pdf"):
+            problems.append(f"content-type {resp.headers.get('content-type')!r}")
+        if not pdf.startswith(b"%PDF-"):
+            problems.append("not a PDF (no %PDF- header)")
+        fac_name = slot["facility"]["name"]
+        code = facility_by_code(ic.site).code  # type: ignore[union-attr]
+        for needle in (fac_name, code):
+            if needle.encode("latin-1") not in pdf:
+                problems.append(f"the LOA does not name {needle!r}")
+        if problems:
+            raise StepFailed(f"LOA for {icon}: " + "; ".join(problems),
+                             ["the colo's cross-connect desk refuses an LOA without the facility: regenerate it "
+                              f"(GET /interconnects/{icon}/loa)"])
+        out.append(f"{ic.name}: interconnect {icon} created, status Pending; "
+                   f"LOA {len(pdf)} bytes PDF naming {fac_name} ({code})")
+    return out
+
+
+# -- 3 cross-connect ---------------------------------------------------------------------------------
+def cross_connect(ctx: Context) -> list[str]:
+    """Bring up the lab and bind each API interconnect to its lab link: the cross-connect is made."""
+    api = ctx.need_api()
+    if ctx.lab is None:
+        assert ctx.open_lab is not None
+        ctx.lab = ctx.open_lab()
+    mech = ctx.lab.state.mechanisms
+    out = [f"lab {ctx.lab.name} up: " + ", ".join(f"{k} {v.split(':')[0]}" for k, v in mech.items())]
+    for ic in ctx.topo.interconnects:
+        icon = ctx.icons[ic.name]
+        api.bind(icon, ctx.lab.name, ic.name)
+        try:
+            api.wait_state(icon, "Healthy", ctx.options.api_timeout)
+        except TimeoutError as exc:
+            raise StepFailed(str(exc), ["the lab link did not come up: `cnilab status` and `cnilab fault list`"]) \
+                from None
+        out.append(f"{ic.name}: {icon} bound to lab link {ic.name}; status Healthy")
+    keys = {s.key for s in ctx.edge.sessions()}
+    managed = [s.key for s in ctx.plan.sessions if s.key in keys]
+    if managed:
+        raise StepFailed(f"the edge already has sessions {managed} before any CNI object exists",
+                         ["the API should configure the edge only from CNI objects: check the API's lab binding"])
+    out.append("edge holds no BGP session until a CNI object exists")
+    return out
+
+
+# -- 4 IPs and ping ----------------------------------------------------------------------------------
+_LOSS_RE = re.compile(r"(\d+) packets transmitted, (\d+) received")
+
+
+def ping_tests(ctx: Context) -> list[str]:
+    """Ping Cloudflare's end of each /31 (/127) from the customer router (seed 002's ping tests)."""
+    out, bad = [], []
+    for s in ctx.plan.sessions:
+        r = ctx.lab.run(CUSTOMER, ["ping", "-c", "3", "-i", "0.2", "-W", "1", str(s.cf_addr)], check=False)
+        m = _LOSS_RE.search(r.stdout)
+        got = f"{m.group(2)}/{m.group(1)} replies" if m else (r.stderr.strip() or r.stdout.strip())
+        line = f"{s.key}: ping {s.cust_addr} -> {s.cf_addr}: {got}"
+        (out if r.returncode == 0 else bad).append(line)
+    if bad:
+        raise StepFailed("; ".join(bad), ["check the /31 (/127) addresses on the customer interface, the VLAN tag "
+                                          "and that the interface is up (`ip -br addr` in node cust)"], out)
+    return out
+
+
+# -- 5 CNI objects and the BGP call --------------------------------------------------------------------
+def create_cnis(ctx: Context) -> list[str]:
+    """One CNI object per session, with the plan's /31 (/127), the customer's ASN and MD5 key.
+
+    The API allocates addresses itself (from the bound link's plan for IPv4); when they differ from
+    the plan the CNI is corrected with PUT, exactly as an engineer would fix a mis-assigned /31.
+    IPv6 goes first: creating it takes the link's IPv4 pair until the PUT moves it.
+    """
+    api, out = ctx.need_api(), []
+    for s in sorted(ctx.plan.sessions, key=lambda s: (s.interconnect, -s.family)):
+        icon = ctx.icons[s.interconnect]
+        plen = 31 if s.family == 4 else 127
+        bgp: dict[str, Any] = {"customer_asn": ctx.topo.customer.asn, "extra_prefixes": []}
+        if s.md5:
+            bgp["md5_key"] = s.md5
+        magic = {"conduit_name": f"cnilab-{s.interconnect}-v{s.family}",
+                 "description": f"{ctx.topo.name} {s.key}", "mtu": min(ctx.plan.path_mtu[s.interconnect].values())}
+        try:
+            cni = api.create_cni({"interconnect": icon, "magic": magic, "bgp": bgp})
+            want = (f"{s.cf_addr}/{plen}", f"{s.cust_addr}/{plen}")
+            fixed = ""
+            if (cni["p2p_ip"], cni["cust_ip"]) != want:
+                fixed = f" (API assigned {cni['p2p_ip']}, corrected with PUT)"
+                cni = api.update_cni(cni["id"], {**cni, "p2p_ip": want[0], "cust_ip": want[1]})
+        except ApiError as exc:
+            raise StepFailed(str(exc), ["the API refused the CNI object: fix the field it names"]) from None
+        ctx.cnis[s.key] = cni
+        out.append(f"{s.key}: CNI {cni['id'][:8]} p2p {cni['p2p_ip']} cust {cni['cust_ip']} "
+                   f"AS{bgp['customer_asn']} md5 {'set' if s.md5 else 'none'}{fixed}")
+    return out
+
+
+def _customer_bgp(ctx: Context) -> list[dict[str, Any]]:
+    from sim.routers import customer_bgp
+
+    with contextlib.suppress(Exception):  # the daemon's view is advice material, never a failure cause
+        return customer_bgp(ctx.lab)
+    return []
+
+
+def bgp_established(ctx: Context) -> list[str]:
+    """Every planned session Established at the edge; a repeated NOTIFICATION fails fast."""
+    keys = [s.key for s in ctx.plan.sessions]
+    t0 = time.monotonic()
+    deadline = t0 + ctx.options.bgp_timeout
+    sessions: list[SessionInfo] = []
+    while True:
+        try:
+            sessions = [s for s in ctx.edge.sessions() if s.key in keys]
+        except ControlError as exc:
+            raise StepFailed(f"edge driver: {exc}", ["`cnilab status` shows whether ExaBGP is running"]) from None
+        if len(sessions) == len(keys) and all(s.up for s in sessions):
+            return [f"{s.key}: Established with AS{s.peer_asn} at {s.peer} (md5 {'on' if s.md5 else 'off'})"
+                    for s in sessions]
+        down = [s for s in sessions if not s.up]
+        refused = down and all(s.last_notification is not None and s.last_notification.time >= _wall(t0)
+                               for s in down)
+        now = time.monotonic()
+        if now > deadline or (refused and now - t0 > 12):
+            missing = sorted(set(keys) - {s.key for s in sessions})
+            detail = "; ".join(f"{s.key} {s.state}" for s in down) or f"sessions {missing} not on the edge"
+            raise StepFailed(f"BGP not Established after {now - t0:.0f}s: {detail}",
+                             bgp_advice(down, _customer_bgp(ctx), ctx.topo.customer.asn, ctx.asn_source))
+        time.sleep(0.3)
+
+
+def _wall(mono: float) -> float:
+    """Epoch time of a monotonic instant (edge timestamps are epoch seconds)."""
+    return time.time() - (time.monotonic() - mono)
+
+
+def _kernel_routes(ctx: Context, family: int) -> set[str]:
+    """Destinations the router daemon installed (FRR marks them proto bgp, BIRD proto bird)."""
+    argv = ["ip", "-j"] + (["-6"] if family == 6 else []) + ["route", "show"]
+    r = ctx.lab.run(CUSTOMER, argv, check=False)
+    try:
+        return {str(ipaddress.ip_network(x["dst"], strict=False)) for x in json.loads(r.stdout or "[]")
+                if x.get("dst") not in (None, "default") and x.get("protocol") not in ("kernel", "ra")}
+    except (ValueError, KeyError):
+        return set()
+
+
+def cloudflare_prefixes(ctx: Context, timeout: float = 20.0) -> list[str]:
+    """The customer router installed every Cloudflare prefix of each family it peers in."""
+    fams = sorted({s.family for s in ctx.plan.sessions})
+    want = {f: {str(p) for p in ctx.plan.cf_prefixes if p.version == f} for f in fams}
+    deadline = time.monotonic() + timeout
+    while True:
+        have = {f: _kernel_routes(ctx, f) for f in fams}
+        missing = {f: sorted(want[f] - have[f]) for f in fams}
+        if not any(missing.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    out = [f"IPv{f}: {len(want[f]) - len(missing[f])}/{len(want[f])} Cloudflare prefixes in the customer's "
+           "kernel" for f in fams]
+    if any(missing.values()):
+        miss = "; ".join(f"IPv{f}: {', '.join(m[:4])}{' ...' if len(m) > 4 else ''}" for f, m in missing.items() if m)
+        raise StepFailed(f"the customer router did not install Cloudflare's prefixes ({miss})",
+                         ["check your import policy from Cloudflare (FRR route-map ... in, BIRD import filter) "
+                          "accepts them, and that BGP routes reach the kernel (BIRD: protocol kernel "
+                          "`export where source = RTS_BGP`)"], out)
+    return out
+
+
+def customer_prefixes(ctx: Context, timeout: float = 20.0) -> list[str]:
+    """The edge accepted every allow-listed prefix and refused nothing the topology did not expect."""
+    fams = {s.family for s in ctx.plan.sessions}
+    want = {str(p) for p in ctx.plan.customer_prefixes if p.version in fams}
+    expected_refusals = {str(p) for p in ctx.topo.customer.announce_extra}
+    deadline = time.monotonic() + timeout
+    accepted: set[str] = set()
+    while time.monotonic() < deadline:
+        accepted = {r.prefix for r in ctx.edge.routes().received if r.accepted}
+        if want <= accepted:
+            time.sleep(1.0)  # let the rest of the UPDATEs (more-specifics after the aggregate) land
+            break
+        time.sleep(0.3)
+    sessions = [s for s in ctx.edge.sessions() if s.key in {p.key for p in ctx.plan.sessions}]
+    rejected = {s.key: [r for r in s.rejected if r.prefix not in expected_refusals] for s in sessions}
+    rejected = {k: v for k, v in rejected.items() if v}
+    accepted = {r.prefix for r in ctx.edge.routes().received if r.accepted}
+    out = [f"{s.key}: edge received {s.prefixes_received}, accepted {s.prefixes_accepted}, "
+           f"rejected {s.prefixes_rejected}" for s in sessions]
+    allowed = sorted(str(p) for p in ctx.plan.customer_prefixes)
+    if rejected:
+        n = sum(len(v) for v in rejected.values())
+        raise StepFailed(f"Cloudflare refused {n} prefix(es) you announced: "
+                         + ", ".join(r.prefix for v in rejected.values() for r in v),
+                         rejected_advice(rejected, allowed), out)
+    if not want <= accepted:
+        raise StepFailed(f"the edge never received {', '.join(sorted(want - accepted))}",
+                         [f"announce {', '.join(sorted(want - accepted))} (FRR `network` + a route to anchor it, "
+                          "BIRD a static route) and permit it in your export policy toward Cloudflare"], out)
+    return [*out, f"accepted: {', '.join(sorted(want))}"]
+
+
+def bfd_up(ctx: Context, timeout: float = 15.0) -> list[str]:
+    """BFD Up on every session that runs it (dataplane v1 with bfd enabled); skipped otherwise."""
+    bfd_sessions = [s for s in ctx.plan.sessions if s.bfd]
+    if not bfd_sessions:
+        raise SkipStep("no BFD on these interconnects (dataplane v2 has none, or bfd.enabled is false)")
+    peers = {str(s.cust_addr): s for s in bfd_sessions}
+    deadline = time.monotonic() + timeout
+    states: dict[str, str] = {}
+    while True:
+        states = {str(b.get("peer")): str(b.get("state")) for b in ctx.edge.bfd() if str(b.get("peer")) in peers}
+        if len(states) == len(peers) and all(v == "Up" for v in states.values()):
+            s = bfd_sessions[0]
+            return [f"BFD Up with {p} ({s.bfd_tx_ms} ms x {s.bfd_multiplier} = "
+                    f"{s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms)} ms detection)" for p in states]
+        if time.monotonic() > deadline:
+            s = bfd_sessions[0]
+            down = [p for p in peers if states.get(p) != "Up"]
+            raise StepFailed("BFD not Up: " + ", ".join(f"{p} {states.get(p, 'absent')}" for p in peers),
+                             bfd_advice(down, s.bfd_tx_ms, s.bfd_multiplier))
+        time.sleep(0.3)
+
+
+class SkipStep(Exception):
+    """The step does not apply to this topology (reported as skipped, never as a failure)."""
+
+
+# -- 6 MTU / MSS -------------------------------------------------------------------------------------
+def mtu(ctx: Context) -> list[str]:
+    from sim.probes.mtu import probe_mtu
+
+    rep = probe_mtu(ctx.lab)
+    lines = [f"{r.direction}: measured {r.measured} (profile {r.expected}), PMTUD {r.pmtud}" for r in rep.results]
+    if not rep.ok:
+        raise StepFailed("path MTU differs from the profile: " + "; ".join(r.diagnosis for r in rep.results
+                                                                            if not r.ok), mtu_advice(rep), lines)
+    return lines
+
+
+def mss(ctx: Context) -> list[str]:
+    from sim.probes.mss import probe_mss
+
+    rep = probe_mss(ctx.lab)
+    lines = [f"{r.direction}: SYN MSS {r.syn_sent} -> {r.syn_arrived}, SYN-ACK {r.synack_sent} -> "
+             f"{r.synack_arrived} (need <= {r.required})" for r in rep.results]
+    if not rep.ok:
+        seen = sorted({v for r in rep.results for v in (r.syn_arrived, r.synack_arrived) if v is not None})
+        raise StepFailed(f"TCP MSS is not clamped to {rep.required}: SYNs cross the router with MSS "
+                         f"{', '.join(map(str, seen)) or 'none (no SYN arrived)'}",
+                         mss_advice(rep, ctx.plan), lines)
+    return lines
+
+
+# -- 7 go live and monitoring ------------------------------------------------------------------------
+def go_live(ctx: Context) -> list[str]:
+    """Healthy; low light (-25 dBm) shows as Unhealthy with the reason; cleared, Healthy again."""
+    from sim.faults import apply_fault, clear_faults
+
+    api, out = ctx.need_api(), []
+    level = "-25dBm"
+    for ic in ctx.topo.interconnects:
+        icon = ctx.icons[ic.name]
+        try:
+            api.wait_state(icon, "Healthy", ctx.options.api_timeout)
+            out.append(f"{icon}: Healthy (live)")
+            apply_fault(ctx.lab, ic.name, "light", level)
+            try:
+                st = api.wait_state(icon, "Unhealthy", ctx.options.api_timeout)
+                out.append(f"{icon}: light {level} (minimum {load_facts().min_rx_dbm} dBm) -> Unhealthy: "
+                           f"{st.get('reason')}")
+            finally:
+                clear_faults(ctx.lab, ic.name, kind="light")
+            api.wait_state(icon, "Healthy", ctx.options.api_timeout)
+        except TimeoutError as exc:
+            raise StepFailed(str(exc), ["the API's status did not follow the lab's link: check `cnilab fault list` "
+                                        "and the API's /lab/v1 view of the interconnect"], out) from None
+        out.append(f"{icon}: fault cleared -> Healthy")
+    ctx.edge.wait_established([s.key for s in ctx.plan.sessions], timeout=ctx.options.bgp_timeout)
+    out.append("BGP Established again after the optics fault")
+    return out
+
+
+# -- acceptance: failover ----------------------------------------------------------------------------
+def _link_in_use(ctx: Context) -> str | None:
+    """The interconnect the edge forwards the customer's first IPv4 prefix over (the one to fail)."""
+    v4 = next((str(p) for p in ctx.plan.customer_prefixes if p.version == 4), None)
+    installed = [r for r in ctx.edge.routes().installed if r.prefix == v4]
+    if not installed:
+        return None
+    best = min(installed, key=lambda r: r.metric)
+    return next((s.interconnect for s in ctx.plan.sessions if str(s.cust_addr) == best.gateway), None)
+
+
+def failover(ctx: Context) -> list[str]:
+    """Traffic moves off the primary link (several paths), or BFD/BGP drops and recovers (one link)."""
+    from sim.probes.failover import measure_failover
+
+    links = [ic.name for ic in ctx.topo.interconnects]
+    keys = [s.key for s in ctx.plan.sessions]
+    if len(links) > 1 or ctx.topo.internet_backup:
+        primary = _link_in_use(ctx) or max(ctx.topo.interconnects, key=lambda ic: (ic.bgp.local_pref,
+                                                                                    ic.priority)).name
+        rep = measure_failover(ctx.lab, primary)
+        lines = [f"{primary} blackholed: {rep.summary}"]
+        if not rep.ok:
+            raise StepFailed(rep.summary, [
+                "traffic stayed on the failed path: the backup sessions must be Established and your router "
+                "must prefer the primary only by local-pref/MED (not a static route); with BFD on v1 the move "
+                f"should take ~{rep.expected.detection_ms} ms"], lines)
+        ctx.edge.wait_established(keys, timeout=ctx.options.bgp_timeout)
+        return [*lines, "all sessions Established again after the fault was cleared"]
+    from sim.faults import apply_fault, clear_faults
+
+    link = links[0]
+    sess = ctx.plan.sessions_for(link)[0]
+    detect_s = (sess.bfd_multiplier * max(sess.bfd_tx_ms, sess.bfd_rx_ms) / 1000 if sess.bfd else sess.hold_time)
+    how = f"BFD {sess.bfd_multiplier}x{sess.bfd_tx_ms} ms" if sess.bfd else f"BGP hold time {sess.hold_time} s"
+    t0 = time.monotonic()
+    apply_fault(ctx.lab, link, "blackhole")
+    try:
+        took = None
+        while time.monotonic() - t0 < detect_s + 5:
+            if not ctx.edge.session(sess.key).up:
+                took = time.monotonic() - t0
+                break
+            time.sleep(0.05)
+    finally:
+        clear_faults(ctx.lab, link, kind="blackhole")
+    if took is None:
+        raise StepFailed(f"{sess.key} stayed Established {detect_s + 5:.0f}s after {link} went dark ({how})",
+                         ["a silent failure was not detected: keep BFD on and the hold time short (the plan "
+                          f"uses {sess.hold_time} s)"])
+    try:
+        ctx.edge.wait_established(keys, timeout=ctx.options.bgp_timeout)
+    except ControlError as exc:
+        raise StepFailed(f"the session did not come back after the fault was cleared: {exc}",
+                         ["check your router retries the connection (FRR `timers connect`, BIRD "
+                          "`connect retry time`)"]) from None
+    return [f"{link} blackholed: {sess.key} down after {took * 1000:.0f} ms ({how} predicts "
+            f"{detect_s * 1000:.0f} ms)", "re-established after the fault was cleared"]

@@ -1,0 +1,122 @@
+"""Faults on a running v1 lab: each one really changes what crosses the link, and clears cleanly."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from sim.edge.control import EdgeClient
+from sim.faults import FaultError, apply_fault, clear_faults
+from sim.lab.state import LabState
+from sim.probes.mtu import _first_v4
+from sim.probes.traffic import UdpStream
+from sim.testing import wait_for
+from tests.labs import running_lab
+
+pytestmark = [pytest.mark.root, pytest.mark.daemons]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with running_lab(tmp_path_factory.mktemp("faults"), "v1-gre.yml") as lab:
+        yield lab
+
+
+@pytest.fixture(autouse=True)
+def _clear(lab):
+    yield
+    clear_faults(lab)
+
+
+def _rtt_ms(lab, count: int = 5) -> float | None:
+    out = lab.run("cust", ["ping", "-c", str(count), "-i", "0.1", "-W", "1", "192.0.2.10"], check=False).stdout
+    m = re.search(r"= [\d.]+/([\d.]+)/", out)
+    return float(m.group(1)) if m else None
+
+
+def _delivery(lab, seconds: float = 3.0, rate: int = 400) -> float:
+    plan = lab.plan
+    with UdpStream(lab.netns_path("inet"), lab.netns_path("origin"), _first_v4(plan, "origin"), rate) as s:
+        time.sleep(seconds)
+    st = s.stats()
+    return st.received / max(1, st.sent)
+
+
+def test_loss_30_percent_loses_about_30_percent(lab):
+    rec = apply_fault(lab, "ewr1", "loss", "30%")
+    assert "numgen" in rec.mechanism or "netem" in rec.mechanism
+    delivered = _delivery(lab, seconds=4, rate=500)
+    assert 0.60 <= delivered <= 0.80, delivered  # 2000 packets: 30% +/- 10 points is > 10 sigma
+    clear_faults(lab, "ewr1")
+    assert _delivery(lab, seconds=1) > 0.97
+
+
+def test_blackhole_drops_everything_then_clears(lab):
+    apply_fault(lab, "ewr1", "blackhole")
+    assert _rtt_ms(lab, 3) is None
+    assert [f.kind for f in LabState.load(lab.name).faults] == ["blackhole"]
+    clear_faults(lab, "ewr1")
+    assert _rtt_ms(lab, 3) is not None
+    assert LabState.load(lab.name).faults == []
+
+
+def test_delay_adds_latency_each_way(lab):
+    base = _rtt_ms(lab)
+    assert base is not None and base < 40
+    rec = apply_fault(lab, "ewr1", "delay", "50ms")
+    assert "delay" in rec.mechanism
+    rtt = _rtt_ms(lab)
+    assert rtt is not None and 90 <= rtt <= 160, rtt  # 50 ms out + 50 ms back
+    clear_faults(lab, "ewr1")
+    assert _rtt_ms(lab) < 40
+
+
+def test_drop_bfd_only_takes_bfd_down_and_bgp_with_it(lab):
+    edge = EdgeClient(lab.state.control["edge"])
+    assert _rtt_ms(lab, 2) is not None
+    apply_fault(lab, "ewr1", "drop-bfd")
+    wait_for(lambda: all(b["state"] != "Up" for b in edge.bfd()), 5, 0.05, "BFD down")
+    assert _rtt_ms(lab, 2) is not None  # the data path is fine: only BFD is dropped
+    wait_for(lambda: not edge.session("ewr1/v4").up, 5, 0.05, "BGP torn down by BFD")
+    clear_faults(lab, "ewr1")
+    edge.wait_established(timeout=60)
+
+
+def test_drop_bgp_only_keeps_bfd_up(lab):
+    edge = EdgeClient(lab.state.control["edge"])
+    apply_fault(lab, "ewr1", "drop-bgp")
+    time.sleep(2)
+    assert all(b["state"] == "Up" for b in edge.bfd())
+    assert _rtt_ms(lab, 2) is not None
+
+
+def test_low_light_takes_the_link_down_and_records_the_level(lab):
+    rec = apply_fault(lab, "ewr1", "light", "-25dBm")
+    assert rec.undo["light_dbm"] == -25.0 and rec.undo["carrier_up"] is False
+    assert _rtt_ms(lab, 2) is None
+    clear_faults(lab, "ewr1")
+    wait_for(lambda: _rtt_ms(lab, 2) is not None, 10, what="link back after the light fault")
+
+
+def test_light_above_floor_changes_nothing_on_the_wire(lab):
+    rec = apply_fault(lab, "ewr1", "light", "-12dBm")
+    assert rec.undo["carrier_up"] is True
+    assert _rtt_ms(lab, 2) is not None
+
+
+def test_rate_limit_caps_throughput(lab):
+    apply_fault(lab, "ewr1", "rate", "1mbit")
+    # 400 pps x 200 B = 640 kbit/s fits; 2000 pps = 3.2 Mbit/s does not.
+    assert _delivery(lab, seconds=2, rate=2000) < 0.6
+
+
+def test_bad_fault_requests_are_refused_clearly(lab):
+    with pytest.raises(FaultError, match="no link or node named 'nope'"):
+        apply_fault(lab, "nope", "down")
+    with pytest.raises(FaultError, match="loss 'lots' is not a percentage"):
+        apply_fault(lab, "ewr1", "loss", "lots")
+    with pytest.raises(FaultError, match="unknown fault kind"):
+        apply_fault(lab, "ewr1", "explode")
+    assert LabState.load(lab.name).faults == []
