@@ -7,10 +7,11 @@ Users write their own acceptance tests in a few lines::
         assert all(s.prefixes_accepted >= 1 for s in sessions)
 
 Options: ``--cnilab-topology FILE`` (default topologies/v1-gre.yml), ``--cnilab-customer-config
-FILE`` and ``--cnilab-kind frr|bird`` to run your own router config in the lab. Fixtures:
-``cni_plan`` (the resolved LabPlan), ``cni_lab`` (a running lab, removed afterwards even when the
-test fails), ``edge`` (the Cloudflare edge's control client), ``cni_api`` (a mock CNI API on a free
-local port with a fresh database). Helpers: ``sim.testing.wait_for``, ``wait_json``, ``json_subset``.
+FILE`` and ``--cnilab-kind frr|bird`` (default: sniffed from the file) to run your own router
+config in the lab. Fixtures: ``cni_plan`` (the resolved LabPlan), ``cni_lab`` (a running lab,
+removed afterwards even when the test fails), ``edge`` (the Cloudflare edge's control client),
+``cni_api`` (a mock CNI API on a free local port with a fresh database). Helpers:
+``sim.testing.wait_for``, ``wait_json``, ``json_subset``. A full example: examples/test_my_router.py.
 Nothing is imported from the lab until a fixture is used, so the plugin costs nothing otherwise.
 """
 
@@ -56,9 +57,14 @@ def cni_plan(request: pytest.FixtureRequest):
     topo = load_topology(_topology_path(request))
     cfg = request.config.getoption("--cnilab-customer-config")
     if cfg:
+        from sim.rehearse.runner import sniff_kind
+
+        path = Path(cfg).resolve()
+        if not path.is_file():
+            raise pytest.UsageError(f"--cnilab-customer-config {cfg}: file not found")
         router = topo.customer.router.model_copy(update={
-            "config": Path(cfg).resolve(),
-            "kind": request.config.getoption("--cnilab-kind") or topo.customer.router.kind})
+            "config": path,
+            "kind": request.config.getoption("--cnilab-kind") or sniff_kind(path) or topo.customer.router.kind})
         topo = topo.model_copy(update={"customer": topo.customer.model_copy(update={"router": router})})
     return build_plan(topo, f"pt-{uuid.uuid4().hex[:6]}")
 

@@ -72,23 +72,28 @@ class RouteTable:
     def _op(self, op: str, r: KernelRoute) -> None:
         kw = {"dst": str(r.dst), "priority": r.metric, "proto": RTPROT_BGP,
               "family": 2 if r.dst.version == 4 else 10}
-        if op != "del":
-            kw["gateway"] = str(r.gateway)
+        kw["gateway"] = str(r.gateway)
         self.ipr.route(op, **kw)
 
     def sync(self, desired: Iterable[KernelRoute]) -> dict[str, str]:
         """Make the kernel hold exactly ``desired``; returns {prefix: error} for routes the kernel
         refused (e.g. a GRE next hop whose tunnel is not up yet), retried on the next sync."""
-        want = set(desired)
-        have = self.installed()
+        # The kernel keys a route by (prefix, metric): `replace` swaps the gateway in place, so a
+        # re-ranking (ewr1 gone: ewr2 moves from metric 11 to 10) never leaves a gap, and only keys
+        # nobody wants any more are deleted - by gateway too, so a delete never hits a replacement.
+        want = {(r.dst, r.metric): r for r in desired}
+        have = {(r.dst, r.metric): r for r in self.installed()}
         errors: dict[str, str] = {}
-        # add before delete so a changed metric/gateway never leaves a gap in forwarding
-        for r in sorted(want - have, key=lambda r: (r.dst.version, str(r.dst), r.metric)):
+        for key in sorted(want, key=lambda k: (k[0].version, str(k[0]), k[1])):
+            r = want[key]
+            if have.get(key) == r:
+                continue
             try:
                 self._op("replace", r)
             except NetlinkError as exc:
                 errors[str(r.dst)] = f"kernel refused {r.dst} via {r.gateway} metric {r.metric}: {exc}"
-        for r in have - want:
+        for key in have.keys() - want.keys():
+            r = have[key]
             try:
                 self._op("del", r)
             except NetlinkError as exc:

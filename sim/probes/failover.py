@@ -77,6 +77,7 @@ def measure_failover(lab: LabLike, link: str, fault: str = "blackhole", rate_pps
     exp = expected_for(lab, link, fault)
     timeout_s = timeout_s or exp.detection_ms / 1000 * 2 + 6
     min_pkts = max(1, int(rate_pps * 0.01 * 0.5))
+    share = 0.5  # a path "carries the stream" when it moves at least half of the packets sent
     stream = UdpStream(lab.netns_path(INTERNET), lab.netns_path(ORIGIN), _first_v4(lab.plan, ORIGIN), rate_pps)
     sampler = PathSampler(lab.netns_path(EDGE), path_ifaces(lab), period=0.01, min_pkts=min_pkts)
     with sampler, stream:
@@ -87,7 +88,7 @@ def measure_failover(lab: LabLike, link: str, fault: str = "blackhole", rate_pps
             time.sleep(0.25)
             now = time.monotonic()
             if stream.received_since(now - settle_s) >= rate_pps * settle_s * 0.9:
-                before = sampler.path_at(now - settle_s, now)
+                before = sampler.path_at(now - settle_s, now, int(share * rate_pps * settle_s))
                 if before:
                     break
         t0 = time.monotonic()
@@ -97,9 +98,9 @@ def measure_failover(lab: LabLike, link: str, fault: str = "blackhole", rate_pps
             while time.monotonic() < t0 + timeout_s:
                 time.sleep(0.1)
                 now = time.monotonic()
-                cur = sampler.path_at(now - 0.3, now)
+                cur = sampler.path_at(now - 0.3, now, int(share * rate_pps * 0.3))
                 if cur and cur != before:
-                    t_first = sampler.first_on(cur, t0, min_pkts)
+                    t_first = sampler.first_on(cur, t0, 0.1, max(1, int(share * rate_pps * 0.1)))
                     after = cur
                     if now - (t_first or now) >= settle_s:
                         break

@@ -162,18 +162,27 @@ class PathSampler:
         if self.ipr is not None:
             self.ipr.close()
 
-    def path_at(self, t0: float, t1: float) -> str | None:
-        """The label that carried most packets between t0 and t1."""
+    def path_at(self, t0: float, t1: float, min_total: int = 1) -> str | None:
+        """The label that carried most packets between t0 and t1, if it carried at least ``min_total``.
+
+        Control traffic (a BGP keepalive, a neighbour solicitation) also moves the counters, so a
+        path only counts when it carries a share of the stream.
+        """
         tot: dict[str, int] = {}
         for s in self.samples:
             if t0 <= s.t <= t1:
                 for k, v in s.deltas.items():
                     tot[k] = tot.get(k, 0) + v
         best = max(tot.items(), key=lambda kv: kv[1], default=(None, 0))
-        return best[0] if best[1] > 0 else None
+        return best[0] if best[1] >= max(1, min_total) else None
 
-    def first_on(self, label: str, after: float, min_pkts: int) -> float | None:
-        for s in self.samples:
-            if s.t >= after and s.deltas.get(label, 0) >= min_pkts:
+    def first_on(self, label: str, after: float, window: float, min_total: int) -> float | None:
+        """Start of the first ``window`` after ``after`` in which ``label`` carried ``min_total`` packets."""
+        samples = [s for s in self.samples if s.t >= after]
+        for i, s in enumerate(samples):
+            if not s.deltas.get(label):
+                continue
+            got = sum(x.deltas.get(label, 0) for x in samples[i:] if x.t <= s.t + window)
+            if got >= min_total:
                 return s.t
         return None

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sim.rehearse import steps as st
 from sim.rehearse.advice import StepFailed
 from sim.rehearse.model import Report, RunOptions, StepResult, Suite
-from sim.topology.load import ConfigError, describe_validation_error, load_topology
+from sim.topology.load import ConfigError, load_topology
 from sim.topology.model import CustomerRouter, Topology
 from sim.topology.plan import LabPlan, build_plan
 
@@ -90,7 +90,9 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
     try:
         new_router = CustomerRouter.model_validate(router)
     except ValidationError as exc:
-        raise ConfigError(opts.topology, ["customer.router." + p for p in describe_validation_error(exc, router)]) \
+        fields = dict.fromkeys(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+        raise ConfigError(opts.topology, [f"customer.router.{f} = {router.get(f)!r}: not valid here (mss_clamp: "
+                                          "auto, none or an integer MSS; kind: frr or bird)" for f in fields]) \
             from None
     if new_router.kind == "external":
         raise ConfigError(opts.topology, ["customer.router.kind = 'external': a rehearsal needs your router in the "

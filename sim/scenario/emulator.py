@@ -158,8 +158,10 @@ class EmuExecutor:
                                  int(rate_pps)).__enter__()
         watch = EDGE if src == INTERNET else CUSTOMER
         ifaces = path_ifaces(self.lab) if watch == EDGE else self._customer_ifaces()
-        self._sampler = PathSampler(self.lab.netns_path(watch), ifaces, period=0.01,
-                                    min_pkts=max(1, int(rate_pps * 0.01 * 0.5))).__enter__()
+        # 50 ms samples: a path must carry half the packets due in a sample, so a BGP keepalive or a
+        # neighbour solicitation on another interface is never mistaken for the stream.
+        self._sampler = PathSampler(self.lab.netns_path(watch), ifaces, period=0.05,
+                                    min_pkts=max(2, int(rate_pps * 0.05 * 0.5))).__enter__()
         self._traffic_meta = {"src": src, "dst": dst, "rate": rate_pps, "t_start": time.monotonic()}
 
     def _customer_ifaces(self) -> dict[str, str]:

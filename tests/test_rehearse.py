@@ -1,0 +1,197 @@
+"""``cnilab rehearse`` / ``cnilab test``: real labs, real daemons, the mock API, and the advice.
+
+The end-to-end tests build a real lab per run (ExaBGP edge, FRR or BIRD customer, GRE, BFD) and
+check the verdict *and* where and why it failed: a wrong ASN fails the BGP call with the edge's
+NOTIFICATION, a router without an MSS clamp fails the MSS probe with the fix lines, a /25 fails
+the prefix check with the import policy's reason. Input errors are checked without root.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sim.rehearse import Report, RunOptions, StepResult, render_junit, run_rehearsal
+from sim.rehearse.runner import build_run_plan, sniff_kind
+from sim.topology.load import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "examples" / "customer-configs"
+V1 = REPO / "topologies" / "v1-gre.yml"
+
+
+@pytest.fixture
+def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private state dir with a short path: FRR's unix socket paths must stay under 108 bytes."""
+    d = Path(tempfile.mkdtemp(prefix="cnirh-", dir="/tmp"))
+    monkeypatch.setenv("CNILAB_STATE_DIR", str(d))
+    try:
+        yield d
+    finally:
+        from sim.lab.lab import Lab
+        from sim.lab.state import list_labs
+
+        leftovers = list_labs()
+        for name in leftovers:
+            Lab.attach(name).destroy()
+        shutil.rmtree(d, ignore_errors=True)
+        assert not leftovers, f"the runner left labs behind: {leftovers}"
+
+
+def _netns_of(lab: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [ln.split()[0] for ln in out.splitlines() if ln.startswith(f"cnilab-{lab}-")]
+
+
+def _rehearse(**kw) -> Report:
+    rep = run_rehearsal(RunOptions(topology=kw.pop("topology", V1), **kw))
+    assert _netns_of(rep.lab) == [], "namespaces left behind"
+    return rep
+
+
+def _step(rep: Report, sid: str) -> StepResult:
+    return next(s for s in rep.steps if s.id == sid)
+
+
+# -- end to end, good configs ------------------------------------------------------------------------
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["frr-v1-gre.conf", "bird-v1-gre.conf"])
+def test_rehearsal_passes_with_shipped_config(short_state: Path, config: str) -> None:
+    rep = _rehearse(customer_config=CONFIGS / config)
+    assert rep.passed, [s for s in rep.steps if s.status != "pass"]
+    assert [s.status for s in rep.steps] == ["pass"] * len(rep.steps)
+    assert rep.router_kind == ("bird" if config.startswith("bird") else "frr")
+    text = {s.id: "\n".join(s.checks) for s in rep.steps}
+    assert "status Healthy" in text["cross-connect"]
+    assert "edge holds no BGP session until a CNI object exists" in text["cross-connect"]
+    assert "3/3 replies" in text["ping"]
+    assert "ewr1/v4: Established with AS65010" in text["bgp"] and "ewr1/v6: Established" in text["bgp"]
+    assert "IPv4: 15/15 Cloudflare prefixes" in text["cf-prefixes"]
+    assert "accepted: 198.51.100.0/24, 2001:db8:cafe::/48" in text["customer-prefixes"]
+    assert "BFD Up with 192.0.2.11" in text["bfd"]
+    assert "customer_to_cf: measured 1476" in text["mtu"]
+    assert "-> 1436" in text["mss"]
+    assert "Unhealthy: light level below" in text["go-live"] and "fault cleared -> Healthy" in text["go-live"]
+    suite = ET.fromstring(render_junit(rep)).find("testsuite")
+    assert suite is not None and suite.get("tests") == str(len(rep.steps)) and suite.get("failures") == "0"
+
+
+# -- broken configs fail at the right step with the right advice --------------------------------------
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.slow
+def test_wrong_asn_fails_the_bgp_call_with_the_notification(short_state: Path) -> None:
+    rep = _rehearse(customer_config=CONFIGS / "frr-wrong-asn.conf")
+    assert not rep.passed and rep.failed is not None and rep.failed.id == "bgp"
+    advice = "\n".join(rep.failed.advice)
+    assert "NOTIFICATION 2/2 Bad Peer AS" in advice
+    assert "AS65011" in advice and "set your ASN to 65010" in advice and "remote-as 13335" in advice
+    assert all(s.status == "not-run" for s in rep.steps[rep.steps.index(rep.failed) + 1:])
+    assert _step(rep, "cni").status == "pass"  # the API side was fine: the router is wrong
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.slow
+def test_no_mss_clamp_fails_the_mss_probe_with_fix_lines(short_state: Path, tmp_path: Path) -> None:
+    topo = tmp_path / "no-mss.yml"
+    topo.write_text(V1.read_text().replace("router: {kind: frr}", "router: {kind: frr, mss_clamp: null}"))
+    rep = _rehearse(topology=topo)
+    assert rep.mss_clamp == "None"
+    assert not rep.passed and rep.failed is not None and rep.failed.id == "mss", rep.failed
+    assert "1460" in rep.failed.detail
+    advice = "\n".join(rep.failed.advice)
+    assert "--set-mss 1436" in advice and "adjust-mss 1436" in advice and "gre-ewr1" in advice
+    assert _step(rep, "mtu").status == "pass"
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.slow
+def test_announcing_a_25_fails_with_the_policy_reason(short_state: Path) -> None:
+    rep = _rehearse(customer_config=CONFIGS / "frr-announce-25.conf")
+    assert not rep.passed and rep.failed is not None and rep.failed.id == "customer-prefixes"
+    advice = "\n".join(rep.failed.advice)
+    assert "198.51.100.0/25" in advice and "198.51.100.128/25" in advice
+    assert "longer than /24" in advice and "max-prefix-length" in advice
+    assert "198.51.100.0/24" not in rep.failed.detail  # the /24 itself was accepted
+
+
+# -- cnilab test (CLI, JUnit, JSON) ---------------------------------------------------------------------
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.slow
+def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> None:
+    junit = tmp_path / "results.xml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim.cli.main", "test", "--customer-config", str(CONFIGS / "frr-v1-gre.conf"),
+         "--topology", str(V1), "--junit", str(junit), "--json"],
+        capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rep = Report.model_validate_json(proc.stdout)
+    assert rep.suite == "test" and rep.passed
+    assert [s.id for s in rep.steps] == ["config", "lab", "peers", "cf-prefixes", "announce", "bfd", "mtu", "mss",
+                                         "failover"]
+    assert "down after" in _step(rep, "failover").checks[0]
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "9" and suite.get("failures") == "0"
+    assert _netns_of(rep.lab) == []
+
+
+# -- bad input: clear errors, nothing built (no root needed) -------------------------------------------
+def test_missing_customer_config_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--customer-config = .*nope\.conf.*file not found"):
+        build_run_plan(RunOptions(topology=V1, customer_config=tmp_path / "nope.conf"), "x")
+
+
+def test_bad_mss_clamp_names_the_field() -> None:
+    _, plan = build_run_plan(RunOptions(topology=V1, mss_clamp="none"), "x")
+    assert plan.customer_router.mss_clamp is None
+    bad = RunOptions.model_construct(topology=V1, customer_config=None, kind=None, mss_clamp="big", lab=None)
+    with pytest.raises(ConfigError, match=r"customer\.router\.mss_clamp = 'big'"):
+        build_run_plan(bad, "x")
+
+
+def test_cli_refuses_bad_input_before_building_anything(tmp_path: Path) -> None:
+    for argv, needle in ((["rehearse", "--customer-config", str(tmp_path / "nope.conf")], "file not found"),
+                         (["test", "--kind", "cisco"], "--kind"),
+                         (["rehearse", "--mss-clamp", "lots"], "--mss-clamp"),
+                         (["test", "--topology", str(tmp_path / "missing.yml")], "cannot read file")):
+        proc = subprocess.run([sys.executable, "-m", "sim.cli.main", *argv], capture_output=True, text=True,
+                              timeout=60, cwd=REPO)
+        assert proc.returncode == 2, (argv, proc.stdout, proc.stderr)
+        assert needle in proc.stderr, (argv, proc.stderr)
+
+
+def test_kind_is_sniffed_from_the_config() -> None:
+    assert sniff_kind(CONFIGS / "frr-good.conf") == "frr"
+    assert sniff_kind(CONFIGS / "bird-good.conf") == "bird"
+    _, plan = build_run_plan(RunOptions(topology=V1, customer_config=CONFIGS / "bird-v1-gre.conf"), "x")
+    assert plan.customer_router.kind == "bird"
+    assert plan.customer_router.config == (CONFIGS / "bird-v1-gre.conf").resolve()
+
+
+def test_junit_marks_failure_and_not_run_steps() -> None:
+    rep = Report(suite="rehearse", topology="v1-gre", topology_path=str(V1), lab="x", router_kind="frr",
+                 customer_config=None, mss_clamp="auto", passed=False, seconds=1.0, steps=[
+                     StepResult(index="1", id="a", title="A", status="pass", checks=["ok"]),
+                     StepResult(index="2", id="b", title="B", status="fail", detail="broke", advice=["fix it"]),
+                     StepResult(index="3", id="c", title="C", status="not-run")])
+    suite = ET.fromstring(render_junit(rep)).find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    cases = suite.findall("testcase")
+    failure = cases[1].find("failure")
+    assert failure is not None and failure.get("message") == "broke" and "-> fix it" in (failure.text or "")
+    assert cases[2].find("skipped") is not None
+    assert json.loads(rep.model_dump_json())["steps"][1]["advice"] == ["fix it"]
