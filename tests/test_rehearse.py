@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.rehearse import Report, RunOptions, StepResult, render_junit, run_rehearsal
+from sim.rehearse import Report, RunOptions, StepResult, render_junit, run_acceptance, run_rehearsal
 from sim.rehearse.runner import build_run_plan, sniff_kind
 from sim.topology.load import ConfigError
 
@@ -146,6 +146,19 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "9" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.slow
+def test_acceptance_measures_failover_across_three_sites(short_state: Path) -> None:
+    """Several paths: the primary is blackholed and the stream must move to the next (BFD ~900 ms)."""
+    rep = run_acceptance(RunOptions(topology=REPO / "topologies" / "ha-three-site.yml"))
+    assert _netns_of(rep.lab) == []
+    assert rep.passed, rep.failed
+    line = _step(rep, "failover").checks[0]
+    assert "traffic moved ewr1 -> ewr2" in line, line
+    assert "all sessions Established again" in _step(rep, "failover").checks[1]
 
 
 # -- bad input: clear errors, nothing built (no root needed) -------------------------------------------

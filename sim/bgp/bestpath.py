@@ -3,7 +3,8 @@
 A pared-down BGP decision process (RFC 4271 9.1.2.2 order, minus what a single-AS edge does not
 need): shortest AS path, then lowest MED, then the interconnect's ``priority`` (a lab-side fact,
 higher wins), then the session key so the outcome never depends on arrival order. Pure, so the
-discrete-event simulator ranks paths exactly as the live edge does.
+discrete-event simulator ranks paths exactly as the live edge does (it passes the customer's
+local-pref as ``priority`` for the customer's own choice, where AS paths are equal).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ class Candidate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     session: str
-    prefix: ipaddress.IPv4Network | ipaddress.IPv6Network
-    nexthop: ipaddress.IPv4Address | ipaddress.IPv6Address
+    prefix: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    nexthop: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
     as_path: tuple[int, ...] = ()
     med: int = 0
     priority: int = 100

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sim.des.bestpath import Candidate, best
+from sim.bgp.bestpath import Candidate, best
 from sim.des.bfd import BfdEnd
 from sim.des.bgp import BgpEnd
 from sim.des.engine import Engine
@@ -141,13 +141,13 @@ class World:
             if s.family != 4:
                 continue
             if pair.cf.state == "Established" and pair.cf.peer_announces:
-                cf_cands.append(Candidate(s.interconnect, s.priority, 1, pair.index))
+                cf_cands.append(Candidate(session=s.interconnect, priority=s.priority, as_path=(s.cust_asn,)))
             cu = pair.customer
             if cu.state == "Established" and cu.peer_announces and not cu.withdrawn:
-                cu_cands.append(Candidate(s.interconnect, s.local_pref, 1, pair.index))
+                cu_cands.append(Candidate(session=s.interconnect, priority=s.local_pref, as_path=(s.cf_asn,)))
         for side, cands in (("cf", cf_cands), ("customer", cu_cands)):
             chosen = best(cands)
-            path = chosen.path if chosen else (TRANSIT if self.backup else None)
+            path = chosen.session if chosen else (TRANSIT if self.backup else None)
             if path != self.best[side]:
                 self.best[side] = path
                 self.record("route", f"{side} best path", path)
