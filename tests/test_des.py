@@ -112,7 +112,7 @@ def test_withdraw_moves_traffic_without_loss():
 
 def test_unsupported_fault_fails_the_step_with_reason(tmp_path):
     text = (SCEN / "ha-failover-bfd.yml").read_text().replace("../ha-three-site.yml", HA)
-    text = text.replace("kind: down", "kind: rate\n    value: 10")
+    text = text.replace("kind: blackhole", "kind: rate\n    value: 10")
     (tmp_path / "rate.yml").write_text(text)
     loaded = load_scenario(tmp_path / "rate.yml")
     with open_sim(loaded, 1) as ex:
@@ -148,3 +148,18 @@ def test_sweep_detection_grows_with_timers():
     assert 0.6 - EPS <= by[(300, 300)].failover_s <= 0.92
     with pytest.raises(ValueError, match="not an interconnect"):
         sweep(loaded, ["ewr9.bfd.tx_ms=1,2"], 1)
+
+
+def test_carrier_loss_resets_sessions_at_once(tmp_path):
+    """`down` loses the carrier: both ends drop the session immediately, no BFD or hold timer."""
+    text = (SCEN / "ha-failover-no-bfd.yml").read_text().replace("../ha-three-site.yml", HA)
+    (tmp_path / "down.yml").write_text(text.replace("kind: blackhole", "kind: down"))
+    loaded = load_scenario(tmp_path / "down.yml")
+    with open_sim(loaded, 1) as ex:
+        report = run_scenario(loaded, ex, 1)
+    fault = next(s for s in report.steps if s.do == "fault")
+    move = next(s for s in report.steps if s.do == "expect" and "ewr2" in s.description)
+    assert move.status == "pass" and move.measured is not None and move.measured < 0.05
+    downs = [t for t in report.series.transitions if t.kind == "session" and t.subject.startswith("ewr1/v4")
+             and t.state == "Idle" and abs(t.t - fault.start) < 1e-6]
+    assert downs and "carrier" in downs[0].reason

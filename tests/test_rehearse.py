@@ -208,3 +208,13 @@ def test_junit_marks_failure_and_not_run_steps() -> None:
     assert failure is not None and failure.get("message") == "broke" and "-> fix it" in (failure.text or "")
     assert cases[2].find("skipped") is not None
     assert json.loads(rep.model_dump_json())["steps"][1]["advice"] == ["fix it"]
+
+
+@pytest.mark.skipif(shutil.which("vtysh") is None, reason="FRR's vtysh is not installed")
+def test_config_the_parser_refuses_fails_first_and_builds_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path))
+    rep = run_acceptance(RunOptions(topology=V1, customer_config=CONFIGS / "frr-typo.conf"))
+    assert rep.failed is not None and rep.failed.id == "config" and rep.failed.index == "1"
+    assert "FRR refuses it" in rep.failed.detail and "frr-typo.conf" in rep.failed.detail
+    assert [s.status for s in rep.steps[1:]] == ["not-run"] * (len(rep.steps) - 1)
+    assert not (tmp_path / "labs").exists() or not any((tmp_path / "labs").iterdir())

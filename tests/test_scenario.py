@@ -138,30 +138,3 @@ def test_sweep_cli(tmp_path):
     rows = json.loads(res.output)
     assert [r["params"]["interconnects.ewr1+ewr2.bfd.multiplier"] for r in rows] == [2, 3]
     assert rows[0]["failover_s"] < rows[1]["failover_s"]
-
-
-def test_run_without_emulator_says_why():
-    try:
-        import sim.scenario.emulator  # noqa: F401
-    except ModuleNotFoundError:
-        pass
-    else:
-        pytest.skip("the emulator exists now; its own tests cover `cnilab run`")
-    res = CliRunner().invoke(app, ["run", str(SCEN / "ha-failover-bfd.yml")])
-    assert res.exit_code == 2
-    assert "emulator" in res.output
-
-
-def test_compare_shows_prediction_and_why_emulator_skipped():
-    try:
-        import sim.scenario.emulator  # noqa: F401
-    except ModuleNotFoundError:
-        pass
-    else:
-        pytest.skip("the emulator exists now; comparing would build a real lab")
-    res = CliRunner().invoke(app, ["compare", str(SCEN / "ha-failover-bfd.yml"), "--json"])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
-    assert out["emulator"] == "skipped" and out["skipped_because"]
-    step = next(r for r in out["rows"] if r["step"].startswith("expect traffic on ewr2"))
-    assert 0.6 <= step["predicted"] <= 0.92

@@ -78,11 +78,23 @@ class SimExecutor:
         self.world.record("link", link, f"{kind}{'' if value is None else f' {value}'}")
         if kind == "flap":
             self._flap(link, num or 1.0)
+        self._carrier(link)
+
+    def _carrier(self, link: str) -> None:
+        """A lost carrier resets the sessions on the link at once (no BFD or hold timer needed)."""
+        if not self.world.links[link].carrier_lost():
+            return
+        for pair in self.world.pairs.values():
+            if pair.sess.interconnect == link:
+                for end in (pair.cf, pair.customer):
+                    if end.state != "Idle":
+                        end.down("interface down (carrier lost)")
 
     def _flap(self, link: str, half_period: float) -> None:
         lk = self.world.links[link]
         lk.flap_down = not lk.flap_down
         self.world.record("link", link, "flap down" if lk.flap_down else "flap up")
+        self._carrier(link)
         self._flaps[link] = self.world.engine.after(half_period, self._flap, link, half_period)
 
     def clear(self, link: str | None) -> None:

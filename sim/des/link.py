@@ -1,10 +1,11 @@
 """A simulated link: base delay plus whatever faults are on it.
 
-Faults are interpreted the way a router on either end would experience them: ``down``,
-``blackhole``, ``swap`` (RX/TX swapped: no link), ``light`` below the minimum receive level, and
-the down half of a ``flap`` all make the link silent. The routers get no carrier event from this;
-they find out through BFD or the BGP hold timer, as across a carrier's transport or cross-connect
-failure, which is the case failover design is about.
+Faults are interpreted the way a router on either end would experience them. ``blackhole`` makes
+the link silent with the carrier still up (a failure inside a carrier's transport or a patch
+panel): the routers find out through BFD or the BGP hold timer, which is the case failover design
+is about. ``down``, ``swap`` (RX/TX swapped), ``light`` below the optic's minimum and the down half
+of a ``flap`` also lose the carrier: both ends see the interface go down and drop their sessions
+at once, as the emulator's ``ip link set down`` makes FRR and the edge's kernel do.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sim.facts import load_facts
 
 Traffic = Literal["bfd", "bgp", "data"]
 SILENT = ("down", "blackhole", "swap")
+CARRIER_LOSS = ("down", "swap")
 SUPPORTED = ("down", "blackhole", "swap", "light", "flap", "loss", "delay", "drop-bfd", "drop-bgp")
 
 
@@ -28,6 +30,11 @@ class Link:
         self.faults: dict[str, float | None] = {}
         self.flap_down = False
         self.min_rx = load_facts().min_rx_dbm
+
+    def carrier_lost(self) -> bool:
+        f = self.faults
+        light = f.get("light")
+        return self.flap_down or any(k in f for k in CARRIER_LOSS) or (light is not None and light < self.min_rx)
 
     def silent(self) -> bool:
         f = self.faults

@@ -120,8 +120,7 @@ def config_check(ctx: st.Context) -> list[str]:
 
 
 def lab_up(ctx: st.Context) -> list[str]:
-    assert ctx.open_lab is not None
-    ctx.lab = ctx.open_lab()
+    st.start_lab(ctx)
     return [f"lab {ctx.lab.name}: " + "; ".join(f"{k}: {v}" for k, v in ctx.lab.state.mechanisms.items())]
 
 

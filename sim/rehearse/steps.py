@@ -119,12 +119,26 @@ def order(ctx: Context) -> list[str]:
 
 
 # -- 3 cross-connect ---------------------------------------------------------------------------------
+def start_lab(ctx: Context) -> None:
+    """Build the lab with the customer's daemon; a daemon that refuses the config is a verdict on it."""
+    from sim.routers import RouterError
+
+    if ctx.lab is not None:
+        return
+    assert ctx.open_lab is not None
+    try:
+        ctx.lab = ctx.open_lab()
+    except RouterError as exc:
+        kind = ctx.plan.customer_router.kind.upper()
+        raise StepFailed(f"your {kind} did not start in the lab: {exc}",
+                         [f"{kind} accepted the syntax but refused to run it: fix what its log says "
+                          f"({ctx.plan.customer_router.config or 'template'})"]) from None
+
+
 def cross_connect(ctx: Context) -> list[str]:
     """Bring up the lab and bind each API interconnect to its lab link: the cross-connect is made."""
     api = ctx.need_api()
-    if ctx.lab is None:
-        assert ctx.open_lab is not None
-        ctx.lab = ctx.open_lab()
+    start_lab(ctx)
     mech = ctx.lab.state.mechanisms
     out = [f"lab {ctx.lab.name} up: " + ", ".join(f"{k} {v.split(':')[0]}" for k, v in mech.items())]
     for ic in ctx.topo.interconnects:
