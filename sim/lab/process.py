@@ -7,6 +7,7 @@ touch a stranger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,10 +53,8 @@ class ProcessRecord(BaseModel):
                 os.kill(self.pid, sig)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                try:  # reap if it is our child, so it does not linger as a zombie
+                with contextlib.suppress(ChildProcessError):  # reap our own child: no zombie left
                     os.waitpid(self.pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
                 if not self.alive() or _is_zombie(self.pid):
                     return
                 time.sleep(0.02)
