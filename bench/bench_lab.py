@@ -51,16 +51,12 @@ def time_one(topology: Path, daemons: bool) -> tuple[float, float]:
 
 
 def write_section(lines: list[str]) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    section = HEADER + "\n\n" + "\n".join(lines) + "\n"
-    if HEADER in text:
-        before, rest = text.split(HEADER, 1)
-        nxt = rest.find("\n## ")
-        after = rest[nxt + 1:] if nxt >= 0 else ""
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.results import write_section as write
+
+    write(HEADER, lines, RESULTS)
 
 
 def main() -> None:
