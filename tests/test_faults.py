@@ -45,11 +45,13 @@ def _delivery(lab, seconds: float = 3.0, rate: int = 400) -> float:
 
 
 def test_loss_30_percent_loses_about_30_percent(lab):
-    rec = apply_fault(lab, "ewr1", "loss", "30%")
+    # On the customer LAN: on the interconnect, 30 % loss also starves BFD 300x3 (three misses in a
+    # row are likely within seconds), which tears BGP down and would add outages to the loss.
+    rec = apply_fault(lab, "lan", "loss", "30%")
     assert "numgen" in rec.mechanism or "netem" in rec.mechanism
     delivered = _delivery(lab, seconds=4, rate=500)
     assert 0.60 <= delivered <= 0.80, delivered  # 2000 packets: 30% +/- 10 points is > 10 sigma
-    clear_faults(lab, "ewr1")
+    clear_faults(lab, "lan")
     assert _delivery(lab, seconds=1) > 0.97
 
 

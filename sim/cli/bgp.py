@@ -17,15 +17,19 @@ from sim.cli.output import console, emit, fail
 
 LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+BackendOpt = Annotated[str | None, typer.Option(
+    "--backend", help="containerlab: attach to a lab containerlab deployed from a cnilab export (auto-detected "
+    "when --lab has no cnilab state but clab-LAB-* containers exist)")]
 
 
-def _lab(name: str | None):
+def _lab(name: str | None, backend: str | None = None):
+    from sim.backends.base import BackendError
     from sim.lab.lab import Lab
     from sim.lab.state import LabNotFound
 
     try:
-        return Lab.attach(name)
-    except (LabNotFound, LookupError, ValueError) as exc:
+        return Lab.attach(name, backend)
+    except (LabNotFound, LookupError, ValueError, BackendError) as exc:
         fail(str(exc))
 
 
@@ -44,12 +48,13 @@ def _dur(seconds: float | None) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command("bgp")
-    def bgp(lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+    def bgp(lab: LabOpt = None, as_json: JsonOpt = False,
+               backend: BackendOpt = None) -> None:
         """BGP sessions at the Cloudflare edge: state, uptime, prefixes and the reason for any failure."""
         from sim.edge.control import ControlError
 
         try:
-            sessions = _client(_lab(lab)).sessions()
+            sessions = _client(_lab(lab, backend)).sessions()
         except ControlError as exc:
             fail(str(exc))
 
@@ -75,12 +80,13 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(0 if sessions and all(s.up for s in sessions) else 1)
 
     @app.command("bfd")
-    def bfd(lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+    def bfd(lab: LabOpt = None, as_json: JsonOpt = False,
+               backend: BackendOpt = None) -> None:
         """BFD sessions of the edge's speaker: state, negotiated timers, detection time, last diagnostic."""
         from sim.edge.control import ControlError
 
         try:
-            rows = _client(_lab(lab)).bfd()
+            rows = _client(_lab(lab, backend)).bfd()
         except ControlError as exc:
             fail(str(exc))
 
@@ -106,10 +112,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("routes")
     def routes(node: Annotated[str, typer.Argument(help="Node: cf, cust, inet, origin, transit, colo")],
-               lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+               lab: LabOpt = None, as_json: JsonOpt = False,
+               backend: BackendOpt = None) -> None:
         """The routing table NODE ended up with (kernel), plus the router daemon's view for cust and
         what the edge received (with accept/reject reasons) for cf."""
-        lb = _lab(lab)
+        lb = _lab(lab, backend)
         if node not in {n.name for n in lb.plan.nodes}:
             fail(f"no node {node!r} in lab {lb.name} (nodes: {', '.join(n.name for n in lb.plan.nodes)})")
         out: dict[str, Any] = {"node": node}

@@ -8,6 +8,8 @@ exit status is non-zero if any step failed, so the same command is a smoke test.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,12 +72,18 @@ def _bfd_up(lab: Any) -> tuple[bool, str]:
 
 
 def _customer_has_cf_routes(lab: Any) -> tuple[bool, str]:
-    out = lab.run("cust", ["ip", "-j", "route", "show", "proto", "bgp"], check=False).stdout
-    import json
+    from sim.testing import WaitTimeout, wait_for
 
-    routes = json.loads(out or "[]")
     want = sum(1 for p in lab.plan.cf_prefixes if p.version == 4)
-    return len(routes) >= want, f"{len(routes)} IPv4 Cloudflare routes in the customer's kernel (want {want})"
+
+    def count() -> int:
+        out = lab.run("cust", ["ip", "-j", "route", "show", "proto", "bgp"], check=False).stdout
+        return len(json.loads(out or "[]"))
+
+    with contextlib.suppress(WaitTimeout):
+        wait_for(lambda: count() >= want, timeout=20, what="Cloudflare routes in the customer's kernel")
+    got = count()
+    return got >= want, f"{got} IPv4 Cloudflare routes in the customer's kernel (want {want})"
 
 
 def _silent_failure(lab: Any) -> tuple[bool, str]:

@@ -28,6 +28,9 @@ from sim.topology.plan import LabPlan, build_plan
 
 LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)")
 JSON_OPTION = typer.Option(False, "--json", help="Print stable JSON instead of tables")
+ATTACH_BACKEND_OPTION = typer.Option(
+    None, "--backend", help="containerlab: a lab containerlab deployed from a cnilab export (auto-detected when "
+    "--lab has no cnilab state but clab-LAB-* containers exist)")
 
 
 # -- models behind --json ------------------------------------------------------------------------
@@ -118,6 +121,7 @@ class DownResult(BaseModel):
     orphan_namespaces: list[str] = Field(default_factory=list)
     orphan_processes: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list, description="labs left alone (deployed by containerlab)")
 
 
 def lab_status(st: LabState) -> LabStatus:
@@ -143,6 +147,7 @@ def lab_status(st: LabState) -> LabStatus:
         nodes.append(NodeStatus(name=n.name, role=n.role, netns=ns,
                                 exists=bool(ns) and os.path.exists(netns_path(ns))))
     notes = [f"daemon step skipped (module not available): {s}" for s in st.extra.get("daemons_skipped", [])]
+    notes += [str(n) for n in st.extra.get("notes", [])]
     return LabStatus(
         lab=st.lab, backend=st.backend, status=st.status, topology=plan.topology, topology_path=st.topology_path,
         created=st.created, mss_required=plan.mss_required, nodes=nodes, interfaces=ifaces, links=links,
@@ -244,11 +249,17 @@ def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/
                                      console.print(f"[green]up[/] in {r.seconds:.2f} s")))
 
 
-def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION) -> None:
+def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
     """Nodes, links (MTU/VLAN/GRE), tunnels, processes, mechanisms and active faults."""
-    from sim.lab.lab import resolve_lab
+    from sim.lab.lab import Lab, resolve_lab
 
     with _errors():
+        if backend == "containerlab" or (lab is not None and not LabState.exists(lab)):
+            from sim.lab import attach_clab
+
+            if backend == "containerlab" or attach_clab.deployed(lab):
+                emit(lab_status(Lab.attach(lab, "containerlab").state), as_json, render_status)
+                return
         if lab is None and len(list_labs()) > 1:
             states = [lab_status(LabState.load(n)) for n in list_labs()]
             emit(states, as_json, lambda ss: [render_status(s) for s in ss])
@@ -257,15 +268,17 @@ def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION) -> None:
             emit([], as_json, lambda _: console.print("no lab is running"))
             return
         st = LabState.load(resolve_lab(lab))
+        if st.backend == "containerlab":  # re-read the deployment: containerlab may have changed it
+            st = Lab.attach(st.lab).state
         emit(lab_status(st), as_json, render_status)
 
 
 def down(lab: str = LAB_OPTION,
          all_: bool = typer.Option(False, "--all", help="Every lab, plus orphan namespaces and processes"),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success"),
-         as_json: bool = JSON_OPTION) -> None:
+         as_json: bool = JSON_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
     """Stop every process of the lab and remove its tunnels, namespaces and state."""
-    from sim.lab.lab import Lab, down_all, resolve_lab
+    from sim.lab.lab import Lab, down_all
 
     with _errors():
         if all_:
@@ -275,9 +288,9 @@ def down(lab: str = LAB_OPTION,
                 if not quiet:
                     console.print("no lab is running")
                 return
-            name = resolve_lab(lab)
-            Lab.attach(name).destroy()
-            result = DownResult(labs=[name])
+            handle = Lab.attach(lab, backend)  # containerlab: refused while deployed, forgotten after
+            handle.destroy()
+            result = DownResult(labs=[handle.name])
     if result.errors:
         fail("; ".join(result.errors))
     if quiet and not as_json:
@@ -285,12 +298,13 @@ def down(lab: str = LAB_OPTION,
     emit(result, as_json, lambda r: console.print(
         f"removed lab(s): {', '.join(r.labs) or 'none'}"
         + (f"; orphan namespaces: {', '.join(r.orphan_namespaces)}" if r.orphan_namespaces else "")
-        + (f"; orphan processes: {', '.join(r.orphan_processes)}" if r.orphan_processes else "")))
+        + (f"; orphan processes: {', '.join(r.orphan_processes)}" if r.orphan_processes else "")
+        + (f"; left alone: {'; '.join(r.skipped)}" if r.skipped else "")))
 
 
 def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, transit, colo"),
           cmd: list[str] = typer.Argument(..., help="Command to run inside the node (after --)"),
-          lab: str = LAB_OPTION) -> None:
+          lab: str = LAB_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
     """Run CMD inside NODE of a lab; exits with the command's status."""
     from sim.lab.lab import Lab
 
@@ -299,7 +313,7 @@ def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, tr
     if not cmd:
         fail("no command given: cnilab exec NODE -- CMD...")
     with _errors():
-        handle = Lab.attach(lab)
+        handle = Lab.attach(lab, backend)
         if node not in {n.name for n in handle.plan.nodes}:
             fail(f"lab {handle.name} has no node {node!r}; nodes: {', '.join(n.name for n in handle.plan.nodes)}")
         code = handle.interactive(node, cmd)

@@ -13,18 +13,22 @@ from rich.table import Table
 from sim.cli.output import console, emit, fail
 
 
-def _lab(name: str | None):
+def _lab(name: str | None, backend: str | None = None):
+    from sim.backends.base import BackendError
     from sim.lab.lab import Lab
     from sim.lab.state import LabNotFound
 
     try:
-        return Lab.attach(name)
-    except (LabNotFound, LookupError, ValueError) as exc:
+        return Lab.attach(name, backend)
+    except (LabNotFound, LookupError, ValueError, BackendError) as exc:
         fail(str(exc))
 
 
 LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+BackendOpt = Annotated[str | None, typer.Option(
+    "--backend", help="containerlab: attach to a lab containerlab deployed from a cnilab export (auto-detected "
+    "when --lab has no cnilab state but clab-LAB-* containers exist)")]
 
 
 def register(app: typer.Typer) -> None:
@@ -33,12 +37,13 @@ def register(app: typer.Typer) -> None:
 
     @probe.command("mtu")
     def probe_mtu(link: Annotated[str | None, typer.Option("--link", help="One interconnect (cf <-> cust)")] = None,
-                  lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+                  lab: LabOpt = None, as_json: JsonOpt = False,
+               backend: BackendOpt = None) -> None:
         """Path MTU in each direction by one-way DF sweep, against the profile; and whether PMTUD works."""
         from sim.probes.mtu import probe_mtu as run
 
         try:
-            report = run(_lab(lab), link)
+            report = run(_lab(lab, backend), link)
         except ValueError as exc:
             fail(str(exc))
 
@@ -58,11 +63,12 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(0 if report.ok else 1)
 
     @probe.command("mss")
-    def probe_mss(lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+    def probe_mss(lab: LabOpt = None, as_json: JsonOpt = False,
+               backend: BackendOpt = None) -> None:
         """Real TCP handshakes inet <-> origin; MSS seen on each side vs what the profile requires."""
         from sim.probes.mss import probe_mss as run
 
-        report = run(_lab(lab))
+        report = run(_lab(lab, backend))
 
         def render(r) -> None:
             t = Table(title=f"MSS probe - lab {r.lab} (required clamp {r.required})")
@@ -90,6 +96,7 @@ def register(app: typer.Typer) -> None:
         all_: Annotated[bool, typer.Option("--all", help="With 'clear': every fault in the lab")] = False,
         lab: LabOpt = None,
         as_json: JsonOpt = False,
+        backend: BackendOpt = None,
     ) -> None:
         """Inject a fault (`cnilab fault ewr1 loss 30%`), clear it (`cnilab fault clear ewr1|--all`), or list them.
 
@@ -98,7 +105,7 @@ def register(app: typer.Typer) -> None:
         """
         from sim.faults import FaultError, apply_fault, clear_faults
 
-        the_lab = _lab(lab)
+        the_lab = _lab(lab, backend)
         try:
             if target == "list":
                 recs = the_lab.state.faults
@@ -132,13 +139,14 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[bool, typer.Option("--keep", help="Leave the fault in place afterwards")] = False,
         lab: LabOpt = None,
         as_json: JsonOpt = False,
+        backend: BackendOpt = None,
     ) -> None:
         """Stream UDP inet -> origin, fail LINK, and measure loss window and time to the new path."""
         from sim.faults import FaultError
         from sim.probes.failover import measure_failover
 
         try:
-            report = measure_failover(_lab(lab), link, fault_kind, rate, restore=not keep)
+            report = measure_failover(_lab(lab, backend), link, fault_kind, rate, restore=not keep)
         except (FaultError, ValueError) as exc:
             fail(str(exc))
 

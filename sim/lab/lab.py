@@ -64,6 +64,9 @@ def make_backend(kind: str, lab: str, workdir: Path) -> Backend:
         except ModuleNotFoundError as exc:
             raise BackendError("the docker backend is not available in this build") from exc
         return mod.DockerBackend(lab, workdir)
+    if kind == "containerlab":
+        raise BackendError("the containerlab backend only attaches to a lab containerlab deployed (`cnilab export "
+                           "containerlab`, then `containerlab deploy`); to build one here choose netns or docker")
     raise BackendError(f"unknown backend {kind!r}; choose netns or docker")
 
 
@@ -203,10 +206,27 @@ class Lab:
 
     # -- attach -----------------------------------------------------------------------------------
     @classmethod
-    def attach(cls, name: str | None = None) -> Lab:
-        """Reopen a running lab from its state file; ``name`` may be omitted when only one runs."""
+    def attach(cls, name: str | None = None, backend: str | None = None) -> Lab:
+        """Reopen a running lab from its state file; ``name`` may be omitted when only one runs.
+
+        ``backend="containerlab"`` (or a ``name`` with no state file whose ``clab-NAME-*``
+        containers exist) attaches to a lab containerlab deployed: see :mod:`sim.lab.attach_clab`.
+        """
+        if backend not in (None, "netns", "docker", "containerlab"):
+            raise BackendError(f"unknown backend {backend!r}; choose netns, docker or containerlab")
+        if backend == "containerlab" or (name and not LabState.exists(name)):
+            from sim.lab import attach_clab
+
+            if backend == "containerlab" or attach_clab.deployed(name or ""):
+                if not name:
+                    name = resolve_lab(None)
+                return attach_clab.attach(name)
         name = resolve_lab(name)
         state = LabState.load(name)
+        if state.backend == "containerlab":
+            from sim.lab import attach_clab
+
+            return attach_clab.attach(name)
         be = make_backend(state.backend, name, lab_dir(name))
         adopt = getattr(be, "adopt", None)
         if adopt:
@@ -287,7 +307,14 @@ class Lab:
 
     # -- teardown ---------------------------------------------------------------------------------
     def destroy(self) -> None:
-        """Stop every recorded process, remove tunnels, namespaces and the lab dir. Idempotent."""
+        """Stop every recorded process, remove tunnels, namespaces and the lab dir. Idempotent.
+
+        A containerlab-deployed lab is not ours to remove: refused while it is deployed."""
+        if self.backend.name == "containerlab":
+            from sim.lab.attach_clab import forget
+
+            forget(self)
+            return
         errors: list[str] = []
         with contextlib.suppress(LabNotFound, OSError), self.update() as st:
             st.status = "stopping"
@@ -374,12 +401,18 @@ def down_all() -> dict[str, list[str]]:
     Orphans are namespaces named ``cnilab-*`` that no state file claims (see :mod:`sim.lab.cleanup`)
     and processes whose command line names a removed lab's directory.
     """
-    report: dict[str, list[str]] = {"labs": [], "orphan_namespaces": [], "orphan_processes": [], "errors": []}
+    from sim.backends.containerlab import DeployedByContainerlab
+
+    report: dict[str, list[str]] = {"labs": [], "orphan_namespaces": [], "orphan_processes": [], "errors": [],
+                                    "skipped": []}
     removed_dirs: list[str] = []
     for name in list_labs():
         try:
             Lab.attach(name).destroy()
             report["labs"].append(name)
+        except DeployedByContainerlab as exc:  # containerlab's to remove; cnilab only attached
+            report["skipped"].append(f"{name}: {exc}")
+            continue
         except (BackendError, LabNotFound, ValueError) as exc:
             report["errors"].append(f"{name}: {exc}")
         removed_dirs.append(str(lab_dir(name)))

@@ -150,10 +150,11 @@ def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin 
     with contextlib.ExitStack() as stack:
         ctx = st.Context(options=opts, topo=topo, plan=plan)
 
-        def open_lab() -> Any:
+        def open_lab(daemons: bool) -> Any:
             from sim.lab.lab import Lab
 
-            lab = stack.enter_context(Lab.create(plan, topology_path=opts.topology, ready_timeout=60))
+            lab = stack.enter_context(Lab.create(plan, topology_path=opts.topology, ready_timeout=60,
+                                                 daemons=daemons))
             notes.extend(f"{k}: {v}" for k, v in lab.state.mechanisms.items())
             return lab
 

@@ -12,7 +12,7 @@ import ipaddress
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ class Context:
     plan: LabPlan
     api: CniApi | None = None
     lab: Any = None
-    open_lab: Callable[[], Any] | None = None
+    open_lab: Callable[[bool], Any] | None = None  # (daemons) -> running lab, owned by the runner
     slots: dict[str, dict[str, Any]] = field(default_factory=dict)
     icons: dict[str, str] = field(default_factory=dict)  # lab interconnect -> API name
     cnis: dict[str, dict[str, Any]] = field(default_factory=dict)  # session key -> CNI body
@@ -119,15 +119,21 @@ def order(ctx: Context) -> list[str]:
 
 
 # -- 3 cross-connect ---------------------------------------------------------------------------------
-def start_lab(ctx: Context) -> None:
-    """Build the lab with the customer's daemon; a daemon that refuses the config is a verdict on it."""
+def start_lab(ctx: Context, daemons: bool = True) -> None:
+    """Build the lab (with its daemons unless ``daemons`` is False); the runner owns its teardown."""
+    if ctx.lab is None:
+        assert ctx.open_lab is not None
+        with _router_verdict(ctx):
+            ctx.lab = ctx.open_lab(daemons)
+
+
+@contextlib.contextmanager
+def _router_verdict(ctx: Context) -> Iterator[None]:
+    """A customer daemon that will not run the config is a verdict on the config, not a lab error."""
     from sim.routers import RouterError
 
-    if ctx.lab is not None:
-        return
-    assert ctx.open_lab is not None
     try:
-        ctx.lab = ctx.open_lab()
+        yield
     except RouterError as exc:
         kind = ctx.plan.customer_router.kind.upper()
         raise StepFailed(f"your {kind} did not start in the lab: {exc}",
@@ -137,8 +143,17 @@ def start_lab(ctx: Context) -> None:
 
 def cross_connect(ctx: Context) -> list[str]:
     """Bring up the lab and bind each API interconnect to its lab link: the cross-connect is made."""
+    from sim.edge import start_edge, wait_ready
+    from sim.routers import start_customer
+
     api = ctx.need_api()
-    start_lab(ctx)
+    # Order of the day: the port is patched (lab links), Cloudflare's edge runs but has nothing
+    # configured for this customer, and the customer router is switched on once the cross-connect
+    # exists. Starting the router only after the bind also keeps it from peering with the lab's
+    # default sessions and then sitting in its error back-off (BIRD: error wait) when they vanish.
+    start_lab(ctx, daemons=False)
+    start_edge(ctx.lab)
+    wait_ready(ctx.lab, 60)
     mech = ctx.lab.state.mechanisms
     out = [f"lab {ctx.lab.name} up: " + ", ".join(f"{k} {v.split(':')[0]}" for k, v in mech.items())]
     for ic in ctx.topo.interconnects:
@@ -156,6 +171,10 @@ def cross_connect(ctx: Context) -> list[str]:
         raise StepFailed(f"the edge already has sessions {managed} before any CNI object exists",
                          ["the API should configure the edge only from CNI objects: check the API's lab binding"])
     out.append("edge holds no BGP session until a CNI object exists")
+    with _router_verdict(ctx):
+        start_customer(ctx.lab)
+    ctx.lab.save()
+    out.append(f"customer router ({ctx.plan.customer_router.kind}) started on the patched port")
     return out
 
 

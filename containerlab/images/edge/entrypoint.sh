@@ -23,6 +23,26 @@ if [ -f "$conf/interfaces" ]; then
     done
   done
 fi
+# The interfaces exist before containerlab's `exec` lines give them their VLANs and addresses;
+# ExaBGP would fail to listen on a session address that is not there yet (and exit, stopping the
+# container), so wait for every session's local address as well.
+if [ -f "$conf/edge.json" ]; then
+  /opt/cnilab/bin/python - "$conf/edge.json" <<'PY' || exit 1
+import ipaddress, json, subprocess, sys, time
+want = {ipaddress.ip_address(s["cf_addr"]) for s in json.load(open(sys.argv[1])).get("sessions", [])}
+deadline = time.monotonic() + 60
+while True:
+    out = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True).stdout or "[]"
+    have = {ipaddress.ip_address(a["local"]) for i in json.loads(out) for a in i.get("addr_info", [])
+            if "local" in a}
+    missing = sorted(map(str, want - have))
+    if not missing:
+        sys.exit(0)
+    if time.monotonic() > deadline:
+        sys.exit(f"edge: session addresses never configured: {', '.join(missing)}")
+    time.sleep(0.1)
+PY
+fi
 for f in edge.json exabgp.conf; do
   [ -f "$conf/$f" ] || { echo "edge: $conf/$f missing (re-run cnilab export containerlab)" >&2; exit 1; }
   cp "$conf/$f" "$run/$f"

@@ -1,0 +1,206 @@
+"""``--backend containerlab``: cnilab's tools attached to a lab containerlab deployed from our export.
+
+The deployment is emulated faithfully (tests/clab_emulator.py: containers ``clab-<lab>-<node>``,
+veths per the ``links``, the nodes' ``exec`` lines, ``/run/netns`` links, the edge image's own
+entrypoint), since this machine has no containerlab binary. Then, through the CLI: BGP really
+Established between the edge container's ExaBGP and the FRR container, a blackhole really taking
+BFD down (and a ping across the interconnect really failing) until it is cleared, ``status``, and
+``down`` refusing to remove what containerlab owns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tests import clab_emulator
+
+pytestmark = [pytest.mark.root, pytest.mark.containers, pytest.mark.daemons, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+V1 = REPO / "topologies" / "v1-gre.yml"
+SERVICE = REPO / "scripts" / "podman-service.sh"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[tuple[Any, Any]]:
+    """A Docker API client (podman's service started here only if none answers) and the local images."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    pytest.importorskip("docker")
+    from sim.backends.base import BackendError
+    from sim.backends.docker import connect
+
+    started = ""
+    try:
+        client = connect()
+    except BackendError:
+        if not SERVICE.exists() or subprocess.run(["which", "podman"], capture_output=True).returncode:
+            pytest.skip("no container engine: no Docker socket and podman is not installed")
+        res = subprocess.run([str(SERVICE)], capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            pytest.skip(f"no container engine could be started: {res.stderr.strip()}")
+        started = res.stdout.strip()
+        client = connect()
+    try:
+        from sim.export.images import ensure_local_images
+
+        name = client.version().get("Components", [{}])[0].get("Name", "").lower()
+        yield client, ensure_local_images(client, engine="podman" if "podman" in name else "docker")
+    finally:
+        client.close()
+        if started:
+            subprocess.run([str(SERVICE), "--stop", started], timeout=30)
+
+
+@pytest.fixture(scope="module")
+def clab(engine: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[clab_emulator.Deployment]:
+    """v1-gre exported under a unique lab name and deployed as containerlab would; all removed after."""
+    from sim.backends.docker import _ulimits
+    from sim.export.containerlab import CONTROL_ROOT, write_export
+    from sim.topology.load import load_topology
+    from sim.topology.plan import build_plan
+
+    client, images = engine
+    lab = f"t-{uuid.uuid4().hex[:8]}"
+    res = write_export(build_plan(load_topology(V1), lab), tmp_path_factory.mktemp("clab"), images=images,
+                       source=V1.name)
+    with clab_emulator.deploy(Path(res.directory) / f"{lab}.clab.yml", client, ulimits=_ulimits()) as dep:
+        yield dep
+    left = client.containers.list(all=True, filters={"label": f"containerlab={lab}"})
+    assert left == [], f"containers left behind: {[c.name for c in left]}"
+    assert not list(clab_emulator.NETNS_DIR.glob(f"clab-{lab}-*")), "netns links left behind"
+    assert not (Path(CONTROL_ROOT) / lab).exists(), "control-socket dir left behind"
+    host = [ln.split()[0] for ln in subprocess.run(["ip", "-br", "link"], capture_output=True,
+                                                      text=True).stdout.splitlines() if ln.strip()]
+    assert not [n for n in host if re.fullmatch(r"ce[0-9a-f]{8}[ab](@.*)?", n)], "a veth end stranded on the host"
+
+
+def cli(*args: str) -> Any:
+    from sim.cli.main import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def _json(res: Any) -> Any:
+    assert res.stdout.strip(), f"no output (exit {res.exit_code}): {res.output}"
+    return json.loads(res.stdout)
+
+
+def _wait(what: str, timeout: float, check: Any, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"{what} not within {timeout:g} s"
+        time.sleep(interval)
+
+
+def _established(lab: str) -> bool:
+    res = cli("bgp", "--backend", "containerlab", "--lab", lab, "--json")
+    return res.exit_code == 0 and all(s["state"] == "Established" for s in _json(res))
+
+
+def _bfd(lab: str) -> list[dict[str, Any]]:
+    return _json(cli("bfd", "--backend", "containerlab", "--lab", lab, "--json"))
+
+
+def test_bgp_established_through_attach(clab: clab_emulator.Deployment, state_dir: Path) -> None:
+    from sim.export.containerlab import CONTROL_ROOT
+    from sim.lab.state import LabState
+
+    lab = clab.lab
+    # every exec line of the export worked, except kernel GRE (no ip_gre module on this host)
+    assert all("gre" in f for f in clab.exec_failures), clab.exec_failures
+    assert not LabState.exists(lab)
+    # no cnilab state, clab-LAB-* exist: --lab alone auto-detects the containerlab deployment
+    res = _wait("BGP Established", 60, lambda: (r := cli("bgp", "--lab", lab, "--json")).exit_code == 0 and r)
+    sessions = _json(res)
+    assert {s["key"]: s["state"] for s in sessions} == {"ewr1/v4": "Established", "ewr1/v6": "Established"}
+    st = LabState.load(lab)
+    assert st.backend == "containerlab"
+    assert st.control["edge"] == f"{CONTROL_ROOT}/{lab}/cf/control.sock"
+    assert st.processes == []  # cnilab owns nothing here
+    assert _established(lab)  # and with the explicit --backend
+
+
+def test_blackhole_takes_bfd_down_and_clear_restores(clab: clab_emulator.Deployment, state_dir: Path) -> None:
+    from sim.lab.lab import Lab
+
+    lab = clab.lab
+    _wait("BGP Established", 60, lambda: _established(lab))
+    # BFD Up at the negotiated 300 ms x 3 (FRR starts slow, then polls down to the configured rate)
+    _wait("BFD Up at 300 ms", 30, lambda: (rows := _bfd(lab)) and all(b["state"] == "Up" and b["detection_ms"] <= 1000
+                                                                  for b in rows))
+    handle = Lab.attach(lab, "containerlab")
+    ping = ["ping", "-c", "1", "-W", "1", "192.0.2.10"]
+    assert handle.run("cust", ping, check=False).returncode == 0
+    try:
+        res = cli("fault", "ewr1", "blackhole", "--backend", "containerlab", "--lab", lab, "--json")
+        t0 = time.monotonic()
+        assert res.exit_code == 0, res.output
+        assert "nftables" in _json(res)[0]["mechanism"]
+        _wait("BFD Down after the blackhole", 2.5,
+              lambda: (rows := _bfd(lab)) and all(b["state"] != "Up" for b in rows), 0.05)
+        detected = time.monotonic() - t0
+        print(f"BFD down {detected * 1000:.0f} ms after the blackhole")
+        assert handle.run("cust", ping, check=False).returncode != 0  # the drop is real
+        listed = _json(cli("fault", "list", "--backend", "containerlab", "--lab", lab, "--json"))
+        assert [(f["target"], f["kind"]) for f in listed] == [("ewr1", "blackhole")]
+        res = cli("fault", "clear", "ewr1", "--backend", "containerlab", "--lab", lab, "--json")
+        assert res.exit_code == 0 and [f["kind"] for f in _json(res)] == ["blackhole"], res.output
+        assert handle.run("cust", ping, check=False).returncode == 0
+        _wait("BFD Up after clear", 30, lambda: (rows := _bfd(lab)) and all(b["state"] == "Up" for b in rows))
+        _wait("BGP Established after clear", 60, lambda: _established(lab))
+    finally:
+        cli("fault", "clear", "--all", "--backend", "containerlab", "--lab", lab)
+
+
+def test_status_and_down_refuses(clab: clab_emulator.Deployment, state_dir: Path, engine: tuple[Any, Any]) -> None:
+    from sim.lab.state import LabState
+
+    lab = clab.lab
+    res = cli("status", "--backend", "containerlab", "--lab", lab, "--json")
+    assert res.exit_code == 0, res.output
+    st = _json(res)
+    assert (st["backend"], st["status"], st["lab"]) == ("containerlab", "running", lab)
+    assert {n["name"]: (n["netns"], n["exists"]) for n in st["nodes"]} == {
+        n: (f"clab-{lab}-{n}", True) for n in ("cf", "cust", "inet", "origin")}
+    cf_ic = next(i for i in st["interfaces"] if i["node"] == "cf" and i["vlan"])
+    assert cf_ic["name"] == "eth2.100" and cf_ic["kernel_name"] in ("eth2.100", "eth2")
+    assert st["processes"] == [] and any("containerlab destroy" in n for n in st["notes"])
+
+    res = cli("down", "--lab", lab)
+    assert res.exit_code != 0
+    assert "deployed by containerlab" in res.output and "containerlab destroy" in res.output, res.output
+    client, _ = engine
+    assert client.containers.get(f"clab-{lab}-cf").status == "running"
+    assert LabState.exists(lab)
+    assert _established(lab)  # still working after the refusal
+
+
+def test_down_forgets_the_state_once_containerlab_destroyed_it(clab: clab_emulator.Deployment,
+                                                               state_dir: Path) -> None:
+    from sim.lab.state import LabState
+
+    lab = clab.lab
+    assert cli("status", "--lab", lab, "--json").exit_code == 0  # attaching leaves a state dir
+    assert LabState.exists(lab)
+    clab_emulator.destroy(clab)  # `containerlab destroy`
+    st = _json(cli("status", "--lab", lab, "--json"))
+    assert st["status"] == "failed" and not any(n["exists"] for n in st["nodes"])
+    res = cli("down", "--lab", lab)
+    assert res.exit_code == 0, res.output
+    assert not LabState.exists(lab) and not (state_dir / "labs" / lab).exists()
+    assert cli("bgp", "--lab", lab).exit_code != 0  # nothing left to attach to
