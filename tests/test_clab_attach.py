@@ -25,7 +25,14 @@ from typer.testing import CliRunner
 
 from tests import clab_emulator
 
-pytestmark = [pytest.mark.root, pytest.mark.containers, pytest.mark.daemons, pytest.mark.slow]
+HEAVY = (pytest.mark.root, pytest.mark.containers, pytest.mark.daemons, pytest.mark.slow)
+
+
+def heavy(fn: Any) -> Any:
+    """Marks of the tests that deploy containers and run real ExaBGP/FRR."""
+    for mark in HEAVY:
+        fn = mark(fn)
+    return fn
 
 REPO = Path(__file__).resolve().parents[1]
 V1 = REPO / "topologies" / "v1-gre.yml"
@@ -116,6 +123,7 @@ def _bfd(lab: str) -> list[dict[str, Any]]:
     return _json(cli("bfd", "--backend", "containerlab", "--lab", lab, "--json"))
 
 
+@heavy
 def test_bgp_established_through_attach(clab: clab_emulator.Deployment, state_dir: Path) -> None:
     from sim.export.containerlab import CONTROL_ROOT
     from sim.lab.state import LabState
@@ -135,6 +143,7 @@ def test_bgp_established_through_attach(clab: clab_emulator.Deployment, state_di
     assert _established(lab)  # and with the explicit --backend
 
 
+@heavy
 def test_blackhole_takes_bfd_down_and_clear_restores(clab: clab_emulator.Deployment, state_dir: Path) -> None:
     from sim.lab.lab import Lab
 
@@ -167,6 +176,7 @@ def test_blackhole_takes_bfd_down_and_clear_restores(clab: clab_emulator.Deploym
         cli("fault", "clear", "--all", "--backend", "containerlab", "--lab", lab)
 
 
+@heavy
 def test_status_and_down_refuses(clab: clab_emulator.Deployment, state_dir: Path, engine: tuple[Any, Any]) -> None:
     from sim.lab.state import LabState
 
@@ -190,6 +200,7 @@ def test_status_and_down_refuses(clab: clab_emulator.Deployment, state_dir: Path
     assert _established(lab)  # still working after the refusal
 
 
+@heavy
 def test_down_forgets_the_state_once_containerlab_destroyed_it(clab: clab_emulator.Deployment,
                                                                state_dir: Path) -> None:
     from sim.lab.state import LabState
@@ -204,3 +215,31 @@ def test_down_forgets_the_state_once_containerlab_destroyed_it(clab: clab_emulat
     assert res.exit_code == 0, res.output
     assert not LabState.exists(lab) and not (state_dir / "labs" / lab).exists()
     assert cli("bgp", "--lab", lab).exit_code != 0  # nothing left to attach to
+
+
+# -- bad input: clear errors, nothing created (no root, no engine) -------------------------------------
+def test_broken_exported_plan_is_named_with_field_and_value(tmp_path: Path) -> None:
+    from sim.backends.base import BackendError
+    from sim.lab.attach_clab import load_plan
+
+    bad = tmp_path / "plan.json"
+    bad.write_text(json.dumps({"lab": "x", "topology": "v1-gre", "nodes": "not-a-list"}))
+    with pytest.raises(BackendError) as exc:
+        load_plan(bad, "x")
+    msg = str(exc.value)
+    assert str(bad) in msg and "nodes" in msg and "not-a-list" in msg and "cnilab export containerlab" in msg
+
+
+def test_unknown_backend_and_build_requests_are_refused(state_dir: Path) -> None:
+    res = cli("bgp", "--backend", "bogus", "--lab", "nolab")
+    assert res.exit_code == 2 and "unknown backend 'bogus'" in res.output
+    res = cli("up", str(V1), "--backend", "containerlab", "--name", f"t-{uuid.uuid4().hex[:8]}")
+    assert res.exit_code == 2 and "only attaches" in res.output
+    assert not list(state_dir.rglob("state.json"))  # nothing half-built
+
+
+def test_attach_to_a_lab_that_is_not_deployed_says_so(state_dir: Path) -> None:
+    lab = f"t-{uuid.uuid4().hex[:8]}"
+    res = cli("bgp", "--backend", "containerlab", "--lab", lab)
+    assert res.exit_code == 2 and f"no containerlab lab named {lab!r} is deployed" in res.output, res.output
+    assert not (state_dir / "labs" / lab).exists()

@@ -102,8 +102,9 @@ def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout:
     listener.bind((server_addr, 0))
     listener.listen(4)
     port = listener.getsockname()[1]
-    cap_c = packet_socket(cns, "eth0")
-    cap_s = packet_socket(sns, "eth0")
+    # the hosts' one interface: eth0 in a cnilab plan, eth1 in a containerlab export's plan
+    cap_c = packet_socket(cns, lab.plan.node(client).interfaces[0].name)
+    cap_s = packet_socket(sns, lab.plan.node(server).interfaces[0].name)
     stop = threading.Event()
     seen_c: dict[str, int | None] = {}
     seen_s: dict[str, int | None] = {}

@@ -1,0 +1,74 @@
+"""The BGP call, for real: FRR and BIRD customers against the ExaBGP edge, over v1 GRE and over v2.
+
+Each case builds the lab with the router kind's template, announces the allowed /24 plus a /25
+inside it, and checks both sides: sessions Established with MD5 (IPv4 and IPv6), Cloudflare's
+prefixes in the customer's kernel, the /24 accepted and the /25 refused with its reason, and on v1
+BFD Up at 300x3 and a blackhole taking BFD and BGP down within the detection time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+import pytest
+
+from sim.edge.control import EdgeClient
+from sim.faults import apply_fault, clear_faults
+from sim.testing import wait_for
+from tests.labs import running_lab
+
+pytestmark = [pytest.mark.root, pytest.mark.daemons]
+
+EXTRA = ipaddress.ip_network("198.51.100.128/25")
+
+
+def _edit(kind: str):
+    def edit(topo):
+        router = topo.customer.router.model_copy(update={"kind": kind})
+        cust = topo.customer.model_copy(update={"router": router, "announce_extra": [EXTRA]})
+        return topo.model_copy(update={"customer": cust})
+    return edit
+
+
+@pytest.mark.parametrize("kind", ["frr", "bird"])
+@pytest.mark.parametrize("topology", ["v1-gre.yml", "v2-direct.yml"])
+def test_customer_router_and_edge_agree(kind: str, topology: str, tmp_path_factory) -> None:
+    with running_lab(tmp_path_factory.mktemp(f"{kind}"), topology, edit=_edit(kind)) as lab:
+        edge = EdgeClient(lab.state.control["edge"])
+        sessions = edge.wait_established(timeout=60)
+        assert {s.family for s in sessions} == {4, 6}
+        assert all(s.md5 and s.peer_asn == 65010 and s.local_asn == 13335 for s in sessions)
+
+        # Cloudflare's ranges reached the customer's kernel (next hop over GRE on v1).
+        def cf_route() -> str:
+            return lab.run("cust", ["ip", "route", "show", "104.16.0.0/13"], check=False).stdout
+        out = wait_for(cf_route, 30, what="104.16.0.0/13 in the customer's kernel")
+        assert ("gre-ewr1" in out) == topology.startswith("v1"), out
+
+        # The /24 is accepted and installed at the edge; the /25 refused with a reason.
+        v4 = next(s for s in edge.sessions() if s.family == 4)
+        wait_for(lambda: any(r.prefix == str(EXTRA) for r in edge.session(v4.key).rejected), 30,
+                 what="the /25 refused at the edge")
+        rej = next(r for r in edge.session(v4.key).rejected if r.prefix == str(EXTRA))
+        assert "longer than /24" in rej.reason
+        routes = edge.routes()
+        assert any(r.prefix == "198.51.100.0/24" and r.accepted for r in routes.received)
+        assert any(r.prefix == "198.51.100.0/24" for r in routes.installed)
+
+        if not topology.startswith("v1"):
+            assert edge.bfd() == []  # v2 has no BFD
+            return
+        # Up first at the 1 s slow-start rate, then a Poll/Final switches both ends to 300 ms x 3.
+        wait_for(lambda: len(edge.bfd()) == 2 and all(b["state"] == "Up" and b["detection_ms"] == 900
+                                                      for b in edge.bfd()), 30, what="BFD Up at 300x3")
+        t0 = time.monotonic()
+        apply_fault(lab, "ewr1", "blackhole")
+        try:
+            wait_for(lambda: all(b["state"] == "Down" for b in edge.bfd()), 3, 0.02, what="BFD Down")
+            took = time.monotonic() - t0
+            assert took <= 0.9 + 1.0, took  # detection time plus generous slack
+            wait_for(lambda: not edge.session(v4.key).up, 2, 0.02, what="BGP torn down after BFD Down")
+        finally:
+            clear_faults(lab, "ewr1")
+        edge.wait_established(timeout=60)
