@@ -20,7 +20,7 @@ pkgs=$(grep -v '^#' packages.apt | xargs)
 missing=$(dpkg-query -W -f='${Package} ${Status}\n' $pkgs 2>/dev/null | grep -v 'install ok installed' | cut -d' ' -f1 || true)
 for p in $pkgs; do dpkg-query -W "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$(echo $missing)" ]; then
-  echo "bootstrap: apt-get install$missing"
+  echo "bootstrap: apt-get install$(printf " %s" $missing)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
