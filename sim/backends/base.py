@@ -12,9 +12,18 @@ from __future__ import annotations
 import subprocess
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
+from pyroute2 import IPRoute
+
+from sim.dataplane import vlan as vlanmod
+from sim.lab import process
 from sim.lab.process import ProcessRecord
 from sim.topology.plan import LabPlan, Link, Node
+
+IFA_F_NODAD = 0x02
+"""IPv6 addresses skip duplicate address detection: a lab link has no duplicates, and DAD would
+delay every IPv6 session by a second or more."""
 
 
 class BackendError(RuntimeError):
@@ -45,15 +54,64 @@ class Backend(ABC):
         """Filesystem path of the node's network namespace (for pyroute2 and setns)."""
 
     @abstractmethod
+    def command(self, node: str, argv: list[str]) -> list[str]:
+        """The host argv that runs ``argv`` inside ``node`` (``ip netns exec``, ``nsenter``...)."""
+
     def exec(self, node: str, argv: list[str], *, check: bool = True, timeout: float = 30,
              input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command in the node and wait for it."""
+        try:
+            res = subprocess.run(self.command(node, argv), capture_output=True, text=True, timeout=timeout,
+                                 input=input, stdin=None if input is not None else subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise BackendError(f"{node}: {' '.join(argv)} did not finish within {timeout:g} s") from exc
+        if check and res.returncode != 0:
+            raise BackendError(f"{node}: {' '.join(argv)} exited {res.returncode}: "
+                               f"{(res.stderr or res.stdout).strip()[:500]}")
+        return res
 
-    @abstractmethod
     def spawn(self, node: str, name: str, argv: list[str], *, log: Path | None = None,
               env: dict[str, str] | None = None) -> ProcessRecord:
-        """Start a long-running process in the node, detached from the caller."""
+        """Start a long-running process in the node, detached from the caller (its process group
+        holds the daemon, so :meth:`ProcessRecord.stop` stops it wherever it runs)."""
+        return process.spawn(name, node, self.command(node, argv), log, env=env)
 
     @abstractmethod
     def destroy(self) -> None:
         """Remove every node and link this backend created for the lab. Idempotent."""
+
+
+def configure_l3(ipr: IPRoute, node: Node) -> tuple[dict[str, str], str | None]:
+    """Addresses, VLAN sub-interfaces (or their altname fallback), loopbacks and routes of ``node``
+    through an IPRoute already bound to its namespace. Returns (plan name -> kernel name, VLAN mode
+    or None when the node has no tagged interface). Shared by every backend: a node is configured
+    the same way whoever created its namespace."""
+    names: dict[str, str] = {}
+    vlan_mode: str | None = None
+    for iface in node.interfaces:
+        idx = ipr.link_lookup(ifname=iface.name)[0]
+        l3_idx, real = idx, iface.name
+        if iface.vlan:
+            if vlanmod.add_vlan(ipr, idx, iface.vlan, iface.l3_name, iface.mtu):
+                l3_idx, real = ipr.link_lookup(ifname=iface.l3_name)[0], iface.l3_name
+                ipr.link("set", index=l3_idx, state="up")
+                vlan_mode = vlanmod.EMULATED
+            else:
+                vlanmod.add_altname(ipr, idx, iface.l3_name)
+                vlan_mode = vlanmod.NOT_EMULATED
+        names[iface.l3_name] = real
+        for addr in iface.addresses:
+            ipr.addr("add", index=l3_idx, address=str(addr.ip), prefixlen=addr.network.prefixlen,
+                     **({"flags": IFA_F_NODAD} if addr.version == 6 else {}))
+    for addr in node.loopbacks:
+        ipr.addr("add", index=1, address=str(addr.ip), prefixlen=addr.network.prefixlen)
+    for route in node.routes:
+        spec: dict[str, Any] = {"dst": str(route.dst), "priority": route.metric or None}
+        if route.via is not None:
+            spec["gateway"] = str(route.via)
+        if route.dev is not None:
+            spec["oif"] = ipr.link_lookup(ifname=names.get(route.dev, route.dev))[0]
+        if route.dst.version == 6:
+            spec["family"] = 10
+        ipr.route("add", **{k: v for k, v in spec.items() if v is not None})
+    return names, vlan_mode

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import subprocess
 import sys
 import time
 import uuid
@@ -36,19 +35,15 @@ import docker.types
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from sim.backends.base import Backend, BackendError
-from sim.dataplane import vlan as vlanmod
+from sim.backends.base import Backend, BackendError, configure_l3
 from sim.export.images import LOCAL_IMAGES, ImageSet
-from sim.lab import process
 from sim.lab.nsenter import in_netns
 from sim.lab.paths import lab_dir, ns_name
-from sim.lab.process import ProcessRecord
 from sim.topology.plan import LabPlan, Link, Node
 
 NETNS_DIR = Path("/run/netns")
 PODMAN_SOCK = Path("/run/podman/podman.sock")
 DOCKER_SOCK = Path("/var/run/docker.sock")
-IFA_F_NODAD = 0x02
 LABEL_LAB, LABEL_NODE, LABEL_OWNER = "cnilab.lab", "cnilab.node", "cnilab.owner"
 KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
 """PID 1 of every node: does nothing, reaps orphans, exits at once on SIGTERM."""
@@ -253,37 +248,13 @@ class DockerBackend(Backend):
                                f"{exc}") from exc
 
     def configure_node(self, node: Node) -> None:
-        names: dict[str, str] = {}
         try:
             with IPRoute(netns=self.container_name(node.name)) as ipr:
-                for iface in node.interfaces:
-                    idx = ipr.link_lookup(ifname=iface.name)[0]
-                    l3_idx, real = idx, iface.name
-                    if iface.vlan:
-                        if vlanmod.add_vlan(ipr, idx, iface.vlan, iface.l3_name, iface.mtu):
-                            l3_idx, real = ipr.link_lookup(ifname=iface.l3_name)[0], iface.l3_name
-                            ipr.link("set", index=l3_idx, state="up")
-                            self.vlan_mode = vlanmod.EMULATED
-                        else:
-                            vlanmod.add_altname(ipr, idx, iface.l3_name)
-                            self.vlan_mode = vlanmod.NOT_EMULATED
-                    names[iface.l3_name] = real
-                    for addr in iface.addresses:
-                        ipr.addr("add", index=l3_idx, address=str(addr.ip), prefixlen=addr.network.prefixlen,
-                                 **({"flags": IFA_F_NODAD} if addr.version == 6 else {}))
-                for addr in node.loopbacks:
-                    ipr.addr("add", index=1, address=str(addr.ip), prefixlen=addr.network.prefixlen)
-                for route in node.routes:
-                    spec: dict[str, Any] = {"dst": str(route.dst), "priority": route.metric or None}
-                    if route.via is not None:
-                        spec["gateway"] = str(route.via)
-                    if route.dev is not None:
-                        spec["oif"] = ipr.link_lookup(ifname=names.get(route.dev, route.dev))[0]
-                    if route.dst.version == 6:
-                        spec["family"] = 10
-                    ipr.route("add", **{k: v for k, v in spec.items() if v is not None})
+                names, vlan_mode = configure_l3(ipr, node)
         except (NetlinkError, OSError, IndexError) as exc:
             raise BackendError(f"node {node.name}: configuring interfaces/routes failed: {exc}") from exc
+        if vlan_mode is not None:
+            self.vlan_mode = vlan_mode
         self.ifnames[node.name] = names
 
     # -- access -----------------------------------------------------------------------------------
@@ -293,24 +264,6 @@ class DockerBackend(Backend):
     def command(self, node: str, argv: list[str]) -> list[str]:
         """Host argv running ``argv`` inside the container: its namespaces and root, cwd /."""
         return ["nsenter", "-t", str(self._pid(node)), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", *argv]
-
-    def exec(self, node: str, argv: list[str], *, check: bool = True, timeout: float = 30,
-             input: str | None = None) -> subprocess.CompletedProcess[str]:
-        try:
-            res = subprocess.run(self.command(node, argv), capture_output=True, text=True, timeout=timeout,
-                                 input=input, stdin=None if input is not None else subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as exc:
-            raise BackendError(f"{node}: {' '.join(argv)} did not finish within {timeout:g} s") from exc
-        if check and res.returncode != 0:
-            raise BackendError(f"{node}: {' '.join(argv)} exited {res.returncode}: "
-                               f"{(res.stderr or res.stdout).strip()[:500]}")
-        return res
-
-    def spawn(self, node: str, name: str, argv: list[str], *, log: Path | None = None,
-              env: dict[str, str] | None = None) -> ProcessRecord:
-        """A detached daemon in the container; the record's PID is the host-side ``nsenter`` whose
-        process group holds the daemon, so :meth:`ProcessRecord.stop` stops both."""
-        return process.spawn(name, node, self.command(node, argv), log, env=env)
 
     # -- teardown ---------------------------------------------------------------------------------
     def _containers(self) -> list[Any]:

@@ -10,23 +10,18 @@ an orphan from a colleague's running lab.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from sim.backends.base import Backend, BackendError
-from sim.dataplane import vlan as vlanmod
-from sim.lab import process
+from sim.backends.base import Backend, BackendError, configure_l3
 from sim.lab.cleanup import netns_path as _ns_path
 from sim.lab.cleanup import owner_tag, remove_netns
 from sim.lab.nsenter import in_netns
 from sim.lab.paths import lab_dir, ns_name
-from sim.lab.process import ProcessRecord
 from sim.topology.plan import LabPlan, Link, Node
 
-IFA_F_NODAD = 0x02
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 
@@ -122,37 +117,13 @@ class NetnsBackend(Backend):
                                f"{exc}") from exc
 
     def configure_node(self, node: Node) -> None:
-        names: dict[str, str] = {}
         try:
             with IPRoute(netns=ns_name(self.lab, node.name)) as ipr:
-                for iface in node.interfaces:
-                    idx = ipr.link_lookup(ifname=iface.name)[0]
-                    l3_idx, real = idx, iface.name
-                    if iface.vlan:
-                        if vlanmod.add_vlan(ipr, idx, iface.vlan, iface.l3_name, iface.mtu):
-                            l3_idx, real = ipr.link_lookup(ifname=iface.l3_name)[0], iface.l3_name
-                            ipr.link("set", index=l3_idx, state="up")
-                            self.vlan_mode = vlanmod.EMULATED
-                        else:
-                            vlanmod.add_altname(ipr, idx, iface.l3_name)
-                            self.vlan_mode = vlanmod.NOT_EMULATED
-                    names[iface.l3_name] = real
-                    for addr in iface.addresses:
-                        ipr.addr("add", index=l3_idx, address=str(addr.ip), prefixlen=addr.network.prefixlen,
-                                 **({"flags": IFA_F_NODAD} if addr.version == 6 else {}))
-                for addr in node.loopbacks:
-                    ipr.addr("add", index=1, address=str(addr.ip), prefixlen=addr.network.prefixlen)
-                for route in node.routes:
-                    spec: dict = {"dst": str(route.dst), "priority": route.metric or None}
-                    if route.via is not None:
-                        spec["gateway"] = str(route.via)
-                    if route.dev is not None:
-                        spec["oif"] = ipr.link_lookup(ifname=names.get(route.dev, route.dev))[0]
-                    if route.dst.version == 6:
-                        spec["family"] = 10
-                    ipr.route("add", **{k: v for k, v in spec.items() if v is not None})
+                names, vlan_mode = configure_l3(ipr, node)
         except (NetlinkError, OSError, IndexError) as exc:
             raise BackendError(f"node {node.name}: configuring interfaces/routes failed: {exc}") from exc
+        if vlan_mode is not None:
+            self.vlan_mode = vlan_mode
         self.ifnames[node.name] = names
 
     # -- access -----------------------------------------------------------------------------------
@@ -162,22 +133,6 @@ class NetnsBackend(Backend):
     def command(self, node: str, argv: list[str]) -> list[str]:
         """The host argv that runs ``argv`` inside ``node`` (for callers that want their own stdio)."""
         return ["ip", "netns", "exec", ns_name(self.lab, node), *argv]
-
-    def exec(self, node: str, argv: list[str], *, check: bool = True, timeout: float = 30,
-             input: str | None = None) -> subprocess.CompletedProcess[str]:
-        try:
-            res = subprocess.run(self.command(node, argv), capture_output=True, text=True, timeout=timeout,
-                                 input=input, stdin=None if input is not None else subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as exc:
-            raise BackendError(f"{node}: {' '.join(argv)} did not finish within {timeout:g} s") from exc
-        if check and res.returncode != 0:
-            raise BackendError(f"{node}: {' '.join(argv)} exited {res.returncode}: "
-                               f"{(res.stderr or res.stdout).strip()[:500]}")
-        return res
-
-    def spawn(self, node: str, name: str, argv: list[str], *, log: Path | None = None,
-              env: dict[str, str] | None = None) -> ProcessRecord:
-        return process.spawn(name, node, self.command(node, argv), log, env=env)
 
     # -- teardown ---------------------------------------------------------------------------------
     def destroy(self) -> None:

@@ -34,6 +34,19 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+def _check_p2p(p2p: P2P4 | P2P6, key: str) -> None:
+    """Both ends in the same /31 (/127) and different: the seeds' point-to-point addressing."""
+    want = int(load_facts().addressing[key]["value"])
+    for side in ("cloudflare", "customer"):
+        plen = getattr(p2p, side).network.prefixlen
+        if plen != want:
+            raise ValueError(f"{side} address {getattr(p2p, side)} is a /{plen}; CNI links are /{want}")
+    if p2p.cloudflare.network != p2p.customer.network:
+        raise ValueError(f"{p2p.cloudflare} and {p2p.customer} are not in the same /{want}")
+    if p2p.cloudflare.ip == p2p.customer.ip:
+        raise ValueError(f"cloudflare and customer both use {p2p.cloudflare.ip}")
+
+
 class P2P4(Model):
     """IPv4 point-to-point addressing of one interconnect (a /31, seed 002)."""
 
@@ -42,15 +55,7 @@ class P2P4(Model):
 
     @model_validator(mode="after")
     def _same_31(self) -> P2P4:
-        want = int(load_facts().addressing["p2p_v4_prefixlen"]["value"])
-        for side in ("cloudflare", "customer"):
-            plen = getattr(self, side).network.prefixlen
-            if plen != want:
-                raise ValueError(f"{side} address {getattr(self, side)} is a /{plen}; CNI links are /{want}")
-        if self.cloudflare.network != self.customer.network:
-            raise ValueError(f"{self.cloudflare} and {self.customer} are not in the same /{want}")
-        if self.cloudflare.ip == self.customer.ip:
-            raise ValueError(f"cloudflare and customer both use {self.cloudflare.ip}")
+        _check_p2p(self, "p2p_v4_prefixlen")
         return self
 
 
@@ -62,15 +67,7 @@ class P2P6(Model):
 
     @model_validator(mode="after")
     def _same_127(self) -> P2P6:
-        want = int(load_facts().addressing["p2p_v6_prefixlen"]["value"])
-        for side in ("cloudflare", "customer"):
-            plen = getattr(self, side).network.prefixlen
-            if plen != want:
-                raise ValueError(f"{side} address {getattr(self, side)} is a /{plen}; CNI links are /{want}")
-        if self.cloudflare.network != self.customer.network:
-            raise ValueError(f"{self.cloudflare} and {self.customer} are not in the same /{want}")
-        if self.cloudflare.ip == self.customer.ip:
-            raise ValueError(f"cloudflare and customer both use {self.cloudflare.ip}")
+        _check_p2p(self, "p2p_v6_prefixlen")
         return self
 
 
