@@ -30,12 +30,14 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import yaml
 from pyroute2 import IPRoute
 
@@ -192,8 +194,15 @@ def destroy(dep: Deployment) -> None:
     """``containerlab destroy``: containers (their veths go with their namespaces), netns links,
     and the host dirs the binds created (the edge's control-socket dir)."""
     for ctr in dep.containers.values():
-        with contextlib.suppress(Exception):
+        try:
             ctr.remove(force=True)
+        except docker.errors.NotFound:
+            continue
+        except Exception:  # the engine's API went away: its CLI still reaches the containers
+            for cli in ("podman", "docker"):
+                if shutil.which(cli):
+                    subprocess.run([cli, "rm", "-f", ctr.name], capture_output=True, timeout=60)
+                    break
     for link in dep.netns_links:
         with contextlib.suppress(FileNotFoundError):
             link.unlink()

@@ -41,33 +41,39 @@ SERVICE = REPO / "scripts" / "podman-service.sh"
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[tuple[Any, Any]]:
-    """A Docker API client (podman's service started here only if none answers) and the local images."""
+    """A Docker API client on a podman service of this module's own (a private socket, so a
+    colleague's run stopping *its* service cannot pull the engine from under this one), else an
+    engine that already answers (Docker); plus the local images. DOCKER_HOST points the CLI at it."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     pytest.importorskip("docker")
     from sim.backends.base import BackendError
     from sim.backends.docker import connect
 
+    sock = Path(f"/tmp/cnilab-clab-{uuid.uuid4().hex[:8]}.sock")
     started = ""
-    try:
-        client = connect()
-    except BackendError:
-        if not SERVICE.exists() or subprocess.run(["which", "podman"], capture_output=True).returncode:
-            pytest.skip("no container engine: no Docker socket and podman is not installed")
-        res = subprocess.run([str(SERVICE)], capture_output=True, text=True, timeout=60)
-        if res.returncode != 0:
-            pytest.skip(f"no container engine could be started: {res.stderr.strip()}")
-        started = res.stdout.strip()
-        client = connect()
-    try:
-        from sim.export.images import ensure_local_images
+    with pytest.MonkeyPatch.context() as mp:
+        if SERVICE.exists() and not subprocess.run(["which", "podman"], capture_output=True).returncode:
+            res = subprocess.run([str(SERVICE)], capture_output=True, text=True, timeout=60,
+                                 env={**os.environ, "CNILAB_PODMAN_SOCK": str(sock)})
+            if res.returncode != 0:
+                pytest.skip(f"podman's service could not be started: {res.stderr.strip()}")
+            started = res.stdout.strip()
+            mp.setenv("DOCKER_HOST", f"unix://{sock}")
+        try:
+            client = connect()
+        except BackendError as exc:
+            pytest.skip(f"no container engine: {exc}")
+        try:
+            from sim.export.images import ensure_local_images
 
-        name = client.version().get("Components", [{}])[0].get("Name", "").lower()
-        yield client, ensure_local_images(client, engine="podman" if "podman" in name else "docker")
-    finally:
-        client.close()
-        if started:
-            subprocess.run([str(SERVICE), "--stop", started], timeout=30)
+            name = client.version().get("Components", [{}])[0].get("Name", "").lower()
+            yield client, ensure_local_images(client, engine="podman" if "podman" in name else "docker")
+        finally:
+            client.close()
+            if started:
+                subprocess.run([str(SERVICE), "--stop", started], timeout=30)
+            sock.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")

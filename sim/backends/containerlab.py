@@ -11,12 +11,10 @@ does it, because a second owner would fight containerlab's ``destroy``.
 
 from __future__ import annotations
 
-import subprocess
+import os
 from pathlib import Path
 
 from sim.backends.base import Backend, BackendError
-from sim.lab import process
-from sim.lab.process import ProcessRecord
 from sim.topology.plan import LabPlan, Link, Node
 
 
@@ -69,23 +67,6 @@ class ContainerlabBackend(Backend):
         """Host argv running ``argv`` in the container's namespaces and root (its own binaries, as
         ``docker exec`` would); only its network namespace when the engine could not give a PID."""
         pid = self.pids.get(node)
-        if pid is not None and Path(f"/proc/{pid}/ns/net").exists():
+        if pid is not None and os.path.exists(f"/proc/{pid}/ns/net"):
             return ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", *argv]
         return ["nsenter", f"--net={self.netns_path(node)}", "--", *argv]
-
-    def exec(self, node: str, argv: list[str], *, check: bool = True, timeout: float = 30,
-             input: str | None = None) -> subprocess.CompletedProcess[str]:
-        try:
-            res = subprocess.run(self.command(node, argv), capture_output=True, text=True, timeout=timeout,
-                                 input=input, stdin=None if input is not None else subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as exc:
-            raise BackendError(f"{node}: {' '.join(argv)} did not finish within {timeout:g} s") from exc
-        if check and res.returncode != 0:
-            raise BackendError(f"{node}: {' '.join(argv)} exited {res.returncode}: "
-                               f"{(res.stderr or res.stdout).strip()[:500]}")
-        return res
-
-    def spawn(self, node: str, name: str, argv: list[str], *, log: Path | None = None,
-              env: dict[str, str] | None = None) -> ProcessRecord:
-        """A helper (a probe's listener) in the container, recorded by the lab so it is stopped."""
-        return process.spawn(name, node, self.command(node, argv), log, env=env)

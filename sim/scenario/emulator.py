@@ -292,11 +292,29 @@ def open_executor(loaded: Any, seed: int) -> Iterator[EmuExecutor]:
 
     plan = loaded.plan.model_copy(update={"lab": f"emu-{uuid.uuid4().hex[:6]}"})
     with Lab.create(plan, topology_path=str(loaded.path)) as lab:
+        _converge(lab)
         ex = EmuExecutor(lab)
         try:
-            from sim.edge.control import EdgeClient
-
-            EdgeClient(lab.state.control["edge"]).wait(30)
             yield ex
         finally:
             ex.close()
+
+
+def _converge(lab: Any, timeout: float = 45.0) -> None:
+    """Start the scenario clock on a converged lab: sessions Established *and* the customer's
+    prefixes accepted and installed at the edge (the simulator exchanges routes the instant a
+    session establishes; a real edge takes a moment more, which is not what a scenario measures).
+    Sessions a scenario override keeps down (e.g. a wrong MD5 key) are given up on after the
+    timeout, and the scenario's own expectations then report them."""
+    from sim.edge.control import ControlError, EdgeClient
+    from sim.testing import WaitTimeout, wait_for
+
+    edge = EdgeClient(lab.state.control["edge"])
+    edge.wait(30)
+    want = {f: sum(1 for p in lab.plan.customer_prefixes if p.version == f) for f in (4, 6)}
+    with contextlib.suppress(ControlError, WaitTimeout):
+        wait_for(lambda: all(s.up and s.prefixes_accepted >= want[s.family] for s in edge.sessions()),
+                 timeout, 0.2, what="sessions Established with the customer's prefixes accepted")
+        origin = _first_v4(lab.plan, ORIGIN)
+        wait_for(lambda: "proto bgp" in lab.run(EDGE, ["ip", "route", "show", "match", origin],
+                                                check=False).stdout, 10, 0.1, what="edge route to the origin")
