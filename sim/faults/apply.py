@@ -99,9 +99,12 @@ def _apply_place(lab: LabLike, place: Place, spec: FaultSpec) -> tuple[str, list
             return (f"kernel netem loss {spec.loss_pct:g}% on {where} egress",
                     [{"type": "tc-del", "ns": path, "iface": place.iface}])
         # nftables numgen: per-packet uniform draw; applied in both directions, so each direction
-        # loses loss_pct independently (as netem on both ends would).
-        return (f"nftables numgen random {spec.loss_pct:g}% both directions on {where} (no netem in this kernel)",
-                [_nft_filter(path, k, place.iface, f"numgen random mod 10000 < {int(spec.loss_pct * 100)} drop")])
+        # loses loss_pct independently (as netem on both ends would). IP packets only: losing ARP
+        # too would add neighbour-resolution outages on top, and the loss asked for would not be
+        # the loss measured.
+        rule = f"meta protocol {{ ip, ip6 }} numgen random mod 10000 < {int(spec.loss_pct * 100)} drop"
+        return (f"nftables numgen random {spec.loss_pct:g}% of IP packets both directions on {where} "
+                "(no netem in this kernel)", [_nft_filter(path, k, place.iface, rule)])
     if k == "delay":
         if netem_available():
             args = ["delay", f"{spec.delay_ms}ms"] + ([f"{spec.jitter_ms}ms"] if spec.jitter_ms else [])
