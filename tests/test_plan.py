@@ -51,7 +51,9 @@ def test_magic_transit_plan() -> None:
     bh = p.link("backhaul")
     assert bh.mtu == 1500 - 4 - 20 - 8 - 40 - 56
     assert p.mss_required == 1332
-    assert p.path_mtu["ewr1"]["cf_to_customer"] == bh.mtu
+    assert p.path_mtu["ewr1"] == {"cf_to_customer": 1476, "customer_to_cf": 1476}  # GRE both ways on the CNI
+    assert p.backhaul_mtu == bh.mtu
+    assert p.e2e_mtu("ewr1", "cf_to_customer") == p.e2e_mtu("ewr1", "customer_to_cf") == bh.mtu == 1372
     assert next(s for s in p.sessions if s.family == 4).cust_nexthop_via == "gre"
 
 

@@ -107,3 +107,20 @@ def test_mss_v2_needs_no_clamp_below_1460(v2):
     r = probe_mss(v2)
     assert r.required == 1460
     assert r.ok and all(x.syn_arrived == 1460 for x in r.results)
+
+
+@pytest.fixture(scope="module")
+def mt(tmp_path_factory):
+    with running_lab(tmp_path_factory.mktemp("mt"), "magic-transit-cni.yml") as lab:
+        yield lab
+
+
+def test_magic_transit_backhaul_and_mss_1332(mt):
+    r = probe_mtu(mt)
+    # The FOU + IPv6 backhaul leaves 1372 bytes for the packet, both ways through the lab.
+    assert [x.measured for x in r.results] == [1372, 1372] and r.ok, r
+    link = probe_mtu(mt, "ewr1")
+    assert [x.measured for x in link.results] == [1476, 1476] and link.ok  # GRE both ways on the CNI
+    m = probe_mss(mt)
+    assert m.required == 1332
+    assert m.ok and all(x.syn_arrived == 1332 and x.synack_arrived == 1332 for x in m.results)

@@ -81,24 +81,43 @@ def _sender(netns: str, dst: str, mode: int) -> socket.socket:
     return s
 
 
+def _drain_errors(tx: socket.socket) -> None:
+    while read_icmp_error(tx, tx.family) is not None:
+        pass
+
+
 def _arrives(tx: socket.socket, rx: socket.socket, dst: tuple[str, int], size: int, tries: int = 3,
              wait: float = 0.25) -> bool:
-    """Send ``tries`` DF datagrams of IP size ``size``; True if any arrives."""
+    """Send ``tries`` DF datagrams of IP size ``size``; True if any arrives.
+
+    An ICMP error left over from a larger size would make this send fail, so the error queue is
+    drained first; an ICMP fragmentation-needed for *this* size ends the wait early.
+    """
     payload_len = size - _overhead(dst[0])
     token = os.urandom(8)
+    _drain_errors(tx)
     for _ in range(tries):
         try:
             tx.sendto(token + b"\0" * max(0, payload_len - 8), dst)
-        except OSError:  # EMSGSIZE: bigger than the sender's own interface
-            return False
+        except OSError:
+            _drain_errors(tx)
+            try:
+                tx.sendto(token + b"\0" * max(0, payload_len - 8), dst)
+            except OSError:  # EMSGSIZE: bigger than the sender's own interface
+                return False
     deadline = time.monotonic() + wait
     while (left := deadline - time.monotonic()) > 0:
-        r, _, _ = select.select([rx], [], [], left)
+        r, _, _ = select.select([rx, tx], [], [], left)
         if not r:
             break
-        data = rx.recv(65535)
-        if data[:8] == token:
-            return True
+        if tx in r:
+            err = read_icmp_error(tx, tx.family)
+            if err is not None and err[1] is not None and err[1] < size:
+                return False  # a router on the path said: too big, and told us its MTU
+        if rx in r:
+            data = rx.recv(65535)
+            if data[:8] == token:
+                return True
     return False
 
 
@@ -202,10 +221,10 @@ def probe_mtu(lab: LabLike, link: str | None = None) -> MtuReport:
         best_cf = max(plan.sessions, key=lambda s: s.priority).interconnect
         best_cu = max(plan.sessions, key=lambda s: s.local_pref).interconnect
         results.append(measure_direction(lab, "cf_to_customer", INTERNET, ORIGIN, _first_v4(plan, ORIGIN),
-                                         plan.path_mtu[best_cf]["cf_to_customer"],
+                                         plan.e2e_mtu(best_cf, "cf_to_customer"),
                                          _hint(lab, best_cf, "cf_to_customer")))
         results.append(measure_direction(lab, "customer_to_cf", ORIGIN, INTERNET, _first_v4(plan, INTERNET),
-                                         plan.path_mtu[best_cu]["customer_to_cf"],
+                                         plan.e2e_mtu(best_cu, "customer_to_cf"),
                                          _hint(lab, best_cu, "customer_to_cf")))
     else:
         sess = next((s for s in plan.sessions_for(link) if s.family == 4), None)

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sim.topology.model import Topology
+from sim.topology.paths import resolve_topology
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -86,7 +87,11 @@ def load_model(path: Path | str, model: type[M]) -> M:
 
 
 def load_topology(path: Path | str) -> Topology:
-    """Load and validate a topology; relative router config paths resolve against the file."""
+    """Load and validate a topology; relative router config paths resolve against the file.
+
+    A bare name (``v1-gre``) that is not a file here is looked up among the shipped topologies.
+    """
+    path = resolve_topology(path)
     topo = load_model(path, Topology)
     router = topo.customer.router
     if router.config is not None and not router.config.is_absolute():

@@ -139,7 +139,16 @@ class LabPlan(Plan):
     customer_prefixes: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
     customer_announce: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
     mss_required: int
-    path_mtu: dict[str, dict[str, int]] = Field(description="interconnect -> direction -> expected path MTU")
+    path_mtu: dict[str, dict[str, int]] = Field(
+        description="interconnect -> direction -> path MTU over the interconnect itself (GRE or not)")
+    backhaul_mtu: int | None = Field(
+        default=None, description="Magic Transit: what the FOU/IPv6 backhaul leaves for a packet inet <-> origin")
+
+    def e2e_mtu(self, interconnect: str, direction: str) -> int:
+        """Path MTU inet <-> origin through ``interconnect``: the interconnect's, and in a Magic
+        Transit lab also the backhaul's, which the lab's traffic crosses both ways."""
+        mtu = self.path_mtu[interconnect][direction]
+        return min(mtu, self.backhaul_mtu) if self.backhaul_mtu else mtu
     customer_router: CustomerRouter = Field(
         default_factory=CustomerRouter, description="kind/config/mss_clamp of the customer router (sim.routers)"
     )
@@ -260,8 +269,6 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
                             cf_inner=cf_in, cust_inner=cu_in)
             tunnels.append(tunnel)
         path_mtu[ic.name] = {d: (tunnel.mtu if tunnel and d in gre_dirs else phys) for d in DIRECTIONS}
-        if ic.service == "magic-transit":
-            path_mtu[ic.name]["cf_to_customer"] = min(path_mtu[ic.name]["cf_to_customer"], bh_mtu)
         sessions += _sessions(topo, ic, tunnel, gre_dirs)
 
     if topo.internet_backup:
@@ -284,7 +291,8 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
         sessions=sessions, cf_prefixes=cf_prefixes, customer_prefixes=list(topo.customer.prefixes),
         customer_announce=list(topo.customer.prefixes) + list(topo.customer.announce_extra),
         mss_required=min(facts.required_mss(ic.dataplane, ic.service) for ic in topo.interconnects),
-        path_mtu=path_mtu, customer_router=topo.customer.router, scale_routes=topo.cloudflare.scale_routes,
+        path_mtu=path_mtu, backhaul_mtu=bh_mtu if mt else None, customer_router=topo.customer.router,
+        scale_routes=topo.cloudflare.scale_routes,
     )
 
 
