@@ -35,19 +35,34 @@ def daemons_available() -> bool:
     return has("sim.edge", "start_edge") and has("sim.routers", "start_customer")
 
 
-def time_one(topology: Path, daemons: bool) -> tuple[float, float]:
+def time_one(topology: Path, daemons: bool) -> tuple[float, float | None, float | None, float]:
+    """(up: namespaces, links, tunnels, daemons started and the edge answering; Established;
+    BFD Up at the configured timers (None without BFD); down)."""
     from sim.lab.lab import Lab
     from sim.topology.load import load_topology
     from sim.topology.plan import build_plan
 
     plan = build_plan(load_topology(topology), f"b-{uuid.uuid4().hex[:8]}")
+    est = bfd = None
     t0 = time.monotonic()
     with Lab.create(plan, daemons=daemons) as lab:
         up = time.monotonic() - t0
+        if daemons:
+            from sim.edge.control import EdgeClient
+            from sim.testing import wait_for
+
+            edge = EdgeClient(lab.state.control["edge"])
+            edge.wait_established(timeout=60)
+            est = time.monotonic() - t0
+            det = {str(x.cust_addr): x.bfd_multiplier * max(x.bfd_tx_ms, x.bfd_rx_ms) for x in plan.sessions if x.bfd}
+            if det:
+                wait_for(lambda: all(b["state"] == "Up" and b["detection_ms"] == det.get(str(b["peer"]))
+                                     for b in edge.bfd()), 30, 0.05)
+                bfd = time.monotonic() - t0
         lab.detach()
     t1 = time.monotonic()
     lab.destroy()
-    return up, time.monotonic() - t1
+    return up, est, bfd, time.monotonic() - t1
 
 
 def write_section(lines: list[str]) -> None:
@@ -66,20 +81,28 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only, do not update RESULTS.md")
     args = parser.parse_args()
     daemons = daemons_available() and not args.no_daemons
-    why = ("on (edge peer + customer router + wait for BGP)" if daemons else
+    why = ("on (edge peer + customer router)" if daemons else
            "off (" + ("--no-daemons" if args.no_daemons else "sim.edge/sim.routers hooks not available yet") + ")")
     with tempfile.TemporaryDirectory(prefix="cnilab-bench-") as state:
         os.environ["CNILAB_STATE_DIR"] = state
         lines = [f"{time.strftime('%Y-%m-%d')}, kernel {platform.release()}, {os.cpu_count()} CPUs, daemons {why}, "
                  f"median of {args.runs} runs, netns backend.", "",
-                 "| topology | up to ready (s) | down (s) | runs up (s) |", "|---|---|---|---|"]
+                 "| topology | up to ready (s) | to Established (s) | to BFD Up at configured timers (s) "
+                 "| down (s) | runs up (s) |", "|---|---|---|---|---|---|"]
+
+        def med(xs: list[float | None]) -> str:
+            vals = [x for x in xs if x is not None]
+            return f"{statistics.median(vals):.2f}" if vals else "-"
+
         for topo in sorted(TOPOS.glob("*.yml")):
-            ups, downs = [], []
+            ups, ests, bfds, downs = [], [], [], []
             for _ in range(args.runs):
-                u, d = time_one(topo, daemons)
+                u, e, b, d = time_one(topo, daemons)
                 ups.append(u)
+                ests.append(e)
+                bfds.append(b)
                 downs.append(d)
-            row = (f"| {topo.stem} | {statistics.median(ups):.2f} | {statistics.median(downs):.2f} | "
+            row = (f"| {topo.stem} | {med(ups)} | {med(ests)} | {med(bfds)} | {med(downs)} | "
                    f"{', '.join(f'{u:.2f}' for u in ups)} |")
             print(row, flush=True)
             lines.append(row)
