@@ -496,3 +496,18 @@ cni_v6     BGP        ---        up     00:01:25.595  Established
     assert (a["name"], a["state"], a["peer"], a["last_error"]) == \
         ("cni_v4", "Active", "192.0.2.10", "Socket: Connection refused")
     assert (b["state"], b["received"], b["sent"], b["remote_as"]) == ("Established", 3, 1, 13335)
+
+
+def test_exec_points_vtysh_and_birdc_at_the_lab_sockets() -> None:
+    from types import SimpleNamespace
+
+    from sim.routers import cli_argv
+
+    frr = SimpleNamespace(state=SimpleNamespace(extra={"customer_router": {"kind": "frr", "dir": "/x/frr"}}))
+    assert cli_argv(frr, "cust", ["vtysh", "-c", "show bgp summary"]) == [
+        "vtysh", "--vty_socket", "/x/frr", "-c", "show bgp summary"]
+    assert cli_argv(frr, "cust", ["ip", "route"]) == ["ip", "route"]
+    assert cli_argv(frr, "cf", ["vtysh"]) == ["vtysh"]  # no router recorded in that node
+    bird = SimpleNamespace(state=SimpleNamespace(extra={"customer_router": {"kind": "bird", "dir": "/x/bird"}}))
+    assert cli_argv(bird, "cust", ["birdc", "show", "protocols"]) == [
+        "birdc", "-s", "/x/bird/bird.ctl", "show", "protocols"]

@@ -316,7 +316,9 @@ def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, tr
         handle = Lab.attach(lab, backend)
         if node not in {n.name for n in handle.plan.nodes}:
             fail(f"lab {handle.name} has no node {node!r}; nodes: {', '.join(n.name for n in handle.plan.nodes)}")
-        code = handle.interactive(node, cmd)
+        from sim.routers import cli_argv
+
+        code = handle.interactive(node, cli_argv(handle, node, cmd))
     raise typer.Exit(code)
 
 

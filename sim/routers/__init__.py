@@ -238,6 +238,22 @@ def customer_routes(lab: RouterLab) -> str:
     return router.routes()
 
 
+def cli_argv(lab: RouterLab, node: str, argv: list[str]) -> list[str]:
+    """Point ``vtysh``/``birdc`` typed by a user at the lab's own daemon sockets.
+
+    The lab's FRR and BIRD keep their sockets in the lab directory, not the system paths, so a
+    plain ``vtysh`` in the node would find no daemon; ``cnilab exec cust -- vtysh ...`` should.
+    """
+    rec = (lab.state.extra or {}).get(extra_key(node))
+    if not argv or not rec or not rec.get("dir"):
+        return argv
+    if argv[0] == "vtysh" and rec.get("kind") == "frr" and "--vty_socket" not in argv:
+        return ["vtysh", "--vty_socket", rec["dir"], *argv[1:]]
+    if argv[0] == "birdc" and rec.get("kind") == "bird" and "-s" not in argv:
+        return ["birdc", "-s", str(Path(rec["dir"]) / "bird.ctl"), *argv[1:]]
+    return argv
+
+
 def customer_bgp(lab: RouterLab) -> list[dict[str, Any]]:
     """BGP neighbours as the customer's daemon sees them (keys in the module docstring)."""
     router = _router(lab)
