@@ -298,12 +298,7 @@ class Lab:
 
     def interactive(self, node: str, argv: list[str]) -> int:
         """Run ``argv`` in ``node`` with the caller's terminal; returns its exit status."""
-        command = getattr(self.backend, "command", None)
-        if command is None:
-            res = self.run(node, argv, check=False)
-            print(res.stdout, end="")
-            return res.returncode
-        return subprocess.run(command(node, argv)).returncode
+        return subprocess.run(self.backend.command(node, argv)).returncode
 
     # -- teardown ---------------------------------------------------------------------------------
     def destroy(self) -> None:
