@@ -170,7 +170,9 @@ def register(app: typer.Typer) -> None:
             delta = None
             if m is not None and p.measured is not None and m.measured is not None:
                 delta = m.measured - p.measured
-            ok = None if m is None else (p.status == m.status and (delta is None or abs(delta) <= tolerance))
+            step_tol = getattr(loaded.scenario.timeline[p.index], "compare_tolerance", None)
+            tol = tolerance if step_tol is None else max(tolerance, step_tol)
+            ok = None if m is None else (p.status == m.status and (delta is None or abs(delta) <= tol))
             agree = agree and ok is not False
             rows.append({"index": p.index, "step": p.description, "predicted": p.measured, "predicted_status": p.status,
                          "measured": m.measured if m else None, "measured_status": m.status if m else None,

@@ -29,6 +29,8 @@ from sim.topology.plan import CUSTOMER, EDGE, INTERNET, ORIGIN
 
 POLL_S = 0.05
 CUSTOMER_POLL_S = 0.25
+FRESH_S = 0.02
+"""How old a reading may be when a step asks for a state (the edge answers in about a millisecond)."""
 
 
 class EmuExecutor:
@@ -54,6 +56,8 @@ class EmuExecutor:
         self._traffic_meta: dict[str, Any] = {}
         self._stop = threading.Event()
         self._iface_label = {**path_ifaces(lab), **{t.cf_ifname: t.interconnect for t in self.plan.tunnels}}
+        self._poll_lock = threading.Lock()
+        self._last_poll = 0.0
         self._poll_once(force_customer=True)
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -122,10 +126,19 @@ class EmuExecutor:
         except Exception:  # the customer router may be restarting; keep the last view
             return dict(self._cust_sessions)
 
+    def _refresh(self, max_age: float) -> None:
+        """Re-read the lab unless the last reading is younger than ``max_age``: an ``expect ... now``
+        must see the state at that moment, not the background poller's last sample (traffic seen
+        on the new path while the session still reads Established would be a false failure)."""
+        with self._poll_lock:
+            if time.monotonic() - self._last_poll >= max_age:
+                self._poll_once()
+                self._last_poll = time.monotonic()
+
     def _poll(self) -> None:
         while not self._stop.wait(POLL_S):
             with contextlib.suppress(Exception):
-                self._poll_once()
+                self._refresh(POLL_S / 2)
 
     def run_until(self, deadline: float, until: Callable[[], bool] | None = None) -> float | None:
         while True:
@@ -136,6 +149,7 @@ class EmuExecutor:
             time.sleep(min(POLL_S, max(0.0, deadline - self.now())))
 
     def session_state(self, key: str, side: Side) -> str:
+        self._refresh(FRESH_S)
         with self._lock:
             table = self._cf_sessions if side == "cf" else self._cust_sessions
             return table.get(key, "Idle")
@@ -144,10 +158,12 @@ class EmuExecutor:
         sess = next((s for s in self.plan.sessions if s.key == key), None)
         if sess is None or not sess.bfd:
             return None
+        self._refresh(FRESH_S)
         with self._lock:
             return self._cf_bfd.get(key, "Down")
 
     def best_path(self, side: Side) -> str | None:
+        self._refresh(FRESH_S)
         with self._lock:
             return self._paths.get(side)
 

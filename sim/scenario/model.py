@@ -176,6 +176,9 @@ class Expect(StepBase):
     state: str | None = Field(default=None, description="session_state: Idle..Established; bfd_state: Up/Down/Init")
     within: Duration | None = Field(default=None, description="Deadline from the step start; omitted = now")
     tolerance: Duration = Field(default=0.0, description="Slack added to within / max_window (for real timing)")
+    compare_tolerance: Duration | None = Field(
+        default=None, description="`cnilab compare`: how far prediction and measurement may differ on this step "
+                                  "(default: --tolerance); wider where the outcome depends on a timer's phase")
     max_window: Duration | None = Field(default=None, description="loss: longest outage allowed")
     max_lost: int | None = Field(default=None, ge=0, description="loss: packets allowed to be lost")
     result: Literal["pass", "fail"] | None = Field(default=None, description="mss: the probe outcome expected")
