@@ -35,3 +35,16 @@ def test_bfd_failover_scenario_passes_on_emulator_and_matches_simulator(tmp_path
     subjects = {(t.kind, t.subject, t.state) for t in measured.series.transitions}
     assert ("route", "cf", "ewr2") in subjects
     assert any(k == "session" and s.startswith("ewr1/v4 cf") and st != "Established" for k, s, st in subjects)
+
+
+def test_graceful_maintenance_scenario_loses_nothing_on_emulator(tmp_path, monkeypatch):
+    """Withdraw, shut down, restore EWR1 with FRR's own commands: traffic moves and reverts, 0 lost."""
+    from sim.scenario.emulator import open_executor
+
+    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path))
+    loaded = load_scenario(TOPOLOGIES / "scenarios" / "ha-maintenance-ewr1.yml")
+    with open_executor(loaded, 1) as ex:
+        report = run_scenario(loaded, ex, 1)
+        lost = ex.traffic().lost
+    assert report.passed, [(s.description, s.reason) for s in report.failures]
+    assert lost == 0
