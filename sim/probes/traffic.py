@@ -8,6 +8,7 @@ the edge's per-interface TX counters (netlink, in the edge's namespace) every fe
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import select
@@ -23,6 +24,8 @@ from sim.lab.nsenter import in_netns
 from sim.probes.sockets import socket_in
 
 _HDR = struct.Struct("!Qd")
+IN_FLIGHT_S = 0.3
+"""A packet sent less than this long ago may still be on its way: it is not counted lost yet."""
 
 
 class Arrival(BaseModel):
@@ -53,6 +56,8 @@ class UdpStream:
         self.tx = socket_in(src_netns, socket.AF_INET, socket.SOCK_DGRAM)
         self.arrivals: list[tuple[int, float]] = []
         self.sent = 0
+        self.send_times: list[float] = []
+        self._stop_send = threading.Event()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._send, daemon=True),
                          threading.Thread(target=self._recv, daemon=True)]
@@ -66,10 +71,13 @@ class UdpStream:
         self.stop()
 
     def stop(self) -> None:
+        """Stop sending, give the packets in flight time to arrive, then stop receiving."""
         if not self._stop.is_set():
+            self._stop_send.set()
+            self._threads[0].join(timeout=2)
+            time.sleep(IN_FLIGHT_S)
             self._stop.set()
-            for t in self._threads:
-                t.join(timeout=2)
+            self._threads[1].join(timeout=2)
             self.tx.close()
             self.rx.close()
 
@@ -77,13 +85,14 @@ class UdpStream:
         interval = 1.0 / self.rate
         pad = b"\0" * (self.size - _HDR.size)
         start = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stop_send.is_set():
             due = start + self.sent * interval
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             with contextlib.suppress(OSError):  # no route during a failover is part of the test
                 self.tx.sendto(_HDR.pack(self.sent, time.monotonic()) + pad, self.dst)
+            self.send_times.append(time.monotonic())
             self.sent += 1
 
     def _recv(self) -> None:
@@ -105,7 +114,13 @@ class UdpStream:
         for (_, t1), (_, t2) in itertools.pairwise(arr):
             if t2 - t1 > gap:
                 gap, gs, ge = t2 - t1, t1, t2
-        return StreamStats(sent=self.sent, received=len(uniq), lost=max(0, self.sent - len(uniq)),
+        # Packets sent in the last IN_FLIGHT_S (while the stream runs) may still arrive.
+        settled = self.sent
+        if not self._stop.is_set():
+            cutoff = time.monotonic() - IN_FLIGHT_S
+            settled = bisect.bisect_right(self.send_times, cutoff)
+        got = sum(1 for q in uniq if q < settled)
+        return StreamStats(sent=self.sent, received=len(uniq), lost=max(0, settled - got),
                            duplicates=len(seqs) - len(uniq), reordered=reordered,
                            max_gap_ms=round(gap * 1000, 1), gap_start=gs, gap_end=ge)
 
