@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from sim.dataplane import vlan as vlanmod
 from sim.lab import process
@@ -36,6 +37,8 @@ class Backend(ABC):
     def __init__(self, lab: str, workdir: Path) -> None:
         self.lab = lab
         self.workdir = workdir
+        self.ifnames: dict[str, dict[str, str]] = {}
+        """node -> plan interface name -> kernel name (``ewr1.100`` is ``ewr1`` without 802.1Q)."""
 
     @abstractmethod
     def create_node(self, node: Node) -> None:
@@ -45,9 +48,22 @@ class Backend(ABC):
     def create_link(self, link: Link, plan: LabPlan) -> None:
         """Create the veth pair of ``link`` with both ends inside their nodes, MTU set, up."""
 
-    @abstractmethod
+    vlan_mode: str | None = None
+    """How 802.1Q is implemented in this lab (sim.dataplane.vlan constants), once a tagged interface exists."""
+
     def configure_node(self, node: Node) -> None:
-        """Addresses, VLAN sub-interfaces, routes and forwarding sysctls of ``node``."""
+        """Addresses, VLAN sub-interfaces (or their altname fallback), loopbacks and routes of ``node``.
+
+        The same for every backend: whoever created the namespace, it is configured through its path.
+        """
+        try:
+            with IPRoute(netns=self.netns_path(node.name), flags=0) as ipr:  # flags=0: never create it
+                names, vlan_mode = configure_l3(ipr, node)
+        except (NetlinkError, OSError, IndexError) as exc:
+            raise BackendError(f"node {node.name}: configuring interfaces/routes failed: {exc}") from exc
+        if vlan_mode is not None:
+            self.vlan_mode = vlan_mode
+        self.ifnames[node.name] = names
 
     @abstractmethod
     def netns_path(self, node: str) -> str:

@@ -35,7 +35,7 @@ import docker.types
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from sim.backends.base import Backend, BackendError, configure_l3
+from sim.backends.base import Backend, BackendError
 from sim.export.images import LOCAL_IMAGES, ImageSet
 from sim.lab.nsenter import in_netns
 from sim.lab.paths import lab_dir, ns_name
@@ -125,9 +125,6 @@ class DockerBackend(Backend):
         self._images = images
         self.nodes: list[str] = []
         self.pids: dict[str, int] = {}
-        self.vlan_mode: str | None = None
-        self.ifnames: dict[str, dict[str, str]] = {}
-        """node -> plan L3 interface name -> real kernel name (differ when VLANs are not emulated)."""
 
     # -- engine -----------------------------------------------------------------------------------
     @property
@@ -246,16 +243,6 @@ class DockerBackend(Backend):
         except (NetlinkError, OSError, IndexError) as exc:
             raise BackendError(f"link {link.name} ({link.a.node}:{link.a.iface} - {link.b.node}:{link.b.iface}): "
                                f"{exc}") from exc
-
-    def configure_node(self, node: Node) -> None:
-        try:
-            with IPRoute(netns=self.container_name(node.name)) as ipr:
-                names, vlan_mode = configure_l3(ipr, node)
-        except (NetlinkError, OSError, IndexError) as exc:
-            raise BackendError(f"node {node.name}: configuring interfaces/routes failed: {exc}") from exc
-        if vlan_mode is not None:
-            self.vlan_mode = vlan_mode
-        self.ifnames[node.name] = names
 
     # -- access -----------------------------------------------------------------------------------
     def netns_path(self, node: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from sim.backends.base import Backend, BackendError, configure_l3
+from sim.backends.base import Backend, BackendError
 from sim.lab.cleanup import netns_path as _ns_path
 from sim.lab.cleanup import owner_tag, remove_netns
 from sim.lab.nsenter import in_netns
@@ -68,10 +68,6 @@ class NetnsBackend(Backend):
     def __init__(self, lab: str, workdir: Path) -> None:
         super().__init__(lab, workdir)
         self.nodes: list[str] = []
-        self.vlan_mode: str | None = None
-        """How VLANs were built (``vlan.EMULATED`` / ``vlan.NOT_EMULATED``), None if no tagged link."""
-        self.ifnames: dict[str, dict[str, str]] = {}
-        """node -> plan L3 interface name -> real kernel name (they differ when VLANs are not emulated)."""
 
     # -- nodes and links ------------------------------------------------------------------------
     def adopt(self, nodes: list[str]) -> None:
@@ -115,16 +111,6 @@ class NetnsBackend(Backend):
         except (NetlinkError, OSError, IndexError) as exc:
             raise BackendError(f"link {link.name} ({link.a.node}:{link.a.iface} - {link.b.node}:{link.b.iface}): "
                                f"{exc}") from exc
-
-    def configure_node(self, node: Node) -> None:
-        try:
-            with IPRoute(netns=ns_name(self.lab, node.name)) as ipr:
-                names, vlan_mode = configure_l3(ipr, node)
-        except (NetlinkError, OSError, IndexError) as exc:
-            raise BackendError(f"node {node.name}: configuring interfaces/routes failed: {exc}") from exc
-        if vlan_mode is not None:
-            self.vlan_mode = vlan_mode
-        self.ifnames[node.name] = names
 
     # -- access -----------------------------------------------------------------------------------
     def netns_path(self, node: str) -> str:
