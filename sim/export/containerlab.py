@@ -19,7 +19,6 @@ Output is deterministic (no timestamps), so committed exports can be compared by
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from pydantic import BaseModel
 
 from sim.export.images import ImageSet
+from sim.optional import optional_attr
 from sim.topology.plan import LabPlan, Node
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,15 +131,6 @@ Renderer = Callable[[LabPlan], dict[str, str]]
 """plan (with container interface names) -> {relative file name: content} for one node."""
 
 
-def _optional(module: str, attr: str) -> Callable[..., Any] | None:
-    """A colleague's renderer when its module exists (the edge and router modules evolve apart)."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
-    return getattr(mod, attr, None)
 
 
 EDGE_PYTHON = "/opt/cnilab/bin/python"
@@ -159,8 +150,8 @@ def edge_files(plan: LabPlan) -> dict[str, str]:
         "plan.json": plan.model_dump_json(indent=1) + "\n",
         "interfaces": "".join(f"{i.name}\n" for i in cf.interfaces),
     }
-    conf = _optional("sim.edge.exabgp_conf", "render")
-    spec_cls = _optional("sim.edge.exabgp_conf", "EdgeSpec")
+    conf = optional_attr("sim.edge.exabgp_conf", "render")
+    spec_cls = optional_attr("sim.edge.exabgp_conf", "EdgeSpec")
     if conf is not None and spec_cls is not None:
         from sim.edge.exabgp_conf import EXABGP_ENV
 
@@ -197,7 +188,7 @@ def customer_files(plan: LabPlan) -> dict[str, str]:
     if router is not None and router.kind == "frr" and router.config is not None:
         files["frr.conf"] = Path(router.config).read_text(encoding="utf-8")
         return files
-    render = _optional("sim.routers.frr", "render_frr")
+    render = optional_attr("sim.routers.frr", "render_frr")
     if render is not None:
         files["frr.conf"] = render(plan)
     return files

@@ -36,6 +36,7 @@ from sim.lab import cleanup, process
 from sim.lab.paths import lab_dir, ns_name
 from sim.lab.process import ProcessRecord
 from sim.lab.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
+from sim.optional import optional_attr
 from sim.topology.plan import COLO, CUSTOMER, EDGE, INTERNET, ORIGIN, TRANSIT, LabPlan
 
 NODE_NAMES = (EDGE, CUSTOMER, INTERNET, ORIGIN, TRANSIT, COLO)
@@ -70,15 +71,6 @@ def make_backend(kind: str, lab: str, workdir: Path) -> Backend:
     raise BackendError(f"unknown backend {kind!r}; choose netns or docker")
 
 
-def _optional(module: str, attr: str) -> Callable | None:
-    """A daemon hook from a module that may not exist yet; None (and a note) when it does not."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
-    return getattr(mod, attr, None)
 
 
 class Lab:
@@ -185,14 +177,14 @@ class Lab:
         skipped: list[str] = []
         for module, attr, label in (("sim.edge", "start_edge", "edge peer (ExaBGP, BFD) on cf"),
                                     ("sim.routers", "start_customer", "customer router on cust")):
-            fn = _optional(module, attr)
+            fn = optional_attr(module, attr)
             if fn is None:
                 skipped.append(f"{module}.{attr}")
                 log.warning("%s skipped: %s.%s is not available", label, module, attr)
                 continue
             say(label)
             fn(self)
-        wait = _optional("sim.edge", "wait_ready")
+        wait = optional_attr("sim.edge", "wait_ready")
         if wait is not None:
             say("waiting for BGP")
             wait(self, ready_timeout)
