@@ -213,8 +213,10 @@ def test_not_root_is_refused_before_anything(state_dir: Path, lab_name: str) -> 
         pytest.skip("setpriv is not installed; cannot drop privileges to test the refusal")
     state_dir.chmod(0o777)
     env = {**os.environ, "CNILAB_STATE_DIR": str(state_dir), "HOME": "/tmp"}
-    res = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-                          "--bounding-set=-all", *CNILAB, "up", str(TOPOS / "v2-direct.yml"), "--name", lab_name,
+    # Still uid 0 (so a checkout in a private 0700 directory stays readable), but with no
+    # capabilities at all: exactly what the refusal is about.
+    res = subprocess.run([setpriv, "--inh-caps=-all", "--bounding-set=-all", *CNILAB, "up",
+                          str(TOPOS / "v2-direct.yml"), "--name", lab_name,
                           "--no-daemons"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     if "Permission denied" in res.stderr and "needs root" not in res.stderr:
         pytest.skip(f"unprivileged user cannot run the venv here: {res.stderr.strip()[:200]}")
