@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sim.lab.names import validate_lab_name
+
 NS_PREFIX = "cnilab-"
 
 
@@ -17,7 +19,8 @@ def state_root() -> Path:
 
 
 def lab_dir(lab: str) -> Path:
-    return state_root() / "labs" / lab
+    """State directory of ``lab``; the name is validated so no input can point outside the root."""
+    return state_root() / "labs" / validate_lab_name(lab)
 
 
 def ns_name(lab: str, node: str) -> str:

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from sim.facts import facility_by_code, load_facts
+from sim.lab.names import LAB_NAME_PATTERN
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,10}$")]
 """Short names: they become interface names (15-char kernel limit with prefixes)."""
@@ -207,7 +208,7 @@ class Hosts(Model):
 
 
 class Topology(Model):
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+    name: Annotated[str, StringConstraints(pattern=LAB_NAME_PATTERN)]
     description: str = ""
     customer: Customer
     interconnects: list[Interconnect] = Field(min_length=1)
