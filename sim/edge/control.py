@@ -92,6 +92,7 @@ class RouteInfo(_Model):
     nexthop: str
     as_path: list[int] = Field(default_factory=list)
     med: int = 0
+    communities: list[str] = Field(default_factory=list, description="a:b and large a:b:c, as received")
     accepted: bool
     reason: str
     rule: str

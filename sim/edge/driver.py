@@ -110,6 +110,13 @@ def _as_path(attr: dict[str, Any]) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _communities(attr: dict[str, Any]) -> tuple[str, ...]:
+    """Standard (a:b) and large (a:b:c) communities of an UPDATE, as text, in the order received."""
+    out = [":".join(str(int(x)) for x in c) for c in attr.get("community") or [] if isinstance(c, list)]
+    out += [":".join(str(int(x)) for x in c) for c in attr.get("large-community") or [] if isinstance(c, list)]
+    return tuple(out)
+
+
 def _md5_counters() -> dict[str, int]:
     """TcpExt MD5 counters of this process's namespace (the cf node)."""
     try:
@@ -131,6 +138,7 @@ class RouteEntry:
     med: int
     decision: PolicyDecision
     time: float
+    communities: tuple[str, ...] = ()
 
 
 @dataclass
@@ -268,6 +276,7 @@ class EdgeDriver:
         attr = upd.get("attribute", {})
         path = _as_path(attr)
         med = int(attr.get("med", 0) or 0)
+        comms = _communities(attr)
         changed = 0
         for _fam, by_nh in (upd.get("announce") or {}).items():
             if not isinstance(by_nh, dict):
@@ -281,7 +290,7 @@ class EdgeDriver:
                         rt.adj_in.pop(prefix, None)
                         continue
                     dec = evaluate(prefix, self.spec.customer_prefixes, as_path=path, peer_asn=rt.session.cust_asn)
-                    rt.adj_in[prefix] = RouteEntry(prefix, nh, path, med, dec, now)
+                    rt.adj_in[prefix] = RouteEntry(prefix, nh, path, med, dec, now, comms)
                     changed += 1
                     if not dec.accepted:
                         self.event("route", f"rejected {dec.reason}", rt.session.key, prefix=str(prefix))
@@ -440,6 +449,7 @@ class EdgeDriver:
                 received.append({
                     "prefix": str(e.prefix), "session": rt.session.key, "peer": str(rt.session.cust_addr),
                     "nexthop": e.nexthop, "as_path": list(e.as_path), "med": e.med,
+                    "communities": list(e.communities),
                     "accepted": e.decision.accepted, "reason": e.decision.reason, "rule": e.decision.rule,
                     "best": metric is not None and metric == best.get(str(e.prefix)), "metric": metric,
                     "time": e.time})

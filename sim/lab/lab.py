@@ -176,7 +176,8 @@ class Lab:
         """Edge peer, then customer router, then wait; modules not written yet are skipped with a note."""
         skipped: list[str] = []
         for module, attr, label in (("sim.edge", "start_edge", "edge peer (ExaBGP, BFD) on cf"),
-                                    ("sim.routers", "start_customer", "customer router on cust")):
+                                    ("sim.routers", "start_customer", "customer router on cust"),
+                                    ("sim.transit", "start_transit", "transit BGP speaker (when planned)")):
             fn = optional_attr(module, attr)
             if fn is None:
                 skipped.append(f"{module}.{attr}")

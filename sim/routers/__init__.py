@@ -130,7 +130,15 @@ def template_context(plan: LabPlan, ifname: Callable[[str], str] | None = None) 
         "blackhole4": [str(p) for p in announce if p.version == 4 and not covered(p)],
         "blackhole6": [str(p) for p in announce if p.version == 6 and not covered(p)],
         "transit": transit,
+        "transit_asn": _transit_asn() if transit else None,
     }
+
+
+def _transit_asn() -> int:
+    """The transit's ASN (sim/data/internet-table.yaml): the template peers with it (sim.transit)."""
+    from sim.transit.table import third_parties
+
+    return third_parties().transit.asn
 
 
 def templates() -> jinja2.Environment:

@@ -1,0 +1,20 @@
+"""Third parties next to the customer: a transit provider (and an optional peer) as real BGP speakers.
+
+A CNI customer also has an upstream; the classic mistake is re-advertising what Cloudflare sent
+(AS13335 in the path) to it, which turns the customer into a transit for Cloudflare (a valley-free
+violation, RFC 7908 type 1 leak). The ``transit`` node runs ExaBGP as AS64500 (a documentation ASN),
+sends a small internet table (``sim/data/internet-table.yaml``) and records every route the customer
+announces to it, before any filtering, so checks can name each leaked prefix.
+
+Entry points::
+
+    start_transit(lab)              # lab hook: spawn the speaker in node transit when the plan has one
+    read_received(lab) -> Received  # what the customer announced to the transit, with raw UPDATEs
+    classify(received, plan) -> list[Leak]   # sim.transit.leaks
+"""
+
+from __future__ import annotations
+
+from sim.transit.speaker import TRANSIT_NODE, Received, read_received, start_transit, transit_session
+
+__all__ = ["TRANSIT_NODE", "Received", "read_received", "start_transit", "transit_session"]
