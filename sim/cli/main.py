@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "sim.cli.export",     # export containerlab
     "sim.cli.dashboard",  # dashboard
     "sim.cli.rehearse",   # rehearse, test
+    "sim.cli.verify",     # verify (before/after a config change)
 )
 
 for _name in COMMAND_MODULES:

@@ -112,6 +112,19 @@ def register(app: typer.Typer) -> None:
         junit: JunitOpt = None,
         as_json: JsonOpt = False,
         name: LabOpt = None,
+        record: Annotated[Path | None, typer.Option(
+            "--record", help="Also write the converged lab's observation (for cnilab verify) here")] = None,
+        baseline_observation: Annotated[Path | None, typer.Option(
+            "--baseline-observation", help="Fail on any difference from this stored observation")] = None,
+        expect: Annotated[Path | None, typer.Option(
+            "--expect", help="With --baseline-observation: the intended differences")] = None,
+        markdown: Annotated[Path | None, typer.Option(
+            "--markdown", help="With --baseline-observation: write a GitHub Markdown summary")] = None,
     ) -> None:
         """Acceptance suite for a router config: peers, prefixes both ways, BFD, MTU, MSS, failover."""
-        _run("test", _options(topology, customer_config, kind, mss_clamp, name), as_json, junit)
+        opts = _options(topology, customer_config, kind, mss_clamp, name)
+        if record is not None or baseline_observation is not None:
+            from sim.cli.verify import test_with_observation
+
+            test_with_observation(opts, as_json, junit, record, baseline_observation, expect, markdown)
+        _run("test", opts, as_json, junit)

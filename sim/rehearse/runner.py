@@ -141,7 +141,7 @@ def _run_step(index: str, sid: str, title: str, fn: st.Step, ctx: st.Context) ->
 
 
 def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin | None,
-         on_done: OnDone | None) -> Report:
+         on_done: OnDone | None, after: Callable[[st.Context], None] | None = None) -> Report:
     lab_name = opts.lab or f"{'rh' if suite == 'rehearse' else 'ct'}-{uuid.uuid4().hex[:6]}"
     topo, plan = build_run_plan(opts, lab_name)  # bad input: ConfigError before anything exists
     t0 = time.monotonic()
@@ -179,6 +179,8 @@ def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin 
             failed = res.status == "fail"
             if on_done:
                 on_done(res)
+        if after is not None and ctx.lab is not None:
+            after(ctx)  # still inside the stack: the lab is up (e.g. sim.verify records an observation)
     router = plan.customer_router
     return Report(suite=suite, topology=topo.name, topology_path=str(opts.topology), lab=lab_name,
                   router_kind=router.kind, customer_config=str(router.config) if router.config else None,
@@ -191,6 +193,8 @@ def run_rehearsal(opts: RunOptions, on_begin: OnBegin | None = None, on_done: On
     return _run("rehearse", REHEARSAL, opts, on_begin, on_done)
 
 
-def run_acceptance(opts: RunOptions, on_begin: OnBegin | None = None, on_done: OnDone | None = None) -> Report:
-    """The CI suite for a router config (no API): peer, prefixes both ways, BFD, MTU, MSS, failover."""
-    return _run("test", ACCEPTANCE, opts, on_begin, on_done)
+def run_acceptance(opts: RunOptions, on_begin: OnBegin | None = None, on_done: OnDone | None = None,
+                   after: Callable[[st.Context], None] | None = None) -> Report:
+    """The CI suite for a router config (no API): peer, prefixes both ways, BFD, MTU, MSS, failover.
+    ``after(ctx)`` runs on the still-running lab once the steps are done."""
+    return _run("test", ACCEPTANCE, opts, on_begin, on_done, after)

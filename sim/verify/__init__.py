@@ -1,0 +1,12 @@
+"""``cnilab verify``: does a change to the customer's router config do what is declared, and nothing else?
+
+A lab is booted with each config; once it has converged an :class:`~sim.verify.model.Observation` is
+recorded (sessions and timers, every prefix the customer announces to each neighbor with its
+attributes as the receiver saw them, what the customer installs, BFD, MTU/MSS, third-party leaks,
+max-prefix). Two observations are compared (:mod:`sim.verify.diff`) into sentences such as
+``198.51.100.0/24 to ewr1 gains prepend 65010 65010``; the ``--expect`` file declares the intended
+ones (:mod:`sim.verify.expect`), and anything else fails the verification.
+
+Modules: ``model`` (pydantic observation), ``observe`` (convergence-aware recording on a running lab),
+``diff``, ``expect``, ``render`` (console, Markdown, JUnit), ``runner`` (labs up, observe, down).
+"""

@@ -1,0 +1,306 @@
+"""Record an :class:`~sim.verify.model.Observation` of a running lab once it has converged.
+
+Convergence-aware, with timers from the plan and the daemons, never fixed sleeps:
+
+* positive checks (every planned session Established, BFD Up at the configured timers, the transit
+  session Established when the lab has one) must hold on ``STABLE_SAMPLES`` consecutive samples;
+* negative checks (no leak to the transit, nothing else appearing or vanishing) are judged only
+  after that, and the whole routing picture must then stay identical for a hold window: the longest
+  of the BFD detection time and the customer's advertisement interval toward the transit plus
+  FRR's update coalescing (1 s), and never under 2 s: the time within which anything still on its
+  way would have arrived. Any change restarts the window.
+
+When the deadline passes first, the observation is still recorded (a session that never came up is
+a fact to compare) with ``converged`` false and a note saying which check did not hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.edge.control import EdgeClient
+from sim.facts import cloudflare_ranges
+from sim.topology.plan import CUSTOMER, LabPlan
+from sim.transit import read_received, transit_session
+from sim.transit.leaks import classify, fix_lines
+from sim.verify.customer import CustomerView, read_customer
+from sim.verify.model import (
+    BfdObs,
+    Finding,
+    MaxPrefixObs,
+    Neighbor,
+    Observation,
+    ProbeObs,
+    Route,
+    SessionObs,
+)
+
+SAMPLE_S = 0.25
+STABLE_SAMPLES = 3
+MIN_HOLD_S = 2.0
+COALESCE_S = 1.0
+"""FRR's default subgroup coalesce time: a peer's first UPDATEs can trail its Established by this."""
+
+
+@dataclass(frozen=True)
+class Timers:
+    sample_s: float
+    stable_samples: int
+    hold_window_s: float
+    deadline_s: float
+
+
+def timers_for(plan: LabPlan, mrai_s: float = 0.0, deadline_s: float = 45.0) -> Timers:
+    """The hold window from the plan's BFD detection and the customer's MRAI toward the transit."""
+    bfd = max((s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms) / 1000 for s in plan.sessions if s.bfd),
+              default=0.0)
+    hold = max(MIN_HOLD_S, bfd, mrai_s + COALESCE_S + SAMPLE_S)
+    return Timers(SAMPLE_S, STABLE_SAMPLES, hold, deadline_s)
+
+
+def _installed(lab: Any) -> dict[str, list[str]]:
+    """Prefixes the customer's daemon put in its kernel (proto bgp/bird: not connected or static)."""
+    out: dict[str, list[str]] = {}
+    for fam in (4, 6):
+        r = lab.run(CUSTOMER, ["ip", "-j", f"-{fam}", "route", "show"], check=False)
+        try:
+            rows = json.loads(r.stdout or "[]")
+        except ValueError:
+            rows = []
+        out[f"ipv{fam}"] = sorted({str(ipaddress.ip_network("0.0.0.0/0" if x["dst"] == "default" and fam == 4
+                                                            else "::/0" if x["dst"] == "default"
+                                                            else x["dst"], strict=False))
+                                   for x in rows if x.get("protocol") in ("bgp", "bird")})
+    return out
+
+
+class Sampler:
+    """One look at the lab: edge sessions/routes/BFD, the transit's Adj-RIB-In, the customer's kernel."""
+
+    def __init__(self, lab: Any) -> None:
+        self.lab = lab
+        self.plan: LabPlan = lab.plan
+        self.edge = EdgeClient(lab.state.control["edge"])
+        self.transit = transit_session(self.plan)
+
+    def sample(self) -> dict[str, Any]:
+        sessions = self.edge.sessions()
+        routes = self.edge.routes()
+        bfd = self.edge.bfd()
+        received = read_received(self.lab) if self.transit else None
+        return {"sessions": sessions, "routes": routes, "bfd": bfd, "transit": received,
+                "installed": _installed(self.lab)}
+
+    @staticmethod
+    def signature(s: dict[str, Any]) -> str:
+        """What must not change during the hold window (timestamps and uptimes left out)."""
+        sig = {
+            "sessions": sorted((x.key, x.up) for x in s["sessions"]),
+            "routes": sorted((r.session, r.prefix, tuple(r.as_path), r.med, tuple(r.communities), r.accepted,
+                              r.best) for r in s["routes"].received),
+            "bfd": sorted((str(b.get("peer")), b.get("state")) for b in s["bfd"]),
+            "transit": sorted((p, tuple(r.as_path), tuple(r.communities)) for p, r in s["transit"].routes.items())
+            if s["transit"] else None, "transit_state": s["transit"].state if s["transit"] else None,
+            "installed": s["installed"],
+        }
+        return hashlib.sha256(json.dumps(sig, sort_keys=True, default=str).encode()).hexdigest()
+
+    def positive(self, s: dict[str, Any]) -> list[str]:
+        """Positive checks that do not hold yet (empty = all hold)."""
+        missing = []
+        by_key = {x.key: x for x in s["sessions"]}
+        for p in self.plan.sessions:
+            if not (by_key.get(p.key) and by_key[p.key].up):
+                missing.append(f"{p.key} not Established")
+        det = {str(p.cust_addr): p.bfd_multiplier * max(p.bfd_tx_ms, p.bfd_rx_ms) for p in self.plan.sessions
+               if p.bfd}
+        states = {str(b.get("peer")): b for b in s["bfd"]}
+        for peer, ms in det.items():
+            b = states.get(peer)
+            if not b or b.get("state") != "Up" or b.get("detection_ms") != ms:
+                missing.append(f"BFD {peer} not Up at {ms} ms detection")
+        if s["transit"] is not None and s["transit"].state != "established":
+            missing.append(f"transit session {s['transit'].state}")
+        return missing
+
+
+def wait_converged(sampler: Sampler, timers: Timers, sleep: Callable[[float], None] = time.sleep
+                   ) -> tuple[dict[str, Any], bool, float, float, list[str]]:
+    """Positive checks on consecutive samples, then the picture held unchanged for the window.
+
+    Returns (last sample, converged, seconds to convergence, seconds held, what did not hold)."""
+    t0 = time.monotonic()
+    deadline = t0 + timers.deadline_s
+    good = 0
+    s = sampler.sample()
+    while True:
+        missing = sampler.positive(s)
+        good = good + 1 if not missing else 0
+        if good >= timers.stable_samples:
+            break
+        if time.monotonic() > deadline:
+            return s, False, time.monotonic() - t0, 0.0, missing
+        sleep(timers.sample_s)
+        s = sampler.sample()
+    converged_at = time.monotonic()
+    sig, since = sampler.signature(s), converged_at
+    while time.monotonic() - since < timers.hold_window_s:
+        if time.monotonic() > deadline:
+            return s, False, converged_at - t0, time.monotonic() - since, [
+                f"routes still changing {timers.deadline_s:.0f}s after start"]
+        sleep(timers.sample_s)
+        s = sampler.sample()
+        missing = sampler.positive(s)
+        new = sampler.signature(s)
+        if new != sig or missing:
+            sig, since = new, time.monotonic()
+    return s, True, since - t0, time.monotonic() - since, []
+
+
+def _cf_neighbors(plan: LabPlan, s: dict[str, Any]) -> dict[str, Neighbor]:
+    out: dict[str, Neighbor] = {}
+    sess_by_key = {x.key: x for x in s["sessions"]}
+    for p in plan.sessions:
+        nb = out.setdefault(p.interconnect, Neighbor(name=p.interconnect, kind="cloudflare"))
+        x = sess_by_key.get(p.key)
+        note = None
+        if x is not None and x.last_notification is not None:
+            n = x.last_notification
+            note = f"{n.direction} {n.code}/{n.subcode} {n.name}"
+        nb.sessions.append(SessionObs(key=p.key, state=x.state if x else "absent", peer_asn=p.cust_asn,
+                                      hold_time=p.hold_time, keepalive=p.keepalive, md5=bool(p.md5),
+                                      last_notification=note))
+    ic_of = {p.key: p.interconnect for p in plan.sessions}
+    for r in s["routes"].received:
+        ic = ic_of.get(r.session)
+        if ic is None:
+            continue
+        out[ic].routes[r.prefix] = Route(prefix=r.prefix, as_path=list(r.as_path), med=r.med,
+                                         communities=list(r.communities), accepted=r.accepted,
+                                         reason=None if r.accepted else r.reason, best=r.best)
+    return out
+
+
+def _max_prefix(plan: LabPlan, view: CustomerView, s: dict[str, Any]) -> tuple[list[MaxPrefixObs], list[Finding]]:
+    obs, findings = [], []
+    announced = s["routes"].announced
+    by_key = {x.key: x for x in s["sessions"]}
+    for p in plan.sessions:
+        if view.kind not in ("frr", "bird"):
+            break
+        table = len(announced.get(f"ipv{p.family}", []))
+        published = sum(1 for r in cloudflare_ranges() if r.version == p.family)
+        limit = view.max_prefix.get(str(p.cf_addr))
+        sess = by_key.get(p.key)
+        n = sess.last_notification if sess else None
+        if n is not None and n.direction == "received" and (n.code, n.subcode) == (6, 1):
+            verdict = "too-low" if limit is not None and limit < published else "ok"
+            findings.append(Finding(
+                severity="fail" if verdict == "too-low" else "warn", check="max-prefix", subject=p.key,
+                text=f"{p.key}: your maximum-prefix {limit} fired (Cease 6/1, Maximum Number of Prefixes "
+                     f"Reached) with {table} routes from Cloudflare: the session went down",
+                fix={"frr": f"neighbor {p.cf_addr} maximum-prefix {max(published * 4, table * 2)} 90 restart 5",
+                     "bird": f"ipv{p.family} {{ import limit {max(published * 4, table * 2)} action restart; }};"}))
+        elif limit is None:
+            verdict = "absent"
+            findings.append(Finding(
+                severity="warn", check="max-prefix", subject=p.key,
+                text=f"{p.key}: no maximum-prefix on the session to Cloudflare: a full table (a leak on "
+                     "Cloudflare's side) would be accepted",
+                fix={"frr": f"neighbor {p.cf_addr} maximum-prefix {published * 4} 90 restart 5",
+                     "bird": f"ipv{p.family} {{ import limit {published * 4} action restart; }};"}))
+        elif limit < published:
+            verdict = "too-low"
+            findings.append(Finding(
+                severity="fail", check="max-prefix", subject=p.key,
+                text=f"{p.key}: maximum-prefix {limit} is below Cloudflare's published IPv{p.family} table "
+                     f"({published} ranges): the session will be torn down (Cease 6/1)",
+                fix={"frr": f"neighbor {p.cf_addr} maximum-prefix {published * 4} 90 restart 5",
+                     "bird": f"ipv{p.family} {{ import limit {published * 4} action restart; }};"}))
+        else:
+            verdict = "ok"
+        obs.append(MaxPrefixObs(session=p.key, limit=limit, table=table, published=published,
+                                verdict=verdict))  # type: ignore[arg-type]
+    return obs, findings
+
+
+def _probes(lab: Any) -> tuple[list[ProbeObs], dict[str, str]]:
+    from sim.probes.mss import probe_mss
+    from sim.probes.mtu import probe_mtu
+
+    out, raw = [], {}
+    mtu = probe_mtu(lab)
+    raw["probe mtu"] = mtu.model_dump_json(indent=1)
+    out += [ProbeObs(name=f"mtu {r.direction}", value=r.measured, expected=r.expected, ok=r.ok)
+            for r in mtu.results]
+    mss = probe_mss(lab)
+    raw["probe mss"] = mss.model_dump_json(indent=1)
+    out += [ProbeObs(name=f"mss {r.direction}", value=r.syn_arrived, expected=r.required, ok=r.ok)
+            for r in mss.results]
+    return out, raw
+
+
+def observe(lab: Any, label: str, *, probes: bool = True, deadline_s: float = 45.0,
+            started: float | None = None) -> Observation:
+    """Wait for convergence, then record everything verify compares (see the module docstring)."""
+    t_start = started if started is not None else time.monotonic()
+    plan: LabPlan = lab.plan
+    sampler = Sampler(lab)
+    first = read_customer(lab)
+    mrai = first.mrai_s.get(str(sampler.transit.local), 0.0) if sampler.transit else 0.0
+    timers = timers_for(plan, mrai, deadline_s)
+    s, converged, conv_s, held, missing = wait_converged(sampler, timers)
+    view = read_customer(lab)
+    cfg = plan.customer_router.config
+    obs = Observation(
+        label=label, topology=plan.topology, router_kind=plan.customer_router.kind,
+        config=str(cfg) if cfg else None,
+        config_sha256=hashlib.sha256(Path(cfg).read_bytes()).hexdigest() if cfg else None,
+        lab=lab.name, converged=converged, convergence_s=round(conv_s, 2), hold_window_s=round(held, 2),
+        installed=s["installed"],
+    )
+    if not converged:
+        obs.notes.append("not converged: " + "; ".join(missing))
+    obs.neighbors = _cf_neighbors(plan, s)
+    obs.bfd = [BfdObs(peer=str(b.get("peer")), state=str(b.get("state")), detection_ms=b.get("detection_ms"))
+               for b in s["bfd"]]
+    if sampler.transit is not None:
+        rec = s["transit"]
+        t = sampler.transit
+        nb = Neighbor(name="transit", kind="transit", sessions=[SessionObs(
+            key="transit", state=rec.state, peer_asn=t.peer_asn, hold_time=t.hold_time)])
+        nb.routes = {p: Route(prefix=p, as_path=r.as_path, med=r.med, communities=r.communities)
+                     for p, r in rec.routes.items()}
+        obs.neighbors["transit"] = nb
+        obs.evidence["transit received (Adj-RIB-In + last UPDATEs)"] = rec.model_dump_json(indent=1)
+        leaks = classify("transit", {p: r.as_path for p, r in rec.routes.items()}, plan.customer_prefixes)
+        fix = fix_lines("transit", str(t.local), plan.customer_prefixes, t.peer_asn)
+        obs.findings += [Finding(severity="fail", check="leak", subject=f"{lk.prefix} to transit", text=lk.reason,
+                                 fix=fix) for lk in leaks]
+        if rec.state != "established":
+            obs.notes.append(f"transit session {rec.state}: what the customer would announce to its transit "
+                             "was not observed (does your config peer with the transit?)")
+    else:
+        obs.notes.append("no transit in this topology (internet_backup: false): leaks toward third parties "
+                         "not checked")
+    mp, mp_findings = _max_prefix(plan, view, s)
+    obs.max_prefix, obs.findings = mp, obs.findings + mp_findings
+    if probes:
+        try:
+            obs.probes, raw = _probes(lab)
+            obs.evidence.update(raw)
+        except Exception as exc:  # a probe that cannot run here is a note, never a verdict
+            obs.notes.append(f"probes skipped: {type(exc).__name__}: {exc}")
+    obs.evidence["edge sessions"] = json.dumps([x.model_dump(mode="json") for x in s["sessions"]], indent=1)
+    obs.evidence["edge routes"] = s["routes"].model_dump_json(indent=1)
+    obs.evidence["edge bfd"] = json.dumps(s["bfd"], indent=1, default=str)
+    obs.evidence.update({f"customer: {k}": v for k, v in view.raw.items()})
+    obs.seconds = round(time.monotonic() - t_start, 2)
+    return obs
