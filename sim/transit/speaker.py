@@ -76,9 +76,8 @@ def render(sess: TransitSession, party: Party, workdir: Path, python: str = sys.
     """exabgp.conf for the third party: one neighbor (the customer), its table, the recorder."""
     routes = []
     for r in party.routes:
-        # ExaBGP prepends its own AS on an eBGP session: give it the path behind the party.
-        behind = r.as_path[1:] if r.as_path and r.as_path[0] == party.asn else r.as_path
-        path = f" as-path [ {' '.join(map(str, behind))} ]" if behind else ""
+        # ExaBGP sends an explicit as-path as given (it adds its own AS only when none is given)
+        path = f" as-path [ {' '.join(map(str, r.as_path))} ]" if r.as_path else ""
         routes.append(f"        route {r.prefix} next-hop {sess.local}{path};")
     return "\n".join([
         f"# rendered by sim.transit.speaker: AS{party.asn} ({party.description})",

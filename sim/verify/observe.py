@@ -27,9 +27,9 @@ from typing import Any
 
 from sim.edge.control import EdgeClient
 from sim.facts import cloudflare_ranges
-from sim.topology.plan import CUSTOMER, LabPlan
+from sim.topology.plan import CUSTOMER, LabPlan, Session
 from sim.transit import read_received, transit_session
-from sim.transit.leaks import classify, fix_lines
+from sim.transit.leaks import Leak, classify, fix_lines
 from sim.verify.customer import CustomerView, read_customer
 from sim.verify.model import (
     BfdObs,
@@ -188,6 +188,35 @@ def _cf_neighbors(plan: LabPlan, s: dict[str, Any]) -> dict[str, Neighbor]:
     return out
 
 
+LEAK_TITLES = {
+    "cloudflare-route": "Cloudflare's routes (AS13335 in the path) re-advertised to your {party}: a route leak "
+                        "(valley-free violation)",
+    "default-route": "a default route announced to your {party}",
+    "not-own": "prefixes that are not yours announced to your {party}",
+}
+
+
+def leak_findings(leaks: list[Leak], fix: dict[str, str]) -> list[Finding]:
+    """One failing finding per party and kind of leak, naming every prefix (and each reason in order)."""
+    groups: dict[tuple[str, str], list[Leak]] = {}
+    for lk in leaks:
+        groups.setdefault((lk.party, lk.kind), []).append(lk)
+    out = []
+    for (party, kind), items in groups.items():
+        title = LEAK_TITLES[kind].format(party=party)
+        listing = ", ".join(f"{lk.prefix} (path {' '.join(map(str, lk.as_path))})" for lk in items)
+        out.append(Finding(severity="fail", check="leak", subject=f"{kind} to {party}",
+                           text=f"{len(items)} route(s): {title}: {listing}", fix=fix))
+    return out
+
+
+def _mp_fix(p: Session, limit: int) -> dict[str, str]:
+    """Room for Cloudflare's table to grow, and a restart rather than a session down for good."""
+    return {"frr": f"router bgp {p.cust_asn}\n address-family ipv{p.family} unicast\n"
+                   f"  neighbor {p.cf_addr} maximum-prefix {limit} 90 restart 5",
+            "bird": f"protocol bgp ... {{ ipv{p.family} {{ import limit {limit} action restart; }}; }}"}
+
+
 def _max_prefix(plan: LabPlan, view: CustomerView, s: dict[str, Any]) -> tuple[list[MaxPrefixObs], list[Finding]]:
     obs, findings = [], []
     announced = s["routes"].announced
@@ -206,24 +235,21 @@ def _max_prefix(plan: LabPlan, view: CustomerView, s: dict[str, Any]) -> tuple[l
                 severity="fail" if verdict == "too-low" else "warn", check="max-prefix", subject=p.key,
                 text=f"{p.key}: your maximum-prefix {limit} fired (Cease 6/1, Maximum Number of Prefixes "
                      f"Reached) with {table} routes from Cloudflare: the session went down",
-                fix={"frr": f"neighbor {p.cf_addr} maximum-prefix {max(published * 4, table * 2)} 90 restart 5",
-                     "bird": f"ipv{p.family} {{ import limit {max(published * 4, table * 2)} action restart; }};"}))
+                fix=_mp_fix(p, max(published * 4, table * 2))))
         elif limit is None:
             verdict = "absent"
             findings.append(Finding(
                 severity="warn", check="max-prefix", subject=p.key,
                 text=f"{p.key}: no maximum-prefix on the session to Cloudflare: a full table (a leak on "
                      "Cloudflare's side) would be accepted",
-                fix={"frr": f"neighbor {p.cf_addr} maximum-prefix {published * 4} 90 restart 5",
-                     "bird": f"ipv{p.family} {{ import limit {published * 4} action restart; }};"}))
+                fix=_mp_fix(p, published * 4)))
         elif limit < published:
             verdict = "too-low"
             findings.append(Finding(
                 severity="fail", check="max-prefix", subject=p.key,
                 text=f"{p.key}: maximum-prefix {limit} is below Cloudflare's published IPv{p.family} table "
                      f"({published} ranges): the session will be torn down (Cease 6/1)",
-                fix={"frr": f"neighbor {p.cf_addr} maximum-prefix {published * 4} 90 restart 5",
-                     "bird": f"ipv{p.family} {{ import limit {published * 4} action restart; }};"}))
+                fix=_mp_fix(p, published * 4)))
         else:
             verdict = "ok"
         obs.append(MaxPrefixObs(session=p.key, limit=limit, table=table, published=published,
@@ -282,8 +308,7 @@ def observe(lab: Any, label: str, *, probes: bool = True, deadline_s: float = 45
         obs.evidence["transit received (Adj-RIB-In + last UPDATEs)"] = rec.model_dump_json(indent=1)
         leaks = classify("transit", {p: r.as_path for p, r in rec.routes.items()}, plan.customer_prefixes)
         fix = fix_lines("transit", str(t.local), plan.customer_prefixes, t.peer_asn)
-        obs.findings += [Finding(severity="fail", check="leak", subject=f"{lk.prefix} to transit", text=lk.reason,
-                                 fix=fix) for lk in leaks]
+        obs.findings += leak_findings(leaks, fix)
         if rec.state != "established":
             obs.notes.append(f"transit session {rec.state}: what the customer would announce to its transit "
                              "was not observed (does your config peer with the transit?)")

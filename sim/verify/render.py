@@ -16,10 +16,10 @@ def _fix_text(f: Finding) -> str:
 def print_observation(out: Console, obs: Observation) -> None:
     out.print(f"[bold]{obs.label}[/]: {obs.config or 'template config'} ({obs.router_kind}) on {obs.topology}; "
               f"{'converged' if obs.converged else '[red]NOT converged[/]'} in {obs.convergence_s:.1f}s, "
-              f"held {obs.hold_window_s:.1f}s", highlight=False)
+              f"held {obs.hold_window_s:.1f}s", highlight=False, soft_wrap=True)
     for nb in obs.neighbors.values():
         states = ", ".join(f"{s.key} {s.state}" for s in nb.sessions)
-        out.print(f"  {nb.name} ({nb.kind}): {states}", highlight=False)
+        out.print(f"  {nb.name} ({nb.kind}): {states}", highlight=False, soft_wrap=True)
         for r in nb.routes.values():
             attrs = [f"path {' '.join(map(str, r.as_path))}"]
             if r.med:
@@ -30,9 +30,9 @@ def print_observation(out: Console, obs: Observation) -> None:
                 attrs.append(f"REFUSED: {r.reason}")
             if r.best:
                 attrs.append("best")
-            out.print(f"    {r.prefix}: {', '.join(attrs)}", highlight=False)
+            out.print(f"    {r.prefix}: {', '.join(attrs)}", highlight=False, soft_wrap=True)
     for n in obs.notes:
-        out.print(f"  note: {n}", highlight=False)
+        out.print(f"  note: {n}", highlight=False, soft_wrap=True)
 
 
 def print_verdict(out: Console, v: Verdict) -> None:
@@ -43,17 +43,17 @@ def print_verdict(out: Console, v: Verdict) -> None:
         out.print("none: the candidate behaves exactly like the baseline")
     for d in v.differences:
         tag = "[green]declared[/]  " if d.declared else "[red]UNDECLARED[/]"
-        out.print(f"{tag} {d.text}", highlight=False)
+        out.print(f"{tag} {d.text}", highlight=False, soft_wrap=True)
     for u in v.unobserved:
-        out.print(f"[red]NOT OBSERVED[/] {u} (declared in --expect)", highlight=False)
+        out.print(f"[red]NOT OBSERVED[/] {u} (declared in --expect)", highlight=False, soft_wrap=True)
     for f in v.failures:
-        out.print(f"[red]FAIL[/] {f.check}: {f.text}", highlight=False)
+        out.print(f"[red]FAIL[/] {f.check}: {f.text}", highlight=False, soft_wrap=True)
         for k, fix in f.fix.items():
-            out.print(f"      fix ({k}): " + fix.replace("\n", "\n        "), highlight=False)
+            out.print(f"      fix ({k}): " + fix.replace("\n", "\n        "), highlight=False, soft_wrap=True)
     for f in v.warnings:
-        out.print(f"[yellow]WARN[/] {f.check}: {f.text}", highlight=False)
+        out.print(f"[yellow]WARN[/] {f.check}: {f.text}", highlight=False, soft_wrap=True)
         for k, fix in f.fix.items():
-            out.print(f"      fix ({k}): {fix}", highlight=False)
+            out.print(f"      fix ({k}): {fix}", highlight=False, soft_wrap=True)
     word = "[green]PASS[/]" if v.passed else "[red]FAIL[/]"
     out.print(f"{word} ({v.seconds:.1f}s): {len(v.differences)} difference(s), {len(v.undeclared)} undeclared, "
               f"{len(v.unobserved)} declared but not observed, {len(v.failures)} failing finding(s)")
