@@ -81,6 +81,13 @@ def _installed(lab: Any) -> dict[str, list[str]]:
     return out
 
 
+def tripped_max_prefix(sess: Any) -> bool:
+    """The customer sent Cease 6/1: its maximum-prefix fired. The session stays down until the
+    customer's restart timer (if any): settled, not still converging."""
+    n = sess.last_notification
+    return bool(n is not None and n.direction == "received" and (n.code, n.subcode) == (6, 1) and not sess.up)
+
+
 class Sampler:
     """One look at the lab: edge sessions/routes/BFD, the transit's Adj-RIB-In, the customer's kernel."""
 
@@ -117,10 +124,12 @@ class Sampler:
         missing = []
         by_key = {x.key: x for x in s["sessions"]}
         for p in self.plan.sessions:
-            if not (by_key.get(p.key) and by_key[p.key].up):
+            x = by_key.get(p.key)
+            if not (x and x.up) and not (x and tripped_max_prefix(x)):
                 missing.append(f"{p.key} not Established")
+        tripped = {p.key for p in self.plan.sessions if by_key.get(p.key) and tripped_max_prefix(by_key[p.key])}
         det = {str(p.cust_addr): p.bfd_multiplier * max(p.bfd_tx_ms, p.bfd_rx_ms) for p in self.plan.sessions
-               if p.bfd}
+               if p.bfd and p.key not in tripped}
         states = {str(b.get("peer")): b for b in s["bfd"]}
         for peer, ms in det.items():
             b = states.get(peer)

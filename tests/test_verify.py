@@ -1,0 +1,166 @@
+"""``cnilab verify`` and ``cnilab test --record`` on real labs: ExaBGP as Cloudflare, FRR as the customer
+with a real config, ExaBGP as the transit AS64500 recording what the customer announces.
+
+Each config is the shipped template for ``v1-gre-transit`` with one realistic edit: a prepend toward
+Cloudflare, a transit neighbor without an outbound filter (leaks Cloudflare's routes), a
+``maximum-prefix`` below Cloudflare's published table. The baseline observation is recorded once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sim.cli.main import app
+from sim.verify.model import Observation, Verdict
+from sim.verify.runner import judge
+
+REPO = Path(__file__).resolve().parent.parent
+TOPO = REPO / "topologies" / "v1-gre-transit.yml"
+PREPEND = "198.51.100.0/24 to ewr1 gains prepend 65010 65010"
+
+pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def state() -> Iterator[Path]:
+    """Short private state dir (FRR socket paths < 108 bytes); no lab may be left behind."""
+    d = Path(tempfile.mkdtemp(prefix="cnivf-", dir="/tmp"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CNILAB_STATE_DIR", str(d))
+    try:
+        yield d
+    finally:
+        from sim.lab.lab import Lab
+        from sim.lab.state import list_labs
+
+        left = list_labs()
+        for name in left:
+            Lab.attach(name).destroy()
+        mp.undo()
+        shutil.rmtree(d, ignore_errors=True)
+        assert not left, f"verify left labs behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from sim.routers.frr import render_frr
+    from sim.topology import build_plan, load_topology
+
+    d = tmp_path_factory.mktemp("cfg")
+    base = render_frr(build_plan(load_topology(TOPO), "v1-gre-transit"))
+    edits = {
+        "base": base,
+        "prepend": base.replace("route-map CNILAB-FROM-TRANSIT permit 10", "route-map PREPEND-TO-CF permit 10\n"
+                                " set as-path prepend 65010 65010\nexit\n!\nroute-map CNILAB-FROM-TRANSIT permit 10")
+                       .replace("  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out",
+                                "  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out\n"
+                                "  neighbor 192.0.2.10 route-map PREPEND-TO-CF out"),
+        # the classic leak: "permit everything" toward the transit instead of our own prefixes
+        "leak": base.replace("route-map CNILAB-FROM-TRANSIT permit 10",
+                             "route-map ALLOW-ALL permit 10\nexit\n!\nroute-map CNILAB-FROM-TRANSIT permit 10")
+                    .replace("  neighbor 203.0.113.0 prefix-list CNILAB-ANNOUNCE-V4 out",
+                             "  neighbor 203.0.113.0 route-map ALLOW-ALL out"),
+        "maxprefix": base.replace("  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out",
+                                  "  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out\n"
+                                  "  neighbor 192.0.2.10 maximum-prefix 10"),
+    }
+    out = {}
+    for name, text in edits.items():
+        assert name == "base" or text != base, f"edit {name} did not apply"
+        out[name] = d / f"{name}.conf"
+        out[name].write_text(text)
+    (d / "prepend.expect").write_text(f"# the intended change\n{PREPEND}\n")
+    out["expect"] = d / "prepend.expect"
+    return out
+
+
+@pytest.fixture(scope="module")
+def baseline(state: Path, configs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sim.rehearse.model import RunOptions
+    from sim.verify.runner import record
+
+    obs = record(RunOptions(topology=TOPO, customer_config=configs["base"]), "baseline")
+    f = tmp_path_factory.mktemp("obs") / "baseline.json"
+    f.write_text(obs.model_dump_json())
+    return f
+
+
+def _verify(*args: str) -> tuple[int, Verdict, str]:
+    res = CliRunner().invoke(app, ["verify", "--topology", str(TOPO), "--json", *args])
+    assert res.exit_code in (0, 1), res.output + res.stderr
+    return res.exit_code, Verdict.model_validate_json(res.stdout), res.stderr
+
+
+def test_baseline_is_converged_and_warns_about_missing_max_prefix(baseline: Path) -> None:
+    obs = Observation.model_validate_json(baseline.read_text())
+    assert obs.converged, obs.notes
+    assert [s.state for s in obs.neighbors["ewr1"].sessions] == ["Established", "Established"]
+    assert obs.neighbors["transit"].sessions[0].state == "established"
+    assert set(obs.neighbors["transit"].routes) == {"198.51.100.0/24"}  # the template is valley-free
+    assert obs.neighbors["ewr1"].routes["198.51.100.0/24"].as_path == [65010]
+    assert "8.8.8.0/24" in obs.installed["ipv4"] and "104.16.0.0/13" in obs.installed["ipv4"]
+    assert {m.verdict for m in obs.max_prefix} == {"absent"}
+    assert [f.severity for f in obs.findings if f.check == "max-prefix"] == ["warn", "warn"]
+    assert any(p.name == "mtu customer_to_cf" and p.value == 1476 for p in obs.probes)
+    assert "edge routes" in obs.evidence and any(k.startswith("customer: vtysh") for k in obs.evidence)
+
+
+def test_identical_change_two_labs_side_by_side_exit_0(state: Path, configs: dict[str, Path], tmp_path: Path) -> None:
+    md = tmp_path / "summary.md"
+    code, v, _ = _verify("--baseline", str(configs["base"]), "--candidate", str(configs["base"]), "--parallel",
+                         "--markdown", str(md), "--junit", str(tmp_path / "j.xml"))
+    assert code == 0 and v.differences == [] and v.passed
+    assert v.baseline.lab != v.candidate.lab
+    assert "✅ cnilab verify: PASS" in md.read_text()
+
+
+def test_declared_prepend_passes_and_the_same_prepend_undeclared_fails(baseline: Path, configs: dict[str, Path]
+                                                                      ) -> None:
+    code, v, _ = _verify("--baseline-observation", str(baseline), "--candidate", str(configs["prepend"]),
+                         "--expect", str(configs["expect"]))
+    assert code == 0, v.undeclared
+    assert [d.text for d in v.differences] == [PREPEND] and v.differences[0].declared
+    assert v.candidate.neighbors["ewr1"].routes["198.51.100.0/24"].as_path == [65010, 65010, 65010]
+    undeclared = judge(v.baseline, v.candidate, [])
+    assert undeclared.exit_code == 1 and undeclared.undeclared == [PREPEND]
+
+
+def test_leak_to_transit_fails_naming_prefixes_and_the_filter(baseline: Path, configs: dict[str, Path]) -> None:
+    code, v, err = _verify("--baseline-observation", str(baseline), "--candidate", str(configs["leak"]))
+    assert code == 1
+    leak = next(f for f in v.failures if f.subject == "cloudflare-route to transit")
+    assert "104.16.0.0/13 (path 65010 13335)" in leak.text and "valley-free" in leak.text
+    assert "neighbor 203.0.113.0 prefix-list TO-TRANSIT out" in leak.fix["frr"]
+    transit = v.candidate.neighbors["transit"].routes
+    assert transit["104.16.0.0/13"].as_path == [65010, 13335]
+    assert "104.16.0.0/13 to transit added (AS path 65010 13335)" in v.undeclared
+    assert "valley-free" in err
+
+
+def test_max_prefix_below_cloudflares_table_trips_and_fails(baseline: Path, configs: dict[str, Path]) -> None:
+    code, v, _ = _verify("--baseline-observation", str(baseline), "--candidate", str(configs["maxprefix"]),
+                         "--no-probes")
+    assert code == 1
+    mp = {m.session: m for m in v.candidate.max_prefix}
+    assert mp["ewr1/v4"].limit == 10 and mp["ewr1/v4"].verdict == "too-low" and mp["ewr1/v4"].published == 15
+    v4 = next(s for s in v.candidate.neighbors["ewr1"].sessions if s.key == "ewr1/v4")
+    assert v4.state != "Established" and "6/1" in (v4.last_notification or "")
+    f = next(f for f in v.failures if f.subject == "ewr1/v4")
+    assert "fired (Cease 6/1" in f.text and "maximum-prefix" in f.fix["frr"]
+
+
+def test_test_record_writes_the_same_observation(state: Path, configs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "main.json"
+    res = CliRunner().invoke(app, ["test", "--customer-config", str(configs["base"]), "--topology",
+                                                   str(TOPO), "--record", str(out)])
+    assert res.exit_code == 0, res.output + res.stderr
+    obs = Observation.model_validate(json.loads(out.read_text()))
+    assert obs.label == "recorded" and obs.converged
+    assert set(obs.neighbors) == {"ewr1", "transit"}
