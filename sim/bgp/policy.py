@@ -19,7 +19,8 @@ from sim.facts import bogons, load_facts
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 Rule = Literal[
-    "default-route", "max-prefix-length", "bogon", "allow-list", "as-path", "accept", "documentation-range"
+    "default-route", "max-prefix-length", "bogon", "allow-list", "as-path", "accept", "documentation-range",
+    "rpki-invalid",
 ]
 
 DOCUMENTATION_RANGES: tuple[Network, ...] = (

@@ -93,6 +93,7 @@ class RouteInfo(_Model):
     as_path: list[int] = Field(default_factory=list)
     med: int = 0
     communities: list[str] = Field(default_factory=list, description="a:b and large a:b:c, as received")
+    rov: str | None = Field(default=None, description="valid / invalid / not-found (RFC 6811); None: no ROAs given")
     accepted: bool
     reason: str
     rule: str

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.bgp import bestpath
+from sim.bgp import bestpath, rov
 from sim.bgp.policy import PolicyDecision, evaluate
 from sim.edge import exabgp_conf
 from sim.edge.control import serve
@@ -290,6 +290,7 @@ class EdgeDriver:
                         rt.adj_in.pop(prefix, None)
                         continue
                     dec = evaluate(prefix, self.spec.customer_prefixes, as_path=path, peer_asn=rt.session.cust_asn)
+                    dec = rov.apply(dec, path, self.spec.roas)
                     rt.adj_in[prefix] = RouteEntry(prefix, nh, path, med, dec, now, comms)
                     changed += 1
                     if not dec.accepted:
@@ -450,6 +451,8 @@ class EdgeDriver:
                     "prefix": str(e.prefix), "session": rt.session.key, "peer": str(rt.session.cust_addr),
                     "nexthop": e.nexthop, "as_path": list(e.as_path), "med": e.med,
                     "communities": list(e.communities),
+                    "rov": rov.validate(e.prefix, e.as_path, self.spec.roas)[0] if self.spec.roas is not None
+                    else None,
                     "accepted": e.decision.accepted, "reason": e.decision.reason, "rule": e.decision.rule,
                     "best": metric is not None and metric == best.get(str(e.prefix)), "metric": metric,
                     "time": e.time})

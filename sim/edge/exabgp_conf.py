@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from sim.bgp.rov import Roa
 from sim.bgp.scale import more_specifics
 from sim.topology.plan import LabPlan, Session, Tunnel
 
@@ -63,6 +64,7 @@ class EdgeSpec(BaseModel):
     extra_announce: list[Network] = Field(default_factory=list, description="announced at runtime")
     withdrawn: list[Network] = Field(default_factory=list, description="base prefixes withdrawn at runtime")
     ifnames: dict[str, str] = Field(default_factory=dict, description="plan interface -> kernel name (VLAN fallback)")
+    roas: list[Roa] | None = Field(default=None, description="Customer's ROAs for origin validation (None: off)")
     workdir: Path
     python: str = Field(default_factory=lambda: sys.executable)
 
@@ -114,7 +116,8 @@ class EdgeSpec(BaseModel):
     @classmethod
     def from_plan(cls, plan: LabPlan, workdir: Path, scale_routes: int = 0) -> EdgeSpec:
         return cls(lab=plan.lab, sessions=plan.sessions, tunnels=plan.tunnels, cf_prefixes=plan.cf_prefixes,
-                   customer_prefixes=plan.customer_prefixes, scale_routes=scale_routes, workdir=workdir)
+                   customer_prefixes=plan.customer_prefixes, scale_routes=scale_routes, workdir=workdir,
+                   roas=plan.roas)
 
 
 def _router_id(spec: EdgeSpec, s: Session) -> str:

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.bgp.rov import Rpki
 from sim.facts import facility_by_code, load_facts
 from sim.lab.names import LAB_NAME_PATTERN
 
@@ -215,6 +216,7 @@ class Topology(Model):
     internet_backup: bool = Field(default=False, description="Add a transit path as the backup (seed 003)")
     cloudflare: Cloudflare = Field(default_factory=Cloudflare)
     hosts: Hosts = Field(default_factory=Hosts)
+    rpki: Rpki | None = Field(default=None, description="The customer's ROAs: the edge validates origins (RFC 6811)")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Topology:

@@ -53,6 +53,8 @@ def _route_diffs(nb: str, old: Route, new: Route) -> list[str]:
         out.append(f"{head} gains community {c}")
     for c in sorted(set(old.communities) - set(new.communities)):
         out.append(f"{head} loses community {c}")
+    if old.rov != new.rov and old.rov is not None and new.rov is not None:
+        out.append(f"{head} RPKI {old.rov} -> {new.rov}")
     if old.accepted is not None and new.accepted is not None and old.accepted != new.accepted:
         out.append(f"{head} now {'accepted' if new.accepted else 'refused'} by Cloudflare"
                    + (f": {new.reason}" if new.reason and not new.accepted else ""))

@@ -30,6 +30,7 @@ class Route(_Model):
     accepted: bool | None = Field(default=None, description="Cloudflare's import policy (None: not Cloudflare)")
     reason: str | None = None
     best: bool | None = Field(default=None, description="Cloudflare's best path for the prefix goes here")
+    rov: str | None = Field(default=None, description="Origin validation at the edge: valid/invalid/not-found")
 
 
 class SessionObs(_Model):

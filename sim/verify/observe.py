@@ -193,7 +193,7 @@ def _cf_neighbors(plan: LabPlan, s: dict[str, Any]) -> dict[str, Neighbor]:
             continue
         out[ic].routes[r.prefix] = Route(prefix=r.prefix, as_path=list(r.as_path), med=r.med,
                                          communities=list(r.communities), accepted=r.accepted,
-                                         reason=None if r.accepted else r.reason, best=r.best)
+                                         reason=None if r.accepted else r.reason, best=r.best, rov=r.rov)
     return out
 
 
