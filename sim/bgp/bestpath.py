@@ -1,7 +1,8 @@
 """Which of several interconnects Cloudflare uses to reach a customer prefix.
 
 A pared-down BGP decision process (RFC 4271 9.1.2.2 order, minus what a single-AS edge does not
-need): shortest AS path, then lowest MED, then the interconnect's ``priority`` (a lab-side fact,
+need): routes tagged GRACEFUL_SHUTDOWN last (local-pref 0, RFC 8326), then shortest AS path, then
+lowest MED, then the interconnect's ``priority`` (a lab-side fact,
 higher wins), then the session key so the outcome never depends on arrival order. Pure, so the
 discrete-event simulator ranks paths exactly as the live edge does (it passes the customer's
 local-pref as ``priority`` for the customer's own choice, where AS paths are equal).
@@ -30,10 +31,12 @@ class Candidate(BaseModel):
     as_path: tuple[int, ...] = ()
     med: int = 0
     priority: int = 100
+    gshut: bool = False
+    """The route carries GRACEFUL_SHUTDOWN 65535:0: local-pref 0 (RFC 8326), so it loses to any other."""
 
 
-def sort_key(c: Candidate) -> tuple[int, int, int, str]:
-    return (len(c.as_path), c.med, -c.priority, c.session)
+def sort_key(c: Candidate) -> tuple[bool, int, int, int, str]:
+    return (c.gshut, len(c.as_path), c.med, -c.priority, c.session)
 
 
 def rank(candidates: Iterable[Candidate]) -> list[Candidate]:

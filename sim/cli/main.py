@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "sim.cli.dashboard",  # dashboard
     "sim.cli.rehearse",   # rehearse, test
     "sim.cli.verify",     # verify (before/after a config change)
+    "sim.cli.drill",      # drill gshut
 )
 
 for _name in COMMAND_MODULES:

@@ -228,6 +228,10 @@ class EdgeClient:
         """Send a Cease NOTIFICATION (RFC 4486 subcode; 2 = Administrative Shutdown) on established sessions."""
         return self.call("teardown", session=session, neighbor=neighbor, subcode=subcode)
 
+    def gshut(self, interconnect: str, on: bool = True) -> list[str]:
+        """Tag (or untag) every route the edge sends on ``interconnect`` with GRACEFUL_SHUTDOWN 65535:0."""
+        return self.call("gshut", interconnect=interconnect, on=on)
+
     def bfd(self) -> list[dict[str, Any]]:
         """BFD sessions as the speaker reports them (sim.edge.bfd.BfdSessionInfo fields)."""
         return self.call("bfd")

@@ -37,7 +37,7 @@ from sim.bgp import bestpath, rov
 from sim.bgp.policy import PolicyDecision, evaluate
 from sim.edge import exabgp_conf
 from sim.edge.control import serve
-from sim.edge.exabgp_conf import EdgeSpec
+from sim.edge.exabgp_conf import GSHUT_COMMUNITY, EdgeSpec
 from sim.edge.routes import KernelRoute, RouteTable
 from sim.topology.plan import Session
 
@@ -314,7 +314,7 @@ class EdgeDriver:
                 if e.decision.accepted:
                     cands.setdefault(p, []).append(bestpath.Candidate(
                         session=rt.session.key, prefix=p, nexthop=gw, as_path=e.as_path, med=e.med,
-                        priority=rt.session.priority))
+                        priority=rt.session.priority, gshut=GSHUT_COMMUNITY in e.communities))
         out = []
         self.installed_metric = {}
         for p, cs in cands.items():
@@ -517,6 +517,15 @@ class EdgeDriver:
                            rt.session.key)
                 done.append(rt.session.key)
             return done
+        if cmd == "gshut":
+            ic = str(req.get("interconnect"))
+            if ic not in {rt.session.interconnect for rt in self.runtimes.values()}:
+                raise LookupError(f"no interconnect {ic!r}")
+            on = bool(req.get("on", True))
+            self.spec.gshut = sorted((set(self.spec.gshut) | {ic}) if on else (set(self.spec.gshut) - {ic}))
+            self._rewrite()
+            self.event("route", f"GRACEFUL_SHUTDOWN {'on' if on else 'off'} for routes on {ic}", ic)
+            return self.spec.gshut
         if cmd == "bfd":
             return [i.model_dump(mode="json") for i in self.bfd.sessions()] if self.bfd is not None else []
         if cmd == "configure":

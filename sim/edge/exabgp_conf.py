@@ -30,6 +30,8 @@ from sim.topology.plan import LabPlan, Session, Tunnel
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PROCESS_NAME = "cnilab-driver"
+GSHUT_COMMUNITY = "65535:0"
+"""GRACEFUL_SHUTDOWN (RFC 8326): receivers lower the route's local-pref to 0 before the session drops."""
 DEFAULT_ROUTER_ID = "192.0.2.10"
 
 EXABGP_ENV: dict[str, str] = {
@@ -65,6 +67,8 @@ class EdgeSpec(BaseModel):
     withdrawn: list[Network] = Field(default_factory=list, description="base prefixes withdrawn at runtime")
     ifnames: dict[str, str] = Field(default_factory=dict, description="plan interface -> kernel name (VLAN fallback)")
     roas: list[Roa] | None = Field(default=None, description="Customer's ROAs for origin validation (None: off)")
+    gshut: list[str] = Field(default_factory=list, description="Interconnects whose routes carry GRACEFUL_SHUTDOWN "
+                                                               "65535:0 (RFC 8326): Cloudflare-side maintenance")
     workdir: Path
     python: str = Field(default_factory=lambda: sys.executable)
 
@@ -170,7 +174,8 @@ def render_neighbor(spec: EdgeSpec, s: Session) -> str:
     routes = spec.announced(s.family)
     if routes:
         lines.append("    static {")
-        lines += [f"        route {p} next-hop {s.cf_nexthop};" for p in routes]
+        tag = f" community [ {GSHUT_COMMUNITY} ]" if s.interconnect in spec.gshut else ""
+        lines += [f"        route {p} next-hop {s.cf_nexthop}{tag};" for p in routes]
         lines.append("    }")
     lines.append("}")
     return "\n".join(lines)
