@@ -148,7 +148,11 @@ def register(app: typer.Typer) -> None:
                 for r in o["edge"]["received"]:
                     mark = "[green]accepted[/]" if r["accepted"] else "[red]rejected[/]"
                     best = " best" if r["best"] else ""
-                    console.print(f"  {r['prefix']} from {r['session']}: {mark}{best} - {r['reason']}",
+                    attrs = f" path {' '.join(map(str, r.get('as_path') or [])) or '-'}"
+                    attrs += f" MED {r['med']}" if r.get("med") else ""
+                    attrs += f" communities {' '.join(r['communities'])}" if r.get("communities") else ""
+                    attrs += f" RPKI {r['rov']}" if r.get("rov") else ""
+                    console.print(f"  {r['prefix']} from {r['session']}:{attrs}: {mark}{best} - {r['reason']}",
                                   highlight=False)
                 for p, e in o["edge"].get("errors", {}).items():
                     console.print(f"  [red]{p}[/]: {e}", highlight=False)
