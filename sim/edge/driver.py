@@ -302,6 +302,16 @@ class EdgeDriver:
                     changed += 1
         if changed:
             self.schedule_reconcile()
+        self._enforce_max_prefix(rt)
+
+    def _enforce_max_prefix(self, rt: Runtime) -> None:
+        """Cloudflare's own per-CNI limit on what the customer sends: over it, Cease 6/1 (RFC 4486)."""
+        limit = rt.session.max_prefix
+        if limit is None or len(rt.adj_in) <= limit or not rt.up:
+            return
+        self.event("teardown", f"the customer sent {len(rt.adj_in)} prefixes, over Cloudflare's limit of {limit} "
+                               "for this CNI: Cease 6/1 Maximum Number of Prefixes Reached", rt.session.key)
+        self.command(f"neighbor {rt.session.cust_addr} teardown 1")
 
     # -- kernel routes ----------------------------------------------------------------------------
     def desired_routes(self) -> list[KernelRoute]:

@@ -82,6 +82,9 @@ class Bgp(Model):
     customer_md5: str | None = Field(
         default=None, description="Key the customer router uses, when rehearsing a mismatch (default: md5)"
     )
+    max_prefix: int | None = Field(
+        default=None, ge=1, description="Cloudflare's limit on prefixes received from the customer on each session "
+                                        "of this interconnect: over it the edge sends Cease 6/1 (default: none)")
 
     @field_validator("hold_time")
     @classmethod

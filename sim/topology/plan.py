@@ -123,6 +123,7 @@ class Session(Plan):
     )
     cf_iface: str
     cust_iface: str
+    max_prefix: int | None = Field(default=None, description="Edge's limit on prefixes from the customer")
 
     @property
     def key(self) -> str:
@@ -314,6 +315,6 @@ def _sessions(topo: Topology, ic: Interconnect, tunnel: Tunnel | None, gre_dirs:
             cf_nexthop=tunnel.cf_inner.ip if gre4 and "customer_to_cf" in gre_dirs else p2p.cloudflare.ip,
             cust_nexthop_via="gre" if gre4 and "cf_to_customer" in gre_dirs else "link",
             cf_iface=ic.name if ic.vlan is None else f"{ic.name}.{ic.vlan}",
-            cust_iface=ic.name if ic.vlan is None else f"{ic.name}.{ic.vlan}",
+            cust_iface=ic.name if ic.vlan is None else f"{ic.name}.{ic.vlan}", max_prefix=ic.bgp.max_prefix,
         ))
     return out
