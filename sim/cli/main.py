@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "sim.cli.rehearse",   # rehearse, test
     "sim.cli.verify",     # verify (before/after a config change)
     "sim.cli.drill",      # drill gshut
+    "sim.cli.incident",   # incident (replay a well-known incident pack)
 )
 
 for _name in COMMAND_MODULES:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -79,8 +79,13 @@ def customer_path(lab: Any, dst: str, devmap: dict[str, str]) -> str | None:
 
 
 def gshut_drill(lab: Any, interconnect: str | None = None, wait_s: float = DEFAULT_WAIT_S,
-                rate_pps: int = 200) -> GshutReport:
-    """Tag, wait, pull the link (blackhole) under a stream; always untag and restore the link."""
+                rate_pps: int = 200, pull: Literal["blackhole", "withdraw"] = "blackhole",
+                tag: bool = True) -> GshutReport:
+    """Tag, wait, pull the link under a stream; always untag and restore the link.
+
+    ``pull``: ``blackhole`` (the device goes dark: found by BFD/hold timer) or ``withdraw`` (the
+    PoP's sessions are shut: every route on the link withdrawn at once, a mass withdrawal).
+    ``tag=False`` skips the GRACEFUL_SHUTDOWN announcement (an unannounced maintenance)."""
     edge = EdgeClient(lab.state.control["edge"])
     dst = _first_v4(lab.plan, INTERNET)
     devmap = _path_map(lab)
@@ -101,13 +106,17 @@ def gshut_drill(lab: Any, interconnect: str | None = None, wait_s: float = DEFAU
             while stream.received_since(0) == 0 and time.monotonic() < deadline:
                 time.sleep(POLL_S)
             t_tag = time.monotonic()
-            edge.gshut(ic, True)
+            if tag:
+                edge.gshut(ic, True)
             while time.monotonic() - t_tag < wait_s:
                 after = customer_path(lab, dst, devmap)
                 if moved is None and after != ic:
                     moved = time.monotonic() - t_tag
                 time.sleep(POLL_S)
-            apply_fault(lab, ic, "blackhole")
+            if pull == "blackhole":
+                apply_fault(lab, ic, "blackhole")
+            else:
+                edge.teardown(ic, subcode=2)
             t_down = time.monotonic()
             while time.monotonic() - t_down < detect_ms / 1000 * 2 + 1:
                 if customer_path(lab, dst, devmap) != ic and time.monotonic() - t_down > 0.5:
@@ -116,17 +125,21 @@ def gshut_drill(lab: Any, interconnect: str | None = None, wait_s: float = DEFAU
             time.sleep(0.5)
         st = stream.stats()
     finally:
-        clear_faults(lab, ic, kind="blackhole")
-        edge.gshut(ic, False)
+        if pull == "blackhole":
+            clear_faults(lab, ic, kind="blackhole")
+        if tag:
+            edge.gshut(ic, False)
     honoured = moved is not None and after != ic and st.lost == 0
     loss_ms = round(st.lost * 1000 / rate_pps, 1)
     if honoured:
+        gone = "the link went down" if pull == "blackhole" else "its routes were withdrawn"
         summary = (f"GRACEFUL_SHUTDOWN on {ic} honoured: traffic moved to {after} {moved * 1000:.0f} ms after the "
-                   f"tag, before the link went down; {st.lost} of {st.sent} packets lost")
+                   f"tag, before {gone}; {st.lost} of {st.sent} packets lost")
     elif moved is None:
+        went = "went down (detection" if pull == "blackhole" else "was withdrawn (mass withdrawal,"
         summary = (f"GRACEFUL_SHUTDOWN on {ic} ignored: traffic stayed on {ic} for the {wait_s:.0f} s the maintenance "
                    f"waited, then {st.lost} packets (~{loss_ms:.0f} ms at {rate_pps} pps) were lost when the link "
-                   f"went down (detection {detect_ms} ms)")
+                   f"{went} {detect_ms} ms)")
     else:
         summary = (f"traffic left {ic} {moved * 1000:.0f} ms after the tag but {st.lost} packets were lost "
                    f"(~{loss_ms:.0f} ms)")

@@ -228,6 +228,10 @@ class EdgeClient:
         """Send a Cease NOTIFICATION (RFC 4486 subcode; 2 = Administrative Shutdown) on established sessions."""
         return self.call("teardown", session=session, neighbor=neighbor, subcode=subcode)
 
+    def scale(self, routes: int) -> dict[str, int]:
+        """Announce ``routes`` more-specifics on top of the ranges (Cloudflare's table grows); family -> size."""
+        return self.call("scale", routes=routes)
+
     def gshut(self, interconnect: str, on: bool = True) -> list[str]:
         """Tag (or untag) every route the edge sends on ``interconnect`` with GRACEFUL_SHUTDOWN 65535:0."""
         return self.call("gshut", interconnect=interconnect, on=on)

@@ -35,6 +35,7 @@ from typing import Any
 
 from sim.bgp import bestpath, rov
 from sim.bgp.policy import PolicyDecision, evaluate
+from sim.bgp.scale import more_specifics
 from sim.edge import exabgp_conf
 from sim.edge.control import serve
 from sim.edge.exabgp_conf import GSHUT_COMMUNITY, EdgeSpec
@@ -527,6 +528,13 @@ class EdgeDriver:
                            rt.session.key)
                 done.append(rt.session.key)
             return done
+        if cmd == "scale":
+            n = int(req.get("routes", 0))
+            more_specifics(n)  # ValueError (to the client) when the ranges cannot hold n
+            self.spec.scale_routes = n
+            self._rewrite()
+            self.event("route", f"table now includes {n} more-specifics (scale)")
+            return {f"ipv{f}": len(self.spec.announced(f)) for f in (4, 6)}
         if cmd == "gshut":
             ic = str(req.get("interconnect"))
             if ic not in {rt.session.interconnect for rt in self.runtimes.values()}:

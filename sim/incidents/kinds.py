@@ -1,0 +1,179 @@
+"""Registered incident kinds: ``KINDS[name](lab, params) -> Outcome``; each measures on the real lab.
+
+A kind raises ``ValueError`` for parameters or a topology it cannot use (bad input, exit 2).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from sim.edge.control import EdgeClient
+
+
+class Outcome(BaseModel):
+    passed: bool
+    cause: str | None = None
+    fix: dict[str, str] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    measured: dict[str, Any] = Field(default_factory=dict)
+
+
+Kind = Callable[[Any, dict[str, Any]], Outcome]
+KINDS: dict[str, Kind] = {}
+
+
+def register(name: str) -> Callable[[Kind], Kind]:
+    def deco(fn: Kind) -> Kind:
+        KINDS[name] = fn
+        return fn
+    return deco
+
+
+@register("leak-to-transit")
+def leak_to_transit(lab: Any, params: dict[str, Any]) -> Outcome:
+    """Observe what the customer announces to its transit once converged (sim.verify.observe)."""
+    from sim.transit import transit_session
+    from sim.verify.observe import observe
+
+    if transit_session(lab.plan) is None:
+        raise ValueError("leak-to-transit needs a topology with a transit (internet_backup: true)")
+    obs = observe(lab, "incident", probes=False)
+    leaks = [f for f in obs.findings if f.check == "leak"]
+    transit = obs.neighbors.get("transit")
+    measured = {"announced_to_transit": sorted(transit.routes) if transit else [],
+                "transit_session": transit.sessions[0].state if transit else None}
+    if transit is None or transit.sessions[0].state != "established":
+        return Outcome(passed=False, cause="the customer never established BGP with its transit (AS64500): nothing "
+                                           "to judge; peer with 203.0.113.0 as in the template", measured=measured)
+    if leaks:
+        return Outcome(passed=False, cause="; ".join(f.text for f in leaks), fix=leaks[0].fix, measured=measured)
+    own = {str(p) for p in lab.plan.customer_prefixes if p.version == 4}
+    warn = [] if own <= set(transit.routes) else [
+        f"your own {', '.join(sorted(own - set(transit.routes)))} is not announced to the transit either: the "
+        "internet backup path would not carry traffic back to you (FRR: eBGP needs an outbound policy, "
+        "`bgp ebgp-requires-policy`)"]
+    return Outcome(passed=True, warnings=warn, measured=measured)
+
+
+@register("pop-maintenance")
+def pop_maintenance(lab: Any, params: dict[str, Any]) -> Outcome:
+    """GRACEFUL_SHUTDOWN on the link in use, a wait, then every route on it withdrawn at once."""
+    from sim.drills.gshut import gshut_drill
+
+    rep = gshut_drill(lab, params.get("link"), float(params.get("wait_s", 5.0)), int(params.get("rate_pps", 200)),
+                      pull=params.get("pull", "withdraw"))
+    return Outcome(passed=rep.honoured, cause=None if rep.honoured else rep.summary, fix=rep.fix,
+                   measured=rep.model_dump(exclude={"fix"}))
+
+
+@register("md5-rotation-one-side")
+def md5_rotation(lab: Any, params: dict[str, Any]) -> Outcome:
+    """Cloudflare's side moves to a new MD5 key on one link; the customer keeps the old one.
+
+    Measured: the session drops and stays down, the edge names the MD5 mismatch, and traffic keeps
+    flowing over another interconnect (loss no longer than the link's failure detection). Then the
+    edge goes back to the old key and the session must come back (the customer router retries)."""
+    from sim.drills.gshut import _path_map, customer_path
+    from sim.probes.mtu import _first_v4
+    from sim.probes.traffic import UdpStream
+    from sim.topology.plan import INTERNET, ORIGIN
+
+    edge = EdgeClient(lab.state.control["edge"])
+    plan = lab.plan
+    dst = _first_v4(plan, INTERNET)
+    devmap = _path_map(lab)
+    link = params.get("link") or customer_path(lab, dst, devmap)
+    if link not in {s.interconnect for s in plan.sessions}:
+        raise ValueError(f"md5-rotation-one-side: link {link!r} is not an interconnect")
+    new_key = str(params.get("new_key", "rotated-key-2"))
+    rotated = [s.model_copy(update={"md5": new_key}) if s.interconnect == link else s for s in plan.sessions]
+    keys = [s.key for s in plan.sessions if s.interconnect == link]
+    sess = plan.sessions_for(link)[0]
+    detect_ms = sess.bfd_multiplier * max(sess.bfd_tx_ms, sess.bfd_rx_ms) if sess.bfd else sess.hold_time * 1000
+    diag = ""
+    try:
+        with UdpStream(lab.netns_path(ORIGIN), lab.netns_path(INTERNET), dst, 200) as stream:
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            edge.configure(rotated)
+            deadline = t0 + sess.hold_time + 20  # MD5 drops are sampled once a second; retries every few s
+            while time.monotonic() < deadline:
+                ss = [edge.session(k) for k in keys]
+                diag = "; ".join(s.last_error or "" for s in ss)
+                if all(not s.up for s in ss) and "MD5" in diag:
+                    break
+                time.sleep(0.2)
+            after = customer_path(lab, dst, devmap)
+            time.sleep(0.5)
+        st = stream.stats()
+    finally:
+        edge.configure(plan.sessions)
+    back = True
+    try:
+        edge.wait_established(keys, timeout=60)
+    except Exception:
+        back = False
+    measured = {"link": link, "diagnosis": diag, "path_after": after, "lost": st.lost, "sent": st.sent,
+                "loss_window_ms": st.max_gap_ms, "detection_ms": detect_ms, "re_established": back}
+    others = len({s.interconnect for s in plan.sessions}) > 1 or any(n.name == "transit" for n in plan.nodes)
+    if "MD5" not in diag:
+        return Outcome(passed=False, cause=f"the edge did not name the key mismatch on {link}: {diag or 'no error'}",
+                       measured=measured)
+    if not back:
+        return Outcome(passed=False, cause=f"{link} did not come back after the keys matched again: the customer "
+                                           "router must keep retrying (FRR `timers connect`, BIRD `connect retry "
+                                           "time`)", measured=measured)
+    if after == link or not others or st.max_gap_ms > detect_ms * 2 + 500:
+        return Outcome(passed=False, cause=f"traffic was lost for {st.max_gap_ms:.0f} ms ({st.lost} packets) while the "
+                                           f"MD5 keys differed on {link}: a correct design carries it on another "
+                                           "interconnect (local-pref, BFD) and rotates keys one link at a time",
+                       fix={"frr": "neighbor X password NEW-KEY on the same maintenance window as Cloudflare's change"},
+                       measured=measured)
+    return Outcome(passed=True, measured=measured)
+
+
+@register("max-prefix-growth")
+def max_prefix_growth(lab: Any, params: dict[str, Any]) -> Outcome:
+    """Cloudflare's table grows by ``routes`` more-specifics; the customer's limit must leave room."""
+    from sim.verify.customer import read_customer
+
+    edge = EdgeClient(lab.state.control["edge"])
+    grow = int(params.get("routes", 200))
+    limits = read_customer(lab).max_prefix
+    sizes = edge.scale(grow)
+    v4 = [s for s in lab.plan.sessions if s.family == 4]
+    limit = min((lim for s in v4 if (lim := limits.get(str(s.cf_addr))) is not None), default=None)
+    keys = [s.key for s in v4]
+    deadline = time.monotonic() + 20
+    tripped: list[str] = []
+    accepted = 0
+    while time.monotonic() < deadline:
+        ss = [edge.session(k) for k in keys]
+        tripped = [s.key for s in ss if s.last_notification and s.last_notification.direction == "received"
+                   and (s.last_notification.code, s.last_notification.subcode) == (6, 1)]
+        if tripped:
+            break
+        from sim.verify.observe import _installed
+
+        accepted = len(_installed(lab).get("ipv4", []))
+        if accepted >= sizes["ipv4"]:
+            break
+        time.sleep(0.3)
+    edge.scale(0)
+    measured = {"table_ipv4": sizes["ipv4"], "limit": limit, "installed_ipv4": accepted, "tripped": tripped}
+    fix = {"frr": f"neighbor {v4[0].cf_addr} maximum-prefix {sizes['ipv4'] * 4} 90 restart 5",
+           "bird": f"ipv4 {{ import limit {sizes['ipv4'] * 4} action restart; }};"}
+    if tripped:
+        return Outcome(passed=False, cause=f"your maximum-prefix {limit} fired when Cloudflare's table grew to "
+                                           f"{sizes['ipv4']} IPv4 routes (Cease 6/1 on {', '.join(tripped)}): the "
+                                           "sessions went down", fix=fix, measured=measured)
+    if accepted < sizes["ipv4"]:
+        return Outcome(passed=False, cause=f"only {accepted} of {sizes['ipv4']} routes installed 20 s after the table "
+                                           "grew", measured=measured)
+    warn = [] if limit is not None else ["no maximum-prefix toward Cloudflare: the grown table was accepted, but so "
+                                         "would a full internet table be (a leak on Cloudflare's side)"]
+    return Outcome(passed=True, warnings=warn, fix={} if limit is not None else fix, measured=measured)
