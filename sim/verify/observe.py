@@ -112,7 +112,7 @@ class Sampler:
             "sessions": sorted((x.key, x.up) for x in s["sessions"]),
             "routes": sorted((r.session, r.prefix, tuple(r.as_path), r.med, tuple(r.communities), r.accepted,
                               r.best) for r in s["routes"].received),
-            "bfd": sorted((str(b.get("peer")), b.get("state")) for b in s["bfd"]),
+            "bfd": sorted((str(b.get("peer")), b.get("state"), b.get("detection_ms")) for b in s["bfd"]),
             "transit": sorted((p, tuple(r.as_path), tuple(r.communities)) for p, r in s["transit"].routes.items())
             if s["transit"] else None, "transit_state": s["transit"].state if s["transit"] else None,
             "installed": s["installed"],
@@ -128,13 +128,14 @@ class Sampler:
             if not (x and x.up) and not (x and tripped_max_prefix(x)):
                 missing.append(f"{p.key} not Established")
         tripped = {p.key for p in self.plan.sessions if by_key.get(p.key) and tripped_max_prefix(by_key[p.key])}
-        det = {str(p.cust_addr): p.bfd_multiplier * max(p.bfd_tx_ms, p.bfd_rx_ms) for p in self.plan.sessions
-               if p.bfd and p.key not in tripped}
+        bfd_peers = [str(p.cust_addr) for p in self.plan.sessions if p.bfd and p.key not in tripped]
         states = {str(b.get("peer")): b for b in s["bfd"]}
-        for peer, ms in det.items():
+        for peer in bfd_peers:
             b = states.get(peer)
-            if not b or b.get("state") != "Up" or b.get("detection_ms") != ms:
-                missing.append(f"BFD {peer} not Up at {ms} ms detection")
+            # Up, and past slow start (RFC 5880 6.8.3: >= 1 s while not Up) with no Poll in flight: the
+            # timers both sides negotiate from their configs (the customer's may differ from the plan)
+            if not b or b.get("state") != "Up" or b.get("poll_active") or b.get("advertised_tx_ms") != b.get("tx_ms"):
+                missing.append(f"BFD {peer} not Up at its negotiated timers")
         if s["transit"] is not None and s["transit"].state != "established":
             missing.append(f"transit session {s['transit'].state}")
         return missing
