@@ -164,3 +164,33 @@ def test_test_record_writes_the_same_observation(state: Path, configs: dict[str,
     obs = Observation.model_validate(json.loads(out.read_text()))
     assert obs.label == "recorded" and obs.converged
     assert set(obs.neighbors) == {"ewr1", "transit"}
+
+
+def test_customer_side_gshut_moves_cloudflares_best_path(state: Path, tmp_path: Path) -> None:
+    """The customer's own maintenance on EWR1: it tags what it sends there 65535:0; the edge's best
+    path (and its kernel route) moves to EWR2, and verify says so in two declared sentences."""
+    from sim.routers.frr import render_frr
+    from sim.topology import build_plan, load_topology
+
+    topo = REPO / "topologies" / "ha-three-site.yml"
+    base = render_frr(build_plan(load_topology(topo), "ha-three-site"))
+    cand = base.replace("!\nrouter bgp", "route-map MAINT-EWR1-OUT permit 10\n set community graceful-shutdown\nexit\n"
+                                          "!\nrouter bgp", 1)
+    cand = cand.replace("  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out",
+                        "  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out\n"
+                        "  neighbor 192.0.2.10 route-map MAINT-EWR1-OUT out", 1)
+    assert cand.count("MAINT-EWR1-OUT") == 2
+    (tmp_path / "base.conf").write_text(base)
+    (tmp_path / "cand.conf").write_text(cand)
+    intent = ["198.51.100.0/24 to ewr1 gains community 65535:0",
+              "198.51.100.0/24 at Cloudflare moves from ewr1 to ewr2"]
+    (tmp_path / "maint.expect").write_text("\n".join(intent) + "\n")
+    res = CliRunner().invoke(app, ["verify", "--topology", str(topo), "--baseline", str(tmp_path / "base.conf"),
+                                   "--candidate", str(tmp_path / "cand.conf"), "--expect",
+                                   str(tmp_path / "maint.expect"), "--parallel", "--no-probes", "--json"])
+    assert res.exit_code in (0, 1), res.output
+    v = Verdict.model_validate_json(res.stdout)
+    assert sorted(d.text for d in v.differences) == sorted(intent), v.undeclared
+    assert res.exit_code == 0
+    routes = {n: v.candidate.neighbors[n].routes["198.51.100.0/24"] for n in ("ewr1", "ewr2", "lax1")}
+    assert routes["ewr2"].best and not routes["ewr1"].best and routes["ewr1"].communities == ["65535:0"]

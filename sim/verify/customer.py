@@ -20,6 +20,8 @@ class CustomerView(BaseModel):
     raw: dict[str, str] = Field(default_factory=dict, description="command -> output")
     max_prefix: dict[str, int | None] = Field(default_factory=dict, description="neighbor address -> limit")
     mrai_s: dict[str, float] = Field(default_factory=dict, description="neighbor address -> advertisement interval")
+    timers: dict[str, tuple[int, int]] = Field(default_factory=dict, description="neighbor address -> negotiated "
+                                                                                "(hold, keepalive) seconds")
 
 
 def _run(lab: Any, argv: list[str]) -> str:
@@ -47,6 +49,9 @@ def read_customer(lab: Any) -> CustomerView:
             afs = [af for af in (d.get("addressFamilyInfo") or {}).values() if isinstance(af, dict)]
             limits = [af["prefixAllowedMax"] for af in afs if "prefixAllowedMax" in af]
             view.max_prefix[peer] = min(limits) if limits else None
+            if "bgpTimerHoldTimeMsecs" in d and d.get("bgpState") == "Established":
+                view.timers[peer] = (int(d["bgpTimerHoldTimeMsecs"]) // 1000,
+                                     int(d.get("bgpTimerKeepAliveIntervalMsecs", 0)) // 1000)
             if "minBtwnAdvertisementRunsTimerMsecs" in d:
                 view.mrai_s[peer] = float(d["minBtwnAdvertisementRunsTimerMsecs"]) / 1000
         for cmd in ("show ip bgp", "show ipv6 route"):
@@ -63,5 +68,9 @@ def read_customer(lab: Any) -> CustomerView:
             limits = [int(x) for _k, x in _BIRD_LIMIT.findall(block)]
             view.max_prefix[peer] = min(limits) if limits else None
             view.mrai_s[peer] = 0.0  # BIRD sends updates at once unless told otherwise
+            hold = re.search(r"Hold timer:\s+[\d.]+/(\d+)", block)
+            ka = re.search(r"Keepalive timer:\s+[\d.]+/(\d+)", block)
+            if hold and ka:
+                view.timers[peer] = (int(hold.group(1)), int(ka.group(1)))
         view.raw["birdc show route"] = _run(lab, ["birdc", "show route"])
     return view

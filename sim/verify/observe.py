@@ -174,7 +174,8 @@ def wait_converged(sampler: Sampler, timers: Timers, sleep: Callable[[float], No
     return s, True, since - t0, time.monotonic() - since, []
 
 
-def _cf_neighbors(plan: LabPlan, s: dict[str, Any]) -> dict[str, Neighbor]:
+def _cf_neighbors(plan: LabPlan, s: dict[str, Any], view: CustomerView) -> dict[str, Neighbor]:
+    """Sessions (timers as negotiated, from the customer's daemon; the plan's when it does not say)."""
     out: dict[str, Neighbor] = {}
     sess_by_key = {x.key: x for x in s["sessions"]}
     for p in plan.sessions:
@@ -184,9 +185,9 @@ def _cf_neighbors(plan: LabPlan, s: dict[str, Any]) -> dict[str, Neighbor]:
         if x is not None and x.last_notification is not None:
             n = x.last_notification
             note = f"{n.direction} {n.code}/{n.subcode} {n.name}"
+        hold, ka = view.timers.get(str(p.cf_addr), (p.hold_time, p.keepalive))
         nb.sessions.append(SessionObs(key=p.key, state=x.state if x else "absent", peer_asn=p.cust_asn,
-                                      hold_time=p.hold_time, keepalive=p.keepalive, md5=bool(p.md5),
-                                      last_notification=note))
+                                      hold_time=hold, keepalive=ka, md5=bool(p.md5), last_notification=note))
     ic_of = {p.key: p.interconnect for p in plan.sessions}
     for r in s["routes"].received:
         ic = ic_of.get(r.session)
@@ -304,14 +305,15 @@ def observe(lab: Any, label: str, *, probes: bool = True, deadline_s: float = 45
     )
     if not converged:
         obs.notes.append("not converged: " + "; ".join(missing))
-    obs.neighbors = _cf_neighbors(plan, s)
+    obs.neighbors = _cf_neighbors(plan, s, view)
     obs.bfd = [BfdObs(peer=str(b.get("peer")), state=str(b.get("state")), detection_ms=b.get("detection_ms"))
                for b in s["bfd"]]
     if sampler.transit is not None:
         rec = s["transit"]
         t = sampler.transit
+        hold, ka = view.timers.get(str(t.local), (t.hold_time, t.hold_time // 3))
         nb = Neighbor(name="transit", kind="transit", sessions=[SessionObs(
-            key="transit", state=rec.state, peer_asn=t.peer_asn, hold_time=t.hold_time)])
+            key="transit", state=rec.state, peer_asn=t.peer_asn, hold_time=hold, keepalive=ka)])
         nb.routes = {p: Route(prefix=p, as_path=r.as_path, med=r.med, communities=r.communities)
                      for p, r in rec.routes.items()}
         obs.neighbors["transit"] = nb
