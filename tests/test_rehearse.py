@@ -141,10 +141,11 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     rep = Report.model_validate_json(proc.stdout)
     assert rep.suite == "test" and rep.passed
     assert [s.id for s in rep.steps] == ["config", "lab", "peers", "cf-prefixes", "announce", "bfd", "mtu", "mss",
-                                         "failover"]
+                                         "failover", "no-leaks"]
+    assert _step(rep, "no-leaks").status == "skip"  # v1-gre has no transit
     assert "down after" in _step(rep, "failover").checks[0]
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "9" and suite.get("failures") == "0"
+    assert suite is not None and suite.get("tests") == "10" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
 
 
@@ -159,6 +160,7 @@ def test_acceptance_measures_failover_across_three_sites(short_state: Path) -> N
     line = _step(rep, "failover").checks[0]
     assert "traffic moved ewr1 -> ewr2" in line, line
     assert "all sessions Established again" in _step(rep, "failover").checks[1]
+    assert "received 1 route(s) from you: 198.51.100.0/24" in _step(rep, "no-leaks").checks[0]
 
 
 # -- bad input: clear errors, nothing built (no root needed) -------------------------------------------

@@ -194,3 +194,12 @@ def test_customer_side_gshut_moves_cloudflares_best_path(state: Path, tmp_path: 
     assert res.exit_code == 0
     routes = {n: v.candidate.neighbors[n].routes["198.51.100.0/24"] for n in ("ewr1", "ewr2", "lax1")}
     assert routes["ewr2"].best and not routes["ewr1"].best and routes["ewr1"].communities == ["65535:0"]
+
+
+def test_cnilab_test_fails_on_a_leak_to_transit(state: Path, configs: dict[str, Path]) -> None:
+    from sim.rehearse import RunOptions, run_acceptance
+
+    rep = run_acceptance(RunOptions(topology=TOPO, customer_config=configs["leak"]))
+    assert not rep.passed and rep.failed is not None and rep.failed.id == "no-leaks"
+    assert "104.16.0.0/13 (path 65010 13335)" in rep.failed.detail and "valley-free" in rep.failed.detail
+    assert any("prefix-list TO-TRANSIT out" in a for a in rep.failed.advice)

@@ -57,7 +57,14 @@ ACCEPTANCE: list[StepDef] = [
     ("7", "mtu", "MTU as the profile", st.mtu),
     ("8", "mss", "Clamps TCP MSS", st.mss),
     ("9", "failover", "Fails over", st.failover),
+    ("10", "no-leaks", "Announces nothing but its own prefixes to its transit", lambda c: _no_leaks(c)),
 ]
+
+
+def _no_leaks(ctx: st.Context) -> list[str]:
+    from sim.verify.steps import no_leaks
+
+    return no_leaks(ctx)
 
 
 def sniff_kind(path: Path) -> str | None:
