@@ -84,6 +84,12 @@ def test_with_observation(opts, as_json: bool, junit: Path | None, record: Path 
     if obs is None:
         err_console.print("error: no observation: the suite stopped before the lab was up")
         raise typer.Exit(1)
+    from sim.verify.model import ProbeObs
+
+    fo = next((s for s in report.steps if s.id == "failover" and s.status in ("pass", "fail")), None)
+    if fo is not None:  # the suite measured it anyway: keep the verdict (cheap) with its evidence
+        obs.probes.append(ProbeObs(name="failover", value=None, ok=fo.status == "pass"))  # type: ignore[attr-defined]
+        obs.evidence["failover"] = "\n".join([fo.detail, *fo.checks])  # type: ignore[attr-defined]
     if record is not None:
         _write(record, obs.model_dump_json(indent=1) + "\n", "--record")  # type: ignore[attr-defined]
         out.print(f"observation written to {record}")

@@ -44,6 +44,9 @@ from sim.verify.model import (
 
 SAMPLE_S = 0.25
 STABLE_SAMPLES = 3
+SETTLE_S = 12.0
+"""A session refused with a NOTIFICATION (or failing the MD5 check) for this long - two of the
+template's 5 s connect retries plus slack - is settled down: waiting longer only delays the verdict."""
 MIN_HOLD_S = 2.0
 COALESCE_S = 1.0
 """FRR's default subgroup coalesce time: a peer's first UPDATEs can trail its Established by this."""
@@ -96,6 +99,7 @@ class Sampler:
         self.plan: LabPlan = lab.plan
         self.edge = EdgeClient(lab.state.control["edge"])
         self.transit = transit_session(self.plan)
+        self.t0, self.wall0 = time.monotonic(), time.time()
 
     def sample(self) -> dict[str, Any]:
         sessions = self.edge.sessions()
@@ -123,11 +127,17 @@ class Sampler:
         """Positive checks that do not hold yet (empty = all hold)."""
         missing = []
         by_key = {x.key: x for x in s["sessions"]}
+        settled_ok = time.monotonic() - self.t0 > SETTLE_S
+        down_for_good = set()
         for p in self.plan.sessions:
             x = by_key.get(p.key)
-            if not (x and x.up) and not (x and tripped_max_prefix(x)):
+            if x and not x.up and (tripped_max_prefix(x) or (settled_ok and (
+                    (x.last_notification is not None and x.last_notification.time >= self.wall0)
+                    or "MD5" in (x.last_error or "")))):
+                down_for_good.add(p.key)  # refused: a fact to record, not a convergence still under way
+            elif not (x and x.up):
                 missing.append(f"{p.key} not Established")
-        tripped = {p.key for p in self.plan.sessions if by_key.get(p.key) and tripped_max_prefix(by_key[p.key])}
+        tripped = down_for_good
         bfd_peers = [str(p.cust_addr) for p in self.plan.sessions if p.bfd and p.key not in tripped]
         states = {str(b.get("peer")): b for b in s["bfd"]}
         for peer in bfd_peers:

@@ -53,7 +53,7 @@ def print_verdict(out: Console, v: Verdict) -> None:
     for f in v.warnings:
         out.print(f"[yellow]WARN[/] {f.check}: {f.text}", highlight=False, soft_wrap=True)
         for k, fix in f.fix.items():
-            out.print(f"      fix ({k}): {fix}", highlight=False, soft_wrap=True)
+            out.print(f"      fix ({k}): " + fix.replace("\n", "\n        "), highlight=False, soft_wrap=True)
     word = "[green]PASS[/]" if v.passed else "[red]FAIL[/]"
     out.print(f"{word} ({v.seconds:.1f}s): {len(v.differences)} difference(s), {len(v.undeclared)} undeclared, "
               f"{len(v.unobserved)} declared but not observed, {len(v.failures)} failing finding(s)")
