@@ -28,11 +28,16 @@ from mock_api.errors import (
 )
 
 PROTECTED = ("/client/v4/", "/lab/v1/")
+PUBLIC = frozenset({"/lab/v1/openapi.json"})
 
 
 @dataclass
 class Identity:
-    """Who is calling: the accounts the credential may act on, and a key for rate limiting."""
+    """Who is calling: the accounts the credential may act on, and a key for rate limiting.
+
+    Cloudflare counts its limit per user, whichever credential (token or email + key) the user
+    sends; here the account stands for its user, so switching credential gains no quota.
+    """
 
     accounts: frozenset[str]
     key: str
@@ -67,17 +72,17 @@ class Gateway:
             account = self.tokens.get(token.strip())
             if account is None:
                 raise CFError(403, INVALID_TOKEN, "Invalid access token")
-            return Identity(frozenset({account}), "token:" + token.strip())
+            return Identity(frozenset({account}), "user:" + account)
         email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
         if email and key:
             account = self.keys.get((email.strip().lower(), key.strip()))
             if account is None:
                 raise CFError(403, UNKNOWN_KEY, "Unknown X-Auth-Key or X-Auth-Email")
-            return Identity(frozenset({account}), "key:" + email.strip().lower())
+            return Identity(frozenset({account}), "user:" + account)
         raise CFError(400, MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
 
     def count(self, key: str, now: float) -> tuple[dict[str, str], bool]:
-        """Fixed-window counter per credential; returns the headers and whether the request is over."""
+        """Fixed-window counter per user; returns the headers and whether the request is over."""
         rl = self.settings.rate_limit
         w = self.windows.get(key)
         if w is None or now - w.start >= rl.window_s:
@@ -107,7 +112,7 @@ class GatewayMiddleware:
         self.gw = gateway
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED):
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED) or scope["path"] in PUBLIC:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

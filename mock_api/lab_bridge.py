@@ -11,6 +11,7 @@ import contextlib
 import ipaddress
 import json
 import socket
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -78,9 +79,10 @@ class EdgeBridge:
     """Talks to the edge driver of running labs (``sim.edge.control``) and reads their state files."""
 
     def _state(self, lab: str) -> Any:
+        from sim.lab.names import BadLabName
         from sim.lab.state import LabNotFound, LabState
 
-        with contextlib.suppress(LabNotFound):
+        with contextlib.suppress(LabNotFound, BadLabName):
             return LabState.load(lab)
         return None
 
@@ -163,6 +165,7 @@ class EdgeBridge:
         path = st.control.get("edge") if st else None
         if not path:
             raise BridgeError(f"lab {lab!r} has no edge control socket (state.control['edge'] is missing)")
+        path = confined_socket(lab, path)
         try:
             from sim.edge.control import EdgeClient
         except ImportError:  # edge driver not installed: speak its JSON-lines protocol directly
@@ -172,6 +175,23 @@ class EdgeBridge:
         else:
             _edge_client_configure(EdgeClient, path, sessions)
         return sessions
+
+
+def confined_socket(lab: str, path: str) -> str:
+    """``path`` resolved, if it lies inside the lab's own state directory; else BridgeError.
+
+    The state file is plain JSON on disk: without this, a crafted ``control.edge`` would make the
+    API connect to any unix socket on the machine (a container engine's, say) and write to it.
+    """
+    from sim.lab.paths import lab_dir, state_root
+
+    root = state_root().resolve()
+    home = lab_dir(lab).resolve()
+    real = Path(path).resolve()
+    if not home.is_relative_to(root) or not real.is_relative_to(home):
+        raise BridgeError(f"lab {lab!r}: edge control socket {path!r} is outside the lab's directory {home}; "
+                          "refusing to connect")
+    return str(real)
 
 
 def _edge_client_configure(client_cls: Any, path: str, sessions: list[dict[str, Any]]) -> Any:

@@ -90,11 +90,13 @@ def bind(icon: str, body: Bind, request: Request, c: Ctx = Depends(ctx)) -> JSON
     lab = body.lab or c.settings.lab
     if not lab:
         raise bad_request("lab: required (or start the server with --lab LAB)")
+    from sim.lab.names import BadLabName, validate_lab_name
     from sim.lab.state import LabNotFound, LabState
 
     try:
-        st = LabState.load(lab)
-    except LabNotFound as exc:
+        # One rule for lab names (sim.lab.names): the name is joined into a state path.
+        st = LabState.load(validate_lab_name(lab, where="lab"))
+    except (LabNotFound, BadLabName) as exc:
         raise bad_request(f"lab: {exc}") from None
     links = sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
     link_name = body.link or (links[0] if len(links) == 1 else None)

@@ -18,7 +18,7 @@ def _fallback() -> int:
 
 
 @router.get("", summary="Get the current settings for the active account")
-def get_settings(account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+async def get_settings(account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
     asn = c.store.get_default_asn(account_id)
     return JSONResponse({"default_asn": asn if asn is not None else _fallback()})
 

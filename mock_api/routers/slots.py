@@ -3,23 +3,25 @@ occupies what. Slots are shared by all accounts; only the caller's own occupancy
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+import functools
+
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from mock_api.context import Ctx, account_id_dep, ctx, page_args
+from mock_api.context import Ctx, QueryText, account_id_dep, ctx, page_args
 from mock_api.errors import not_found
 from mock_api.inventory import slot_by_id, slots
-from mock_api.routers.render import slot_body
+from mock_api.routers.render import dumps, slot_body
 from mock_api.validation import reject_legacy
 
 router = APIRouter(prefix="/client/v4/accounts/{account_id}/cni/slots", tags=["Slots"])
 
 
 @router.get("", summary="Retrieve a list of all slots matching the specified parameters")
-def list_slots(request: Request, address_contains: str | None = None, site: str | None = None,
-               speed: str | None = None, occupied: bool | None = None, cursor: int | None = None,
-               limit: int | None = None, account_id: str = Depends(account_id_dep),
-               c: Ctx = Depends(ctx)) -> JSONResponse:
+async def list_slots(request: Request, address_contains: QueryText = None, site: QueryText = None,
+                     speed: QueryText = None, occupied: bool | None = None, cursor: int | None = None,
+                     limit: int | None = None, account_id: str = Depends(account_id_dep),
+                     c: Ctx = Depends(ctx)) -> Response:
     reject_legacy("list", request.query_params)
     reject_legacy("slots", request.query_params)
     cur, lim = page_args(c, cursor, limit)
@@ -40,11 +42,18 @@ def list_slots(request: Request, address_contains: str | None = None, site: str 
         if len(out) > lim:
             break
     nxt = out[lim - 1][0] + 1 if len(out) > lim else None
-    return JSONResponse({"items": [slot_body(s, taken.get(s.id), account_id) for _, s in out[:lim]], "next": nxt})
+    items = ",".join([_slot_text(i, taken.get(s.id), account_id) for i, s in out[:lim]])
+    return Response(f'{{"items":[{items}],"next":{dumps(nxt)}}}', media_type="application/json")
+
+
+@functools.lru_cache(maxsize=4096)
+def _slot_text(index: int, occupant: str | None, caller: str) -> str:
+    """JSON of slot ``index``; the inventory is fixed, so (slot, occupant, caller) decides the body."""
+    return dumps(slot_body(slots()[index], occupant, caller))
 
 
 @router.get("/{slot}", summary="Get information about the specified slot")
-def get_slot(slot: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+async def get_slot(slot: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
     s = slot_by_id(slot)
     if s is None:
         raise not_found(f"slot {slot!r} not found")
