@@ -29,17 +29,14 @@ from mock_api.refusals import refusal
 from mock_api.routers import cnis, interconnects, lab, settings, slots
 from mock_api.store import Store
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
 
 def _allowed_methods(app: FastAPI, scope: dict) -> str:
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches({**scope, "method": "GET"})
-        if match != Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
-        match, _ = route.matches({**scope, "method": "OPTIONS"})
-        if match != Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
-    return ", ".join(sorted(methods))
+    """The ``Allow`` header of a 405: every method some route fully matches on this path."""
+    probe = {"type": "http", "path": scope["path"], "root_path": scope.get("root_path", ""), "headers": []}
+    return ", ".join(m for m in _METHODS
+                     if any(r.matches({**probe, "method": m})[0] == Match.FULL for r in app.router.routes))
 
 
 def create_app(settings_: ApiSettings, bridge: LabBridge | None = None) -> FastAPI:
