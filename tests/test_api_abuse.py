@@ -220,18 +220,20 @@ def test_unknown_keys_on_other_bodies(http, world):
 
 
 @pytest.mark.parametrize(("over", "fragment"), [
-    ({"magic": {"conduit_name": "c", "description": "", "mtu": "1400"}}, "magic.mtu: must be a JSON integer"),
-    ({"magic": {"conduit_name": "c", "description": "", "mtu": 1400.5}}, "magic.mtu: must be a JSON integer"),
-    ({"bgp": {"customer_asn": "65000", "extra_prefixes": []}}, "bgp.customer_asn: must be a JSON integer"),
-    ({"bgp": {"customer_asn": True, "extra_prefixes": []}}, "bgp.customer_asn: must be a JSON integer"),
+    ({"magic": {"conduit_name": "c", "description": "", "mtu": "1400"}},
+     "magic.mtu: must be a JSON integer, not a string"),
+    ({"magic": {"conduit_name": "c", "description": "", "mtu": 1400.5}},
+     "magic.mtu: must be a JSON integer, not float"),
+    ({"bgp": {"customer_asn": "65000", "extra_prefixes": []}},
+     "bgp.customer_asn: must be a JSON integer, not a string"),
+    ({"bgp": {"customer_asn": True, "extra_prefixes": []}}, "bgp.customer_asn: must be a JSON integer, not bool"),
     ({"magic": {"conduit_name": 7, "description": "", "mtu": 1400}}, "magic.conduit_name: must be a JSON string"),
 ])
 def test_integers_and_strings_are_strict(http, world, over, fragment):
     before = snapshot(http)
-    body = expect(http.post("/cnis", json=cni_body(world[0]["name"], **over)), 400, fragment)
-    if "must be a JSON integer" in fragment:
-        assert "not a string" in body["errors"][0]["message"] or "not " in body["errors"][0]["message"]
-    expect(http.put("/settings", json={"default_asn": "65000"}), 400, "default_asn: must be a JSON integer, not a string")
+    expect(http.post("/cnis", json=cni_body(world[0]["name"], **over)), 400, fragment)
+    expect(http.put("/settings", json={"default_asn": "65000"}), 400,
+           "default_asn: must be a JSON integer, not a string")
     assert snapshot(http) == before
 
 
