@@ -64,7 +64,7 @@ def create_app(settings_: ApiSettings, bridge: LabBridge | None = None) -> FastA
 
     @app.get("/lab/v1/openapi.json", include_in_schema=False)
     async def openapi_lab() -> JSONResponse:
-        return JSONResponse(lab_document(app))
+        return JSONResponse(lab_document())
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

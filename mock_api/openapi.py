@@ -14,7 +14,6 @@ import functools
 import json
 from typing import Any
 
-from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from mock_api.limits import MAX_BODY_BYTES, MAX_CURSOR, MAX_LEN
@@ -97,9 +96,10 @@ def client_document() -> dict[str, Any]:
     return json.loads(_client_document_text())
 
 
-def lab_document(app: FastAPI) -> dict[str, Any]:
-    routes = [r for r in app.routes if getattr(r, "path", "").startswith("/lab/v1/interconnects")]
-    doc = get_openapi(title="cnilab lab controls", version="1", routes=routes,
+def lab_document() -> dict[str, Any]:
+    from mock_api.routers import lab
+
+    doc = get_openapi(title="cnilab lab controls", version="1", routes=lab.router.routes,
                       description="Lab-only controls (not part of Cloudflare's API): the physical side of an "
                                   "interconnect and binding to a running lab. Same credentials as /client/v4.")
     doc.setdefault("components", {}).setdefault("schemas", {})[FAILURE] = _failure_schema(
