@@ -11,7 +11,7 @@ from mock_api.config import Account, ApiSettings
 from mock_api.errors import AUTH_ERROR, CFError, bad_request
 from mock_api.lab_bridge import LabBridge
 from mock_api.limits import MAX_CURSOR, MAX_LEN
-from mock_api.routers.render import BodyCache, cni_cache, interconnect_cache
+from mock_api.routers.render import BodyCache, PageCache, cni_cache, interconnect_cache
 from mock_api.store import Store
 
 # Every string query parameter (slot, tunnel_id, site, type, speed, address_contains, name).
@@ -25,6 +25,7 @@ class Ctx:
     bridge: LabBridge
     cni_bodies: BodyCache = field(default_factory=cni_cache)
     interconnect_bodies: BodyCache = field(default_factory=interconnect_cache)
+    pages: PageCache = field(default_factory=PageCache)
 
     def account(self, account_id: str) -> Account:
         return next(a for a in self.settings.accounts if a.id == account_id)

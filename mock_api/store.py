@@ -177,6 +177,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writes = 0
         with self._conn_ctx() as c:
             c.executescript(SCHEMA)
 
@@ -208,6 +209,17 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self._writes += 1
+
+    def version(self) -> tuple[int, int, int]:
+        """Changes whenever the data this thread reads may have changed.
+
+        ``PRAGMA data_version`` moves when any *other* connection (another thread's, or another
+        process such as a seeding script) commits; ``_writes`` covers this store's own commits.
+        The numbering is per connection, so the connection is part of the value.
+        """
+        conn = self._conn()
+        return id(conn), conn.execute("PRAGMA data_version").fetchone()[0], self._writes
 
     def close(self) -> None:
         with self._lock:

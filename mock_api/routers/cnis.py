@@ -87,7 +87,9 @@ async def list_cnis(request: Request, slot: QueryText = None, tunnel_id: QueryTe
                     c: Ctx = Depends(ctx)) -> Response:
     reject_legacy("list", request.query_params)
     cur, lim = page_args(c, cursor, limit)
-    return c.cni_bodies.page(c.store.list_cnis(account_id, slot, tunnel_id, cur, lim))
+    return c.pages.get_or_make(
+        ("cnis", account_id, slot, tunnel_id, cur, lim, *c.store.version()),
+        lambda: c.cni_bodies.page_text(c.store.list_cnis(account_id, slot, tunnel_id, cur, lim)))
 
 
 def _find_cni(c: Ctx, account: str, cni: str) -> CniRow:

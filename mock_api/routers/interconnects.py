@@ -86,7 +86,9 @@ async def list_interconnects(request: Request, site: QueryText = None, type: Que
     reject_legacy("slots", {k for k in request.query_params if k == "facility"})
     cur, lim = page_args(c, cursor, limit)
     site_slots = [s.id for s in slots() if s.site == site] if site is not None else None
-    return c.interconnect_bodies.page(c.store.list_interconnects(account_id, site_slots, type, cur, lim))
+    return c.pages.get_or_make(
+        ("interconnects", account_id, site, type, cur, lim, *c.store.version()),
+        lambda: c.interconnect_bodies.page_text(c.store.list_interconnects(account_id, site_slots, type, cur, lim)))
 
 
 @router.get("/{icon}", summary="Get information about an interconnect object")

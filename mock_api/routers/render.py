@@ -39,10 +39,30 @@ class BodyCache:
             text = self._texts[key] = dumps(self._render(row))
         return text
 
-    def page(self, page: Page) -> Response:
+    def page_text(self, page: Page) -> str:
         """``{"items": [...], "next": n}`` from cached item texts."""
         items = ",".join([self.text(r) for r in page.items])
-        return Response(f'{{"items":[{items}],"next":{dumps(page.next)}}}', media_type="application/json")
+        return f'{{"items":[{items}],"next":{dumps(page.next)}}}'
+
+
+class PageCache:
+    """Whole list responses, keyed by the query and the store's version (``Store.version``).
+
+    A repeated list with no write in between (the common case for a polling client) is answered
+    without touching SQLite; any commit, by this process or another, changes the key.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._bodies: dict[tuple[Any, ...], bytes] = {}
+
+    def get_or_make(self, key: tuple[Any, ...], make: Callable[[], str]) -> Response:
+        body = self._bodies.get(key)
+        if body is None:
+            if len(self._bodies) >= self._limit:
+                self._bodies.clear()
+            body = self._bodies[key] = make().encode()
+        return Response(body, media_type="application/json")
 
 
 def interconnect_body(ic: InterconnectRow) -> dict[str, Any]:
