@@ -62,8 +62,13 @@ def test_lists_are_never_stale(tmp_path):
     import sys
 
     db = tmp_path / "cache.sqlite3"
+    def occupied(c) -> bool:
+        return next(s["occupied"] for s in c.get("/slots").json()["items"] if s["id"] == slots()[3].id)
+
     with serve(load_settings(db=db)) as u, httpx.Client(base_url=u + BASE, headers=H) as c:
+        assert occupied(c) is False
         ic = c.post("/interconnects", json={"account": DEV_ACCOUNT, "type": "direct", "slot_id": slots()[3].id}).json()
+        assert occupied(c) is True
         body = {"account": DEV_ACCOUNT, "interconnect": ic["name"],
                 "magic": {"conduit_name": "c0", "description": "", "mtu": 1400}}
         cni = c.post("/cnis", json=body).json()
@@ -81,3 +86,4 @@ def test_lists_are_never_stale(tmp_path):
         with sqlite3.connect(db) as conn:
             conn.execute("DELETE FROM interconnects")
         assert c.get("/interconnects").json()["items"] == []
+        assert occupied(c) is False

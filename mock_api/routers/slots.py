@@ -4,6 +4,7 @@ occupies what. Slots are shared by all accounts; only the caller's own occupancy
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -25,25 +26,40 @@ async def list_slots(request: Request, address_contains: QueryText = None, site:
     reject_legacy("list", request.query_params)
     reject_legacy("slots", request.query_params)
     cur, lim = page_args(c, cursor, limit)
+    query = _SlotQuery(address_contains, site, speed, occupied, cur, lim)
+    return c.pages.get_or_make(("slots", account_id, query, *c.store.version()),
+                               lambda: _slot_page(c, query, account_id))
+
+
+class _SlotQuery(NamedTuple):
+    address_contains: str | None
+    site: str | None
+    speed: str | None
+    occupied: bool | None
+    cursor: int
+    limit: int
+
+
+def _slot_page(c: Ctx, q: _SlotQuery, account_id: str) -> str:
     taken = c.store.occupied_slots()
     out = []
     for i, s in enumerate(slots()):
-        if i < cur:
+        if i < q.cursor:
             continue
-        if site is not None and s.site != site:
+        if q.site is not None and s.site != q.site:
             continue
-        if speed is not None and s.speed != speed:
+        if q.speed is not None and s.speed != q.speed:
             continue
-        if occupied is not None and (s.id in taken) != occupied:
+        if q.occupied is not None and (s.id in taken) != q.occupied:
             continue
-        if address_contains is not None and address_contains.lower() not in " ".join(s.address).lower():
+        if q.address_contains is not None and q.address_contains.lower() not in " ".join(s.address).lower():
             continue
         out.append((i, s))
-        if len(out) > lim:
+        if len(out) > q.limit:
             break
-    nxt = out[lim - 1][0] + 1 if len(out) > lim else None
-    items = ",".join([_slot_text(i, taken.get(s.id), account_id) for i, s in out[:lim]])
-    return Response(f'{{"items":[{items}],"next":{dumps(nxt)}}}', media_type="application/json")
+    nxt = out[q.limit - 1][0] + 1 if len(out) > q.limit else None
+    items = ",".join([_slot_text(i, taken.get(s.id), account_id) for i, s in out[:q.limit]])
+    return f'{{"items":[{items}],"next":{dumps(nxt)}}}'
 
 
 @functools.lru_cache(maxsize=4096)
