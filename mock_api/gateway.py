@@ -16,6 +16,7 @@ from typing import Any
 
 from mock_api.config import ApiSettings
 from mock_api.errors import (
+    AUTH_ERROR,
     BAD_AUTH_FORMAT,
     BAD_HEADERS,
     INTERNAL,
@@ -29,6 +30,7 @@ from mock_api.errors import (
 
 PROTECTED = ("/client/v4/", "/lab/v1/")
 PUBLIC = frozenset({"/lab/v1/openapi.json"})
+ACCOUNTS = "/client/v4/accounts/"
 
 
 @dataclass
@@ -119,6 +121,11 @@ class GatewayMiddleware:
         extra: dict[str, str] = {}
         try:
             ident = self.gw.authenticate(headers)
+            path = scope["path"]
+            # The path's account must be one the credential belongs to; otherwise no data,
+            # whether or not the rest of the route exists.
+            if path.startswith(ACCOUNTS) and path[len(ACCOUNTS):].split("/", 1)[0] not in ident.accounts:
+                raise CFError(401, AUTH_ERROR, "Authentication error")
             extra, over = self.gw.count(ident.key, time.monotonic())
             if over:
                 raise CFError(429, RATE_LIMITED, "Please wait and consider throttling your request speed")

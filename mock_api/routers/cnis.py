@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import uuid
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from mock_api.context import Ctx, QueryText, account_id_dep, ctx, page_args
+from mock_api.context import Ctx, QueryText, ctx, page_args
 from mock_api.errors import CFError, bad_request, conflict, not_found
 from mock_api.inventory import slot_by_id
 from mock_api.lab_bridge import BridgeError
@@ -55,7 +55,8 @@ def _lab_failed(exc: Exception) -> CFError:
 
 
 @router.post("", summary="Create a new CNI object")
-def create_cni(body: CniCreate, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+def create_cni(body: CniCreate, account_id: str, request: Request) -> JSONResponse:
+    c = ctx(request)
     if body.account != account_id:
         raise bad_request(f"account: {body.account!r} does not match the account in the URL ({account_id})")
     ic = find(c, account_id, body.interconnect)
@@ -82,9 +83,9 @@ def create_cni(body: CniCreate, account_id: str = Depends(account_id_dep), c: Ct
 
 
 @router.get("", summary="List existing CNI objects")
-async def list_cnis(request: Request, slot: QueryText = None, tunnel_id: QueryText = None, cursor: int | None = None,
-                    limit: int | None = None, account_id: str = Depends(account_id_dep),
-                    c: Ctx = Depends(ctx)) -> Response:
+async def list_cnis(account_id: str, request: Request, slot: QueryText = None, tunnel_id: QueryText = None,
+                    cursor: int | None = None, limit: int | None = None) -> Response:
+    c = ctx(request)
     reject_legacy("list", request.query_params)
     cur, lim = page_args(c, cursor, limit)
     return c.pages.get_or_make(
@@ -100,13 +101,15 @@ def _find_cni(c: Ctx, account: str, cni: str) -> CniRow:
 
 
 @router.get("/{cni}", summary="Get information about a CNI object")
-async def get_cni(cni: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+async def get_cni(cni: str, account_id: str, request: Request) -> JSONResponse:
+    c = ctx(request)
     return JSONResponse(cni_body(_find_cni(c, account_id, cni)))
 
 
 @router.put("/{cni}", summary="Modify stored information about a CNI object")
-def update_cni(cni: str, body: CniUpdate, account_id: str = Depends(account_id_dep),
-               c: Ctx = Depends(ctx)) -> JSONResponse:
+def update_cni(cni: str, body: CniUpdate, account_id: str,
+               request: Request) -> JSONResponse:
+    c = ctx(request)
     old = _find_cni(c, account_id, cni)
     if body.id != cni:
         raise bad_request(f"id: {body.id!r} does not match the CNI in the URL ({cni})")
@@ -141,7 +144,8 @@ def update_cni(cni: str, body: CniUpdate, account_id: str = Depends(account_id_d
 
 
 @router.delete("/{cni}", summary="Delete a specified CNI object")
-def delete_cni(cni: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> Response:
+def delete_cni(cni: str, account_id: str, request: Request) -> Response:
+    c = ctx(request)
     old = c.store.delete_cni(account_id, cni)
     if old is None:
         raise not_found(f"CNI {cni!r} not found")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from mock_api.context import Ctx, QueryText, account_id_dep, ctx, page_args
+from mock_api.context import Ctx, QueryText, ctx, page_args
 from mock_api.errors import not_found
 from mock_api.inventory import slot_by_id, slots
 from mock_api.routers.render import dumps, slot_body
@@ -19,10 +19,10 @@ router = APIRouter(prefix="/client/v4/accounts/{account_id}/cni/slots", tags=["S
 
 
 @router.get("", summary="Retrieve a list of all slots matching the specified parameters")
-async def list_slots(request: Request, address_contains: QueryText = None, site: QueryText = None,
+async def list_slots(account_id: str, request: Request, address_contains: QueryText = None, site: QueryText = None,
                      speed: QueryText = None, occupied: bool | None = None, cursor: int | None = None,
-                     limit: int | None = None, account_id: str = Depends(account_id_dep),
-                     c: Ctx = Depends(ctx)) -> Response:
+                     limit: int | None = None) -> Response:
+    c = ctx(request)
     reject_legacy("list", request.query_params)
     reject_legacy("slots", request.query_params)
     cur, lim = page_args(c, cursor, limit)
@@ -69,7 +69,8 @@ def _slot_text(index: int, occupant: str | None, caller: str) -> str:
 
 
 @router.get("/{slot}", summary="Get information about the specified slot")
-async def get_slot(slot: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+async def get_slot(slot: str, account_id: str, request: Request) -> JSONResponse:
+    c = ctx(request)
     s = slot_by_id(slot)
     if s is None:
         raise not_found(f"slot {slot!r} not found")
