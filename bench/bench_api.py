@@ -115,7 +115,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def process(argv: list[str], log: Path, ready_url: str, env: dict[str, str] | None = None,
-            timeout: float = 120.0) -> Iterator[None]:
+            timeout: float = 120.0) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server in its own process group until ``ready_url`` answers; always stop the group."""
     with log.open("w") as fh:
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env=env,
@@ -131,7 +131,7 @@ def process(argv: list[str], log: Path, ready_url: str, env: dict[str, str] | No
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{argv[0]} did not answer {ready_url} within {timeout:.0f}s")
             time.sleep(0.2)
-        yield
+        yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -150,11 +150,19 @@ def _ms(text: str) -> float:
     return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
 
 
-def run_wrk(url: str, seconds: int, conns: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, seconds: int, conns: int, pid: int | None = None) -> dict[str, float]:
     argv = ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency"]
     for k, v in AUTH.items():
         argv += ["-H", f"{k}: {v}"]
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    cpu = cpu_seconds(pid) - cpu0 if pid else 0.0
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad:  # a fast error is not a result
         raise RuntimeError(f"{bad.group(1)} error responses from {url}:\n{out}")
@@ -163,13 +171,15 @@ def run_wrk(url: str, seconds: int, conns: int) -> dict[str, float]:
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     if not (rps and p50 and p99):
         raise RuntimeError(f"cannot read wrk's output:\n{out}")
-    return {"rps": float(rps.group(1)), "p50_ms": _ms(p50.group(1)), "p99_ms": _ms(p99.group(1))}
+    done = re.search(r"(\d+) requests in", out)
+    cpu_ms = 1000 * cpu / int(done.group(1)) if done and int(done.group(1)) else 0.0
+    return {"rps": float(rps.group(1)), "p50_ms": _ms(p50.group(1)), "p99_ms": _ms(p99.group(1)), "cpu_ms": cpu_ms}
 
 
 def _mean(runs: list[dict[str, float]]) -> dict[str, float]:
     """Throughput averaged; latency percentiles: the worse run (a p99 is not averaged away)."""
     return {"rps": sum(r["rps"] for r in runs) / len(runs), "p50_ms": max(r["p50_ms"] for r in runs),
-            "p99_ms": max(r["p99_ms"] for r in runs)}
+            "p99_ms": max(r["p99_ms"] for r in runs), "cpu_ms": sum(r["cpu_ms"] for r in runs) / len(runs)}
 
 
 def load() -> str:
@@ -195,9 +205,10 @@ def measure(seconds: int, conns: int, cache: Path) -> list[str]:
         prism_base = f"http://127.0.0.1:{theirs}/accounts/{DEV_ACCOUNT}/cni"
         results: list[tuple[str, float, float, dict[str, float], dict[str, float], str]] = []
         with process([sys.executable, "-m", "sim.cli.main", "api", "--port", str(mine), "--db", str(db),
-                      "--config", str(cfg)], tmp / "cnilab.log", f"{cnilab_base}/slots", env=env), \
+                      "--config", str(cfg)], tmp / "cnilab.log", f"{cnilab_base}/slots", env=env) as ours, \
                 process([str(prism), "mock", "-h", "127.0.0.1", "-p", str(theirs), str(spec)], tmp / "prism.log",
-                        f"{prism_base}/slots"):
+                        f"{prism_base}/slots") as anchor:
+            pids = {"cnilab": ours.pid, "prism": anchor.pid}
             for label, path, goal, p99_goal in ROWS:
                 body = httpx.get(f"{cnilab_base}/{path}", headers=AUTH, timeout=30).json()
                 if path.startswith("cnis"):
@@ -209,12 +220,12 @@ def measure(seconds: int, conns: int, cache: Path) -> list[str]:
                 # A B B A: a load change from colleagues' work hits both servers alike
                 runs = {name: [] for name in urls}
                 for name in ("cnilab", "prism", "prism", "cnilab"):
-                    runs[name].append(run_wrk(urls[name], seconds, conns))
+                    runs[name].append(run_wrk(urls[name], seconds, conns, pids[name]))
                 a, b = (_mean(runs[n]) for n in ("cnilab", "prism"))
                 results.append((label, goal, p99_goal or 0.0, a, b, f"{before} -> {load()}"))
-                print(f"{label}: cnilab {a['rps']:.0f} req/s p99 {a['p99_ms']:.1f} ms | prism {b['rps']:.0f} req/s "
-                      f"p99 {b['p99_ms']:.1f} ms | ratio {a['rps'] / b['rps']:.2f} (load {results[-1][5]})",
-                      flush=True)
+                print(f"{label}: cnilab {a['rps']:.0f} req/s p99 {a['p99_ms']:.1f} ms {a['cpu_ms']:.2f} CPU ms/req | "
+                      f"prism {b['rps']:.0f} req/s p99 {b['p99_ms']:.1f} ms {b['cpu_ms']:.2f} CPU ms/req | "
+                      f"ratio {a['rps'] / b['rps']:.2f} (load {results[-1][5]})", flush=True)
     lines = [f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, host {platform.node()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}; `wrk -t2 -c{conns} -d{seconds}s`, same requests, both servers on "
              "127.0.0.1 in this run, order cnilab, Prism, Prism, cnilab after a 2 s warm-up each; req/s is the "
@@ -222,15 +233,18 @@ def measure(seconds: int, conns: int, cache: Path) -> list[str]:
              "- anchor: Prism 5 (`prism mock`, static examples) on the same OpenAPI file cnilab serves; "
              "cnilab: `cnilab api` (one process, SQLite, 1 interconnect + 100 CNIs)",
              "- the machine is shared with other engineers' work: load averages (1, 5, 15 min) before -> after "
-             "each row are given; compare ratios, not absolute figures", "",
-             "| request | cnilab req/s | p50 ms | p99 ms | Prism req/s | Prism p99 ms | ratio | goal | load |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "each row are given; compare ratios, not absolute figures. CPU ms/req (server process CPU time / "
+             "requests served) does not depend on how busy the machine is", "",
+             "| request | cnilab req/s | p50 ms | p99 ms | CPU ms/req | Prism req/s | Prism p99 ms | Prism CPU ms/req "
+             "| ratio | goal | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, goal, p99_goal, a, b, ld in results:
         ratio = a["rps"] / b["rps"]
         met = ratio >= goal and (not p99_goal or a["p99_ms"] < p99_goal)
         want = f">= {goal}x" + (f", p99 < {p99_goal:.0f} ms" if p99_goal else "")
-        lines.append(f"| {label} | {a['rps']:.0f} | {a['p50_ms']:.1f} | {a['p99_ms']:.1f} | {b['rps']:.0f} | "
-                     f"{b['p99_ms']:.1f} | {ratio:.2f}x | {want}: {'met' if met else 'NOT met'} | {ld} |")
+        lines.append(f"| {label} | {a['rps']:.0f} | {a['p50_ms']:.1f} | {a['p99_ms']:.1f} | {a['cpu_ms']:.2f} | "
+                     f"{b['rps']:.0f} | {b['p99_ms']:.1f} | {b['cpu_ms']:.2f} | {ratio:.2f}x | "
+                     f"{want}: {'met' if met else 'NOT met'} | {ld} |")
     return lines
 
 
