@@ -271,3 +271,44 @@ def test_rate_limit_counts_per_user_across_token_and_key(tmp_path):
     with serve(settings) as u:
         codes = [httpx.get(f"{u}{BASE}/settings", headers=h).status_code for h in (H, key, H, key)]
     assert codes == [200, 200, 200, 429]
+
+
+class _CrashingBridge:
+    """A lab bridge with a bug: any crash must still be a 500 envelope on a live connection."""
+
+    def observe(self, lab, link):
+        raise ZeroDivisionError("bug")
+
+    def plan_addresses(self, lab, link, family=4):
+        return None
+
+    def sync(self, lab, bound, cnis):
+        return []
+
+
+def test_a_crash_is_a_500_envelope_and_keeps_the_connection(tmp_path):
+    db = tmp_path / "api.sqlite3"
+    with serve(load_settings(db=db), _CrashingBridge()) as u:
+        name = httpx.post(u + BASE + "/interconnects", headers=H,
+                          json={"account": ACC, "type": "direct", "slot_id": V1_10G[3].id}).json()["name"]
+        store = Store(db)
+        try:
+            store.update_interconnect(name, lab="some-lab", lab_link="ewr1")
+        finally:
+            store.close()
+        host = urlsplit(u)
+        conn = HTTPConnection(host.hostname, host.port, timeout=30)
+        try:
+            conn.request("GET", f"{BASE}/interconnects/{name}/status", headers=H)
+            sock = conn.sock
+            r = conn.getresponse()
+            body = json.loads(r.read())
+            assert r.status == 500
+            validate_error(body)
+            assert body["errors"][0] == {"code": 1000, "message": "Internal server error: ZeroDivisionError"}
+            conn.request("GET", f"{BASE}/interconnects/{name}", headers=H)
+            assert conn.sock is sock
+            r = conn.getresponse()
+            assert r.status == 200 and json.loads(r.read())["name"] == name
+        finally:
+            conn.close()
