@@ -178,19 +178,22 @@ class EdgeBridge:
 
 
 def confined_socket(lab: str, path: str) -> str:
-    """``path`` resolved, if it lies inside the lab's own state directory; else BridgeError.
+    """``path`` resolved, if it lies inside a directory that belongs to ``lab``; else BridgeError.
 
     The state file is plain JSON on disk: without this, a crafted ``control.edge`` would make the
     API connect to any unix socket on the machine (a container engine's, say) and write to it.
+    A lab's directories are its state directory and, for a containerlab deployment, the control
+    directory cnilab's export binds into the edge container; both are derived from the (validated)
+    name, never from the state file.
     """
+    from sim.export.containerlab import CONTROL_ROOT
     from sim.lab.paths import lab_dir, state_root
 
-    root = state_root().resolve()
-    home = lab_dir(lab).resolve()
+    homes = [lab_dir(lab).resolve(), (Path(CONTROL_ROOT) / lab).resolve()]
     real = Path(path).resolve()
-    if not home.is_relative_to(root) or not real.is_relative_to(home):
-        raise BridgeError(f"lab {lab!r}: edge control socket {path!r} is outside the lab's directory {home}; "
-                          "refusing to connect")
+    if not homes[0].is_relative_to(state_root().resolve()) or not any(real.is_relative_to(h) for h in homes):
+        raise BridgeError(f"lab {lab!r}: edge control socket {path!r} is outside the lab's directory "
+                          f"({' or '.join(map(str, homes))}); refusing to connect")
     return str(real)
 
 
