@@ -52,16 +52,20 @@ class PageCache:
     without touching SQLite; any commit, by this process or another, changes the key.
     """
 
-    def __init__(self, limit: int = 1024) -> None:
-        self._limit = limit
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._bodies: dict[tuple[Any, ...], bytes] = {}
 
     def get_or_make(self, key: tuple[Any, ...], make: Callable[[], str]) -> Response:
         body = self._bodies.get(key)
         if body is None:
-            if len(self._bodies) >= self._limit:
+            body = make().encode()
+            if self._bytes + len(body) > self._max_bytes:  # bounded memory: start over
                 self._bodies.clear()
-            body = self._bodies[key] = make().encode()
+                self._bytes = 0
+            self._bodies[key] = body
+            self._bytes += len(body)
         return Response(body, media_type="application/json")
 
 
