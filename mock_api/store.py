@@ -249,8 +249,13 @@ class Store:
             raise
         return row.model_copy(update={"seq": cur.lastrowid})
 
+    def interconnect_row(self, account: str, name: str) -> sqlite3.Row | None:
+        """The stored row as read (for the body cache); ``get_interconnect`` for the model."""
+        return self._conn().execute("SELECT * FROM interconnects WHERE account=? AND name=?",
+                                    (account, name)).fetchone()
+
     def get_interconnect(self, account: str, name: str) -> InterconnectRow | None:
-        r = self._conn().execute("SELECT * FROM interconnects WHERE account=? AND name=?", (account, name)).fetchone()
+        r = self.interconnect_row(account, name)
         return interconnect_from_row(r) if r else None
 
     def list_interconnects(self, account: str, site_slots: list[str] | None, type_: str | None,
@@ -316,8 +321,12 @@ class Store:
             cur = c.execute(f"INSERT INTO cnis ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", vals)
         return row.model_copy(update={"seq": cur.lastrowid})
 
+    def cni_row(self, account: str, cni_id: str) -> sqlite3.Row | None:
+        """The stored row as read (for the body cache); ``get_cni`` for the model."""
+        return self._conn().execute("SELECT * FROM cnis WHERE account=? AND id=?", (account, cni_id)).fetchone()
+
     def get_cni(self, account: str, cni_id: str) -> CniRow | None:
-        r = self._conn().execute("SELECT * FROM cnis WHERE account=? AND id=?", (account, cni_id)).fetchone()
+        r = self.cni_row(account, cni_id)
         return cni_from_row(r) if r else None
 
     def list_cnis(self, account: str, slot: str | None, tunnel_id: str | None, cursor: int, limit: int) -> Page:

@@ -101,9 +101,12 @@ def _find_cni(c: Ctx, account: str, cni: str) -> CniRow:
 
 
 @router.get("/{cni}", summary="Get information about a CNI object")
-async def get_cni(cni: str, account_id: str, request: Request) -> JSONResponse:
+async def get_cni(cni: str, account_id: str, request: Request) -> Response:
     c = ctx(request)
-    return JSONResponse(cni_body(_find_cni(c, account_id, cni)))
+    row = c.store.cni_row(account_id, cni)
+    if row is None:
+        raise not_found(f"CNI {cni!r} not found")
+    return c.cni_bodies.response(row)
 
 
 @router.put("/{cni}", summary="Modify stored information about a CNI object")

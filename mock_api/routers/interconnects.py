@@ -93,9 +93,12 @@ async def list_interconnects(account_id: str, request: Request, site: QueryText 
 
 
 @router.get("/{icon}", summary="Get information about an interconnect object")
-async def get_interconnect(icon: str, account_id: str, request: Request) -> JSONResponse:
+async def get_interconnect(icon: str, account_id: str, request: Request) -> Response:
     c = ctx(request)
-    return JSONResponse(interconnect_body(find(c, account_id, icon)))
+    row = c.store.interconnect_row(account_id, icon)
+    if row is None:
+        raise not_found(f"interconnect {icon!r} not found")
+    return c.interconnect_bodies.response(row)
 
 
 @router.delete("/{icon}", summary="Delete an interconnect object")

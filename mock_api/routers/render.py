@@ -39,6 +39,10 @@ class BodyCache:
             text = self._texts[key] = dumps(self._render(row))
         return text
 
+    def response(self, row: Any) -> Response:
+        """One object's body, from the cache."""
+        return Response(self.text(row).encode(), media_type="application/json")
+
     def page_text(self, page: Page) -> str:
         """``{"items": [...], "next": n}`` from cached item texts."""
         items = ",".join([self.text(r) for r in page.items])
