@@ -247,6 +247,11 @@ def measure(seconds: int, conns: int, cache: Path) -> list[str]:
                      f"{b['rps']:.0f} | {b['p99_ms']:.1f} | {b['cpu_ms']:.2f} | {ratio:.2f}x | "
                      f"{b['cpu_ms'] / a['cpu_ms'] if a['cpu_ms'] else 0:.2f}x | "
                      f"{want}: {'met' if met else 'NOT met'} | {ld} |")
+    label, _, p99_goal, a, _, ld = results[0]
+    lines += ["", f"- why the p99: with {conns} connections on one event loop a request waits at most for the "
+              f"{conns - 1} ahead of it, {conns} x {a['cpu_ms']:.2f} CPU ms = {conns * a['cpu_ms']:.1f} ms of work; "
+              f"the rest of the measured {a['p99_ms']:.1f} ms ({label}) is time the server was not scheduled "
+              f"(2 wrk threads share the {os.cpu_count()} CPUs, load {ld.split(' -> ')[0]})"]
     return lines
 
 
