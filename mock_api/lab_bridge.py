@@ -79,10 +79,10 @@ class EdgeBridge:
     """Talks to the edge driver of running labs (``sim.edge.control``) and reads their state files."""
 
     def _state(self, lab: str) -> Any:
-        from sim.lab.names import BadLabName
         from sim.lab.state import LabNotFound, LabState
 
-        with contextlib.suppress(LabNotFound, BadLabName):
+        with contextlib.suppress(LabNotFound, ValueError):
+            lab_home(lab)
             return LabState.load(lab)
         return None
 
@@ -177,6 +177,22 @@ class EdgeBridge:
         return sessions
 
 
+class LabOutsideRoot(ValueError):
+    """A lab's state directory resolves (through a symlink) outside the state root."""
+
+
+def lab_home(lab: str) -> Path:
+    """The lab's state directory, resolved: the name follows the project's rule (``BadLabName``
+    otherwise) and the directory may not lead out of the state root through a symlink."""
+    from sim.lab.paths import lab_dir, state_root
+
+    home = lab_dir(lab).resolve()
+    if not home.is_relative_to(state_root().resolve()):
+        raise LabOutsideRoot(f"lab {lab!r}: its state directory resolves to {home}, outside the state root "
+                             f"{state_root()}")
+    return home
+
+
 def confined_socket(lab: str, path: str) -> str:
     """``path`` resolved, if it lies inside a directory that belongs to ``lab``; else BridgeError.
 
@@ -187,11 +203,13 @@ def confined_socket(lab: str, path: str) -> str:
     name, never from the state file.
     """
     from sim.export.containerlab import CONTROL_ROOT
-    from sim.lab.paths import lab_dir, state_root
 
-    homes = [lab_dir(lab).resolve(), (Path(CONTROL_ROOT) / lab).resolve()]
+    try:
+        homes = [lab_home(lab), (Path(CONTROL_ROOT) / lab).resolve()]
+    except ValueError as exc:
+        raise BridgeError(str(exc)) from None
     real = Path(path).resolve()
-    if not homes[0].is_relative_to(state_root().resolve()) or not any(real.is_relative_to(h) for h in homes):
+    if not any(real.is_relative_to(h) for h in homes):
         raise BridgeError(f"lab {lab!r}: edge control socket {path!r} is outside the lab's directory "
                           f"({' or '.join(map(str, homes))}); refusing to connect")
     return str(real)

@@ -99,6 +99,24 @@ def test_bind_refuses_names_outside_the_rule(tmp_path, short_state, lab):
         assert c.get(f"/lab/v1/interconnects/{name}").json()["lab_link"] is None
 
 
+def test_lab_directory_symlinked_out_of_the_root_is_refused(tmp_path, short_state):
+    from sim.lab.paths import lab_dir
+
+    lab = f"t-{uuid.uuid4().hex[:6]}"
+    _write_state(lab, {})
+    outside = short_state / "elsewhere"
+    lab_dir(lab).rename(outside)
+    lab_dir(lab).symlink_to(outside, target_is_directory=True)  # a valid name, a directory outside the root
+    with serve(load_settings(db=tmp_path / "api.sqlite3")) as u, httpx.Client(base_url=u, headers=H) as c:
+        name = c.post(BASE + "/interconnects", json={"account": DEV_ACCOUNT, "type": "direct",
+                                                     "slot_id": EWR_V1.id}).json()["name"]
+        r = _bind(c, name, lab)
+        assert r.status_code == 400, r.text
+        validate_error(r.json())
+        assert "outside the state root" in r.json()["errors"][0]["message"]
+        assert c.get(f"/lab/v1/interconnects/{name}").json()["lab_link"] is None
+
+
 def test_missing_and_invalid_labs_answer_alike(tmp_path, short_state):
     """No 500-vs-400 oracle: a name outside the rule and a lab that does not exist are both 400."""
     with serve(load_settings(db=tmp_path / "api.sqlite3")) as u, httpx.Client(base_url=u, headers=H) as c:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from mock_api.context import Ctx, ctx
 from mock_api.errors import CFError, bad_request, conflict, not_found
-from mock_api.lab_bridge import BridgeError
+from mock_api.lab_bridge import BridgeError, lab_home
 from mock_api.routers.cnis import sync_lab
 from mock_api.routers.interconnects import diagnose
 from mock_api.schemas import Bind, CrossConnect, Light, LinkState, Swap
@@ -96,13 +96,15 @@ def bind(icon: str, body: Bind, request: Request) -> JSONResponse:
     lab = body.lab or c.settings.lab
     if not lab:
         raise bad_request("lab: required (or start the server with --lab LAB)")
-    from sim.lab.names import BadLabName, validate_lab_name
+    from sim.lab.names import validate_lab_name
     from sim.lab.state import LabNotFound, LabState
 
     try:
-        # One rule for lab names (sim.lab.names): the name is joined into a state path.
-        st = LabState.load(validate_lab_name(lab, where="lab"))
-    except (LabNotFound, BadLabName) as exc:
+        # One rule for lab names (sim.lab.names): the name is joined into a state path, which
+        # must also stay inside the state root once symlinks are resolved.
+        lab_home(validate_lab_name(lab, where="lab"))
+        st = LabState.load(lab)
+    except (LabNotFound, ValueError) as exc:
         raise bad_request(f"lab: {exc}") from None
     links = sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
     link_name = body.link or (links[0] if len(links) == 1 else None)
