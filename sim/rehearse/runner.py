@@ -9,7 +9,6 @@ report consequences of it, and the engineer needs the first cause and its fix.
 from __future__ import annotations
 
 import contextlib
-import re
 import tempfile
 import time
 import uuid
@@ -19,9 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sim.facts import router_kinds
 from sim.rehearse import steps as st
 from sim.rehearse.advice import StepFailed
 from sim.rehearse.model import Report, RunOptions, StepResult, Suite
+from sim.routers.registry import kinds_help, router_class
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.model import CustomerRouter, Topology
 from sim.topology.plan import LabPlan, build_plan
@@ -61,16 +62,14 @@ ACCEPTANCE: list[StepDef] = [
 
 
 def sniff_kind(path: Path) -> str | None:
-    """FRR or BIRD from the file's own syntax (``router bgp N`` vs ``protocol bgp``)."""
+    """The router kind from the file's own syntax (each kind's patterns in the registry's data)."""
+    from sim.routers.registry import sniff_kind as sniff
+
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    if re.search(r"^\s*router bgp\s+\d+", text, re.M):
-        return "frr"
-    if re.search(r"^\s*protocol\s+(bgp|device|kernel|static)\b", text, re.M):
-        return "bird"
-    return None
+    return sniff(text)
 
 
 def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
@@ -92,11 +91,11 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
     except ValidationError as exc:
         fields = dict.fromkeys(str(e["loc"][0]) for e in exc.errors() if e["loc"])
         raise ConfigError(opts.topology, [f"customer.router.{f} = {router.get(f)!r}: not valid here (mss_clamp: "
-                                          "auto, none or an integer MSS; kind: frr or bird)" for f in fields]) \
+                                          f"auto, none or an integer MSS; kind: {kinds_help()})" for f in fields]) \
             from None
-    if new_router.kind == "external":
-        raise ConfigError(opts.topology, ["customer.router.kind = 'external': a rehearsal needs your router in the "
-                                          "lab; pass --customer-config FILE (and --kind frr|bird)"])
+    if router_class(new_router.kind) is None:
+        raise ConfigError(opts.topology, [f"customer.router.kind = '{new_router.kind}': a rehearsal needs your router "
+                                          f"in the lab; pass --customer-config FILE (and --kind {kinds_help()})"])
     topo = topo.model_copy(update={"customer": topo.customer.model_copy(update={"router": new_router})})
     try:
         plan = build_plan(topo, lab)
@@ -116,7 +115,7 @@ def config_check(ctx: st.Context) -> list[str]:
     except ConfigError as exc:
         raise StepFailed(str(exc), [f"fix the line the {router.kind.upper()} parser names in {router.config}"]) \
             from None
-    return [f"{router.config} ({router.kind}) parsed by {'vtysh --dryrun' if router.kind == 'frr' else 'bird -p'}"]
+    return [f"{router.config} ({router.kind}) parsed by {router_kinds()[router.kind].validator}"]
 
 
 def lab_up(ctx: st.Context) -> list[str]:

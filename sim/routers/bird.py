@@ -15,21 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from sim.lab.process import ProcessRecord
-from sim.routers import (
+from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, RouterFacts
+from sim.routers.common import (
     SUN_PATH_MAX,
     RouterError,
-    RouterLab,
     UserConfigError,
     kernel_ifname,
     log_tail,
     process_dead,
     record_start,
     session_key,
-    stop_recorded,
     template_context,
     templates,
 )
-from sim.topology.plan import CUSTOMER, LabPlan
+from sim.routers.registry import register
+from sim.topology.plan import LabPlan
 
 START_TIMEOUT = 15.0
 
@@ -100,19 +100,26 @@ def parse_bird_protocols(text: str) -> list[dict[str, Any]]:
     return out
 
 
-class BirdRouter:
+@register("bird")
+class BirdRouter(CustomerRouter):
     """BIRD 2 in one lab node, with its config, socket and pid under ``<node_dir>/bird``."""
 
     kind = "bird"
+    config_name = "bird.conf"
 
-    def __init__(self, lab: RouterLab, node: str = CUSTOMER) -> None:
-        self.lab = lab
-        self.node = node
-        self.dir = lab.node_dir(node) / "bird"
+    @classmethod
+    def validate(cls, path: Path) -> None:
+        validate_bird_config(path)
 
-    @property
-    def conf(self) -> Path:
-        return self.dir / "bird.conf"
+    @classmethod
+    def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
+        return render_bird(plan, ifname)
+
+    @classmethod
+    def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
+        if argv and argv[0] == "birdc" and "-s" not in argv:
+            return ["birdc", "-s", str(workdir / "bird.ctl"), *argv[1:]]
+        return argv
 
     @property
     def ctl(self) -> Path:
@@ -146,9 +153,6 @@ class BirdRouter:
             raise
         return [rec]
 
-    def stop(self) -> None:
-        stop_recorded(self.lab, self.node)
-
     def birdc(self, *command: str) -> str:
         """Run one ``birdc`` command against this node's BIRD; raises with BIRD's message on error."""
         r = self.lab.run(self.node, ["birdc", "-s", str(self.ctl), *command], check=False)
@@ -159,8 +163,77 @@ class BirdRouter:
     def routes(self) -> str:
         return self.birdc("show", "route")
 
-    def bgp(self) -> list[dict[str, Any]]:
-        out = parse_bird_protocols(self.birdc("show", "protocols", "all"))
-        for p in out:
+    def bgp(self) -> list[BgpNeighbor]:
+        conf = bird_protocol_settings(self.running_config())
+        out = []
+        for p in parse_bird_protocols(self.birdc("show", "protocols", "all")):
             p["session"] = session_key(self.lab.plan, p["peer"]) if p["peer"] else None
+            p.update(conf.get(p["name"], {}))
+            out.append(BgpNeighbor.model_validate(p))
         return out
+
+    def bfd_peers(self) -> list[BfdPeer]:
+        return parse_bird_bfd(self.birdc("show", "bfd", "sessions"))
+
+    def exported(self, protocol: str) -> list[str]:
+        """Prefixes BIRD advertises through ``protocol`` (``show route export``)."""
+        text = self.birdc("show", "route", "export", protocol)
+        return [m.group(1) for m in re.finditer(r"^([0-9a-f.:]+/\d+)\s", text, re.M)]
+
+    def facts(self) -> RouterFacts:
+        neighbors = self.bgp()
+        exported = {n.peer: self.exported(n.name) for n in neighbors if n.state == "Established"}
+        return RouterFacts(kind=self.kind, neighbors=neighbors, bfd=self.bfd_peers(), exported=exported,
+                           evidence={"birdc show protocols all": self.birdc("show", "protocols", "all")})
+
+
+_BFD_ROW = re.compile(r"^(?P<ip>[0-9a-fA-F.:]+)\s+(?P<ifc>\S+)\s+(?P<state>\S+)\s+\S+(?:\s+\S+)?\s+"
+                      r"(?P<interval>[\d.]+)\s+(?P<timeout>[\d.]+)\s*$")
+
+
+def parse_bird_bfd(text: str) -> list[BfdPeer]:
+    """``birdc show bfd sessions``: negotiated interval and detection timeout per peer."""
+    out = []
+    for line in text.splitlines():
+        m = _BFD_ROW.match(line.strip())
+        if not m:
+            continue
+        interval, timeout = float(m.group("interval")), float(m.group("timeout"))
+        ms = round(interval * 1000)
+        out.append(BfdPeer(peer=m.group("ip"), state=m.group("state"), tx_ms=ms, rx_ms=ms,
+                           multiplier=round(timeout / interval) if interval else None))
+    return out
+
+
+_BLOCK = re.compile(r"^\s*protocol\s+bgp\s+(\w+)[^{]*\{", re.M)
+_TIME = {"hold_time_configured": r"hold\s+time\s+(\d+)", "keepalive_configured": r"keepalive\s+time\s+(\d+)",
+         "connect_retry": r"connect\s+retry\s+time\s+(\d+)"}
+BIRD_ERROR_WAIT = (60, 300)
+"""BIRD's default ``error wait time`` (min, max): after an error it waits this long before reconnecting."""
+BIRD_CONNECT_RETRY = 120
+
+
+def bird_protocol_settings(conf: str) -> dict[str, dict]:
+    """Per BGP protocol of a bird.conf: timers, BFD and export policy as written (defaults filled in).
+
+    BIRD's ``show protocols all`` does not print its back-off timers, and they decide how long a
+    session stays down after an error, so they are read from the config the daemon runs.
+    """
+    out: dict[str, dict] = {}
+    for m in _BLOCK.finditer(conf):
+        depth, i = 1, m.end()
+        while i < len(conf) and depth:
+            depth += {"{": 1, "}": -1}.get(conf[i], 0)
+            i += 1
+        body = re.sub(r"#.*$", "", conf[m.end():i], flags=re.M)
+        d: dict = {k: int(x.group(1)) if (x := re.search(rx, body)) else None for k, rx in _TIME.items()}
+        d["connect_retry"] = d["connect_retry"] or BIRD_CONNECT_RETRY
+        ew = re.search(r"error\s+wait\s+time\s+(\d+)\s*,\s*(\d+)", body)
+        d["error_wait"] = (int(ew.group(1)), int(ew.group(2))) if ew else BIRD_ERROR_WAIT
+        d["bfd"] = bool(re.search(r"\bbfd\s+(on|yes|true|\{)", body))
+        exports = re.findall(r"\bexport\s+([^;]+);", body)
+        # `export all` is no policy at all; no export line is BIRD 2's RFC 8212 default for eBGP: nothing.
+        d["export_policy"] = ([] if exports and all(e.strip() == "all" for e in exports)
+                              else [e.strip() for e in exports if e.strip() != "all"] or ["none (RFC 8212 default)"])
+        out[m.group(1)] = d
+    return out
