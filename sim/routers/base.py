@@ -87,6 +87,13 @@ class CustomerRouter(ABC):
     kind: ClassVar[str]
     config_name: ClassVar[str]
     """File name of the config in the node directory (what the daemon reads)."""
+    phrases: ClassVar[dict[str, str]] = {}
+    """The daemon's own syntax for each fix the cross-checks suggest (``str.format`` with peer, asn,
+    local_as, tx, rx, mult, hold, keepalive); keys: neighbor, remote_as, local_as, export, bfd_on,
+    bfd_off, bfd_timers, timers, reconnect. A missing key falls back to words."""
+    commands: ClassVar[dict[str, str]] = {}
+    """Which of the daemon's commands each reading comes from (neighbors, bfd, config, exported): the
+    evidence line of a finding names it, so an engineer can run it on the real router."""
 
     def __init__(self, lab: RouterLab, node: str = CUSTOMER) -> None:
         self.lab = lab

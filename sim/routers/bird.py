@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sim.lab.process import ProcessRecord
 from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, RouterFacts
@@ -106,6 +106,22 @@ class BirdRouter(CustomerRouter):
 
     kind = "bird"
     config_name = "bird.conf"
+    phrases: ClassVar[dict[str, str]] = {
+        "neighbor": "protocol bgp ... {{ neighbor {peer} as {asn}; }} (was {wrong})",
+        "remote_as": "protocol bgp ... {{ neighbor {peer} as {asn}; }}",
+        "local_as": "protocol bgp ... {{ local as {local_as}; }}",
+        "export": "ipv4 {{ export filter to_cloudflare; }} with filter to_cloudflare {{ if net ~ [ <your prefixes> ] "
+                  "then accept; reject; }}",
+        "bfd_on": "protocol bfd {{ interface \"<if>\" {{ min tx interval {tx} ms; min rx interval {rx} ms; "
+                  "multiplier {mult}; }}; }} and bfd on; in the BGP protocol",
+        "bfd_off": "remove `bfd on;` from the BGP protocol toward {peer}",
+        "bfd_timers": "protocol bfd {{ interface \"<if>\" {{ min tx interval {tx} ms; min rx interval {rx} ms; "
+                      "multiplier {mult}; }}; }}",
+        "timers": "hold time {hold}; keepalive time {keepalive};",
+        "reconnect": "error wait time 5, 30; connect retry time 5;",
+    }
+    commands: ClassVar[dict[str, str]] = {"neighbors": "birdc show protocols all", "bfd": "birdc show bfd sessions",
+                "config": "bird.conf", "exported": "birdc show route export <protocol>"}
 
     @classmethod
     def validate(cls, path: Path) -> None:
@@ -205,7 +221,7 @@ def parse_bird_bfd(text: str) -> list[BfdPeer]:
     return out
 
 
-_BLOCK = re.compile(r"^\s*protocol\s+bgp\s+(\w+)[^{]*\{", re.M)
+_BLOCK = re.compile(r"^\s*(protocol|template)\s+bgp(?:\s+(\w+))?(?:\s+from\s+(\w+))?\s*\{", re.M)
 _TIME = {"hold_time_configured": r"hold\s+time\s+(\d+)", "keepalive_configured": r"keepalive\s+time\s+(\d+)",
          "connect_retry": r"connect\s+retry\s+time\s+(\d+)"}
 BIRD_ERROR_WAIT = (60, 300)
@@ -213,27 +229,53 @@ BIRD_ERROR_WAIT = (60, 300)
 BIRD_CONNECT_RETRY = 120
 
 
+def _own_settings(body: str) -> dict:
+    """What one ``protocol``/``template bgp`` block sets itself (None where it says nothing)."""
+    d: dict = {k: int(x.group(1)) if (x := re.search(rx, body)) else None for k, rx in _TIME.items()}
+    ew = re.search(r"error\s+wait\s+time\s+(\d+)\s*,\s*(\d+)", body)
+    d["error_wait"] = (int(ew.group(1)), int(ew.group(2))) if ew else None
+    bfd = re.search(r"\bbfd\s+(on|yes|true|off|no|false|\{)", body)
+    d["bfd"] = None if bfd is None else bfd.group(1) in ("on", "yes", "true", "{")
+    d["export"] = [e.strip() for e in re.findall(r"\bexport\s+([^;]+);", body)] or None
+    return d
+
+
 def bird_protocol_settings(conf: str) -> dict[str, dict]:
-    """Per BGP protocol of a bird.conf: timers, BFD and export policy as written (defaults filled in).
+    """Per BGP protocol of a bird.conf: timers, BFD and export policy as written, templates and defaults applied.
 
     BIRD's ``show protocols all`` does not print its back-off timers, and they decide how long a
     session stays down after an error, so they are read from the config the daemon runs.
     """
-    out: dict[str, dict] = {}
+    blocks: dict[str, tuple[str, str | None, dict]] = {}
+    anonymous = 0
     for m in _BLOCK.finditer(conf):
         depth, i = 1, m.end()
         while i < len(conf) and depth:
             depth += {"{": 1, "}": -1}.get(conf[i], 0)
             i += 1
         body = re.sub(r"#.*$", "", conf[m.end():i], flags=re.M)
-        d: dict = {k: int(x.group(1)) if (x := re.search(rx, body)) else None for k, rx in _TIME.items()}
+        name = m.group(2)
+        if name is None:  # BIRD names an anonymous `protocol bgp { ... }` bgp1, bgp2, ...
+            anonymous += 1
+            name = f"bgp{anonymous}"
+        blocks[name] = (m.group(1), m.group(3), _own_settings(body))
+
+    def resolved(name: str, seen: frozenset[str] = frozenset()) -> dict:
+        _, parent, own = blocks[name]
+        base = resolved(parent, seen | {name}) if parent in blocks and parent not in seen else {}
+        return {k: own[k] if own.get(k) is not None else base.get(k) for k in own}
+
+    out: dict[str, dict] = {}
+    for name, (what, _, _) in blocks.items():
+        if what != "protocol":
+            continue
+        d = resolved(name)
+        exports = d.pop("export") or []
         d["connect_retry"] = d["connect_retry"] or BIRD_CONNECT_RETRY
-        ew = re.search(r"error\s+wait\s+time\s+(\d+)\s*,\s*(\d+)", body)
-        d["error_wait"] = (int(ew.group(1)), int(ew.group(2))) if ew else BIRD_ERROR_WAIT
-        d["bfd"] = bool(re.search(r"\bbfd\s+(on|yes|true|\{)", body))
-        exports = re.findall(r"\bexport\s+([^;]+);", body)
+        d["error_wait"] = d["error_wait"] or BIRD_ERROR_WAIT
+        d["bfd"] = bool(d["bfd"])
         # `export all` is no policy at all; no export line is BIRD 2's RFC 8212 default for eBGP: nothing.
-        d["export_policy"] = ([] if exports and all(e.strip() == "all" for e in exports)
-                              else [e.strip() for e in exports if e.strip() != "all"] or ["none (RFC 8212 default)"])
-        out[m.group(1)] = d
+        d["export_policy"] = ([] if exports and all(e == "all" for e in exports)
+                              else [e for e in exports if e != "all"] or ["none (RFC 8212 default)"])
+        out[name] = d
     return out

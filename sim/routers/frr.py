@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from sim.lab.process import ProcessRecord
 from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
@@ -101,6 +102,24 @@ class FrrRouter(CustomerRouter):
 
     kind = "frr"
     config_name = "frr.conf"
+    phrases: ClassVar[dict[str, str]] = {
+        "neighbor": "router bgp {local_as} / no neighbor {wrong} / neighbor {peer} remote-as {asn}",
+        "remote_as": "router bgp {local_as} / neighbor {peer} remote-as {asn}",
+        "local_as": "router bgp {local_as} (the ASN on the CNI)",
+        "export": ("ip prefix-list TO-CLOUDFLARE permit <your prefix> / route-map TO-CLOUDFLARE permit 10 / "
+                   "match ip address prefix-list TO-CLOUDFLARE / address-family ... / "
+                   "neighbor {peer} route-map TO-CLOUDFLARE out"),
+        "bfd_on": "bfd / profile cni / transmit-interval {tx} / receive-interval {rx} / detect-multiplier {mult}; "
+                  "neighbor {peer} bfd profile cni",
+        "bfd_off": "router bgp {local_as} / no neighbor {peer} bfd",
+        "bfd_timers": "bfd / profile cni / transmit-interval {tx} / receive-interval {rx} / detect-multiplier {mult}",
+        "timers": "neighbor {peer} timers {keepalive} {hold}",
+        "reconnect": "neighbor {peer} timers connect 5",
+    }
+    commands: ClassVar[dict[str, str]] = {"neighbors": "vtysh -c 'show bgp neighbors json'",
+                                         "bfd": "vtysh -c 'show bfd peers json'",
+                                         "config": "vtysh -c 'show running-config'",
+                                         "exported": "vtysh -c 'show bgp neighbors X advertised-routes'"}
 
     @classmethod
     def validate(cls, path: Path) -> None:

@@ -24,7 +24,7 @@ import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -128,6 +128,17 @@ class GobgpRouter(CustomerRouter):
 
     kind = "gobgp"
     config_name = "gobgpd.toml"
+    phrases: ClassVar[dict[str, str]] = {
+        "neighbor": "[[neighbors]] [neighbors.config] neighbor-address = \"{peer}\" (was {wrong}), peer-as = {asn}",
+        "remote_as": "[neighbors.config] neighbor-address = \"{peer}\", peer-as = {asn}",
+        "local_as": "[global.config] as = {local_as}",
+        "export": "[global.apply-policy.config] export-policy-list = [\"to-cloudflare\"], default-export-policy = "
+                  "\"reject-route\" with a policy-definition matching a prefix-set of your prefixes",
+        "timers": "[neighbors.timers.config] hold-time = {hold}, keepalive-interval = {keepalive}",
+        "reconnect": "[neighbors.timers.config] connect-retry = 5, idle-hold-time-after-reset = 5",
+    }
+    commands: ClassVar[dict[str, str]] = {"neighbors": "gobgp neighbor -j", "config": "gobgpd config",
+                "exported": "gobgp neighbor X adj-out -j"}
 
     @classmethod
     def validate(cls, path: Path) -> None:
