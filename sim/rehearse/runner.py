@@ -52,6 +52,7 @@ ACCEPTANCE: list[StepDef] = [
     ("1", "config", "Router config passes the daemon's own parser", lambda c: config_check(c)),
     ("2", "lab", "Lab up with your router config", lambda c: lab_up(c)),
     ("3", "peers", "Peers with Cloudflare (sessions Established)", st.bgp_established),
+    ("3.1", "router", "Your router's own state agrees with the plan", st.router_state),
     ("4", "cf-prefixes", "Accepts Cloudflare's prefixes", st.cloudflare_prefixes),
     ("5", "announce", "Announces only allowed prefixes (nothing refused)", st.customer_prefixes),
     ("6", "bfd", "BFD Up", st.bfd_up),

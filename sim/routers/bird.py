@@ -7,6 +7,7 @@ with a system BIRD.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import subprocess
 import time
@@ -86,6 +87,8 @@ def parse_bird_protocols(text: str) -> list[dict[str, Any]]:
             cur["remote_as"] = int(val)
         elif key == "Local AS":
             cur["local_as"] = int(val)
+        elif key in ("Hold timer", "Keepalive timer") and "/" in val:
+            cur["hold_time" if key == "Hold timer" else "keepalive"] = int(float(val.rsplit("/", 1)[1]))
         elif key == "Last error":
             cur["last_error"] = val
         elif key == "Routes":
@@ -189,7 +192,12 @@ class BirdRouter(CustomerRouter):
         return out
 
     def bfd_peers(self) -> list[BfdPeer]:
-        return parse_bird_bfd(self.birdc("show", "bfd", "sessions"))
+        r = self.lab.run(self.node, ["birdc", "-s", str(self.ctl), "show", "bfd", "sessions"], check=False)
+        if "no BFD protocol" in r.stdout + r.stderr:
+            return []  # a config without `protocol bfd`: no sessions, not an error
+        if r.returncode != 0:
+            raise RouterError(f"birdc in node {self.node} failed (show bfd sessions): {r.stdout}{r.stderr}")
+        return parse_bird_bfd(r.stdout, self.running_config())
 
     def exported(self, protocol: str) -> list[str]:
         """Prefixes BIRD advertises through ``protocol`` (``show route export``)."""
@@ -205,19 +213,44 @@ class BirdRouter(CustomerRouter):
 
 _BFD_ROW = re.compile(r"^(?P<ip>[0-9a-fA-F.:]+)\s+(?P<ifc>\S+)\s+(?P<state>\S+)\s+\S+(?:\s+\S+)?\s+"
                       r"(?P<interval>[\d.]+)\s+(?P<timeout>[\d.]+)\s*$")
+BIRD_BFD_DEFAULTS = {"rx": 10, "tx": 100, "mult": 5}
+"""BIRD 2's BFD defaults (min rx interval 10 ms, min tx interval 100 ms, multiplier 5)."""
 
 
-def parse_bird_bfd(text: str) -> list[BfdPeer]:
-    """``birdc show bfd sessions``: negotiated interval and detection timeout per peer."""
+def bird_bfd_timers(conf: str) -> list[tuple[str, dict[str, int]]]:
+    """(interface pattern, configured timers) of every ``interface`` block in ``protocol bfd``, in order.
+
+    ``show bfd sessions`` prints negotiated values (the slower of both ends), which hide a local
+    setting that differs from the CNI's, so the configured ones are read from the config.
+    """
+    out = []
+    for m in re.finditer(r'interface\s+"([^"]+)"\s*\{([^}]*)\}', conf):
+        body, t = m.group(2), dict(BIRD_BFD_DEFAULTS)
+        if x := re.search(r"(?<!rx )(?<!tx )\binterval\s+(\d+)\s*ms", body):
+            t["rx"] = t["tx"] = int(x.group(1))
+        for key, rx in (("rx", r"min\s+rx\s+interval\s+(\d+)\s*ms"), ("tx", r"min\s+tx\s+interval\s+(\d+)\s*ms"),
+                        ("mult", r"multiplier\s+(\d+)")):
+            if x := re.search(rx, body):
+                t[key] = int(x.group(1))
+        out.append((m.group(1), t))
+    return out
+
+
+def parse_bird_bfd(text: str, conf: str = "") -> list[BfdPeer]:
+    """``birdc show bfd sessions`` (state per peer) with the timers the config sets for its interface."""
+    timers = bird_bfd_timers(conf)
     out = []
     for line in text.splitlines():
         m = _BFD_ROW.match(line.strip())
         if not m:
             continue
-        interval, timeout = float(m.group("interval")), float(m.group("timeout"))
-        ms = round(interval * 1000)
-        out.append(BfdPeer(peer=m.group("ip"), state=m.group("state"), tx_ms=ms, rx_ms=ms,
-                           multiplier=round(timeout / interval) if interval else None))
+        t = next((t for pat, t in timers if fnmatch.fnmatchcase(m.group("ifc"), pat)), None)
+        if t is None:  # no interface block matched: what the session negotiated is all there is to say
+            interval, timeout = float(m.group("interval")), float(m.group("timeout"))
+            ms = round(interval * 1000)
+            t = {"tx": ms, "rx": ms, "mult": round(timeout / interval) if interval else 0}
+        out.append(BfdPeer(peer=m.group("ip"), state=m.group("state"), tx_ms=t["tx"], rx_ms=t["rx"],
+                           multiplier=t["mult"]))
     return out
 
 

@@ -274,11 +274,13 @@ def recovery_cause(plan: LabPlan, facts: RouterFacts, session: str, took_s: floa
     waits = [(n.error_wait[0], f"error back-off {n.error_wait[0]} s (max {n.error_wait[1]} s)")] if n.error_wait else []
     if n.connect_retry:
         waits.append((n.connect_retry, f"connect-retry {n.connect_retry} s"))
-    # The delay the customer's back-off explains: the fault first, then up to one back-off period.
+    # The back-off that explains the delay: the longest one that fits in it (BIRD's error wait comes
+    # before any connect retry), else, when the wait ran out first, the shortest one still running.
     cause = [(w, what) for w, what in waits if w >= SLOW_RECONNECT_S and took_s >= 0.5 * w]
     if not cause:
         return None
-    _, what = max(cause)
+    fits = [c for c in cause if c[0] <= took_s + 5]
+    _, what = max(fits) if fits else min(cause)
     return Finding(check="reconnect", severity="warn", session=session,
                    message=f"{session} took {took_s:.0f} s to return because your router's {what} kept it from "
                            "reconnecting; Cloudflare's side waits passively for your router",
