@@ -140,11 +140,12 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = Report.model_validate_json(proc.stdout)
     assert rep.suite == "test" and rep.passed
-    assert [s.id for s in rep.steps] == ["config", "lab", "peers", "cf-prefixes", "announce", "bfd", "mtu", "mss",
-                                         "failover"]
+    assert [s.id for s in rep.steps] == ["config", "lab", "peers", "router", "cf-prefixes", "announce", "bfd", "mtu",
+                                         "mss", "failover"]
     assert "down after" in _step(rep, "failover").checks[0]
+    assert not any(c.startswith(("WARN", "FAIL")) for c in _step(rep, "router").checks), _step(rep, "router")
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "9" and suite.get("failures") == "0"
+    assert suite is not None and suite.get("tests") == "10" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
 
 
@@ -189,6 +190,7 @@ def test_cli_refuses_bad_input_before_building_anything(tmp_path: Path) -> None:
 def test_kind_is_sniffed_from_the_config() -> None:
     assert sniff_kind(CONFIGS / "frr-good.conf") == "frr"
     assert sniff_kind(CONFIGS / "bird-good.conf") == "bird"
+    assert sniff_kind(CONFIGS / "gobgp-good.toml") == "gobgp"
     _, plan = build_run_plan(RunOptions(topology=V1, customer_config=CONFIGS / "bird-v1-gre.conf"), "x")
     assert plan.customer_router.kind == "bird"
     assert plan.customer_router.config == (CONFIGS / "bird-v1-gre.conf").resolve()

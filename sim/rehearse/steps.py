@@ -318,6 +318,9 @@ def cloudflare_prefixes(ctx: Context, timeout: float = 20.0) -> list[str]:
         time.sleep(0.3)
     out = [f"IPv{f}: {len(want[f]) - len(missing[f])}/{len(want[f])} Cloudflare prefixes in the customer's "
            "kernel" for f in fams]
+    # What cnilab did on the customer's behalf (e.g. GoBGP's FIB) is said next to the result it affects.
+    rec = (ctx.lab.state.extra or {}).get("customer_router") or {}
+    out += [f"NOTE {what}" for what in rec.get("installed_by_cnilab", [])]
     if any(missing.values()):
         miss = "; ".join(f"IPv{f}: {', '.join(m[:4])}{' ...' if len(m) > 4 else ''}" for f, m in missing.items() if m)
         raise StepFailed(f"the customer router did not install Cloudflare's prefixes ({miss})",

@@ -246,8 +246,8 @@ def _timers(s: Session, n: BgpNeighbor, cls: type[CustomerRouter], kw: dict, ev:
     if back >= SLOW_RECONNECT_S or (n.connect_retry or 0) >= SLOW_RECONNECT_S:
         what = []
         if n.error_wait and back >= SLOW_RECONNECT_S:
-            what.append(f"waits {n.error_wait[0]} s after an error before reconnecting (up to {n.error_wait[1]} s "
-                        "on repeated errors)")
+            grows = f" (up to {n.error_wait[1]} s on repeated errors)" if n.error_wait[1] > n.error_wait[0] else ""
+            what.append(f"waits {n.error_wait[0]} s after an error before reconnecting{grows}")
         if (n.connect_retry or 0) >= SLOW_RECONNECT_S:
             what.append(f"retries a failed connection every {n.connect_retry} s")
         out.append(Finding(check="reconnect", severity="info", session=s.key,
@@ -271,7 +271,8 @@ def recovery_cause(plan: LabPlan, facts: RouterFacts, session: str, took_s: floa
         return None
     kw = {"peer": s.cf_addr, "asn": s.cf_asn, "local_as": s.cust_asn, "hold": s.hold_time,
           "keepalive": s.keepalive, "tx": s.bfd_tx_ms, "rx": s.bfd_rx_ms, "mult": s.bfd_multiplier, "wrong": ""}
-    waits = [(n.error_wait[0], f"error back-off {n.error_wait[0]} s (max {n.error_wait[1]} s)")] if n.error_wait else []
+    waits = [(n.error_wait[0], f"error back-off {n.error_wait[0]} s"
+              + (f" (max {n.error_wait[1]} s)" if n.error_wait[1] > n.error_wait[0] else ""))] if n.error_wait else []
     if n.connect_retry:
         waits.append((n.connect_retry, f"connect-retry {n.connect_retry} s"))
     # The back-off that explains the delay: the longest one that fits in it (BIRD's error wait comes
