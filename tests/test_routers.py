@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -571,3 +572,42 @@ def test_exec_points_vtysh_and_birdc_at_the_lab_sockets() -> None:
     bird = SimpleNamespace(state=SimpleNamespace(extra={"customer_router": {"kind": "bird", "dir": "/x/bird"}}))
     assert cli_argv(bird, "cust", ["birdc", "show", "protocols"]) == [
         "birdc", "-s", "/x/bird/bird.ctl", "show", "protocols"]
+
+
+# -- the registry ---------------------------------------------------------------------------------
+def test_registry_is_the_one_list_of_kinds(tmp_path: Path) -> None:
+    import json as _json
+    import typing
+
+    from sim.facts import router_kind_names
+    from sim.rehearse.model import RunOptions
+    from sim.routers import cli_argv
+    from sim.routers.gobgp import GobgpRouter
+    from sim.routers.registry import lab_kinds, router_class, sniff_kind
+    from sim.topology.model import CustomerRouter as RouterModel
+
+    kinds = router_kind_names(in_lab=True)
+    assert set(kinds) == set(lab_kinds()) and {"frr", "bird", "gobgp"} <= set(kinds)
+    assert router_class("external") is None and "external" in router_kind_names()
+    # The topology Literal, the schema enum and the rehearsal option all come from the same data.
+    assert set(typing.get_args(RouterModel.model_fields["kind"].annotation)) == set(router_kind_names())
+    schema = _json.loads((REPO / "topologies" / "schema" / "topology.schema.json").read_text())
+    assert schema["$defs"]["CustomerRouter"]["properties"]["kind"]["enum"] == list(router_kind_names())
+    assert RunOptions(topology=Path("x.yml"), kind="gobgp").kind == "gobgp"
+    # Each kind recognises its own syntax and only its own.
+    for name, cfg in (("frr", "frr-good.conf"), ("bird", "bird-good.conf"), ("gobgp", "gobgp-good.toml")):
+        assert sniff_kind((EXAMPLES / cfg).read_text()) == name
+    rec = SimpleNamespace(state=SimpleNamespace(extra={"customer_router": {"kind": "gobgp", "dir": "/x/gobgp"}}))
+    assert cli_argv(rec, "cust", ["gobgp", "neighbor"]) == ["gobgp", "--target", "unix:///x/gobgp/gobgp.sock",
+                                                           "neighbor"]
+    assert GobgpRouter.info().bfd is False
+
+
+def test_kind_that_does_not_match_the_file_says_what_it_looks_like(tmp_path: Path) -> None:
+    from sim.routers import check_customer_config
+
+    plan = make_plan(tmp_path, kind="frr", config=EXAMPLES / "bird-good.conf")
+    with pytest.raises(UserConfigError) as exc:
+        check_customer_config(plan)
+    msg = str(exc.value)
+    assert "looks like BIRD 2" in msg and "use kind bird" in msg and len(msg.splitlines()) <= 3

@@ -31,7 +31,7 @@ from sim.routers.common import (
     save_state,
     template_context,
 )
-from sim.routers.registry import router_class
+from sim.routers.registry import router_class, sniff_kind
 from sim.topology.plan import CUSTOMER, LabPlan
 
 
@@ -44,7 +44,18 @@ def check_customer_config(plan: LabPlan) -> None:
     cls = router_class(router.kind)
     if router.config is None or cls is None:
         return
-    cls.validate(Path(router.config))
+    path = Path(router.config)
+    try:
+        looks = sniff_kind(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError as exc:
+        raise UserConfigError(path, [f"customer.router.config = '{path}': cannot read it ({exc.strerror})"]) from None
+    if looks is not None and looks != router.kind:
+        # The other daemon's parser would print dozens of lines about the first foreign keyword.
+        other = router_class(looks)
+        raise UserConfigError(path, [
+            f"customer.router.kind = '{router.kind}', but {path} looks like {other.info().title.split(' (')[0]} "
+            f"(its syntax): use kind {looks} (--kind {looks}), or the {cls.info().title.split(' (')[0]} config"])
+    cls.validate(path)
 
 
 def router_for(lab: RouterLab, node: str = CUSTOMER) -> CustomerRouter | None:
