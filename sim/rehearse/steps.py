@@ -237,6 +237,10 @@ def _customer_bgp(ctx: Context) -> list[dict[str, Any]]:
     return []
 
 
+FAIL_FAST = ("neighbor-address", "remote-as", "local-as")
+"""Cross-check findings that decide a session cannot come up: no point waiting the full BGP timeout."""
+
+
 def _router_findings(ctx: Context) -> list[Any]:
     """The cross-checks of the customer's own daemon (sim.routers.crosscheck); [] if it cannot answer."""
     from sim.routers.crosscheck import cross_check
@@ -253,12 +257,12 @@ def router_state(ctx: Context) -> list[str]:
     if router_for(ctx.lab) is None:
         raise SkipStep("the customer router runs outside the lab: cnilab cannot read its state")
     findings = _router_findings(ctx)
-    lines = [f"{f.severity.upper()} {f.session + ': ' if f.session else ''}{f.message} [{f.evidence}]"
+    lines = [f"{f.severity.upper()} {f.session + ': ' if f.session else ''}{f.message} (read: {f.evidence})"
              for f in findings if f.severity != "fail"]
     fails = [f for f in findings if f.severity == "fail"]
     if fails:
         raise StepFailed("; ".join(f.message for f in fails), [f"{f.message}: {f.fix}" for f in fails],
-                         [f"FAIL {f.evidence}" for f in fails] + lines)
+                         [f"FAIL {f.session + ': ' if f.session else ''}read: {f.evidence}" for f in fails] + lines)
     return lines or ["the daemon's state agrees with the plan"]
 
 
@@ -268,6 +272,8 @@ def bgp_established(ctx: Context) -> list[str]:
     t0 = time.monotonic()
     deadline = t0 + ctx.options.bgp_timeout
     sessions: list[SessionInfo] = []
+    misconfigured: list[Any] = []
+    next_check = t0 + 3
     while True:
         try:
             sessions = [s for s in ctx.edge.sessions() if s.key in keys]
@@ -280,7 +286,11 @@ def bgp_established(ctx: Context) -> list[str]:
         refused = down and all(s.last_notification is not None and s.last_notification.time >= _wall(t0)
                                for s in down)
         now = time.monotonic()
-        if now > deadline or (refused and now - t0 > 12):
+        if not misconfigured and now > next_check:  # every 3 s; the daemon has loaded its config after the first
+            next_check = now + 3
+            misconfigured = [f for f in _router_findings(ctx) if f.severity == "fail" and f.check in FAIL_FAST
+                             and f.session in {s.key for s in down} | set(keys) - {s.key for s in sessions}]
+        if now > deadline or (refused and now - t0 > 12) or misconfigured:
             missing = sorted(set(keys) - {s.key for s in sessions})
             detail = "; ".join(f"{s.key} {s.state}" for s in down) or f"sessions {missing} not on the edge"
             mine = [f"{f.message}: {f.fix}" for f in _router_findings(ctx) if f.severity == "fail"]

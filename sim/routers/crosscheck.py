@@ -178,10 +178,10 @@ def _bfd(s: Session, n: BgpNeighbor, facts: RouterFacts, cls: type[CustomerRoute
             why = (f"dataplane {dp} has no BFD" if dp and dp in profiles and not profiles[dp].bfd
                    else "Cloudflare runs no BFD on this interconnect")
             peer_bfd = next((b for b in facts.bfd or [] if b.peer == str(s.cf_addr)), None)
-            state = f", your BFD session is {peer_bfd.state}" if peer_bfd else ""
+            now = f" (now: {peer_bfd.state})" if peer_bfd else ""
             out.append(Finding(check="bfd-v2", severity="warn", session=s.key,
                                message=f"BFD is configured toward {s.cf_addr} but {why}: your BFD session stays "
-                                       f"Down{state} and only adds noise to your monitoring",
+                                       f"Down{now} and only adds noise to your monitoring",
                                fix=_phrase(cls, "bfd_off", f"remove BFD toward {s.cf_addr}", **kw),
                                evidence=f"{_cmd(cls, 'neighbors')}: BFD on for {n.peer}"))
         return out
