@@ -68,7 +68,15 @@ CASES = {
         "frr", "v2", "frr-good-v2.conf", (("  neighbor 192.0.2.10 route-map RM-CF-OUT-V4 out\n", ""),
                                           (" no bgp default ipv4-unicast", " no bgp default ipv4-unicast\n"
                                                                            " no bgp ebgp-requires-policy")),
-        {"outbound-policy": "warn"}, ("everything in your table is advertised",)),
+        {"outbound-policy": "warn", "exports": "fail"},  # FRR sends Cloudflare's own routes back: a leak
+        ("everything in your table is advertised", "re-advertises Cloudflare's own 104.16.0.0/13")),
+    "frr-leaks-link-net": Case(
+        "frr", "v2", "frr-good-v2.conf", (("  neighbor 192.0.2.10 route-map RM-CF-OUT-V4 out\n", ""),
+                                          ("  network 198.51.100.0/24\n", "  network 198.51.100.0/24\n"
+                                                                          "  redistribute connected\n"),
+                                          (" no bgp default ipv4-unicast", " no bgp default ipv4-unicast\n"
+                                                                           " no bgp ebgp-requires-policy")),
+        {"outbound-policy": "warn", "exports": "fail"}, ("192.0.2.10/31", "only 198.51.100.0/24")),
     "frr-bfd-on-v2": Case("frr", "v2", "frr-good-v1.conf", want={"bfd-v2": "warn"},
                           says=("dataplane v2 has no BFD", "stays Down", "no neighbor 192.0.2.10 bfd")),
     "frr-bfd-timers": Case("frr", "v1", "frr-good-v1.conf", (("transmit-interval 200", "transmit-interval 50"),
@@ -181,6 +189,17 @@ ip prefix-list PL-IN seq 5 permit 104.16.0.0/13
     assert undefined_policies(running) == ["PL-OWN", "AS-CF"]
 
 
+def test_topology_refuses_keepalive_not_below_hold() -> None:
+    from pydantic import ValidationError
+
+    from sim.topology.model import Bgp
+
+    assert Bgp(hold_time=9, keepalive=3).keepalive_s == 3
+    with pytest.raises(ValidationError, match=r"keepalive 9s >= hold_time 9s.*at most hold_time / 3 \(3s\)"):
+        Bgp(hold_time=9, keepalive=9)
+    assert Bgp(hold_time=0, keepalive=30).hold_time == 0  # hold 0 turns both off: nothing to compare
+
+
 def test_bird_settings_follow_templates_and_defaults() -> None:
     conf = (CONFIGS / "bird-good-v1.conf").read_text().replace("  error wait time 10, 60;\n", "")
     got = bird_protocol_settings(conf)
@@ -239,3 +258,46 @@ def test_gobgp_has_no_bfd_and_says_so(tmp_path: Path) -> None:
     found = [f for f in judge(plan, facts, GobgpRouter, DATAPLANES["v1"]) if f.severity != "info"]
     assert {(f.check, f.severity) for f in found} == {("bfd-missing", "warn")}
     assert "GoBGP 3 has no BFD" in found[0].message and "600 ms" in found[0].message
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.slow
+def test_bird_default_error_wait_is_named_as_the_slow_recovery(tmp_path: Path, lab_factory) -> None:  # noqa: F811
+    """A real BIRD without `error wait time` stays down ~60 s after a hold-timer expiry; we name that."""
+    import os
+    import time
+
+    if os.geteuid() != 0 or _binaries("bird") or _binaries("frr"):
+        pytest.skip("needs root, BIRD and FRR")
+    case = CASES["bird-default-error-wait"]
+    plan = make_plan(tmp_path, kind="bird", config=_config(tmp_path, case))
+    lab = lab_factory(plan, ["cf", "cust"])
+    # Like the edge, the stand-in offers no graceful restart: with it BIRD would treat the expiry as
+    # the peer restarting (keep routes, reconnect at once) instead of an error with its back-off.
+    peer_conf = frr_peer_conf(plan).replace("router bgp 13335\n", "router bgp 13335\n bgp graceful-restart-disable\n")
+    FrrRouter(lab, "cf").start(peer_conf, source="peer")
+    start_customer(lab)
+    bird = BirdRouter(lab)
+    v4 = plan.sessions[0]
+
+    def state() -> str | None:
+        return next((n.state for n in bird.bgp() if n.session == v4.key), None)
+
+    wait_for(lambda: state() == "Established", 45, "BIRD Established")
+    # Silence the link for longer than the hold time: BIRD's hold timer expires (an error).
+    rules = tmp_path / "drop.nft"
+    rules.write_text('table inet cnilab_t {\n chain in {\n  type filter hook input priority 0;\n'
+                     '  iifname "ic1" drop\n }\n}\n')
+    lab.run("cust", ["nft", "-f", str(rules)])
+    try:
+        wait_for(lambda: state() != "Established", v4.hold_time + 5, "hold timer expiry")
+    finally:
+        lab.run("cust", ["nft", "delete", "table", "inet", "cnilab_t"], check=False)
+    t0 = time.monotonic()
+    wait_for(lambda: state() == "Established", 60 + 30, "BIRD back after its error wait")
+    took = time.monotonic() - t0
+    assert took >= 40, f"back after {took:.0f} s: BIRD's 60 s error wait did not apply?"
+    f = recovery_cause(plan, bird.facts(), v4.key, took, BirdRouter)
+    assert f is not None and "error back-off 60 s (max 300 s)" in f.message, f
+    assert "error wait time 5, 30;" in f.fix

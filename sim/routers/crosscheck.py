@@ -159,9 +159,15 @@ def _outbound(s: Session, n: BgpNeighbor, facts: RouterFacts, cls: type[Customer
         extra = {str(p) for p in plan.customer_announce} - allowed  # announce_extra: a rehearsed refusal
         foreign = [p for p in sent if p not in allowed and p not in extra]
         if foreign:
+            cf = {str(p) for p in plan.cf_prefixes}
+            back = [p for p in foreign if p in cf]
+            other = [p for p in foreign if p not in cf]
+            what = "; ".join(x for x in (
+                f"re-advertises Cloudflare's own {', '.join(back[:4])}{' ...' if len(back) > 4 else ''} "
+                f"({len(back)} prefixes, AS13335 in the path: the classic leak)" if back else "",
+                f"advertises {', '.join(other[:6])}{' ...' if len(other) > 6 else ''}" if other else "") if x)
             out.append(Finding(check="exports", severity="fail", session=s.key,
-                               message=f"your router advertises {', '.join(foreign[:6])}"
-                                       f"{' ...' if len(foreign) > 6 else ''} to Cloudflare; only "
+                               message=f"your router {what} to Cloudflare; only "
                                        f"{', '.join(sorted(allowed))} are yours to announce",
                                fix=_phrase(cls, "export", "permit only your prefixes toward Cloudflare", **kw),
                                evidence=f"{_cmd(cls, 'exported')}: {len(sent)} prefixes to {n.peer}"))

@@ -119,7 +119,7 @@ class FrrRouter(CustomerRouter):
     commands: ClassVar[dict[str, str]] = {"neighbors": "vtysh -c 'show bgp neighbors json'",
                                          "bfd": "vtysh -c 'show bfd peers json'",
                                          "config": "vtysh -c 'show running-config'",
-                                         "exported": "vtysh -c 'show bgp neighbors X advertised-routes'"}
+                                         "exported": "vtysh -c 'show bgp neighbors X advertised-routes json'"}
 
     @classmethod
     def validate(cls, path: Path) -> None:
@@ -250,9 +250,16 @@ class FrrRouter(CustomerRouter):
         neighbors = [frr_neighbor(self.lab.plan, peer, d) for peer, d in raw.items()
                      if isinstance(d, dict) and "remoteAs" in d]
         requires = not re.search(r"^\s*no bgp ebgp-requires-policy\s*$", running, re.M)
+        exported = {n.peer: self.exported(n.peer) for n in neighbors if n.state == "Established"}
         return RouterFacts(kind=self.kind, neighbors=neighbors, bfd=self.bfd_peers(),
                            undefined_policies=undefined_policies(running), requires_policy=requires,
-                           evidence={"show running-config": running})
+                           exported=exported, evidence={"show running-config": running})
+
+    def exported(self, peer: str) -> list[str]:
+        """Prefixes FRR advertises to ``peer`` (``show bgp <afi> unicast neighbors X advertised-routes``)."""
+        afi = "ipv6" if ":" in peer else "ipv4"
+        raw = json.loads(self.vtysh(f"show bgp {afi} unicast neighbors {peer} advertised-routes json") or "{}")
+        return sorted((raw.get("advertisedRoutes") or {}).keys())
 
     def maintenance(self, op: MaintenanceOp, peers: list[Session]) -> None:
         """Drain with an outbound deny-all and inbound local-pref 1, shut down, or undo both.
