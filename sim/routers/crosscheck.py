@@ -268,8 +268,8 @@ def recovery_cause(plan: LabPlan, facts: RouterFacts, session: str, took_s: floa
     """Why ``session`` took ``took_s`` to come back, when the customer's own back-off explains it.
 
     Cloudflare's side is passive: it waits for the customer to reconnect, so a back-off on the
-    customer's router (BIRD's ``error wait time`` 60/300 s by default, GoBGP's idle hold 30 s, a
-    long connect-retry) is the delay, not the edge.
+    customer's router (BIRD's ``error wait time`` 60/300 s by default, a long connect-retry: FRR's
+    and GoBGP's default 120 s) is the delay, not the edge.
     """
     s = next((x for x in plan.sessions if x.key == session), None)
     n = next((x for x in facts.neighbors if s is not None and x.peer == str(s.cf_addr)), None)
