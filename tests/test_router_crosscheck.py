@@ -22,6 +22,7 @@ from sim.routers.crosscheck import Finding, cross_check, judge, recovery_cause
 from sim.routers.frr import FrrRouter, undefined_policies
 from sim.routers.gobgp import GobgpRouter
 from sim.routers.registry import router_class
+from tests.test_rehearse import short_state  # noqa: F401 - fixture
 from tests.test_routers import frr_peer_conf, lab_factory, make_plan, wait_for  # noqa: F401 - fixture
 
 CONFIGS = Path(__file__).parent / "customer-configs"
@@ -301,3 +302,26 @@ def test_bird_default_error_wait_is_named_as_the_slow_recovery(tmp_path: Path, l
     f = recovery_cause(plan, bird.facts(), v4.key, took, BirdRouter)
     assert f is not None and "error back-off 60 s (max 300 s)" in f.message, f
     assert "error wait time 5, 30;" in f.fix
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "config"), [("frr", "frr-good.conf"), ("bird", "bird-good.conf"),
+                                              ("gobgp", "gobgp-good.toml")])
+def test_cnilab_test_passes_each_kind_with_no_warning(kind: str, config: str,
+                                                      short_state: Path) -> None:  # noqa: F811 - fixture
+    """`cnilab test` on v2 with each kind's shipped example: every step passes, the router step is clean."""
+    from sim.rehearse import RunOptions, run_acceptance
+
+    if _binaries(kind):
+        pytest.skip(f"{kind} not installed")
+    examples = Path(__file__).parent.parent / "examples" / "customer-configs"
+    rep = run_acceptance(RunOptions(topology=Path(__file__).parent.parent / "topologies" / "v2-direct.yml",
+                                    customer_config=examples / config))
+    assert rep.router_kind == kind  # sniffed from the file
+    assert rep.passed, rep.failed
+    router = next(s for s in rep.steps if s.id == "router")
+    assert router.status == "pass" and not any(c.startswith(("WARN", "FAIL")) for c in router.checks), router
+    notes = [c for s in rep.steps for c in s.checks if c.startswith("NOTE")]
+    assert bool(notes) == (kind == "gobgp"), notes  # what cnilab did for the router is said, only when it did
