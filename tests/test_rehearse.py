@@ -79,6 +79,7 @@ def test_rehearsal_passes_with_shipped_config(short_state: Path, config: str) ->
     assert "IPv4: 15/15 Cloudflare prefixes" in text["cf-prefixes"]
     assert "accepted: 198.51.100.0/24, 2001:db8:cafe::/48" in text["customer-prefixes"]
     assert "BFD Up with 192.0.2.11" in text["bfd"]
+    assert "WARN" not in text["router"] and "negotiated hold 9 s" in text["router"]
     assert "customer_to_cf: measured 1476" in text["mtu"]
     assert "-> 1436" in text["mss"]
     assert "Unhealthy: light level below" in text["go-live"] and "fault cleared -> Healthy" in text["go-live"]

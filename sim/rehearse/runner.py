@@ -43,6 +43,7 @@ REHEARSAL: list[StepDef] = [
     ("5.3", "cf-prefixes", "You learned Cloudflare's prefixes", st.cloudflare_prefixes),
     ("5.4", "customer-prefixes", "Cloudflare accepted your prefixes, refused none", st.customer_prefixes),
     ("5.5", "bfd", "BFD Up", st.bfd_up),
+    ("5.6", "router", "Your router's own state agrees with the plan", st.router_state),
     ("6.1", "mtu", "MTU probe: path MTU as the profile, PMTUD", st.mtu),
     ("6.2", "mss", "MSS probe: clamped on real TCP handshakes", st.mss),
     ("7", "go-live", "Go live + monitoring: Healthy, low light -> Unhealthy -> Healthy", st.go_live),
