@@ -232,28 +232,15 @@ class EmuExecutor:
             self._note("link", link or "all", "clear")
 
     def maintenance(self, link: str, op: MaintenanceOp) -> None:
-        from sim.routers import _router
-        from sim.routers.frr import FrrRouter
+        from sim.routers import router_for
 
-        router = _router(self.lab)
-        peers = [s for s in self.plan.sessions if s.interconnect == link]
-        if not isinstance(router, FrrRouter):
-            raise ValueError("maintenance steps are implemented for the FRR customer router")
-        asn = self.plan.sessions[0].cust_asn
-        cmds = ["configure terminal", "route-map CNILAB-MAINT-OUT deny 10",
-                "route-map CNILAB-MAINT-IN permit 10", "set local-preference 1", "exit", f"router bgp {asn}"]
-        for s in peers:
-            fam = "ipv4" if s.family == 4 else "ipv6"
-            if op == "withdraw":
-                cmds += [f"address-family {fam} unicast", f"neighbor {s.cf_addr} route-map CNILAB-MAINT-OUT out",
-                         f"neighbor {s.cf_addr} route-map CNILAB-MAINT-IN in", "exit-address-family"]
-            elif op == "shutdown":
-                cmds.append(f"neighbor {s.cf_addr} shutdown message planned maintenance")
-            else:
-                cmds += [f"no neighbor {s.cf_addr} shutdown", f"address-family {fam} unicast",
-                         f"no neighbor {s.cf_addr} route-map CNILAB-MAINT-OUT out",
-                         f"no neighbor {s.cf_addr} route-map CNILAB-MAINT-IN in", "exit-address-family"]
-        router.vtysh(*cmds, "end", *(f"clear bgp {s.cf_addr} soft" for s in peers if op != "shutdown"))
+        router = router_for(self.lab)
+        if router is None:
+            raise ValueError("maintenance steps need the customer router in the lab (kind external has none)")
+        try:
+            router.maintenance(op, [s for s in self.plan.sessions if s.interconnect == link])
+        except NotImplementedError as exc:
+            raise ValueError(str(exc)) from None
         with self._lock:
             self._note("link", link, f"maintenance {op}")
 
