@@ -21,12 +21,13 @@ from pydantic import BaseModel, Field
 from rich.table import Table
 
 from sim.backends.base import BackendError
-from sim.cli.output import console, emit, err_console, fail
+from sim.cli.output import console, emit, err_console, fail, lab_name_param
 from sim.lab.state import LabNotFound, LabState, list_labs
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import LabPlan, build_plan
 
-LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)")
+LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)",
+                          callback=lab_name_param)
 JSON_OPTION = typer.Option(False, "--json", help="Print stable JSON instead of tables")
 ATTACH_BACKEND_OPTION = typer.Option(
     None, "--backend", help="containerlab: a lab containerlab deployed from a cnilab export (auto-detected when "
@@ -223,7 +224,8 @@ def _plan(topology: Path, name: str | None) -> LabPlan:
 
 # -- commands ------------------------------------------------------------------------------------
 def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/)"),
-       name: str = typer.Option(None, "--name", "-n", help="Lab name (default: the topology's name)"),
+       name: str = typer.Option(None, "--name", "-n", help="Lab name (default: the topology's name)",
+                               callback=lab_name_param),
        backend: str = typer.Option("netns", "--backend", help="netns or docker"),
        no_daemons: bool = typer.Option(False, "--no-daemons", help="Dataplane only: no ExaBGP/FRR/BIRD"),
        gre: str = typer.Option("auto", "--gre", help="GRE implementation: auto, kernel or userspace"),
