@@ -280,13 +280,15 @@ def down(lab: str = LAB_OPTION,
          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success"),
          as_json: bool = JSON_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
     """Stop every process of the lab and remove its tunnels, namespaces and state."""
-    from sim.lab.lab import Lab, down_all
+    from sim.lab.lab import Lab, down_all, down_lab
 
     with _errors():
         if all_:
             result = DownResult(**down_all())
+        elif lab is not None:  # by name: also what a killed `up` left without (or with half) a state file
+            result = DownResult(**down_lab(lab, backend))
         else:
-            if lab is None and not list_labs():
+            if not list_labs():
                 if not quiet:
                     console.print("no lab is running")
                 return
@@ -299,7 +301,7 @@ def down(lab: str = LAB_OPTION,
         return
     emit(result, as_json, lambda r: console.print(
         f"removed lab(s): {', '.join(r.labs) or 'none'}"
-        + (f"; orphan namespaces: {', '.join(r.orphan_namespaces)}" if r.orphan_namespaces else "")
+        + (f"; namespaces swept by owner tag: {', '.join(r.orphan_namespaces)}" if r.orphan_namespaces else "")
         + (f"; orphan processes: {', '.join(r.orphan_processes)}" if r.orphan_processes else "")
         + (f"; left alone: {'; '.join(r.skipped)}" if r.skipped else "")))
 
