@@ -5,7 +5,10 @@ by side do not disturb each other."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,14 @@ from sim.faults import apply_fault
 from tests.labs import running_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
+
+
+@pytest.fixture
+def tmp_path():
+    """A short private root (FRR's unix socket paths must stay under 108 bytes)."""
+    d = Path(tempfile.mkdtemp(prefix="cnsk-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_ten_up_down_cycles_with_a_fault_leave_nothing(tmp_path):

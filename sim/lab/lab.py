@@ -96,6 +96,9 @@ class Lab:
             from sim.backends.netns import check_privileges
 
             check_privileges()
+        preflight = getattr(be, "preflight", None)
+        if preflight is not None:  # e.g. reach the container engine: fail before anything exists
+            preflight()
         with contextlib.ExitStack() as stack:
             state = _claim(plan, backend, topology_path)
             lab = cls(state, be)
