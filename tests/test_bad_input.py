@@ -50,7 +50,9 @@ def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
-def _mutate(doc: dict, path: tuple, value: Any, extra_key: bool) -> dict:
+def _mutate(doc: dict, path: tuple, value: Any, extra_key: bool) -> tuple[dict, bool]:
+    """``doc`` with the field at ``path`` set to ``value`` (or an unknown key added beside it);
+    also says whether an unknown key was really added (not possible inside a list)."""
     import copy
 
     doc = copy.deepcopy(doc)
@@ -59,9 +61,9 @@ def _mutate(doc: dict, path: tuple, value: Any, extra_key: bool) -> dict:
         parent = parent[p]
     if extra_key and isinstance(parent, dict):
         parent[f"unknown_{path[-1]}"] = value
-    else:
-        parent[path[-1]] = value
-    return doc
+        return doc, True
+    parent[path[-1]] = value
+    return doc, False
 
 
 def _run(args: list[str], state: Path) -> Any:
@@ -79,6 +81,15 @@ def _check(res: Any, path: Path, state: Path, ok_codes: tuple[int, ...]) -> None
     assert not (state / "labs").exists() or not any((state / "labs").iterdir())
 
 
+def _value_named(out: str, value: Any, extra_key: bool) -> bool:
+    """The error shows the offending value (scalars; an unknown key is named by its key)."""
+    if extra_key or isinstance(value, dict | list):
+        return True
+    flat = " ".join(out.split())
+    shown = {"null" if value is None else repr(value), str(value)}
+    return any(v in flat for v in shown)
+
+
 def _field_named(out: str, path: tuple, extra_key: bool) -> bool:
     """The error points at the mutated field (or, for a cross-field rule, at its parent)."""
     names = [str(p) for p in path if isinstance(p, str)]
@@ -91,7 +102,7 @@ def _field_named(out: str, path: tuple, extra_key: bool) -> bool:
 @given(data=st.data(), value=ODD, extra_key=st.booleans())
 def test_bad_topology_files_get_a_clear_error(data, value, extra_key):
     path_in_doc = data.draw(st.sampled_from(_paths(TOPO)))
-    doc = _mutate(TOPO, path_in_doc, value, extra_key)
+    doc, extra_key = _mutate(TOPO, path_in_doc, value, extra_key)
     with tempfile.TemporaryDirectory(prefix="cnbad-") as d:
         f, state = Path(d) / "topo.yml", Path(d) / "state"
         f.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -99,6 +110,7 @@ def test_bad_topology_files_get_a_clear_error(data, value, extra_key):
         _check(res, f, state, (0,))
         if res.exit_code == 2:
             assert _field_named(res.output, path_in_doc, extra_key), (path_in_doc, res.output)
+            assert _value_named(res.output, value, extra_key), (path_in_doc, value, res.output)
             if os.geteuid() == 0:  # `up` refuses the same file before building anything
                 res = _run(["up", str(f), "--name", "hyp-never-built"], state)
                 _check(res, f, state, ())
@@ -108,7 +120,7 @@ def test_bad_topology_files_get_a_clear_error(data, value, extra_key):
 @given(data=st.data(), value=ODD, extra_key=st.booleans())
 def test_bad_scenario_files_get_a_clear_error(data, value, extra_key):
     path_in_doc = data.draw(st.sampled_from([p for p in _paths(SCEN) if p[0] != "topology"]))
-    doc = _mutate(SCEN, path_in_doc, value, extra_key)
+    doc, extra_key = _mutate(SCEN, path_in_doc, value, extra_key)
     with tempfile.TemporaryDirectory(prefix="cnbad-") as d:
         f, state = Path(d) / "scen.yml", Path(d) / "state"
         f.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -116,6 +128,7 @@ def test_bad_scenario_files_get_a_clear_error(data, value, extra_key):
         _check(res, f, state, (0, 1))  # 1: a valid scenario whose expectations fail
         if res.exit_code == 2:
             assert _field_named(res.output, path_in_doc, extra_key), (path_in_doc, res.output)
+            assert _value_named(res.output, value, extra_key), (path_in_doc, value, res.output)
 
 
 @SETTINGS
