@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -94,7 +93,9 @@ def leaks(state_root: Path, labs: list[str], frr_pids: set[int], tun_names: set[
 
 
 def _rss_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Current (not peak) resident set of this process."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS"))
+    return int(line.split()[1])
 
 
 def _open_fds() -> int:
@@ -181,6 +182,32 @@ def up_down_cycles(topology: str, cycles: int, state_root: Path, say=print) -> d
             "helper_rss_kb_first_cycle": helper_first, "helper_rss_kb_last_cycle": helper_last}
 
 
+def fault_cycles_one_lab(topology: str, cycles: int, state_root: Path, say=print) -> dict[str, object]:
+    """One lab kept up while a fault that spawns a helper (the userspace delay line when the kernel
+    has no netem) is injected and cleared ``cycles`` times: the lab's long-running helpers (edge
+    driver, BFD, tunnels, daemons) must not grow, and no delay line may outlive its fault."""
+    from sim.faults import apply_fault, clear_faults
+    from sim.lab.lab import Lab
+    from sim.topology import build_plan, load_topology
+
+    plan = build_plan(load_topology(TOPOLOGIES / topology), f"sk-{uuid.uuid4().hex[:8]}")
+    with private_state_root(state_root), Lab.create(plan) as lab:
+        wait_converged(lab)
+        first = _helper_rss_kb(lab)
+        for i in range(cycles):
+            apply_fault(lab, "ewr1", "delay", "5ms")
+            clear_faults(lab, "ewr1")
+            stray = [cmd for cmd in _cmdlines().values() if "sim.faults.delayd" in cmd and plan.lab in cmd]
+            if stray:
+                raise AssertionError(f"fault cycle {i + 1}: delay line still running after clear: {stray}")
+        wait_converged(lab)
+        last = _helper_rss_kb(lab)
+    growth = {k: last[k] - first[k] for k in first if k in last}
+    say(f"{topology}: {cycles} fault cycles on one lab; helper RSS growth (kB): {growth}")
+    return {"topology": topology, "fault_cycles": cycles, "helper_rss_kb_first": first, "helper_rss_kb_last": last,
+            "helper_rss_growth_kb": growth}
+
+
 def _cnilab(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "sim.cli.main", *args], capture_output=True, text=True,
@@ -245,7 +272,12 @@ def _write_results(results: list[dict[str, object]], path: Path) -> None:
              "| run | count | mean s | max s | driver RSS first -> last (kB) | driver fds first -> last |",
              "|---|---|---|---|---|---|"]
     for r in results:
-        if "cycles" in r:
+        if "fault_cycles" in r:
+            growth = r["helper_rss_growth_kb"]
+            worst = max(growth.items(), key=lambda kv: kv[1], default=("none", 0))
+            lines.append(f"| fault inject+clear on one running lab, {r['topology']} | {r['fault_cycles']} | | | "
+                         f"helpers' largest RSS growth: {worst[0]} {worst[1]:+d} kB | |")
+        elif "cycles" in r:
             lines.append(f"| up/down + fault, {r['topology']} | {r['cycles']} | {r['mean_cycle_s']} | "
                          f"{r['max_cycle_s']} | {r['driver_rss_kb_first']} -> {r['driver_rss_kb_last']} | "
                          f"{r['driver_fds_first']} -> {r['driver_fds_last']} |")
@@ -265,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--fault-cycles", type=int, default=100, help="faults injected+cleared on one running lab")
     ap.add_argument("--topology", action="append", default=None, help="v1-gre.yml, ha-three-site.yml")
     ap.add_argument("--state-dir", type=Path, default=Path(f"/tmp/cnilab-soak-{os.getpid()}"))
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
@@ -273,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     for topo in args.topology or ["v1-gre.yml", "ha-three-site.yml"]:
         results.append(up_down_cycles(topo, args.cycles, args.state_dir / "cycles"))
         _write_results(results, args.results)
+    if args.fault_cycles:
+        results.append(fault_cycles_one_lab("v1-gre.yml", args.fault_cycles, args.state_dir / "faults"))
     if args.kills:
         results.append(kill_runs("v1-gre.yml", args.kills, args.state_dir / "kills"))
     _write_results(results, args.results)
