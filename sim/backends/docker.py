@@ -390,3 +390,27 @@ class DockerBackend(Backend):
         if errors:
             raise BackendError("could not remove " + "; ".join(errors))
         PodmanService.stop_if_unused(self.client)  # the last container lab gone: stop what we started
+
+
+def sweep_lab(lab: str) -> list[str]:
+    """Remove every container labelled with ``lab`` and owned by its lab dir in this state root,
+    when an engine already answers (never starts one: nothing can be left on an engine that is
+    not running). For ``down --lab`` after a killed ``up`` whose state file is missing or partial."""
+    try:
+        client = _ping(engine_url(), 5)
+    except docker.errors.DockerException:
+        return []
+    removed = []
+    try:
+        owner = str(lab_dir(lab).resolve())
+        for c in client.containers.list(all=True, filters={"label": [f"{LABEL_LAB}={lab}", f"{LABEL_OWNER}={owner}"]}):
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
+                removed.append(c.name)
+                with contextlib.suppress(FileNotFoundError):
+                    (NETNS_DIR / c.name).unlink()
+        if removed:
+            PodmanService.stop_if_unused(client)
+    finally:
+        client.close()
+    return removed

@@ -430,6 +430,12 @@ def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
     for ns in lab_namespaces(name):
         report["orphan_processes"] += [str(p) for p in cleanup.remove_netns(ns)]
         report["orphan_namespaces"].append(ns)
+    try:
+        sweep_containers = optional_attr("sim.backends.docker", "sweep_lab")
+    except ModuleNotFoundError:  # the docker SDK is not installed: no container can be ours
+        sweep_containers = None
+    if sweep_containers is not None and not had_state:  # containers of a docker lab killed mid-`up`
+        report["orphan_namespaces"] += [f"container {c}" for c in sweep_containers(name)]
     d = lab_dir(name)
     report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(cleanup.pids_mentioning(str(d)))]
     for node in NODE_NAMES:  # e.g. a userspace GRE endpoint killed before it entered its namespace
