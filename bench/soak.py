@@ -72,7 +72,7 @@ def _root_nft_tables() -> set[str]:
 
 
 def leaks(state_root: Path, labs: list[str], frr_pids: set[int], tun_names: set[str] = frozenset(),
-          tun_before: set[str] = frozenset()) -> Leaks:
+          tun_before: set[str] = frozenset(), nft_before: set[str] | None = None) -> Leaks:
     """Everything of ``labs`` (under ``state_root``) still present. Scoped: colleagues' labs run here."""
     from sim.lab.cleanup import list_cnilab_netns
 
@@ -88,7 +88,10 @@ def leaks(state_root: Path, labs: list[str], frr_pids: set[int], tun_names: set[
         found.frr_scratch = [str(p) for p in FRR_SCRATCH.iterdir()
                              if p.suffix[1:].isdigit() and int(p.suffix[1:]) in frr_pids]
     found.tun_devices = sorted((_root_tun_devices() - set(tun_before)) & set(tun_names))
-    found.nft_tables = sorted(t for t in _root_nft_tables() if any(lab in t for lab in labs))
+    # The lab's nft tables (MSS clamp, fault filters) live in its namespaces; one in the root
+    # namespace means a command ran outside them. Compared with a snapshot from before the run.
+    found.nft_tables = sorted(t for t in _root_nft_tables() - (nft_before or set())
+                              if "cnilab" in t or any(lab in t for lab in labs))
     return found
 
 
@@ -152,7 +155,7 @@ def up_down_cycles(topology: str, cycles: int, state_root: Path, say=print) -> d
     link, kind = FAULT[topology]
     topo = load_topology(TOPOLOGIES / topology)
     durations, rss, fds, helper_first, helper_last = [], [], [], {}, {}
-    tun_before = _root_tun_devices()
+    tun_before, nft_before = _root_tun_devices(), _root_nft_tables()
     with private_state_root(state_root):
         for i in range(cycles):
             name = f"sk-{uuid.uuid4().hex[:8]}"
@@ -170,7 +173,7 @@ def up_down_cycles(topology: str, cycles: int, state_root: Path, say=print) -> d
                 helper_last = helpers
                 pids = _frr_pids(lab)
             durations.append(time.monotonic() - t0)
-            left = leaks(state_root, [name], pids, tun_names, tun_before)
+            left = leaks(state_root, [name], pids, tun_names, tun_before, nft_before)
             if left.any():
                 raise AssertionError(f"cycle {i + 1} of {topology} left: {left}")
             rss.append(_rss_kb())
@@ -234,7 +237,7 @@ def kill_runs(topology: str, runs: int, state_root: Path, seed: int = 1, say=pri
     full_up = time.monotonic() - t0
     subprocess.run([*_up_argv(topology, name)[:3], "down", "--lab", name], env=env, cwd=ROOT,
                    capture_output=True, timeout=120, check=True)
-    tun_before = _root_tun_devices()
+    tun_before, nft_before = _root_tun_devices(), _root_nft_tables()
     outcomes = []
     for i in range(runs):
         name = f"kl-{uuid.uuid4().hex[:8]}"
@@ -246,11 +249,14 @@ def kill_runs(topology: str, runs: int, state_root: Path, seed: int = 1, say=pri
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        # FRR daemons the killed `up` had started: their /var/tmp/frr/<daemon>.<pid> must go too.
+        frr = {pid for pid, cmd in _cmdlines().items()
+               if f"/labs/{name}/" in cmd and any(d in cmd for d in ("zebra", "bgpd", "bfdd", "staticd"))}
         all_ = i % 2 == 1
         down = subprocess.run([sys.executable, "-m", "sim.cli.main", "down",
                                *(["--all"] if all_ else ["--lab", name]), "--json"],
                               env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
-        left = leaks(state_root, [name], set(), {"gre-ewr1"}, tun_before)
+        left = leaks(state_root, [name], frr, {"gre-ewr1"}, tun_before, nft_before)
         if left.any() or down.returncode not in (0, 2):
             raise AssertionError(f"kill run {i + 1} (killed at {at:.2f}s of ~{full_up:.1f}s): {left}; "
                                  f"down said: {down.stdout} {down.stderr}")
