@@ -142,3 +142,24 @@ def test_cli_lab_names_are_checked_without_traceback(name, cmd):
         assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
         assert res.exit_code == 2, (res.exit_code, res.output)  # bad name, or no such lab
         assert not state.exists() or not any(state.rglob("state.json"))
+
+
+def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    import typer.main
+
+    click_group = typer.main.get_command(group) if not hasattr(group, "commands") else group
+    out = []
+    for name, cmd in getattr(click_group, "commands", {}).items():
+        out.append((*prefix, name))
+        if hasattr(cmd, "commands"):
+            out += _commands(cmd, (*prefix, name))
+    return out
+
+
+def test_every_command_help_renders_without_traceback():
+    """--help is the first thing a newcomer runs; rich markup in a docstring once crashed it."""
+    cmds = _commands(app)
+    assert len(cmds) > 15
+    for cmd in cmds:
+        res = CliRunner().invoke(app, [*cmd, "--help"], env={"COLUMNS": "120"})
+        assert res.exit_code == 0 and res.exception is None, (cmd, res.output[-500:], repr(res.exception))

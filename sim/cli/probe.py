@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inject a fault (`cnilab fault ewr1 loss 30%`), clear it (`cnilab fault clear ewr1|--all`), or list them.
 
-        Kinds: down, flap [PERIOD], blackhole, loss PCT, delay MS[/JITTER], rate RATE, drop-bfd, drop-bgp,
+        Kinds: down, flap (PERIOD), blackhole, loss PCT, delay MS or MS/JITTER, rate RATE, drop-bfd, drop-bgp,
         light DBM|none, swap.
         """
         from sim.faults import FaultError, apply_fault, clear_faults
