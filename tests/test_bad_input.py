@@ -163,3 +163,19 @@ def test_every_command_help_renders_without_traceback():
     for cmd in cmds:
         res = CliRunner().invoke(app, [*cmd, "--help"], env={"COLUMNS": "120"})
         assert res.exit_code == 0 and res.exception is None, (cmd, res.output[-500:], repr(res.exception))
+
+
+@SETTINGS
+@given(arg=st.one_of(st.text(max_size=30), st.sampled_from(["", "-", "--", "/", "/dev/null", "../", "v1-gre.yml/x",
+                                                             "-x", "--seed", "\x00"])),
+       where=st.sampled_from(["topology", "scenario", "seed"]))
+def test_odd_cli_arguments_never_trace_back(arg, where):
+    scenario = str(ROOT / "topologies" / "scenarios" / "v1-gre-mss-none.yml")
+    args = {"topology": ["validate", arg], "scenario": ["sim", arg], "seed": ["sim", scenario, "--seed", arg]}[where]
+    with tempfile.TemporaryDirectory(prefix="cnbad-") as d:
+        state = Path(d) / "state"
+        res = _run(args, state)
+        assert "Traceback" not in res.output, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+        assert res.exit_code in (0, 1, 2), (res.exit_code, res.output)
+        assert not state.exists() or not any(state.rglob("state.json"))
