@@ -59,16 +59,26 @@ class _Outcome:
         self.status, self.reason, self.measured, self.limit, self.slack = status, reason, measured, limit, slack
 
 
-def _wait_for(ex: Executor, t0: float, window: float | None, cond: Callable[[], bool]) -> float | None:
-    if window is None:
+def _wait_for(ex: Executor, t0: float, physics: float | None, cond: Callable[[], bool]) -> float | None:
+    """Wait until ``cond`` holds, at most ``physics`` plus the executor's slack. The slack is read
+    again at the deadline: a load spike during the wait widens it (the emulator measures its own
+    observation latency as it goes), so a deadline never depends on the load at the step's start."""
+    if physics is None:
         return t0 if cond() else None
-    return ex.run_until(t0 + window, cond)
+    deadline = t0 + physics + executor_slack(ex)
+    while True:
+        t = ex.run_until(deadline, cond)
+        if t is not None:
+            return t
+        widened = t0 + physics + executor_slack(ex)
+        if widened <= deadline + 1e-9:
+            return None
+        deadline = widened
 
 
 def _expect(loaded: LoadedScenario, ex: Executor, step: Expect, t0: float) -> _Outcome:
     within, max_window = deadlines(loaded, step)
-    slack = executor_slack(ex)
-    window = None if within is None else within + step.tolerance + slack
+    physics = None if within is None else within + step.tolerance
     limit = within
     if step.what in ("path", "traffic_on"):
         target = None if step.link == "none" else step.link
@@ -101,6 +111,7 @@ def _expect(loaded: LoadedScenario, ex: Executor, step: Expect, t0: float) -> _O
             return ", ".join(f"{k} is {v}" for k, v in bad.items())
     elif step.what == "loss":
         tr = ex.traffic()
+        slack = executor_slack(ex)
         max_w = None if max_window is None else max_window + step.tolerance + slack
         problems = []
         if not tr.src:
@@ -119,7 +130,9 @@ def _expect(loaded: LoadedScenario, ex: Executor, step: Expect, t0: float) -> _O
         return _Outcome("pass" if ok else "fail",
                         probe.detail if ok else f"mss probe {'passed' if probe.passed else 'failed'}, "
                                                 f"expected it to {step.result}: {probe.detail}")
-    t = _wait_for(ex, t0, window, cond)
+    t = _wait_for(ex, t0, physics, cond)
+    slack = executor_slack(ex)
+    window = None if physics is None else physics + slack
     if t is not None:
         return _Outcome("pass", "", measured=round(t - t0, 9), limit=limit,
                         slack=slack if window is not None else None)
