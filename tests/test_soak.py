@@ -17,7 +17,7 @@ from sim.edge.control import EdgeClient
 from sim.faults import apply_fault
 from tests.labs import running_lab
 
-pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
