@@ -419,6 +419,11 @@ def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
     report: dict[str, list[str]] = {"labs": [], "orphan_namespaces": [], "orphan_processes": [], "errors": [],
                                     "skipped": []}
     had_state = LabState.exists(name)
+    if not had_state and backend is None:
+        from sim.lab import attach_clab
+
+        if attach_clab.deployed(name):  # containerlab's lab: attach decides (refused while deployed)
+            backend = "containerlab"
     if had_state or backend == "containerlab":
         try:
             Lab.attach(name, backend).destroy()
