@@ -288,8 +288,16 @@ def _write_results(results: list[dict[str, object]], path: Path) -> None:
                          f"{r['max_cycle_s']} | {r['driver_rss_kb_first']} -> {r['driver_rss_kb_last']} | "
                          f"{r['driver_fds_first']} -> {r['driver_fds_last']} |")
         else:
+            during = sum(1 for o in r["outcomes"] if not o["up_had_finished"])  # type: ignore[union-attr]
             lines.append(f"| kill -9 of `up` + scoped down, {r['topology']} | {r['runs']} | "
-                         f"full up {r['full_up_s']} | | | |")
+                         f"full up {r['full_up_s']} | | {during} of {r['runs']} kills landed during `up` | |")
+    lines += ["", " ".join((
+        "Kill runs alternate `down --lab NAME` and `down --all`, both under the private state root",
+        "(tests/test_soak.py runs them next to a lab of another state root and checks it is untouched).",
+        "The driver's RSS (this process, 100 bring-ups) grows ~40 kB a cycle, flattening; tracemalloc",
+        "puts ~7 kB a cycle in pyroute2's request objects, the rest is outside Python objects (allocator",
+        "fragmentation, most likely): no fd, namespace or process is left, and the lab's own helpers do",
+        "not grow across 100 faults."))]
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     marker = "\n## Soak (`make soak`)"
     if marker in text:
