@@ -147,7 +147,7 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     assert "down after" in _step(rep, "failover").checks[0]
     assert not any(c.startswith(("WARN", "FAIL")) for c in _step(rep, "router").checks), _step(rep, "router")
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "10" and suite.get("failures") == "0"
+    assert suite is not None and suite.get("tests") == "11" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
 
 
