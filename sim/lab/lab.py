@@ -321,7 +321,7 @@ class Lab:
         except BackendError as exc:
             errors.append(str(exc))
         # Anything still mentioning the lab dir (a helper that escaped its namespace) goes too.
-        cleanup.kill_pids(cleanup.pids_mentioning(str(self.dir)))
+        cleanup.kill_pids(cleanup.pids_using_dir(str(self.dir)))
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.dir.exists():
             errors.append(f"cannot remove {self.dir}")
@@ -442,7 +442,7 @@ def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
     if sweep_containers is not None and not had_state:  # containers of a docker lab killed mid-`up`
         report["orphan_namespaces"] += [f"container {c}" for c in sweep_containers(name)]
     d = lab_dir(name)
-    report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(cleanup.pids_mentioning(str(d)))]
+    report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(cleanup.pids_using_dir(str(d)))]
     for node in NODE_NAMES:  # e.g. a userspace GRE endpoint killed before it entered its namespace
         pids = cleanup.pids_mentioning(cleanup.netns_path(ns_name(name, node)) + " ")
         report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(pids)]
@@ -501,7 +501,7 @@ def down_all() -> dict[str, list[str]]:
         report["orphan_namespaces"].append(ns)
         report["orphan_processes"] += [str(p) for p in killed]
     for d in removed_dirs:
-        for pid in cleanup.kill_pids(cleanup.pids_mentioning(d)):
+        for pid in cleanup.kill_pids(cleanup.pids_using_dir(d)):
             report["orphan_processes"].append(str(pid))
     labs_root = state_root() / "labs"
     if labs_root.is_dir():

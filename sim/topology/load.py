@@ -57,12 +57,20 @@ def describe_validation_error(err: ValidationError, data: Any) -> list[str]:
         if e["type"] == "extra_forbidden":
             problems.append(f"{_loc(loc)}: unknown field (check the spelling; see `cnilab schema`)")
             continue
+        if e["type"] == "union_tag_invalid":  # say the value as repr: '\r' or ' ' must stay visible
+            ctx = e.get("ctx") or {}
+            field = str(ctx.get("discriminator", "")).strip("'")
+            problems.append(f"{_loc((*loc, field) if field else loc)} = {ctx.get('tag')!r}: not one of "
+                            f"{ctx.get('expected_tags')}")
+            continue
         if e["type"] == "missing":
             problems.append(f"{_loc(loc)}: required field is missing")
             continue
         value = _value_at(data, loc)
         if value is None:
             shown = " = null" if _present(data, loc) else ""
+        elif isinstance(value, dict | list):
+            shown = ""  # a whole mapping is noise; the message names the part that is wrong
         else:
             text = repr(value)
             shown = f" = {text if len(text) <= 80 else text[:77] + '...'}"
