@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sim.cli.output import console, emit, fail
+from sim.cli.output import console, emit, fail, lab_name_param
 
-LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
+LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)",
+                                           callback=lab_name_param)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 BackendOpt = Annotated[str | None, typer.Option(
     "--backend", help="containerlab: attach to a lab containerlab deployed from a cnilab export (auto-detected "

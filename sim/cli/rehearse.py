@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from sim.cli.output import console, emit, err_console, fail
+from sim.cli.output import console, emit, err_console, fail, lab_name_param
 from sim.facts import router_kind_names
 
 DEFAULT_TOPOLOGY = Path("topologies/v1-gre.yml")
@@ -29,7 +29,7 @@ MssOpt = Annotated[str | None, typer.Option(
                         "(default: the topology's customer.router.mss_clamp)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON")]
 JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here")]
-LabOpt = Annotated[str | None, typer.Option("--name", help="Lab name (default: unique)")]
+LabOpt = Annotated[str | None, typer.Option("--name", help="Lab name (default: unique)", callback=lab_name_param)]
 
 
 def _options(topology: Path, config: Path | None, kind: str | None, mss: str | None, name: str | None):

@@ -19,6 +19,7 @@ NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 class SimExecutor:
     name = "sim"
+    slack = 0.0  # virtual time: the engine evaluates conditions after every event, so no slack
 
     def __init__(self, loaded: LoadedScenario, seed: int) -> None:
         self.loaded = loaded
