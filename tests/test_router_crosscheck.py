@@ -325,3 +325,25 @@ def test_cnilab_test_passes_each_kind_with_no_warning(kind: str, config: str,
     assert router.status == "pass" and not any(c.startswith(("WARN", "FAIL")) for c in router.checks), router
     notes = [c for s in rep.steps for c in s.checks if c.startswith("NOTE")]
     assert bool(notes) == (kind == "gobgp"), notes  # what cnilab did for the router is said, only when it did
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+def test_cnilab_bgp_shows_the_customers_negotiated_timers(short_state: Path) -> None:  # noqa: F811 - fixture
+    import os
+    import subprocess
+    import sys
+
+    from tests.labs import running_lab
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with running_lab(short_state, "v2-direct.yml", wait_prefixes=False) as lab:
+        from sim.edge.control import EdgeClient
+
+        EdgeClient(lab.state.control["edge"]).wait_established(timeout=60)
+        out = wait_for(lambda: (lambda r: r.stdout if "negotiated hold" in r.stdout else None)(subprocess.run(
+            [sys.executable, "-m", "sim.cli.main", "bgp", "--lab", lab.name], capture_output=True, text=True,
+            timeout=60)), 20, "cnilab bgp with timers")
+    assert "lax1/v4: your router negotiated hold 9 s, keepalive 3 s" in out, out
+    assert "WARN" not in out
