@@ -107,6 +107,19 @@ CASES = {
                                    (('  export-policy-list = ["to-cloudflare"]\n'
                                      '  default-export-policy = "reject-route"\n', ""),),
                                    {"outbound-policy": "warn"}, ("export-policy-list",)),
+    # One prefix-set for both families: gobgpd --dry-run accepts it, the daemon refuses to build the
+    # policy ("multiple families") and runs with none: default accept. The daemon's state shows it.
+    "gobgp-mixed-family-prefix-set": Case(
+        "gobgp", "v2", "gobgp-good-v2.toml",
+        (('\n[[defined-sets.prefix-sets]]\n  prefix-set-name = "ours-v6"\n', ""),
+         ('prefix-set-name = "ours-v4"', 'prefix-set-name = "ours"'),
+         ('prefix-set = "ours-v4"', 'prefix-set = "ours"'), ('prefix-set = "ours-v6"', 'prefix-set = "ours"')),
+        {"policy-not-applied": "fail", "outbound-policy": "warn"}, ("multiple families", "to-cloudflare")),
+    # Default-reject import without a statement for local routes: gobgpd drops its own `rib add` paths.
+    "gobgp-import-drops-own-routes": Case(
+        "gobgp", "v2", "gobgp-good-v2.toml", (('      route-type = "local"', '      route-type = "internal"'),),
+        {"policy-not-applied": "fail"}, ("198.51.100.0/24, 2001:db8:cafe::/48 added with `gobgp global rib add` "
+                                         "but not in gobgpd's RIB",)),
     "gobgp-default-backoff": Case("gobgp", "v2", "gobgp-good-v2.toml", (("    connect-retry = 10\n", ""),),
                                   {"reconnect": "info"}, ("retries a failed connection every 120 s",
                                                           "connect-retry = 5")),
