@@ -611,3 +611,24 @@ def test_kind_that_does_not_match_the_file_says_what_it_looks_like(tmp_path: Pat
         check_customer_config(plan)
     msg = str(exc.value)
     assert "looks like BIRD 2" in msg and "use kind bird" in msg and len(msg.splitlines()) <= 3
+
+
+@pytest.mark.daemons
+@needs_gobgp
+def test_gobgp_yaml_config_is_checked_by_gobgpd(tmp_path: Path) -> None:
+    """GoBGP reads TOML or YAML: the same config in YAML is sniffed, typed and parsed by gobgpd itself."""
+    import tomllib
+
+    from sim.routers.gobgp import config_type, validate_gobgp_config
+    from sim.routers.registry import sniff_kind
+
+    data = tomllib.loads((EXAMPLES / "gobgp-good.toml").read_text())
+    good = tmp_path / "gobgpd.yml"
+    good.write_text(yaml.safe_dump(data))
+    assert config_type(good) == "yaml" and sniff_kind(good.read_text()) == "gobgp"
+    validate_gobgp_config(good)
+    data["neighbors"][0]["config"]["peer-as"] = "cloudflare"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserConfigError, match="peer-as"):
+        validate_gobgp_config(bad)

@@ -33,6 +33,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from pydantic import BaseModel
 
 from sim.export.images import ImageSet
+from sim.facts import router_kinds
 from sim.optional import optional_attr
 from sim.topology.plan import LabPlan, Node
 
@@ -185,6 +186,12 @@ def customer_files(plan: LabPlan) -> dict[str, str]:
     """
     files = {"daemons": FRR_DAEMONS, "vtysh.conf": "service integrated-vtysh-config\n"}
     router = getattr(plan, "customer_router", None)
+    kind = router_kinds().get(router.kind) if router is not None else None
+    if kind is not None and kind.module is not None and kind.image is None:
+        # Exporting FRR's template in its place would rehearse a router the customer does not run.
+        raise ExportError(f"customer.router.kind = '{router.kind}': no container image for {kind.title} yet "
+                          "(sim/data/router-kinds.yaml); export with kind frr or external, or run it with the "
+                          "netns backend")
     if router is not None and router.kind == "frr" and router.config is not None:
         files["frr.conf"] = Path(router.config).read_text(encoding="utf-8")
         return files
