@@ -108,6 +108,9 @@ def node_exec(node: Node, plan: LabPlan) -> list[str]:
         cmds += [f"ip link add {ifname} type gre local {local} remote {remote} ttl 255",
                  f"ip link set {ifname} mtu {t.mtu} up",
                  f"ip -4 addr add {inner.with_prefixlen} dev {ifname}"]
+        inner6 = t.cf_inner6 if cf else t.cust_inner6
+        if inner6 is not None:
+            cmds.append(f"ip -6 addr add {inner6.with_prefixlen} dev {ifname} nodad")
     for r in node.routes:
         cmd = f"ip -{r.dst.version} route add {r.dst}"
         if r.via is not None:
@@ -116,6 +119,8 @@ def node_exec(node: Node, plan: LabPlan) -> list[str]:
             cmd += f" dev {r.dev}"
         if r.metric:
             cmd += f" metric {r.metric}"
+        if r.mtu:
+            cmd += f" mtu lock {r.mtu}"
         cmds.append(cmd)
     return cmds
 
