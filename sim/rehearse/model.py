@@ -40,6 +40,8 @@ class StepResult(_Model):
     detail: str = ""
     checks: list[str] = Field(default_factory=list, description="What was verified, one line each")
     advice: list[str] = Field(default_factory=list)
+    provenance: str = Field(default="", description="Where the configuration this step exercised came from: "
+                                                    "your config, or installed by cnilab on your behalf")
 
 
 class Report(_Model):

@@ -45,6 +45,7 @@ class Context:
     slots: dict[str, dict[str, Any]] = field(default_factory=dict)
     icons: dict[str, str] = field(default_factory=dict)  # lab interconnect -> API name
     cnis: dict[str, dict[str, Any]] = field(default_factory=dict)  # session key -> CNI body
+    provenance: dict[str, str] = field(default_factory=dict)  # step id -> who configured what it exercised
 
     @property
     def edge(self) -> EdgeClient:
@@ -360,11 +361,34 @@ class SkipStep(Exception):
 
 
 # -- 6 MTU / MSS -------------------------------------------------------------------------------------
+def tunnel(ctx: Context) -> list[str]:
+    """The customer's GRE end reaches Cloudflare's (live ping inside the tunnel); on failure, the
+    declared values that differ from Cloudflare's, each with its fix."""
+    from sim.probes.tunnel import probe_tunnel
+
+    if not ctx.plan.tunnels:
+        raise SkipStep("no GRE tunnel on these interconnects (dataplane v2 has none)")
+    rep = probe_tunnel(ctx.lab)
+    ctx.provenance["tunnel"] = rep.provenance
+    lines = [f"{r.tunnel}: {r.ping}" + (f" (your {r.customer_ifname}, {r.declared_at})" if r.declared_at else "")
+             for r in rep.results]
+    if not rep.ok:
+        causes = [c for r in rep.results if not r.ok for c in r.causes]
+        fixes = [f for r in rep.results if not r.ok for f in r.fixes]
+        detail = "nothing crosses your GRE tunnel to Cloudflare" + (": " + "; ".join(causes) if causes else "")
+        raise StepFailed(detail, fixes or ["check the tunnel's local/remote, inner /31 and that it is up "
+                                           "(`ip -d link show`, `ip addr` in node cust)"], lines)
+    return lines
+
+
 def mtu(ctx: Context) -> list[str]:
     from sim.probes.mtu import probe_mtu
 
     rep = probe_mtu(ctx.lab)
-    lines = [f"{r.direction}: measured {r.measured} (profile {r.expected}), PMTUD {r.pmtud}" for r in rep.results]
+    ctx.provenance["mtu"] = rep.provenance
+    lines = [f"{r.direction}{' (IPv6)' if r.family == 6 else ''}: measured {r.measured} (profile {r.expected}), "
+             f"PMTUD {r.pmtud}" + (", large non-DF packets black-holed" if r.large_nodf is False else "")
+             for r in rep.results]
     if not rep.ok:
         raise StepFailed("path MTU differs from the profile: " + "; ".join(r.diagnosis for r in rep.results
                                                                             if not r.ok), mtu_advice(rep), lines)
@@ -375,13 +399,17 @@ def mss(ctx: Context) -> list[str]:
     from sim.probes.mss import probe_mss
 
     rep = probe_mss(ctx.lab)
+    ctx.provenance["mss"] = rep.provenance
     lines = [f"{r.direction}: SYN MSS {r.syn_sent} -> {r.syn_arrived}, SYN-ACK {r.synack_sent} -> "
              f"{r.synack_arrived} (need <= {r.required})" for r in rep.results]
     if not rep.ok:
+        if all(r.path_down for r in rep.results if not r.ok):
+            raise StepFailed("the path is down: no SYN crossed "
+                             + ", ".join(r.direction for r in rep.results if r.path_down)
+                             + " (no MSS verdict)", ["fix reachability first (the failed steps above)"], lines)
         seen = sorted({v for r in rep.results for v in (r.syn_arrived, r.synack_arrived) if v is not None})
         raise StepFailed(f"TCP MSS is not clamped to {rep.required}: SYNs cross the router with MSS "
-                         f"{', '.join(map(str, seen)) or 'none (no SYN arrived)'}",
-                         mss_advice(rep, ctx.plan), lines)
+                         f"{', '.join(map(str, seen))}", mss_advice(rep, ctx.plan), lines)
     return lines
 
 
