@@ -202,7 +202,8 @@ def _pmtud(src_ns: str, dst_addr: str, port: int, size: int) -> tuple[Literal["w
             tx.send(b"\0" * (size - _overhead(dst_addr)))
         except OSError:
             # EMSGSIZE: the kernel still knows a smaller PMTU, which only an ICMP could have taught it
-            known = tx.getsockopt(socket.IPPROTO_IP if fam == socket.AF_INET else socket.IPPROTO_IPV6, 14)
+            known = (tx.getsockopt(socket.IPPROTO_IP, 14) if fam == socket.AF_INET  # IP_MTU
+                     else tx.getsockopt(socket.IPPROTO_IPV6, 24))  # IPV6_MTU
             return "works", known
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:

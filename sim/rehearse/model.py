@@ -22,6 +22,9 @@ class RunOptions(_Model):
     topology: Path
     customer_config: Path | None = Field(default=None, description="Replaces the template router config")
     kind: Literal["frr", "bird"] | None = Field(default=None, description="Kind of customer_config (default: sniffed)")
+    customer_dataplane: Path | None = Field(
+        default=None, description="Your side of the dataplane (ip/nft/iptables lines); replaces "
+                                  "customer.router.dataplane")
     mss_clamp: MssClampOverride | None = Field(
         default=None, description="Override customer.router.mss_clamp (the clamp lives outside the daemon)")
     lab: str | None = Field(default=None, description="Lab name (default: a unique rh-/ct- name)")

@@ -87,6 +87,14 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
         router["kind"] = opts.kind or sniff_kind(cfg) or router["kind"]
     elif opts.kind is not None:
         router["kind"] = opts.kind
+    if opts.customer_dataplane is not None:
+        from sim.topology.load import check_dataplane
+
+        dp = Path(opts.customer_dataplane).expanduser().resolve()
+        if not dp.is_file():
+            raise ConfigError(dp, [f"--dataplane = '{opts.customer_dataplane}': file not found"])
+        check_dataplane(dp)
+        router["dataplane"] = dp
     if opts.mss_clamp is not None:
         router["mss_clamp"] = None if opts.mss_clamp == "none" else opts.mss_clamp
     try:
