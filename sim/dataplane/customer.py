@@ -101,6 +101,11 @@ def clamp_diagnosis(plan: LabPlan, required: int) -> list[str]:
                        f"use {required}")
         elif c.value > required:
             out.append(f"you clamp to {c.value} ({c.where}), above the {required} this path needs")
+        plain_in = {s.cust_iface for s in plan.sessions if s.cust_nexthop_via == "link"} if plan.tunnels else set()
+        if c.interfaces and plain_in and not set(c.interfaces) & plain_in:
+            out.append(f"your clamp ({c.where}) only matches {', '.join(c.interfaces)}: on this dataplane "
+                       f"Cloudflare delivers to you outside the tunnel ({', '.join(sorted(plain_in))}) while your "
+                       "replies enter it, so SYNs arriving there must be clamped too (or clamp every forwarded SYN)")
         if c.interfaces and not set(c.interfaces) & toward_cf:
             out.append(f"your clamp ({c.where}) matches {', '.join(c.interfaces)}, none of which leads to "
                        f"Cloudflare ({', '.join(sorted(toward_cf))})")

@@ -79,7 +79,7 @@ struct counters {
 };
 
 /* Process-wide state shared by the two forwarding threads; set once in main before they start. */
-static int tun_fd = -1, gre_fd = -1, icmp_fd = -1;
+static int tun_fd = -1, gre_fd = -1, icmp_fd = -1, icmp6_fd = -1;
 static struct in_addr local_addr, remote_addr;
 static int have_key, connected;
 static uint32_t gre_key;
@@ -131,7 +131,42 @@ static uint16_t inet_csum(const uint8_t *p, size_t len) {
  * through loopback. (Writing it into the TUN would not work: a packet arriving with one of the
  * node's own addresses as source is dropped as martian.)
  */
+static int outer_room(void) {
+    int mtu = 0;
+    socklen_t sl = sizeof mtu;
+    if (getsockopt(gre_fd, IPPROTO_IP, IP_MTU, &mtu, &sl) < 0) return -1;
+    return mtu - 20 - (int)tx_hlen();
+}
+
+/* IPv6: ICMPv6 Packet Too Big (RFC 4443 3.2) to the inner source, as a kernel GRE device sends it
+ * (ip_tunnel's tnl_update_pmtu); IPv6 has no DF bit, every packet is "DF". The kernel fills in the
+ * checksum of a raw ICMPv6 socket. Never about an ICMPv6 error (next header 58, type < 128). */
+static void send_packet_too_big(const uint8_t *inner, size_t len) {
+    if (len < 40 || icmp6_fd < 0) return;
+    if (inner[6] == IPPROTO_ICMPV6 && len > 40 && inner[40] < 128) return;
+    int mtu = outer_room();
+    if (mtu < 0) return;
+    if (mtu < 1280) mtu = 1280;
+    size_t quote = len < 1280 - 40 - 8 ? len : 1280 - 40 - 8;
+    uint8_t msg[8 + 1280];
+    memset(msg, 0, 8);
+    msg[0] = 2; /* packet too big */
+    msg[4] = (uint8_t)(mtu >> 24);
+    msg[5] = (uint8_t)(mtu >> 16);
+    msg[6] = (uint8_t)(mtu >> 8);
+    msg[7] = (uint8_t)mtu;
+    memcpy(msg + 8, inner, quote);
+    struct sockaddr_in6 to = {.sin6_family = AF_INET6};
+    memcpy(&to.sin6_addr, inner + 8, 16);
+    if (sendto(icmp6_fd, msg, 8 + quote, 0, (struct sockaddr *)&to, sizeof to) > 0)
+        atomic_fetch_add(&ctr.icmp_sent, 1);
+}
+
 static void send_frag_needed(const uint8_t *inner, size_t len) {
+    if (len >= 40 && (inner[0] >> 4) == 6) {
+        send_packet_too_big(inner, len);
+        return;
+    }
     if (len < 20 || (inner[0] >> 4) != 4) return;
     size_t ihl = (size_t)(inner[0] & 0x0f) * 4;
     if (ihl < 20 || len < ihl || !(inner[6] & 0x40)) return; /* only DF packets get frag-needed */
@@ -388,6 +423,12 @@ int main(int argc, char **argv) {
     /* For send_frag_needed(); it never reads, so filter out every ICMP type it would receive. */
     icmp_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
     if (icmp_fd < 0) die("socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)");
+    icmp6_fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6); /* optional: IPv6 may be off */
+    if (icmp6_fd >= 0) {
+        struct { uint32_t data[8]; } block_all; /* ICMP6_FILTER: block every type (we never read) */
+        memset(&block_all, 0xff, sizeof block_all);
+        setsockopt(icmp6_fd, IPPROTO_ICMPV6, 1 /* ICMP6_FILTER */, &block_all, sizeof block_all);
+    }
     struct icmp_filter all = {.data = ~0U};
     setsockopt(icmp_fd, SOL_RAW, ICMP_FILTER, &all, sizeof all);
 
