@@ -67,6 +67,7 @@ def clamp_provenance(plan: LabPlan, installed: int | None) -> Provenance:
     if clamps:
         c = clamps[0]
         return Provenance(origin="user", text=f"clamp {c.value} from your {c.tool} line ({c.where})")
+        # (tool "topology": the mss_clamp of your customer.router.dataplane block)
     if plan.customer_router.config is not None or plan.customer_dataplane is not None:
         return Provenance(origin="none", text="no clamp: your config declares none and cnilab installs none for it")
     return Provenance(origin="none", text="no clamp: customer.router.mss_clamp is null")

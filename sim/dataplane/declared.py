@@ -121,9 +121,20 @@ class DataplaneBlock(_Model):
             from sim.facts import load_facts
 
             h = load_facts().headers
+            where = "customer.router.dataplane.mss_clamp"
+            table = ["inet", "customer_mss"]
+            out.commands += [
+                Command(argv=["nft", "add", "table", *table], where=where),
+                Command(argv=["nft", "add", "chain", *table, "forward",
+                              "{ type filter hook forward priority mangle; policy accept; }"], where=where)]
             for fam, value in ((4, blk.value), (6, blk.value - (h["ipv6"].bytes - h["ipv4"].bytes))):
-                out.clamps.append(DeclaredClamp(family=fam, value=value, interfaces=ifs, tool="topology",
-                                                where="customer.router.dataplane.mss_clamp"))
+                out.clamps.append(DeclaredClamp(family=fam, value=value, interfaces=ifs, tool="topology", where=where))
+                match = ["meta", "nfproto", f"ipv{fam}", "tcp", "flags", "syn", "tcp", "option", "maxseg", "size",
+                         ">", str(value), "tcp", "option", "maxseg", "size", "set", str(value)]
+                for way in ("iifname", "oifname") if ifs else ("",):
+                    sel = [way, "{ " + ", ".join(f'"{i}"' for i in ifs) + " }"] if way else []
+                    out.commands.append(Command(argv=["nft", "add", "rule", *table, "forward", *sel, *match],
+                                                where=where))
         return out
 
 
