@@ -184,7 +184,7 @@ def test_frr_with_its_own_dataplane_passes_and_says_so(short_state: Path) -> Non
     ("wrong-inner", "tunnel", "inner address 10.212.0.3/31", "ip addr add 10.212.0.1/31 dev cf-ewr1"),
     ("mtu-1500", "mtu", "black-holed towards Cloudflare", "cf-ewr1 has MTU 1500"),
     ("no-clamp", "mss", "not clamped to 1436", "missing MSS clamp"),
-    ("clamp-1476", "mss", "MSS 1476", "the classic mistake"),
+    ("clamp-1476", "mss", "MSS 1416, 1460", "you clamp to 1476"),
 ])
 def test_each_dataplane_mistake_fails_with_cause_and_fix(short_state: Path, variant: str, step: str, detail: str,
                                                          advice: str) -> None:

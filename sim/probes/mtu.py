@@ -170,6 +170,9 @@ def measure_direction(lab: LabLike, direction: Direction, src: str, dst: str, ds
     if measured < ceiling:
         pmtud, icmp_mtu = _pmtud(src_ns, dst_addr, port, measured + 1)
         if fam == socket.AF_INET:
+            # Forget the PMTU the sweep's ICMPs taught the sender, or it would fragment the packet
+            # itself and hide a router that cannot.
+            subprocess.run(["nsenter", f"--net={src_ns}", "ip", "route", "flush", "cache"], capture_output=True)
             tx = _sender(src_ns, dst_addr, IP_PMTUDISC_DONT)
             try:
                 large_nodf = _arrives(tx, rx, (dst_addr, port), ceiling)
