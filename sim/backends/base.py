@@ -130,6 +130,6 @@ def configure_l3(ipr: IPRoute, node: Node) -> tuple[dict[str, str], str | None]:
         if route.dst.version == 6:
             spec["family"] = 10
         if route.mtu:
-            spec["metrics"] = {"attrs": [("RTAX_MTU", route.mtu), ("RTAX_LOCK", 1 << 2)]}  # `mtu lock N`
+            spec["metrics"] = {"mtu": route.mtu, "lock": 1 << 2}  # `mtu lock N` (RTAX_LOCK bit of RTAX_MTU)
         ipr.route("add", **{k: v for k, v in spec.items() if v is not None})
     return names, vlan_mode
