@@ -169,7 +169,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
         backend: BackendOpt = None,
     ) -> None:
-        """Stream UDP inet -> origin, fail LINK, and measure loss window and time to the new path."""
+        """Stream UDP both ways (inet <-> origin), fail LINK, and measure loss window and time to the new path
+        in each direction: Cloudflare's switchover and your router's own (BFD, local-pref)."""
         from sim.faults import FaultError
         from sim.probes.failover import measure_failover
 
@@ -192,6 +193,9 @@ def register(app: typer.Typer) -> None:
             for k, v in rows:
                 t.add_row(k, str(v))
             console.print(t)
+            for d in r.directions:
+                console.print(f"  {d.direction} ({d.stream}, path read on the {d.observed_at}): "
+                              + ("[green]" if d.ok else "[red]") + d.summary + "[/]", highlight=False)
             console.print(("[green]" if r.ok else "[red]") + r.summary + "[/]")
 
         emit(report, as_json, render)

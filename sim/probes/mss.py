@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
-import subprocess
 import threading
 import time
 
@@ -19,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from sim.facts import load_facts
 from sim.faults.apply import LabLike
-from sim.probes.mtu import first_addr
+from sim.probes.mtu import first_addr, flush_pmtu
 from sim.probes.sockets import packet_socket, parse_tcp_frame, socket_in
 from sim.topology.plan import INTERNET, ORIGIN
 
@@ -101,7 +100,7 @@ def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout:
     cns, sns = lab.netns_path(client), lab.netns_path(server)
     # A PMTU learned earlier lowers the MSS the hosts themselves offer; start from the interface MTU.
     for ns in (cns, sns):
-        subprocess.run(["nsenter", f"--net={ns}", "ip", "route", "flush", "cache"], capture_output=True)
+        flush_pmtu(ns)
     fam = socket.AF_INET6 if ":" in server_addr else socket.AF_INET
     listener = socket_in(sns, fam, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -97,6 +97,12 @@ def _sender(netns: str, dst: str, mode: int) -> socket.socket:
     return s
 
 
+def flush_pmtu(netns: str) -> None:
+    """Forget learned path MTUs in ``netns``, IPv4 and IPv6 (``ip route flush cache`` is IPv4 only)."""
+    for fam in ("-4", "-6"):
+        subprocess.run(["nsenter", f"--net={netns}", "ip", fam, "route", "flush", "cache"], capture_output=True)
+
+
 def _drain_errors(tx: socket.socket) -> None:
     while read_icmp_error(tx, tx.family) is not None:
         pass
@@ -144,7 +150,7 @@ def measure_direction(lab: LabLike, direction: Direction, src: str, dst: str, ds
     rx = socket_in(dst_ns, fam, socket.SOCK_DGRAM)
     rx.bind((dst_addr, 0))
     port = rx.getsockname()[1]
-    subprocess.run(["nsenter", f"--net={src_ns}", "ip", "route", "flush", "cache"], capture_output=True)
+    flush_pmtu(src_ns)
     tx = _sender(src_ns, dst_addr, IP_PMTUDISC_PROBE)
     try:
         lo, hi = 0, ceiling
@@ -172,7 +178,7 @@ def measure_direction(lab: LabLike, direction: Direction, src: str, dst: str, ds
         if fam == socket.AF_INET:
             # Forget the PMTU the sweep's ICMPs taught the sender, or it would fragment the packet
             # itself and hide a router that cannot.
-            subprocess.run(["nsenter", f"--net={src_ns}", "ip", "route", "flush", "cache"], capture_output=True)
+            flush_pmtu(src_ns)
             tx = _sender(src_ns, dst_addr, IP_PMTUDISC_DONT)
             try:
                 large_nodf = _arrives(tx, rx, (dst_addr, port), ceiling)
@@ -196,7 +202,7 @@ def measure_direction(lab: LabLike, direction: Direction, src: str, dst: str, ds
 def _pmtud(src_ns: str, dst_addr: str, port: int, size: int) -> tuple[Literal["works", "black-hole"], int | None]:
     """Send one DF datagram over the path MTU and wait for the ICMP error that PMTUD relies on."""
     # The sweep's own ICMPs filled the PMTU cache; forget them so this packet really leaves.
-    subprocess.run(["nsenter", f"--net={src_ns}", "ip", "route", "flush", "cache"], capture_output=True)
+    flush_pmtu(src_ns)
     tx = _sender(src_ns, dst_addr, IP_PMTUDISC_DO)
     fam = tx.family
     try:
