@@ -231,3 +231,20 @@ def test_template_router_reports_what_cnilab_installed(short_state: Path) -> Non
     assert rep.passed, rep.failed
     assert "installed by cnilab" in _step(rep, "mss").provenance
     assert "built by cnilab from the plan" in _step(rep, "tunnel").provenance
+
+
+@pytest.mark.root
+def test_a_failing_declared_line_names_its_line_and_leaves_nothing(short_state: Path, tmp_path: Path) -> None:
+    from sim.dataplane.customer import DataplaneError
+    from sim.lab.cleanup import list_cnilab_netns
+    from sim.lab.lab import Lab
+
+    dp = tmp_path / "rtr.sh"
+    dp.write_text(GOOD.read_text() + "ip route add 10.99.0.0/16 via 203.0.113.77\n")
+    topo = load_topology(V1)
+    topo.customer.router.dataplane = dp
+    plan = build_plan(topo, "t-dpfail")
+    with pytest.raises(DataplaneError, match=r"rtr\.sh:22: `ip route add 10\.99\.0\.0/16 via 203\.0\.113\.77` failed"):
+        with Lab.create(plan, daemons=False):
+            pass
+    assert list_cnilab_netns("cnilab-t-dpfail-") == []

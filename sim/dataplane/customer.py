@@ -13,12 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from sim.backends.base import BackendError
 from sim.dataplane.declared import CustomerDataplane, DeclaredClamp
 from sim.topology.plan import CUSTOMER, LabPlan
 
 
-class DataplaneError(RuntimeError):
-    """A declared line failed on the customer node as it would on a real router (file:line + error)."""
+class DataplaneError(BackendError):
+    """A declared line failed on the customer node as it would on a real router (file:line + error).
+    A BackendError, so ``cnilab up`` prints it as one line and removes what was built."""
 
 
 def run_declared_commands(lab: Any, dp: CustomerDataplane) -> None:

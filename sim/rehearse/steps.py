@@ -131,10 +131,14 @@ def start_lab(ctx: Context, daemons: bool = True) -> None:
 @contextlib.contextmanager
 def _router_verdict(ctx: Context) -> Iterator[None]:
     """A customer daemon that will not run the config is a verdict on the config, not a lab error."""
+    from sim.dataplane.customer import DataplaneError
     from sim.routers import RouterError
 
     try:
         yield
+    except DataplaneError as exc:
+        raise StepFailed(f"your dataplane declaration failed on the router: {exc}",
+                         ["fix the line it names: the same line would fail on your router"]) from None
     except RouterError as exc:
         kind = ctx.plan.customer_router.kind.upper()
         raise StepFailed(f"your {kind} did not start in the lab: {exc}",
