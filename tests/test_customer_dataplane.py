@@ -244,7 +244,7 @@ def test_a_failing_declared_line_names_its_line_and_leaves_nothing(short_state: 
     topo = load_topology(V1)
     topo.customer.router.dataplane = dp
     plan = build_plan(topo, "t-dpfail")
-    with pytest.raises(DataplaneError, match=r"rtr\.sh:22: `ip route add 10\.99\.0\.0/16 via 203\.0\.113\.77` failed"):
-        with Lab.create(plan, daemons=False):
-            pass
+    want = r"rtr\.sh:22: `ip route add 10\.99\.0\.0/16 via 203\.0\.113\.77` failed"
+    with pytest.raises(DataplaneError, match=want), Lab.create(plan, daemons=False):
+        pass
     assert list_cnilab_netns("cnilab-t-dpfail-") == []

@@ -145,6 +145,7 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     assert [s.id for s in rep.steps] == ["config", "lab", "tunnel", "peers", "cf-prefixes", "announce", "bfd", "mtu",
                                          "mss", "failover"]
     assert "down after" in _step(rep, "failover").checks[0]
+    assert "your router dropped its session to 192.0.2.10 after" in _step(rep, "failover").checks[1]
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "10" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
@@ -158,9 +159,10 @@ def test_acceptance_measures_failover_across_three_sites(short_state: Path) -> N
     rep = run_acceptance(RunOptions(topology=REPO / "topologies" / "ha-three-site.yml"))
     assert _netns_of(rep.lab) == []
     assert rep.passed, rep.failed
-    line = _step(rep, "failover").checks[0]
-    assert "traffic moved ewr1 -> ewr2" in line, line
-    assert "all sessions Established again" in _step(rep, "failover").checks[1]
+    fo = _step(rep, "failover").checks
+    assert "cf_to_customer (inet -> origin): moved ewr1 -> ewr2" in fo[0], fo
+    assert "customer_to_cf (origin -> inet): moved ewr1 -> ewr2" in fo[1], fo  # the customer's own switchover
+    assert "all sessions Established again" in fo[-1]
 
 
 # -- bad input: clear errors, nothing built (no root needed) -------------------------------------------
