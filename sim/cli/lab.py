@@ -152,6 +152,10 @@ def lab_status(st: LabState) -> LabStatus:
                                 exists=bool(ns) and os.path.exists(netns_path(ns))))
     notes = [f"daemon step skipped (module not available): {s}" for s in st.extra.get("daemons_skipped", [])]
     notes += [str(n) for n in st.extra.get("notes", [])]
+    if plan.tunnels:
+        src = st.extra.get("dataplane_source", "cnilab")
+        notes.append("customer GRE end: " + ("built by cnilab from the plan (no customer.router.dataplane)"
+                                             if src == "cnilab" else f"as declared in {src}"))
     return LabStatus(
         lab=st.lab, backend=st.backend, status=st.status, topology=plan.topology, topology_path=st.topology_path,
         created=st.created, mss_required=plan.mss_required, nodes=nodes, interfaces=ifaces, links=links,

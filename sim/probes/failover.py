@@ -187,17 +187,17 @@ def measure_failover(lab: LabLike, link: str, fault: str = "blackhole", rate_pps
 
 def _result(w: _Watch, t0: float, exp: Expected) -> DirectionResult:
     st = w.stream.stats()
-    window = st.max_gap_ms if st.gap_start and st.gap_start >= t0 - 0.05 else 0.0
+    lost, window = w.stream.loss_since(t0)
     first_ms = round((w.t_first - t0) * 1000, 1) if w.t_first else None
     moved = w.after is not None and w.after != w.before
     ratio = round(first_ms / exp.detection_ms, 2) if first_ms and exp.detection_ms else None
     if moved:
-        summary = (f"moved {w.before} -> {w.after} {first_ms} ms after the fault; lost {st.lost} packets "
+        summary = (f"moved {w.before} -> {w.after} {first_ms} ms after the fault; lost {lost} packets "
                    f"({window:.0f} ms); {exp.mechanism} predicts ~{exp.detection_ms} ms")
     else:
         summary = f"did not move off {w.before} ({exp.mechanism} predicts {exp.detection_ms} ms)"
     return DirectionResult(direction=w.direction, stream=f"{w.src} -> {w.dst}", observed_at=w.at,  # type: ignore[arg-type]
                            path_before=w.before, path_after=w.after, moved=moved, first_packet_new_path_ms=first_ms,
-                           loss_window_ms=window, sent=st.sent, received=st.received, lost=st.lost,
+                           loss_window_ms=window, sent=st.sent, received=st.received, lost=lost,
                            reordered=st.reordered, duplicates=st.duplicates, ratio_to_expected=ratio, ok=moved,
                            summary=summary)
