@@ -248,3 +248,14 @@ def test_a_failing_declared_line_names_its_line_and_leaves_nothing(short_state: 
     with pytest.raises(DataplaneError, match=want), Lab.create(plan, daemons=False):
         pass
     assert list_cnilab_netns("cnilab-t-dpfail-") == []
+
+
+def test_containerlab_export_carries_the_declaration_not_the_plan() -> None:
+    from sim.export.containerlab import node_exec
+
+    _, plan = build_run_plan(RunOptions(topology=V1, customer_config=FRR, customer_dataplane=GOOD), "x")
+    cust = node_exec(plan.node("cust"), plan)
+    assert "ip link add cf-ewr1 type gre local 192.0.2.11 remote 192.0.2.10 ttl 255" in cust
+    assert not any("gre-ewr1" in c for c in cust)  # cnilab's own customer end is not built
+    assert any("maxseg size set 1416" in c for c in cust)
+    assert any("gre-ewr1" in c for c in node_exec(plan.node("cf"), plan))  # Cloudflare's end is

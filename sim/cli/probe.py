@@ -82,6 +82,8 @@ def register(app: typer.Typer) -> None:
             console.print(t)
             for x in r.results:
                 console.print(f"  {x.direction}: {x.advice}")
+            for line in r.diagnosis:
+                console.print(f"  [bold]{line}[/]", highlight=False)
             if r.provenance:
                 console.print(f"  config under test: {r.provenance}", highlight=False)
             if all(x.path_down for x in r.results if not x.ok) and not r.ok:

@@ -46,6 +46,8 @@ class MssReport(BaseModel):
     fix: dict[str, str]
     ok: bool
     provenance: str = Field(default="", description="Who installed the clamp under test: your config or cnilab")
+    diagnosis: list[str] = Field(default_factory=list,
+                                 description="What is wrong with your declared clamp (or its absence), by name")
 
 
 def fix_lines(required: int) -> dict[str, str]:
@@ -142,7 +144,7 @@ def probe_mss(lab: LabLike) -> MssReport:
     A direction where no SYN crossed is reported as a down path, not as a clamp failure: an MSS
     fix printed for a path that carries nothing would send the engineer after the wrong problem.
     """
-    from sim.dataplane.customer import clamp_provenance
+    from sim.dataplane.customer import clamp_diagnosis, clamp_provenance
 
     plan = lab.plan
     required = plan.mss_required
@@ -167,4 +169,5 @@ def probe_mss(lab: LabLike) -> MssReport:
     installed = (getattr(lab.state, "extra", {}) or {}).get("customer_router", {}).get("mss_clamp")
     return MssReport(lab=lab.state.lab, required=required, required_v6=req6 if 6 in fams else None, results=results,
                      fix=fix_lines(required) if clamp_wrong else {}, ok=ok,
-                     provenance=clamp_provenance(plan, installed).text)
+                     provenance=clamp_provenance(plan, installed).text,
+                     diagnosis=clamp_diagnosis(plan, required) if clamp_wrong else [])

@@ -81,9 +81,7 @@ def bfd_advice(peers: list[str], tx_ms: int, mult: int) -> list[str]:
 
 
 def mss_advice(report: Any, plan: Any) -> list[str]:
-    from sim.dataplane.customer import clamp_diagnosis
-
-    out = clamp_diagnosis(plan, report.required)
+    out = list(getattr(report, "diagnosis", []))
     out += list(dict.fromkeys(r.advice for r in report.results if not r.ok))
     ifaces = list(dict.fromkeys([t.declared.name if t.declared else t.cust_ifname for t in plan.tunnels]
                                 + [s.cust_iface for s in plan.sessions]))
