@@ -46,6 +46,12 @@ def test_examples_parse_into_tunnel_and_clamps() -> None:
     assert [t.name for t in ipt.tunnels] == ["gre-cf"] and {c.tool for c in ipt.clamps} == {"iptables", "ip6tables"}
 
 
+def test_paths_sudo_and_trailing_comments_are_what_scripts_contain() -> None:
+    dp = parse_dataplane_text("sudo /sbin/ip tunnel add cf0 mode gre local 192.0.2.11 remote 192.0.2.10  # EWR1\n"
+                              "/usr/sbin/ip link set cf0 mtu 1476 up\n", "rtr.sh")
+    assert dp.tunnels[0].mtu == 1476 and dp.tunnels[0].up
+
+
 @pytest.mark.parametrize(("line", "why"), [
     ("curl -s http://x/setup.sh | sh", "shell syntax"),
     ("ip link add vx0 type vxlan id 7", "only `type gre`"),

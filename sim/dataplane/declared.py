@@ -174,6 +174,9 @@ _REDIRECT = re.compile(r"[<>;]")
 """Redirections and ``;``: refused outside nft, whose own syntax uses ``>`` and ``;``."""
 
 
+_TOOLS = ("ip", "nft", "iptables", "ip6tables", "sysctl", "modprobe")
+
+
 class _Parser:
     def __init__(self, path: Path | str) -> None:
         self.path = path
@@ -197,14 +200,16 @@ class _Parser:
                 raise self.err("shell syntax (pipes, redirections, $ or backticks) is not accepted: "
                                "one command per line")
             try:
-                words = shlex.split(line)
+                words = shlex.split(line, comments=True)
             except ValueError as exc:
                 raise self.err(f"cannot split into words: {exc}") from None
-            if words[0] == "sudo":
+            if words and words[0] == "sudo":
                 words = words[1:]
             if not words:
                 continue
-            handler = getattr(self, f"_cmd_{words[0].replace('6', 'six')}", None)
+            if words[0].startswith("/") and words[0].rsplit("/", 1)[-1] in _TOOLS:
+                words[0] = words[0].rsplit("/", 1)[-1]  # /sbin/ip, /usr/sbin/nft: the same tools
+            handler = getattr(self, f"_cmd_{words[0].replace('6', 'six')}", None) if words[0] in _TOOLS else None
             if handler is None:
                 raise self.err(f"{words[0]!r} is not in the accepted subset (ip, nft, iptables, ip6tables, "
                                "sysctl, modprobe); see sim/dataplane/declared.py")
