@@ -35,9 +35,6 @@ GreMode = Literal["auto", "kernel", "userspace"]
 IFA_F_NODAD = 0x02
 """No duplicate address detection on a point-to-point inner IPv6 address (usable at once)."""
 
-GRE_KEY = 0x2000
-"""The K bit of GRE flags (RFC 2890), as netlink's IFLA_GRE_[IO]FLAGS carry it."""
-
 READY_TIMEOUT = 10.0
 """Seconds to wait for a userspace endpoint's TUN device; it appears in milliseconds normally."""
 
@@ -161,13 +158,19 @@ def create_kernel_gre(netns_path: str, ifname: str, local: IPv4Address, remote: 
                       up: bool = True, inner6: IPv6Interface | None = None) -> None:
     """Create a kernel GRE device (RFC 2784; RFC 2890 key only when given; PMTU discovery on) and
     configure it. On any failure the device is removed again, so nothing is left half-built."""
-    keyed = {"gre_ikey": key, "gre_okey": key, "gre_iflags": GRE_KEY, "gre_oflags": GRE_KEY} if key is not None else {}
     with _ipr(netns_path) as ipr:
         if _lookup(ipr, ifname) is not None:
             raise GreError(f"{netns_path}: interface {ifname} already exists")
         try:
-            ipr.link("add", ifname=ifname, kind="gre", gre_local=str(local), gre_remote=str(remote),
-                     gre_ttl=ttl, gre_pmtudisc=1, **keyed)
+            if key is None:
+                ipr.link("add", ifname=ifname, kind="gre", gre_local=str(local), gre_remote=str(remote),
+                         gre_ttl=ttl, gre_pmtudisc=1)
+            else:  # iproute2 is the reference for the key flags' encoding; no shell, argv only
+                proc = subprocess.run(["nsenter", f"--net={netns_path}", "ip", "link", "add", ifname, "type", "gre",
+                                       "local", str(local), "remote", str(remote), "ttl", str(ttl), "key", str(key)],
+                                      capture_output=True, text=True, timeout=10, check=False)
+                if proc.returncode != 0:
+                    raise GreError(f"{netns_path}: ip link add {ifname} type gre ... key {key}: {proc.stderr.strip()}")
             index = _lookup(ipr, ifname)
             if index is None:
                 raise GreError(f"{netns_path}: gre device {ifname} vanished after creation")
