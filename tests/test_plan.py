@@ -97,3 +97,14 @@ def test_schema_rejects_unknown_field() -> None:
     data["interconnects"][0]["colour"] = "blue"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, json.loads(render()))
+
+
+def test_magic_transit_figure_is_the_same_in_readme_status_and_probe() -> None:
+    """One pair, derived once (plan.e2e_mtu): the README's row, `cnilab status` and the MTU probe's
+    expectation all read it; this pins the README to the derivation."""
+    p = plan_of("magic-transit-cni")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(ln for ln in readme.splitlines() if ln.startswith("| service `magic-transit`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert (int(cells[2]), int(cells[3])) == (p.e2e_mtu("ewr1", "cf_to_customer"), p.e2e_mtu("ewr1", "customer_to_cf"))
+    assert "**1332**" in row and p.mss_required == 1332
