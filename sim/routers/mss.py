@@ -18,7 +18,7 @@ false PASS. An explicit int still installs it, and every report says cnilab did.
 from __future__ import annotations
 
 from sim.facts import load_facts
-from sim.routers import RouterLab
+from sim.routers.common import RouterLab
 from sim.topology.plan import CUSTOMER, LabPlan
 
 TABLE = "cnilab_mss"
