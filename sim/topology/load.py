@@ -141,4 +141,19 @@ def load_topology(path: Path | str) -> Topology:
         router.config = (Path(path).parent / router.config).resolve()
     if router.config is not None and not router.config.is_file():
         raise ConfigError(path, [f"customer.router.config = '{router.config}': file not found"])
+    if isinstance(router.dataplane, Path):
+        if not router.dataplane.is_absolute():
+            router.dataplane = (Path(path).parent / router.dataplane).resolve()
+        check_dataplane(router.dataplane)
     return topo
+
+
+def check_dataplane(spec: Path) -> None:
+    """Parse the customer's dataplane file now, so a bad line is refused before any lab exists."""
+    from sim.dataplane.declared import DataplaneSyntaxError, load_dataplane
+
+    try:
+        load_dataplane(spec)
+    except DataplaneSyntaxError as exc:
+        where = f"line {exc.line}: {exc.text!r}: " if exc.line else ""
+        raise ConfigError(exc.path, [f"customer.router.dataplane: {where}{exc.why}"]) from None
