@@ -158,8 +158,9 @@ def test_max_prefix_below_cloudflares_table_trips_and_fails(baseline: Path, conf
 
 def test_test_record_writes_the_same_observation(state: Path, configs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "main.json"
+    # an explicit clamp: with the user's own config cnilab installs none unless told (the MSS step would fail)
     res = CliRunner().invoke(app, ["test", "--customer-config", str(configs["base"]), "--topology",
-                                                   str(TOPO), "--record", str(out)])
+                                   str(TOPO), "--mss-clamp", "1436", "--record", str(out)])
     assert res.exit_code == 0, res.output + res.stderr
     obs = Observation.model_validate(json.loads(out.read_text()))
     assert obs.label == "recorded" and obs.converged
@@ -199,7 +200,7 @@ def test_customer_side_gshut_moves_cloudflares_best_path(state: Path, tmp_path: 
 def test_cnilab_test_fails_on_a_leak_to_transit(state: Path, configs: dict[str, Path]) -> None:
     from sim.rehearse import RunOptions, run_acceptance
 
-    rep = run_acceptance(RunOptions(topology=TOPO, customer_config=configs["leak"]))
+    rep = run_acceptance(RunOptions(topology=TOPO, customer_config=configs["leak"], mss_clamp=1436))
     assert not rep.passed and rep.failed is not None and rep.failed.id == "no-leaks"
     assert "104.16.0.0/13 (path 65010 13335)" in rep.failed.detail and "valley-free" in rep.failed.detail
     assert any("prefix-list TO-TRANSIT out" in a for a in rep.failed.advice)
