@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from sim.cli.output import console, err_console, fail
-from sim.cli.rehearse import DEFAULT_TOPOLOGY, KindOpt, MssOpt, TopologyOpt, _options
+from sim.cli.rehearse import DEFAULT_TOPOLOGY, DataplaneOpt, KindOpt, MssOpt, TopologyOpt, _options
 
 
 def _write(path: Path | None, text: str, what: str) -> None:
@@ -122,6 +122,7 @@ def register(app: typer.Typer) -> None:
                           ] = None,
         kind: KindOpt = None,
         mss_clamp: MssOpt = None,
+        dataplane: DataplaneOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the verdict with all evidence as JSON")] = False,
         junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here")] = None,
         markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a GitHub Markdown summary here")
@@ -142,7 +143,7 @@ def register(app: typer.Typer) -> None:
             if path is not None and not path.is_file():
                 fail(f"{flag} {path}: file not found")
         t0 = time.monotonic()
-        cand_opts = _options(topology, candidate, kind, mss_clamp, None)
+        cand_opts = _options(topology, candidate, kind, mss_clamp, None, dataplane)
         try:
             declared = _declared(expect)
             if baseline_observation is not None:
@@ -150,7 +151,7 @@ def register(app: typer.Typer) -> None:
                 check_comparable(base, _topology_name(cand_opts.topology), baseline_observation)
                 cand = record(cand_opts, "candidate", probes=probes, deadline_s=timeout)
             else:
-                base_opts = _options(topology, baseline, kind, mss_clamp, None)
+                base_opts = _options(topology, baseline, kind, mss_clamp, None, dataplane)
                 _preflight(base_opts)
                 _preflight(cand_opts)
                 base, cand = record_both(base_opts, cand_opts, parallel=parallel, probes=probes, deadline_s=timeout)
