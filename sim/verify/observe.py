@@ -285,8 +285,8 @@ def _probes(lab: Any) -> tuple[list[ProbeObs], dict[str, str]]:
     out, raw = [], {}
     mtu = probe_mtu(lab)
     raw["probe mtu"] = mtu.model_dump_json(indent=1)
-    out += [ProbeObs(name=f"mtu {r.direction}", value=r.measured, expected=r.expected, ok=r.ok)
-            for r in mtu.results]
+    out += [ProbeObs(name=f"mtu {r.direction}" + (f" (IPv{fam})" if (fam := getattr(r, "family", 4)) != 4 else ""),
+                     value=r.measured, expected=r.expected, ok=r.ok) for r in mtu.results]
     mss = probe_mss(lab)
     raw["probe mss"] = mss.model_dump_json(indent=1)
     out += [ProbeObs(name=f"mss {r.direction}", value=r.syn_arrived, expected=r.required, ok=r.ok)
