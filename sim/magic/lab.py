@@ -116,8 +116,8 @@ def _customer_settings(lab: Any, spec: MagicSpec, cfg: HcConfig) -> None:
     if c.firewall_drop_icmp:
         ifs = ", ".join(f'"{t.ifname if t.kind == "gre" else _cust_ifname(lab, t)}"' for t in cfg.tunnels)
         lab.run(CUSTOMER, ["nft", "-f", "-"], input=(
-            f"table inet {NFT_TABLE} {{ chain in {{ type filter hook prerouting priority -150; "
-            f"iifname {{ {ifs} }} meta l4proto icmp drop; }} }}\n"))
+            f"table inet {NFT_TABLE} {{ chain hc_in {{ type filter hook prerouting priority -150; "
+            f"iifname {{ {ifs} }} meta l4proto icmp drop; }}; }}\n"))
 
 
 def _cust_ifname(lab: Any, t: HcTunnel) -> str:

@@ -1,0 +1,106 @@
+"""``cnilab tunnels``: Magic tunnels as Cloudflare's edge sees them (health, priority, steering).
+
+Reads the edge's health-check daemon's status (what the probes that really crossed the tunnels
+said); ``tunnels set`` changes a route priority or health-check rate in the running lab, ``tunnels
+fault`` makes the customer stop returning probes in one of the ways customers do.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sim.cli.output import console, emit, fail
+
+LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _lab(name: str | None):
+    from sim.backends.base import BackendError
+    from sim.lab.lab import Lab
+    from sim.lab.state import LabNotFound
+
+    try:
+        lab = Lab.attach(name)
+    except (LabNotFound, LookupError, ValueError, BackendError) as exc:
+        fail(str(exc))
+    if lab.plan.magic is None:
+        fail(f"lab {lab.name} has no Magic tunnels (its topology has no magic: section)")
+    return lab
+
+
+def render(status) -> None:
+    now = time.time()
+    t = Table(title="Magic tunnels (Cloudflare edge health checks)")
+    for col in ("tunnel", "type", "check", "rate", "priority", "effective", "state", "since", "last probes"):
+        t.add_column(col)
+    for x in status.tunnels:
+        last = " ".join("+" if p.ok else "x" for p in x.last[-10:])
+        color = {"healthy": "green", "degraded": "yellow", "down": "red"}[x.state]
+        t.add_row(x.name, x.kind, f"{x.type}/{x.direction}", f"{x.rate} ({x.interval_s:g}s)", str(x.priority),
+                  str(x.effective_priority), f"[{color}]{x.state}[/{color}]", f"{now - x.since:.0f}s ago", last)
+    console.print(t)
+    for prefix, hops in status.routes.items():
+        console.print(f"{prefix} -> " + ", ".join(f"{h.tunnel} (prio {h.effective_priority}, weight {h.weight})"
+                                                   for h in hops) + (" [ECMP]" if len(hops) > 1 else ""))
+    for x in status.tunnels:
+        bad = [p for p in x.last if not p.ok]
+        if bad:
+            console.print(f"{x.name}: last failure: {bad[-1].note}")
+        for tr in x.transitions[-3:]:
+            console.print(f"{x.name}: {tr.frm} -> {tr.to} {now - tr.t:.0f}s ago ({tr.reason})")
+
+
+def register(app: typer.Typer) -> None:
+    tunnels = typer.Typer(help="Magic tunnels: health checks, priorities, steering", invoke_without_command=True,
+                          no_args_is_help=False)
+    app.add_typer(tunnels, name="tunnels")
+
+    @tunnels.callback()
+    def show(ctx: typer.Context, lab: LabOpt = None, as_json: JsonOpt = False) -> None:
+        """Per tunnel: type (cni/gre), priority, health state, last probe results and transitions."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from sim.magic.lab import read_status
+
+        st = read_status(_lab(lab))
+        if st is None:
+            fail("the health-check daemon has not reported yet (see nodes/cf/magic-hcd.log in the lab dir)", 1)
+        emit(st, as_json, render)
+        raise typer.Exit(0 if all(x.state != "down" for x in st.tunnels) else 1)
+
+    @tunnels.command("set")
+    def set_(tunnel: str, priority: Annotated[int | None, typer.Option(help="Route priority (lower wins)")] = None,
+             rate: Annotated[str | None, typer.Option(help="low | mid | high")] = None,
+             hc_type: Annotated[str | None, typer.Option("--type", help="reply | request")] = None,
+             lab: LabOpt = None) -> None:
+        """Change a tunnel's route priority or health check in the running lab (the up-pref step)."""
+        from sim.magic.ops import set_tunnel
+
+        try:
+            set_tunnel(_lab(lab), tunnel, priority=priority, rate=rate, hc_type=hc_type)
+        except ValueError as exc:
+            fail(str(exc))
+        console.print(f"{tunnel}: updated")
+
+    @tunnels.command("fault")
+    def fault(tunnel: str, kind: Annotated[str, typer.Argument(help="firewall | accept-local-off | rp-filter | "
+                                                                   "blackhole | clear")],
+              lab: LabOpt = None) -> None:
+        """Make the customer's side of a tunnel stop returning probes (or clear it)."""
+        from sim.magic import faults
+
+        the_lab = _lab(lab)
+        try:
+            if kind == "clear":
+                for k in the_lab.state.extra.get("magic_faults", {}).get(tunnel, []):
+                    faults.apply(the_lab, tunnel, k, on=False)
+                console.print(f"{tunnel}: faults cleared")
+            else:
+                console.print(f"{tunnel}: {faults.apply(the_lab, tunnel, kind)}")
+        except ValueError as exc:
+            fail(str(exc))

@@ -1,0 +1,149 @@
+"""Magic tunnels on the emulator: real health-check probes through GRE over CNI and GRE over the
+internet, per-tunnel state, steering by priority, customer configs that do not return probes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from sim.magic.facts import timing
+from tests.labs import running_lab
+
+pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
+
+HIGH = 0.5
+"""Lab probe interval at rate high (a lab parameter; Cloudflare publishes none)."""
+DOWN_BOUND = HIGH + (timing().reprobes + 1) * timing().probe_timeout_s
+"""Worst case to mark a tunnel down: wait for the next probe, then probe + 2 re-probes time out."""
+SLACK = 5.0
+"""Declared slack for a loaded 2-core machine (status written every 0.5 s, process scheduling)."""
+
+
+def _fast(topo):
+    topo.magic.intervals = {"high": HIGH, "mid": 2.0, "low": 4.0}
+    return topo
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with running_lab(tmp_path_factory.mktemp("magic"), "magic-transit.yml", edit=_fast, wait_prefixes=False) as lab:
+        yield lab
+
+
+def _status(lab):
+    from sim.magic.lab import read_status
+
+    return read_status(lab)
+
+
+def _tun(st, name):
+    return next(t for t in st.tunnels if t.name == name)
+
+
+def _wait(lab, pred, timeout, what):
+    from sim.magic.lab import wait_status
+
+    st = wait_status(lab, pred, timeout)
+    assert st is not None and pred(st), f"{what}: last status {st.model_dump_json(indent=1) if st else None}"
+    return st
+
+
+def _steered(st):
+    return [h.tunnel for h in st.routes["198.51.100.0/24"]]
+
+
+def _gre_tx(lab, ifname):
+    from sim.dataplane.gre import gre_counters
+
+    return gre_counters(lab.netns_path("cf"), ifname)["tx_packets"]
+
+
+def _ping_origin(lab, count=5):
+    return lab.run("inet", ["ping", "-c", str(count), "-i", "0.05", "-W", "1", "198.51.100.10"], check=False)
+
+
+def test_probes_cross_both_tunnels_and_cni_carries_traffic(lab):
+    healthy_after = timing().healthy_window_probes * HIGH
+    st = _wait(lab, lambda s: all(t.state == "healthy" for t in s.tunnels), healthy_after + 30,
+               "both tunnels healthy")
+    for t in st.tunnels:
+        assert t.returned >= timing().healthy_window_probes and t.last[-1].ok and t.last[-1].rtt_ms is not None
+        assert [(x.frm, x.to) for x in t.transitions[-2:]] == [("down", "degraded"), ("degraded", "healthy")]
+    assert _steered(st) == ["cni-ewr1"]
+    before_cni, before_inet = _gre_tx(lab, "gre-ewr1"), _gre_tx(lab, "gre-inet1")
+    assert _ping_origin(lab).returncode == 0
+    assert _gre_tx(lab, "gre-ewr1") - before_cni >= 5
+    # the internet tunnel carried only health checks meanwhile (a few probes, not the 5 pings)
+    assert _gre_tx(lab, "gre-inet1") - before_inet < 5 + 10
+
+
+def test_customer_firewall_drops_probes_tunnel_down_traffic_moves(lab):
+    from sim.magic import faults
+
+    _wait(lab, lambda s: _steered(s) == ["cni-ewr1"] and _tun(s, "cni-ewr1").state == "healthy", 60, "cni healthy")
+    faults.apply(lab, "cni-ewr1", "firewall")
+    try:
+        st = _wait(lab, lambda s: _tun(s, "cni-ewr1").state == "down", DOWN_BOUND + SLACK, "cni-ewr1 down")
+        cni = _tun(st, "cni-ewr1")
+        down = cni.transitions[-1]
+        assert down.to == "down" and "failed" in down.reason
+        assert [p.ok for p in cni.last[-3:]] == [False, False, False]
+        assert cni.effective_priority == 100 + timing().penalty["down"]
+        assert _steered(st) == ["inet1"]
+        before = _gre_tx(lab, "gre-inet1")
+        assert _ping_origin(lab).returncode == 0, "traffic did not reach the origin over the internet GRE backup"
+        assert _gre_tx(lab, "gre-inet1") - before >= 5
+    finally:
+        faults.apply(lab, "cni-ewr1", "firewall", on=False)
+    st = _wait(lab, lambda s: _tun(s, "cni-ewr1").state == "degraded", 3 * HIGH + SLACK, "cni-ewr1 degraded")
+    assert _steered(st) == ["inet1"], "a degraded CNI (100 + 500000) must not beat a healthy backup (200)"
+    _wait(lab, lambda s: _steered(s) == ["cni-ewr1"], timing().healthy_window_probes * HIGH + 20, "traffic back")
+
+
+def test_reply_probe_martian_then_request_type_works(lab):
+    """Linux drops a reply-style probe (sourced from its own tunnel address) unless accept_local;
+    Cloudflare's note: switch to request style when the network drops reply-style checks."""
+    from sim.magic import faults
+    from sim.magic.ops import set_tunnel
+
+    _wait(lab, lambda s: _tun(s, "inet1").state != "down", 30, "inet1 up")
+    faults.apply(lab, "inet1", "accept-local-off")
+    try:
+        _wait(lab, lambda s: _tun(s, "inet1").state == "down", DOWN_BOUND + SLACK, "inet1 down (martian)")
+        set_tunnel(lab, "inet1", hc_type="request")
+        st = _wait(lab, lambda s: _tun(s, "inet1").state == "degraded", 3 * HIGH + SLACK, "request style returns")
+        assert _tun(st, "inet1").type == "request"
+    finally:
+        faults.apply(lab, "inet1", "accept-local-off", on=False)
+        set_tunnel(lab, "inet1", hc_type="reply")
+
+
+def test_priority_change_moves_traffic_and_ecmp(lab):
+    from sim.magic.ops import set_tunnel
+
+    _wait(lab, lambda s: all(t.state == "healthy" for t in s.tunnels),
+          timing().healthy_window_probes * HIGH + 20, "both tunnels healthy")
+    set_tunnel(lab, "cni-ewr1", priority=300)
+    try:
+        _wait(lab, lambda s: _steered(s) == ["inet1"], 2 + SLACK, "down-pref moves traffic to inet1")
+        set_tunnel(lab, "cni-ewr1", priority=200)
+        _wait(lab, lambda s: _steered(s) == ["cni-ewr1", "inet1"], 2 + SLACK, "ECMP on equal priority")
+        out = lab.run("cf", ["ip", "route", "show", "table", "300"]).stdout
+        assert "nexthop dev gre-ewr1" in out and "nexthop dev gre-inet1" in out, out
+    finally:
+        set_tunnel(lab, "cni-ewr1", priority=100)
+
+
+def test_cli_tunnels_json(lab, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sim.cli.main import app
+
+    monkeypatch.setenv("CNILAB_STATE_DIR", os.environ.get("CNILAB_STATE_DIR", ""))
+    res = CliRunner().invoke(app, ["tunnels", "--lab", lab.name, "--json"])
+    data = json.loads(res.stdout)
+    assert {t["name"]: t["kind"] for t in data["tunnels"]} == {"cni-ewr1": "cni", "inet1": "gre"}
+    assert all(t["type"] == "reply" and t["direction"] == "bidirectional" for t in data["tunnels"])
+    assert res.exit_code == (0 if all(t["state"] != "down" for t in data["tunnels"]) else 1)
