@@ -82,11 +82,18 @@ class TunnelStatus(_M):
     transitions: list[TransitionView] = Field(default_factory=list)
 
 
+class RouteChange(_M):
+    t: float
+    prefix: str
+    tunnels: list[str]
+
+
 class MagicStatus(_M):
     updated: float
     pid: int
     tunnels: list[TunnelStatus]
     routes: dict[str, list[NextHop]]
+    route_changes: list[RouteChange] = Field(default_factory=list, description="When steering changed (last 50)")
 
 
 def write_json_atomic(path: Path, data: str) -> None:

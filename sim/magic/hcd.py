@@ -38,6 +38,7 @@ from sim.magic.config import (
     HcTunnel,
     MagicStatus,
     ProbeView,
+    RouteChange,
     TransitionView,
     TunnelStatus,
     load_config,
@@ -109,6 +110,7 @@ class Daemon:
         self.rx.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         self.tx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
         self.installed: dict[str, tuple] = {}
+        self.changes: list[RouteChange] = []
         self.rules: set[str] = set()
         self.stop = False
         self.dirty = True
@@ -215,6 +217,8 @@ class Daemon:
                     self.ipr.route("replace", dst=prefix, table=TABLE,
                                    multipath=[{"oif": i, "hops": max(0, w - 1)} for i, w in want])
                 self.installed[prefix] = want
+                self.changes.append(RouteChange(t=time.time(), prefix=prefix, tunnels=[h.tunnel for h in hops]))
+                del self.changes[:-50]
             except Exception as exc:  # an interface that went away: try again next round
                 print(f"route {prefix}: {exc}", flush=True)
         return routes
@@ -234,7 +238,7 @@ class Daemon:
                 tunnel_state=tunnel_state_value(r.health.state), since=r.health.since, sent=r.sent,
                 returned=r.returned, failed=r.failed, last=r.views[-10:],
                 transitions=[TransitionView(**t.model_dump()) for t in r.health.transitions[-10:]]))
-        st = MagicStatus(updated=now, pid=os.getpid(), tunnels=out, routes=routes)
+        st = MagicStatus(updated=now, pid=os.getpid(), tunnels=out, routes=routes, route_changes=self.changes)
         write_json_atomic(self.status_path, st.model_dump_json(indent=1))
 
     # -- loop --------------------------------------------------------------------------------
