@@ -104,3 +104,64 @@ def register(app: typer.Typer) -> None:
                 console.print(f"{tunnel}: {faults.apply(the_lab, tunnel, kind)}")
         except ValueError as exc:
             fail(str(exc))
+
+    @tunnels.command("sim")
+    def sim_(scenario: Annotated[str, typer.Argument(help="A Magic scenario (topologies/magic-scenarios/*.yml)")],
+             seed: Annotated[int, typer.Option(help="Probe phases are drawn from this seed")] = 0,
+             sweep_rate: Annotated[bool, typer.Option("--sweep-rate", help="Each rate over --seeds phases")] = False,
+             seeds: Annotated[int, typer.Option(help="Phases per rate in a sweep")] = 100,
+             as_json: JsonOpt = False) -> None:
+        """Run a Magic scenario in the simulator (no root, virtual time); --sweep-rate: failover per rate."""
+        from sim.magic.scenario import load_scenario
+        from sim.magic.simulate import simulate, sweep
+
+        try:
+            sc = load_scenario(scenario)
+        except ValueError as exc:
+            fail(f"{scenario}: {exc}")
+        if sweep_rate:
+            out = {}
+            for rate in ("low", "mid", "high"):
+                sc.rate = rate  # type: ignore[assignment]
+                out[rate] = sweep(sc, seeds)
+            emit(out, as_json, _render_sweep)
+            return
+        res = simulate(sc, seed)
+        emit(res, as_json, _render_run)
+        raise typer.Exit(0 if res.passed else 1)
+
+    @tunnels.command("run")
+    def run_(scenario: str, compare: Annotated[bool, typer.Option(help="Also check against the simulator")] = False,
+             as_json: JsonOpt = False) -> None:
+        """Run a Magic scenario on the emulator (a fresh lab, removed afterwards); needs root."""
+        from sim.magic.emulate import compare as cmp
+        from sim.magic.emulate import emulate
+        from sim.magic.scenario import load_scenario
+
+        try:
+            sc = load_scenario(scenario)
+        except ValueError as exc:
+            fail(f"{scenario}: {exc}")
+        res = emulate(sc)
+        agreement = cmp(sc, res) if compare else []
+        emit({"run": res, "agreement": agreement} if compare else res, as_json,
+             lambda o: (_render_run(res), [console.print(str(a)) for a in agreement]))
+        raise typer.Exit(0 if res.passed and all(a.agree for a in agreement) else 1)
+
+
+def _render_run(res) -> None:
+    console.print(f"{res.scenario} on the {res.executor} (rate {res.rate}): {'PASS' if res.passed else 'FAIL'}")
+    for s in res.steps:
+        mark = {True: "PASS", False: "FAIL", None: "    "}[s.ok]
+        took = f" after {s.measured_s:.3f}s (bound {s.bound_s:.2f}s)" if s.measured_s is not None else ""
+        console.print(f"  {mark} {s.detail}{took}")
+
+
+def _render_sweep(out) -> None:
+    t = Table(title="Simulated time to each expectation, per health-check rate (over probe phases)")
+    for col in ("rate", "expectation", "min s", "mean s", "max s", "passed"):
+        t.add_column(col)
+    for rate, rows in out.items():
+        for r in rows:
+            t.add_row(rate, r.detail, f"{r.min_s:.3f}", f"{r.mean_s:.3f}", f"{r.max_s:.3f}", f"{r.passed}/{r.n}")
+    console.print(t)

@@ -154,7 +154,8 @@ class LabPlan(Plan):
         default_factory=CustomerRouter, description="kind/config/mss_clamp of the customer router (sim.routers)"
     )
     scale_routes: int = Field(default=0, description="Extra more-specifics the edge announces (sim.bgp.scale)")
-    magic: MagicSpec | None = Field(default=None, description="Magic tunnels and routes (sim.magic)")
+    magic: MagicSpec | None = Field(default=None, description="Magic tunnels and routes (sim.magic)",
+                                    exclude_if=lambda v: v is None)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
