@@ -29,7 +29,7 @@ from mock_api.errors import (
 )
 from mock_api.gateway import Gateway, GatewayMiddleware
 from mock_api.lab_bridge import EdgeBridge, LabBridge
-from mock_api.routers import cnis, interconnects, lab, settings, slots
+from mock_api.routers import cnis, interconnects, lab, magic, settings, slots
 from mock_api.store import Store
 from mock_api.validation import LEGACY_FIELDS, reject_legacy
 
@@ -63,7 +63,7 @@ def create_app(settings_: ApiSettings, bridge: LabBridge | None = None) -> FastA
                   description="Cloudflare Network Interconnect API (/client/v4/accounts/{account_id}/cni/...) "
                               "plus lab-only controls under /lab/v1. See mock_api/README.md.")
     app.state.ctx = Ctx(settings=settings_, store=store, bridge=bridge or EdgeBridge())
-    for r in (interconnects.router, cnis.router, slots.router, settings.router, lab.router):
+    for r in (interconnects.router, cnis.router, slots.router, settings.router, lab.router, magic.router):
         app.include_router(r)
 
     @app.exception_handler(CFError)
