@@ -147,3 +147,32 @@ def test_cli_tunnels_json(lab, monkeypatch):
     assert {t["name"]: t["kind"] for t in data["tunnels"]} == {"cni-ewr1": "cni", "inet1": "gre"}
     assert all(t["type"] == "reply" and t["direction"] == "bidirectional" for t in data["tunnels"])
     assert res.exit_code == (0 if all(t["state"] != "down" for t in data["tunnels"]) else 1)
+
+
+def test_magic_api_drives_the_running_lab(lab, tmp_path):
+    """Route priority and health-check rate changed through the SDK change the running lab."""
+    cloudflare = pytest.importorskip("cloudflare", reason="official SDK (dev dependency) not installed")
+    from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
+    from mock_api.testing import serve
+    from sim.magic.ops import set_tunnel
+
+    _wait(lab, lambda s: all(t.state == "healthy" for t in s.tunnels), timing().healthy_window_probes * HIGH + 20,
+          "both tunnels healthy")
+    with serve(load_settings(db=tmp_path / "api.sqlite3", lab=lab.name)) as url:
+        cf = cloudflare.Cloudflare(api_token=DEV_TOKEN, base_url=f"{url}/client/v4", max_retries=0)
+        mt = cf.magic_transit
+        ics = mt.cf_interconnects.list(account_id=DEV_ACCOUNT).interconnects
+        assert [(i.name, i.interface_address, i.gre.cloudflare_endpoint) for i in ics] == [
+            ("cni-ewr1", "10.212.0.0/31", "192.0.2.10")]
+        assert [t.name for t in mt.gre_tunnels.list(account_id=DEV_ACCOUNT).gre_tunnels] == ["inet1"]
+        routes = {r.nexthop: r for r in mt.routes.list(account_id=DEV_ACCOUNT).routes}
+        assert {n: r.priority for n, r in routes.items()} == {"10.212.0.1": 100, "10.213.0.1": 200}
+        cni = routes["10.212.0.1"]
+        try:
+            mt.routes.update(cni.id, account_id=DEV_ACCOUNT, prefix=cni.prefix, nexthop=cni.nexthop, priority=300)
+            _wait(lab, lambda s: _steered(s) == ["inet1"], 2 + SLACK, "API down-pref moves traffic")
+            mt.cf_interconnects.update(ics[0].id, account_id=DEV_ACCOUNT, health_check={"rate": "low"})
+            _wait(lab, lambda s: _tun(s, "cni-ewr1").interval_s == 4.0, 2 + SLACK, "rate low in the daemon")
+        finally:
+            set_tunnel(lab, "cni-ewr1", priority=100, rate="high")
+            cf.close()
