@@ -148,6 +148,37 @@ def register(app: typer.Typer) -> None:
              lambda o: (_render_run(res), [console.print(str(a)) for a in agreement]))
         raise typer.Exit(0 if res.passed and all(a.agree for a in agreement) else 1)
 
+    @tunnels.command("rehearse")
+    def rehearse_(topology: Annotated[str, typer.Argument(help="A topology with magic: (cni + gre tunnels)")] =
+                  "magic-transit", name: Annotated[str | None, typer.Option("--name", help="Lab name")] = None,
+                  as_json: JsonOpt = False) -> None:
+        """Rehearse Magic Transit over CNI: health checks return, traffic on internet GRE, up-pref to CNI
+        (loss, reordering), MSS 1332, DSR egress, rollback. Stops at the first failure with cause and fix."""
+        from sim.magic.rehearse import rehearse_magic
+        from sim.topology.paths import resolve_topology
+
+        try:
+            path = resolve_topology(topology)
+        except (ValueError, FileNotFoundError) as exc:
+            fail(str(exc))
+
+        def show(step) -> None:
+            if not as_json:
+                mark = {"pass": "PASS", "fail": "FAIL"}.get(step.status, step.status)
+                console.print(f"{mark} {step.title} ({step.seconds:.1f}s) {step.detail}")
+                if step.cause:
+                    console.print(f"     cause: {step.cause}")
+                for line in step.fix:
+                    console.print(f"     fix:   {line}")
+
+        try:
+            rep = rehearse_magic(path, lab_name=name, on_step=show)
+        except ValueError as exc:
+            fail(str(exc))
+        if as_json:
+            emit(rep, True, lambda _o: None)
+        raise typer.Exit(0 if rep.passed else 1)
+
 
 def _render_run(res) -> None:
     console.print(f"{res.scenario} on the {res.executor} (rate {res.rate}): {'PASS' if res.passed else 'FAIL'}")

@@ -138,6 +138,20 @@ def _dsr(lab: Any, plan: LabPlan) -> None:
     lab.run(CUSTOMER, ["ip", "route", "replace", "default", "via", str(t_cu), "table", str(DSR_TABLE)])
 
 
+def _mss_clamp(lab: Any, plan: LabPlan, cfg: HcConfig) -> None:
+    """The customer clamps on every path Magic traffic takes: the internet GRE tunnels and, for
+    DSR egress, its transit link (the CNI interfaces are clamped by the router module)."""
+    from sim.routers.mss import TABLE, render_nft, resolve_clamp
+
+    mss = resolve_clamp(plan)
+    ifaces = [t.ifname for t in cfg.tunnels if t.kind == "gre"]
+    if TRANSIT in {n.name for n in plan.nodes}:
+        ifaces.append("transit0")
+    if mss is None or not ifaces:
+        return
+    lab.run(CUSTOMER, ["nft", "-f", "-"], input=render_nft(mss, ifaces).replace(TABLE, f"{TABLE}_magic"))
+
+
 def config_path(lab: Any) -> Path:
     return Path(lab.node_dir(EDGE)) / CONFIG_FILE
 
@@ -160,6 +174,7 @@ def start_magic(lab: Any) -> None:
             if t.kind == "gre":
                 _build_inet_gre(lab, t)
     _customer_settings(lab, spec, cfg)
+    _mss_clamp(lab, plan, cfg)
     if spec.dsr and TRANSIT in {n.name for n in plan.nodes}:
         _dsr(lab, plan)
     save_config(config_path(lab), cfg)

@@ -1,0 +1,54 @@
+"""The Magic Transit over CNI rehearsal on the emulator: passes with a correct customer config
+(probes returned, up-pref without loss, MSS 1332, DSR egress, rollback) and stops with the cause
+and the fix when the customer's router does not return Cloudflare's health checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim.magic.rehearse import MAX_LOSS, rehearse_magic
+
+pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
+
+TOPO = Path(__file__).resolve().parent.parent / "topologies" / "magic-transit.yml"
+
+
+@pytest.fixture
+def short_state(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path_factory.mktemp("mr")))
+
+
+def _edit(**customer):
+    def edit(t):
+        t.magic.intervals = {"high": 0.5}
+        for k, v in customer.items():
+            setattr(t.magic.customer, k, v)
+        return t
+    return edit
+
+
+def test_rehearsal_passes_with_a_correct_customer(short_state, lab_name):
+    rep = rehearse_magic(TOPO, lab_name=lab_name, edit=_edit())
+    steps = {s.id: s for s in rep.steps}
+    assert rep.passed, rep.model_dump_json(indent=1)
+    up, back = steps["up-pref"].measured, steps["rollback"].measured
+    assert up["before"] == "inet1" and back["before"] == "cni-ewr1"
+    for m in (up, back):
+        assert m["moved_after_ms"] >= 0 and m["lost"] <= MAX_LOSS * m["sent"]
+    assert steps["mss"].measured == {"inet->origin": 1332, "origin->inet": 1332}
+    assert steps["dsr"].measured["egress"] == "transit"
+
+
+@pytest.mark.parametrize(("customer", "cause", "fix"), [
+    ({"accept_local": False}, "martian", "accept_local=1"),
+    ({"firewall_drop_icmp": True}, "firewall drops", "icmp type"),
+])
+def test_rehearsal_fails_with_cause_and_fix_when_probes_are_not_returned(short_state, lab_name, customer, cause, fix):
+    rep = rehearse_magic(TOPO, lab_name=lab_name, edit=_edit(**customer))
+    assert not rep.passed
+    failed = next(s for s in rep.steps if s.status == "fail")
+    assert failed.id == "probes" and "down" in failed.detail
+    assert cause in failed.cause and any(fix in f for f in failed.fix), failed
+    assert all(s.status == "not-run" for s in rep.steps[rep.steps.index(failed) + 1:])
