@@ -50,6 +50,7 @@ from sim.magic.steering import steer
 
 MAGIC = b"CNILABHC"
 ETH_P_IP = 0x0800
+ARPHRD_ETHER = 1
 IP_PKTINFO = 8
 
 
@@ -154,9 +155,38 @@ class Daemon:
         r.sent += 1
         r.note = ""
         try:
-            self.tx.sendto(pkt, (r.cfg.ifname, ETH_P_IP))
+            mac = self.peer_mac(r.cfg)
+            if mac is None:
+                self.tx.sendto(pkt, (r.cfg.ifname, ETH_P_IP))
+            else:
+                self.tx.sendto(pkt, (r.cfg.ifname, ETH_P_IP, 0, 0, mac))
         except OSError as exc:
             r.note = f"send failed: {exc.strerror}"
+
+    def gateway(self, t: HcTunnel) -> str | None:
+        """A route into a tunnel device needs no gateway; over an Ethernet interconnect it goes via
+        the customer's address."""
+        idx = self.ifindex(t.ifname)
+        link = self.ipr.link("get", index=idx)[0] if idx > 0 else None
+        return str(t.cust_inner) if link is not None and link["ifi_type"] == ARPHRD_ETHER else None
+
+    def peer_mac(self, t: HcTunnel) -> bytes | None:
+        """None on a tunnel device (no link layer); on an Ethernet interconnect (a CNI without GRE)
+        the customer's MAC, from the neighbour table (an ARP exchange is triggered when missing)."""
+        idx = self.ifindex(t.ifname)
+        link = self.ipr.link("get", index=idx)[0] if idx > 0 else None
+        if link is None or link["ifi_type"] != ARPHRD_ETHER:  # GRE, TUN: no link-layer header
+            return None
+        for attempt in range(20):
+            for n in self.ipr.get_neighbours(ifindex=idx, dst=str(t.cust_inner)):
+                lladdr = n.get_attr("NDA_LLADDR")
+                if lladdr and n["state"] != 0x20:  # not NUD_FAILED
+                    return bytes.fromhex(lladdr.replace(":", ""))
+            if attempt == 0:
+                with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(b"", (str(t.cust_inner), 9))  # makes the kernel resolve the neighbour
+            time.sleep(0.01)
+        return b"\xff" * 6  # unresolved: broadcast, which a router will not forward (a failed probe)
 
     def receive(self, now: float) -> None:
         data, anc, _flags, _addr = self.rx.recvmsg(4096, socket.CMSG_SPACE(12))
@@ -207,15 +237,17 @@ class Daemon:
                     self.ipr.rule("add", table=TABLE, priority=TABLE, dst=str(net.network_address),
                                   dst_len=net.prefixlen)
                 self.rules.add(prefix)
-            want = tuple((self.ifindex(self.rt[h.tunnel].cfg.ifname), h.weight) for h in hops)
+            want = tuple((self.ifindex(self.rt[h.tunnel].cfg.ifname), h.weight, self.gateway(self.rt[h.tunnel].cfg))
+                         for h in hops)
             if self.installed.get(prefix) == want:
                 continue
             try:
+                hops_nl = [{"oif": i, "hops": max(0, w - 1), **({"gateway": g} if g else {})} for i, w, g in want]
                 if len(want) == 1:
-                    self.ipr.route("replace", dst=prefix, table=TABLE, oif=want[0][0])
-                else:
                     self.ipr.route("replace", dst=prefix, table=TABLE,
-                                   multipath=[{"oif": i, "hops": max(0, w - 1)} for i, w in want])
+                                   **{k: v for k, v in hops_nl[0].items() if k != "hops"})
+                else:
+                    self.ipr.route("replace", dst=prefix, table=TABLE, multipath=hops_nl)
                 self.installed[prefix] = want
                 self.changes.append(RouteChange(t=time.time(), prefix=prefix, tunnels=[h.tunnel for h in hops]))
                 del self.changes[:-50]

@@ -26,6 +26,9 @@ from sim.topology.plan import CUSTOMER, EDGE, TRANSIT, LabPlan
 INET_GRE_BASE = ipaddress.IPv4Address("10.213.0.0")
 """Inner /31s of the internet GRE tunnels (CNI tunnels use the plan's 10.212.0.0/31s)."""
 DSR_TABLE = 200
+IGNORED_TABLE = 301
+"""Edge table (and rule preference) that makes prefixes announced by a GCP Cloud Router unreachable
+unless a Magic static route (table 300, checked first) covers them: the BGP routes are ignored."""
 NFT_TABLE = "cnilab_magic"
 
 
@@ -152,6 +155,17 @@ def _mss_clamp(lab: Any, plan: LabPlan, cfg: HcConfig) -> None:
     lab.run(CUSTOMER, ["nft", "-f", "-"], input=render_nft(mss, ifaces).replace(TABLE, f"{TABLE}_magic"))
 
 
+def _ignore_bgp(lab: Any, plan: LabPlan, cfg: HcConfig) -> None:
+    """seed 003: 'BGP routes advertised from GCP Cloud Router are ignored'. The edge's BGP session
+    still accepts them (``cnilab bgp`` shows it); forwarding uses the Magic WAN static routes only."""
+    static = {str(r.prefix) for r in cfg.routes}
+    for p in plan.customer_announce:
+        if p.version == 4 and str(p) not in static:
+            lab.run(EDGE, ["ip", "route", "replace", "unreachable", str(p), "table", str(IGNORED_TABLE)])
+            lab.run(EDGE, ["ip", "rule", "add", "to", str(p), "lookup", str(IGNORED_TABLE), "pref",
+                           str(IGNORED_TABLE)])
+
+
 def config_path(lab: Any) -> Path:
     return Path(lab.node_dir(EDGE)) / CONFIG_FILE
 
@@ -175,6 +189,13 @@ def start_magic(lab: Any) -> None:
                 _build_inet_gre(lab, t)
     _customer_settings(lab, spec, cfg)
     _mss_clamp(lab, plan, cfg)
+    if spec.cloud_router:
+        _ignore_bgp(lab, plan, cfg)
+    if spec.vlan_attachment_mtu:
+        for t in cfg.tunnels:
+            if t.kind == "cni":
+                lab.run(CUSTOMER, ["ip", "link", "set", "dev", _cust_ifname(lab, t), "mtu",
+                                   str(spec.vlan_attachment_mtu)])
     if spec.dsr and TRANSIT in {n.name for n in plan.nodes}:
         _dsr(lab, plan)
     save_config(config_path(lab), cfg)

@@ -64,9 +64,11 @@ class MagicSpec(_M):
         default=None, description="Lab override of the (unpublished) probe interval per rate, seconds")
     dsr: bool = Field(default=True, description="Origin egress leaves through the customer's transit (DSR)")
     customer: CustomerReturn = Field(default_factory=CustomerReturn)
-    cloud_router: bool = Field(default=False, description="GCP: a Cloud Router BGP peer whose routes are ignored")
-    vlan_attachment_mtu: int | None = Field(default=None, description="GCP: the VLAN attachment's MTU")
-    interconnect_mtu: int | None = Field(default=None, description="GCP: the MTU ordered on Cloudflare's side")
+    cloud_router: bool = Field(default=False, description="GCP: the customer router is a Cloud Router whose BGP "
+                                                          "routes Cloudflare ignores (only static routes forward)")
+    vlan_attachment_mtu: int | None = Field(default=None, ge=576, le=9000,
+                                            description="GCP: the VLAN attachment's MTU on the customer side (must "
+                                                        "match the interconnect's)")
 
     @model_validator(mode="after")
     def _unique(self) -> MagicSpec:

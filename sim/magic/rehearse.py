@@ -112,10 +112,11 @@ class _Ctx:
         self.lab = lab
         cfg = _cfg(lab)
         self.cni = next(t.name for t in cfg.tunnels if t.kind == "cni")
-        self.inet = next(t.name for t in cfg.tunnels if t.kind == "gre")
+        self.inet = next((t.name for t in cfg.tunnels if t.kind == "gre"), "")
         self.ifnames = {t.ifname: t.name for t in cfg.tunnels}
-        self.prio = {t.name: min(r.priority for r in cfg.routes if r.nexthop == t.name) for t in cfg.tunnels}
-        self.worse = max(self.prio.values()) + 100
+        self.prio = {t.name: min((r.priority for r in cfg.routes if r.nexthop == t.name), default=0)
+                     for t in cfg.tunnels}
+        self.worse = max(self.prio.values(), default=0) + 100
 
 
 def _cfg(lab: Any):
@@ -249,38 +250,51 @@ STEPS: dict[str, Callable[[_Ctx, dict], str]] = {
 }
 
 
+MT_STEPS = (
+    ("lab", "lab up: GRE over CNI and GRE over the internet"),
+    ("probes", "Cloudflare's health checks come back through every tunnel"),
+    ("healthy", "every tunnel healthy"),
+    ("internet", "traffic starts on the internet GRE tunnel"),
+    ("up-pref", "Cloudflare up-prefs the CNI tunnel: traffic moves to CNI"),
+    ("mss", "MSS 1332 end to end"),
+    ("dsr", "egress by direct server return through the customer's transit"),
+    ("rollback", "rollback of the up-pref moves traffic back"),
+)
+
+
 def rehearse_magic(topology: str | Path, lab_name: str | None = None, edit: Callable[[Any], Any] | None = None,
                    on_step: Callable[[RStep], None] | None = None) -> MagicRehearsal:
+    """The Magic Transit rehearsal, or the Cloud Interconnect one for a topology with a Cloud Router."""
     from sim.lab.lab import Lab
     from sim.topology import build_plan, load_topology
 
     topo = load_topology(topology)
     if edit:
         topo = edit(topo)
-    if topo.magic is None or not any(t.kind == "gre" for t in topo.magic.tunnels):
-        raise ValueError(f"{topology}: the Magic rehearsal needs a magic: section with a cni and a gre tunnel")
+    if topo.magic is None:
+        raise ValueError(f"{topology}: the Magic rehearsal needs a magic: section")
+    if topo.magic.cloud_router:
+        from sim.magic.gcp import GCP_STEPS
+        from sim.magic.gcp import STEPS as GSTEPS
+
+        defs, table = GCP_STEPS, GSTEPS
+    else:
+        if not any(t.kind == "gre" for t in topo.magic.tunnels):
+            raise ValueError(f"{topology}: the Magic Transit rehearsal needs a cni and a gre (internet) tunnel")
+        defs, table = MT_STEPS, STEPS
     name = lab_name or f"mr-{uuid.uuid4().hex[:6]}"
-    steps = [RStep(id=i, title=t) for i, t in (
-        ("lab", "lab up: GRE over CNI and GRE over the internet"),
-        ("probes", "Cloudflare's health checks come back through every tunnel"),
-        ("healthy", "every tunnel healthy"),
-        ("internet", "traffic starts on the internet GRE tunnel"),
-        ("up-pref", "Cloudflare up-prefs the CNI tunnel: traffic moves to CNI"),
-        ("mss", "MSS 1332 end to end"),
-        ("dsr", "egress by direct server return through the customer's transit"),
-        ("rollback", "rollback of the up-pref moves traffic back"))]
+    steps = [RStep(id=i, title=t) for i, t in defs]
     with contextlib.ExitStack() as stack:
-        ctx: _Ctx | None = None
+        ctx: Any = None
         for step in steps:
             t0 = time.monotonic()
             try:
                 if step.id == "lab":
                     lab = stack.enter_context(Lab.create(build_plan(topo, name)))
                     ctx = _Ctx(lab)
-                    step.detail = f"lab {name}: " + lab.state.mechanisms.get("gre", "")
+                    step.detail = f"lab {name}: " + lab.state.mechanisms.get("gre", "no GRE")
                 else:
-                    assert ctx is not None
-                    step.detail = STEPS[step.id](ctx, step.measured)
+                    step.detail = table[step.id](ctx, step.measured)
                 step.status = "pass"
             except StepFailed as exc:
                 step.status, step.detail, step.cause, step.fix = "fail", exc.detail, exc.cause, exc.fix
