@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -176,3 +177,24 @@ def test_magic_api_drives_the_running_lab(lab, tmp_path):
         finally:
             set_tunnel(lab, "cni-ewr1", priority=100, rate="high")
             cf.close()
+
+
+def test_dashboard_shows_tunnels_and_their_transitions(lab):
+    from fastapi.testclient import TestClient
+
+    from sim.dashboard import create_app
+
+    with TestClient(create_app(lab.name, "tok-for-tests", period=0.05), base_url="http://127.0.0.1") as client:
+        deadline = time.monotonic() + 10
+        snap = {}
+        while time.monotonic() < deadline:
+            snap = client.get("/api/state").json()
+            if snap.get("tunnels"):
+                break
+        tun = {t["name"]: t for t in snap["tunnels"]}
+        assert set(tun) == {"cni-ewr1", "inet1"}
+        assert tun["cni-ewr1"]["kind"] == "cni" and tun["inet1"]["kind"] == "gre"
+        assert any("198.51.100.0/24" in t["carries"] for t in tun.values())
+        assert any(e["kind"] == "tunnel-state" and "down -> degraded" in e["text"] for e in snap["timeline"])
+        page = client.get("/").text
+        assert 'data-testid="tunnels"' in page
