@@ -39,7 +39,7 @@ def render(status) -> None:
     for col in ("tunnel", "type", "check", "rate", "priority", "effective", "state", "since", "last probes"):
         t.add_column(col)
     for x in status.tunnels:
-        last = " ".join("+" if p.ok else "x" for p in x.last[-10:])
+        last = "".join("+" if p.ok else "x" for p in x.last[-10:])
         color = {"healthy": "green", "degraded": "yellow", "down": "red"}[x.state]
         t.add_row(x.name, x.kind, f"{x.type}/{x.direction}", f"{x.rate} ({x.interval_s:g}s)", str(x.priority),
                   str(x.effective_priority), f"[{color}]{x.state}[/{color}]", f"{now - x.since:.0f}s ago", last)
