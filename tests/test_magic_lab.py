@@ -198,3 +198,18 @@ def test_dashboard_shows_tunnels_and_their_transitions(lab):
         assert any(e["kind"] == "tunnel-state" and "down -> degraded" in e["text"] for e in snap["timeline"])
         page = client.get("/").text
         assert 'data-testid="tunnels"' in page
+
+
+def test_wrong_tunnel_source_takes_the_tunnel_down_with_the_cause(lab):
+    from sim.magic import faults
+    from sim.magic.rehearse import diagnose
+
+    _wait(lab, lambda s: _tun(s, "inet1").state != "down", 30, "inet1 up")
+    faults.apply(lab, "inet1", "wrong-source")
+    try:
+        _wait(lab, lambda s: _tun(s, "inet1").state == "down", DOWN_BOUND + SLACK, "inet1 down (wrong source)")
+        cause, fix = diagnose(lab, "inet1")
+        assert "198.51.100.1" in cause and "203.0.113.1" in cause and "local 203.0.113.1" in fix[0]
+    finally:
+        faults.apply(lab, "inet1", "wrong-source", on=False)
+    _wait(lab, lambda s: _tun(s, "inet1").state == "degraded", 3 * HIGH + SLACK, "inet1 back after the fix")

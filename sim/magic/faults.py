@@ -49,7 +49,21 @@ def _sysctl(key: str, bad: int, good: int) -> Callable[..., None]:
     return fn
 
 
+def _wrong_source(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
+    import ipaddress
+
+    from sim.magic.lab import config_path, set_customer_source
+
+    t = next(x for x in load_config(config_path(lab)).tunnels if x.name == tunnel)
+    if t.kind == "cni" and not ifname.startswith("gre-"):
+        raise ValueError(f"tunnel {tunnel} has no GRE (a CNI without GRE has no tunnel source)")
+    lan = next(a for a in lab.plan.node(CUSTOMER).iface("lan0").addresses if a.version == 4)
+    set_customer_source(lab, t, lan.ip if on else ipaddress.IPv4Address(str(t.cust_outer)))
+
+
 FAULTS: dict[str, tuple[Callable[..., None], str]] = {
+    "wrong-source": (_wrong_source, "the customer's GRE end sends from its LAN address, not the "
+                     "customer_gre_endpoint Cloudflare expects (Cloudflare drops it)"),
     "firewall": (_firewall, "the customer's firewall drops ICMP arriving on the tunnel (no probe returns)"),
     "accept-local-off": (_sysctl("accept_local", 0, 1), "Linux drops a probe sourced from its own address "
                          "(reply style) as a martian: accept_local=0"),

@@ -105,10 +105,12 @@ def _build_inet_gre(lab: Any, t: HcTunnel) -> None:
             st.tunnels.append(rec)
 
 
-def _customer_settings(lab: Any, spec: MagicSpec, cfg: HcConfig) -> None:
+def _customer_settings(lab: Any, spec: MagicSpec, cfg: HcConfig, only: str | None = None) -> None:
     """What the customer's router does with probes: the knobs a rehearsal gets right or wrong."""
     c = spec.customer
     for t in cfg.tunnels:
+        if only is not None and t.name != only:
+            continue
         ifname = t.ifname if t.kind == "gre" else _cust_ifname(lab, t)
         for key, val in (("accept_local", int(c.accept_local)), ("rp_filter", c.rp_filter)):
             lab.run(CUSTOMER, ["sysctl", "-qw", f"net.ipv4.conf.{ifname}.{key}={val}"])
@@ -116,14 +118,54 @@ def _customer_settings(lab: Any, spec: MagicSpec, cfg: HcConfig) -> None:
             lab.run(CUSTOMER, ["sysctl", "-qw", f"net.ipv4.conf.all.rp_filter={c.rp_filter}"])
         if t.health_check.legacy:  # the route back for the legacy target (what rp_filter checks)
             lab.run(CUSTOMER, ["ip", "route", "replace", "172.64.240.252/30", "dev", ifname])
-    if c.firewall_drop_icmp:
+    if c.firewall_drop_icmp and only is None:
         ifs = ", ".join(f'"{t.ifname if t.kind == "gre" else _cust_ifname(lab, t)}"' for t in cfg.tunnels)
         lab.run(CUSTOMER, ["nft", "-f", "-"], input=(
             f"table inet {NFT_TABLE} {{ chain hc_in {{ type filter hook prerouting priority -150; "
             f"iifname {{ {ifs} }} meta l4proto icmp drop; }}; }}\n"))
 
 
+def set_customer_source(lab: Any, t: HcTunnel, local: ipaddress.IPv4Address) -> None:
+    """Rebuild the customer's end of GRE tunnel ``t`` with outer source ``local`` (the "wrong tunnel
+    source" mistake, and its fix). Cloudflare's end accepts GRE only from customer_gre_endpoint."""
+    from sim.dataplane import gre as gremod
+
+    ifname = _cust_ifname(lab, t)
+    st = lab.refresh()
+    rec = next((r for r in st.tunnels if r.node == CUSTOMER and r.ifname == ifname), None)
+    if rec is None:
+        raise MagicError(f"tunnel {t.name} has no GRE endpoint on the customer side")
+    if rec.mode == "kernel":
+        lab.run(CUSTOMER, ["ip", "tunnel", "change", ifname, "local", str(local)])
+    else:
+        if rec.process:
+            rec.process.stop()
+        logfile = lab.node_dir(CUSTOMER) / f"{ifname}.log"
+
+        def host_spawn(name: str, argv: list[str]):
+            return process.spawn(name, CUSTOMER, argv, logfile)
+
+        new = gremod.start_userspace_gre(host_spawn, lab.netns_path(CUSTOMER), ifname, local, t.cf_outer,
+                                         ipaddress.IPv4Interface(f"{t.cust_inner}/31"), t.mtu, logfile)
+        with lab.update() as st2:
+            for r in st2.tunnels:
+                if r.node == CUSTOMER and r.ifname == ifname:
+                    r.process = new
+        assert lab.plan.magic is not None
+        # a new TUN device starts with default sysctls; the MSS clamp matches by name and stays
+        _customer_settings(lab, lab.plan.magic, load_config(config_path(lab)), only=t.name)
+    with lab.update() as st3:
+        st3.extra.setdefault("magic_sources", {})[t.name] = str(local)
+
+
+def customer_source(lab: Any, t: HcTunnel) -> str:
+    """The outer source the customer's end of ``t`` uses now."""
+    return lab.state.extra.get("magic_sources", {}).get(t.name, str(t.cust_outer))
+
+
 def _cust_ifname(lab: Any, t: HcTunnel) -> str:
+    if t.kind == "gre":  # internet GRE: the same name on both ends
+        return t.ifname
     plan: LabPlan = lab.plan
     tun = next((x for x in plan.tunnels if x.cf_ifname == t.ifname), None)
     if tun is not None:

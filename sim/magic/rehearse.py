@@ -73,6 +73,15 @@ def diagnose(lab: Any, tunnel: str) -> tuple[str, list[str]]:
     t = next(x for x in cfg.tunnels if x.name == tunnel)
     ifname = cust_ifname(lab, t)
     hc = t.health_check
+    from sim.magic.lab import customer_source
+
+    src = customer_source(lab, t)
+    if src != str(t.cust_outer):
+        return (f"the customer's end of {tunnel} sends GRE from {src}; Cloudflare's end accepts it only from "
+                f"customer_gre_endpoint {t.cust_outer}, so every answer is dropped at Cloudflare",
+                [f"set the tunnel source to {t.cust_outer} (Linux: ip tunnel change {ifname} local {t.cust_outer}; "
+                 f"Cisco: tunnel source {t.cust_outer}; Junos: tunnel source {t.cust_outer})",
+                 f"or change customer_gre_endpoint to {src} through the API"])
     rules = lab.run(CUSTOMER, ["nft", "list", "ruleset"], check=False).stdout
     dropping = [ln.strip() for ln in rules.splitlines() if f'"{ifname}"' in ln and "drop" in ln]
     if dropping:
