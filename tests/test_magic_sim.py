@@ -141,3 +141,34 @@ def test_cli_sim_sweep_json():
     data = json.loads(res.stdout)
     assert set(data) == {"low", "mid", "high"}
     assert data["high"][0]["mean_s"] < data["low"][0]["mean_s"]
+
+
+def _tun(**hc):
+    from sim.magic.config import HcTunnel
+    from sim.magic.model import HealthCheck
+
+    return HcTunnel(name="t", kind="cni", ifname="gre-t", cf_inner="10.212.0.0", cust_inner="10.212.0.1",
+                    cf_outer="192.0.2.10", cust_outer="192.0.2.11", health_check=HealthCheck(**hc))
+
+
+@pytest.mark.parametrize(("hc", "want"), [
+    ({"type": "reply", "direction": "bidirectional"}, ("10.212.0.1", "10.212.0.0", 0, True)),
+    ({"type": "request", "direction": "bidirectional"}, ("10.212.0.0", "10.212.0.1", 8, True)),
+    ({"type": "reply", "direction": "unidirectional"}, ("192.0.2.11", "192.0.2.10", 0, False)),
+    ({"type": "request", "direction": "unidirectional"}, ("192.0.2.10", "192.0.2.11", 8, False)),
+    ({"legacy": True, "target": "172.64.240.253"}, ("172.64.240.253", "10.212.0.0", 0, True)),
+])
+def test_probe_addressing_follows_cloudflares_table(hc, want):
+    from sim.magic.hcd import addressing
+
+    src, dst, typ, through = addressing(_tun(**hc))
+    assert (str(src), str(dst), typ, through) == want
+
+
+def test_probe_packet_checksums_verify():
+    from sim.magic.hcd import _csum, build_probe
+
+    pkt = build_probe(ipaddress.IPv4Address("10.212.0.1"), ipaddress.IPv4Address("10.212.0.0"), 0, 0xC001, 7,
+                      b"CNILABHC" + bytes(12))
+    assert _csum(pkt[:20]) == 0 and _csum(pkt[20:]) == 0
+    assert pkt[9] == 1 and pkt[20] == 0 and pkt[12:16] == bytes([10, 212, 0, 1])

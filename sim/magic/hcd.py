@@ -95,6 +95,11 @@ class Runtime:
         self.views: list[ProbeView] = []
         self.note = ""
 
+    @property
+    def state(self) -> str:
+        """Health checks disabled: nothing to judge by, so no penalty (the tunnel counts as healthy)."""
+        return self.health.state if self.cfg.health_check.enabled else "healthy"
+
     def log(self, now: float, ok: bool, attempt: int, rtt: float | None, note: str) -> None:
         self.views.append(ProbeView(t=now, ok=ok, attempt=attempt, rtt_ms=rtt, note=note))
         del self.views[:-20]
@@ -228,7 +233,7 @@ class Daemon:
     # -- steering ----------------------------------------------------------------------------
     def apply_routes(self) -> dict:
         assert self.cfg is not None
-        states = {n: r.health.state for n, r in self.rt.items()}
+        states = {n: r.state for n, r in self.rt.items()}
         routes = steer(self.cfg.routes, states)
         for prefix, hops in routes.items():
             net = ipaddress.ip_network(prefix)
@@ -261,13 +266,13 @@ class Daemon:
         for r in self.rt.values():
             prios = [x.priority for x in self.cfg.routes if x.nexthop == r.cfg.name]
             hc = r.cfg.health_check
-            pen = timing().penalty[r.health.state]
+            pen = timing().penalty[r.state]
             out.append(TunnelStatus(
                 name=r.cfg.name, kind=r.cfg.kind, ifname=r.cfg.ifname, type=hc.type,
                 direction="legacy-bidirectional" if hc.legacy else hc.direction, rate=hc.rate, enabled=hc.enabled,
                 interval_s=r.prober.interval_s, priority=min(prios) if prios else None,
-                effective_priority=min(prios) + pen if prios else None, state=r.health.state,
-                tunnel_state=tunnel_state_value(r.health.state), since=r.health.since, sent=r.sent,
+                effective_priority=min(prios) + pen if prios else None, state=r.state,
+                tunnel_state=tunnel_state_value(r.state), since=r.health.since, sent=r.sent,
                 returned=r.returned, failed=r.failed, last=r.views[-10:],
                 transitions=[TransitionView(**t.model_dump()) for t in r.health.transitions[-10:]]))
         st = MagicStatus(updated=now, pid=os.getpid(), tunnels=out, routes=routes, route_changes=self.changes)
