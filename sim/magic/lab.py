@@ -221,6 +221,11 @@ def start_magic(lab: Any) -> None:
     spec = plan.magic
     if spec is None:
         return
+    backend = getattr(getattr(lab, "backend", None), "name", "netns")
+    if backend != "netns":  # the daemon and its files live on the host: only namespaces share them
+        with lab.update() as st:
+            st.mechanisms["magic"] = f"not built: Magic tunnels and health checks need the netns backend, not {backend}"
+        return
     cfg = resolve(plan)
     if any(t.kind == "gre" for t in cfg.tunnels):
         cu_out, t_cu, cf_out, t_cf = _transit_addrs(plan)
