@@ -37,7 +37,9 @@ def test_rehearsal_passes_with_a_correct_customer(short_state, lab_name):
     assert up["before"] == "inet1" and back["before"] == "cni-ewr1"
     for m in (up, back):
         assert m["moved_after_ms"] >= 0 and m["lost"] <= MAX_LOSS * m["sent"]
-    assert steps["mss"].measured == {"inet->origin": 1332, "origin->inet": 1332}
+    mss = steps["mss"].measured
+    assert (mss["inet->origin"], mss["origin->inet"]) == (1332, 1332)
+    assert mss["mtu cf_to_customer"] == mss["mtu customer_to_cf"] == 1372  # the FOU/IPv6 backhaul, both ways
     assert steps["dsr"].measured["egress"] == "transit"
 
 

@@ -223,7 +223,16 @@ def step_mss(c: _Ctx, measured: dict) -> str:
         bad = next(r for r in rep.results if not r.ok)
         raise StepFailed(f"{bad.direction}: {bad.advice}", "the customer router does not clamp MSS to "
                          f"{rep.required} on every path", list(rep.fix.values()))
-    return f"MSS {rep.required} both ways: " + "; ".join(f"{r.direction} SYN {r.syn_arrived}" for r in rep.results)
+    from sim.probes.mtu import probe_mtu
+
+    mtu = probe_mtu(c.lab)
+    for r in mtu.results:
+        measured[f"mtu {r.direction}"] = r.measured if r.measured is not None else -1
+    if not mtu.ok:
+        bad = next(r for r in mtu.results if not r.ok)
+        raise StepFailed(f"path MTU {bad.direction} {bad.measured}, want {bad.expected}: {bad.diagnosis}")
+    return (f"MSS {rep.required} both ways: " + "; ".join(f"{r.direction} SYN {r.syn_arrived}" for r in rep.results)
+            + "; path MTU " + ", ".join(f"{r.direction} {r.measured}" for r in mtu.results))
 
 
 def step_dsr(c: _Ctx, measured: dict) -> str:
@@ -265,7 +274,7 @@ MT_STEPS = (
     ("healthy", "every tunnel healthy"),
     ("internet", "traffic starts on the internet GRE tunnel"),
     ("up-pref", "Cloudflare up-prefs the CNI tunnel: traffic moves to CNI"),
-    ("mss", "MSS 1332 end to end"),
+    ("mss", "MSS 1332 and the path MTU, end to end both ways"),
     ("dsr", "egress by direct server return through the customer's transit"),
     ("rollback", "rollback of the up-pref moves traffic back"),
 )
