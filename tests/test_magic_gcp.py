@@ -40,3 +40,24 @@ def test_vlan_attachment_mtu_mismatch_fails_with_cause_and_fix(short_state, lab_
     assert failed.id == "mtu", rep.model_dump_json(indent=1)
     assert failed.measured["customer_to_cf"] == 1460 and failed.measured["cf_to_customer"] < 1500
     assert "VLAN attachment" in failed.cause and any("--mtu 1500" in f for f in failed.fix)
+
+
+def test_legacy_probe_needs_the_route_back_under_strict_rp_filter(tmp_path_factory):
+    from sim.magic import faults
+    from sim.magic.lab import wait_status
+    from sim.magic.rehearse import diagnose
+    from sim.magic.simulate import blocks
+    from tests.labs import running_lab
+
+    assert blocks("rp-filter", "reply", legacy=True) is True
+    with running_lab(tmp_path_factory.mktemp("gc"), "gcp-cloud-interconnect.yml", wait_prefixes=False) as lab:
+        st = wait_status(lab, lambda s: s.tunnels[0].state != "down", 15)
+        assert st is not None and st.tunnels[0].state != "down", st
+        faults.apply(lab, "gcp1", "rp-filter")
+        st = wait_status(lab, lambda s: s.tunnels[0].state == "down", 1.0 + 0.9 + 5)
+        assert st is not None and st.tunnels[0].state == "down"
+        cause, fix = diagnose(lab, "gcp1")
+        assert "rp_filter=1" in cause and "172.64.240.253" in cause and "172.64.240.252/30" in fix[0]
+        faults.apply(lab, "gcp1", "rp-filter", on=False)
+        st = wait_status(lab, lambda s: s.tunnels[0].state == "degraded", 1.0 + 5)
+        assert st is not None and st.tunnels[0].state == "degraded"

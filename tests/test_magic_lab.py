@@ -213,3 +213,21 @@ def test_wrong_tunnel_source_takes_the_tunnel_down_with_the_cause(lab):
     finally:
         faults.apply(lab, "inet1", "wrong-source", on=False)
     _wait(lab, lambda s: _tun(s, "inet1").state == "degraded", 3 * HIGH + SLACK, "inet1 back after the fix")
+
+
+def test_strict_rp_filter_alone_does_not_drop_a_bidirectional_probe(lab):
+    """The probe's source is the customer side of the tunnel's /31: the reverse path is the tunnel.
+    The simulator's link model says the same (sim.magic.simulate.blocks)."""
+    from sim.magic import faults
+    from sim.magic.simulate import blocks
+
+    assert blocks("rp-filter", "reply", legacy=False) is False
+    _wait(lab, lambda s: _tun(s, "inet1").state != "down", 30, "inet1 up")
+    faults.apply(lab, "inet1", "rp-filter")
+    try:
+        assert lab.run("cust", ["sysctl", "-n", "net.ipv4.conf.gre-inet1.rp_filter"]).stdout.strip() == "1"
+        before = _tun(_status(lab), "inet1").returned
+        _wait(lab, lambda s: _tun(s, "inet1").returned >= before + 4, 4 * HIGH + SLACK, "probes keep returning")
+        assert _tun(_status(lab), "inet1").state != "down"
+    finally:
+        faults.apply(lab, "inet1", "rp-filter", on=False)

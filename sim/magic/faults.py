@@ -44,9 +44,20 @@ def _blackhole(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
 def _sysctl(key: str, bad: int, good: int) -> Callable[..., None]:
     def fn(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
         lab.run(CUSTOMER, ["sysctl", "-qw", f"net.ipv4.conf.{ifname}.{key}={bad if on else good}"])
-        if key == "rp_filter":
-            lab.run(CUSTOMER, ["sysctl", "-qw", f"net.ipv4.conf.all.rp_filter={bad if on else good}"])
     return fn
+
+
+def _rp_filter(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
+    """Strict rp_filter without a route back to the probe's source. It only bites where the source
+    is not on the tunnel's own /31: the legacy target 172.64.240.253."""
+    from sim.magic.lab import config_path
+
+    t = next(x for x in load_config(config_path(lab)).tunnels if x.name == tunnel)
+    for key in (f"net.ipv4.conf.{ifname}.rp_filter", "net.ipv4.conf.all.rp_filter"):
+        lab.run(CUSTOMER, ["sysctl", "-qw", f"{key}={1 if on else 0}"])
+    if t.health_check.legacy:
+        verb = ["ip", "route", "del"] if on else ["ip", "route", "replace"]
+        lab.run(CUSTOMER, [*verb, "172.64.240.252/30", "dev", ifname], check=not on)
 
 
 def _wrong_source(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
@@ -67,7 +78,8 @@ FAULTS: dict[str, tuple[Callable[..., None], str]] = {
     "firewall": (_firewall, "the customer's firewall drops ICMP arriving on the tunnel (no probe returns)"),
     "accept-local-off": (_sysctl("accept_local", 0, 1), "Linux drops a probe sourced from its own address "
                          "(reply style) as a martian: accept_local=0"),
-    "rp-filter": (_sysctl("rp_filter", 1, 0), "strict reverse-path filter on the tunnel"),
+    "rp-filter": (_rp_filter, "strict reverse-path filter and no route back to the probe's source (bites the "
+                  "legacy target 172.64.240.253; a bidirectional probe's source is on the tunnel)"),
     "blackhole": (_blackhole, "the tunnel carries nothing either way (customer side drops it)"),
 }
 

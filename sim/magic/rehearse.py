@@ -91,7 +91,7 @@ def diagnose(lab: Any, tunnel: str) -> tuple[str, list[str]]:
                  "or remove the drop rule; the probe is ICMP inside GRE, decapsulated on the tunnel"])
     rp = max(_sysctl(lab, f"net.ipv4.conf.{ifname}.rp_filter") or 0,
              _sysctl(lab, "net.ipv4.conf.all.rp_filter") or 0)
-    if hc.type == "reply" and _sysctl(lab, f"net.ipv4.conf.{ifname}.accept_local") == 0:
+    if hc.type == "reply" and not hc.legacy and _sysctl(lab, f"net.ipv4.conf.{ifname}.accept_local") == 0:
         src = t.cust_inner if hc.direction == "bidirectional" else t.cust_outer
         return (f"a reply-style probe arrives from {src}, the router's own address on {ifname}; Linux drops it as a "
                 "martian source (accept_local=0), so it never goes back into the tunnel",
@@ -100,10 +100,12 @@ def diagnose(lab: Any, tunnel: str) -> tuple[str, list[str]]:
                  "{\"health_check\": {\"type\": \"request\"}}  (cnilab tunnels set "
                  f"{tunnel} --type request)"])
     if rp == 1:
-        return (f"strict reverse-path filtering (rp_filter=1) on {ifname} drops the probe: its source is not routed "
+        src = hc.target or "the probe's source"
+        return (f"strict reverse-path filtering (rp_filter=1) on {ifname} drops the probe: {src} is not routed "
                 "back through the tunnel",
-                [f"sysctl -w net.ipv4.conf.{ifname}.rp_filter=2  (loose) and net.ipv4.conf.all.rp_filter=2",
-                 "or route the probe source back into the tunnel"])
+                [f"ip route add 172.64.240.252/30 dev {ifname}  (the legacy target's route back into the tunnel)"
+                 if hc.legacy else f"route {src} back into {ifname}",
+                 f"or sysctl -w net.ipv4.conf.{ifname}.rp_filter=2 and net.ipv4.conf.all.rp_filter=2 (loose)"])
     st = read_status(lab)
     tun = next((x for x in st.tunnels if x.name == tunnel), None) if st else None
     note = next((p.note for p in reversed(tun.last) if not p.ok), "") if tun else ""

@@ -25,7 +25,7 @@ class _M(BaseModel):
 
 class TunnelFault(_M):
     tunnel: str
-    kind: Literal["firewall", "accept-local-off", "rp-filter", "blackhole"]
+    kind: Literal["firewall", "accept-local-off", "rp-filter", "blackhole", "wrong-source"]
 
 
 class SetTunnel(_M):

@@ -1,9 +1,10 @@
 """The simulator's executor for Magic scenarios: the same Prober/TunnelHealth/steer the emulator's
 daemon runs, driven in virtual time with a link model instead of packets.
 
-The link model: a probe comes back after ``RTT_S`` unless a fault on the tunnel blocks its type
-(a firewall or blackhole drops every probe; ``accept-local-off`` and ``rp-filter`` drop reply-style
-probes, which are sourced from the customer's own tunnel address). Each tunnel's probe phase is
+The link model: a probe comes back after ``RTT_S`` unless a fault on the tunnel blocks it
+(:func:`blocks`: a firewall, blackhole or wrong tunnel source drops every probe; ``accept-local-off``
+drops reply-style probes sourced from the customer's own address; ``rp-filter`` (without the route
+back) drops legacy probes, whose source 172.64.240.253 is not on the tunnel). Each tunnel's probe phase is
 drawn from the seed, so a sweep over seeds gives the spread a real lab shows.
 """
 
@@ -30,8 +31,15 @@ from sim.magic.scenario import (
 from sim.magic.steering import steer
 
 RTT_S = 0.001
-BLOCKS = {"firewall": {"reply", "request"}, "blackhole": {"reply", "request"},
-          "accept-local-off": {"reply"}, "rp-filter": {"reply"}}
+def blocks(kind: str, hc_type: str, legacy: bool) -> bool:
+    """Does customer-side fault ``kind`` stop this probe coming back? (What the emulator shows.)"""
+    if kind in ("firewall", "blackhole", "wrong-source"):
+        return True
+    if kind == "accept-local-off":  # only a probe sourced from the router's own address is a martian
+        return hc_type == "reply" and not legacy
+    if kind == "rp-filter":  # a bidirectional probe's source is the tunnel's own /31: only legacy fails
+        return legacy
+    return False
 
 
 def config_for(sc: MagicScenario) -> HcConfig:
@@ -51,8 +59,8 @@ def config_for(sc: MagicScenario) -> HcConfig:
 
 
 class _Tun:
-    def __init__(self, name: str, hc_type: str, prober: Prober) -> None:
-        self.name, self.hc_type, self.prober = name, hc_type, prober
+    def __init__(self, name: str, hc_type: str, prober: Prober, legacy: bool = False) -> None:
+        self.name, self.hc_type, self.prober, self.legacy = name, hc_type, prober, legacy
         self.faults: set[str] = set()
         self.reply_at: float | None = None
 
@@ -70,7 +78,8 @@ class MagicSim:
                 for i in range(self.tm.healthy_window_probes):
                     h.samples.append(Sample(t=-i * 0.001, ok=True))
             iv = self.interval_of(t.health_check.rate)
-            self.tuns[t.name] = _Tun(t.name, t.health_check.type, Prober(h, iv, t0=0.0, phase=rnd.uniform(0, iv)))
+            self.tuns[t.name] = _Tun(t.name, t.health_check.type, Prober(h, iv, t0=0.0, phase=rnd.uniform(0, iv)),
+                                     legacy=t.health_check.legacy)
         self.changes: list[RouteChange] = []
         self.transitions: list[tuple[str, float, str]] = []
         self._steered = self._steer()
@@ -160,7 +169,7 @@ class MagicSim:
             before = x.prober.health.state
             if kind == "send":
                 x.prober.sent(self.t)
-                if not any(x.hc_type in BLOCKS[f] for f in x.faults):
+                if not any(blocks(f, x.hc_type, x.legacy) for f in x.faults):
                     x.reply_at = self.t + RTT_S
             elif kind == "reply":
                 x.reply_at = None
