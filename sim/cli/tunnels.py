@@ -145,7 +145,9 @@ def register(app: typer.Typer) -> None:
         res = emulate(sc)
         agreement = cmp(sc, res) if compare else []
         emit({"run": res, "agreement": agreement} if compare else res, as_json,
-             lambda o: (_render_run(res), [console.print(str(a)) for a in agreement]))
+             lambda o: (_render_run(res), [console.print(
+                 f"  {'AGREE' if a.agree else 'DIFFER'} {a.detail}: emulator {a.emulator_s} s, simulator "
+                 f"{a.sim_min_s:.3f}-{a.sim_max_s:.3f} s (tolerance {a.tolerance_s} s)") for a in agreement]))
         raise typer.Exit(0 if res.passed and all(a.agree for a in agreement) else 1)
 
     @tunnels.command("rehearse")
