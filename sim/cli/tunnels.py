@@ -67,10 +67,13 @@ def register(app: typer.Typer) -> None:
             return
         from sim.magic.lab import read_status
 
-        st = read_status(_lab(lab))
+        the_lab = _lab(lab)
+        st = read_status(the_lab)
         if st is None:
             fail("the health-check daemon has not reported yet (see nodes/cf/magic-hcd.log in the lab dir)", 1)
         emit(st, as_json, render)
+        if not as_json:
+            console.print(f"GRE: {the_lab.state.mechanisms.get('gre', 'unknown')}")
         raise typer.Exit(0 if all(x.state != "down" for x in st.tunnels) else 1)
 
     @tunnels.command("set")
