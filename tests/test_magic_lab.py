@@ -231,3 +231,20 @@ def test_strict_rp_filter_alone_does_not_drop_a_bidirectional_probe(lab):
         assert _tun(_status(lab), "inet1").state != "down"
     finally:
         faults.apply(lab, "inet1", "rp-filter", on=False)
+
+
+def test_a_dead_daemon_is_reported_not_its_last_states(lab, monkeypatch):
+    """Runs last: stops the edge's health-check daemon; its frozen 'healthy' must not pass for current."""
+    from typer.testing import CliRunner
+
+    from sim.cli.main import app
+    from sim.magic.lab import STALE_S, StaleStatus, read_status
+
+    assert read_status(lab) is not None
+    rec = next(p for p in lab.refresh().processes if p.name == "magic-hcd")
+    rec.stop()
+    time.sleep(STALE_S + 1)
+    with pytest.raises(StaleStatus, match="stopped reporting"):
+        read_status(lab)
+    res = CliRunner().invoke(app, ["tunnels", "--lab", lab.name])
+    assert res.exit_code == 1 and "stopped reporting" in res.output

@@ -65,10 +65,13 @@ def register(app: typer.Typer) -> None:
         """Per tunnel: type (cni/gre), priority, health state, last probe results and transitions."""
         if ctx.invoked_subcommand is not None:
             return
-        from sim.magic.lab import read_status
+        from sim.magic.lab import StaleStatus, read_status
 
         the_lab = _lab(lab)
-        st = read_status(the_lab)
+        try:
+            st = read_status(the_lab)
+        except StaleStatus as exc:
+            fail(str(exc), 1)
         if st is None:
             fail("the health-check daemon has not reported yet (see nodes/cf/magic-hcd.log in the lab dir)", 1)
         emit(st, as_json, render)

@@ -28,6 +28,7 @@ import signal
 import socket
 import struct
 import time
+import traceback
 from pathlib import Path
 
 from pyroute2 import IPRoute
@@ -52,6 +53,9 @@ MAGIC = b"CNILABHC"
 ETH_P_IP = 0x0800
 ARPHRD_ETHER = 1
 IP_PKTINFO = 8
+STATUS_EVERY_S = 0.5
+"""The status file is rewritten at least this often (and at once on a change): readers treat a
+status older than ``sim.magic.lab.STALE_S`` as a dead daemon, never as the tunnels' state."""
 
 
 def _csum(data: bytes) -> int:
@@ -120,6 +124,7 @@ class Daemon:
         self.rules: set[str] = set()
         self.stop = False
         self.dirty = True
+        self.last_status = 0.0
 
     # -- config ------------------------------------------------------------------------------
     def interval(self, rate: str) -> float:
@@ -132,7 +137,11 @@ class Daemon:
             if m == self.mtime:
                 return
             self.mtime = m
-            cfg = load_config(self.config_path)
+            try:
+                cfg = load_config(self.config_path)
+            except (OSError, ValueError) as exc:  # keep probing with the last good config
+                print(f"config {self.config_path} refused, keeping the previous one: {exc}", flush=True)
+                return
             old = self.rt
             self.rt = {}
             for i, t in enumerate(cfg.tunnels):
@@ -280,32 +289,39 @@ class Daemon:
 
     # -- loop --------------------------------------------------------------------------------
     def run(self) -> None:
-        last_status = 0.0
         while not self.stop:
-            now = time.time()
-            self.reload(now)
-            for r in list(self.rt.values()):
-                if not r.cfg.health_check.enabled:
-                    continue
-                dl = r.prober.deadline
-                if dl is not None and now >= dl:
-                    attempt = r.prober.attempt
-                    tr = r.prober.result(now, False)
-                    r.failed += 1
-                    r.log(now, False, attempt, None, r.note or "no answer within "
-                          f"{timing().probe_timeout_s * 1000:.0f} ms")
-                    self.dirty = self.dirty or tr is not None
-                if r.prober.due(now):
-                    self.send(r, now)
-            if self.cfg is not None and (self.dirty or now - last_status > 0.5):
-                routes = self.apply_routes()
-                self.write_status(routes, now)
-                self.dirty, last_status = False, now
-            waits = [0.1] + [max(0.0, x - now) for r in self.rt.values()
-                             for x in (r.prober.deadline, r.prober.next_at) if x is not None]
-            ready, _, _ = select.select([self.rx], [], [], min(waits))
-            if ready:
-                self.receive(time.time())
+            try:
+                self.step()
+            except Exception:  # one bad round (a tunnel device gone mid-change) must not end the checks
+                traceback.print_exc()
+                time.sleep(0.1)
+
+    def step(self) -> None:
+        """One round: timeouts, due probes, steering and status, then wait for an answer."""
+        now = time.time()
+        self.reload(now)
+        for r in list(self.rt.values()):
+            if not r.cfg.health_check.enabled:
+                continue
+            dl = r.prober.deadline
+            if dl is not None and now >= dl:
+                attempt = r.prober.attempt
+                tr = r.prober.result(now, False)
+                r.failed += 1
+                r.log(now, False, attempt, None, r.note or "no answer within "
+                      f"{timing().probe_timeout_s * 1000:.0f} ms")
+                self.dirty = self.dirty or tr is not None
+            if r.prober.due(now):
+                self.send(r, now)
+        if self.cfg is not None and (self.dirty or now - self.last_status > STATUS_EVERY_S):
+            routes = self.apply_routes()
+            self.write_status(routes, now)
+            self.dirty, self.last_status = False, now
+        waits = [0.1] + [max(0.0, x - now) for r in self.rt.values()
+                         for x in (r.prober.deadline, r.prober.next_at) if x is not None]
+        ready, _, _ = select.select([self.rx], [], [], min(waits))
+        if ready:
+            self.receive(time.time())
 
 
 def main() -> None:

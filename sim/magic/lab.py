@@ -253,11 +253,26 @@ def start_magic(lab: Any) -> None:
                                   f"steered routes in cf table 300; {len(cfg.tunnels)} tunnels")
 
 
-def read_status(lab: Any) -> MagicStatus | None:
+STALE_S = 5.0
+"""A status older than this comes from a daemon that stopped: it says nothing about the tunnels
+(the daemon rewrites it every 0.5 s; the rest is slack for a loaded machine)."""
+
+
+class StaleStatus(RuntimeError):
+    pass
+
+
+def read_status(lab: Any, fresh: bool = True) -> MagicStatus | None:
+    """The daemon's last report; with ``fresh``, :class:`StaleStatus` if it stopped reporting."""
     try:
-        return MagicStatus.model_validate(json.loads(status_path(lab).read_text()))
+        st = MagicStatus.model_validate(json.loads(status_path(lab).read_text()))
     except (OSError, ValueError):
         return None
+    age = time.time() - st.updated
+    if fresh and age > STALE_S:
+        raise StaleStatus(f"the health-check daemon stopped reporting {age:.0f}s ago (pid {st.pid}; log "
+                          f"{Path(lab.node_dir(EDGE)) / 'magic-hcd.log'}): its last tunnel states are not current")
+    return st
 
 
 def wait_status(lab: Any, pred, timeout: float) -> MagicStatus | None:
