@@ -304,6 +304,9 @@ class Collector:
                                               "effective_priority", "state")}
                        | {"last": "".join("+" if p["ok"] else "x" for p in t.get("last", [])[-10:])})
         routes = st.get("routes", {})
+        if time.time() - st.get("updated", 0) > 5.0:  # the daemon stopped: its last states are not current
+            for t in out:
+                t["state"] = "unknown (health-check daemon stopped)"
         for t in out:
             t["carries"] = sorted(p for p, hops in routes.items() if any(h["tunnel"] == t["name"] for h in hops))
         return out
