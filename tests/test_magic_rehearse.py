@@ -54,3 +54,26 @@ def test_rehearsal_fails_with_cause_and_fix_when_probes_are_not_returned(short_s
     assert failed.id == "probes" and "down" in failed.detail
     assert cause in failed.cause and any(fix in f for f in failed.fix), failed
     assert all(s.status == "not-run" for s in rep.steps[rep.steps.index(failed) + 1:])
+
+
+def test_rehearse_cli_with_the_customers_own_frr_config(short_state, lab_name, tmp_path, monkeypatch):
+    """`cnilab tunnels rehearse --customer-config`: the customer's FRR file (here the template's own
+    output, written out) runs as is and the whole Magic rehearsal passes; exit 0."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from sim.cli.main import app
+    from sim.routers.frr import render_frr
+    from sim.topology import build_plan, load_topology
+
+    conf = tmp_path / "frr.conf"
+    conf.write_text(render_frr(build_plan(load_topology(TOPO), lab_name)))
+    topo = tmp_path / "mt.yml"
+    topo.write_text(TOPO.read_text().replace("intervals: {low: 4.0, mid: 2.0, high: 1.0}",
+                                             "intervals: {low: 4.0, mid: 2.0, high: 0.5}"))
+    res = CliRunner().invoke(app, ["tunnels", "rehearse", str(topo), "--name", lab_name,
+                                   "--customer-config", str(conf), "--json"])
+    rep = json.loads(res.stdout)
+    assert res.exit_code == 0 and rep["passed"], res.output
+    assert [s["status"] for s in rep["steps"]] == ["pass"] * 8

@@ -8,6 +8,7 @@ fault`` makes the customer stop returning probes in one of the ways customers do
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -159,6 +160,9 @@ def register(app: typer.Typer) -> None:
     @tunnels.command("rehearse")
     def rehearse_(topology: Annotated[str, typer.Argument(help="A topology with magic: (cni + gre tunnels)")] =
                   "magic-transit", name: Annotated[str | None, typer.Option("--name", help="Lab name")] = None,
+                  customer_config: Annotated[Path | None, typer.Option(
+                      "--customer-config", help="Your FRR/BIRD config for the customer router")] = None,
+                  kind: Annotated[str | None, typer.Option(help="frr | bird (default: sniffed)")] = None,
                   as_json: JsonOpt = False) -> None:
         """Rehearse Magic Transit over CNI: health checks return, traffic on internet GRE, up-pref to CNI
         (loss, reordering), MSS 1332, DSR egress, rollback. Stops at the first failure with cause and fix."""
@@ -179,8 +183,23 @@ def register(app: typer.Typer) -> None:
                 for line in step.fix:
                     console.print(f"     fix:   {line}")
 
+        edit = None
+        if customer_config is not None:
+            from sim.rehearse.runner import sniff_kind
+            from sim.topology.model import CustomerRouter
+
+            cfg = customer_config.expanduser().resolve()
+            if not cfg.is_file():
+                fail(f"--customer-config = '{customer_config}': file not found")
+            the_kind = kind or sniff_kind(cfg) or "frr"
+            if the_kind not in ("frr", "bird"):
+                fail(f"--kind = {the_kind!r}: choose frr or bird")
+
+            def edit(t):
+                t.customer.router = CustomerRouter(kind=the_kind, config=cfg, mss_clamp=t.customer.router.mss_clamp)
+                return t
         try:
-            rep = rehearse_magic(path, lab_name=name, on_step=show)
+            rep = rehearse_magic(path, lab_name=name, edit=edit, on_step=show)
         except ValueError as exc:
             fail(str(exc))
         if as_json:
