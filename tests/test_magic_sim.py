@@ -172,3 +172,17 @@ def test_probe_packet_checksums_verify():
                       b"CNILABHC" + bytes(12))
     assert _csum(pkt[:20]) == 0 and _csum(pkt[20:]) == 0
     assert pkt[9] == 1 and pkt[20] == 0 and pkt[12:16] == bytes([10, 212, 0, 1])
+
+
+def test_a_tunnel_without_health_checks_is_never_penalised():
+    from sim.magic.scenario import TunnelFault
+    from sim.magic.simulate import MagicSim, config_for
+
+    cfg = config_for(load_scenario(SCEN / "cni-fails-to-backup.yml"))
+    cni = next(t for t in cfg.tunnels if t.name == "cni-ewr1")
+    cni.health_check = cni.health_check.model_copy(update={"enabled": False})
+    sim = MagicSim(cfg, seed=1, start_healthy=False)
+    sim.fault(TunnelFault(tunnel="cni-ewr1", kind="blackhole"), True)
+    sim.sleep(30)
+    snap = sim.snapshot()
+    assert snap.states["cni-ewr1"] == "healthy" and snap.steered == ["cni-ewr1"]

@@ -73,12 +73,14 @@ class MagicSim:
         rnd = random.Random(seed)
         self.tuns: dict[str, _Tun] = {}
         for t in cfg.tunnels:
-            h = TunnelHealth(self.tm, initial="healthy" if start_healthy else None)
+            enabled = t.health_check.enabled
+            h = TunnelHealth(self.tm, initial="healthy" if start_healthy or not enabled else None)
             if start_healthy:  # a clean history, as a lab that has been up for a while has
                 for i in range(self.tm.healthy_window_probes):
                     h.samples.append(Sample(t=-i * 0.001, ok=True))
             iv = self.interval_of(t.health_check.rate)
-            self.tuns[t.name] = _Tun(t.name, t.health_check.type, Prober(h, iv, t0=0.0, phase=rnd.uniform(0, iv)),
+            phase = rnd.uniform(0, iv) if enabled else float("inf")  # disabled: never probed, no penalty
+            self.tuns[t.name] = _Tun(t.name, t.health_check.type, Prober(h, iv, t0=0.0, phase=phase),
                                      legacy=t.health_check.legacy)
         self.changes: list[RouteChange] = []
         self.transitions: list[tuple[str, float, str]] = []
