@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
             fail("the health-check daemon has not reported yet (see nodes/cf/magic-hcd.log in the lab dir)", 1)
         emit(st, as_json, render)
         if not as_json:
-            console.print(f"GRE: {the_lab.state.mechanisms.get('gre', 'unknown')}")
+            console.print(f"GRE: {the_lab.state.mechanisms.get('gre', 'not used (no GRE tunnel in this lab)')}")
         raise typer.Exit(0 if all(x.state != "down" for x in st.tunnels) else 1)
 
     @tunnels.command("set")
