@@ -17,11 +17,11 @@ import threading
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from mock_api.context import Ctx, account_id_dep, ctx
+from mock_api.context import Ctx, ctx
 from mock_api.errors import CFError, bad_request, conflict, not_found
 from mock_api.magic_lab import now_iso, push, seed
 from mock_api.magic_store import Kind, MagicStore
@@ -217,22 +217,22 @@ def _ic_target(o: dict[str, Any]) -> str:
 
 
 @router.get("/cf_interconnects", summary="List interconnects")
-def list_interconnects(request: Request, account_id: str = Depends(account_id_dep),
-                       c: Ctx = Depends(ctx)) -> JSONResponse:
+def list_interconnects(request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     return ok({"interconnects": [_render(o, request, _ic_target(o)) for o in st.list(account_id, "cf_interconnect")]})
 
 
 @router.get("/cf_interconnects/{ic_id}", summary="List interconnect details")
-def get_interconnect(ic_id: str, request: Request, account_id: str = Depends(account_id_dep),
-                     c: Ctx = Depends(ctx)) -> JSONResponse:
+def get_interconnect(ic_id: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     o = _get(_ready(request, c, account_id), account_id, "cf_interconnect", ic_id, "interconnect")
     return ok({"interconnect": _render(o, request, _ic_target(o))})
 
 
 @router.put("/cf_interconnects/{ic_id}", summary="Update interconnect")
-def update_interconnect(ic_id: str, body: InterconnectIn, request: Request,
-                        account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+def update_interconnect(ic_id: str, body: InterconnectIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     o = dict(_get(st, account_id, "cf_interconnect", ic_id, "interconnect"))
     if body.name is not None:
@@ -284,8 +284,8 @@ def _gre_obj(body: GreIn, old: dict[str, Any] | None) -> dict[str, Any]:
 
 
 @router.post("/gre_tunnels", summary="Create a GRE tunnel")
-def create_gre(body: GreIn, request: Request, account_id: str = Depends(account_id_dep),
-               c: Ctx = Depends(ctx)) -> JSONResponse:
+def create_gre(body: GreIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     _check_gre(body, st, account_id)
     o = _gre_obj(body, None)
@@ -295,21 +295,22 @@ def create_gre(body: GreIn, request: Request, account_id: str = Depends(account_
 
 
 @router.get("/gre_tunnels", summary="List GRE tunnels")
-def list_gre(request: Request, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+def list_gre(request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     return ok({"gre_tunnels": [_render(o, request, _gre_target(o)) for o in st.list(account_id, "gre_tunnel")]})
 
 
 @router.get("/gre_tunnels/{tid}", summary="List GRE tunnel details")
-def get_gre(tid: str, request: Request, account_id: str = Depends(account_id_dep),
-            c: Ctx = Depends(ctx)) -> JSONResponse:
+def get_gre(tid: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     o = _get(_ready(request, c, account_id), account_id, "gre_tunnel", tid, "GRE tunnel")
     return ok({"gre_tunnel": _render(o, request, _gre_target(o))})
 
 
 @router.put("/gre_tunnels/{tid}", summary="Update GRE tunnel")
-def update_gre(tid: str, body: GreIn, request: Request, account_id: str = Depends(account_id_dep),
-               c: Ctx = Depends(ctx)) -> JSONResponse:
+def update_gre(tid: str, body: GreIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     old = _get(st, account_id, "gre_tunnel", tid, "GRE tunnel")
     _check_gre(body, st, account_id, skip=tid)
@@ -325,8 +326,8 @@ def update_gre(tid: str, body: GreIn, request: Request, account_id: str = Depend
 
 
 @router.delete("/gre_tunnels/{tid}", summary="Delete GRE Tunnel")
-def delete_gre(tid: str, request: Request, account_id: str = Depends(account_id_dep),
-               c: Ctx = Depends(ctx)) -> JSONResponse:
+def delete_gre(tid: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     o = _get(st, account_id, "gre_tunnel", tid, "GRE tunnel")
     nexthop = str(ipaddress.ip_interface(o["interface_address"]).ip + 1)
@@ -360,8 +361,8 @@ def _route_view(o: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/routes", summary="Create a Route")
-def create_route(body: RouteIn, request: Request, account_id: str = Depends(account_id_dep),
-                 c: Ctx = Depends(ctx)) -> JSONResponse:
+def create_route(body: RouteIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     _check_route(body)
     o = _route_obj(body, None)
@@ -376,20 +377,21 @@ def create_route(body: RouteIn, request: Request, account_id: str = Depends(acco
 
 
 @router.get("/routes", summary="List Routes")
-def list_routes(request: Request, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+def list_routes(request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     return ok({"routes": [_route_view(o) for o in st.list(account_id, "route")]})
 
 
 @router.get("/routes/{rid}", summary="Route Details")
-def get_route(rid: str, request: Request, account_id: str = Depends(account_id_dep),
-              c: Ctx = Depends(ctx)) -> JSONResponse:
+def get_route(rid: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     return ok({"route": _route_view(_get(_ready(request, c, account_id), account_id, "route", rid, "route"))})
 
 
 @router.put("/routes/{rid}", summary="Update Route")
-def update_route(rid: str, body: RouteIn, request: Request, account_id: str = Depends(account_id_dep),
-                 c: Ctx = Depends(ctx)) -> JSONResponse:
+def update_route(rid: str, body: RouteIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     old = _get(st, account_id, "route", rid, "route")
     _check_route(body)
@@ -405,8 +407,8 @@ def update_route(rid: str, body: RouteIn, request: Request, account_id: str = De
 
 
 @router.delete("/routes/{rid}", summary="Delete Route")
-def delete_route(rid: str, request: Request, account_id: str = Depends(account_id_dep),
-                 c: Ctx = Depends(ctx)) -> JSONResponse:
+def delete_route(rid: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
     st = _ready(request, c, account_id)
     o = _get(st, account_id, "route", rid, "route")
     st.delete(account_id, "route", rid)
