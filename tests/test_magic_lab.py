@@ -52,7 +52,7 @@ def _wait(lab, pred, timeout, what):
 
 
 def _steered(st):
-    return [h.tunnel for h in st.routes["198.51.100.0/24"]]
+    return [h.tunnel for h in st.routes.get("198.51.100.0/24", [])]
 
 
 def _gre_tx(lab, ifname):
@@ -174,6 +174,13 @@ def test_magic_api_drives_the_running_lab(lab, tmp_path):
             _wait(lab, lambda s: _steered(s) == ["inet1"], 2 + SLACK, "API down-pref moves traffic")
             mt.cf_interconnects.update(ics[0].id, account_id=DEV_ACCOUNT, health_check={"rate": "low"})
             _wait(lab, lambda s: _tun(s, "cni-ewr1").interval_s == 4.0, 2 + SLACK, "rate low in the daemon")
+            for r in routes.values():
+                mt.routes.delete(r.id, account_id=DEV_ACCOUNT)
+            _wait(lab, lambda s: not s.routes, 2 + SLACK, "routes deleted through the API leave the edge")
+            assert "198.51.100.0/24" not in lab.run("cf", ["ip", "route", "show", "table", "300"]).stdout
+            for r in routes.values():
+                mt.routes.create(account_id=DEV_ACCOUNT, prefix=r.prefix, nexthop=r.nexthop, priority=r.priority)
+            _wait(lab, lambda s: _steered(s) == ["cni-ewr1"], 2 + SLACK, "routes re-created steer again")
         finally:
             set_tunnel(lab, "cni-ewr1", priority=100, rate="high")
             cf.close()

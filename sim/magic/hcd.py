@@ -244,6 +244,15 @@ class Daemon:
         assert self.cfg is not None
         states = {n: r.state for n, r in self.rt.items()}
         routes = steer(self.cfg.routes, states)
+        for prefix in [p for p in self.installed if p not in routes]:  # a route deleted from the config
+            net = ipaddress.ip_network(prefix)
+            with contextlib.suppress(Exception):
+                self.ipr.route("del", dst=prefix, table=TABLE)
+            with contextlib.suppress(Exception):
+                self.ipr.rule("del", table=TABLE, priority=TABLE, dst=str(net.network_address), dst_len=net.prefixlen)
+            del self.installed[prefix]
+            self.rules.discard(prefix)
+            self.changes.append(RouteChange(t=time.time(), prefix=prefix, tunnels=[]))
         for prefix, hops in routes.items():
             net = ipaddress.ip_network(prefix)
             if prefix not in self.rules:
