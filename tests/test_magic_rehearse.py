@@ -39,7 +39,8 @@ def test_rehearsal_passes_with_a_correct_customer(short_state, lab_name):
         assert m["moved_after_ms"] >= 0 and m["lost"] <= MAX_LOSS * m["sent"]
     mss = steps["mss"].measured
     assert (mss["inet->origin"], mss["origin->inet"]) == (1332, 1332)
-    assert mss["mtu cf_to_customer"] == mss["mtu customer_to_cf"] == 1372  # the FOU/IPv6 backhaul, both ways
+    # ingress: FOU/IPv6 backhaul + tunnel; egress: DSR through the customer's transit (a 1500 path)
+    assert (mss["mtu cf_to_customer"], mss["mtu customer_to_cf"]) == (1372, 1500)
     assert steps["dsr"].measured["egress"] == "transit"
 
 
@@ -58,7 +59,32 @@ def test_rehearsal_fails_with_cause_and_fix_when_probes_are_not_returned(short_s
 
 def test_rehearse_cli_with_the_customers_own_frr_config(short_state, lab_name, tmp_path, monkeypatch):
     """`cnilab tunnels rehearse --customer-config`: the customer's FRR file (here the template's own
-    output, written out) runs as is and the whole Magic rehearsal passes; exit 0."""
+    output, written out) runs as is and, with the customer's MSS clamp declared, the whole Magic
+    rehearsal passes; exit 0. Without the clamp it stops at the MSS step with the cause."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from sim.cli.main import app
+    from sim.routers.frr import render_frr
+    from sim.topology import build_plan, load_topology
+
+    conf = tmp_path / "frr.conf"
+    conf.write_text(render_frr(build_plan(load_topology(TOPO), lab_name)))
+    topo = tmp_path / "mt.yml"
+    # A customer bringing its own config clamps MSS itself (the lab's "auto" clamp is the template's):
+    # here it declares 1332, as seed 001 requires.
+    topo.write_text(TOPO.read_text().replace("intervals: {low: 4.0, mid: 2.0, high: 1.0}",
+                                             "intervals: {low: 4.0, mid: 2.0, high: 0.5}")
+                    .replace("router: {kind: frr}", "router: {kind: frr, mss_clamp: 1332}"))
+    res = CliRunner().invoke(app, ["tunnels", "rehearse", str(topo), "--name", lab_name,
+                                   "--customer-config", str(conf), "--json"])
+    rep = json.loads(res.stdout)
+    assert res.exit_code == 0 and rep["passed"], res.output
+    assert [s["status"] for s in rep["steps"]] == ["pass"] * 8
+
+
+def test_rehearse_cli_own_config_without_a_clamp_fails_at_mss(short_state, lab_name, tmp_path):
     import json
 
     from typer.testing import CliRunner
@@ -75,5 +101,6 @@ def test_rehearse_cli_with_the_customers_own_frr_config(short_state, lab_name, t
     res = CliRunner().invoke(app, ["tunnels", "rehearse", str(topo), "--name", lab_name,
                                    "--customer-config", str(conf), "--json"])
     rep = json.loads(res.stdout)
-    assert res.exit_code == 0 and rep["passed"], res.output
-    assert [s["status"] for s in rep["steps"]] == ["pass"] * 8
+    failed = next(s for s in rep["steps"] if s["status"] == "fail")
+    assert res.exit_code == 1 and failed["id"] == "mss"
+    assert "1332" in failed["cause"] and any("1332" in f for f in failed["fix"])

@@ -225,16 +225,28 @@ def step_mss(c: _Ctx, measured: dict) -> str:
         bad = next(r for r in rep.results if not r.ok)
         raise StepFailed(f"{bad.direction}: {bad.advice}", "the customer router does not clamp MSS to "
                          f"{rep.required} on every path", list(rep.fix.values()))
-    from sim.probes.mtu import probe_mtu
+    from sim.probes.mtu import measure_direction
+    from sim.topology.plan import INTERNET, ORIGIN
 
-    mtu = probe_mtu(c.lab)
-    for r in mtu.results:
+    plan = c.lab.plan
+    ic = next(t.interconnect for t in plan.tunnels if t.cf_ifname in c.ifnames) if plan.tunnels else \
+        plan.sessions[0].interconnect
+    addr = {n: str(next(a for i in plan.node(n).interfaces for a in i.addresses if a.version == 4).ip)
+            for n in (INTERNET, ORIGIN)}
+    # Ingress crosses the backhaul and the tunnel; egress leaves by DSR through the customer's transit,
+    # so its path MTU is the transit path's, not the tunnel's.
+    transit = min((lk.mtu for lk in plan.links if lk.role == "transit"), default=1500)
+    mtu = [measure_direction(c.lab, "cf_to_customer", INTERNET, ORIGIN, addr[ORIGIN],
+                             plan.e2e_mtu(ic, "cf_to_customer")),
+           measure_direction(c.lab, "customer_to_cf", ORIGIN, INTERNET, addr[INTERNET], transit)]
+    for r in mtu:
         measured[f"mtu {r.direction}"] = r.measured if r.measured is not None else -1
-    if not mtu.ok:
-        bad = next(r for r in mtu.results if not r.ok)
+    bad = next((r for r in mtu if not r.ok), None)
+    if bad is not None:
         raise StepFailed(f"path MTU {bad.direction} {bad.measured}, want {bad.expected}: {bad.diagnosis}")
     return (f"MSS {rep.required} both ways: " + "; ".join(f"{r.direction} SYN {r.syn_arrived}" for r in rep.results)
-            + "; path MTU " + ", ".join(f"{r.direction} {r.measured}" for r in mtu.results))
+            + f"; path MTU inet->origin {mtu[0].measured} (backhaul + tunnel), origin->inet {mtu[1].measured} "
+              "(DSR via transit)")
 
 
 def step_dsr(c: _Ctx, measured: dict) -> str:
