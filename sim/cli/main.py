@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "sim.cli.verify",     # verify (before/after a config change)
     "sim.cli.drill",      # drill gshut
     "sim.cli.incident",   # incident (replay a well-known incident pack)
+    "sim.cli.tunnels",    # tunnels (Magic health checks and steering)
 )
 
 for _name in COMMAND_MODULES:

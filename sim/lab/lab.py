@@ -197,7 +197,8 @@ class Lab:
         skipped: list[str] = []
         for module, attr, label in (("sim.edge", "start_edge", "edge peer (ExaBGP, BFD) on cf"),
                                     ("sim.routers", "start_customer", "customer router on cust"),
-                                    ("sim.transit", "start_transit", "transit BGP speaker (when planned)")):
+                                    ("sim.transit", "start_transit", "transit BGP speaker (when planned)"),
+                                    ("sim.magic.lab", "start_magic", "Magic tunnels and health checks")):
             fn = optional_attr(module, attr)
             if fn is None:
                 skipped.append(f"{module}.{attr}")

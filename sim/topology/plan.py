@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sim.bgp.rov import Roa
 from sim.dataplane.declared import CustomerDataplane, DeclaredTunnel, load_dataplane
 from sim.facts import DIRECTIONS, cloudflare_ranges, load_facts
+from sim.magic.model import MagicSpec
 from sim.topology.model import CustomerRouter, Interconnect, Topology
 
 Role = Literal["edge", "customer", "internet", "origin", "transit", "colo"]
@@ -179,7 +180,10 @@ class LabPlan(Plan):
         default_factory=CustomerRouter, description="kind/config/mss_clamp of the customer router (sim.routers)"
     )
     scale_routes: int = Field(default=0, description="Extra more-specifics the edge announces (sim.bgp.scale)")
-    roas: list[Roa] | None = Field(default=None, description="The customer's ROAs; None: the edge does no ROV")
+    roas: list[Roa] | None = Field(default=None, description="The customer's ROAs; None: the edge does no ROV",
+                                   exclude_if=lambda v: v is None)
+    magic: MagicSpec | None = Field(default=None, description="Magic tunnels and routes (sim.magic)",
+                                    exclude_if=lambda v: v is None)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -359,7 +363,8 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
         mss_required=min(facts.required_mss(ic.dataplane, ic.service) for ic in topo.interconnects),
         path_mtu=path_mtu, backhaul_mtu=bh_mtu if mt else None, customer_router=topo.customer.router,
         customer_dataplane=declared,
-        scale_routes=topo.cloudflare.scale_routes, roas=list(topo.rpki.roas) if topo.rpki else None,
+        scale_routes=topo.cloudflare.scale_routes, magic=topo.magic,
+        roas=list(topo.rpki.roas) if topo.rpki else None,
     )
 
 
