@@ -78,7 +78,7 @@ class EdgeBridge:
     """Talks to the edge driver of running labs (``sim.edge.control``) and reads their state files."""
 
     def _state(self, lab: str) -> Any:
-        from sim.lab.state import LabNotFound, LabState
+        from sim.state import LabNotFound, LabState
 
         with contextlib.suppress(LabNotFound):
             return LabState.load(lab)

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.edge.bfd import BfdSessionInfo, BfdSpeaker, _Session, in_netns
+from sim.edge.bfd import BfdSessionInfo, BfdSpeaker, _Session
 from sim.edge.bfd_packet import BfdInvalid, BfdPacket, Diag, State
+from sim.runtime.nsenter import call_in_netns as in_netns
 
 FRR_BFDD = Path("/usr/lib/frr/bfdd")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.des.sweep import sweep
 from sim.scenario.executor import open_sim
 from sim.scenario.loader import load_scenario, with_overrides
 from sim.scenario.runner import run_scenario
+from sim.scenario.sweep import sweep
 
 SCEN = Path(__file__).resolve().parents[1] / "topologies" / "scenarios"
 EPS = 1e-6

@@ -90,7 +90,7 @@ def bind(icon: str, body: Bind, request: Request, c: Ctx = Depends(ctx)) -> JSON
     lab = body.lab or c.settings.lab
     if not lab:
         raise bad_request("lab: required (or start the server with --lab LAB)")
-    from sim.lab.state import LabNotFound, LabState
+    from sim.state import LabNotFound, LabState
 
     try:
         st = LabState.load(lab)

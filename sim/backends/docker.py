@@ -37,8 +37,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from sim.backends.base import Backend, BackendError
 from sim.export.images import LOCAL_IMAGES, ImageSet
-from sim.lab.nsenter import in_netns
-from sim.lab.paths import lab_dir, ns_name
+from sim.runtime.nsenter import in_netns
+from sim.runtime.paths import lab_dir, ns_name
 from sim.topology.plan import LabPlan, Link, Node
 
 NETNS_DIR = Path("/run/netns")

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from sim.backends.base import BackendError
 from sim.cli.output import console, emit, err_console, fail
-from sim.lab.state import LabNotFound, LabState, list_labs
+from sim.state import LabNotFound, LabState, list_labs
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import LabPlan, build_plan
 
@@ -126,7 +126,7 @@ class DownResult(BaseModel):
 
 def lab_status(st: LabState) -> LabStatus:
     """Build the status view from a state file (and the live system: namespaces, pids)."""
-    from sim.lab.cleanup import netns_path
+    from sim.runtime.cleanup import netns_path
 
     plan = st.plan
     ifnames: dict[str, dict[str, str]] = st.extra.get("ifnames", {})

@@ -16,7 +16,7 @@ from sim.cli.output import console, emit, fail
 def _lab(name: str | None, backend: str | None = None):
     from sim.backends.base import BackendError
     from sim.lab.lab import Lab
-    from sim.lab.state import LabNotFound
+    from sim.state import LabNotFound
 
     try:
         return Lab.attach(name, backend)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sim.edge.control import ControlError, EdgeClient
 from sim.edge.exabgp_conf import EdgeSpec, exabgp_argv, write
+from sim.runtime.files import log_tail
 
 EDGE_NODE = "cf"
 CONTROL_KEY = "edge"
@@ -51,11 +52,6 @@ def client_for(lab: Any, timeout: float = 10.0) -> EdgeClient:
     return EdgeClient(path, timeout=timeout)
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def wait_ready(lab: Any, timeout: float) -> None:
@@ -69,8 +65,9 @@ def wait_ready(lab: Any, timeout: float) -> None:
             return
         except ControlError as exc:
             procs = [p for p in lab.state.processes if p.name == "exabgp" and p.node == EDGE_NODE]
+            tail = log_tail(log, 15, "\n")
             if procs and not procs[-1].alive():
-                raise ControlError(f"ExaBGP exited before the edge was ready; {log}:\n{_log_tail(log)}") from None
+                raise ControlError(f"ExaBGP exited before the edge was ready; {log}:\n{tail}") from None
             if time.monotonic() > deadline:
-                raise ControlError(f"edge not ready within {timeout}s ({exc}); {log}:\n{_log_tail(log)}") from None
+                raise ControlError(f"edge not ready within {timeout}s ({exc}); {log}:\n{tail}") from None
         time.sleep(0.1)

@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import ipaddress
 import logging
-import os
 import random
 import socket
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sim.edge.bfd_packet import BfdInvalid, BfdPacket, Diag, State
 from sim.facts import load_facts
+from sim.runtime.nsenter import call_in_netns
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,6 @@ T = TypeVar("T")
 IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 IPV6_FREEBIND = 78
-CLONE_NEWNET = 0x40000000
 SOURCE_PORTS = (49152, 65535)  # RFC 5881 4
 MAX_WAKEUP_READS = 64
 
@@ -427,43 +424,6 @@ class _Session:
 
 # -- sockets -------------------------------------------------------------------------------------
 
-def _setns(path: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
-def in_netns(netns: str | None, fn: Callable[[], T]) -> T:
-    """Run ``fn`` inside network namespace ``netns`` (a name under /run/netns or a path).
-
-    setns() changes only the calling thread, so a throwaway thread enters the namespace and the
-    caller's thread never leaves its own; sockets created there stay bound to that namespace.
-    """
-    if netns is None:
-        return fn()
-    path = netns if "/" in netns else f"/run/netns/{netns}"
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            _setns(path)
-            out["value"] = fn()
-        except BaseException as exc:
-            out["error"] = exc
-
-    t = threading.Thread(target=run, name=f"netns-{netns}", daemon=True)
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
-
-
 class _Endpoint:
     """The receive socket (UDP 3784, TTL reported) and the send socket (TTL 255) of one local address."""
 
@@ -599,7 +559,7 @@ class BfdSpeaker:
         ep_key = (local_ip, ifname)
         ep = self._endpoints.get(ep_key)
         if ep is None:
-            ep = in_netns(self._netns, lambda: _Endpoint(local_ip, ifname, self._port, self._ttl, self._rng))
+            ep = call_in_netns(self._netns, lambda: _Endpoint(local_ip, ifname, self._port, self._ttl, self._rng))
             self._endpoints[ep_key] = ep
             self._loop.add_reader(ep.rx.fileno(), self._on_readable, ep)
             self._loop.add_reader(ep.tx.fileno(), self._drain, ep.tx)

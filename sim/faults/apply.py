@@ -16,10 +16,10 @@ import zlib
 from pathlib import Path
 from typing import Any, Protocol
 
+import sim.state as lab_state
 from sim.faults.spec import FaultError, FaultSpec, Place, parse_fault, resolve_target
-from sim.lab import state as lab_state
-from sim.lab.process import ProcessRecord, spawn
-from sim.lab.state import FaultRecord, LabState
+from sim.runtime.process import ProcessRecord, spawn
+from sim.state import FaultRecord, LabState
 from sim.topology.plan import LabPlan
 
 

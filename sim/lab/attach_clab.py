@@ -35,9 +35,9 @@ from pydantic import BaseModel, Field, ValidationError
 from sim.backends.base import BackendError
 from sim.backends.containerlab import ContainerlabBackend, DeployedByContainerlab
 from sim.export.containerlab import CONTROL_ROOT, EDGE_RUN_DIR
-from sim.lab import cleanup
-from sim.lab.paths import lab_dir
-from sim.lab.state import LabNotFound, LabState, locked
+from sim.runtime import cleanup
+from sim.runtime.paths import lab_dir
+from sim.state import LabNotFound, LabState, locked
 from sim.topology.plan import EDGE, LabPlan
 
 NETNS_DIR = Path("/run/netns")
@@ -301,7 +301,7 @@ def forget(lab: Any) -> None:
     for f in st.faults:
         for step in f.undo.get("steps", []):
             if step.get("type") == "stop":
-                from sim.lab.process import ProcessRecord
+                from sim.runtime.process import ProcessRecord
 
                 with contextlib.suppress(OSError, ValueError):
                     ProcessRecord.model_validate(step["process"]).stop()

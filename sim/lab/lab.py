@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sim.backends.base import Backend, BackendError
-from sim.lab import cleanup, process
-from sim.lab.paths import lab_dir, ns_name
-from sim.lab.process import ProcessRecord
-from sim.lab.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
 from sim.optional import optional_attr
+from sim.runtime import cleanup, process
+from sim.runtime.paths import lab_dir, ns_name
+from sim.runtime.process import ProcessRecord
+from sim.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
 from sim.topology.plan import COLO, CUSTOMER, EDGE, INTERNET, ORIGIN, TRANSIT, LabPlan
 
 NODE_NAMES = (EDGE, CUSTOMER, INTERNET, ORIGIN, TRANSIT, COLO)
@@ -385,7 +385,7 @@ def resolve_lab(name: str | None) -> str:
 def down_all() -> dict[str, list[str]]:
     """Remove every lab in the state dir, then orphan namespaces and processes; report what went.
 
-    Orphans are namespaces named ``cnilab-*`` that no state file claims (see :mod:`sim.lab.cleanup`)
+    Orphans are namespaces named ``cnilab-*`` that no state file claims (see :mod:`sim.runtime.cleanup`)
     and processes whose command line names a removed lab's directory.
     """
     from sim.backends.containerlab import DeployedByContainerlab

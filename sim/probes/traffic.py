@@ -20,8 +20,8 @@ import time
 from pydantic import BaseModel
 from pyroute2 import IPRoute
 
-from sim.lab.nsenter import in_netns
 from sim.probes.sockets import socket_in
+from sim.runtime.nsenter import in_netns
 
 _HDR = struct.Struct("!Qd")
 IN_FLIGHT_S = 0.3

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from sim.facts import facility_by_code, load_facts
-from sim.lab.names import LAB_NAME_PATTERN
+from sim.runtime.names import LAB_NAME_PATTERN
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,10}$")]
 """Short names: they become interface names (15-char kernel limit with prefixes)."""
