@@ -54,7 +54,7 @@ def time_one(topology: Path, daemons: bool) -> tuple[float, float | None, float 
             edge = EdgeClient(lab.state.control["edge"])
             edge.wait_established(timeout=60)
             est = time.monotonic() - t0
-            det = {str(x.cust_addr): x.bfd_multiplier * max(x.bfd_tx_ms, x.bfd_rx_ms) for x in plan.sessions if x.bfd}
+            det = {str(x.cust_addr): x.detection_ms for x in plan.sessions if x.bfd}
             if det:
                 wait_for(lambda: all(b["state"] == "Up" and b["detection_ms"] == det.get(str(b["peer"]))
                                      for b in edge.bfd()), 30, 0.05)

@@ -86,6 +86,7 @@ class EdgeBridge:
 
     def observe(self, lab: str, link: str) -> LinkObservation | None:
         from sim.facts import load_facts
+        from sim.faults.kinds import fault_kind, parse_fault
 
         st = self._state(lab)
         if st is None:
@@ -93,24 +94,12 @@ class EdgeBridge:
         names = {link} | {lk.name for lk in st.plan.links if lk.interconnect == link}
         if not names & ({lk.name for lk in st.plan.links} | {lk.interconnect for lk in st.plan.links}):
             return None
-        light: float | None = float(load_facts().optics["nominal_rx_dbm"])
-        swapped, up = False, True
+        link: dict[str, Any] = {"light_dbm": float(load_facts().optics["nominal_rx_dbm"]), "swapped": False,
+                                "link_up": True}
         for f in st.faults:
-            if f.target not in names:
-                continue
-            if f.kind == "light":
-                # sim.faults records the parsed level in undo["light_dbm"]; value is "-25dBm" text
-                if "light_dbm" in f.undo:
-                    light = f.undo["light_dbm"]
-                else:
-                    text = str(f.value).lower().removesuffix("dbm")
-                    light = None if f.value in (None, "none", "off") else float(text)
-            elif f.kind == "swap":
-                swapped = True
-            elif f.kind in ("down", "flap"):
-                up = False
-        return LinkObservation(cross_connect=st.status == "running", light_dbm=light, swapped=swapped,
-                               link_up=up, source=f"lab {lab} state file")
+            if f.target in names:  # each kind says what the API's lifecycle shows (sim.faults.kinds)
+                link.update(fault_kind(f.kind).api_link(parse_fault(f.kind, f.value)))
+        return LinkObservation(cross_connect=st.status == "running", **link, source=f"lab {lab} state file")
 
     def plan_addresses(self, lab: str, link: str, family: int = 4) -> tuple[str, str] | None:
         st = self._state(lab)

@@ -39,6 +39,7 @@ class FaultRecord(BaseModel):
     kind: str
     value: Any = None
     mechanism: str
+    mechanisms: list[str] = Field(default_factory=list, description="kernel / nftables / userspace / none")
     since: float = Field(default_factory=time.time)
     undo: dict[str, Any] = Field(default_factory=dict, description="What the fault module needs to clear it")
     process: ProcessRecord | None = None

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from sim.edge.control import EdgeClient
-from sim.faults import apply_fault, clear_faults
+from sim.faults.apply import apply_fault, clear_faults
 from sim.testing import wait_for
 from tests.labs import running_lab
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sim.edge.control import EdgeClient
-from sim.faults import FaultError, apply_fault, clear_faults
+from sim.faults.apply import FaultError, apply_fault, clear_faults
 from sim.probes.mtu import _first_v4
 from sim.probes.traffic import UdpStream
 from sim.state import LabState

@@ -14,6 +14,8 @@ import typer
 from rich.table import Table
 
 from sim.cli.output import console, emit, fail
+from sim.edge.control import EdgeClient
+from sim.handle import LabHandle
 
 LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
@@ -33,7 +35,7 @@ def _lab(name: str | None, backend: str | None = None):
         fail(str(exc))
 
 
-def _client(lab: Any):
+def _client(lab: LabHandle) -> EdgeClient:
     from sim.edge import client_for
 
     return client_for(lab)

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sim.des.engine import Timer
-from sim.des.link import SUPPORTED
 from sim.des.world import Flow, World
 from sim.facts import load_facts
+from sim.faults.kinds import KINDS, fault_kind, parse_fault
 from sim.report.model import LossBin, ProbeResult, Series, TrafficStats, Transition
 
 if TYPE_CHECKING:
@@ -63,21 +63,22 @@ class SimExecutor:
             self.world.flow.stop()
 
     def fault(self, link: str, kind: str, value: float | str | None) -> None:
-        if kind not in SUPPORTED:
-            raise ValueError(f"fault kind {kind!r} is not modelled by the simulator "
-                             f"(it models {', '.join(SUPPORTED)}); run it on the emulator")
+        """The same parse as ``cnilab fault``; the kind's SimEffect says what happens to the link."""
+        spec = parse_fault(kind, value)
+        effect = fault_kind(kind).sim_effect(spec)
+        if effect is None:
+            modelled = ", ".join(k for k in KINDS if fault_kind(k).sim_effect(parse_fault(k, fault_kind(k).example))
+                                 is not None)
+            raise ValueError(f"fault kind {kind!r} is not modelled by the simulator (it models {modelled}); "
+                             "run it on the emulator")
         lk = self.world.links[link]
-        try:
-            num = None if value is None else float(value)
-        except ValueError as exc:
-            raise ValueError(f"fault {kind} value {value!r} is not a number") from exc
-        if kind in ("loss", "delay", "light") and num is None:
-            unit = {"loss": "%", "delay": "ms", "light": "dBm"}[kind]
-            raise ValueError(f"fault {kind} needs a value (in {unit})")
-        lk.faults[kind] = num
-        self.world.record("link", link, f"{kind}{'' if value is None else f' {value}'}")
-        if kind == "flap":
-            self._flap(link, num or 1.0)
+        self._stop_flap(link)
+        lk.set_fault(spec, effect)
+        text = spec.value_text
+        self.world.record("link", link, f"{kind}{'' if text is None else f' {text}'}")
+        if effect.flap_period_s is not None:
+            lk.flap_down = False
+            self._flap(link, effect.flap_period_s / 2)
         self._carrier(link)
 
     def _carrier(self, link: str) -> None:
@@ -91,22 +92,22 @@ class SimExecutor:
                         end.down("interface down (carrier lost)")
 
     def _flap(self, link: str, half_period: float) -> None:
+        """Down for half the period, up for the other half, starting down (as sim.faults.flapd)."""
         lk = self.world.links[link]
         lk.flap_down = not lk.flap_down
         self.world.record("link", link, "flap down" if lk.flap_down else "flap up")
         self._carrier(link)
         self._flaps[link] = self.world.engine.after(half_period, self._flap, link, half_period)
 
+    def _stop_flap(self, link: str) -> None:
+        timer = self._flaps.pop(link, None)
+        if timer is not None:
+            timer.cancel()
+
     def clear(self, link: str | None) -> None:
-        names = [link] if link else list(self.world.links)
-        for name in names:
-            lk = self.world.links[name]
-            timer = self._flaps.pop(name, None)
-            if timer is not None:
-                timer.cancel()
-            if lk.faults or lk.flap_down:
-                lk.faults.clear()
-                lk.flap_down = False
+        for name in [link] if link else list(self.world.links):
+            self._stop_flap(name)
+            if self.world.links[name].clear():
                 self.world.record("link", name, "ok")
 
     def maintenance(self, link: str, op: str) -> None:

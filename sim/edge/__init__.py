@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from sim.edge.control import ControlError, EdgeClient
 from sim.edge.exabgp_conf import EdgeSpec, exabgp_argv, write
+from sim.handle import LabHandle
 from sim.runtime.files import log_tail
 
 EDGE_NODE = "cf"
@@ -25,19 +25,17 @@ CONTROL_KEY = "edge"
 __all__ = ["CONTROL_KEY", "EdgeClient", "EdgeSpec", "client_for", "start_edge", "wait_ready"]
 
 
-def build_spec(lab: Any, scale_routes: int | None = None) -> EdgeSpec:
+def build_spec(lab: LabHandle, scale_routes: int | None = None) -> EdgeSpec:
     """The edge's spec from a lab's plan (scale routes from the plan when it carries them)."""
     plan = lab.plan
     workdir = Path(lab.node_dir(EDGE_NODE))
     n = scale_routes if scale_routes is not None else plan.scale_routes
     spec = EdgeSpec.from_plan(plan, workdir, scale_routes=n)
-    ifname = getattr(lab, "ifname", None)
-    if ifname is not None:
-        spec.ifnames = {s.cf_iface: ifname(EDGE_NODE, s.cf_iface) for s in plan.sessions}
+    spec.ifnames = {s.cf_iface: lab.ifname(EDGE_NODE, s.cf_iface) for s in plan.sessions}
     return spec
 
 
-def start_edge(lab: Any, scale_routes: int | None = None) -> None:
+def start_edge(lab: LabHandle, scale_routes: int | None = None) -> None:
     """Render the config and spawn ExaBGP (which starts the driver) in node cf; record the socket."""
     spec = build_spec(lab, scale_routes)
     write(spec)
@@ -47,14 +45,14 @@ def start_edge(lab: Any, scale_routes: int | None = None) -> None:
         st.control[CONTROL_KEY] = str(spec.control_path)
 
 
-def client_for(lab: Any, timeout: float = 10.0) -> EdgeClient:
+def client_for(lab: LabHandle, timeout: float = 10.0) -> EdgeClient:
     path = lab.state.control.get(CONTROL_KEY) or str(Path(lab.node_dir(EDGE_NODE)) / "control.sock")
     return EdgeClient(path, timeout=timeout)
 
 
 
 
-def wait_ready(lab: Any, timeout: float) -> None:
+def wait_ready(lab: LabHandle, timeout: float) -> None:
     """Return once the driver answers ping; fail fast with ExaBGP's log if ExaBGP died."""
     client = client_for(lab, timeout=2.0)
     deadline = time.monotonic() + timeout

@@ -11,7 +11,8 @@ import time
 
 from pydantic import BaseModel
 
-from sim.faults.apply import LabLike, apply_fault, clear_faults
+from sim.faults.apply import apply_fault, clear_faults
+from sim.handle import LabHandle
 from sim.probes.mtu import _first_v4
 from sim.probes.traffic import PathSampler, UdpStream
 from sim.topology.plan import EDGE, INTERNET, ORIGIN, TRANSIT
@@ -46,9 +47,9 @@ class FailoverReport(BaseModel):
     summary: str
 
 
-def expected_for(lab: LabLike, link: str, fault: str) -> Expected:
+def expected_for(lab: LabHandle, link: str, fault: str) -> Expected:
     sess = next(s for s in lab.plan.sessions if s.interconnect == link)
-    bfd_ms = sess.bfd_multiplier * max(sess.bfd_tx_ms, sess.bfd_rx_ms) if sess.bfd else None
+    bfd_ms = sess.detection_ms
     hold_ms = sess.hold_time * 1000
     if fault in ("down", "swap", "light"):
         return Expected(mechanism="carrier loss (interface down)", detection_ms=bfd_ms or hold_ms,
@@ -58,7 +59,7 @@ def expected_for(lab: LabLike, link: str, fault: str) -> Expected:
     return Expected(mechanism="BGP hold timer", detection_ms=hold_ms, bfd_detection_ms=None, hold_time_ms=hold_ms)
 
 
-def path_ifaces(lab: LabLike) -> dict[str, str]:
+def path_ifaces(lab: LabHandle) -> dict[str, str]:
     """Edge interfaces that lead to the customer: each interconnect, and the transit backup."""
     plan = lab.plan
     out = {lk.a.iface if lk.a.node == EDGE else lk.b.iface: lk.name
@@ -68,7 +69,7 @@ def path_ifaces(lab: LabLike) -> dict[str, str]:
     return out
 
 
-def measure_failover(lab: LabLike, link: str, fault: str = "blackhole", rate_pps: int = 200,
+def measure_failover(lab: LabHandle, link: str, fault: str = "blackhole", rate_pps: int = 200,
                      settle_s: float = 1.0, timeout_s: float | None = None, restore: bool = True) -> FailoverReport:
     """Stream inet -> origin, fault ``link`` and watch the edge's counters until traffic moves."""
     if not any(lk.name == link and lk.role == "interconnect" for lk in lab.plan.links):

@@ -18,7 +18,7 @@ import time
 from pydantic import BaseModel
 
 from sim.facts import load_facts
-from sim.faults.apply import LabLike
+from sim.handle import LabHandle
 from sim.probes.mtu import _first_v4
 from sim.probes.sockets import packet_socket, parse_tcp_frame, socket_in
 from sim.topology.plan import INTERNET, ORIGIN
@@ -91,7 +91,8 @@ def _capture(sock: socket.socket, port: int, stop: threading.Event, seen: dict[s
                     seen["synack_out" if outgoing else "synack_in"] = tcp.mss
 
 
-def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout: float = 3.0) -> dict[str, int | None]:
+def handshake(lab: LabHandle, client: str, server: str, server_addr: str,
+              timeout: float = 3.0) -> dict[str, int | None]:
     """Open one TCP connection client -> server_addr; return the MSS seen at each end."""
     cns, sns = lab.netns_path(client), lab.netns_path(server)
     # A PMTU learned earlier lowers the MSS the hosts themselves offer; start from the interface MTU.
@@ -131,7 +132,7 @@ def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout:
             "synack_sent": seen_s.get("synack_out"), "synack_arrived": seen_c.get("synack_in")}
 
 
-def probe_mss(lab: LabLike) -> MssReport:
+def probe_mss(lab: LabHandle) -> MssReport:
     plan = lab.plan
     required = plan.mss_required
     results = []

@@ -75,7 +75,7 @@ class Executor(Protocol):
         ...
 
     def fault(self, link: str, kind: str, value: float | str | None) -> None:
-        """Inject a fault (kinds of sim.topology.model.FaultKind); raise ValueError if not supported."""
+        """Inject a fault (a kind of sim.faults.kinds); raise ValueError if this executor cannot."""
         ...
 
     def clear(self, link: str | None) -> None:

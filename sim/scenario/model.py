@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from sim.topology.model import FaultKind
+from sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -144,8 +144,13 @@ class StopTraffic(StepBase):
 class FaultStep(StepBase):
     do: Literal["fault"]
     link: str = Field(description="Link name from the plan: an interconnect, backbone, lan, transit-cf, transit-cust")
-    kind: FaultKind
-    value: float | str | None = Field(default=None, description="loss %, delay ms, flap period s, light dBm")
+    kind: FaultKindName
+    value: float | str | None = Field(default=None, description=f"With its unit where it has one: {EXAMPLES}")
+
+    @model_validator(mode="after")
+    def _value(self) -> FaultStep:
+        parse_fault(self.kind, self.value)  # one parser for both executors: a bad value fails at load
+        return self
 
 
 class ClearStep(StepBase):
