@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
-import socket
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -33,6 +31,10 @@ class BridgeError(RuntimeError):
 
 
 class LabBridge(Protocol):
+    def interconnects(self, lab: str) -> list[str] | None:
+        """Interconnect link names of a running lab (None: no such lab)."""
+        ...
+
     def observe(self, lab: str, link: str) -> LinkObservation | None:
         """Physical state of lab interconnect ``link`` (None: no such lab/link)."""
         ...
@@ -49,6 +51,9 @@ class LabBridge(Protocol):
 class NullBridge:
     """No lab: status comes only from the /lab/v1 controls, and CNIs configure nothing."""
 
+    def interconnects(self, lab: str) -> list[str] | None:
+        return None
+
     def observe(self, lab: str, link: str) -> LinkObservation | None:
         return None
 
@@ -57,21 +62,6 @@ class NullBridge:
 
     def sync(self, lab: str, bound: list[InterconnectRow], cnis: list[CniRow]) -> list[dict[str, Any]]:
         return []
-
-
-def _send_json_line(path: str, msg: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-    """Fallback client for the edge control socket (JSON lines over a unix socket)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(json.dumps(msg).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    return json.loads(buf or b"{}")
 
 
 class EdgeBridge:
@@ -83,6 +73,10 @@ class EdgeBridge:
         with contextlib.suppress(LabNotFound):
             return LabState.load(lab)
         return None
+
+    def interconnects(self, lab: str) -> list[str] | None:
+        st = self._state(lab)
+        return None if st is None else sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
 
     def observe(self, lab: str, link: str) -> LinkObservation | None:
         from sim.facts import load_facts
@@ -152,19 +146,10 @@ class EdgeBridge:
         path = st.control.get("edge") if st else None
         if not path:
             raise BridgeError(f"lab {lab!r} has no edge control socket (state.control['edge'] is missing)")
+        from sim.edge.control import ControlError, EdgeClient
+
         try:
-            from sim.edge.control import EdgeClient
-        except ImportError:  # edge driver not installed: speak its JSON-lines protocol directly
-            reply = _send_json_line(path, {"cmd": "configure", "sessions": sessions})
-            if reply.get("ok") is False:
-                raise BridgeError(f"lab {lab!r} edge refused the sessions: {reply.get('error')}") from None
-        else:
-            _edge_client_configure(EdgeClient, path, sessions)
+            EdgeClient(path).configure(sessions=sessions)
+        except ControlError as exc:  # driver down or refused
+            raise BridgeError(f"edge driver: {exc}") from None
         return sessions
-
-
-def _edge_client_configure(client_cls: Any, path: str, sessions: list[dict[str, Any]]) -> Any:
-    try:
-        return client_cls(path).configure(sessions=sessions)
-    except RuntimeError as exc:  # sim.edge.control.ControlError: driver down or refused
-        raise BridgeError(f"edge driver: {exc}") from None

@@ -90,13 +90,9 @@ def bind(icon: str, body: Bind, request: Request, c: Ctx = Depends(ctx)) -> JSON
     lab = body.lab or c.settings.lab
     if not lab:
         raise bad_request("lab: required (or start the server with --lab LAB)")
-    from sim.state import LabNotFound, LabState
-
-    try:
-        st = LabState.load(lab)
-    except LabNotFound as exc:
-        raise bad_request(f"lab: {exc}") from None
-    links = sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
+    links = c.bridge.interconnects(lab)
+    if links is None:
+        raise bad_request(f"lab: no lab named {lab!r} is running (see `cnilab status`)")
     link_name = body.link or (links[0] if len(links) == 1 else None)
     if link_name not in links:
         raise bad_request(f"link: {body.link!r} is not an interconnect of lab {lab!r} (choose one of {links})")

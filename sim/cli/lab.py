@@ -146,8 +146,7 @@ def lab_status(st: LabState) -> LabStatus:
         ns = st.namespaces.get(n.name)
         nodes.append(NodeStatus(name=n.name, role=n.role, netns=ns,
                                 exists=bool(ns) and os.path.exists(netns_path(ns))))
-    notes = [f"daemon step skipped (module not available): {s}" for s in st.extra.get("daemons_skipped", [])]
-    notes += [str(n) for n in st.extra.get("notes", [])]
+    notes = [str(n) for n in st.extra.get("notes", [])]
     return LabStatus(
         lab=st.lab, backend=st.backend, status=st.status, topology=plan.topology, topology_path=st.topology_path,
         created=st.created, mss_required=plan.mss_required, nodes=nodes, interfaces=ifaces, links=links,

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from sim.des.engine import Timer
+from sim.des.params import SimParams
 from sim.des.world import Flow, World
 from sim.facts import load_facts
 from sim.faults.kinds import KINDS, fault_kind, parse_fault
 from sim.report.model import LossBin, ProbeResult, Series, TrafficStats, Transition
-
-if TYPE_CHECKING:
-    from sim.scenario.loader import LoadedScenario
+from sim.topology.model import Topology
+from sim.topology.plan import LabPlan
 
 NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -20,9 +19,9 @@ NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 class SimExecutor:
     name = "sim"
 
-    def __init__(self, loaded: LoadedScenario, seed: int) -> None:
-        self.loaded = loaded
-        self.world = World(loaded.plan, loaded.scenario.sim, seed, loaded.topology.internet_backup)
+    def __init__(self, plan: LabPlan, topology: Topology, params: SimParams, seed: int) -> None:
+        self.plan, self.topology, self.params = plan, topology, params
+        self.world = World(plan, params, seed, topology.internet_backup)
         self._flaps: dict[str, Timer] = {}
         self._logs: list[list[tuple[float, str | None]]] = []
 
@@ -118,8 +117,8 @@ class SimExecutor:
     def mss_probe(self) -> ProbeResult:
         """Decided from the plan: the clamp the customer router applies vs the MSS the path needs."""
         facts = load_facts()
-        router = self.loaded.topology.customer.router
-        need = self.loaded.plan.mss_required
+        router = self.topology.customer.router
+        need = self.plan.mss_required
         if router.config is not None or router.kind == "external":
             return ProbeResult(passed=False, detail="cannot predict: the customer router uses its own configuration")
         clamp = router.mss_clamp
@@ -138,7 +137,7 @@ class SimExecutor:
     # -- report -----------------------------------------------------------------------------
     def series(self) -> Series:
         dur = self.world.engine.now
-        bin_s = self.loaded.scenario.sim.bin_s or next((b for b in NICE_BINS if dur / b <= 200), NICE_BINS[-1])
+        bin_s = self.params.bin_s or next((b for b in NICE_BINS if dur / b <= 200), NICE_BINS[-1])
         bins: dict[int, LossBin] = {}
         for log in self._logs:
             for t, path in log:

@@ -17,7 +17,7 @@ from sim.des.bfd import BfdEnd
 from sim.des.bgp import BgpEnd
 from sim.des.engine import Engine, SimClock
 from sim.des.link import Link
-from sim.scenario.model import SimParams
+from sim.des.params import SimParams
 from sim.topology.plan import LabPlan, Session
 
 TRANSIT = "transit"

@@ -578,12 +578,8 @@ class EdgeDriver:
     async def _start_bfd(self, stack: contextlib.AsyncExitStack) -> None:
         if not any(s.bfd for s in self.spec.sessions):
             return
-        try:
-            from sim.edge.bfd import BfdSpeaker
-        except ImportError as exc:
-            self.bfd_error = f"BFD speaker unavailable: {exc}"
-            self.event("error", self.bfd_error)
-            return
+        from sim.edge.bfd import BfdSpeaker
+
         self.bfd = await stack.enter_async_context(BfdSpeaker(self.on_bfd_change))
         for rt in self.runtimes.values():
             self._bfd_add(rt)

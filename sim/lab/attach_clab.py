@@ -90,10 +90,8 @@ def _netns_links(lab: str) -> dict[str, Path]:
 
 def _engine() -> Any | None:
     """A Docker API client when an engine answers (containerlab needs one); None otherwise."""
-    try:
-        from sim.backends.docker import connect
-    except ImportError:
-        return None
+    from sim.backends.docker import connect
+
     try:
         return connect(timeout=10)
     except BackendError:

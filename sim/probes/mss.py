@@ -47,16 +47,9 @@ class MssReport(BaseModel):
 
 def fix_lines(required: int) -> dict[str, str]:
     """The exact lines that clamp MSS to ``required`` on common customer routers."""
-    try:
-        from sim.routers.mss import mss_fix_hint  # the router module's version, if present
-        return mss_fix_hint(required)
-    except ImportError:
-        return {
-            "nftables": f"nft add rule inet filter forward tcp flags syn tcp option maxseg size set {required}",
-            "iptables": f"iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss {required}",
-            "cisco/frr-style": f"ip tcp adjust-mss {required}",
-            "junos": f"set interfaces <ifd> unit <n> family inet tcp-mss {required}",
-        }
+    from sim.routers.mss import mss_fix_hint
+
+    return mss_fix_hint(required)
 
 
 def _advice(arrived: int | None, required: int) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
+from sim.des.params import SimParams
 from sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -92,16 +93,6 @@ class Overrides(Model):
         default_factory=dict, description="Interconnect name -> fields to change")
     router: RouterOverride | None = Field(default=None, description="Customer router fields to change")
     internet_backup: bool | None = None
-
-
-class SimParams(Model):
-    """Knobs only the discrete-event simulator reads (the emulator measures the real thing)."""
-
-    link_delay_ms: float = Field(default=0.5, ge=0, description="One-way delay of every link")
-    connect_retry_s: float = Field(default=5.0, gt=0, description="BGP ConnectRetry timer of the active side")
-    idle_hold_s: float = Field(default=1.0, ge=0, description="Time a speaker stays Idle after a session error")
-    tcp_rto_s: float = Field(default=0.2, gt=0, description="Delay a randomly lost BGP segment adds (TCP retransmit)")
-    bin_s: float | None = Field(default=None, gt=0, description="Loss histogram bin; default: about 200 bins")
 
 
 # -- steps -------------------------------------------------------------------------------------
