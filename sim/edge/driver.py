@@ -551,8 +551,9 @@ class EdgeDriver:
     async def _tick(self) -> None:
         while not self._stop.is_set():
             self._sample_md5()
-            if self.route_errors:
-                self.schedule_reconcile()
+            # every second, not only after a refusal: a carrier loss shorter than the detection time
+            # leaves the session up but makes the kernel drop the routes through that interface
+            self.schedule_reconcile()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 1.0)
 
