@@ -154,13 +154,11 @@ def ha_lab(tmp_path_factory):
 
 def _bfd_at_timers(lab) -> None:
     """Each case starts like the first: BFD Up at the configured 300 ms, not at slow start."""
+    from sim.checks import wait_bfd_at_timers
     from sim.edge.control import EdgeClient
-    from sim.testing import wait_for
 
     edge = EdgeClient(lab.state.control["edge"])
-    det = {str(s.cust_addr): s.detection_ms for s in lab.plan.sessions if s.bfd}
-    wait_for(lambda: all(b["state"] == "Up" and b["detection_ms"] == det.get(str(b["peer"])) for b in edge.bfd()),
-             60, what="BFD Up at the configured timers")
+    wait_bfd_at_timers(edge, lab.plan, 60)
     edge.wait_established(timeout=60)
 
 

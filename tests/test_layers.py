@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "sim.faults.spec", "sim.faults.delayd", "sim.faults.flapd", "sim.faults.nfqueue")),
     ("state", ("sim.state", "sim.handle")),
     ("parts", ("sim.dataplane", "sim.backends", "sim.faults.apply", "sim.edge", "sim.routers", "sim.probes",
-               "sim.des", "sim.export")),
+               "sim.des", "sim.export", "sim.checks")),
     ("lab", ("sim.lab",)),
     ("apps", ("sim.scenario", "sim.rehearse", "sim.dashboard", "mock_api")),
     ("front", ("sim.cli", "sim.pytest_plugin")),

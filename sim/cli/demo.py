@@ -62,16 +62,16 @@ def _bfd_up(lab: LabHandle) -> tuple[bool, str]:
 
     if not any(s.bfd for s in lab.plan.sessions):
         return True, "no BFD on this dataplane (v2)"
+    from sim.checks import wait_bfd_at_timers
+    from sim.testing import WaitTimeout
+
     client = EdgeClient(lab.state.control["edge"])
-    # Up comes first at the 1 s slow-start rate; a Poll/Final then moves to the configured timers.
-    want = {str(s.cust_addr): s.detection_ms for s in lab.plan.sessions if s.bfd}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        bfd = client.bfd()
-        if bfd and all(b["state"] == "Up" and b["detection_ms"] == want.get(str(b["peer"])) for b in bfd):
-            return True, "; ".join(f"{b['peer']} Up, detection {b['detection_ms']:.0f} ms" for b in bfd)
-        time.sleep(0.2)
-    return False, f"BFD not Up at the configured timers: {[(b['peer'], b['state'], b['detection_ms']) for b in bfd]}"
+    try:
+        bfd = wait_bfd_at_timers(client, lab.plan, 30)
+    except WaitTimeout:
+        seen = [(b["peer"], b["state"], b["detection_ms"]) for b in client.bfd()]
+        return False, f"BFD not Up at the configured timers: {seen}"
+    return True, "; ".join(f"{b['peer']} Up, detection {b['detection_ms']:.0f} ms" for b in bfd)
 
 
 def _customer_has_cf_routes(lab: LabHandle) -> tuple[bool, str]:
