@@ -225,3 +225,13 @@ def test_emulated_flap_4s_is_down_2s_up_2s_like_the_simulator(ha_lab):
         clear_faults(ha_lab)
     # physics: 2.0 s; the poll and a loaded machine only make it look longer
     assert 1.8 <= half <= 2.0 + SLACK_S + 0.5, half
+
+
+def test_cli_refuses_a_bare_flap_period_before_touching_any_lab():
+    from typer.testing import CliRunner
+
+    from sim.cli.main import app
+
+    res = CliRunner().invoke(app, ["fault", "ewr1", "flap", "4", "--lab", "no-such-lab"])
+    assert res.exit_code == 2
+    assert "needs a unit: write 4s or 4ms" in res.output

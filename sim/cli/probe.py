@@ -101,7 +101,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inject a fault (`cnilab fault ewr1 loss 30%`), clear it (`cnilab fault clear ewr1|--all`), or list them."""
         from sim.faults.apply import FaultError, apply_fault, clear_faults
+        from sim.faults.kinds import parse_fault
 
+        if target not in ("list", "clear") and kind is not None:
+            try:  # a bad kind or value is refused before any lab is touched
+                parse_fault(kind, value)
+            except FaultError as exc:
+                fail(f"fault {' '.join(filter(None, (kind, value)))}: {exc}")
         the_lab = _lab(lab, backend)
         try:
             if target == "list":
