@@ -28,7 +28,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -39,6 +39,9 @@ from sim.runtime import cleanup
 from sim.runtime.paths import lab_dir
 from sim.state import LabNotFound, LabState, locked
 from sim.topology.plan import EDGE, LabPlan
+
+if TYPE_CHECKING:
+    from sim.lab.lab import Lab
 
 NETNS_DIR = Path("/run/netns")
 CLAB_PREFIX = "clab"
@@ -280,7 +283,7 @@ def _state(lab: str, plan: LabPlan | None = None) -> Any:
         st.save()
 
 
-def forget(lab: Any) -> None:
+def forget(lab: Lab) -> None:
     """``down`` for a containerlab lab: refused while deployed; afterwards drop cnilab's state.
 
     Processes cnilab itself started for it (fault helpers, probe listeners) are stopped first.
