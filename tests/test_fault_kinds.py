@@ -104,6 +104,11 @@ def test_rate_is_not_modelled_by_the_simulator_and_says_so(tmp_path):
 # -- simulator vs emulator, one scenario per kind ------------------------------------------------
 
 # (kind, value, link, what the fault does to traffic inet -> origin that starts on ewr1)
+# Compared: where traffic goes and when, the edge's best path, and the revert. Not compared: the
+# BGP session state under carrier loss. The simulator drops both ends' sessions at once (what a
+# router with fast external failover does); the emulated edge (ExaBGP) keeps its session until BFD
+# detection, and only the kernel's route through the downed interface goes at once. Traffic and
+# routes agree; the session timelines do not, and that is a known difference, not a tolerance.
 CASES = [
     ("down", None, "ewr1", "moves"),        # carrier: both ends drop the session at once
     ("light", "-25dBm", "ewr1", "moves"),   # below the optic's floor: no carrier
