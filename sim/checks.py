@@ -27,9 +27,13 @@ def bfd_at_timers(plan: LabPlan, bfd: list[dict[str, Any]]) -> bool:
 
 def wait_bfd_at_timers(edge: EdgeClient, plan: LabPlan, timeout: float = 30.0,
                        interval: float = 0.2) -> list[dict[str, Any]]:
-    """Poll the edge until :func:`bfd_at_timers` holds; returns the edge's BFD sessions."""
-    def ready() -> list[dict[str, Any]] | None:
-        bfd = edge.bfd()
-        return bfd if bfd_at_timers(plan, bfd) else None
+    """Poll the edge until :func:`bfd_at_timers` holds; returns the edge's BFD sessions (empty for a
+    plan without BFD, which holds at once)."""
+    seen: list[list[dict[str, Any]]] = []
 
-    return wait_for(ready, timeout, interval, what="BFD Up at the configured timers") or []
+    def ready() -> bool:
+        seen.append(edge.bfd())
+        return bfd_at_timers(plan, seen[-1])
+
+    wait_for(ready, timeout, interval, what="BFD Up at the configured timers")
+    return seen[-1]

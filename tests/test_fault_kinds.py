@@ -240,3 +240,4 @@ def test_cli_refuses_a_bare_flap_period_before_touching_any_lab():
     res = CliRunner().invoke(app, ["fault", "ewr1", "flap", "4", "--lab", "no-such-lab"])
     assert res.exit_code == 2
     assert "needs a unit: write 4s or 4ms" in res.output
+
