@@ -80,6 +80,12 @@ class FaultKind(ABC):
             raise FaultError(f"fault {self.name} takes no value (got {text!r})")
         return FaultSpec(kind=self.name)
 
+    def required(self, text: str | None) -> str:
+        """``text``, or a FaultError asking for a value like the kind's example."""
+        if not text:
+            raise FaultError(f"fault {self.name} needs a value, e.g. {self.example}")
+        return text
+
     def value_text(self, spec: FaultSpec) -> str | None:
         return None
 

@@ -14,8 +14,7 @@ class Loss(FaultKind):
     example = "30%"
 
     def parse(self, text: str | None) -> FaultSpec:
-        if not text:
-            raise FaultError("fault loss needs a percentage, e.g. 30%")
+        text = self.required(text)
         try:
             pct = float(text.rstrip("%"))
         except ValueError:
@@ -51,9 +50,7 @@ class Delay(FaultKind):
     example = "100ms/20ms"
 
     def parse(self, text: str | None) -> FaultSpec:
-        if not text:
-            raise FaultError("fault delay needs a value, e.g. 100ms or 100ms/20ms")
-        d, _, j = text.partition("/")
+        d, _, j = self.required(text).partition("/")
         return FaultSpec(kind=self.name, delay_ms=duration_ms(d, "delay"),
                          jitter_ms=duration_ms(j, "jitter") if j else 0.0)
 
@@ -92,7 +89,7 @@ class Rate(FaultKind):
     example = "10mbit"
 
     def parse(self, text: str | None) -> FaultSpec:
-        kbit = rate_kbit(text or "", "rate")
+        kbit = rate_kbit(self.required(text), "rate")
         if kbit < 8:
             raise FaultError(f"rate {text!r} is below 8kbit")
         return FaultSpec(kind=self.name, rate_kbit=kbit)
