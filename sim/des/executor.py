@@ -81,7 +81,12 @@ class SimExecutor:
         self._carrier(link)
 
     def _carrier(self, link: str) -> None:
-        """A lost carrier resets the sessions on the link at once (no BFD or hold timer needed)."""
+        """A lost carrier resets the sessions on the link at once (no BFD or hold timer needed).
+
+        That is fast external failover, what FRR and most routers do on interface down. The
+        emulated edge (ExaBGP) keeps its session until BFD detects the loss, but its kernel drops
+        the routes through the interface at once, so traffic moves at the same instant in both.
+        """
         if not self.world.links[link].carrier_lost():
             return
         for pair in self.world.pairs.values():

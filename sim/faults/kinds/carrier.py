@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sim.facts import load_facts
 from sim.faults import mechanisms as mech
 from sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, register
@@ -75,8 +77,16 @@ class Flap(FaultKind):
         return {"link_up": False}
 
     def apply(self, site: Site, place: Place, spec: FaultSpec) -> Applied:
-        undo = mech.helper(site, place, "flap", "sim.faults.flapd", "--iface", place.iface,
-                           "--period", str(spec.period_s))
+        # the first down is synchronous, so the flap starts now and not when the helper has started
+        t0 = time.monotonic()
+        link_up = mech.link_down(site.netns_path(place.node), place.iface)
+        try:
+            helper = mech.helper(site, place, "flap", "sim.faults.flapd", "--iface", place.iface,
+                                 "--period", str(spec.period_s), "--since", repr(t0))
+        except Exception:
+            mech.undo(link_up)
+            raise
+        undo = helper + link_up  # stop the flapper first, then make sure the link is up
         return Applied(mechanism="userspace", undo=undo,
                        text=f"userspace flapper: {place.node}:{place.iface} down {spec.period_s / 2:g}s / "
                             f"up {spec.period_s / 2:g}s")
