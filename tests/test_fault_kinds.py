@@ -217,7 +217,7 @@ def test_fault_kind_means_the_same_on_simulator_and_emulator(ha_lab, tmp_path, k
 def test_emulated_flap_4s_is_down_2s_up_2s_like_the_simulator(ha_lab):
     """The ``flap 4`` bug: the emulator once read a bare 4 as a 4 ms period. Now both say 4 s."""
     from sim.faults.apply import apply_fault, clear_faults
-    from sim.faults.spec import resolve_target
+    from sim.faults.place import resolve_target
     from sim.testing import wait_for
 
     rec = apply_fault(ha_lab, "ewr1", "flap", "4s")

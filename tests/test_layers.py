@@ -15,7 +15,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runtime", ("sim.runtime", "sim.testing")),
     ("facts", ("sim.facts", "sim.data")),
     ("model", ("sim.topology", "sim.bgp", "sim.report", "sim.faults", "sim.faults.kinds", "sim.faults.mechanisms",
-               "sim.faults.spec", "sim.faults.delayd", "sim.faults.flapd", "sim.faults.nfqueue")),
+               "sim.faults.place", "sim.faults.delayd", "sim.faults.flapd", "sim.faults.nfqueue")),
     ("state", ("sim.state", "sim.handle")),
     ("parts", ("sim.dataplane", "sim.backends", "sim.faults.apply", "sim.edge", "sim.routers", "sim.probes",
                "sim.des", "sim.export", "sim.checks")),

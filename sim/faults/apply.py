@@ -13,7 +13,7 @@ from pathlib import Path
 from sim.faults import mechanisms as mech
 from sim.faults.kinds import fault_kind, parse_fault
 from sim.faults.mechanisms import FaultError
-from sim.faults.spec import resolve_target
+from sim.faults.place import resolve_target
 from sim.handle import LabHandle
 from sim.state import FaultRecord, LabState
 

@@ -5,11 +5,8 @@ Parsing values and the kinds themselves live in :mod:`sim.faults.kinds`.
 
 from __future__ import annotations
 
-from sim.faults.kinds import HELP, KINDS, FaultError, FaultSpec, parse_fault
-from sim.faults.mechanisms import Place
+from sim.faults.mechanisms import FaultError, Place
 from sim.topology.plan import EDGE, LabPlan
-
-__all__ = ["HELP", "KINDS", "FaultError", "FaultSpec", "Place", "parse_fault", "resolve_target"]
 
 
 def resolve_target(plan: LabPlan, target: str) -> list[Place]:
