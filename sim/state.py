@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,7 +119,3 @@ def list_labs() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "state.json").exists())
-
-
-def load_json(lab: str) -> dict[str, Any]:
-    return json.loads((lab_dir(lab) / "state.json").read_text())

@@ -28,11 +28,6 @@ IN_FLIGHT_S = 0.3
 """A packet sent less than this long ago may still be on its way: it is not counted lost yet."""
 
 
-class Arrival(BaseModel):
-    seq: int
-    t: float  # monotonic seconds
-
-
 class StreamStats(BaseModel):
     sent: int
     received: int

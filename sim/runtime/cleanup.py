@@ -50,12 +50,6 @@ def netns_owner(ns: str) -> Path | None:
     return Path(alias[len(OWNER_PREFIX):]) if alias.startswith(OWNER_PREFIX) else None
 
 
-def is_orphan(ns: str) -> bool:
-    """True when no live state file claims ``ns``: untagged, or its lab dir has no state.json."""
-    owner = netns_owner(ns)
-    return owner is None or not (owner / "state.json").exists()
-
-
 def _ns_id(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
