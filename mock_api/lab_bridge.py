@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -70,13 +71,22 @@ class EdgeBridge:
     def _state(self, lab: str) -> Any:
         from sim.state import LabNotFound, LabState
 
-        with contextlib.suppress(LabNotFound):
+        with contextlib.suppress(LabNotFound, ValueError):
+            lab_home(lab)
             return LabState.load(lab)
         return None
 
     def interconnects(self, lab: str) -> list[str] | None:
-        st = self._state(lab)
-        return None if st is None else sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
+        """Raises ValueError for a name that breaks the lab-name rule or leads out of the state root."""
+        from sim.runtime.names import validate_lab_name
+        from sim.state import LabNotFound, LabState
+
+        lab_home(validate_lab_name(lab, where="lab"))
+        try:
+            st = LabState.load(lab)
+        except LabNotFound:
+            return None
+        return sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
 
     def observe(self, lab: str, link: str) -> LinkObservation | None:
         from sim.facts import load_facts
@@ -88,12 +98,12 @@ class EdgeBridge:
         names = {link} | {lk.name for lk in st.plan.links if lk.interconnect == link}
         if not names & ({lk.name for lk in st.plan.links} | {lk.interconnect for lk in st.plan.links}):
             return None
-        link: dict[str, Any] = {"light_dbm": float(load_facts().optics["nominal_rx_dbm"]), "swapped": False,
+        seen: dict[str, Any] = {"light_dbm": float(load_facts().optics["nominal_rx_dbm"]), "swapped": False,
                                 "link_up": True}
         for f in st.faults:
             if f.target in names:  # each kind says what the API's lifecycle shows (sim.faults.kinds)
-                link.update(fault_kind(f.kind).api_link(parse_fault(f.kind, f.value)))
-        return LinkObservation(cross_connect=st.status == "running", **link, source=f"lab {lab} state file")
+                seen.update(fault_kind(f.kind).api_link(parse_fault(f.kind, f.value)))
+        return LinkObservation(cross_connect=st.status == "running", **seen, source=f"lab {lab} state file")
 
     def plan_addresses(self, lab: str, link: str, family: int = 4) -> tuple[str, str] | None:
         st = self._state(lab)
@@ -146,6 +156,7 @@ class EdgeBridge:
         path = st.control.get("edge") if st else None
         if not path:
             raise BridgeError(f"lab {lab!r} has no edge control socket (state.control['edge'] is missing)")
+        path = confined_socket(lab, path)
         from sim.edge.control import ControlError, EdgeClient
 
         try:
@@ -153,3 +164,42 @@ class EdgeBridge:
         except ControlError as exc:  # driver down or refused
             raise BridgeError(f"edge driver: {exc}") from None
         return sessions
+
+
+class LabOutsideRoot(ValueError):
+    """A lab's state directory resolves (through a symlink) outside the state root."""
+
+
+def lab_home(lab: str) -> Path:
+    """The lab's state directory, resolved: the name follows the project's rule (``BadLabName``
+    otherwise) and the directory may not lead out of the state root through a symlink."""
+    from sim.runtime.paths import lab_dir, state_root
+
+    home = lab_dir(lab).resolve()
+    if not home.is_relative_to(state_root().resolve()):
+        raise LabOutsideRoot(f"lab {lab!r}: its state directory resolves to {home}, outside the state root "
+                             f"{state_root()}")
+    return home
+
+
+def confined_socket(lab: str, path: str) -> str:
+    """``path`` resolved, if it lies inside a directory that belongs to ``lab``; else BridgeError.
+
+    The state file is plain JSON on disk: without this, a crafted ``control.edge`` would make the
+    API connect to any unix socket on the machine (a container engine's, say) and write to it.
+    A lab's directories are its state directory and, for a containerlab deployment, the control
+    directory cnilab's export binds into the edge container; both are derived from the (validated)
+    name, never from the state file.
+    """
+    from sim.export.containerlab import CONTROL_ROOT
+
+    try:
+        homes = [lab_home(lab), (Path(CONTROL_ROOT) / lab).resolve()]
+    except ValueError as exc:
+        raise BridgeError(str(exc)) from None
+    real = Path(path).resolve()
+    if not any(real.is_relative_to(h) for h in homes):
+        raise BridgeError(f"lab {lab!r}: edge control socket {path!r} is outside the lab's directory "
+                          f"({' or '.join(map(str, homes))}); refusing to connect")
+    return str(real)
+

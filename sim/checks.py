@@ -9,8 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from sim.edge.control import EdgeClient
+from sim.facts import router_kinds
 from sim.testing import wait_for
-from sim.topology.plan import LabPlan
+from sim.topology.plan import LabPlan, Session
+
+
+def bfd_sessions(plan: LabPlan) -> list[Session]:
+    """Sessions that run BFD at both ends: the plan asks for it and the customer's kind has BFD
+    (GoBGP has none: the edge's BFD toward it stays Down and the hold timer decides)."""
+    if not router_kinds()[plan.customer_router.kind].bfd:
+        return []
+    return [s for s in plan.sessions if s.bfd]
 
 
 def bfd_at_timers(plan: LabPlan, bfd: list[dict[str, Any]]) -> bool:
@@ -22,7 +31,7 @@ def bfd_at_timers(plan: LabPlan, bfd: list[dict[str, Any]]) -> bool:
     seen = {str(b["peer"]): b for b in bfd}
     return all(str(s.cust_addr) in seen and seen[str(s.cust_addr)]["state"] == "Up"
                and seen[str(s.cust_addr)]["detection_ms"] == s.detection_ms
-               for s in plan.sessions if s.bfd)
+               for s in bfd_sessions(plan))
 
 
 def wait_bfd_at_timers(edge: EdgeClient, plan: LabPlan, timeout: float = 30.0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from sim.runtime.files import atomic_write
+from sim.runtime.names import LAB_NAME_PATTERN
 from sim.runtime.paths import lab_dir, state_root
 from sim.runtime.process import ProcessRecord
 from sim.topology.plan import LabPlan
@@ -118,4 +120,7 @@ def list_labs() -> list[str]:
     root = state_root() / "labs"
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "state.json").exists())
+    # A directory whose name breaks the lab-name rule is not a lab (put there by hand): never listed,
+    # so nothing downstream joins its name into a path.
+    return sorted(p.name for p in root.iterdir()
+                  if re.fullmatch(LAB_NAME_PATTERN, p.name) and (p / "state.json").exists())

@@ -32,6 +32,10 @@ SHIMS = {**{f"sim.lab.{m}": f"sim.runtime.{m}" for m in ("names", "paths", "proc
          "sim.lab.state": "sim.state"}
 """Re-exports left at the old paths for branches in flight: importing one is importing its target."""
 
+DEFERRED_REEXPORTS = {("sim.faults", "sim.faults.apply")}
+"""``from sim.faults import apply_fault`` still works for branches in flight, through a module
+``__getattr__`` that imports on first use; remove once every branch imports sim.faults.apply."""
+
 
 def _layer(module: str) -> int | None:
     best: tuple[int, int] | None = None
@@ -85,7 +89,7 @@ def test_no_import_points_up():
             theirs = _layer(target)
             if mine is None or theirs is None:
                 continue
-            if theirs > mine:
+            if theirs > mine and (me, target) not in DEFERRED_REEXPORTS:
                 back.append(f"{path.relative_to(ROOT)}:{line}: {names.get(me)} {me} imports "
                             f"{LAYERS[theirs][0]} {target}")
             elif (me.startswith("mock_api") and me != API_REACHES_LAB_ONLY_THROUGH and target.startswith("sim")

@@ -13,11 +13,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sim.cli.output import console, emit, fail
+from sim.cli.output import console, emit, fail, lab_name_param
 from sim.edge.control import EdgeClient
 from sim.handle import LabHandle
 
-LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
+LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)",
+                                           callback=lab_name_param)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 BackendOpt = Annotated[str | None, typer.Option(
     "--backend", help="containerlab: attach to a lab containerlab deployed from a cnilab export (auto-detected "
@@ -55,10 +56,28 @@ def register(app: typer.Typer) -> None:
         """BGP sessions at the Cloudflare edge: state, uptime, prefixes and the reason for any failure."""
         from sim.edge.control import ControlError
 
+        handle = _lab(lab, backend)
         try:
-            sessions = _client(_lab(lab, backend)).sessions()
+            sessions = _client(handle).sessions()
         except ControlError as exc:
             fail(str(exc))
+
+        def timers() -> None:
+            """The hold/keepalive the customer's own daemon negotiated (the edge's view is the table)."""
+            from sim.routers import customer_bgp
+            from sim.routers.crosscheck import MIN_HOLD_S
+
+            try:
+                mine = [n for n in customer_bgp(handle) if n.get("session") and n.get("hold_time") is not None]
+            except Exception as exc:  # the daemon may be restarting: say so, the table still stands
+                console.print(f"  customer router timers unavailable: {exc}", highlight=False)
+                return
+            for n in sorted(mine, key=lambda n: n["session"]):
+                hold, ka = n["hold_time"], n["keepalive"]
+                warn = (f" [yellow]WARN hold under {MIN_HOLD_S} s[/]" if 0 < hold < MIN_HOLD_S else
+                        " [yellow]WARN keepalive >= hold[/]" if ka is not None and hold and ka >= hold else "")
+                console.print(f"  {n['session']}: your router negotiated hold {hold} s, keepalive {ka} s{warn}",
+                              highlight=False)
 
         def render(rows) -> None:
             t = Table(title="BGP at the Cloudflare edge (AS13335)")
@@ -77,6 +96,7 @@ def register(app: typer.Typer) -> None:
                     console.print(f"  {s.key}: rejected {r.reason}", highlight=False)
                 if s.last_error:
                     console.print(f"  [red]{s.key}[/]: {s.last_error}", highlight=False)
+            timers()
 
         emit(sessions, as_json, render)
         raise typer.Exit(0 if sessions and all(s.up for s in sessions) else 1)

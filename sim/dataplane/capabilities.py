@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pyroute2 import IPRoute, netns
 
+from sim.facts import router_kinds
 from sim.runtime import proc
 
 FALLBACKS: dict[str, str] = {
@@ -41,11 +42,8 @@ FALLBACKS: dict[str, str] = {
 BINARIES: dict[str, list[str]] = {
     "ip": ["ip"],
     "tc": ["tc"],
-    "frr bgpd": ["/usr/lib/frr/bgpd"],
-    "frr zebra": ["/usr/lib/frr/zebra"],
-    "frr bfdd": ["/usr/lib/frr/bfdd"],
-    "frr vtysh": ["vtysh"],
-    "bird": ["bird"],
+    # every router kind's daemons, from the registry's data (sim/data/router-kinds.yaml)
+    **{f"{kind} {Path(b).name}": [b] for kind, info in router_kinds().items() for b in info.binaries},
     "exabgp": [str(Path(sys.executable).parent / "exabgp"), "exabgp"],
     "podman": ["podman"],
     "iperf3": ["iperf3"],

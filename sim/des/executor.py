@@ -7,7 +7,7 @@ from collections.abc import Callable
 from sim.des.engine import Timer
 from sim.des.params import SimParams
 from sim.des.world import Flow, World
-from sim.facts import load_facts
+from sim.facts import load_facts, router_kinds
 from sim.faults.kinds import KINDS, fault_kind, parse_fault
 from sim.report.model import LossBin, ProbeResult, Series, TrafficStats, Transition
 from sim.topology.model import Topology
@@ -18,6 +18,7 @@ NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 class SimExecutor:
     name = "sim"
+    slack = 0.0  # virtual time: the engine evaluates conditions after every event, so no slack
 
     def __init__(self, plan: LabPlan, topology: Topology, params: SimParams, seed: int) -> None:
         self.plan, self.topology, self.params = plan, topology, params
@@ -124,7 +125,7 @@ class SimExecutor:
         facts = load_facts()
         router = self.topology.customer.router
         need = self.plan.mss_required
-        if router.config is not None or router.kind == "external":
+        if router.config is not None or router_kinds()[router.kind].module is None:
             return ProbeResult(passed=False, detail="cannot predict: the customer router uses its own configuration")
         clamp = router.mss_clamp
         if clamp == "auto":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sim.rehearse.model import Report, StepResult
@@ -16,13 +17,14 @@ def print_step(console: Console, step: StepResult) -> None:
     """One line per finished step, then what it checked, then (on failure) the advice."""
     console.print(f"{MARK[step.status]} {step.index:>4} {step.title} [dim]({step.seconds:.1f}s)[/]", highlight=False)
     for line in step.checks:
-        console.print(f"           [dim]{line}[/]", highlight=False, soft_wrap=True)
+        console.print(f"           [dim]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    # Details quote daemons and paths ("[/tmp/...]"): printed as text, never read as rich markup.
     if step.status == "fail":
-        console.print(f"           [red]{step.detail}[/]", highlight=False, soft_wrap=True)
+        console.print(f"           [red]{escape(step.detail)}[/]", highlight=False, soft_wrap=True)
         for line in step.advice:
-            console.print(f"           [bold]->[/] {line}", highlight=False, soft_wrap=True)
+            console.print(f"           [bold]->[/] {escape(line)}", highlight=False, soft_wrap=True)
     elif step.status == "skip" and step.detail:
-        console.print(f"           [yellow]{step.detail}[/]", highlight=False, soft_wrap=True)
+        console.print(f"           [yellow]{escape(step.detail)}[/]", highlight=False, soft_wrap=True)
 
 
 def print_checklist(console: Console, report: Report) -> None:

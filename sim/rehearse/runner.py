@@ -9,7 +9,6 @@ report consequences of it, and the engineer needs the first cause and its fix.
 from __future__ import annotations
 
 import contextlib
-import re
 import tempfile
 import time
 import uuid
@@ -19,9 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sim.facts import router_kinds
 from sim.rehearse import steps as st
 from sim.rehearse.advice import StepFailed
 from sim.rehearse.model import Report, RunOptions, StepResult, Suite
+from sim.routers.registry import kinds_help, router_class
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.model import CustomerRouter, Topology
 from sim.topology.plan import LabPlan, build_plan
@@ -42,6 +43,7 @@ REHEARSAL: list[StepDef] = [
     ("5.3", "cf-prefixes", "You learned Cloudflare's prefixes", st.cloudflare_prefixes),
     ("5.4", "customer-prefixes", "Cloudflare accepted your prefixes, refused none", st.customer_prefixes),
     ("5.5", "bfd", "BFD Up", st.bfd_up),
+    ("5.6", "router", "Your router's own state agrees with the plan", st.router_state),
     ("6.1", "mtu", "MTU probe: path MTU as the profile, PMTUD", st.mtu),
     ("6.2", "mss", "MSS probe: clamped on real TCP handshakes", st.mss),
     ("7", "go-live", "Go live + monitoring: Healthy, low light -> Unhealthy -> Healthy", st.go_live),
@@ -51,6 +53,7 @@ ACCEPTANCE: list[StepDef] = [
     ("1", "config", "Router config passes the daemon's own parser", lambda c: config_check(c)),
     ("2", "lab", "Lab up with your router config", lambda c: lab_up(c)),
     ("3", "peers", "Peers with Cloudflare (sessions Established)", st.bgp_established),
+    ("3.1", "router", "Your router's own state agrees with the plan", st.router_state),
     ("4", "cf-prefixes", "Accepts Cloudflare's prefixes", st.cloudflare_prefixes),
     ("5", "announce", "Announces only allowed prefixes (nothing refused)", st.customer_prefixes),
     ("6", "bfd", "BFD Up", st.bfd_up),
@@ -61,16 +64,14 @@ ACCEPTANCE: list[StepDef] = [
 
 
 def sniff_kind(path: Path) -> str | None:
-    """FRR or BIRD from the file's own syntax (``router bgp N`` vs ``protocol bgp``)."""
+    """The router kind from the file's own syntax (each kind's patterns in the registry's data)."""
+    from sim.routers.registry import sniff_kind as sniff
+
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    if re.search(r"^\s*router bgp\s+\d+", text, re.M):
-        return "frr"
-    if re.search(r"^\s*protocol\s+(bgp|device|kernel|static)\b", text, re.M):
-        return "bird"
-    return None
+    return sniff(text)
 
 
 def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
@@ -92,11 +93,11 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
     except ValidationError as exc:
         fields = dict.fromkeys(str(e["loc"][0]) for e in exc.errors() if e["loc"])
         raise ConfigError(opts.topology, [f"customer.router.{f} = {router.get(f)!r}: not valid here (mss_clamp: "
-                                          "auto, none or an integer MSS; kind: frr or bird)" for f in fields]) \
+                                          f"auto, none or an integer MSS; kind: {kinds_help()})" for f in fields]) \
             from None
-    if new_router.kind == "external":
-        raise ConfigError(opts.topology, ["customer.router.kind = 'external': a rehearsal needs your router in the "
-                                          "lab; pass --customer-config FILE (and --kind frr|bird)"])
+    if router_class(new_router.kind) is None:
+        raise ConfigError(opts.topology, [f"customer.router.kind = '{new_router.kind}': a rehearsal needs your router "
+                                          f"in the lab; pass --customer-config FILE (and --kind {kinds_help()})"])
     topo = topo.model_copy(update={"customer": topo.customer.model_copy(update={"router": new_router})})
     try:
         plan = build_plan(topo, lab)
@@ -116,7 +117,7 @@ def config_check(ctx: st.Context) -> list[str]:
     except ConfigError as exc:
         raise StepFailed(str(exc), [f"fix the line the {router.kind.upper()} parser names in {router.config}"]) \
             from None
-    return [f"{router.config} ({router.kind}) parsed by {'vtysh --dryrun' if router.kind == 'frr' else 'bird -p'}"]
+    return [f"{router.config} ({router.kind}) parsed by {router_kinds()[router.kind].validator}"]
 
 
 def lab_up(ctx: st.Context) -> list[str]:

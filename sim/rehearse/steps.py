@@ -238,12 +238,43 @@ def _customer_bgp(ctx: Context) -> list[dict[str, Any]]:
     return []
 
 
+FAIL_FAST = ("neighbor-address", "remote-as", "local-as")
+"""Cross-check findings that decide a session cannot come up: no point waiting the full BGP timeout."""
+
+
+def _router_findings(ctx: Context) -> list[Any]:
+    """The cross-checks of the customer's own daemon (sim.routers.crosscheck); [] if it cannot answer."""
+    from sim.routers.crosscheck import cross_check
+
+    with contextlib.suppress(Exception):  # a daemon that cannot answer is reported by the other steps
+        return cross_check(ctx.lab, {ic.name: ic.dataplane for ic in ctx.topo.interconnects})
+    return []
+
+
+def router_state(ctx: Context) -> list[str]:
+    """Cross-check the customer's router from its own state: fail findings fail, WARN/info are listed."""
+    from sim.routers import router_for
+
+    if router_for(ctx.lab) is None:
+        raise SkipStep("the customer router runs outside the lab: cnilab cannot read its state")
+    findings = _router_findings(ctx)
+    lines = [f"{f.severity.upper()} {f.session + ': ' if f.session else ''}{f.message} (read: {f.evidence})"
+             for f in findings if f.severity != "fail"]
+    fails = [f for f in findings if f.severity == "fail"]
+    if fails:
+        raise StepFailed("; ".join(f.message for f in fails), [f"{f.message}: {f.fix}" for f in fails],
+                         [f"FAIL {f.session + ': ' if f.session else ''}read: {f.evidence}" for f in fails] + lines)
+    return lines or ["the daemon's state agrees with the plan"]
+
+
 def bgp_established(ctx: Context) -> list[str]:
     """Every planned session Established at the edge; a repeated NOTIFICATION fails fast."""
     keys = [s.key for s in ctx.plan.sessions]
     t0 = time.monotonic()
     deadline = t0 + ctx.options.bgp_timeout
     sessions: list[SessionInfo] = []
+    misconfigured: list[Any] = []
+    next_check = t0 + 3
     while True:
         try:
             sessions = [s for s in ctx.edge.sessions() if s.key in keys]
@@ -256,11 +287,16 @@ def bgp_established(ctx: Context) -> list[str]:
         refused = down and all(s.last_notification is not None and s.last_notification.time >= _wall(t0)
                                for s in down)
         now = time.monotonic()
-        if now > deadline or (refused and now - t0 > 12):
+        if not misconfigured and now > next_check:  # every 3 s; the daemon has loaded its config after the first
+            next_check = now + 3
+            misconfigured = [f for f in _router_findings(ctx) if f.severity == "fail" and f.check in FAIL_FAST
+                             and f.session in {s.key for s in down} | set(keys) - {s.key for s in sessions}]
+        if now > deadline or (refused and now - t0 > 12) or misconfigured:
             missing = sorted(set(keys) - {s.key for s in sessions})
             detail = "; ".join(f"{s.key} {s.state}" for s in down) or f"sessions {missing} not on the edge"
+            mine = [f"{f.message}: {f.fix}" for f in _router_findings(ctx) if f.severity == "fail"]
             raise StepFailed(f"BGP not Established after {now - t0:.0f}s: {detail}",
-                             bgp_advice(down, _customer_bgp(ctx), ctx.topo.customer.asn, ctx.asn_source))
+                             mine + bgp_advice(down, _customer_bgp(ctx), ctx.topo.customer.asn, ctx.asn_source))
         time.sleep(0.3)
 
 
@@ -293,6 +329,9 @@ def cloudflare_prefixes(ctx: Context, timeout: float = 20.0) -> list[str]:
         time.sleep(0.3)
     out = [f"IPv{f}: {len(want[f]) - len(missing[f])}/{len(want[f])} Cloudflare prefixes in the customer's "
            "kernel" for f in fams]
+    # What cnilab did on the customer's behalf (e.g. GoBGP's FIB) is said next to the result it affects.
+    rec = (ctx.lab.state.extra or {}).get("customer_router") or {}
+    out += [f"NOTE {what}" for what in rec.get("installed_by_cnilab", [])]
     if any(missing.values()):
         miss = "; ".join(f"IPv{f}: {', '.join(m[:4])}{' ...' if len(m) > 4 else ''}" for f, m in missing.items() if m)
         raise StepFailed(f"the customer router did not install Cloudflare's prefixes ({miss})",
@@ -339,6 +378,10 @@ def bfd_up(ctx: Context, timeout: float = 15.0) -> list[str]:
     bfd_sessions = [s for s in ctx.plan.sessions if s.bfd]
     if not bfd_sessions:
         raise SkipStep("no BFD on these interconnects (dataplane v2 has none, or bfd.enabled is false)")
+    if not _router_has_bfd(ctx):
+        raise SkipStep(f"{ctx.plan.customer_router.kind} has no BFD: Cloudflare's BFD toward you stays Down and "
+                       f"a silent failure takes the hold time ({bfd_sessions[0].hold_time} s); see the router "
+                       "step's WARN")
     peers = {str(s.cust_addr): s for s in bfd_sessions}
     deadline = time.monotonic() + timeout
     states: dict[str, str] = {}
@@ -354,6 +397,13 @@ def bfd_up(ctx: Context, timeout: float = 15.0) -> list[str]:
             raise StepFailed("BFD not Up: " + ", ".join(f"{p} {states.get(p, 'absent')}" for p in peers),
                              bfd_advice(down, s.bfd_tx_ms, s.bfd_multiplier))
         time.sleep(0.3)
+
+
+def _router_has_bfd(ctx: Context) -> bool:
+    """Whether the customer's kind can run BFD at all (the registry's data; GoBGP cannot)."""
+    from sim.facts import router_kinds
+
+    return router_kinds()[ctx.plan.customer_router.kind].bfd
 
 
 class SkipStep(Exception):
@@ -448,8 +498,9 @@ def failover(ctx: Context) -> list[str]:
 
     link = links[0]
     sess = ctx.plan.sessions_for(link)[0]
-    detect_s = sess.detection_ms / 1000 if sess.detection_ms else sess.hold_time
-    how = f"BFD {sess.bfd_multiplier}x{sess.bfd_tx_ms} ms" if sess.bfd else f"BGP hold time {sess.hold_time} s"
+    bfd = sess.bfd and _router_has_bfd(ctx)
+    detect_s = sess.detection_ms / 1000 if bfd and sess.detection_ms else sess.hold_time
+    how = f"BFD {sess.bfd_multiplier}x{sess.bfd_tx_ms} ms" if bfd else f"BGP hold time {sess.hold_time} s"
     t0 = time.monotonic()
     apply_fault(ctx.lab, link, "blackhole")
     try:
@@ -465,11 +516,30 @@ def failover(ctx: Context) -> list[str]:
         raise StepFailed(f"{sess.key} stayed Established {detect_s + 5:.0f}s after {link} went dark ({how})",
                          ["a silent failure was not detected: keep BFD on and the hold time short (the plan "
                           f"uses {sess.hold_time} s)"])
+    t1 = time.monotonic()
     try:
         ctx.edge.wait_established(keys, timeout=ctx.options.bgp_timeout)
     except ControlError as exc:
+        cause = _recovery_cause(ctx, sess.key, time.monotonic() - t1)
         raise StepFailed(f"the session did not come back after the fault was cleared: {exc}",
+                         [f"{cause.message}: {cause.fix}"] if cause else
                          ["check your router retries the connection (FRR `timers connect`, BIRD "
-                          "`connect retry time`)"]) from None
+                          "`connect retry time` and `error wait time`)"]) from None
+    back = time.monotonic() - t1
+    cause = _recovery_cause(ctx, sess.key, back)
     return [f"{link} blackholed: {sess.key} down after {took * 1000:.0f} ms ({how} predicts "
-            f"{detect_s * 1000:.0f} ms)", "re-established after the fault was cleared"]
+            f"{detect_s * 1000:.0f} ms)", f"re-established {back:.1f} s after the fault was cleared",
+            *([f"WARN {cause.message}: {cause.fix}"] if cause else [])]
+
+
+def _recovery_cause(ctx: Context, key: str, took_s: float) -> Any:
+    """The customer's own back-off timer that explains a slow return (a Finding), or None."""
+    from sim.routers import router_for
+    from sim.routers.crosscheck import recovery_cause
+
+    router = router_for(ctx.lab)
+    if router is None:
+        return None
+    with contextlib.suppress(Exception):
+        return recovery_cause(ctx.plan, router.facts(), key, took_s, type(router))
+    return None

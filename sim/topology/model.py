@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.facts import facility_by_code, load_facts
+from sim.facts import default_router_kind, facility_by_code, load_facts, router_kind_names, router_kinds
 from sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
 from sim.runtime.names import LAB_NAME_PATTERN
 
@@ -89,6 +89,15 @@ class Bgp(Model):
         if v != 0 and v < int(load_facts().bgp["min_hold_time"]["value"]):
             raise ValueError(f"hold time {v}s is not allowed: RFC 4271 requires 0 or at least 3 seconds")
         return v
+
+    @model_validator(mode="after")
+    def _keepalive_below_hold(self) -> Bgp:
+        # RFC 4271 4.4: keepalives are sent well inside the hold time; at >= hold the session drops
+        # between two keepalives (hold 0 disables both, so any keepalive is moot there).
+        if self.keepalive is not None and self.hold_time and self.keepalive >= self.hold_time:
+            raise ValueError(f"keepalive {self.keepalive}s >= hold_time {self.hold_time}s: the session would expire "
+                             f"between two keepalives; use at most hold_time / 3 ({self.hold_time // 3}s)")
+        return self
 
     @property
     def keepalive_s(self) -> int:
@@ -162,8 +171,13 @@ class Interconnect(Model):
         return self
 
 
+RouterKind = Literal[router_kind_names()]  # type: ignore[valid-type]
+"""Customer router kinds, from ``sim/data/router-kinds.yaml`` (the registry's data), never retyped."""
+
+
 class CustomerRouter(Model):
-    kind: Literal["frr", "bird", "external"] = "frr"
+    kind: RouterKind = Field(default=default_router_kind(),  # type: ignore[valid-type]
+                             description="; ".join(f"{n}: {k.title}" for n, k in router_kinds().items()))
     config: Path | None = Field(default=None, description="Your own router config; default: rendered template")
     mss_clamp: int | Literal["auto"] | None = Field(
         default="auto", description="Template only: MSS clamp the router applies ('auto' = what the profile needs)"
