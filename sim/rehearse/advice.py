@@ -81,8 +81,10 @@ def bfd_advice(peers: list[str], tx_ms: int, mult: int) -> list[str]:
 
 
 def mss_advice(report: Any, plan: Any) -> list[str]:
-    out = list(dict.fromkeys(r.advice for r in report.results if not r.ok))
-    ifaces = list(dict.fromkeys([t.cust_ifname for t in plan.tunnels] + [s.cust_iface for s in plan.sessions]))
+    out = list(getattr(report, "diagnosis", []))
+    out += list(dict.fromkeys(r.advice for r in report.results if not r.ok))
+    ifaces = list(dict.fromkeys([t.declared.name if t.declared else t.cust_ifname for t in plan.tunnels]
+                                + [s.cust_iface for s in plan.sessions]))
     out.append(f"clamp TCP MSS to {report.required} on SYNs through the interfaces toward Cloudflare "
                f"(IF below = {', '.join(ifaces)}):")
     out += [f"  {name}: {line}" for name, line in report.fix.items()]

@@ -19,6 +19,9 @@ def print_step(console: Console, step: StepResult) -> None:
     for line in step.checks:
         console.print(f"           [dim]{escape(line)}[/]", highlight=False, soft_wrap=True)
     # Details quote daemons and paths ("[/tmp/...]"): printed as text, never read as rich markup.
+    if step.provenance:
+        console.print(f"           [cyan]config under test: {escape(step.provenance)}[/]", highlight=False,
+                      soft_wrap=True)
     if step.status == "fail":
         console.print(f"           [red]{escape(step.detail)}[/]", highlight=False, soft_wrap=True)
         for line in step.advice:
@@ -57,12 +60,16 @@ def render_junit(report: Report) -> str:
                              name=f"{s.index} {s.title}", time=f"{s.seconds:.3f}")
         if s.status == "fail":
             failure = ET.SubElement(case, "failure", message=s.detail, type="CheckFailed")
-            failure.text = "\n".join([s.detail, *s.checks, *(f"-> {a}" for a in s.advice)])
+            failure.text = "\n".join([s.detail, *s.checks, *(f"-> {a}" for a in s.advice),
+                                      *([f"config under test: {s.provenance}"] if s.provenance else [])])
         elif s.status == "skip":
             ET.SubElement(case, "skipped", message=s.detail or "not applicable")
         elif s.status == "not-run":
             ET.SubElement(case, "skipped", message="not run: an earlier step failed")
-        if s.checks and s.status != "fail":
-            ET.SubElement(case, "system-out").text = "\n".join(s.checks)
+        if s.provenance:
+            ET.SubElement(ET.SubElement(case, "properties"), "property", name="provenance", value=s.provenance)
+        if (s.checks or s.provenance) and s.status != "fail":
+            ET.SubElement(case, "system-out").text = "\n".join(
+                [*s.checks, *([f"config under test: {s.provenance}"] if s.provenance else [])])
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

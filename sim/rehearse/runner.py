@@ -38,6 +38,7 @@ REHEARSAL: list[StepDef] = [
     ("2", "order", "Order: create the interconnect, download the LOA", st.order),
     ("3", "cross-connect", "Cross-connect: lab up, interconnect bound, status Healthy", st.cross_connect),
     ("4", "ping", "IPs and ping tests over the /31 (/127)", st.ping_tests),
+    ("4.1", "tunnel", "GRE tunnel up: your end reaches Cloudflare's", st.tunnel),
     ("5.1", "cni", "CNI objects created (addresses, ASN, MD5)", st.create_cnis),
     ("5.2", "bgp", "BGP call: sessions Established", st.bgp_established),
     ("5.3", "cf-prefixes", "You learned Cloudflare's prefixes", st.cloudflare_prefixes),
@@ -52,6 +53,7 @@ REHEARSAL: list[StepDef] = [
 ACCEPTANCE: list[StepDef] = [
     ("1", "config", "Router config passes the daemon's own parser", lambda c: config_check(c)),
     ("2", "lab", "Lab up with your router config", lambda c: lab_up(c)),
+    ("2.1", "tunnel", "Your GRE tunnel reaches Cloudflare's", st.tunnel),
     ("3", "peers", "Peers with Cloudflare (sessions Established)", st.bgp_established),
     ("3.1", "router", "Your router's own state agrees with the plan", st.router_state),
     ("4", "cf-prefixes", "Accepts Cloudflare's prefixes", st.cloudflare_prefixes),
@@ -86,6 +88,14 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
         router["kind"] = opts.kind or sniff_kind(cfg) or router["kind"]
     elif opts.kind is not None:
         router["kind"] = opts.kind
+    if opts.customer_dataplane is not None:
+        from sim.topology.load import check_dataplane
+
+        dp = Path(opts.customer_dataplane).expanduser().resolve()
+        if not dp.is_file():
+            raise ConfigError(dp, [f"--dataplane = '{opts.customer_dataplane}': file not found"])
+        check_dataplane(dp)
+        router["dataplane"] = dp
     if opts.mss_clamp is not None:
         router["mss_clamp"] = None if opts.mss_clamp == "none" else opts.mss_clamp
     try:
@@ -138,6 +148,7 @@ def _run_step(index: str, sid: str, title: str, fn: st.Step, ctx: st.Context) ->
         res.status, res.detail = "fail", f"{type(exc).__name__}: {exc}"
         res.advice = ["an unexpected error, not a verdict on your config: `cnilab doctor` checks the machine"]
     res.seconds = round(time.monotonic() - t0, 2)
+    res.provenance = ctx.provenance.pop(sid, "")
     return res
 
 

@@ -86,6 +86,13 @@ def pids_mentioning(text: str) -> list[int]:
     return out
 
 
+def pids_using_dir(directory: Path | str) -> list[int]:
+    """Processes whose command line names ``directory`` or a path inside it - and not merely a
+    sibling sharing its prefix (lab ``demo`` must never take lab ``demo-2``'s daemons with it)."""
+    d = str(directory).rstrip("/")
+    return sorted(set(pids_mentioning(d + "/")) | set(pids_mentioning(d + " ")))
+
+
 def kill_pids(pids: list[int], timeout: float = 2.0) -> list[int]:
     """SIGTERM, then SIGKILL after ``timeout``; returns the pids that had to be killed at all."""
     pids = [p for p in pids if proc.running(p)]
