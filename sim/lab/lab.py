@@ -182,14 +182,18 @@ class Lab:
             st.tunnels.append(rec)
 
     def _start_daemons(self, say: Progress, ready_timeout: float) -> None:
-        """Edge peer, then customer router, then wait until the edge's driver answers."""
+        """Edge peer, customer router, Magic Transit tunnels and health checks, then wait until the
+        edge's driver answers."""
         from sim.edge import start_edge, wait_ready
+        from sim.magic.lab import start_magic
         from sim.routers import start_customer
 
         say("edge peer (ExaBGP, BFD) on cf")
         start_edge(self)
         say("customer router on cust")
         start_customer(self)
+        say("Magic tunnels and health checks")
+        start_magic(self)
         say("waiting for BGP")
         wait_ready(self, ready_timeout)
 
