@@ -58,10 +58,13 @@ STARTING_WINDOW_S = 30.0
 connected": the customer daemon's own start (BIRD's `start delay time` is 5 s, FRR connects at once)
 plus the time to start daemons on a loaded 2-core machine. Any evidence (a NOTIFICATION, MD5 drops,
 a TCP connection) ends the window early."""
-MD5_CONFIRM_SAMPLES = 2
-"""MD5 drops in this many separate 1 s samples make a key mismatch deterministic: the customer's
-SYN retransmissions (1 s, 2 s, ...) keep failing the check; one stray segment during a key change
-does not."""
+MD5_CONFIRM_SAMPLES = 3
+"""MD5 drops in this many 1 s samples of one streak make a key mismatch deterministic: the first
+three SYNs of one connection attempt (at 0, 1 and 3 s: TCP's retransmission backoff) all failed the
+check. One stray segment during a key change does not."""
+MD5_STREAK_GAP_S = 10.0
+"""Drops further apart than this start a new streak (SYN retransmissions of one attempt are at most
+8 s apart before the fifth)."""
 
 FSM_NAMES = {"IDLE": "Idle", "ACTIVE": "Active", "CONNECT": "Connect", "OPENSENT": "OpenSent",
              "OPENCONFIRM": "OpenConfirm", "ESTABLISHED": "Established"}
@@ -432,7 +435,7 @@ class EdgeDriver:
         delta = {k: v - self._md5_base.get(k, 0) for k, v in now_c.items() if v > self._md5_base.get(k, 0)}
         now = time.time()
         if delta:
-            if self._md5_last_change is None or now - self._md5_last_change > MD5_WINDOW_S:
+            if self._md5_last_change is None or now - self._md5_last_change > MD5_STREAK_GAP_S:
                 self._md5_first_change, self._md5_samples = now, 0
             self._md5_samples += 1
             self._md5_last_change = now

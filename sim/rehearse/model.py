@@ -7,7 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-StepStatus = Literal["pass", "fail", "skip", "not-run"]
+StepStatus = Literal["pass", "warn", "fail", "skip", "not-run"]
+"""pass; warn (passed, with findings to look at); fail; skip (does not apply here, with the reason);
+not-run (depends on a step that failed, named in ``detail``)."""
+Severity = Literal["fail", "warn"]
 Suite = Literal["rehearse", "test"]
 MssClampOverride = Literal["auto", "none"] | int
 
@@ -29,6 +32,24 @@ class RunOptions(_Model):
     bgp_timeout: float = 45.0
 
 
+class Finding(_Model):
+    """One thing an engineer must look at, said once: what was seen (cause) and what to change (fix).
+
+    ``check`` is a stable id (``bgp.open-refused``, ``announce.leak``, ``router.timers``) so CI and
+    tests can match findings without parsing prose; ``subject`` names what it concerns (sessions,
+    prefixes, a config line)."""
+
+    severity: Severity
+    check: str
+    subject: str = ""
+    cause: str
+    fix: str = ""
+
+    def text(self) -> str:
+        head = f"{self.subject}: " if self.subject else ""
+        return head + self.cause + (f" -> {self.fix}" if self.fix else "")
+
+
 class StepResult(_Model):
     """One checklist row. ``advice`` is what an engineer should change when the step failed."""
 
@@ -40,6 +61,7 @@ class StepResult(_Model):
     detail: str = ""
     checks: list[str] = Field(default_factory=list, description="What was verified, one line each")
     advice: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list, description="Causes and fixes, each once (fail and warn)")
 
 
 class Report(_Model):
@@ -55,6 +77,12 @@ class Report(_Model):
     steps: list[StepResult]
     notes: list[str] = Field(default_factory=list)
 
+    warnings: int = Field(default=0, description="Findings of severity warn (they do not fail the run)")
+
     @property
     def failed(self) -> StepResult | None:
         return next((s for s in self.steps if s.status == "fail"), None)
+
+    @property
+    def failures(self) -> list[StepResult]:
+        return [s for s in self.steps if s.status == "fail"]

@@ -1,0 +1,106 @@
+"""Checks of the customer's router against the plan: the ``router`` step of ``cnilab test``/``rehearse``.
+
+Each check is a function ``(Context) -> list[Finding]`` registered with :func:`router_check`; the
+step runs every registered check (a check that raises becomes a WARN saying it could not run, never
+a silent pass) and fails when any finding has severity ``fail``. Checks read real state: the edge's
+view of each session (negotiated timers, flaps) here, the customer daemon's own state (FRR
+``show bgp neighbors json``, BIRD ``show protocols all``) in checks other modules register. Adding a
+check is one decorated function in any module listed in :data:`CHECK_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sim.rehearse.model import Finding
+
+if TYPE_CHECKING:
+    from sim.rehearse.steps import Context
+
+RouterCheck = Callable[["Context"], list[Finding]]
+
+
+@dataclass(frozen=True)
+class RegisteredCheck:
+    id: str
+    title: str
+    fn: RouterCheck
+
+
+class CheckRegistry:
+    """Named checks in registration order (an id registered twice is a programming error)."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, RegisteredCheck] = {}
+
+    def register(self, check_id: str, title: str) -> Callable[[RouterCheck], RouterCheck]:
+        def deco(fn: RouterCheck) -> RouterCheck:
+            if check_id in self._checks and self._checks[check_id].fn is not fn:
+                raise ValueError(f"router check {check_id!r} registered twice")
+            self._checks[check_id] = RegisteredCheck(check_id, title, fn)
+            return fn
+        return deco
+
+    def all(self) -> list[RegisteredCheck]:
+        for mod in CHECK_MODULES:
+            try:
+                importlib.import_module(mod)
+            except ModuleNotFoundError as exc:  # a check module not built yet must not break the others
+                if exc.name != mod:
+                    raise
+        return list(self._checks.values())
+
+
+CHECK_MODULES: tuple[str, ...] = (
+    "sim.rehearse.checks",
+    "sim.rehearse.router_checks",  # cross-checks of the customer daemon's own state (routers work)
+)
+"""Modules whose import registers checks; listed here so the runner finds them without if-chains."""
+
+REGISTRY = CheckRegistry()
+router_check = REGISTRY.register
+
+
+def run_checks(ctx: Context, checks: list[RegisteredCheck] | None = None) -> tuple[list[str], list[Finding]]:
+    """Run every check; returns (what ran, findings). A check that raises is a WARN, not a pass."""
+    ran: list[str] = []
+    findings: list[Finding] = []
+    for c in checks if checks is not None else REGISTRY.all():
+        try:
+            got = c.fn(ctx)
+        except Exception as exc:  # a broken check must be visible, and must not hide the others
+            findings.append(Finding(severity="warn", check=f"{c.id}.not-run", subject=c.title,
+                                    cause=f"this check could not run: {type(exc).__name__}: {exc}",
+                                    fix="not a verdict on your config; report it if it persists"))
+            ran.append(f"{c.title}: could not run")
+            continue
+        ran.append(f"{c.title}: " + (", ".join(f"{f.severity.upper()} {f.check}" for f in got) or "ok"))
+        findings += got
+    return ran, findings
+
+
+# -- built-in checks: what the edge measured on the wire -----------------------------------------------
+@router_check("router.timers", "BGP timers (negotiated hold time, your keepalive)")
+def timers(ctx: Context) -> list[Finding]:
+    out = []
+    for s in ctx.edge.sessions():
+        for w in s.warnings:
+            out.append(Finding(severity="warn", check="router.timers", subject=s.key, cause=w.split(": ", 1)[0],
+                               fix=w.split(": ", 1)[1] if ": " in w else ""))
+    return out
+
+
+@router_check("router.flaps", "Sessions stay up once Established")
+def flaps(ctx: Context) -> list[Finding]:
+    out = []
+    for s in ctx.edge.sessions():
+        if s.flaps:
+            last = next((t for t in reversed(s.transitions) if t.state != "Established"), None)
+            out.append(Finding(severity="warn", check="router.flaps", subject=s.key,
+                               cause=f"the session went down {s.flaps} time(s) after Established without a fault"
+                                     + (f" (last: {last.reason})" if last and last.reason else ""),
+                               fix="see `cnilab bgp` (transitions) and your router's log for the reason"))
+    return out
