@@ -555,7 +555,8 @@ def failover(ctx: Context) -> list[str]:
     finally:
         clear_faults(ctx.lab, link, kind="blackhole")
     if took is None:
-        raise StepFailed(f"{sess.key} stayed Established {detect_s + DETECTION_SLACK_S:.0f}s after {link} went dark ({how})",
+        raise StepFailed(f"{sess.key} stayed Established {detect_s + DETECTION_SLACK_S:.0f}s after {link} went "
+                         f"dark ({how})",
                          ["a silent failure was not detected: keep BFD on and the hold time short (the plan "
                           f"uses {sess.hold_time} s)"])
     try:
