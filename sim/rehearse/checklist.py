@@ -36,7 +36,12 @@ def step_lines(step: StepResult) -> list[tuple[str, str]]:
 
 def print_step(console: Console, step: StepResult) -> None:
     """One line per finished step, then what it checked, then its findings (cause, then -> fix)."""
-    console.print(f"{MARK[step.status]} {step.index:>4} {step.title} [dim]({step.seconds:.1f}s)[/]", highlight=False)
+    if step.status == "not-run":
+        console.print(f"{MARK[step.status]} {step.index:>4} {escape(step.title)} [dim](not run: "
+                      f"{escape(step.detail or 'an earlier step failed')})[/]", highlight=False)
+        return
+    console.print(f"{MARK[step.status]} {step.index:>4} {escape(step.title)} [dim]({step.seconds:.1f}s)[/]",
+                  highlight=False)
     for style, text in step_lines(step):
         if style == "fix":
             line = f"{INDENT}  [bold]->[/] {escape(text)}"

@@ -101,6 +101,20 @@ def sniff_kind(path: Path) -> str | None:
     return None
 
 
+KIND_NAMES = {"frr": "FRR", "bird": "BIRD"}
+
+
+def check_router_kind(cfg: Path, kind: str, field: str, where: Path | str) -> None:
+    """Refuse a config whose own syntax says it is another daemon's, in one line, before that
+    daemon's parser prints a screenful of errors about every line of it."""
+    seen = sniff_kind(cfg)
+    if seen is not None and seen != kind:
+        sign = "`protocol bgp`" if seen == "bird" else "`router bgp`"
+        what = "this file" if Path(where) == cfg else str(cfg)
+        raise ConfigError(where, [f"{field} = {kind!r}, but {what} looks like {KIND_NAMES[seen]} (it has {sign}): "
+                                  f"use {field} {seen}, or give it a {KIND_NAMES.get(kind, kind)} config"])
+
+
 def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
     """The topology with the user's router config (and clamp) in place of the template's."""
     topo = load_topology(opts.topology)
@@ -110,6 +124,8 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
         if not cfg.is_file():
             raise ConfigError(cfg, [f"--customer-config = '{opts.customer_config}': file not found"])
         router["config"] = cfg
+        if opts.kind is not None:
+            check_router_kind(cfg, opts.kind, "--kind", cfg)
         router["kind"] = opts.kind or sniff_kind(cfg) or router["kind"]
     elif opts.kind is not None:
         router["kind"] = opts.kind

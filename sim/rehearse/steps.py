@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.edge.control import ControlError, EdgeClient, SessionInfo
+from sim.edge.readiness import deterministic_evidence
 from sim.facts import facility_by_code, load_facts
 from sim.rehearse.advice import (
     StepFailed,
@@ -249,18 +250,6 @@ def _customer_bgp(ctx: Context) -> list[dict[str, Any]]:
 FAIL_FAST_AFTER_REPEAT_S = 12.0
 """A non-deterministic NOTIFICATION (hold timer, cease) must persist this long - a few of the
 customer's connect retries - before it is the verdict; deterministic evidence fails at once."""
-
-
-def deterministic_evidence(s: SessionInfo, since: float) -> str | None:
-    """Evidence (seen after ``since``, epoch) that this session will not come up by waiting:
-    a refused OPEN (NOTIFICATION 2/x or Cease 6/5), or repeated kernel MD5 drops."""
-    n = s.last_notification
-    if n is not None and n.time >= since and (n.code == 2 or (n.code, n.subcode) == (6, 5)):
-        return f"NOTIFICATION {n.code}/{n.subcode} {n.name}"
-    md5 = s.md5_evidence
-    if md5 is not None and md5.confirmed and (md5.last or 0) >= since:
-        return f"TCP MD5 drops ({md5.counters})"
-    return None
 
 
 def bgp_established(ctx: Context) -> list[str]:
