@@ -11,6 +11,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sim.cli.output import console, emit, fail
@@ -46,6 +47,57 @@ def _dur(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _state(s: Any) -> str:
+    if s.up:
+        return f"[green]{s.state}[/]"
+    return "[yellow]starting[/]" if s.starting else f"[red]{s.state}[/]"
+
+
+def _timers(s: Any) -> str:
+    """negotiated hold/keepalive, e.g. ``9/3`` (before an OPEN: Cloudflare's configured hold)."""
+    if s.negotiated_hold_s is None:
+        return f"({s.hold_time}/-)" if s.hold_time is not None else "-"
+    return f"{s.negotiated_hold_s}/{s.keepalive_s if s.keepalive_s is not None else '-'}"
+
+
+def _last(transitions: list[Any], now: float) -> str:
+    if not transitions:
+        return "-"
+    t = transitions[-1]
+    return f"{t.state} {_dur(now - t.time)} ago"
+
+
+def _last_bfd(transitions: list[dict[str, Any]], now: float) -> str:
+    if not transitions:
+        return "-"
+    t = transitions[-1]
+    return f"{t['state']} ({t.get('reason') or '-'}) {_dur(now - t['time'])} ago"
+
+
+def render_sessions(rows: list[Any]) -> None:
+    """The sessions table, then one line per refused prefix, warning and error (each said once)."""
+    t = Table(title="BGP at the Cloudflare edge (AS13335)")
+    for col in ("session", "peer", "AS", "state", "up/down", "hold/ka s", "flaps", "last change", "sent", "rcvd",
+                "accepted", "rejected", "BFD"):
+        t.add_column(col)
+    now = time.time()
+    for s in rows:
+        t.add_row(s.key, s.peer, str(s.peer_asn), _state(s),
+                  _dur(s.uptime_s if s.up else (now - s.since if s.since else None)), _timers(s),
+                  str(s.flaps), _last(s.transitions, now),
+                  str(s.prefixes_sent), str(s.prefixes_received), str(s.prefixes_accepted),
+                  str(s.prefixes_rejected), (s.bfd_state or "?") if s.bfd else "-")
+    console.print(t)
+    for s in rows:
+        for r in s.rejected:
+            console.print(f"  {s.key}: rejected ({r.rule}) {r.reason}", highlight=False, markup=False)
+        for w in s.warnings:
+            console.print(f"  [yellow]WARN[/] {s.key}: {escape(w)}", highlight=False)
+        if s.last_error:
+            style = "yellow" if s.starting else "red"
+            console.print(f"  [{style}]{s.key}[/]: {escape(s.last_error)}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("bgp")
     def bgp(lab: LabOpt = None, as_json: JsonOpt = False,
@@ -59,22 +111,7 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
 
         def render(rows) -> None:
-            t = Table(title="BGP at the Cloudflare edge (AS13335)")
-            for col in ("session", "peer", "AS", "state", "up/down", "sent", "rcvd", "accepted", "rejected", "BFD"):
-                t.add_column(col)
-            now = time.time()
-            for s in rows:
-                state = f"[green]{s.state}[/]" if s.up else f"[red]{s.state}[/]"
-                t.add_row(s.key, s.peer, str(s.peer_asn), state,
-                          _dur(s.uptime_s if s.up else (now - s.since if s.since else None)),
-                          str(s.prefixes_sent), str(s.prefixes_received), str(s.prefixes_accepted),
-                          str(s.prefixes_rejected), (s.bfd_state or "?") if s.bfd else "-")
-            console.print(t)
-            for s in rows:
-                for r in s.rejected:
-                    console.print(f"  {s.key}: rejected {r.reason}", highlight=False)
-                if s.last_error:
-                    console.print(f"  [red]{s.key}[/]: {s.last_error}", highlight=False)
+            render_sessions(rows)
 
         emit(sessions, as_json, render)
         raise typer.Exit(0 if sessions and all(s.up for s in sessions) else 1)
@@ -95,7 +132,8 @@ def register(app: typer.Typer) -> None:
                 console.print("no BFD sessions (BFD is off on every interconnect, or not supported by the dataplane)")
                 return
             t = Table(title="BFD at the Cloudflare edge")
-            for col in ("local -> peer", "state", "remote", "tx/rx ms", "mult", "detect ms", "diag", "since"):
+            for col in ("local -> peer", "state", "remote", "tx/rx ms", "mult", "detect ms", "diag", "since",
+                        "flaps", "last change"):
                 t.add_column(col)
             now = time.time()
             for b in items:
@@ -105,7 +143,8 @@ def register(app: typer.Typer) -> None:
                           f"{b.get('negotiated_tx_ms', 0):.0f}/{b.get('negotiated_rx_ms', 0):.0f}",
                           str(b.get("multiplier", "")), f"{b.get('detection_ms', 0):.0f}",
                           f"{b.get('local_diag_name', '')}/{b.get('remote_diag_name', '')}",
-                          _dur(now - b["last_change"]) if b.get("last_change") else "-")
+                          _dur(now - b["last_change"]) if b.get("last_change") else "-",
+                          str(b.get("flaps", 0)), _last_bfd(b.get("transitions") or [], now))
             console.print(t)
 
         emit(rows, as_json, render)

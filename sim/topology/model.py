@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -87,6 +88,15 @@ class Bgp(Model):
     def _hold(cls, v: int) -> int:
         if v != 0 and v < int(load_facts().bgp["min_hold_time"]["value"]):
             raise ValueError(f"hold time {v}s is not allowed: RFC 4271 requires 0 or at least 3 seconds")
+        return v
+
+    @field_validator("keepalive")
+    @classmethod
+    def _keepalive(cls, v: int | None, info: ValidationInfo) -> int | None:
+        hold = info.data.get("hold_time")
+        if v is not None and hold and v >= hold:
+            raise ValueError(f"keepalive {v}s is not less than hold_time {hold}s: the session would expire "
+                             f"between keepalives; use a third of the hold time ({max(1, hold // 3)})")
         return v
 
     @property
