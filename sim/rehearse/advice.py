@@ -116,28 +116,31 @@ def bgp_advice(sessions: list[SessionInfo], customer: list[dict[str, Any]], expe
 
 
 LEAK_FIX = {
-    "cloudflare-route": "your router re-advertises routes it learned from Cloudflare back to Cloudflare",
-    "default-route": "your router sends a default route to Cloudflare",
-    "connected-link": "your router announces its connected interconnect link nets",
+    "cloudflare-route": "re-advertises routes it learned from Cloudflare back to Cloudflare",
+    "default-route": "sends a default route",
+    "connected-link": "announces its connected interconnect link nets",
 }
 
 
-def outbound_policy_fix(allowed: list[str], session: str = "<cf-address>") -> str:
+def outbound_policy_fix(allowed: list[str], neighbors: list[str] | None = None) -> str:
     """The outbound policy every CNI customer needs, for FRR and BIRD, naming their prefixes."""
     v4 = [p for p in allowed if ":" not in p]
     v6 = [p for p in allowed if ":" in p]
-    frr = "; ".join([*(f"ip prefix-list TO-CF permit {p}" for p in v4),
-                     *(f"ipv6 prefix-list TO-CF6 permit {p}" for p in v6)])
-    bird = ", ".join(allowed)
-    return (f"add an outbound policy toward Cloudflare that permits only your prefixes: FRR `{frr}` + "
-            f"`route-map TO-CF permit 10` / `match ip address prefix-list TO-CF` + `neighbor {session} route-map "
-            "TO-CF out` (keep FRR's default `bgp ebgp-requires-policy`: never `no bgp ebgp-requires-policy`); "
-            f"BIRD `export where net ~ [ {bird} ];` instead of `export all`")
+    nbrs = neighbors or ["<cloudflare-address>"]
+    frr = [f"ip prefix-list TO-CF permit {p}" for p in v4] + [f"ipv6 prefix-list TO-CF6 permit {p}" for p in v6]
+    return ("an outbound policy toward Cloudflare that permits only your prefixes: FRR "
+            + ", ".join(f"`{line}`" for line in frr)
+            + ", `route-map TO-CF permit 10` + `match ip address prefix-list TO-CF` (IPv6: `match ipv6 address "
+              "prefix-list TO-CF6`), " + ", ".join(f"`neighbor {n} route-map TO-CF out`" for n in nbrs)
+            + ", and keep FRR's default `bgp ebgp-requires-policy` (a neighbor without a policy then sends "
+              f"nothing); BIRD `export where net ~ [ {', '.join(allowed)} ];` instead of `export all`")
 
 
-def rejected_findings(rejected: dict[str, list[RejectedRoute]], allowed: list[str]) -> list[Finding]:
-    """Refused prefixes: leaks (routes that are not the customer's) grouped by kind with the outbound
-    policy fix; every other refusal quoting the import policy's reason."""
+def rejected_findings(rejected: dict[str, list[RejectedRoute]], allowed: list[str],
+                      neighbors: dict[str, str] | None = None) -> list[Finding]:
+    """Refused prefixes. Leaks (Cloudflare's routes, a default, link nets: routes that are not the
+    customer's) are one finding with the outbound policy fix, said once; every other refusal is one
+    finding per rule quoting the import policy's reasons."""
     out: list[Finding] = []
     by_rule: dict[str, dict[str, str]] = {}  # rule -> prefix -> reason
     sessions: dict[str, set[str]] = {}
@@ -145,21 +148,27 @@ def rejected_findings(rejected: dict[str, list[RejectedRoute]], allowed: list[st
         for r in routes:
             by_rule.setdefault(r.rule, {}).setdefault(r.prefix, r.reason)
             sessions.setdefault(r.rule, set()).add(key)
+    leak_parts, leak_sessions = [], set()
     for rule, reasons in by_rule.items():
         subject = ", ".join(sorted(sessions[rule]))
         prefixes = list(reasons)
         if rule in LEAK_RULES:
             shown = ", ".join(prefixes[:6]) + (f" and {len(prefixes) - 6} more" if len(prefixes) > 6 else "")
-            out.insert(0, Finding(severity="fail", check="announce.leak", subject=subject,
-                                  cause=f"{LEAK_FIX[rule]} ({len(prefixes)} prefix(es): {shown}; rule {rule}); "
-                                        "Cloudflare refuses them, a peer without its filters would not",
-                                  fix=outbound_policy_fix(allowed)))
+            leak_parts.append(f"{LEAK_FIX[rule]} ({len(prefixes)}: {shown})")
+            leak_sessions |= sessions[rule]
         else:
             out.append(Finding(severity="fail", check=f"announce.{rule}", subject=subject,
                                cause="Cloudflare refused " + "; ".join(reasons.values()) + f" (rule {rule})",
                                fix=f"announce only your allow-listed prefixes ({', '.join(allowed)}): remove the "
                                    "others from the export policy toward Cloudflare (FRR prefix-list ... out without "
                                    "`le`, and their `network` lines; BIRD the export filter)"))
+    if leak_parts:
+        nbrs = [neighbors[k] for k in sorted(leak_sessions) if neighbors and k in neighbors]
+        out.insert(0, Finding(severity="fail", check="announce.leak", subject=", ".join(sorted(leak_sessions)),
+                              cause="your router has no working outbound policy toward Cloudflare: it "
+                                    + "; it ".join(leak_parts)
+                                    + ". Cloudflare refuses these; a peer without its filters would not",
+                              fix="add " + outbound_policy_fix(allowed, nbrs)))
     return out
 
 

@@ -359,7 +359,7 @@ def customer_prefixes(ctx: Context, timeout: float = 20.0) -> list[str]:
     out = [f"{s.key}: edge received {s.prefixes_received} (before policy), accepted {s.prefixes_accepted}, "
            f"rejected {s.prefixes_rejected}" for s in sessions]
     allowed = sorted(str(p) for p in ctx.plan.customer_prefixes)
-    findings = rejected_findings(rejected, allowed)
+    findings = rejected_findings(rejected, allowed, {s.key: str(s.cf_addr) for s in ctx.plan.sessions})
     if not want <= accepted:
         missing = ", ".join(sorted(want - accepted))
         findings.append(Finding(severity="fail", check="announce.missing", subject=missing,
@@ -367,10 +367,10 @@ def customer_prefixes(ctx: Context, timeout: float = 20.0) -> list[str]:
                                 fix=f"announce {missing} (FRR `network` + a route to anchor it, BIRD a static route) "
                                     "and permit it in your export policy toward Cloudflare"))
     if findings:
-        n = sum(len(v) for v in rejected.values())
-        head = (f"Cloudflare refused {n} prefix(es) you announced: "
-                + ", ".join(dict.fromkeys(r.prefix for v in rejected.values() for r in v))) if n else \
-            findings[0].cause
+        refused = {r.prefix: r.rule for v in rejected.values() for r in v}
+        rules = {rule: sum(1 for x in refused.values() if x == rule) for rule in dict.fromkeys(refused.values())}
+        head = (f"Cloudflare refused {len(refused)} prefix(es) you announced ("
+                + ", ".join(f"{n} {rule}" for rule, n in rules.items()) + ")") if refused else findings[0].cause
         raise StepFailed(head, checks=out, findings=findings)
     return [*out, f"accepted: {', '.join(sorted(want))}"]
 
