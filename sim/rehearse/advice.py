@@ -7,6 +7,7 @@ so the rehearsal teaches the same words the engineer will read on Cloudflare's s
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from sim.bgp.policy import LEAK_RULES
@@ -66,7 +67,7 @@ def bgp_findings(sessions: list[SessionInfo], customer: list[dict[str, Any]], ex
                 cause=f"Cloudflare refused your OPEN with NOTIFICATION 2/2 Bad Peer AS: your router opens as {sent}, "
                       f"Cloudflare has AS{expected_asn} on file ({asn_source})",
                 fix=f"set your ASN to {expected_asn} (FRR `router bgp {expected_asn}`, BIRD `local as {expected_asn};`)"
-                    f" or correct {asn_source}; keep Cloudflare's side as `neighbor {s.local} remote-as {cf_asn}`"))
+                    f" or correct {asn_source}; keep `remote-as {cf_asn}` on your Cloudflare neighbors"))
             continue
         if note is not None:
             who = "Cloudflare sent" if note.direction == "sent" else "your router sent"
@@ -86,8 +87,10 @@ def bgp_findings(sessions: list[SessionInfo], customer: list[dict[str, Any]], ex
                 severity="fail", check="bgp.md5", subject=s.key,
                 cause=f"the kernel dropped your router's TCP segments on the MD5 check ({s.md5_evidence.counters}): "
                       + ("a wrong key or none" if s.md5 else "your router signs with a key Cloudflare does not use"),
-                fix=(f"set `neighbor {s.local} password` (BIRD `password`) to exactly the CNI's bgp.md5_key"
-                     if s.md5 else f"remove `neighbor {s.local} password` (BIRD `password`)")))
+                fix=("set the TCP MD5 password on your Cloudflare neighbors (FRR `neighbor ADDRESS password`, BIRD "
+                     "`password`) to exactly the CNI's bgp.md5_key" if s.md5 else
+                     "remove the TCP MD5 password from your Cloudflare neighbors (FRR `neighbor ADDRESS password`, "
+                     "BIRD `password`)")))
             continue
         if remote not in (None, cf_asn):
             out.append(Finding(severity="fail", check="bgp.remote-as", subject=s.key,
@@ -122,6 +125,11 @@ LEAK_FIX = {
 }
 
 
+def _net_order(prefix: str) -> tuple[int, int, int]:
+    net = ipaddress.ip_network(prefix, strict=False)
+    return net.version, int(net.network_address), net.prefixlen
+
+
 def outbound_policy_fix(allowed: list[str], neighbors: list[str] | None = None) -> str:
     """The outbound policy every CNI customer needs, for FRR and BIRD, naming their prefixes."""
     v4 = [p for p in allowed if ":" not in p]
@@ -151,7 +159,7 @@ def rejected_findings(rejected: dict[str, list[RejectedRoute]], allowed: list[st
     leak_parts, leak_sessions = [], set()
     for rule, reasons in by_rule.items():
         subject = ", ".join(sorted(sessions[rule]))
-        prefixes = list(reasons)
+        prefixes = sorted(reasons, key=_net_order)
         if rule in LEAK_RULES:
             shown = ", ".join(prefixes[:6]) + (f" and {len(prefixes) - 6} more" if len(prefixes) > 6 else "")
             leak_parts.append(f"{LEAK_FIX[rule]} ({len(prefixes)}: {shown})")

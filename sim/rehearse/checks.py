@@ -99,8 +99,13 @@ def flaps(ctx: Context) -> list[Finding]:
     for s in ctx.edge.sessions():
         if s.flaps:
             last = next((t for t in reversed(s.transitions) if t.state != "Established"), None)
+            reason = last.reason if last else ""
+            fix = "see `cnilab bgp` (transitions) and your router's log for the reason"
+            if "customer router sent BFD Down" in reason and ctx.plan.customer_router.kind == "frr":
+                fix = (f"FRR re-registers BFD when the session comes up unless it knows the source address, and the "
+                       f"new BFD session starts Down: add `neighbor {s.local} update-source {s.peer}` and declare "
+                       f"the peer under `bfd` (`peer {s.local} local-address {s.peer} interface IFNAME`)")
             out.append(Finding(severity="warn", check="router.flaps", subject=s.key,
                                cause=f"the session went down {s.flaps} time(s) after Established without a fault"
-                                     + (f" (last: {last.reason})" if last and last.reason else ""),
-                               fix="see `cnilab bgp` (transitions) and your router's log for the reason"))
+                                     + (f" (last: {reason})" if reason else ""), fix=fix))
     return out

@@ -67,7 +67,7 @@ REHEARSAL: list[StepDef] = [
     StepDef("5.4", "cf-prefixes", "You learned Cloudflare's prefixes", st.cloudflare_prefixes, ("bgp",)),
     StepDef("5.5", "customer-prefixes", "Cloudflare accepted your prefixes, refused none", st.customer_prefixes,
             ("bgp",)),
-    StepDef("5.6", "bfd", "BFD Up", st.bfd_up, ("cni",)),
+    StepDef("5.6", "bfd", "BFD Up", st.bfd_up, ("bgp",)),
     StepDef("6.1", "mtu", "MTU probe: path MTU as the profile, PMTUD", st.mtu, ("bgp",)),
     StepDef("6.2", "mss", "MSS probe: clamped on real TCP handshakes", st.mss, ("bgp",)),
     StepDef("7", "go-live", "Go live + monitoring: Healthy, low light -> Unhealthy -> Healthy", st.go_live,
@@ -81,7 +81,8 @@ ACCEPTANCE: list[StepDef] = [
     StepDef("4", "router", "Your router's state agrees with the plan", _router_step, ("lab",)),
     StepDef("5", "cf-prefixes", "Accepts Cloudflare's prefixes", st.cloudflare_prefixes, ("peers",)),
     StepDef("6", "announce", "Announces only allowed prefixes (nothing refused)", st.customer_prefixes, ("peers",)),
-    StepDef("7", "bfd", "BFD Up", st.bfd_up, ("lab",)),
+    # BFD needs BGP: FRR's and BIRD's BGP ask their BFD for a session only for a configured, live peer
+    StepDef("7", "bfd", "BFD Up", st.bfd_up, ("peers",)),
     StepDef("8", "mtu", "MTU as the profile", st.mtu, ("peers",)),
     StepDef("9", "mss", "Clamps TCP MSS", st.mss, ("peers",)),
     StepDef("10", "failover", "Fails over", st.failover, ("peers",)),

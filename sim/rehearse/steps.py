@@ -277,11 +277,10 @@ def bgp_established(ctx: Context) -> list[str]:
         if (now > deadline or (down and all(evidence.values()))
                 or (refused and now - t0 > FAIL_FAST_AFTER_REPEAT_S)):
             missing = sorted(set(keys) - {s.key for s in sessions})
-            how = ("; ".join(f"{k}: {v}" for k, v in evidence.items() if v) if down and all(evidence.values())
-                   else "")
+            fast = bool(down) and all(evidence.values())
             detail = ", ".join(f"{s.key} {s.state}" for s in down) or f"sessions {missing} not on the edge"
             raise StepFailed(f"BGP not Established after {now - t0:.0f}s: {detail}"
-                             + (f" (failed fast on {how})" if how else ""),
+                             + (" (stopped early: the evidence below will not change by waiting)" if fast else ""),
                              findings=bgp_findings(down, _customer_bgp(ctx), ctx.topo.customer.asn, ctx.asn_source))
         time.sleep(0.3)
 
