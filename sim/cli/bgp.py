@@ -54,10 +54,12 @@ def _state(s: Any) -> str:
 
 
 def _timers(s: Any) -> str:
-    """negotiated hold/keepalive, e.g. ``9/3`` (before an OPEN: Cloudflare's configured hold)."""
+    """Negotiated hold/keepalive, e.g. ``9/3 (yours 9)``; before any OPEN, Cloudflare's configured hold."""
     if s.negotiated_hold_s is None:
-        return f"({s.hold_time}/-)" if s.hold_time is not None else "-"
-    return f"{s.negotiated_hold_s}/{s.keepalive_s if s.keepalive_s is not None else '-'}"
+        return f"- (Cloudflare {s.hold_time}/-, no OPEN yet)" if s.hold_time is not None else "-"
+    ka = s.keepalive_s if s.keepalive_s is not None else "-"
+    theirs = f", your keepalives every {s.peer_keepalive_s:g}" if s.peer_keepalive_s else ""
+    return f"{s.negotiated_hold_s}/{ka} (your OPEN {s.peer_hold_time}{theirs})"
 
 
 def _last(transitions: list[Any], now: float) -> str:
@@ -75,20 +77,22 @@ def _last_bfd(transitions: list[dict[str, Any]], now: float) -> str:
 
 
 def render_sessions(rows: list[Any]) -> None:
-    """The sessions table, then one line per refused prefix, warning and error (each said once)."""
+    """The sessions table, then per session: timers, flaps and last change, then each refused prefix,
+    warning and error (each said once). Details go below the table so it fits an 80-column terminal."""
     t = Table(title="BGP at the Cloudflare edge (AS13335)")
-    for col in ("session", "peer", "AS", "state", "up/down", "hold/ka s", "flaps", "last change", "sent", "rcvd",
-                "accepted", "rejected", "BFD"):
+    for col in ("session", "peer", "AS", "state", "up/down", "flaps", "sent", "rcvd", "accepted", "rejected", "BFD"):
         t.add_column(col)
     now = time.time()
     for s in rows:
         t.add_row(s.key, s.peer, str(s.peer_asn), _state(s),
-                  _dur(s.uptime_s if s.up else (now - s.since if s.since else None)), _timers(s),
-                  str(s.flaps), _last(s.transitions, now),
+                  _dur(s.uptime_s if s.up else (now - s.since if s.since else None)), str(s.flaps),
                   str(s.prefixes_sent), str(s.prefixes_received), str(s.prefixes_accepted),
                   str(s.prefixes_rejected), (s.bfd_state or "?") if s.bfd else "-")
     console.print(t)
     for s in rows:
+        bfd = f"; BFD flaps {s.bfd_flaps}" if s.bfd else ""
+        console.print(f"  {s.key}: hold/keepalive {_timers(s)} s; flaps {s.flaps}, last change "
+                      f"{_last(s.transitions, now)}{bfd}", highlight=False, markup=False)
         for r in s.rejected:
             console.print(f"  {s.key}: rejected ({r.rule}) {r.reason}", highlight=False, markup=False)
         for w in s.warnings:
