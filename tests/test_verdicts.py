@@ -165,7 +165,8 @@ def test_up_waits_for_established_and_bfd(state: Path) -> None:
         assert all(r["up"] and r["bfd_state"] == "Up" for r in rows), rows
         assert {(r["negotiated_hold_s"], r["keepalive_s"]) for r in rows} == {(9, 3)}
         text = _cli("bgp", "--lab", name, state=state).stdout
-        assert "ewr1/v4: hold/keepalive 9/3 (your OPEN 9" in text and "flaps 0, last change Established" in text, text
+        assert "ewr1/v4: peer 192.0.2.11 AS65010; hold/keepalive 9/3 s (your OPEN: hold 9 s" in text, text
+        assert "flaps 0, last change Established" in text, text
     finally:
         _cli("down", "--lab", name, state=state)
 

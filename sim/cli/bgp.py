@@ -58,8 +58,8 @@ def _timers(s: Any) -> str:
     if s.negotiated_hold_s is None:
         return f"- (Cloudflare {s.hold_time}/-, no OPEN yet)" if s.hold_time is not None else "-"
     ka = s.keepalive_s if s.keepalive_s is not None else "-"
-    theirs = f", your keepalives every {s.peer_keepalive_s:g}" if s.peer_keepalive_s else ""
-    return f"{s.negotiated_hold_s}/{ka} (your OPEN {s.peer_hold_time}{theirs})"
+    theirs = f", your keepalives every {s.peer_keepalive_s:g} s" if s.peer_keepalive_s else ""
+    return f"{s.negotiated_hold_s}/{ka} s (your OPEN: hold {s.peer_hold_time} s{theirs})"
 
 
 def _last(transitions: list[Any], now: float) -> str:
@@ -80,26 +80,26 @@ def render_sessions(rows: list[Any]) -> None:
     """The sessions table, then per session: timers, flaps and last change, then each refused prefix,
     warning and error (each said once). Details go below the table so it fits an 80-column terminal."""
     t = Table(title="BGP at the Cloudflare edge (AS13335)")
-    for col in ("session", "peer", "AS", "state", "up/down", "flaps", "sent", "rcvd", "accepted", "rejected", "BFD"):
-        t.add_column(col)
+    for col in ("session", "state", "up/down", "sent", "rcvd", "accepted", "rejected", "BFD"):
+        t.add_column(col, no_wrap=True)
     now = time.time()
     for s in rows:
-        t.add_row(s.key, s.peer, str(s.peer_asn), _state(s),
-                  _dur(s.uptime_s if s.up else (now - s.since if s.since else None)), str(s.flaps),
+        t.add_row(s.key, _state(s),
+                  _dur(s.uptime_s if s.up else (now - s.since if s.since else None)),
                   str(s.prefixes_sent), str(s.prefixes_received), str(s.prefixes_accepted),
                   str(s.prefixes_rejected), (s.bfd_state or "?") if s.bfd else "-")
     console.print(t)
     for s in rows:
         bfd = f"; BFD flaps {s.bfd_flaps}" if s.bfd else ""
-        console.print(f"  {s.key}: hold/keepalive {_timers(s)} s; flaps {s.flaps}, last change "
-                      f"{_last(s.transitions, now)}{bfd}", highlight=False, markup=False)
+        console.print(f"  {s.key}: peer {s.peer} AS{s.peer_asn}; hold/keepalive {_timers(s)}; flaps {s.flaps}, "
+                      f"last change {_last(s.transitions, now)}{bfd}", highlight=False, markup=False, soft_wrap=True)
         for r in s.rejected:
-            console.print(f"  {s.key}: rejected ({r.rule}) {r.reason}", highlight=False, markup=False)
+            console.print(f"  {s.key}: rejected ({r.rule}) {r.reason}", highlight=False, markup=False, soft_wrap=True)
         for w in s.warnings:
-            console.print(f"  [yellow]WARN[/] {s.key}: {escape(w)}", highlight=False)
+            console.print(f"  [yellow]WARN[/] {s.key}: {escape(w)}", highlight=False, soft_wrap=True)
         if s.last_error:
             style = "yellow" if s.starting else "red"
-            console.print(f"  [{style}]{s.key}[/]: {escape(s.last_error)}", highlight=False)
+            console.print(f"  [{style}]{s.key}[/]: {escape(s.last_error)}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -136,8 +136,7 @@ def register(app: typer.Typer) -> None:
                 console.print("no BFD sessions (BFD is off on every interconnect, or not supported by the dataplane)")
                 return
             t = Table(title="BFD at the Cloudflare edge")
-            for col in ("local -> peer", "state", "remote", "tx/rx ms", "mult", "detect ms", "diag", "since",
-                        "flaps", "last change"):
+            for col in ("local -> peer", "state", "remote", "tx/rx ms", "mult", "detect ms", "diag", "since"):
                 t.add_column(col)
             now = time.time()
             for b in items:
@@ -147,9 +146,12 @@ def register(app: typer.Typer) -> None:
                           f"{b.get('negotiated_tx_ms', 0):.0f}/{b.get('negotiated_rx_ms', 0):.0f}",
                           str(b.get("multiplier", "")), f"{b.get('detection_ms', 0):.0f}",
                           f"{b.get('local_diag_name', '')}/{b.get('remote_diag_name', '')}",
-                          _dur(now - b["last_change"]) if b.get("last_change") else "-",
-                          str(b.get("flaps", 0)), _last_bfd(b.get("transitions") or [], now))
+                          _dur(now - b["last_change"]) if b.get("last_change") else "-")
             console.print(t)
+            for b in items:
+                console.print(f"  {b.get('session') or b.get('peer')}: flaps {b.get('flaps', 0)}, last change "
+                              f"{_last_bfd(b.get('transitions') or [], now)}", highlight=False, markup=False,
+                              soft_wrap=True)
 
         emit(rows, as_json, render)
 
