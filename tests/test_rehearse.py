@@ -82,6 +82,9 @@ def test_rehearsal_passes_with_shipped_config(short_state: Path, config: str) ->
     assert "customer_to_cf: measured 1476" in text["mtu"]
     assert "-> 1436" in text["mss"]
     assert "Unhealthy: light level below" in text["go-live"] and "fault cleared -> Healthy" in text["go-live"]
+    # the fault was held until the edge saw the dead link (BFD 900 ms), then BGP recovered
+    assert "ewr1: the edge tore its sessions down" in text["go-live"] and "(BFD 3x300 ms)" in text["go-live"]
+    assert "BGP Established again" in text["go-live"]
     suite = ET.fromstring(render_junit(rep)).find("testsuite")
     assert suite is not None and suite.get("tests") == str(len(rep.steps)) and suite.get("failures") == "0"
 
@@ -96,7 +99,10 @@ def test_wrong_asn_fails_the_bgp_call_with_the_notification(short_state: Path) -
     advice = "\n".join(rep.failed.advice)
     assert "NOTIFICATION 2/2 Bad Peer AS" in advice
     assert "AS65011" in advice and "set your ASN to 65010" in advice and "remote-as 13335" in advice
-    assert all(s.status == "not-run" for s in rep.steps[rep.steps.index(rep.failed) + 1:])
+    after = {s.id: s for s in rep.steps[rep.steps.index(rep.failed) + 1:]}
+    assert after["router"].status == "pass"  # does not need BGP: it runs and reports
+    assert all(s.status == "not-run" and "needs step 5.2 (bgp)" in s.detail
+               for sid, s in after.items() if sid != "router"), after
     assert _step(rep, "cni").status == "pass"  # the API side was fine: the router is wrong
 
 
@@ -140,11 +146,11 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = Report.model_validate_json(proc.stdout)
     assert rep.suite == "test" and rep.passed
-    assert [s.id for s in rep.steps] == ["config", "lab", "peers", "cf-prefixes", "announce", "bfd", "mtu", "mss",
-                                         "failover"]
+    assert [s.id for s in rep.steps] == ["config", "lab", "peers", "router", "cf-prefixes", "announce", "bfd", "mtu",
+                                         "mss", "failover"]
     assert "down after" in _step(rep, "failover").checks[0]
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "9" and suite.get("failures") == "0"
+    assert suite is not None and suite.get("tests") == "10" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
 
 

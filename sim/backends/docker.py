@@ -74,7 +74,8 @@ def connect(url: str | None = None, timeout: int = 120) -> docker.DockerClient:
 def _sysctls(node: Node) -> dict[str, str]:
     """The same per-node sysctls as the netns backend (Docker disables IPv6 by default: undo it)."""
     out = {"net/ipv6/conf/all/disable_ipv6": "0", "net/ipv6/conf/default/disable_ipv6": "0",
-           "net/ipv6/conf/all/accept_dad": "0", "net/ipv6/conf/default/accept_dad": "0"}
+           "net/ipv6/conf/all/accept_dad": "0", "net/ipv6/conf/default/accept_dad": "0",
+           "net/ipv6/conf/all/keep_addr_on_down": "1", "net/ipv6/conf/default/keep_addr_on_down": "1"}
     if node.forwarding:
         out |= {"net/ipv4/ip_forward": "1", "net/ipv6/conf/all/forwarding": "1",
                 "net/ipv6/conf/default/forwarding": "1", "net/ipv4/conf/all/rp_filter": "0",
