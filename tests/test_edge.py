@@ -136,7 +136,13 @@ class Frr:
     def start(self, *, asn: int | None = None, md5: str | None = None, announce: list[str] = ANNOUNCE,
               bfd: bool = False) -> None:
         plan = self.lab.plan
-        lines = ["frr defaults traditional", f"router bgp {asn or plan.sessions[0].cust_asn}",
+        # an outbound filter as every customer needs (without it FRR echoes Cloudflare's routes back,
+        # which the edge counts and refuses): exactly the announced prefixes, /25 included on purpose
+        lines = ["frr defaults traditional"]
+        for p in announce:
+            v = ipaddress.ip_network(p).version
+            lines.append(f"{'ipv6' if v == 6 else 'ip'} prefix-list OUT{v} permit {p}")
+        lines += [f"router bgp {asn or plan.sessions[0].cust_asn}",
                  f" bgp router-id {next(s.cust_addr for s in plan.sessions if s.family == 4)}",
                  " no bgp ebgp-requires-policy", " no bgp network import-check", " no bgp default ipv4-unicast"]
         for s in plan.sessions:
@@ -151,6 +157,7 @@ class Frr:
             lines.append(f" address-family ipv{fam} unicast")
             lines += [f"  network {p}" for p in announce if ipaddress.ip_network(p).version == fam]
             lines += [f"  neighbor {s.cf_addr} activate" for s in plan.sessions if s.family == fam]
+            lines += [f"  neighbor {s.cf_addr} prefix-list OUT{fam} out" for s in plan.sessions if s.family == fam]
             lines.append(" exit-address-family")
         (self.dir / "bgpd.conf").write_text("\n".join(lines) + "\n")
         (self.dir / "zebra.conf").write_text("")
