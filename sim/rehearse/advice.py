@@ -132,14 +132,18 @@ def _net_order(prefix: str) -> tuple[int, int, int]:
 
 def outbound_policy_fix(allowed: list[str], neighbors: list[str] | None = None) -> str:
     """The outbound policy every CNI customer needs, for FRR and BIRD, naming their prefixes."""
-    v4 = [p for p in allowed if ":" not in p]
-    v6 = [p for p in allowed if ":" in p]
     nbrs = neighbors or ["<cloudflare-address>"]
-    frr = [f"ip prefix-list TO-CF permit {p}" for p in v4] + [f"ipv6 prefix-list TO-CF6 permit {p}" for p in v6]
+    frr: list[str] = []
+    for fam, ip, suffix in ((4, "ip", ""), (6, "ipv6", "6")):
+        mine = [p for p in allowed if (":" in p) == (fam == 6)]
+        peers = [n for n in nbrs if (":" in n) == (fam == 6) or n.startswith("<")]
+        if not mine or not peers:
+            continue
+        frr += [f"{ip} prefix-list TO-CF{suffix} permit {p}" for p in mine]
+        frr += [f"route-map TO-CF{suffix} permit 10", f" match {ip} address prefix-list TO-CF{suffix}"]
+        frr += [f"neighbor {n} route-map TO-CF{suffix} out" for n in peers]
     return ("an outbound policy toward Cloudflare that permits only your prefixes: FRR "
-            + ", ".join(f"`{line}`" for line in frr)
-            + ", `route-map TO-CF permit 10` + `match ip address prefix-list TO-CF` (IPv6: `match ipv6 address "
-              "prefix-list TO-CF6`), " + ", ".join(f"`neighbor {n} route-map TO-CF out`" for n in nbrs)
+            + "; ".join(f"`{line.strip()}`" for line in frr)
             + ", and keep FRR's default `bgp ebgp-requires-policy` (a neighbor without a policy then sends "
               f"nothing); BIRD `export where net ~ [ {', '.join(allowed)} ];` instead of `export all`")
 
