@@ -29,7 +29,9 @@ class RunOptions(_Model):
         default=None, description="Override customer.router.mss_clamp (the clamp lives outside the daemon)")
     lab: str | None = Field(default=None, description="Lab name (default: a unique rh-/ct- name)")
     api_timeout: float = 15.0
-    bgp_timeout: float = 45.0
+    bgp_timeout: float | None = Field(
+        default=None, description="Seconds to wait for Established (default: from the plan's timers, "
+                                  "sim.edge.readiness.bring_up_budget)")
 
 
 class Finding(_Model):

@@ -218,7 +218,7 @@ def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin 
         def open_lab(daemons: bool) -> Any:
             from sim.lab.lab import Lab
 
-            lab = stack.enter_context(Lab.create(plan, topology_path=opts.topology, ready_timeout=60,
+            lab = stack.enter_context(Lab.create(plan, topology_path=opts.topology, ready_timeout=ctx.bgp_timeout,
                                                  daemons=daemons))
             notes.extend(f"{k}: {v}" for k, v in lab.state.mechanisms.items())
             return lab

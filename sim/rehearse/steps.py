@@ -65,6 +65,13 @@ class Context:
         return self.api
 
     @property
+    def bgp_timeout(self) -> float:
+        """The user's --bgp-timeout, else what the plan's timers need plus slack."""
+        from sim.edge.readiness import bring_up_budget
+
+        return self.options.bgp_timeout if self.options.bgp_timeout is not None else bring_up_budget(self.plan)
+
+    @property
     def asn_source(self) -> str:
         return "the CNI's bgp.customer_asn" if self.cnis else "customer.asn in the topology"
 
@@ -163,7 +170,7 @@ def cross_connect(ctx: Context) -> list[str]:
     # default sessions and then sitting in its error back-off (BIRD: error wait) when they vanish.
     start_lab(ctx, daemons=False)
     start_edge(ctx.lab)
-    wait_ready(ctx.lab, 60)
+    wait_ready(ctx.lab, ctx.bgp_timeout)
     mech = ctx.lab.state.mechanisms
     out = [f"lab {ctx.lab.name} up: " + ", ".join(f"{k} {v.split(':')[0]}" for k, v in mech.items())]
     for ic in ctx.topo.interconnects:
@@ -258,8 +265,8 @@ def bgp_established(ctx: Context) -> list[str]:
     after :data:`FAIL_FAST_AFTER_REPEAT_S`."""
     keys = [s.key for s in ctx.plan.sessions]
     t0 = time.monotonic()
-    since = _wall(t0) - ctx.options.bgp_timeout  # evidence from just before the step counts too
-    deadline = t0 + ctx.options.bgp_timeout
+    since = _wall(t0) - ctx.bgp_timeout  # evidence from just before the step counts too
+    deadline = t0 + ctx.bgp_timeout
     sessions: list[SessionInfo] = []
     while True:
         try:
@@ -488,7 +495,7 @@ def go_live(ctx: Context) -> list[str]:
         out.append(f"{icon}: fault cleared -> Healthy")
     t_clear = time.monotonic()
     try:
-        ctx.edge.wait_established([s.key for s in ctx.plan.sessions], timeout=ctx.options.bgp_timeout)
+        ctx.edge.wait_established([s.key for s in ctx.plan.sessions], timeout=ctx.bgp_timeout)
     except ControlError as exc:
         raise StepFailed(f"BGP did not come back after the optics fault was cleared: {exc}",
                          ["check your router retries the connection (FRR `timers connect`, BIRD "
@@ -524,7 +531,7 @@ def failover(ctx: Context) -> list[str]:
                 "traffic stayed on the failed path: the backup sessions must be Established and your router "
                 "must prefer the primary only by local-pref/MED (not a static route); with BFD on v1 the move "
                 f"should take ~{rep.expected.detection_ms} ms"], lines)
-        ctx.edge.wait_established(keys, timeout=ctx.options.bgp_timeout)
+        ctx.edge.wait_established(keys, timeout=ctx.bgp_timeout)
         return [*lines, "all sessions Established again after the fault was cleared"]
     from sim.faults import apply_fault, clear_faults
 
@@ -548,7 +555,7 @@ def failover(ctx: Context) -> list[str]:
                          ["a silent failure was not detected: keep BFD on and the hold time short (the plan "
                           f"uses {sess.hold_time} s)"])
     try:
-        ctx.edge.wait_established(keys, timeout=ctx.options.bgp_timeout)
+        ctx.edge.wait_established(keys, timeout=ctx.bgp_timeout)
     except ControlError as exc:
         raise StepFailed(f"the session did not come back after the fault was cleared: {exc}",
                          ["check your router retries the connection (FRR `timers connect`, BIRD "
