@@ -97,6 +97,17 @@ def test_bird_export_all_across_three_sites_reexports_cloudflare(state: Path) ->
     assert _step(rep, "failover").status == "pass"  # still measured
 
 
+def test_bird_on_v2_leaking_its_static_default(state: Path) -> None:
+    rep = run_acceptance(RunOptions(topology=TOPO / "v2-direct.yml",
+                                    customer_config=MINE / "bird-v2-static-default.conf"))
+    ann = _step(rep, "announce")
+    assert ann.status == "fail", ann
+    leak = next(f for f in ann.findings if f.check == "announce.leak")
+    assert "sends a default route (1: 0.0.0.0/0)" in leak.cause
+    assert "192.0.2.10/31" in leak.cause and "2001:db8:12:3::7ac2:d64a/127" in leak.cause
+    assert _step(rep, "bfd").status == "skip" and _step(rep, "failover").status == "pass"
+
+
 def test_wrong_asn_fails_fast_and_says_it_once(state: Path) -> None:
     rep = run_acceptance(RunOptions(topology=TOPO / "v1-gre.yml", customer_config=CONFIGS / "frr-wrong-asn.conf"))
     peers = _step(rep, "peers")
