@@ -75,6 +75,13 @@ class ApiSettings(_Strict):
     default_page_size: int = Field(default=100, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
 
+    @field_validator("lab")
+    @classmethod
+    def _lab_name(cls, v: str | None) -> str | None:
+        from sim.lab.names import validate_lab_name
+
+        return None if v is None else validate_lab_name(v, where="lab")
+
     @model_validator(mode="after")
     def _defaults(self) -> ApiSettings:
         if not self.accounts:

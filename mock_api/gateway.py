@@ -16,6 +16,7 @@ from typing import Any
 
 from mock_api.config import ApiSettings
 from mock_api.errors import (
+    AUTH_ERROR,
     BAD_AUTH_FORMAT,
     BAD_HEADERS,
     INTERNAL,
@@ -28,11 +29,17 @@ from mock_api.errors import (
 )
 
 PROTECTED = ("/client/v4/", "/lab/v1/")
+PUBLIC = frozenset({"/lab/v1/openapi.json"})
+ACCOUNTS = "/client/v4/accounts/"
 
 
 @dataclass
 class Identity:
-    """Who is calling: the accounts the credential may act on, and a key for rate limiting."""
+    """Who is calling: the accounts the credential may act on, and a key for rate limiting.
+
+    Cloudflare counts its limit per user, whichever credential (token or email + key) the user
+    sends; here the account stands for its user, so switching credential gains no quota.
+    """
 
     accounts: frozenset[str]
     key: str
@@ -67,17 +74,17 @@ class Gateway:
             account = self.tokens.get(token.strip())
             if account is None:
                 raise CFError(403, INVALID_TOKEN, "Invalid access token")
-            return Identity(frozenset({account}), "token:" + token.strip())
+            return Identity(frozenset({account}), "user:" + account)
         email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
         if email and key:
             account = self.keys.get((email.strip().lower(), key.strip()))
             if account is None:
                 raise CFError(403, UNKNOWN_KEY, "Unknown X-Auth-Key or X-Auth-Email")
-            return Identity(frozenset({account}), "key:" + email.strip().lower())
+            return Identity(frozenset({account}), "user:" + account)
         raise CFError(400, MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
 
     def count(self, key: str, now: float) -> tuple[dict[str, str], bool]:
-        """Fixed-window counter per credential; returns the headers and whether the request is over."""
+        """Fixed-window counter per user; returns the headers and whether the request is over."""
         rl = self.settings.rate_limit
         w = self.windows.get(key)
         if w is None or now - w.start >= rl.window_s:
@@ -107,13 +114,18 @@ class GatewayMiddleware:
         self.gw = gateway
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED):
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED) or scope["path"] in PUBLIC:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         extra: dict[str, str] = {}
         try:
             ident = self.gw.authenticate(headers)
+            path = scope["path"]
+            # The path's account must be one the credential belongs to; otherwise no data,
+            # whether or not the rest of the route exists.
+            if path.startswith(ACCOUNTS) and path[len(ACCOUNTS):].split("/", 1)[0] not in ident.accounts:
+                raise CFError(401, AUTH_ERROR, "Authentication error")
             extra, over = self.gw.count(ident.key, time.monotonic())
             if over:
                 raise CFError(429, RATE_LIMITED, "Please wait and consider throttling your request speed")

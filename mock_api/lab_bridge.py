@@ -11,6 +11,7 @@ import contextlib
 import ipaddress
 import json
 import socket
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -80,7 +81,8 @@ class EdgeBridge:
     def _state(self, lab: str) -> Any:
         from sim.lab.state import LabNotFound, LabState
 
-        with contextlib.suppress(LabNotFound):
+        with contextlib.suppress(LabNotFound, ValueError):
+            lab_home(lab)
             return LabState.load(lab)
         return None
 
@@ -163,6 +165,7 @@ class EdgeBridge:
         path = st.control.get("edge") if st else None
         if not path:
             raise BridgeError(f"lab {lab!r} has no edge control socket (state.control['edge'] is missing)")
+        path = confined_socket(lab, path)
         try:
             from sim.edge.control import EdgeClient
         except ImportError:  # edge driver not installed: speak its JSON-lines protocol directly
@@ -172,6 +175,44 @@ class EdgeBridge:
         else:
             _edge_client_configure(EdgeClient, path, sessions)
         return sessions
+
+
+class LabOutsideRoot(ValueError):
+    """A lab's state directory resolves (through a symlink) outside the state root."""
+
+
+def lab_home(lab: str) -> Path:
+    """The lab's state directory, resolved: the name follows the project's rule (``BadLabName``
+    otherwise) and the directory may not lead out of the state root through a symlink."""
+    from sim.lab.paths import lab_dir, state_root
+
+    home = lab_dir(lab).resolve()
+    if not home.is_relative_to(state_root().resolve()):
+        raise LabOutsideRoot(f"lab {lab!r}: its state directory resolves to {home}, outside the state root "
+                             f"{state_root()}")
+    return home
+
+
+def confined_socket(lab: str, path: str) -> str:
+    """``path`` resolved, if it lies inside a directory that belongs to ``lab``; else BridgeError.
+
+    The state file is plain JSON on disk: without this, a crafted ``control.edge`` would make the
+    API connect to any unix socket on the machine (a container engine's, say) and write to it.
+    A lab's directories are its state directory and, for a containerlab deployment, the control
+    directory cnilab's export binds into the edge container; both are derived from the (validated)
+    name, never from the state file.
+    """
+    from sim.export.containerlab import CONTROL_ROOT
+
+    try:
+        homes = [lab_home(lab), (Path(CONTROL_ROOT) / lab).resolve()]
+    except ValueError as exc:
+        raise BridgeError(str(exc)) from None
+    real = Path(path).resolve()
+    if not any(real.is_relative_to(h) for h in homes):
+        raise BridgeError(f"lab {lab!r}: edge control socket {path!r} is outside the lab's directory "
+                          f"({' or '.join(map(str, homes))}); refusing to connect")
+    return str(real)
 
 
 def _edge_client_configure(client_cls: Any, path: str, sessions: list[dict[str, Any]]) -> Any:

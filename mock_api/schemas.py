@@ -1,49 +1,58 @@
 """Request bodies as the official SDK (cloudflare 5.9, ``client.network_interconnects``) sends them.
 
-Models allow extra keys so the routers can answer the seeds' old field names with a pointer to the
-new one instead of a generic 'extra field' error; unknown keys are otherwise ignored, like the API.
+Strict on purpose: unknown keys are refused at every level (a typo like ``bgp.md5key`` used to be
+dropped silently, leaving a session without MD5), integers must be JSON integers (``"1400"`` is not
+one; the reference schema says ``integer``) and every string has a length limit (mock_api.limits).
+The app turns each refusal into a 400 naming the field, and for the seeds' old names the new one.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from mock_api.limits import MAX_LEN, MAX_PREFIXES
 
 Bandwidth = Literal["50M", "100M", "200M", "300M", "400M", "500M", "1G", "2G", "5G", "10G", "20G", "50G"]
 BgpMode = Literal["dynamic_route_exchange", "advertise_only"]
 
 
+def Text(field: str) -> type[str]:
+    """``str`` limited to the documented length of ``field``."""
+    return Annotated[str, Field(max_length=MAX_LEN[field])]  # type: ignore[return-value]
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class Magic(BaseModel):
-    conduit_name: str
-    description: str
+class Magic(_Body):
+    conduit_name: Text("magic.conduit_name")
+    description: Text("magic.description")
     mtu: int
 
 
-class Bgp(BaseModel):
+class Bgp(_Body):
     customer_asn: int
-    extra_prefixes: list[str]
-    md5_key: str | None = None
+    extra_prefixes: Annotated[list[Text("bgp.extra_prefixes[]")], Field(max_length=MAX_PREFIXES)]
+    md5_key: Text("bgp.md5_key") | None = None
 
 
 class InterconnectCreate(_Body):
     """nsc_InterconnectCreate: Physical (slot_id, speed) or GcpPartner (bandwidth, pairing_key)."""
 
-    account: str
-    type: str
-    slot_id: str | None = None
-    speed: str | None = None
+    account: Text("account")
+    type: Text("type")
+    slot_id: Text("slot_id") | None = None
+    speed: Text("speed") | None = None
     bandwidth: Bandwidth | None = None
-    pairing_key: str | None = None
+    pairing_key: Text("pairing_key") | None = None
 
 
 class CniCreate(_Body):
-    account: str
-    interconnect: str
+    account: Text("account")
+    interconnect: Text("interconnect")
     magic: Magic
     bgp: Bgp | None = None
 
@@ -51,12 +60,12 @@ class CniCreate(_Body):
 class CniUpdate(_Body):
     """PUT takes a whole nsc_Cni, as the SDK's ``cnis.update`` sends it."""
 
-    id: str
-    account: str
-    cust_ip: str
-    interconnect: str
+    id: Text("id")
+    account: Text("account")
+    cust_ip: Text("cust_ip")
+    interconnect: Text("interconnect")
     magic: Magic
-    p2p_ip: str
+    p2p_ip: Text("p2p_ip")
     bgp: Bgp | None = None
     bgp_mode: BgpMode | None = None
 
@@ -66,22 +75,22 @@ class SettingsRequest(_Body):
 
 
 # -- lab-only controls (/lab/v1) -------------------------------------------------------------
-class CrossConnect(BaseModel):
+class CrossConnect(_Body):
     made: bool = True
 
 
-class Light(BaseModel):
+class Light(_Body):
     dbm: float | None = None
 
 
-class Swap(BaseModel):
+class Swap(_Body):
     swapped: bool = True
 
 
-class LinkState(BaseModel):
+class LinkState(_Body):
     up: bool
 
 
-class Bind(BaseModel):
-    lab: str | None = None
-    link: str | None = None
+class Bind(_Body):
+    lab: Text("lab") | None = None
+    link: Text("link") | None = None

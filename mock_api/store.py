@@ -72,6 +72,19 @@ class SlotTaken(Exception):
     """The slot already has an interconnect (UNIQUE constraint)."""
 
 
+class InterconnectGone(Exception):
+    """The interconnect a CNI is created on no longer exists (checked inside the write)."""
+
+
+class P2pTaken(Exception):
+    """Another CNI already uses this point-to-point network."""
+
+    def __init__(self, network: str, cni: str) -> None:
+        super().__init__(network, cni)
+        self.network = network
+        self.cni = cni
+
+
 class HasCnis(Exception):
     def __init__(self, count: int) -> None:
         super().__init__(count)
@@ -117,17 +130,40 @@ _IC_COLS = [f for f in InterconnectRow.model_fields]
 _CNI_COLS = [f for f in CniRow.model_fields]
 
 
-def _ic(row: sqlite3.Row) -> InterconnectRow:
-    return InterconnectRow.model_validate(dict(row))
+# Rows were validated on the way in; reading them back builds the models without re-validating
+# (that cost ~0.45 ms per 100-item page, issue 16). SQLite stores booleans as 0/1: convert those.
+_IC_BOOLS = ("cross_connect", "swapped", "link_up")
 
 
-def _cni(row: sqlite3.Row) -> CniRow:
+def interconnect_from_row(row: sqlite3.Row) -> InterconnectRow:
+    d = dict(row)
+    for k in _IC_BOOLS:
+        d[k] = bool(d[k])
+    return InterconnectRow.model_construct(**d)
+
+
+def cni_from_row(row: sqlite3.Row) -> CniRow:
     d = dict(row)
     d["bgp"] = json.loads(d["bgp"]) if d["bgp"] else None
-    return CniRow.model_validate(d)
+    return CniRow.model_construct(**d)
+
+
+def _network(p2p: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_interface(p2p).network
+
+
+def _used_networks(c: sqlite3.Connection, except_id: str | None = None) -> dict[Any, str]:
+    """Point-to-point networks in use -> the CNI using each (compared as networks, not strings)."""
+    return {_network(r[0]): r[1] for r in c.execute("SELECT p2p_ip, id FROM cnis") if r[1] != except_id}
 
 
 class Page(BaseModel):
+    """One page of a list: the stored rows as read (``sqlite3.Row``) and the cursor of the next page.
+
+    Rows stay raw so the routers can serve each one's body from a cache keyed by the row itself,
+    which made the 100-item list ~3x faster (issue 16); ``*_from_row`` turn them into models.
+    """
+
     items: list[Any]
     next: int | None
 
@@ -141,6 +177,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writes = 0
         with self._conn_ctx() as c:
             c.executescript(SCHEMA)
 
@@ -172,6 +209,17 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self._writes += 1
+
+    def version(self) -> tuple[int, int, int]:
+        """Changes whenever the data this thread reads may have changed.
+
+        ``PRAGMA data_version`` moves when any *other* connection (another thread's, or another
+        process such as a seeding script) commits; ``_writes`` covers this store's own commits.
+        The numbering is per connection, so the connection is part of the value.
+        """
+        conn = self._conn()
+        return id(conn), conn.execute("PRAGMA data_version").fetchone()[0], self._writes
 
     def close(self) -> None:
         with self._lock:
@@ -182,10 +230,10 @@ class Store:
 
     # -- pagination --------------------------------------------------------------------------
     @staticmethod
-    def _page(rows: list[Any], limit: int, conv: Any) -> Page:
+    def _page(rows: list[Any], limit: int) -> Page:
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page(items=[conv(r) for r in rows], next=rows[-1]["seq"] if more and rows else None)
+        return Page.model_construct(items=rows, next=rows[-1]["seq"] if more and rows else None)
 
     # -- interconnects -----------------------------------------------------------------------
     def create_interconnect(self, row: InterconnectRow) -> InterconnectRow:
@@ -201,9 +249,14 @@ class Store:
             raise
         return row.model_copy(update={"seq": cur.lastrowid})
 
+    def interconnect_row(self, account: str, name: str) -> sqlite3.Row | None:
+        """The stored row as read (for the body cache); ``get_interconnect`` for the model."""
+        return self._conn().execute("SELECT * FROM interconnects WHERE account=? AND name=?",
+                                    (account, name)).fetchone()
+
     def get_interconnect(self, account: str, name: str) -> InterconnectRow | None:
-        r = self._conn().execute("SELECT * FROM interconnects WHERE account=? AND name=?", (account, name)).fetchone()
-        return _ic(r) if r else None
+        r = self.interconnect_row(account, name)
+        return interconnect_from_row(r) if r else None
 
     def list_interconnects(self, account: str, site_slots: list[str] | None, type_: str | None,
                            cursor: int, limit: int) -> Page:
@@ -215,7 +268,7 @@ class Store:
             q += f" AND slot_id IN ({','.join('?' * len(site_slots))})"
             args += site_slots
         rows = self._conn().execute(q + " ORDER BY seq LIMIT ?", [*args, limit + 1]).fetchall()
-        return self._page(rows, limit, _ic)
+        return self._page(rows, limit)
 
     def delete_interconnect(self, account: str, name: str) -> bool:
         with self._write() as c:
@@ -232,26 +285,34 @@ class Store:
             c.execute(f"UPDATE interconnects SET {','.join(f'{k}=?' for k in fields)} WHERE name=?",
                       [*fields.values(), name])
             r = c.execute("SELECT * FROM interconnects WHERE name=?", (name,)).fetchone()
-        return _ic(r) if r else None
+        return interconnect_from_row(r) if r else None
 
     def interconnect_by_name(self, name: str) -> InterconnectRow | None:
         r = self._conn().execute("SELECT * FROM interconnects WHERE name=?", (name,)).fetchone()
-        return _ic(r) if r else None
+        return interconnect_from_row(r) if r else None
 
     def occupied_slots(self) -> dict[str, str]:
         rows = self._conn().execute("SELECT slot_id, account FROM interconnects WHERE slot_id IS NOT NULL")
         return {r["slot_id"]: r["account"] for r in rows}
 
     def interconnects_in_lab(self, lab: str) -> list[InterconnectRow]:
-        return [_ic(r) for r in self._conn().execute("SELECT * FROM interconnects WHERE lab=? ORDER BY seq", (lab,))]
+        rows = self._conn().execute("SELECT * FROM interconnects WHERE lab=? ORDER BY seq", (lab,))
+        return [interconnect_from_row(r) for r in rows]
 
     # -- cnis --------------------------------------------------------------------------------
     def create_cni(self, row: CniRow, pool: str, preferred: tuple[str, str] | None = None) -> CniRow:
-        """Insert a CNI, allocating its /31 inside the same transaction so two creates never share one."""
+        """Insert a CNI, allocating its /31 inside the same transaction so two creates never share one.
+
+        The interconnect is looked up inside the transaction too: a delete racing this create makes
+        it ``InterconnectGone`` (a 404), never a foreign-key error.
+        """
         cols = [c for c in _CNI_COLS if c != "seq"]
         with self._write() as c:
-            used = {r[0] for r in c.execute("SELECT p2p_ip FROM cnis")}
-            if preferred and preferred[0] not in used:
+            if c.execute("SELECT 1 FROM interconnects WHERE account=? AND name=?",
+                         (row.account, row.interconnect)).fetchone() is None:
+                raise InterconnectGone(row.interconnect)
+            used = _used_networks(c)
+            if preferred and _network(preferred[0]) not in used:
                 p2p, cust = preferred
             else:
                 p2p, cust = _allocate(pool, used)
@@ -260,9 +321,13 @@ class Store:
             cur = c.execute(f"INSERT INTO cnis ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", vals)
         return row.model_copy(update={"seq": cur.lastrowid})
 
+    def cni_row(self, account: str, cni_id: str) -> sqlite3.Row | None:
+        """The stored row as read (for the body cache); ``get_cni`` for the model."""
+        return self._conn().execute("SELECT * FROM cnis WHERE account=? AND id=?", (account, cni_id)).fetchone()
+
     def get_cni(self, account: str, cni_id: str) -> CniRow | None:
-        r = self._conn().execute("SELECT * FROM cnis WHERE account=? AND id=?", (account, cni_id)).fetchone()
-        return _cni(r) if r else None
+        r = self.cni_row(account, cni_id)
+        return cni_from_row(r) if r else None
 
     def list_cnis(self, account: str, slot: str | None, tunnel_id: str | None, cursor: int, limit: int) -> Page:
         q = "SELECT cnis.* FROM cnis"
@@ -276,12 +341,16 @@ class Store:
             q += " AND (cnis.tunnel_id=? OR cnis.conduit_name=?)"
             args += [tunnel_id, tunnel_id]
         rows = self._conn().execute(q + " ORDER BY cnis.seq LIMIT ?", [*args, limit + 1]).fetchall()
-        return self._page(rows, limit, _cni)
+        return self._page(rows, limit)
 
     def update_cni(self, row: CniRow) -> CniRow | None:
+        """Save a changed CNI; ``P2pTaken`` if its /31 is another CNI's (checked inside the write)."""
         fields = ["p2p_ip", "cust_ip", "conduit_name", "description", "mtu", "bgp", "bgp_mode"]
         vals = [json.dumps(row.bgp) if k == "bgp" and row.bgp is not None else getattr(row, k) for k in fields]
         with self._write() as c:
+            other = _used_networks(c, except_id=row.id).get(_network(row.p2p_ip))
+            if other is not None:
+                raise P2pTaken(str(_network(row.p2p_ip)), other)
             n = c.execute(f"UPDATE cnis SET {','.join(f'{k}=?' for k in fields)} WHERE account=? AND id=?",
                           [*vals, row.account, row.id]).rowcount
         return self.get_cni(row.account, row.id) if n else None
@@ -291,13 +360,13 @@ class Store:
             r = c.execute("SELECT * FROM cnis WHERE account=? AND id=?", (account, cni_id)).fetchone()
             if r:
                 c.execute("DELETE FROM cnis WHERE seq=?", (r["seq"],))
-        return _cni(r) if r else None
+        return cni_from_row(r) if r else None
 
     def cnis_on(self, interconnects: list[str]) -> list[CniRow]:
         if not interconnects:
             return []
         q = f"SELECT * FROM cnis WHERE interconnect IN ({','.join('?' * len(interconnects))}) ORDER BY seq"
-        return [_cni(r) for r in self._conn().execute(q, interconnects)]
+        return [cni_from_row(r) for r in self._conn().execute(q, interconnects)]
 
     # -- settings ----------------------------------------------------------------------------
     def get_default_asn(self, account: str) -> int | None:
@@ -310,12 +379,12 @@ class Store:
                       "ON CONFLICT(account) DO UPDATE SET default_asn=excluded.default_asn", (account, asn))
 
 
-def _allocate(pool: str, used: set[str]) -> tuple[str, str]:
+def _allocate(pool: str, used: dict[Any, str]) -> tuple[str, str]:
     net = ipaddress.ip_network(pool)
     plen = 31 if net.version == 4 else 127
     for sub in net.subnets(new_prefix=plen):
         p2p = f"{sub.network_address}/{plen}"
-        if p2p not in used:
+        if sub not in used:
             return p2p, f"{sub.network_address + 1}/{plen}"
     raise PoolExhausted(pool)
 

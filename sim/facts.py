@@ -191,3 +191,35 @@ def facility_by_code(code: str) -> Facility | None:
     """Find a facility by its code (``EWR1``) or site (``ewr01``), case-insensitive."""
     code = code.lower()
     return next((f for f in facilities() if code in (f.code.lower(), f.site.lower())), None)
+
+
+class RouterKindInfo(_Frozen):
+    """One customer router kind as data (``sim/data/router-kinds.yaml``); the code lives in ``module``."""
+
+    name: str = ""
+    title: str
+    module: str | None = Field(default=None, description="Python module of the CustomerRouter subclass")
+    class_: str | None = Field(default=None, alias="class")
+    default: bool = False
+    validator: str | None = Field(default=None, description="The daemon's own parser, as a command line")
+    cli: list[str] = Field(default_factory=list, description="The daemon's CLI programs (cnilab exec maps them)")
+    bfd: bool = Field(description="Whether the daemon can run BFD at all")
+    binaries: list[str] = Field(default_factory=list)
+    image: str | None = None
+    sniff: list[str] = Field(default_factory=list, description="Multiline regexes only this kind's syntax has")
+
+
+@functools.cache
+def router_kinds() -> dict[str, RouterKindInfo]:
+    """Every customer router kind by name, in file order (the first is listed first in help)."""
+    raw = yaml.safe_load(_read_text("router-kinds.yaml"))["kinds"]
+    return {name: RouterKindInfo.model_validate({**v, "name": name}) for name, v in raw.items()}
+
+
+def router_kind_names(*, in_lab: bool = False) -> tuple[str, ...]:
+    """Kind names for CLI choices, schema enums and Literals; ``in_lab``: only kinds cnilab can run."""
+    return tuple(n for n, k in router_kinds().items() if k.module or not in_lab)
+
+
+def default_router_kind() -> str:
+    return next(n for n, k in router_kinds().items() if k.default)

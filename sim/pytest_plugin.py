@@ -7,7 +7,7 @@ Users write their own acceptance tests in a few lines::
         assert all(s.prefixes_accepted >= 1 for s in sessions)
 
 Options: ``--cnilab-topology FILE`` (default topologies/v1-gre.yml), ``--cnilab-customer-config
-FILE`` and ``--cnilab-kind frr|bird`` (default: sniffed from the file) to run your own router
+FILE`` and ``--cnilab-kind KIND`` (default: sniffed from the file) to run your own router
 config in the lab. Fixtures: ``cni_plan`` (the resolved LabPlan), ``cni_lab`` (a running lab,
 removed afterwards even when the test fails), ``edge`` (the Cloudflare edge's control client),
 ``cni_api`` (a mock CNI API on a free local port with a fresh database). Helpers:
@@ -25,12 +25,15 @@ from typing import Any
 
 import pytest
 
+from sim.facts import router_kind_names
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("cnilab", "cnilab: rehearse a Cloudflare Network Interconnect")
     g.addoption("--cnilab-topology", default=None, help="Topology YAML for the cni_lab fixture")
     g.addoption("--cnilab-customer-config", default=None, help="Your router config, run as the customer router")
-    g.addoption("--cnilab-kind", default=None, choices=("frr", "bird"), help="Kind of --cnilab-customer-config")
+    g.addoption("--cnilab-kind", default=None, choices=router_kind_names(in_lab=True),
+                help="Kind of --cnilab-customer-config")
 
 
 def pytest_configure(config: pytest.Config) -> None:

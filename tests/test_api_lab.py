@@ -99,14 +99,18 @@ class _Handler(socketserver.StreamRequestHandler):
 @pytest.fixture
 def fake_lab(tmp_path, monkeypatch):
     """A running-lab state file (v1-gre plan) whose edge control socket is a recording fake."""
+    from sim.lab.paths import lab_dir
     from sim.lab.state import LabState, update
     from sim.topology.load import load_topology
     from sim.topology.plan import build_plan
 
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path / "state"))
+    # unix socket paths are short (108 bytes), so the state root is a short /tmp directory; the
+    # socket lives inside the lab's directory, where the API confines it
+    sockdir = tempfile.mkdtemp(prefix="cnilab-api-", dir="/tmp")
+    monkeypatch.setenv("CNILAB_STATE_DIR", sockdir)
     lab = f"t-{uuid.uuid4().hex[:6]}"
-    sockdir = tempfile.mkdtemp(prefix="cnilab-api-", dir="/tmp")  # unix socket paths are short
-    edge = _FakeEdge(str(Path(sockdir) / "edge.sock"))
+    (lab_dir(lab) / "nodes" / "cf").mkdir(parents=True)
+    edge = _FakeEdge(str(lab_dir(lab) / "nodes" / "cf" / "control.sock"))
     thread = threading.Thread(target=edge.serve_forever, daemon=True)
     thread.start()
     try:

@@ -141,4 +141,5 @@ def test_async_sdk_and_email_key_auth(api):
 
 def test_openapi_served(api):
     doc = httpx.get(f"{api}/openapi.json").json()
-    assert "/client/v4/accounts/{account_id}/cni/interconnects/{icon}/loa" in doc["paths"]
+    assert "/accounts/{account_id}/cni/interconnects/{icon}/loa" in doc["paths"]
+    assert doc["servers"][0]["url"] == "/client/v4"

@@ -52,3 +52,38 @@ def test_concurrent_creates_of_one_slot(tmp_path):
             made = list(pool.map(lambda _: c.post(BASE + "/cnis", json=cni), range(20)))
         assert all(r.status_code == 200 for r in made)
         assert len({r.json()["p2p_ip"] for r in made}) == 20
+
+
+def test_lists_are_never_stale(tmp_path):
+    """List bodies are cached between writes; every change shows at once, made through the API or
+    committed to the database by another process (a seeding script)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    db = tmp_path / "cache.sqlite3"
+    def occupied(c) -> bool:
+        return next(s["occupied"] for s in c.get("/slots").json()["items"] if s["id"] == slots()[3].id)
+
+    with serve(load_settings(db=db)) as u, httpx.Client(base_url=u + BASE, headers=H) as c:
+        assert occupied(c) is False
+        ic = c.post("/interconnects", json={"account": DEV_ACCOUNT, "type": "direct", "slot_id": slots()[3].id}).json()
+        assert occupied(c) is True
+        body = {"account": DEV_ACCOUNT, "interconnect": ic["name"],
+                "magic": {"conduit_name": "c0", "description": "", "mtu": 1400}}
+        cni = c.post("/cnis", json=body).json()
+        assert [x["magic"]["conduit_name"] for x in c.get("/cnis").json()["items"]] == ["c0"]
+        assert c.get("/cnis").json() == c.get("/cnis").json()  # cached: same answer
+        c.put(f"/cnis/{cni['id']}", json={**cni, "magic": {**cni["magic"], "conduit_name": "c1"}})
+        assert [x["magic"]["conduit_name"] for x in c.get("/cnis").json()["items"]] == ["c1"]
+        # another process commits straight to the file
+        subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                        "c.execute(\"UPDATE cnis SET conduit_name='c2'\"); c.commit()", str(db)], check=True)
+        assert [x["magic"]["conduit_name"] for x in c.get("/cnis").json()["items"]] == ["c2"]
+        assert c.delete(f"/cnis/{cni['id']}").status_code == 200
+        assert c.get("/cnis").json()["items"] == []
+        assert [x["name"] for x in c.get("/interconnects").json()["items"]] == [ic["name"]]
+        with sqlite3.connect(db) as conn:
+            conn.execute("DELETE FROM interconnects")
+        assert c.get("/interconnects").json()["items"] == []
+        assert occupied(c) is False

@@ -112,7 +112,7 @@ def test_topology_refuses_keepalive_not_below_hold(tmp_path: Path) -> None:
     topo.write_text(V1.read_text().replace("hold_time: 9, keepalive: 3", "hold_time: 9, keepalive: 9"))
     proc = _cnilab("validate", str(topo), env_state=tmp_path)
     assert proc.returncode == 2
-    assert f"{topo}: interconnects[0].bgp.keepalive = 9: keepalive 9s is not less than hold_time 9s" in \
+    assert f"{topo}: interconnects[0].bgp.keepalive = 9: keepalive 9s >= hold_time 9s" in \
         proc.stderr.replace("\n", " "), proc.stderr
 
 

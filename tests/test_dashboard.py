@@ -201,7 +201,15 @@ def test_browser_sees_bgp_drop_after_blackhole_button(running_lab) -> None:
                            return e && parseFloat(e.textContent) < 50; }""", timeout=15_000)
             # Same truth from the edge driver directly: the page did not invent it.
             assert edge.session("ewr1/v4").state != "Established"
-            page.wait_for_timeout(600)  # let the sparkline show the drop before the picture
+            # The picture is taken once the sparkline itself shows the drop: a high point earlier and
+            # its last point in the bottom half (a DOM condition, not a fixed wait).
+            page.wait_for_function(
+                """() => { const l = document.querySelector('.path-rate[data-path="ewr1"] svg polyline');
+                           if (!l) return false;
+                           const ys = l.getAttribute('points').trim().split(' ')
+                                       .map((p) => parseFloat(p.split(',')[1]));
+                           return ys.length > 2 && Math.min(...ys) < 22 && ys[ys.length - 1] > 22; }""",
+                timeout=15_000)
             page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
             assert not errors, errors
             assert seen_down < 8.0, f"the page showed the session down only after {seen_down:.1f}s"

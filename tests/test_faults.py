@@ -31,8 +31,10 @@ def _clear(lab):
 
 
 def _rtt_ms(lab, count: int = 5) -> float | None:
+    """The *minimum* RTT of ``count`` pings: a busy host only ever adds to an RTT, so the minimum is
+    the figure that stays put under load (the average and maximum do not)."""
     out = lab.run("cust", ["ping", "-c", str(count), "-i", "0.1", "-W", "1", "192.0.2.10"], check=False).stdout
-    m = re.search(r"= [\d.]+/([\d.]+)/", out)
+    m = re.search(r"= ([\d.]+)/[\d.]+/", out)
     return float(m.group(1)) if m else None
 
 
@@ -47,12 +49,17 @@ def _delivery(lab, seconds: float = 3.0, rate: int = 400) -> float:
 def test_loss_30_percent_loses_about_30_percent(lab):
     # On the customer LAN: on the interconnect, 30 % loss also starves BFD 300x3 (three misses in a
     # row are likely within seconds), which tears BGP down and would add outages to the loss.
+    baseline = _delivery(lab, seconds=1)  # anchor: what this host delivers right now without a fault
+    assert baseline > 0.9, baseline
     rec = apply_fault(lab, "lan", "loss", "30%")
     assert "numgen" in rec.mechanism or "netem" in rec.mechanism
     delivered = _delivery(lab, seconds=4, rate=500)
-    assert 0.60 <= delivered <= 0.80, delivered  # 2000 packets: 30% +/- 10 points is > 10 sigma
+    # 2000 packets: 30 % +/- 10 points is > 10 sigma; relative to the anchor, so host losses don't count.
+    assert 0.60 <= delivered / baseline <= 0.80, (delivered, baseline)
     clear_faults(lab, "lan")
-    assert _delivery(lab, seconds=1) > 0.97
+    # Cleared means nothing is dropped any more: no 30 % hole, measured as a condition, not a race.
+    wait_for(lambda: _delivery(lab, seconds=1) >= min(0.97, baseline - 0.02), 15, 0,
+             what="full delivery after clearing the loss fault")
 
 
 def test_blackhole_drops_everything_then_clears(lab):
@@ -66,13 +73,17 @@ def test_blackhole_drops_everything_then_clears(lab):
 
 def test_delay_adds_latency_each_way(lab):
     base = _rtt_ms(lab)
-    assert base is not None and base < 40
+    assert base is not None
     rec = apply_fault(lab, "ewr1", "delay", "50ms")
     assert "delay" in rec.mechanism
     rtt = _rtt_ms(lab)
-    assert rtt is not None and 90 <= rtt <= 160, rtt  # 50 ms out + 50 ms back
+    assert rtt is not None
+    added = rtt - base
+    # 50 ms out + 50 ms back. A delay line can never deliver early, so the lower bound is physics;
+    # the upper bound is generous because the userspace delay line shares a loaded host.
+    assert 99 <= added <= 400, (base, rtt)
     clear_faults(lab, "ewr1")
-    assert _rtt_ms(lab) < 40
+    wait_for(lambda: (_rtt_ms(lab) or 1e9) < base + 50, 10, 0, what="RTT back below the added delay after clear")
 
 
 def test_drop_bfd_only_takes_bfd_down_and_bgp_with_it(lab):
@@ -87,11 +98,26 @@ def test_drop_bfd_only_takes_bfd_down_and_bgp_with_it(lab):
 
 
 def test_drop_bgp_only_keeps_bfd_up(lab):
+    """Dropping TCP 179 starves BGP: the hold timer (9 s) takes the session down while BFD and the
+    data path, which the fault does not touch, stay up the whole time."""
     edge = EdgeClient(lab.state.control["edge"])
+    edge.wait_established(timeout=60)
+    hold = next(s.hold_time for s in lab.plan.sessions if s.key == "ewr1/v4")
+    bfd_seen: set[str] = set()
+
+    def bgp_down() -> bool:
+        bfd_seen.update(b["state"] for b in edge.bfd())
+        return not edge.session("ewr1/v4").up
+
+    t0 = time.monotonic()
     apply_fault(lab, "ewr1", "drop-bgp")
-    time.sleep(2)
-    assert all(b["state"] == "Up" for b in edge.bfd())
+    wait_for(bgp_down, hold + 20, 0.1, "BGP torn down by its hold timer")
+    # Not sooner than the hold time allows (keepalives every hold/3: at least 2/3 of it).
+    assert time.monotonic() - t0 >= hold * 2 / 3 - 0.5
+    assert bfd_seen == {"Up"}, bfd_seen
     assert _rtt_ms(lab, 2) is not None
+    clear_faults(lab, "ewr1")
+    edge.wait_established(timeout=60)
 
 
 def test_low_light_takes_the_link_down_and_records_the_level(lab):
@@ -103,9 +129,30 @@ def test_low_light_takes_the_link_down_and_records_the_level(lab):
 
 
 def test_light_above_floor_changes_nothing_on_the_wire(lab):
+    """Above the optic's floor the level is recorded (status and the API read it) and the carrier,
+    BFD and the data path stay as they were."""
+    edge = EdgeClient(lab.state.control["edge"])
+    # At least one BFD session Up to watch (the previous test took the link down and back up).
+    wait_for(lambda: any(b["state"] == "Up" for b in edge.bfd()), 30, 0.1, "BFD Up")
+    before = {b["peer"]: b["state"] for b in edge.bfd()}
     rec = apply_fault(lab, "ewr1", "light", "-12dBm")
-    assert rec.undo["carrier_up"] is True
+    assert rec.undo["carrier_up"] is True and rec.undo["light_dbm"] == -12.0
+    assert "above the floor" in rec.mechanism
+    faults = LabState.load(lab.name).faults
+    assert [(f.kind, f.value) for f in faults] == [("light", rec.value)] and faults[0].undo["light_dbm"] == -12.0
+    end = next(e for lk in lab.plan.links if lk.name == "ewr1" for e in (lk.a, lk.b) if e.node == "cust")
+    iface = lab.ifname("cust", end.iface)
+    link = lab.run("cust", ["ip", "-br", "link", "show", "dev", iface]).stdout
+    assert "LOWER_UP" in link, link
     assert _rtt_ms(lab, 2) is not None
+    # Observed for longer than a BFD detection time: a link the fault really disturbed would drop BFD.
+    seen: set[tuple[str, str]] = set()
+    end_t = time.monotonic() + max(b["detection_ms"] for b in edge.bfd()) / 1000 + 0.5
+    while time.monotonic() < end_t:
+        seen.update((b["peer"], b["state"]) for b in edge.bfd())
+        time.sleep(0.05)
+    ups = {p for p, st in before.items() if st == "Up"}
+    assert {(p, st) for p, st in seen if p in ups} == {(p, "Up") for p in ups}, (before, seen)
 
 
 def test_rate_limit_caps_throughput(lab):

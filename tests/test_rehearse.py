@@ -79,6 +79,7 @@ def test_rehearsal_passes_with_shipped_config(short_state: Path, config: str) ->
     assert "IPv4: 15/15 Cloudflare prefixes" in text["cf-prefixes"]
     assert "accepted: 198.51.100.0/24, 2001:db8:cafe::/48" in text["customer-prefixes"]
     assert "BFD Up with 192.0.2.11" in text["bfd"]
+    assert "WARN" not in text["router"] and "negotiated hold 9 s" in text["router"]
     assert "customer_to_cf: measured 1476" in text["mtu"]
     assert "-> 1436" in text["mss"]
     assert "Unhealthy: light level below" in text["go-live"] and "fault cleared -> Healthy" in text["go-live"]
@@ -149,6 +150,7 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     assert [s.id for s in rep.steps] == ["config", "lab", "peers", "router", "cf-prefixes", "announce", "bfd", "mtu",
                                          "mss", "failover"]
     assert "down after" in _step(rep, "failover").checks[0]
+    assert not any(c.startswith(("WARN", "FAIL")) for c in _step(rep, "router").checks), _step(rep, "router")
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "10" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
@@ -195,6 +197,7 @@ def test_cli_refuses_bad_input_before_building_anything(tmp_path: Path) -> None:
 def test_kind_is_sniffed_from_the_config() -> None:
     assert sniff_kind(CONFIGS / "frr-good.conf") == "frr"
     assert sniff_kind(CONFIGS / "bird-good.conf") == "bird"
+    assert sniff_kind(CONFIGS / "gobgp-good.toml") == "gobgp"
     _, plan = build_run_plan(RunOptions(topology=V1, customer_config=CONFIGS / "bird-v1-gre.conf"), "x")
     assert plan.customer_router.kind == "bird"
     assert plan.customer_router.config == (CONFIGS / "bird-v1-gre.conf").resolve()

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -261,8 +262,8 @@ def test_frr_customer_establishes_with_md5(source: str, tmp_path: Path, lab_fact
     best = frr.vtysh(f"show bgp ipv4 unicast {CF4}")
     assert "localpref 150" in best
     # The peer got exactly the announced /24 and /48: the out prefix-list kept the link nets back.
-    got = wait_for(lambda: [p for p in peer.bgp() if p["state"] == "Established" and p["received"] == 1]
-                   if all(p["received"] == 1 for p in peer.bgp()) else None, 15, "peer receiving 1 prefix each")
+    got = wait_for(lambda: [p for p in peer.bgp() if p.state == "Established" and p.received == 1]
+                   if all(p.received == 1 for p in peer.bgp()) else None, 15, "peer receiving 1 prefix each")
     assert len(got) == 2
     assert "AS65010" in peer.birdc("show", "route", "for", "198.51.100.0/24")
     assert "AS65010" in peer.birdc("show", "route", "for", "2001:db8:cafe::1")
@@ -303,6 +304,66 @@ def test_bird_customer_establishes_with_md5(source: str, tmp_path: Path, lab_fac
     assert "65010 i" in v4 and "2001:db8:cafe::/48" in v6
     assert "192.0.2.10/31" not in v4  # the connected link net was not exported
     stop_customer(lab)
+
+
+# -- GoBGP customer vs BIRD peer ------------------------------------------------------------------
+needs_gobgp = pytest.mark.skipif(not shutil.which("gobgpd") or not shutil.which("gobgp"), reason="gobgpd not installed")
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@needs_root
+@needs_gobgp
+@needs_bird
+@needs_nft
+@pytest.mark.parametrize("source", ["template", "user"])
+def test_gobgp_customer_establishes_with_md5(source: str, tmp_path: Path, lab_factory) -> None:
+    plan = make_plan(tmp_path, kind="gobgp", config=EXAMPLES / "gobgp-good.toml" if source == "user" else None)
+    lab = lab_factory(plan, ["cf", "cust"])
+    peer = BirdRouter(lab, "cf")
+    peer.start(bird_peer_conf(plan), source="peer")
+    start_customer(lab)
+    info = lab.state.extra["customer_router"]
+    assert info["kind"] == "gobgp" and [p["name"] for p in info["processes"]] == ["gobgpd", "gobgp-fib"]
+    assert info["originated_by"] == ("template" if source == "template" else str(EXAMPLES / "gobgp-good.toml.rib"))
+    assert any("FIB sync" in n for n in info["installed_by_cnilab"])  # said, never hidden
+
+    peers = wait_established(lab)
+    assert {p["session"] for p in peers} == {"ic1/v4", "ic1/v6"}
+    assert all(p["remote_as"] == 13335 and p["hold_time"] == 9 and p["keepalive"] == 3 for p in peers)
+    assert_routes_in_kernel(lab)  # through the FIB sync: gobgpd has no FIB of its own
+    assert CF4 in customer_routes(lab)
+    got = wait_for(lambda: [p for p in peer.bgp() if p.state == "Established" and p.received == 1]
+                   if all(p.received == 1 for p in peer.bgp()) else None, 15, "peer receiving 1 prefix each")
+    assert len(got) == 2
+    assert "AS65010" in peer.birdc("show", "route", "for", "198.51.100.0/24")
+    # cnilab exec maps the gobgp CLI to this lab's API socket.
+    from sim.routers import cli_argv
+    argv = cli_argv(lab, "cust", ["gobgp", "neighbor"])
+    assert "Establ" in lab.run("cust", argv).stdout
+    stop_customer(lab)
+    assert not any(ProcessRecord.model_validate(p).alive() for p in info["processes"])
+
+
+@pytest.mark.daemons
+@needs_gobgp
+def test_gobgp_refuses_what_the_lab_cannot_run(tmp_path: Path) -> None:
+    from sim.routers.gobgp import validate_gobgp_config
+
+    bad = tmp_path / "typo.toml"
+    bad.write_text((EXAMPLES / "gobgp-good.toml").read_text().replace("neighbor-address", "neighbour-address", 1))
+    with pytest.raises(UserConfigError, match="invalid keys: neighbour-address"):
+        validate_gobgp_config(bad)
+    zebra = tmp_path / "zebra.toml"
+    zebra.write_text((EXAMPLES / "gobgp-good.toml").read_text()
+                     + '[zebra.config]\n  enabled = true\n  url = "unix:/var/run/frr/zserv.api"\n  version = 6\n')
+    with pytest.raises(UserConfigError, match="zebra"):
+        validate_gobgp_config(zebra)
+    rib = tmp_path / "ok.toml"
+    rib.write_text((EXAMPLES / "gobgp-good.toml").read_text())
+    (tmp_path / "ok.toml.rib").write_text("ip route add 198.51.100.0/24 dev lo\n")
+    with pytest.raises(UserConfigError, match="only `gobgp global rib add"):
+        validate_gobgp_config(rib)
 
 
 @pytest.mark.root
@@ -367,7 +428,7 @@ def test_wrong_asn_config_is_refused_by_the_peer(tmp_path: Path, lab_factory) ->
     peer = BirdRouter(lab, "cf")
     peer.start(bird_peer_conf(plan), source="peer")
     start_customer(lab)  # syntactically fine: it starts
-    errs = wait_for(lambda: [p["last_error"] for p in peer.bgp() if p["last_error"]], 30,
+    errs = wait_for(lambda: [p.last_error for p in peer.bgp() if p.last_error], 30,
                     "the peer refusing AS65011")
     assert any("Bad peer AS" in e for e in errs), errs
     assert all(p["state"] != "Established" for p in customer_bgp(lab))
@@ -511,3 +572,42 @@ def test_exec_points_vtysh_and_birdc_at_the_lab_sockets() -> None:
     bird = SimpleNamespace(state=SimpleNamespace(extra={"customer_router": {"kind": "bird", "dir": "/x/bird"}}))
     assert cli_argv(bird, "cust", ["birdc", "show", "protocols"]) == [
         "birdc", "-s", "/x/bird/bird.ctl", "show", "protocols"]
+
+
+# -- the registry ---------------------------------------------------------------------------------
+def test_registry_is_the_one_list_of_kinds(tmp_path: Path) -> None:
+    import json as _json
+    import typing
+
+    from sim.facts import router_kind_names
+    from sim.rehearse.model import RunOptions
+    from sim.routers import cli_argv
+    from sim.routers.gobgp import GobgpRouter
+    from sim.routers.registry import lab_kinds, router_class, sniff_kind
+    from sim.topology.model import CustomerRouter as RouterModel
+
+    kinds = router_kind_names(in_lab=True)
+    assert set(kinds) == set(lab_kinds()) and {"frr", "bird", "gobgp"} <= set(kinds)
+    assert router_class("external") is None and "external" in router_kind_names()
+    # The topology Literal, the schema enum and the rehearsal option all come from the same data.
+    assert set(typing.get_args(RouterModel.model_fields["kind"].annotation)) == set(router_kind_names())
+    schema = _json.loads((REPO / "topologies" / "schema" / "topology.schema.json").read_text())
+    assert schema["$defs"]["CustomerRouter"]["properties"]["kind"]["enum"] == list(router_kind_names())
+    assert RunOptions(topology=Path("x.yml"), kind="gobgp").kind == "gobgp"
+    # Each kind recognises its own syntax and only its own.
+    for name, cfg in (("frr", "frr-good.conf"), ("bird", "bird-good.conf"), ("gobgp", "gobgp-good.toml")):
+        assert sniff_kind((EXAMPLES / cfg).read_text()) == name
+    rec = SimpleNamespace(state=SimpleNamespace(extra={"customer_router": {"kind": "gobgp", "dir": "/x/gobgp"}}))
+    assert cli_argv(rec, "cust", ["gobgp", "neighbor"]) == ["gobgp", "--target", "unix:///x/gobgp/gobgp.sock",
+                                                           "neighbor"]
+    assert GobgpRouter.info().bfd is False
+
+
+def test_kind_that_does_not_match_the_file_says_what_it_looks_like(tmp_path: Path) -> None:
+    from sim.routers import check_customer_config
+
+    plan = make_plan(tmp_path, kind="frr", config=EXAMPLES / "bird-good.conf")
+    with pytest.raises(UserConfigError) as exc:
+        check_customer_config(plan)
+    msg = str(exc.value)
+    assert "looks like BIRD 2" in msg and "use kind bird" in msg and len(msg.splitlines()) <= 3

@@ -9,17 +9,17 @@ from __future__ import annotations
 import ipaddress
 import uuid
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from mock_api.context import Ctx, account_id_dep, ctx, page_args
+from mock_api.context import Ctx, QueryText, ctx, page_args
 from mock_api.errors import CFError, bad_request, conflict, not_found
 from mock_api.inventory import slot_by_id
 from mock_api.lab_bridge import BridgeError
 from mock_api.routers.interconnects import find
 from mock_api.routers.render import cni_body
 from mock_api.schemas import Bgp, CniCreate, CniUpdate
-from mock_api.store import CniRow, InterconnectRow, PoolExhausted
+from mock_api.store import CniRow, InterconnectGone, InterconnectRow, P2pTaken, PoolExhausted
 from mock_api.validation import check_asn, check_md5, check_mtu, check_p2p, check_prefixes, reject_legacy
 
 router = APIRouter(prefix="/client/v4/accounts/{account_id}/cni/cnis", tags=["CNIs"])
@@ -55,8 +55,8 @@ def _lab_failed(exc: Exception) -> CFError:
 
 
 @router.post("", summary="Create a new CNI object")
-def create_cni(body: CniCreate, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
-    reject_legacy("cni", body.model_extra or {})
+def create_cni(body: CniCreate, account_id: str, request: Request) -> JSONResponse:
+    c = ctx(request)
     if body.account != account_id:
         raise bad_request(f"account: {body.account!r} does not match the account in the URL ({account_id})")
     ic = find(c, account_id, body.interconnect)
@@ -72,6 +72,8 @@ def create_cni(body: CniCreate, account_id: str = Depends(account_id_dep), c: Ct
         row = c.store.create_cni(row, c.settings.p2p_pool, preferred)
     except PoolExhausted:
         raise conflict(f"no free point-to-point /31 left in the pool {c.settings.p2p_pool} (config p2p_pool)") from None
+    except InterconnectGone:
+        raise not_found(f"interconnect {ic.name!r} not found (deleted while this CNI was being created)") from None
     try:
         sync_lab(c, lab)
     except (BridgeError, OSError) as exc:
@@ -81,13 +83,14 @@ def create_cni(body: CniCreate, account_id: str = Depends(account_id_dep), c: Ct
 
 
 @router.get("", summary="List existing CNI objects")
-def list_cnis(request: Request, slot: str | None = None, tunnel_id: str | None = None, cursor: int | None = None,
-              limit: int | None = None, account_id: str = Depends(account_id_dep),
-              c: Ctx = Depends(ctx)) -> JSONResponse:
+async def list_cnis(account_id: str, request: Request, slot: QueryText = None, tunnel_id: QueryText = None,
+                    cursor: int | None = None, limit: int | None = None) -> Response:
+    c = ctx(request)
     reject_legacy("list", request.query_params)
     cur, lim = page_args(c, cursor, limit)
-    page = c.store.list_cnis(account_id, slot, tunnel_id, cur, lim)
-    return JSONResponse({"items": [cni_body(x) for x in page.items], "next": page.next})
+    return c.pages.get_or_make(
+        ("cnis", account_id, slot, tunnel_id, cur, lim, *c.store.version()),
+        lambda: c.cni_bodies.page_text(c.store.list_cnis(account_id, slot, tunnel_id, cur, lim)))
 
 
 def _find_cni(c: Ctx, account: str, cni: str) -> CniRow:
@@ -98,14 +101,18 @@ def _find_cni(c: Ctx, account: str, cni: str) -> CniRow:
 
 
 @router.get("/{cni}", summary="Get information about a CNI object")
-def get_cni(cni: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
-    return JSONResponse(cni_body(_find_cni(c, account_id, cni)))
+async def get_cni(cni: str, account_id: str, request: Request) -> Response:
+    c = ctx(request)
+    row = c.store.cni_row(account_id, cni)
+    if row is None:
+        raise not_found(f"CNI {cni!r} not found")
+    return c.cni_bodies.response(row)
 
 
 @router.put("/{cni}", summary="Modify stored information about a CNI object")
-def update_cni(cni: str, body: CniUpdate, account_id: str = Depends(account_id_dep),
-               c: Ctx = Depends(ctx)) -> JSONResponse:
-    reject_legacy("cni", body.model_extra or {})
+def update_cni(cni: str, body: CniUpdate, account_id: str,
+               request: Request) -> JSONResponse:
+    c = ctx(request)
     old = _find_cni(c, account_id, cni)
     if body.id != cni:
         raise bad_request(f"id: {body.id!r} does not match the CNI in the URL ({cni})")
@@ -125,7 +132,10 @@ def update_cni(cni: str, body: CniUpdate, account_id: str = Depends(account_id_d
         "conduit_name": body.magic.conduit_name, "description": body.magic.description, "mtu": body.magic.mtu,
         "bgp": body.bgp.model_dump() if body.bgp else None,
         "bgp_mode": body.bgp_mode or ("dynamic_route_exchange" if body.bgp else "advertise_only")})
-    saved = c.store.update_cni(new)
+    try:
+        saved = c.store.update_cni(new)
+    except P2pTaken as exc:
+        raise conflict(f"p2p_ip: {exc.network} is already used by CNI {exc.cni}") from None
     if saved is None:
         raise not_found(f"CNI {cni!r} not found")
     try:
@@ -137,7 +147,8 @@ def update_cni(cni: str, body: CniUpdate, account_id: str = Depends(account_id_d
 
 
 @router.delete("/{cni}", summary="Delete a specified CNI object")
-def delete_cni(cni: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> Response:
+def delete_cni(cni: str, account_id: str, request: Request) -> Response:
+    c = ctx(request)
     old = c.store.delete_cni(account_id, cni)
     if old is None:
         raise not_found(f"CNI {cni!r} not found")

@@ -7,10 +7,10 @@ import re
 import secrets
 import uuid
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from mock_api.context import Ctx, account_id_dep, ctx, page_args
+from mock_api.context import Ctx, QueryText, ctx, page_args
 from mock_api.errors import bad_request, conflict, not_found
 from mock_api.inventory import slot_by_id, slots
 from mock_api.loa import MAX_NAME, render_loa
@@ -43,9 +43,9 @@ def diagnose(c: Ctx, ic: InterconnectRow) -> Diagnosis:
 
 
 @router.post("", summary="Create a new interconnect")
-def create_interconnect(body: InterconnectCreate, account_id: str = Depends(account_id_dep),
-                        c: Ctx = Depends(ctx)) -> JSONResponse:
-    reject_legacy("interconnect", body.model_extra or {})
+def create_interconnect(body: InterconnectCreate, account_id: str,
+                        request: Request) -> JSONResponse:
+    c = ctx(request)
     if body.account != account_id:
         raise bad_request(f"account: {body.account!r} does not match the account in the URL ({account_id})")
     token = secrets.token_hex(4)
@@ -80,24 +80,30 @@ def create_interconnect(body: InterconnectCreate, account_id: str = Depends(acco
 
 
 @router.get("", summary="List existing interconnects")
-def list_interconnects(request: Request, site: str | None = None, type: str | None = None,
-                       cursor: int | None = None, limit: int | None = None,
-                       account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+async def list_interconnects(account_id: str, request: Request, site: QueryText = None, type: QueryText = None,
+                             cursor: int | None = None, limit: int | None = None) -> Response:
+    c = ctx(request)
     reject_legacy("list", request.query_params)
     reject_legacy("slots", {k for k in request.query_params if k == "facility"})
     cur, lim = page_args(c, cursor, limit)
     site_slots = [s.id for s in slots() if s.site == site] if site is not None else None
-    page = c.store.list_interconnects(account_id, site_slots, type, cur, lim)
-    return JSONResponse({"items": [interconnect_body(i) for i in page.items], "next": page.next})
+    return c.pages.get_or_make(
+        ("interconnects", account_id, site, type, cur, lim, *c.store.version()),
+        lambda: c.interconnect_bodies.page_text(c.store.list_interconnects(account_id, site_slots, type, cur, lim)))
 
 
 @router.get("/{icon}", summary="Get information about an interconnect object")
-def get_interconnect(icon: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
-    return JSONResponse(interconnect_body(find(c, account_id, icon)))
+async def get_interconnect(icon: str, account_id: str, request: Request) -> Response:
+    c = ctx(request)
+    row = c.store.interconnect_row(account_id, icon)
+    if row is None:
+        raise not_found(f"interconnect {icon!r} not found")
+    return c.interconnect_bodies.response(row)
 
 
 @router.delete("/{icon}", summary="Delete an interconnect object")
-def delete_interconnect(icon: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> Response:
+def delete_interconnect(icon: str, account_id: str, request: Request) -> Response:
+    c = ctx(request)
     find(c, account_id, icon)
     try:
         if not c.store.delete_interconnect(account_id, icon):
@@ -108,14 +114,15 @@ def delete_interconnect(icon: str, account_id: str = Depends(account_id_dep), c:
 
 
 @router.get("/{icon}/status", summary="Get the current status of an interconnect object")
-def interconnect_status(icon: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+def interconnect_status(icon: str, account_id: str, request: Request) -> JSONResponse:
+    c = ctx(request)
     return JSONResponse(diagnose(c, find(c, account_id, icon)).api_body())
 
 
 @router.get("/{icon}/loa", summary="Generate the Letter of Authorization (LOA) for a given interconnect",
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-def interconnect_loa(icon: str, name: str | None = None, account_id: str = Depends(account_id_dep),
-                     c: Ctx = Depends(ctx)) -> Response:
+def interconnect_loa(account_id: str, icon: str, request: Request, name: QueryText = None) -> Response:
+    c = ctx(request)
     ic = find(c, account_id, icon)
     if name is not None and (not name.strip() or len(name) > MAX_NAME):
         raise bad_request(f"name: must be 1-{MAX_NAME} characters, got {len(name)}")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from mock_api.context import Ctx, ctx
 from mock_api.errors import CFError, bad_request, conflict, not_found
-from mock_api.lab_bridge import BridgeError
+from mock_api.lab_bridge import BridgeError, lab_home
 from mock_api.routers.cnis import sync_lab
 from mock_api.routers.interconnects import diagnose
 from mock_api.schemas import Bind, CrossConnect, Light, LinkState, Swap
@@ -46,12 +46,14 @@ def view(c: Ctx, ic: InterconnectRow) -> dict[str, Any]:
 
 
 @router.get("", summary="Physical state and full diagnosis (including Pending reasons)")
-def lab_view(icon: str, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+def lab_view(icon: str, request: Request) -> JSONResponse:
+    c = ctx(request)
     return JSONResponse(view(c, _owned(request, c, icon)))
 
 
 @router.post("/cross-connect", summary="Make (or remove) the cross-connect")
-def cross_connect(icon: str, body: CrossConnect, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+def cross_connect(icon: str, body: CrossConnect, request: Request) -> JSONResponse:
+    c = ctx(request)
     _manual(request, c, icon)
     ic = c.store.update_interconnect(icon, cross_connect=body.made)
     assert ic
@@ -59,7 +61,8 @@ def cross_connect(icon: str, body: CrossConnect, request: Request, c: Ctx = Depe
 
 
 @router.post("/light", summary="Set the received light level in dBm (null: no light)")
-def light(icon: str, body: Light, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+def light(icon: str, body: Light, request: Request) -> JSONResponse:
+    c = ctx(request)
     _manual(request, c, icon)
     if body.dbm is not None and not -60.0 <= body.dbm <= 10.0:
         raise bad_request(f"dbm: {body.dbm} is not a plausible receive level (-60..10 dBm)")
@@ -69,7 +72,8 @@ def light(icon: str, body: Light, request: Request, c: Ctx = Depends(ctx)) -> JS
 
 
 @router.post("/swap", summary="Swap (or un-swap) RX and TX fibres")
-def swap(icon: str, body: Swap, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+def swap(icon: str, body: Swap, request: Request) -> JSONResponse:
+    c = ctx(request)
     _manual(request, c, icon)
     ic = c.store.update_interconnect(icon, swapped=body.swapped)
     assert ic
@@ -77,7 +81,8 @@ def swap(icon: str, body: Swap, request: Request, c: Ctx = Depends(ctx)) -> JSON
 
 
 @router.post("/link", summary="Set the link's operational state")
-def link(icon: str, body: LinkState, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+def link(icon: str, body: LinkState, request: Request) -> JSONResponse:
+    c = ctx(request)
     _manual(request, c, icon)
     ic = c.store.update_interconnect(icon, link_up=body.up)
     assert ic
@@ -85,16 +90,21 @@ def link(icon: str, body: LinkState, request: Request, c: Ctx = Depends(ctx)) ->
 
 
 @router.post("/bind", summary="Bind to a running lab's interconnect; its CNIs then drive the edge peer")
-def bind(icon: str, body: Bind, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+def bind(icon: str, body: Bind, request: Request) -> JSONResponse:
+    c = ctx(request)
     ic = _owned(request, c, icon)
     lab = body.lab or c.settings.lab
     if not lab:
         raise bad_request("lab: required (or start the server with --lab LAB)")
+    from sim.lab.names import validate_lab_name
     from sim.lab.state import LabNotFound, LabState
 
     try:
+        # One rule for lab names (sim.lab.names): the name is joined into a state path, which
+        # must also stay inside the state root once symlinks are resolved.
+        lab_home(validate_lab_name(lab, where="lab"))
         st = LabState.load(lab)
-    except LabNotFound as exc:
+    except (LabNotFound, ValueError) as exc:
         raise bad_request(f"lab: {exc}") from None
     links = sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
     link_name = body.link or (links[0] if len(links) == 1 else None)
@@ -115,7 +125,8 @@ def bind(icon: str, body: Bind, request: Request, c: Ctx = Depends(ctx)) -> JSON
 
 
 @router.delete("/bind", summary="Unbind from the lab (the lab's own sessions come back)")
-def unbind(icon: str, request: Request, c: Ctx = Depends(ctx)) -> JSONResponse:
+def unbind(icon: str, request: Request) -> JSONResponse:
+    c = ctx(request)
     ic = _owned(request, c, icon)
     lab = ic.lab if ic.lab_link else None
     ic = c.store.update_interconnect(icon, lab_link=None)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from mock_api.context import Ctx, account_id_dep, ctx
+from mock_api.context import ctx
 from mock_api.schemas import SettingsRequest
 from mock_api.validation import check_asn
 from sim.facts import load_facts
@@ -18,14 +18,16 @@ def _fallback() -> int:
 
 
 @router.get("", summary="Get the current settings for the active account")
-def get_settings(account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+async def get_settings(account_id: str, request: Request) -> JSONResponse:
+    c = ctx(request)
     asn = c.store.get_default_asn(account_id)
     return JSONResponse({"default_asn": asn if asn is not None else _fallback()})
 
 
 @router.put("", summary="Update the current settings for the active account")
-def put_settings(body: SettingsRequest, account_id: str = Depends(account_id_dep),
-                 c: Ctx = Depends(ctx)) -> JSONResponse:
+def put_settings(body: SettingsRequest, account_id: str,
+                 request: Request) -> JSONResponse:
+    c = ctx(request)
     asn = body.default_asn if body.default_asn is not None else _fallback()
     if body.default_asn is not None:
         check_asn("default_asn", asn)

@@ -3,48 +3,74 @@ occupies what. Slots are shared by all accounts; only the caller's own occupancy
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+import functools
+from typing import NamedTuple
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from mock_api.context import Ctx, account_id_dep, ctx, page_args
+from mock_api.context import Ctx, QueryText, ctx, page_args
 from mock_api.errors import not_found
 from mock_api.inventory import slot_by_id, slots
-from mock_api.routers.render import slot_body
+from mock_api.routers.render import dumps, slot_body
 from mock_api.validation import reject_legacy
 
 router = APIRouter(prefix="/client/v4/accounts/{account_id}/cni/slots", tags=["Slots"])
 
 
 @router.get("", summary="Retrieve a list of all slots matching the specified parameters")
-def list_slots(request: Request, address_contains: str | None = None, site: str | None = None,
-               speed: str | None = None, occupied: bool | None = None, cursor: int | None = None,
-               limit: int | None = None, account_id: str = Depends(account_id_dep),
-               c: Ctx = Depends(ctx)) -> JSONResponse:
+async def list_slots(account_id: str, request: Request, address_contains: QueryText = None, site: QueryText = None,
+                     speed: QueryText = None, occupied: bool | None = None, cursor: int | None = None,
+                     limit: int | None = None) -> Response:
+    c = ctx(request)
     reject_legacy("list", request.query_params)
     reject_legacy("slots", request.query_params)
     cur, lim = page_args(c, cursor, limit)
+    query = _SlotQuery(address_contains, site, speed, occupied, cur, lim)
+    return c.pages.get_or_make(("slots", account_id, query, *c.store.version()),
+                               lambda: _slot_page(c, query, account_id))
+
+
+class _SlotQuery(NamedTuple):
+    address_contains: str | None
+    site: str | None
+    speed: str | None
+    occupied: bool | None
+    cursor: int
+    limit: int
+
+
+def _slot_page(c: Ctx, q: _SlotQuery, account_id: str) -> str:
     taken = c.store.occupied_slots()
     out = []
     for i, s in enumerate(slots()):
-        if i < cur:
+        if i < q.cursor:
             continue
-        if site is not None and s.site != site:
+        if q.site is not None and s.site != q.site:
             continue
-        if speed is not None and s.speed != speed:
+        if q.speed is not None and s.speed != q.speed:
             continue
-        if occupied is not None and (s.id in taken) != occupied:
+        if q.occupied is not None and (s.id in taken) != q.occupied:
             continue
-        if address_contains is not None and address_contains.lower() not in " ".join(s.address).lower():
+        if q.address_contains is not None and q.address_contains.lower() not in " ".join(s.address).lower():
             continue
         out.append((i, s))
-        if len(out) > lim:
+        if len(out) > q.limit:
             break
-    nxt = out[lim - 1][0] + 1 if len(out) > lim else None
-    return JSONResponse({"items": [slot_body(s, taken.get(s.id), account_id) for _, s in out[:lim]], "next": nxt})
+    nxt = out[q.limit - 1][0] + 1 if len(out) > q.limit else None
+    items = ",".join([_slot_text(i, taken.get(s.id), account_id) for i, s in out[:q.limit]])
+    return f'{{"items":[{items}],"next":{dumps(nxt)}}}'
+
+
+@functools.lru_cache(maxsize=4096)
+def _slot_text(index: int, occupant: str | None, caller: str) -> str:
+    """JSON of slot ``index``; the inventory is fixed, so (slot, occupant, caller) decides the body."""
+    return dumps(slot_body(slots()[index], occupant, caller))
 
 
 @router.get("/{slot}", summary="Get information about the specified slot")
-def get_slot(slot: str, account_id: str = Depends(account_id_dep), c: Ctx = Depends(ctx)) -> JSONResponse:
+async def get_slot(slot: str, account_id: str, request: Request) -> JSONResponse:
+    c = ctx(request)
     s = slot_by_id(slot)
     if s is None:
         raise not_found(f"slot {slot!r} not found")

@@ -60,15 +60,113 @@ def engine_url() -> str:
 
 
 def connect(url: str | None = None, timeout: int = 120) -> docker.DockerClient:
-    """A client that has answered a ping; BackendError saying how to start an engine otherwise."""
-    url = url or engine_url()
+    """A client that has answered a ping. With no engine answering (and no ``DOCKER_HOST`` chosen),
+    podman's Docker-compatible service is started here when podman is installed (see
+    :class:`PodmanService`); otherwise BackendError names the one command to run."""
+    chosen = url or engine_url()
     try:
-        client = docker.DockerClient(base_url=url, timeout=timeout)
-        client.ping()
+        return _ping(chosen, timeout)
     except docker.errors.DockerException as exc:
-        raise BackendError(f"no container engine answers at {url} ({exc}); start one: Docker, or podman's "
-                           "Docker-compatible socket with scripts/podman-service.sh") from exc
+        first = exc
+    if url is None and not os.environ.get("DOCKER_HOST") and PodmanService.available():
+        started = PodmanService.start()
+        try:
+            return _ping(f"unix://{PODMAN_SOCK}", timeout)
+        except docker.errors.DockerException as exc:
+            if started:
+                PodmanService.stop_if_unused(force=True)
+            raise BackendError(f"podman's Docker-compatible service did not answer at {PODMAN_SOCK} ({exc}); "
+                               f"log: {PodmanService.log_path()}") from exc
+    raise BackendError(f"no container engine answers at {chosen} ({first}); start Docker, or install podman "
+                       "and run: scripts/podman-service.sh") from first
+
+
+def _ping(url: str, timeout: int) -> docker.DockerClient:
+    client = docker.DockerClient(base_url=url, timeout=timeout)
+    try:
+        client.ping()
+    except docker.errors.DockerException:
+        client.close()
+        raise
     return client
+
+
+class PodmanService:
+    """``podman system service`` on :data:`PODMAN_SOCK`, started by cnilab when no engine answers.
+
+    The PID is written to ``<state root>/podman-service.pid``: only a service cnilab started is
+    ever stopped, and only once no container of any cnilab lab is left on the engine (another
+    state root's labs may use the same service)."""
+
+    @staticmethod
+    def available() -> bool:
+        import shutil
+
+        return shutil.which("podman") is not None
+
+    @staticmethod
+    def pid_file() -> Path:
+        from sim.lab.paths import state_root
+
+        return state_root() / "podman-service.pid"
+
+    @staticmethod
+    def log_path() -> Path:
+        from sim.lab.paths import state_root
+
+        return state_root() / "podman-service.log"
+
+    @classmethod
+    def start(cls) -> int | None:
+        """Start the service unless its socket already answers; returns the PID started (or None)."""
+        import subprocess
+
+        from sim.lab.process import spawn
+
+        with contextlib.suppress(docker.errors.DockerException):
+            _ping(f"unix://{PODMAN_SOCK}", 5).close()
+            return None
+        PODMAN_SOCK.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            PODMAN_SOCK.unlink()
+        cls.pid_file().parent.mkdir(parents=True, exist_ok=True)
+        rec = spawn("podman-service", "host", ["podman", "system", "service", "--time=0", f"unix://{PODMAN_SOCK}"],
+                    cls.log_path())
+        cls.pid_file().write_text(str(rec.pid))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if PODMAN_SOCK.exists():
+                with contextlib.suppress(docker.errors.DockerException):
+                    _ping(f"unix://{PODMAN_SOCK}", 5).close()
+                    return rec.pid
+            if subprocess.run(["kill", "-0", str(rec.pid)], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.1)
+        return rec.pid
+
+    @classmethod
+    def stop_if_unused(cls, client: docker.DockerClient | None = None, force: bool = False) -> bool:
+        """Stop the service this state root started once no cnilab container remains; True if stopped."""
+        from sim.lab.cleanup import kill_pids
+
+        try:
+            pid = int(cls.pid_file().read_text())
+        except (OSError, ValueError):
+            return False
+        if not force and client is not None:
+            try:
+                if client.containers.list(all=True, filters={"label": [LABEL_LAB]}):
+                    return False
+            except docker.errors.DockerException:
+                return False
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            cmd = []
+        if cmd and b"podman" in cmd[0] and b"service" in cmd:  # never a stranger that reused the PID
+            kill_pids([pid])
+        cls.pid_file().unlink(missing_ok=True)
+        return True
 
 
 def _sysctls(node: Node) -> dict[str, str]:
@@ -139,6 +237,11 @@ class DockerBackend(Backend):
         if self._images is None:
             self._images = default_images(self.client)
         return self._images
+
+    def preflight(self) -> None:
+        """Reach (or start) the engine before anything is built: a lab that cannot be built here
+        fails with that reason alone, never with a teardown report for a lab that never existed."""
+        _ = self.client
 
     def container_name(self, node: str) -> str:
         return ns_name(self.lab, node)
@@ -287,3 +390,28 @@ class DockerBackend(Backend):
         self.nodes, self.pids = [], {}
         if errors:
             raise BackendError("could not remove " + "; ".join(errors))
+        PodmanService.stop_if_unused(self.client)  # the last container lab gone: stop what we started
+
+
+def sweep_lab(lab: str) -> list[str]:
+    """Remove every container labelled with ``lab`` and owned by its lab dir in this state root,
+    when an engine already answers (never starts one: nothing can be left on an engine that is
+    not running). For ``down --lab`` after a killed ``up`` whose state file is missing or partial."""
+    try:
+        client = _ping(engine_url(), 5)
+    except docker.errors.DockerException:
+        return []
+    removed = []
+    try:
+        owner = str(lab_dir(lab).resolve())
+        for c in client.containers.list(all=True, filters={"label": [f"{LABEL_LAB}={lab}", f"{LABEL_OWNER}={owner}"]}):
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
+                removed.append(c.name)
+                with contextlib.suppress(FileNotFoundError):
+                    (NETNS_DIR / c.name).unlink()
+        if removed:
+            PodmanService.stop_if_unused(client)
+    finally:
+        client.close()
+    return removed

@@ -14,9 +14,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sim.cli.output import console, emit, fail
+from sim.cli.output import console, emit, fail, lab_name_param
 
-LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
+LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)",
+                                           callback=lab_name_param)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 BackendOpt = Annotated[str | None, typer.Option(
     "--backend", help="containerlab: attach to a lab containerlab deployed from a cnilab export (auto-detected "
@@ -109,13 +110,35 @@ def register(app: typer.Typer) -> None:
         """BGP sessions at the Cloudflare edge: state, uptime, prefixes and the reason for any failure."""
         from sim.edge.control import ControlError
 
+        handle = _lab(lab, backend)
         try:
-            sessions = _client(_lab(lab, backend)).sessions()
+            sessions = _client(handle).sessions()
         except ControlError as exc:
             fail(str(exc))
 
+        def timers(edge_warned: set[str]) -> None:
+            """The hold/keepalive the customer's own daemon negotiated (the edge's view is above); a WARN
+            the edge already printed for a session is not repeated in other words."""
+            from sim.routers import customer_bgp
+            from sim.routers.crosscheck import MIN_HOLD_S
+
+            try:
+                mine = [n for n in customer_bgp(handle) if n.get("session") and n.get("hold_time") is not None]
+            except Exception as exc:  # the daemon may be restarting: say so, the table still stands
+                console.print(f"  customer router timers unavailable: {exc}", highlight=False)
+                return
+            for n in sorted(mine, key=lambda n: n["session"]):
+                hold, ka = n["hold_time"], n["keepalive"]
+                warn = (f" [yellow]WARN hold under {MIN_HOLD_S} s[/]" if 0 < hold < MIN_HOLD_S else
+                        " [yellow]WARN keepalive >= hold[/]" if ka is not None and hold and ka >= hold else "")
+                if n["session"] in edge_warned:
+                    warn = " (see the WARN above)" if warn else ""
+                console.print(f"  {n['session']}: your router negotiated hold {hold} s, keepalive {ka} s{warn}",
+                              highlight=False)
+
         def render(rows) -> None:
             render_sessions(rows)
+            timers({s.key for s in rows if s.warnings})
 
         emit(sessions, as_json, render)
         raise typer.Exit(0 if sessions and all(s.up for s in sessions) else 1)

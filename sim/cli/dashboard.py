@@ -11,7 +11,7 @@ import secrets
 
 import typer
 
-from sim.cli.output import console, fail
+from sim.cli.output import console, fail, lab_name_param
 
 
 def resolve_token(host: str, token: str | None) -> tuple[str | None, bool]:
@@ -26,7 +26,8 @@ def resolve_token(host: str, token: str | None) -> tuple[str | None, bool]:
 def register(app: typer.Typer) -> None:
     @app.command("dashboard")
     def dashboard_cmd(
-        lab: str | None = typer.Option(None, "--lab", help="Lab to show (default: the only running lab)"),
+        lab: str | None = typer.Option(None, "--lab", help="Lab to show (default: the only running lab)",
+                                         callback=lab_name_param),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; non-loopback needs a token"),
         port: int = typer.Option(8788, "--port", min=1, max=65535, help="TCP port"),
         token: str | None = typer.Option(None, "--token", envvar="CNILAB_DASHBOARD_TOKEN",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sim.cli.output import console, emit, fail
+from sim.cli.output import console, emit, fail, lab_name_param
 from sim.export.containerlab import REPO, ExportError, ExportResult, write_export
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import build_plan
@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
         topology: Path | None = typer.Argument(None, help="Topology YAML (omit with --all)"),
         out: Path = typer.Option(..., "--out", "-o", help="Directory; each lab goes to DIR/<name>/"),
         all_: bool = typer.Option(False, "--all", help="Export every shipped topology (topologies/*.yml)"),
-        lab: str | None = typer.Option(None, "--lab", help="Lab name (default: the topology's name)"),
+        lab: str | None = typer.Option(None, "--lab", help="Lab name (default: the topology's name)",
+                                         callback=lab_name_param),
         as_json: bool = typer.Option(False, "--json", help="Print stable JSON"),
     ) -> None:
         """Write <name>.clab.yml, node configs and the interface map for containerlab."""

@@ -21,13 +21,14 @@ from pydantic import BaseModel, Field
 from rich.table import Table
 
 from sim.backends.base import BackendError
-from sim.cli.output import console, emit, err_console, fail
+from sim.cli.output import console, emit, err_console, fail, lab_name_param
 from sim.edge.readiness import Readiness
 from sim.lab.state import LabNotFound, LabState, list_labs
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import LabPlan, build_plan
 
-LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)")
+LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)",
+                          callback=lab_name_param)
 JSON_OPTION = typer.Option(False, "--json", help="Print stable JSON instead of tables")
 ATTACH_BACKEND_OPTION = typer.Option(
     None, "--backend", help="containerlab: a lab containerlab deployed from a cnilab export (auto-detected when "
@@ -215,8 +216,6 @@ def _errors() -> Iterator[None]:
 def _plan(topology: Path, name: str | None, *, check_router: bool = True) -> LabPlan:
     """The plan, refused exactly as ``up`` refuses it: topology, then the customer's router config
     through the daemon's own parser (``validate`` runs the same, so "valid" means ``up`` accepts it)."""
-    from sim.rehearse.runner import check_router_kind
-
     topo = load_topology(topology)
     if name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", name):
         raise ConfigError(topology, [f"--name = {name!r}: lab names are lowercase letters, digits and '-', "
@@ -225,10 +224,8 @@ def _plan(topology: Path, name: str | None, *, check_router: bool = True) -> Lab
         plan = build_plan(topo, name)
     except ValueError as exc:
         raise ConfigError(topology, [str(exc)]) from exc
-    router = plan.customer_router
-    if check_router and router.config is not None and router.kind in ("frr", "bird"):
-        check_router_kind(Path(router.config), router.kind, "customer.router.kind", topology)
-        from sim.routers import check_customer_config
+    if check_router and plan.customer_router.config is not None:
+        from sim.routers import check_customer_config  # also names a config of the other daemon's kind
 
         check_customer_config(plan)
     return plan
@@ -236,7 +233,8 @@ def _plan(topology: Path, name: str | None, *, check_router: bool = True) -> Lab
 
 # -- commands ------------------------------------------------------------------------------------
 def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/)"),
-       name: str = typer.Option(None, "--name", "-n", help="Lab name (default: the topology's name)"),
+       name: str = typer.Option(None, "--name", "-n", help="Lab name (default: the topology's name)",
+                               callback=lab_name_param),
        backend: str = typer.Option("netns", "--backend", help="netns or docker"),
        no_daemons: bool = typer.Option(False, "--no-daemons", help="Dataplane only: no ExaBGP/FRR/BIRD"),
        gre: str = typer.Option("auto", "--gre", help="GRE implementation: auto, kernel or userspace"),
@@ -324,13 +322,15 @@ def down(lab: str = LAB_OPTION,
          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success"),
          as_json: bool = JSON_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
     """Stop every process of the lab and remove its tunnels, namespaces and state."""
-    from sim.lab.lab import Lab, down_all
+    from sim.lab.lab import Lab, down_all, down_lab
 
     with _errors():
         if all_:
             result = DownResult(**down_all())
+        elif lab is not None:  # by name: also what a killed `up` left without (or with half) a state file
+            result = DownResult(**down_lab(lab, backend))
         else:
-            if lab is None and not list_labs():
+            if not list_labs():
                 if not quiet:
                     console.print("no lab is running")
                 return
@@ -343,7 +343,7 @@ def down(lab: str = LAB_OPTION,
         return
     emit(result, as_json, lambda r: console.print(
         f"removed lab(s): {', '.join(r.labs) or 'none'}"
-        + (f"; orphan namespaces: {', '.join(r.orphan_namespaces)}" if r.orphan_namespaces else "")
+        + (f"; namespaces swept by owner tag: {', '.join(r.orphan_namespaces)}" if r.orphan_namespaces else "")
         + (f"; orphan processes: {', '.join(r.orphan_processes)}" if r.orphan_processes else "")
         + (f"; left alone: {'; '.join(r.skipped)}" if r.skipped else "")))
 

@@ -36,3 +36,18 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error for a person and exit; no traceback for expected failures."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
+
+
+def lab_name_param(value: str | None) -> str | None:
+    """Typer callback for every ``--lab`` / ``--name``: the one lab-name rule (sim.lab.names), so a
+    bad name is refused with exit 2 before anything is created."""
+    import typer
+
+    from sim.lab.names import BadLabName, validate_lab_name
+
+    if value is None:
+        return None
+    try:
+        return validate_lab_name(value, where="")
+    except BadLabName as exc:
+        raise typer.BadParameter(str(exc).strip()) from None

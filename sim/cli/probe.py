@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sim.cli.output import console, emit, fail
+from sim.cli.output import console, emit, fail, lab_name_param
 
 
 def _lab(name: str | None, backend: str | None = None):
@@ -24,7 +24,8 @@ def _lab(name: str | None, backend: str | None = None):
         fail(str(exc))
 
 
-LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
+LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)",
+                                           callback=lab_name_param)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 BackendOpt = Annotated[str | None, typer.Option(
     "--backend", help="containerlab: attach to a lab containerlab deployed from a cnilab export (auto-detected "
@@ -102,7 +103,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inject a fault (`cnilab fault ewr1 loss 30%`), clear it (`cnilab fault clear ewr1|--all`), or list them.
 
-        Kinds: down, flap [PERIOD], blackhole, loss PCT, delay MS[/JITTER], rate RATE, drop-bfd, drop-bgp,
+        Kinds: down, flap (PERIOD), blackhole, loss PCT, delay MS or MS/JITTER, rate RATE, drop-bfd, drop-bgp,
         light DBM|none, swap.
         """
         from sim.faults import FaultError, apply_fault, clear_faults

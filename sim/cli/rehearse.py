@@ -22,7 +22,8 @@ from typing import Annotated
 
 import typer
 
-from sim.cli.output import console, emit, err_console, fail
+from sim.cli.output import console, emit, err_console, fail, lab_name_param
+from sim.facts import router_kind_names
 
 DEFAULT_TOPOLOGY = Path("v1-gre")
 """A shipped topology's name (resolved by sim.topology.paths), so the default works from any directory."""
@@ -32,13 +33,14 @@ EXIT_REFUSED = 2
 TopologyOpt = Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML, or a shipped topology's name")]
 ConfigOpt = Annotated[Path | None, typer.Option("--customer-config", "-c",
                                                 help="Your router config (replaces the template)")]
-KindOpt = Annotated[str | None, typer.Option("--kind", help="frr or bird (default: from the file's syntax)")]
+KindOpt = Annotated[str | None, typer.Option(
+    "--kind", help=f"{' or '.join(router_kind_names(in_lab=True))} (default: from the file's syntax)")]
 MssOpt = Annotated[str | None, typer.Option(
     "--mss-clamp", help="auto, none or an MSS: the clamp your router applies outside the BGP daemon "
                         "(default: the topology's customer.router.mss_clamp)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON")]
 JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here")]
-LabOpt = Annotated[str | None, typer.Option("--name", help="Lab name (default: unique)")]
+LabOpt = Annotated[str | None, typer.Option("--name", help="Lab name (default: unique)", callback=lab_name_param)]
 
 
 def _options(topology: Path, config: Path | None, kind: str | None, mss: str | None, name: str | None):
@@ -47,8 +49,8 @@ def _options(topology: Path, config: Path | None, kind: str | None, mss: str | N
     from sim.rehearse import RunOptions
     from sim.topology.paths import resolve_topology
 
-    if kind is not None and kind not in ("frr", "bird"):
-        fail(f"--kind = {kind!r}: choose frr or bird")
+    if kind is not None and kind not in router_kind_names(in_lab=True):
+        fail(f"--kind = {kind!r}: choose {' or '.join(router_kind_names(in_lab=True))}")
     clamp: str | int | None = mss
     if mss is not None and mss not in ("auto", "none"):
         try:

@@ -174,22 +174,29 @@ def register(app: typer.Typer) -> None:
             tol = tolerance if step_tol is None else max(tolerance, step_tol)
             ok = None if m is None else (p.status == m.status and (delta is None or abs(delta) <= tol))
             agree = agree and ok is not False
+            # The tight physical bound is kept; the emulator's slack is shown, not folded into it.
             rows.append({"index": p.index, "step": p.description, "predicted": p.measured, "predicted_status": p.status,
                          "measured": m.measured if m else None, "measured_status": m.status if m else None,
-                         "delta": delta, "agrees": ok})
+                         "delta": delta, "agrees": ok, "limit": p.limit,
+                         "predicted_ratio": p.ratio, "measured_ratio": m.ratio if m else None,
+                         "emulator_slack": m.slack if m else None})
         result = {"scenario": loaded.name, "tolerance_s": tolerance, "emulator": "ran" if measured else "skipped",
                   "skipped_because": skipped, "rows": rows}
         if as_json:
             print(json.dumps(result, indent=2))
         else:
             table = Table(title=f"{loaded.name}: simulator vs emulator (tolerance {tolerance:g}s)", show_edge=False)
-            for col in ("#", "step", "predicted", "measured", "delta", "agrees"):
+            for col in ("#", "step", "predicted", "measured", "delta", "limit", "measured/limit", "agrees"):
                 table.add_column(col)
             for r in rows:
                 fmt = (lambda v: "" if v is None else f"{v:.3f}s")  # noqa: E731
+                ratio = "" if r["measured_ratio"] is None else (
+                    f"{r['measured_ratio']:.2f}" + ("" if r["emulator_slack"] is None
+                                                    else f" (slack {r['emulator_slack']:.2f}s)"))
                 table.add_row(str(r["index"]), r["step"], f"{fmt(r['predicted'])} {r['predicted_status']}",
                               "skipped" if not measured else f"{fmt(r['measured'])} {r['measured_status']}",
-                              fmt(r["delta"]), {None: "-", True: "[green]yes[/]", False: "[red]NO[/]"}[r["agrees"]])
+                              fmt(r["delta"]), fmt(r["limit"]), ratio,
+                              {None: "-", True: "[green]yes[/]", False: "[red]NO[/]"}[r["agrees"]])
             console.print(table)
             if skipped:
                 console.print(f"[yellow]emulator skipped:[/] {skipped}")

@@ -10,6 +10,9 @@ and the CLI make as many independent apps as they like. Guarding rules:
 * Mutating requests must be JSON (a cross-site form cannot post one without a CORS pre-flight this
   app never grants), and on loopback the ``Host`` header must be a loopback name, so a web page
   the trainer happens to visit cannot drive the lab through DNS rebinding.
+* Mutating requests a browser marks as coming from another site (``Origin`` not this host, or
+  ``Sec-Fetch-Site`` other than same-origin/none) are refused whatever else they carry: the guard
+  must not rest on content-type rules alone.
 
 The live stream is Server-Sent Events read with ``fetch`` (not ``EventSource``) so that the token
 travels in a header and never lands in a URL or an access log.
@@ -89,6 +92,19 @@ def _host_of(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+def cross_site_reason(headers: Any) -> str | None:
+    """Why a mutating request looks cross-site (browsers send these headers; curl sends neither)."""
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site is {fetch_site!r}: the dashboard's controls answer only its own page"
+    origin = headers.get("origin")
+    if origin is not None:
+        netloc = origin.split("://", 1)[-1].rstrip("/")
+        if origin == "null" or netloc.lower() != headers.get("host", "").lower():
+            return f"Origin {origin!r} is not this dashboard: the controls answer only its own page"
+    return None
+
+
 def create_app(lab_name: str | None, token: str | None = None, *, host: str = "127.0.0.1",
                period: float = 0.25, repo_root: Path | None = None) -> FastAPI:
     """Build the dashboard of ``lab_name`` (None: the only running lab).
@@ -126,6 +142,9 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
 
     def guard_write(request: Request) -> None:
         check_host(request)
+        reason = cross_site_reason(request.headers)
+        if reason:
+            raise HTTPException(403, reason)
         check_token(request)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if request.method in ("POST", "PUT") and ctype != "application/json":

@@ -23,6 +23,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pyroute2 import IPRoute, netns
 
+from sim.facts import router_kinds
+
 FALLBACKS: dict[str, str] = {
     "gre": "userspace GRE endpoint (TUN device + raw IPPROTO_GRE socket)",
     "fou": "Magic Transit backhaul modelled as a link with the backhaul's MTU",
@@ -39,11 +41,8 @@ FALLBACKS: dict[str, str] = {
 BINARIES: dict[str, list[str]] = {
     "ip": ["ip"],
     "tc": ["tc"],
-    "frr bgpd": ["/usr/lib/frr/bgpd"],
-    "frr zebra": ["/usr/lib/frr/zebra"],
-    "frr bfdd": ["/usr/lib/frr/bfdd"],
-    "frr vtysh": ["vtysh"],
-    "bird": ["bird"],
+    # every router kind's daemons, from the registry's data (sim/data/router-kinds.yaml)
+    **{f"{kind} {Path(b).name}": [b] for kind, info in router_kinds().items() for b in info.binaries},
     "exabgp": [str(Path(sys.executable).parent / "exabgp"), "exabgp"],
     "podman": ["podman"],
     "iperf3": ["iperf3"],

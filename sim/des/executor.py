@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sim.des.engine import Timer
 from sim.des.link import SUPPORTED
 from sim.des.world import Flow, World
-from sim.facts import load_facts
+from sim.facts import load_facts, router_kinds
 from sim.report.model import LossBin, ProbeResult, Series, TrafficStats, Transition
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 class SimExecutor:
     name = "sim"
+    slack = 0.0  # virtual time: the engine evaluates conditions after every event, so no slack
 
     def __init__(self, loaded: LoadedScenario, seed: int) -> None:
         self.loaded = loaded
@@ -119,7 +120,7 @@ class SimExecutor:
         facts = load_facts()
         router = self.loaded.topology.customer.router
         need = self.loaded.plan.mss_required
-        if router.config is not None or router.kind == "external":
+        if router.config is not None or router_kinds()[router.kind].module is None:
             return ProbeResult(passed=False, detail="cannot predict: the customer router uses its own configuration")
         clamp = router.mss_clamp
         if clamp == "auto":

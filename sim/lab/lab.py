@@ -33,7 +33,7 @@ from pathlib import Path
 
 from sim.backends.base import Backend, BackendError
 from sim.lab import cleanup, process
-from sim.lab.paths import lab_dir, ns_name
+from sim.lab.paths import lab_dir, ns_name, state_root
 from sim.lab.process import ProcessRecord
 from sim.lab.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
 from sim.optional import optional_attr
@@ -96,6 +96,9 @@ class Lab:
             from sim.backends.netns import check_privileges
 
             check_privileges()
+        preflight = getattr(be, "preflight", None)
+        if preflight is not None:  # e.g. reach the container engine: fail before anything exists
+            preflight()
         with contextlib.ExitStack() as stack:
             state = _claim(plan, backend, topology_path)
             lab = cls(state, be)
@@ -382,17 +385,95 @@ def resolve_lab(name: str | None) -> str:
     raise exc
 
 
-def down_all() -> dict[str, list[str]]:
-    """Remove every lab in the state dir, then orphan namespaces and processes; report what went.
+def _owned_by_this_root(owner: Path) -> bool:
+    """Whether a namespace's owner tag points into this process's state root (``CNILAB_STATE_DIR``)."""
+    try:
+        return owner.resolve().is_relative_to((state_root() / "labs").resolve())
+    except OSError:
+        return False
 
-    Orphans are namespaces named ``cnilab-*`` that no state file claims (see :mod:`sim.lab.cleanup`)
-    and processes whose command line names a removed lab's directory.
+
+def lab_namespaces(name: str) -> list[str]:
+    """Namespaces of lab ``name`` in *this* state root: tagged with its lab dir, or (a crash between
+    creating and tagging) untagged and named exactly like one of a lab's nodes. A namespace
+    another state root's lab tagged is never among them."""
+    mine = lab_dir(name).resolve()
+    out = []
+    for ns in cleanup.list_cnilab_netns(f"cnilab-{name}-"):
+        owner = cleanup.netns_owner(ns)
+        tagged_mine = owner is not None and owner.resolve() == mine
+        if tagged_mine or (owner is None and ns.removeprefix(f"cnilab-{name}-") in NODE_NAMES):
+            out.append(ns)
+    return out
+
+
+def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
+    """Remove lab ``name`` and everything tagged with it, even when its state file is missing or
+    partial (a ``cnilab up`` killed at any point); report what was removed.
+
+    The state file lists namespaces only once they are made, so it can lag the kernel by one node:
+    the sweep by owner tag is what makes a killed ``up`` fully removable.
+    """
+    from sim.backends.containerlab import DeployedByContainerlab
+
+    report: dict[str, list[str]] = {"labs": [], "orphan_namespaces": [], "orphan_processes": [], "errors": [],
+                                    "skipped": []}
+    had_state = LabState.exists(name)
+    if not had_state and backend is None:
+        from sim.lab import attach_clab
+
+        if attach_clab.deployed(name):  # containerlab's lab: attach decides (refused while deployed)
+            backend = "containerlab"
+    if had_state or backend == "containerlab":
+        try:
+            Lab.attach(name, backend).destroy()
+            report["labs"].append(name)
+        except DeployedByContainerlab:
+            raise
+        except (BackendError, LabNotFound, ValueError) as exc:  # partial state: the sweep below finishes
+            report["errors"].append(f"{name}: {exc}")
+    for ns in lab_namespaces(name):
+        report["orphan_processes"] += [str(p) for p in cleanup.remove_netns(ns)]
+        report["orphan_namespaces"].append(ns)
+    try:
+        sweep_containers = optional_attr("sim.backends.docker", "sweep_lab")
+    except ModuleNotFoundError:  # the docker SDK is not installed: no container can be ours
+        sweep_containers = None
+    if sweep_containers is not None and not had_state:  # containers of a docker lab killed mid-`up`
+        report["orphan_namespaces"] += [f"container {c}" for c in sweep_containers(name)]
+    d = lab_dir(name)
+    report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(cleanup.pids_mentioning(str(d)))]
+    for node in NODE_NAMES:  # e.g. a userspace GRE endpoint killed before it entered its namespace
+        pids = cleanup.pids_mentioning(cleanup.netns_path(ns_name(name, node)) + " ")
+        report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(pids)]
+    if d.exists():
+        shutil.rmtree(d, ignore_errors=True)
+        if not had_state:
+            report["labs"].append(f"{name} (state dir without a state file)")
+    left = lab_namespaces(name) + ([str(d)] if d.exists() else [])
+    if not left:  # a destroy() error that the sweep made good is not an error any more
+        report["errors"] = []
+    elif not report["errors"]:
+        report["errors"].append(f"{name}: still present after teardown: {', '.join(left)}")
+    if not (report["labs"] or report["orphan_namespaces"] or report["orphan_processes"] or report["errors"]):
+        raise LabNotFound(name)
+    return report
+
+
+def down_all() -> dict[str, list[str]]:
+    """Remove every lab in this state dir, then orphan namespaces and processes; report what went.
+
+    Orphans are namespaces named ``cnilab-*`` whose owner tag points into *this* state root but no
+    state file claims them, and processes whose command line names a removed lab's directory.
+    Namespaces tagged by another state root are never touched (a colleague's lab, or their own
+    orphan for their own ``down``), except by the machine-wide root when that state root is gone.
     """
     from sim.backends.containerlab import DeployedByContainerlab
 
     report: dict[str, list[str]] = {"labs": [], "orphan_namespaces": [], "orphan_processes": [], "errors": [],
                                     "skipped": []}
     removed_dirs: list[str] = []
+    private = "CNILAB_STATE_DIR" in os.environ
     for name in list_labs():
         try:
             Lab.attach(name).destroy()
@@ -407,7 +488,9 @@ def down_all() -> dict[str, list[str]]:
         owner = cleanup.netns_owner(ns)
         if owner is not None and (owner / "state.json").exists():
             continue  # a live lab (possibly another CNILAB_STATE_DIR's): not ours to remove
-        if owner is None and (not LAB_NS_RE.fullmatch(ns) or "CNILAB_STATE_DIR" in os.environ):
+        if owner is not None and not _owned_by_this_root(owner) and (private or owner.parent.parent.exists()):
+            continue  # another state root's orphan: its own `down` removes it
+        if owner is None and (not LAB_NS_RE.fullmatch(ns) or private):
             # Untagged: someone's scratch namespace, or a lab that crashed before tagging. Only the
             # machine-wide state dir sweeps those; a private state dir (tests) never touches them,
             # since /run/netns is shared with colleagues' concurrent runs.
@@ -420,7 +503,7 @@ def down_all() -> dict[str, list[str]]:
     for d in removed_dirs:
         for pid in cleanup.kill_pids(cleanup.pids_mentioning(d)):
             report["orphan_processes"].append(str(pid))
-    labs_root = lab_dir("x").parent
+    labs_root = state_root() / "labs"
     if labs_root.is_dir():
         for d in labs_root.iterdir():  # half-written lab dirs (no state.json) from a crash
             if d.is_dir() and not (d / "state.json").exists() and not _recent(d):

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from sim.lab.names import LAB_NAME_PATTERN
 from sim.lab.paths import lab_dir, state_root
 from sim.lab.process import ProcessRecord
 from sim.topology.plan import LabPlan
@@ -121,7 +123,10 @@ def list_labs() -> list[str]:
     root = state_root() / "labs"
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "state.json").exists())
+    # A directory whose name breaks the lab-name rule is not a lab (put there by hand): never listed,
+    # so nothing downstream joins its name into a path.
+    return sorted(p.name for p in root.iterdir()
+                  if re.fullmatch(LAB_NAME_PATTERN, p.name) and (p / "state.json").exists())
 
 
 def load_json(lab: str) -> dict[str, Any]:

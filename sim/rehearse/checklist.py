@@ -35,7 +35,9 @@ def step_lines(step: StepResult) -> list[tuple[str, str]]:
 
 
 def print_step(console: Console, step: StepResult) -> None:
-    """One line per finished step, then what it checked, then its findings (cause, then -> fix)."""
+    """One line per finished step, then what it checked, then its findings (cause, then -> fix).
+
+    Details quote daemons and paths ("[/tmp/...]"): printed as text, never read as rich markup."""
     if step.status == "not-run":
         console.print(f"{MARK[step.status]} {step.index:>4} {escape(step.title)} [dim](not run: "
                       f"{escape(step.detail or 'an earlier step failed')})[/]", highlight=False)

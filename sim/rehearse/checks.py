@@ -54,10 +54,7 @@ class CheckRegistry:
         return list(self._checks.values())
 
 
-CHECK_MODULES: tuple[str, ...] = (
-    "sim.rehearse.checks",
-    "sim.rehearse.router_checks",  # cross-checks of the customer daemon's own state (routers work)
-)
+CHECK_MODULES: tuple[str, ...] = ("sim.rehearse.checks",)
 """Modules whose import registers checks; listed here so the runner finds them without if-chains."""
 
 REGISTRY = CheckRegistry()
@@ -65,21 +62,44 @@ router_check = REGISTRY.register
 
 
 def run_checks(ctx: Context, checks: list[RegisteredCheck] | None = None) -> tuple[list[str], list[Finding]]:
-    """Run every check; returns (what ran, findings). A check that raises is a WARN, not a pass."""
+    """Run every check; returns (what ran, findings). A check that raises is a WARN, not a pass; one
+    that does not apply raises SkipStep and says why; info findings are context lines, not verdicts."""
+    from sim.rehearse.steps import SkipStep
+
     ran: list[str] = []
     findings: list[Finding] = []
     for c in checks if checks is not None else REGISTRY.all():
         try:
             got = c.fn(ctx)
+        except SkipStep as exc:
+            ran.append(f"{c.title}: not checked: {exc}")
+            continue
         except Exception as exc:  # a broken check must be visible, and must not hide the others
             findings.append(Finding(severity="warn", check=f"{c.id}.not-run", subject=c.title,
                                     cause=f"this check could not run: {type(exc).__name__}: {exc}",
                                     fix="not a verdict on your config; report it if it persists"))
             ran.append(f"{c.title}: could not run")
             continue
-        ran.append(f"{c.title}: " + (", ".join(f"{f.severity.upper()} {f.check}" for f in got) or "ok"))
-        findings += got
+        # the same finding about the same session from two sources (the daemon's timers and the
+        # edge's) is said once: the first registered, the daemon's own view, wins
+        seen = {(f.check, f.subject) for f in findings}
+        verdicts = [f for f in got if f.severity != "info" and (f.check, f.subject) not in seen]
+        ran.append(f"{c.title}: " + (", ".join(f"{f.severity.upper()} {f.check}" for f in verdicts) or "ok"))
+        ran += [f"  {f.subject + ': ' if f.subject else ''}{f.cause}" for f in got if f.severity == "info"]
+        findings += verdicts
     return ran, findings
+
+
+# -- the customer daemon's own state ------------------------------------------------------------------
+@router_check("router.crosscheck", "Your daemon's own state (neighbors, policies, BFD, timers)")
+def daemon_state(ctx: Context) -> list[Finding]:
+    """sim.routers.crosscheck: what the daemon reports, against the plan (it names its evidence)."""
+    from sim.rehearse.steps import SkipStep, _router_findings, as_finding
+    from sim.routers import router_for
+
+    if router_for(ctx.lab) is None:
+        raise SkipStep("the customer router runs outside the lab: cnilab cannot read its state")
+    return [as_finding(f) for f in _router_findings(ctx)]
 
 
 # -- built-in checks: what the edge measured on the wire -----------------------------------------------

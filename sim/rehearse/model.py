@@ -7,10 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sim.facts import router_kind_names
+
+LabRouterKind = Literal[router_kind_names(in_lab=True)]  # type: ignore[valid-type]
+"""Router kinds a rehearsal can run (the registry's data, without ``external``)."""
 StepStatus = Literal["pass", "warn", "fail", "skip", "not-run"]
 """pass; warn (passed, with findings to look at); fail; skip (does not apply here, with the reason);
 not-run (depends on a step that failed, named in ``detail``)."""
-Severity = Literal["fail", "warn"]
+Severity = Literal["fail", "warn", "info"]
+"""fail fails the step; warn makes it WARN (the run still passes); info is context, shown with the checks."""
 Suite = Literal["rehearse", "test"]
 MssClampOverride = Literal["auto", "none"] | int
 
@@ -24,7 +29,8 @@ class RunOptions(_Model):
 
     topology: Path
     customer_config: Path | None = Field(default=None, description="Replaces the template router config")
-    kind: Literal["frr", "bird"] | None = Field(default=None, description="Kind of customer_config (default: sniffed)")
+    kind: LabRouterKind | None = Field(default=None,  # type: ignore[valid-type]
+                                       description="Kind of customer_config (default: sniffed)")
     mss_clamp: MssClampOverride | None = Field(
         default=None, description="Override customer.router.mss_clamp (the clamp lives outside the daemon)")
     lab: str | None = Field(default=None, description="Lab name (default: a unique rh-/ct- name)")

@@ -10,7 +10,6 @@ only the steps that *need* a failed one are not run, and their row names it.
 from __future__ import annotations
 
 import contextlib
-import re
 import tempfile
 import time
 import uuid
@@ -21,9 +20,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sim.facts import router_kinds
 from sim.rehearse import steps as st
 from sim.rehearse.advice import StepFailed
 from sim.rehearse.model import Report, RunOptions, StepResult, Suite
+from sim.routers.registry import kinds_help, router_class
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.model import CustomerRouter, Topology
 from sim.topology.plan import LabPlan, build_plan
@@ -63,7 +64,7 @@ REHEARSAL: list[StepDef] = [
     StepDef("4", "ping", "IPs and ping tests over the /31 (/127)", st.ping_tests, ("cross-connect",)),
     StepDef("5.1", "cni", "CNI objects created (addresses, ASN, MD5)", st.create_cnis, ("cross-connect",)),
     StepDef("5.2", "bgp", "BGP call: sessions Established", st.bgp_established, ("cni",)),
-    StepDef("5.3", "router", "Your router's state agrees with the plan", _router_step, ("cni",)),
+    StepDef("5.3", "router", "Your router's own state agrees with the plan", _router_step, ("cni",)),
     StepDef("5.4", "cf-prefixes", "You learned Cloudflare's prefixes", st.cloudflare_prefixes, ("bgp",)),
     StepDef("5.5", "customer-prefixes", "Cloudflare accepted your prefixes, refused none", st.customer_prefixes,
             ("bgp",)),
@@ -78,7 +79,7 @@ ACCEPTANCE: list[StepDef] = [
     StepDef("1", "config", "Router config passes the daemon's own parser", lambda c: config_check(c)),
     StepDef("2", "lab", "Lab up with your router config", lambda c: lab_up(c), ("config",)),
     StepDef("3", "peers", "Peers with Cloudflare (sessions Established)", st.bgp_established, ("lab",)),
-    StepDef("4", "router", "Your router's state agrees with the plan", _router_step, ("lab",)),
+    StepDef("4", "router", "Your router's own state agrees with the plan", _router_step, ("lab",)),
     StepDef("5", "cf-prefixes", "Accepts Cloudflare's prefixes", st.cloudflare_prefixes, ("peers",)),
     StepDef("6", "announce", "Announces only allowed prefixes (nothing refused)", st.customer_prefixes, ("peers",)),
     # BFD needs BGP: FRR's and BIRD's BGP ask their BFD for a session only for a configured, live peer
@@ -90,19 +91,19 @@ ACCEPTANCE: list[StepDef] = [
 
 
 def sniff_kind(path: Path) -> str | None:
-    """FRR or BIRD from the file's own syntax (``router bgp N`` vs ``protocol bgp``)."""
+    """The router kind from the file's own syntax (each kind's patterns in the registry's data)."""
+    from sim.routers.registry import sniff_kind as sniff
+
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    if re.search(r"^\s*router bgp\s+\d+", text, re.M):
-        return "frr"
-    if re.search(r"^\s*protocol\s+(bgp|device|kernel|static)\b", text, re.M):
-        return "bird"
-    return None
+    return sniff(text)
 
 
-KIND_NAMES = {"frr": "FRR", "bird": "BIRD"}
+def _kind_title(kind: str) -> str:
+    cls = router_class(kind)
+    return cls.info().title.split(" (")[0] if cls is not None else kind
 
 
 def check_router_kind(cfg: Path, kind: str, field: str, where: Path | str) -> None:
@@ -110,10 +111,9 @@ def check_router_kind(cfg: Path, kind: str, field: str, where: Path | str) -> No
     daemon's parser prints a screenful of errors about every line of it."""
     seen = sniff_kind(cfg)
     if seen is not None and seen != kind:
-        sign = "`protocol bgp`" if seen == "bird" else "`router bgp`"
         what = "this file" if Path(where) == cfg else str(cfg)
-        raise ConfigError(where, [f"{field} = {kind!r}, but {what} looks like {KIND_NAMES[seen]} (it has {sign}): "
-                                  f"use {field} {seen}, or give it a {KIND_NAMES.get(kind, kind)} config"])
+        raise ConfigError(where, [f"{field} = {kind!r}, but {what} looks like {_kind_title(seen)} (its syntax): "
+                                  f"use {field} {seen}, or give it a {_kind_title(kind)} config"])
 
 
 def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
@@ -137,11 +137,11 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
     except ValidationError as exc:
         fields = dict.fromkeys(str(e["loc"][0]) for e in exc.errors() if e["loc"])
         raise ConfigError(opts.topology, [f"customer.router.{f} = {router.get(f)!r}: not valid here (mss_clamp: "
-                                          "auto, none or an integer MSS; kind: frr or bird)" for f in fields]) \
+                                          f"auto, none or an integer MSS; kind: {kinds_help()})" for f in fields]) \
             from None
-    if new_router.kind == "external":
-        raise ConfigError(opts.topology, ["customer.router.kind = 'external': a rehearsal needs your router in the "
-                                          "lab; pass --customer-config FILE (and --kind frr|bird)"])
+    if router_class(new_router.kind) is None:
+        raise ConfigError(opts.topology, [f"customer.router.kind = '{new_router.kind}': a rehearsal needs your router "
+                                          f"in the lab; pass --customer-config FILE (and --kind {kinds_help()})"])
     topo = topo.model_copy(update={"customer": topo.customer.model_copy(update={"router": new_router})})
     try:
         plan = build_plan(topo, lab)
@@ -161,7 +161,7 @@ def config_check(ctx: st.Context) -> list[str]:
     except ConfigError as exc:
         raise StepFailed(str(exc), [f"fix the line the {router.kind.upper()} parser names in {router.config}"]) \
             from None
-    return [f"{router.config} ({router.kind}) parsed by {'vtysh --dryrun' if router.kind == 'frr' else 'bird -p'}"]
+    return [f"{router.config} ({router.kind}) parsed by {router_kinds()[router.kind].validator}"]
 
 
 def lab_up(ctx: st.Context) -> list[str]:

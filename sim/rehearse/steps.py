@@ -259,6 +259,37 @@ FAIL_FAST_AFTER_REPEAT_S = 12.0
 customer's connect retries - before it is the verdict; deterministic evidence fails at once."""
 
 
+FAIL_FAST = ("neighbor-address", "remote-as", "local-as")
+"""Cross-check findings that decide a session cannot come up: no point waiting the full BGP timeout."""
+
+
+def _router_findings(ctx: Context) -> list[Any]:
+    """The cross-checks of the customer's own daemon (sim.routers.crosscheck); [] if it cannot answer."""
+    from sim.routers.crosscheck import cross_check
+
+    with contextlib.suppress(Exception):  # a daemon that cannot answer is reported by the other steps
+        return cross_check(ctx.lab, {ic.name: ic.dataplane for ic in ctx.topo.interconnects})
+    return []
+
+
+def as_finding(f: Any) -> Finding:
+    """A cross-check finding (sim.routers.crosscheck) in the report's terms, with what was read."""
+    return Finding(severity=f.severity, check=f"router.{f.check}", subject=f.session or "",
+                   cause=f.message + (f" (read: {f.evidence})" if f.evidence else ""), fix=f.fix)
+
+
+def merge_findings(mine: list[Finding], edge: list[Finding]) -> list[Finding]:
+    """The daemon's own view first; the edge's finding for a session is dropped when the daemon
+    already explains that session (the same problem, not said twice in other words)."""
+    explained = {part for f in mine for part in f.subject.split(", ") if part}
+    kept = []
+    for f in edge:
+        left = [p for p in f.subject.split(", ") if p not in explained]
+        if left:
+            kept.append(f.model_copy(update={"subject": ", ".join(left)}))
+    return [*mine, *kept]
+
+
 def bgp_established(ctx: Context) -> list[str]:
     """Every planned session Established at the edge. Fails as soon as the evidence is deterministic
     (a refused OPEN, repeated MD5 drops) rather than at the timeout; a repeated NOTIFICATION fails
@@ -268,6 +299,8 @@ def bgp_established(ctx: Context) -> list[str]:
     since = _wall(t0) - ctx.bgp_timeout  # evidence from just before the step counts too
     deadline = t0 + ctx.bgp_timeout
     sessions: list[SessionInfo] = []
+    misconfigured: list[Any] = []
+    next_check = t0 + 3
     while True:
         try:
             sessions = [s for s in ctx.edge.sessions() if s.key in keys]
@@ -281,14 +314,20 @@ def bgp_established(ctx: Context) -> list[str]:
         refused = down and all(s.last_notification is not None and s.last_notification.time >= _wall(t0)
                                for s in down)
         now = time.monotonic()
-        if (now > deadline or (down and all(evidence.values()))
-                or (refused and now - t0 > FAIL_FAST_AFTER_REPEAT_S)):
+        if not misconfigured and now > next_check:  # every 3 s; the daemon has loaded its config after the first
+            next_check = now + 3
+            misconfigured = [f for f in _router_findings(ctx) if f.severity == "fail" and f.check in FAIL_FAST
+                             and f.session in {s.key for s in down} | set(keys) - {s.key for s in sessions}]
+        fast = bool(down) and all(evidence.values())
+        if now > deadline or fast or misconfigured or (refused and now - t0 > FAIL_FAST_AFTER_REPEAT_S):
             missing = sorted(set(keys) - {s.key for s in sessions})
-            fast = bool(down) and all(evidence.values())
             detail = ", ".join(f"{s.key} {s.state}" for s in down) or f"sessions {missing} not on the edge"
+            mine = [as_finding(f) for f in _router_findings(ctx) if f.severity == "fail"]
+            edge = bgp_findings(down, _customer_bgp(ctx), ctx.topo.customer.asn, ctx.asn_source)
             raise StepFailed(f"BGP not Established after {now - t0:.0f}s: {detail}"
-                             + (" (stopped early: the evidence below will not change by waiting)" if fast else ""),
-                             findings=bgp_findings(down, _customer_bgp(ctx), ctx.topo.customer.asn, ctx.asn_source))
+                             + (" (stopped early: the evidence below will not change by waiting)"
+                                if fast or misconfigured else ""),
+                             findings=merge_findings(mine, edge))
         time.sleep(0.3)
 
 
@@ -321,6 +360,9 @@ def cloudflare_prefixes(ctx: Context, timeout: float = 20.0) -> list[str]:
         time.sleep(0.3)
     out = [f"IPv{f}: {len(want[f]) - len(missing[f])}/{len(want[f])} Cloudflare prefixes in the customer's "
            "kernel" for f in fams]
+    # What cnilab did on the customer's behalf (e.g. GoBGP's FIB) is said next to the result it affects.
+    rec = (ctx.lab.state.extra or {}).get("customer_router") or {}
+    out += [f"NOTE {what}" for what in rec.get("installed_by_cnilab", [])]
     if any(missing.values()):
         miss = "; ".join(f"IPv{f}: {', '.join(m[:4])}{' ...' if len(m) > 4 else ''}" for f, m in missing.items() if m)
         raise StepFailed(f"the customer router did not install Cloudflare's prefixes ({miss})",
@@ -386,6 +428,10 @@ def bfd_up(ctx: Context, timeout: float = 15.0) -> list[str]:
     bfd_sessions = [s for s in ctx.plan.sessions if s.bfd]
     if not bfd_sessions:
         raise SkipStep("no BFD on these interconnects (dataplane v2 has none, or bfd.enabled is false)")
+    if not _router_has_bfd(ctx):
+        raise SkipStep(f"{ctx.plan.customer_router.kind} has no BFD: Cloudflare's BFD toward you stays Down and "
+                       f"a silent failure takes the hold time ({bfd_sessions[0].hold_time} s); see the router "
+                       "step's WARN")
     peers = {str(s.cust_addr): s for s in bfd_sessions}
     deadline = time.monotonic() + timeout
     states: dict[str, str] = {}
@@ -401,6 +447,13 @@ def bfd_up(ctx: Context, timeout: float = 15.0) -> list[str]:
             raise StepFailed("BFD not Up: " + ", ".join(f"{p} {states.get(p, 'absent')}" for p in peers),
                              bfd_advice(down, s.bfd_tx_ms, s.bfd_multiplier))
         time.sleep(0.3)
+
+
+def _router_has_bfd(ctx: Context) -> bool:
+    """Whether the customer's kind can run BFD at all (the registry's data; GoBGP cannot)."""
+    from sim.facts import router_kinds
+
+    return router_kinds()[ctx.plan.customer_router.kind].bfd
 
 
 class SkipStep(Exception):
@@ -439,10 +492,11 @@ DETECTION_SLACK_S = 5.0
 process scheduling on a loaded 2-core machine, the edge's 1 s BFD slow start after a restart."""
 
 
-def detection(sessions: list[Any]) -> tuple[float, str]:
-    """How long the edge needs to see a dead link on these sessions, and by which mechanism."""
+def detection(sessions: list[Any], router_bfd: bool = True) -> tuple[float, str]:
+    """How long the edge needs to see a dead link on these sessions, and by which mechanism
+    (``router_bfd`` False: the customer's kind has no BFD, so the hold time detects)."""
     s = sessions[0]
-    if s.bfd:
+    if s.bfd and router_bfd:
         return s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms) / 1000, f"BFD {s.bfd_multiplier}x{s.bfd_tx_ms} ms"
     return float(s.hold_time), f"BGP hold time {s.hold_time} s"
 
@@ -450,7 +504,7 @@ def detection(sessions: list[Any]) -> tuple[float, str]:
 def _wait_detected(ctx: Context, link: str, t_fault: float) -> float:
     """Keep the fault until the edge has torn down every session of ``link``; seconds it took."""
     sessions = ctx.plan.sessions_for(link)
-    detect_s, how = detection(sessions)
+    detect_s, how = detection(sessions, _router_has_bfd(ctx))
     keys = [s.key for s in sessions]
     while True:
         up = [s.key for s in ctx.edge.sessions() if s.key in keys and s.up]
@@ -484,7 +538,7 @@ def go_live(ctx: Context) -> list[str]:
                 out.append(f"{icon}: light {level} (minimum {load_facts().min_rx_dbm} dBm) -> Unhealthy: "
                            f"{st.get('reason')}")
                 took = _wait_detected(ctx, ic.name, t_fault)
-                _detect, how = detection(ctx.plan.sessions_for(ic.name))
+                _detect, how = detection(ctx.plan.sessions_for(ic.name), _router_has_bfd(ctx))
                 out.append(f"{ic.name}: the edge tore its sessions down {took * 1000:.0f} ms after the fault ({how})")
             finally:
                 clear_faults(ctx.lab, ic.name, kind="light")
@@ -537,7 +591,7 @@ def failover(ctx: Context) -> list[str]:
 
     link = links[0]
     sess = ctx.plan.sessions_for(link)[0]
-    detect_s, how = detection([sess])
+    detect_s, how = detection([sess], _router_has_bfd(ctx))
     t0 = time.monotonic()
     apply_fault(ctx.lab, link, "blackhole")
     try:
@@ -554,11 +608,30 @@ def failover(ctx: Context) -> list[str]:
                          f"dark ({how})",
                          ["a silent failure was not detected: keep BFD on and the hold time short (the plan "
                           f"uses {sess.hold_time} s)"])
+    t1 = time.monotonic()
     try:
         ctx.edge.wait_established(keys, timeout=ctx.bgp_timeout)
     except ControlError as exc:
+        cause = _recovery_cause(ctx, sess.key, time.monotonic() - t1)
         raise StepFailed(f"the session did not come back after the fault was cleared: {exc}",
+                         [f"{cause.message}: {cause.fix}"] if cause else
                          ["check your router retries the connection (FRR `timers connect`, BIRD "
-                          "`connect retry time`)"]) from None
+                          "`connect retry time` and `error wait time`)"]) from None
+    back = time.monotonic() - t1
+    cause = _recovery_cause(ctx, sess.key, back)
     return [f"{link} blackholed: {sess.key} down after {took * 1000:.0f} ms ({how} predicts "
-            f"{detect_s * 1000:.0f} ms)", "re-established after the fault was cleared"]
+            f"{detect_s * 1000:.0f} ms)", f"re-established {back:.1f} s after the fault was cleared",
+            *([f"WARN {cause.message}: {cause.fix}"] if cause else [])]
+
+
+def _recovery_cause(ctx: Context, key: str, took_s: float) -> Any:
+    """The customer's own back-off timer that explains a slow return (a Finding), or None."""
+    from sim.routers import router_for
+    from sim.routers.crosscheck import recovery_cause
+
+    router = router_for(ctx.lab)
+    if router is None:
+        return None
+    with contextlib.suppress(Exception):
+        return recovery_cause(ctx.plan, router.facts(), key, took_s, type(router))
+    return None

@@ -73,7 +73,16 @@ class StepResult(Base):
     status: StepStatus
     reason: str = ""
     measured: float | None = Field(default=None, description="Seconds from step start until the condition held")
-    limit: float | None = Field(default=None, description="The bound the measurement was held to (s)")
+    limit: float | None = Field(default=None, description="The physical bound (s): the scenario's within/max_window")
+    slack: float | None = Field(default=None, description="Executor slack added to the limit (s): 0 on the "
+                                                           "simulator, measured poll/exec latency on the emulator")
+
+    @property
+    def ratio(self) -> float | None:
+        """measured / limit: how close to the physics this run came (> 1 means inside the slack only)."""
+        if self.measured is None or not self.limit:
+            return None
+        return round(self.measured / self.limit, 3)
 
 
 class Report(Base):

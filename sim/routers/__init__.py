@@ -1,11 +1,9 @@
-"""The customer's router: real FRR or BIRD 2 in the ``cust`` node, from a template or the user's own file.
+"""The customer's router: a real routing daemon in the ``cust`` node, from a template or the user's file.
 
 "Bring your own config and see what Cloudflare's side makes of it" is the main use of the lab, so
 the customer side is never simulated: it is the real daemon the customer runs, with their real
-configuration. This package starts it inside the lab, lets the orchestrator ask what it learned,
-and applies the MSS clamp that Linux routers do outside the routing daemon (:mod:`sim.routers.mss`).
-
-Entry points for the orchestrator (``sim.lab.lab``)::
+configuration. Which daemons exist is the registry's business (:mod:`sim.routers.registry`, data in
+``sim/data/router-kinds.yaml``); this module is what the orchestrator calls, without naming a kind::
 
     check_customer_config(plan)   # before anything is built: a bad user config fails here
     start_customer(lab)           # after the cust node and its interfaces exist
@@ -13,156 +11,28 @@ Entry points for the orchestrator (``sim.lab.lab``)::
     customer_bgp(lab) -> list[dict]
     stop_customer(lab)            # optional: teardown of the namespace also ends it
 
-``customer_bgp`` returns one dict per BGP neighbour, the same keys for FRR and BIRD:
-``peer`` (address), ``remote_as``, ``state`` (``Established``, ``Active``, ``Connect``, ...),
-``received`` / ``sent`` (prefix counts or None), ``session`` (plan key like ``ewr1/v4`` or None),
-``name`` (BIRD protocol / FRR neighbour), ``last_error`` (or None).
+``customer_bgp`` returns one dict per BGP neighbour, the fields of
+:class:`~sim.routers.base.BgpNeighbor` (peer, remote_as, state, received, sent, session, timers...).
+The MSS clamp Linux routers apply outside the daemon is :mod:`sim.routers.mss`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import jinja2
-
-from sim.lab.process import ProcessRecord
-from sim.lab.state import LabState
-from sim.topology.load import ConfigError
-from sim.topology.plan import CUSTOMER, TRANSIT, LabPlan
-
-SUN_PATH_MAX = 107
-"""Longest unix socket path the kernel accepts (sun_path is 108 bytes with the NUL)."""
-
-EXTRA_KEY = "customer_router"
-"""Key in ``lab.state.extra`` where the customer router records what it started."""
-
-
-def extra_key(node: str) -> str:
-    """``lab.state.extra`` key for the router in ``node`` (``customer_router`` for the customer)."""
-    return EXTRA_KEY if node == CUSTOMER else f"router:{node}"
-
-
-class RouterLab(Protocol):
-    """What this package needs from a lab (``sim.lab.lab.Lab`` provides it; tests use a stand-in)."""
-
-    plan: LabPlan
-    state: LabState
-
-    def spawn(self, node: str, name: str, argv: list[str], log: Path | None = None) -> ProcessRecord: ...
-
-    def run(self, node: str, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]: ...
-
-    def node_dir(self, node: str) -> Path: ...
-
-    def netns_path(self, node: str) -> str: ...
-
-
-class RouterError(RuntimeError):
-    """The router daemon would not start or answer; the message carries what the daemon said."""
-
-
-class UserConfigError(ConfigError):
-    """The user's own router config was refused by the daemon's own parser (file + daemon message)."""
-
-
-def kernel_ifname(lab: RouterLab, node: str, l3_name: str) -> str:
-    """The real interface name of a plan interface (``ewr1.100`` is ``ewr1`` when 8021q is missing).
-
-    Uses ``lab.ifname`` when the lab offers it (sim.lab.lab.Lab does); the plan name otherwise.
-    """
-    fn = getattr(lab, "ifname", None)
-    return fn(node, l3_name) if callable(fn) else l3_name
-
-
-def template_context(plan: LabPlan, ifname: Callable[[str], str] | None = None) -> dict[str, Any]:
-    """Everything the FRR and BIRD templates need, computed once so both say the same thing.
-
-    Static blackholes anchor the announced aggregates (the usual practice so unused space in an
-    aggregate is dropped, not looped), except for prefixes equal to or inside the customer LAN:
-    a blackhole there would be more specific than, or shadow, the connected route to the origin.
-    """
-    cust = plan.node(CUSTOMER)
-    lan_nets = [a.network for i in cust.interfaces if i.name.startswith("lan") for a in i.addresses]
-
-    def covered(p: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-        return any(p.version == n.version and p.subnet_of(n) for n in lan_nets)  # type: ignore[arg-type]
-
-    announce = list(dict.fromkeys(plan.customer_announce))
-    sessions = []
-    profiles: dict[str, dict[str, int]] = {}
-    for s in plan.sessions:
-        name = f"cf_{s.interconnect}_v{s.family}".replace("-", "_")
-        prof = None
-        if s.bfd:
-            prof = f"cnilab-{s.bfd_tx_ms}x{s.bfd_rx_ms}x{s.bfd_multiplier}"
-            profiles[prof] = {"tx": s.bfd_tx_ms, "rx": s.bfd_rx_ms, "mult": s.bfd_multiplier}
-        sessions.append({
-            "name": name, "route_map": f"CNILAB-FROM-CF-{s.interconnect.upper()}-V{s.family}",
-            "key": s.key, "interconnect": s.interconnect, "family": s.family,
-            "peer": str(s.cf_addr), "local": str(s.cust_addr), "remote_as": s.cf_asn,
-            "password": s.customer_md5, "hold": s.hold_time, "keepalive": s.keepalive,
-            "local_pref": s.local_pref, "bfd": s.bfd, "bfd_profile": prof, "bfd_tx": s.bfd_tx_ms,
-            "bfd_rx": s.bfd_rx_ms, "bfd_mult": s.bfd_multiplier,
-            "iface": ifname(s.cust_iface) if ifname else s.cust_iface,
-        })
-    bfd_ifaces: dict[str, dict[str, int]] = {}
-    for s in sessions:
-        if s["bfd"]:
-            bfd_ifaces[s["iface"]] = {"tx": s["bfd_tx"], "rx": s["bfd_rx"], "mult": s["bfd_mult"]}
-    transit = None
-    if any(n.name == TRANSIT for n in plan.nodes):
-        t_if = plan.node(TRANSIT).interfaces
-        link = next(lk for lk in plan.links if lk.role == "transit" and CUSTOMER in (lk.a.node, lk.b.node))
-        t_end = link.a if link.a.node == TRANSIT else link.b
-        transit = next(str(a.ip) for i in t_if if i.name == t_end.iface for a in i.addresses if a.version == 4)
-    v4 = [s for s in plan.sessions if s.family == 4]
-    router_id = str(v4[0].cust_addr) if v4 else next(
-        str(a.ip) for i in cust.interfaces for a in i.addresses if a.version == 4)
-    return {
-        "lab": plan.lab, "asn": plan.sessions[0].cust_asn if plan.sessions else None, "router_id": router_id,
-        "sessions": sessions, "bfd_profiles": profiles, "bfd_ifaces": bfd_ifaces,
-        "announce4": [str(p) for p in announce if p.version == 4],
-        "announce6": [str(p) for p in announce if p.version == 6],
-        "blackhole4": [str(p) for p in announce if p.version == 4 and not covered(p)],
-        "blackhole6": [str(p) for p in announce if p.version == 6 and not covered(p)],
-        "transit": transit,
-    }
-
-
-def templates() -> jinja2.Environment:
-    """The router templates; StrictUndefined so a missing context key fails loudly, not as ''."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-    )
-
-
-def process_dead(rec: ProcessRecord) -> bool:
-    if not rec.alive():
-        return True
-    try:
-        return Path(f"/proc/{rec.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def log_tail(path: Path, lines: int = 8) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def session_key(plan: LabPlan, peer: str) -> str | None:
-    """The plan's key (``ewr1/v4``) of the session whose Cloudflare address is ``peer``."""
-    for s in plan.sessions:
-        if str(s.cf_addr) == peer:
-            return s.key
-    return None
+from sim.routers.base import CustomerRouter
+from sim.routers.common import (
+    EXTRA_KEY,
+    RouterError,
+    RouterLab,
+    UserConfigError,
+    extra_key,
+    save_state,
+    template_context,
+)
+from sim.routers.registry import router_class, sniff_kind
+from sim.topology.plan import CUSTOMER, LabPlan
 
 
 def check_customer_config(plan: LabPlan) -> None:
@@ -171,29 +41,27 @@ def check_customer_config(plan: LabPlan) -> None:
     Raises :class:`UserConfigError` naming the file and quoting the daemon's parser.
     """
     router = plan.customer_router
-    if router.config is None or router.kind == "external":
+    cls = router_class(router.kind)
+    if router.config is None or cls is None:
         return
-    if router.kind == "frr":
-        from sim.routers.frr import validate_frr_config
+    path = Path(router.config)
+    try:
+        looks = sniff_kind(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError as exc:
+        raise UserConfigError(path, [f"customer.router.config = '{path}': cannot read it ({exc.strerror})"]) from None
+    if looks is not None and looks != router.kind:
+        # The other daemon's parser would print dozens of lines about the first foreign keyword.
+        other = router_class(looks)
+        raise UserConfigError(path, [
+            f"customer.router.kind = '{router.kind}', but {path} looks like {other.info().title.split(' (')[0]} "
+            f"(its syntax): use kind {looks} (--kind {looks}), or the {cls.info().title.split(' (')[0]} config"])
+    cls.validate(path)
 
-        validate_frr_config(Path(router.config))
-    else:
-        from sim.routers.bird import validate_bird_config
 
-        validate_bird_config(Path(router.config))
-
-
-def _router(lab: RouterLab, node: str = CUSTOMER):
-    kind = lab.plan.customer_router.kind
-    if kind == "frr":
-        from sim.routers.frr import FrrRouter
-
-        return FrrRouter(lab, node)
-    if kind == "bird":
-        from sim.routers.bird import BirdRouter
-
-        return BirdRouter(lab, node)
-    return None
+def router_for(lab: RouterLab, node: str = CUSTOMER) -> CustomerRouter | None:
+    """The customer router object of ``lab`` (None for kind ``external``: nothing runs in the lab)."""
+    cls = router_class(lab.plan.customer_router.kind)
+    return cls(lab, node) if cls is not None else None
 
 
 def start_customer(lab: RouterLab) -> None:
@@ -203,7 +71,7 @@ def start_customer(lab: RouterLab) -> None:
     """
     from sim.routers.mss import apply_mss_clamp
 
-    router = _router(lab)
+    router = router_for(lab)
     if router is None:
         return
     check_customer_config(lab.plan)
@@ -215,84 +83,60 @@ def start_customer(lab: RouterLab) -> None:
         router.stop()
         raise
     lab.state.extra[EXTRA_KEY]["mss_clamp"] = mss
-    save = getattr(lab, "save", None)
-    if callable(save):
-        save()
+    save_state(lab)
 
 
 def stop_customer(lab: RouterLab) -> None:
     """Stop the daemons ``start_customer`` started and remove the clamp. Idempotent."""
     from sim.routers.mss import remove_mss_clamp
 
-    router = _router(lab)
+    router = router_for(lab)
     if router is not None:
         router.stop()
         remove_mss_clamp(lab)
 
 
 def customer_routes(lab: RouterLab) -> str:
-    """The daemon's own RIB view (``show ip route`` + ``show ipv6 route`` / ``birdc show route``)."""
-    router = _router(lab)
+    """The daemon's own RIB view (``show ip route`` + ``show ipv6 route`` / ``birdc show route`` / ...)."""
+    router = router_for(lab)
     if router is None:
         return "customer router is external: its routes are on your router\n"
     return router.routes()
 
 
 def cli_argv(lab: RouterLab, node: str, argv: list[str]) -> list[str]:
-    """Point ``vtysh``/``birdc`` typed by a user at the lab's own daemon sockets.
+    """Point a daemon CLI typed by a user (``vtysh``, ``birdc``, ``gobgp``) at the lab's own sockets.
 
-    The lab's FRR and BIRD keep their sockets in the lab directory, not the system paths, so a
-    plain ``vtysh`` in the node would find no daemon; ``cnilab exec cust -- vtysh ...`` should.
+    The lab's daemons keep their sockets in the lab directory, not the system paths, so a plain
+    ``vtysh`` in the node would find no daemon; ``cnilab exec cust -- vtysh ...`` should.
     """
     rec = (lab.state.extra or {}).get(extra_key(node))
-    if not argv or not rec or not rec.get("dir"):
+    if not argv or not rec or not rec.get("dir") or not rec.get("kind"):
         return argv
-    if argv[0] == "vtysh" and rec.get("kind") == "frr" and "--vty_socket" not in argv:
-        return ["vtysh", "--vty_socket", rec["dir"], *argv[1:]]
-    if argv[0] == "birdc" and rec.get("kind") == "bird" and "-s" not in argv:
-        return ["birdc", "-s", str(Path(rec["dir"]) / "bird.ctl"), *argv[1:]]
-    return argv
+    cls = router_class(rec["kind"])
+    return cls.cli_argv(argv, Path(rec["dir"])) if cls is not None else argv
 
 
 def customer_bgp(lab: RouterLab) -> list[dict[str, Any]]:
-    """BGP neighbours as the customer's daemon sees them (keys in the module docstring)."""
-    router = _router(lab)
+    """BGP neighbours as the customer's daemon sees them (fields of BgpNeighbor, as dicts)."""
+    router = router_for(lab)
     if router is None:
         return []
-    return router.bgp()
+    return [n.model_dump() for n in router.bgp()]
 
 
 __all__ = [
     "EXTRA_KEY",
+    "CustomerRouter",
     "RouterError",
     "RouterLab",
     "UserConfigError",
     "check_customer_config",
+    "cli_argv",
     "customer_bgp",
     "customer_routes",
+    "router_for",
     "start_customer",
     "stop_customer",
     "template_context",
 ]
-
-
-def record_start(lab: RouterLab, kind: str, node: str, workdir: Path, source: str,
-                 procs: list[ProcessRecord]) -> None:
-    """Remember what was started in ``lab.state.extra`` so a later shell can find and stop it."""
-    lab.state.extra[extra_key(node)] = {
-        "kind": kind, "node": node, "dir": str(workdir), "source": source,
-        "processes": [p.model_dump() for p in procs], "mss_clamp": None,
-    }
-    save = getattr(lab, "save", None)  # sim.lab.lab.Lab persists direct edits of state.extra on save()
-    if callable(save):
-        save()
-
-
-def stop_recorded(lab: RouterLab, node: str) -> None:
-    """Stop every process ``record_start`` noted for ``node`` (start-time checked: never a stranger)."""
-    info = lab.state.extra.get(extra_key(node))
-    if not info:
-        return
-    for raw in reversed(info.get("processes", [])):
-        ProcessRecord.model_validate(raw).stop()
-    info["processes"] = []

@@ -11,21 +11,22 @@ nothing uses FRR's default paths: every socket (vty, zserv, bfdd control) and pi
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from sim.lab.process import ProcessRecord
-from sim.routers import (
+from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
+from sim.routers.common import (
     SUN_PATH_MAX,
     RouterError,
-    RouterLab,
     UserConfigError,
-    extra_key,
     log_tail,
     process_dead,
     record_start,
@@ -34,7 +35,8 @@ from sim.routers import (
     template_context,
     templates,
 )
-from sim.topology.plan import CUSTOMER, LabPlan
+from sim.routers.registry import register
+from sim.topology.plan import LabPlan, Session
 
 FRR_BIN = Path("/usr/lib/frr")
 FRR_SCRATCH = Path("/var/tmp/frr")
@@ -94,19 +96,44 @@ def _accepts(path: Path) -> bool:
     return True
 
 
-class FrrRouter:
+@register("frr")
+class FrrRouter(CustomerRouter):
     """FRR in one lab node, with all of its paths under ``<node_dir>/frr``."""
 
     kind = "frr"
+    config_name = "frr.conf"
+    phrases: ClassVar[dict[str, str]] = {
+        "neighbor": "router bgp {local_as} / no neighbor {wrong} / neighbor {peer} remote-as {asn}",
+        "remote_as": "router bgp {local_as} / neighbor {peer} remote-as {asn}",
+        "local_as": "router bgp {local_as} (the ASN on the CNI)",
+        "export": ("ip prefix-list TO-CLOUDFLARE permit <your prefix> / route-map TO-CLOUDFLARE permit 10 / "
+                   "match ip address prefix-list TO-CLOUDFLARE / address-family ... / "
+                   "neighbor {peer} route-map TO-CLOUDFLARE out"),
+        "bfd_on": "bfd / profile cni / transmit-interval {tx} / receive-interval {rx} / detect-multiplier {mult}; "
+                  "neighbor {peer} bfd profile cni",
+        "bfd_off": "router bgp {local_as} / no neighbor {peer} bfd",
+        "bfd_timers": "bfd / profile cni / transmit-interval {tx} / receive-interval {rx} / detect-multiplier {mult}",
+        "timers": "neighbor {peer} timers {keepalive} {hold}",
+        "reconnect": "neighbor {peer} timers connect 5",
+    }
+    commands: ClassVar[dict[str, str]] = {"neighbors": "vtysh -c 'show bgp neighbors json'",
+                                         "bfd": "vtysh -c 'show bfd peers json'",
+                                         "config": "vtysh -c 'show running-config'",
+                                         "exported": "vtysh -c 'show bgp neighbors X advertised-routes json'"}
 
-    def __init__(self, lab: RouterLab, node: str = CUSTOMER) -> None:
-        self.lab = lab
-        self.node = node
-        self.dir = lab.node_dir(node) / "frr"
+    @classmethod
+    def validate(cls, path: Path) -> None:
+        validate_frr_config(path)
 
-    @property
-    def conf(self) -> Path:
-        return self.dir / "frr.conf"
+    @classmethod
+    def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
+        return render_frr(plan)
+
+    @classmethod
+    def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
+        if argv and argv[0] == "vtysh" and "--vty_socket" not in argv:
+            return ["vtysh", "--vty_socket", str(workdir), *argv[1:]]
+        return argv
 
     def _argv(self, daemon: str) -> list[str]:
         d = self.dir
@@ -177,7 +204,7 @@ class FrrRouter:
         FRR makes ``/var/tmp/frr/<daemon>.<pid>`` for crash logs and, having dropped privileges,
         cannot remove it at exit; the PIDs are ours, so are these directories.
         """
-        info = self.lab.state.extra.get(extra_key(self.node)) or {}
+        info = self.record()
         recs = [ProcessRecord.model_validate(p) for p in info.get("processes", [])]
         stop_recorded(self.lab, self.node)
         for rec in recs:
@@ -201,22 +228,109 @@ class FrrRouter:
     def routes(self) -> str:
         return self.vtysh("show ip route", "show ipv6 route")
 
-    def bgp(self) -> list[dict[str, Any]]:
-        data = json.loads(self.vtysh("show ip bgp neighbors json") or "{}")
-        out = []
-        for peer, d in data.items():
-            if not isinstance(d, dict) or "remoteAs" not in d:
-                continue
-            afs = d.get("addressFamilyInfo") or {}
-            recv = [af.get("acceptedPrefixCounter") for af in afs.values() if isinstance(af, dict)]
-            sent = [af.get("sentPrefixCounter") for af in afs.values() if isinstance(af, dict)]
-            err = d.get("lastResetDueTo") or d.get("lastNotificationReason")
-            out.append({
-                "peer": peer, "remote_as": d.get("remoteAs"), "local_as": d.get("localAs"),
-                "state": d.get("bgpState"),
-                "received": sum(x for x in recv if x is not None) if any(x is not None for x in recv) else None,
-                "sent": sum(x for x in sent if x is not None) if any(x is not None for x in sent) else None,
-                "session": session_key(self.lab.plan, peer), "name": d.get("nbrDesc") or peer,
-                "last_error": err,
-            })
-        return out
+    def running_config(self) -> str:
+        return self.vtysh("show running-config")
+
+    def _neighbors_json(self) -> dict:
+        return json.loads(self.vtysh("show bgp neighbors json") or "{}")
+
+    def bgp(self) -> list[BgpNeighbor]:
+        return [frr_neighbor(self.lab.plan, peer, d) for peer, d in self._neighbors_json().items()
+                if isinstance(d, dict) and "remoteAs" in d]
+
+    def bfd_peers(self) -> list[BfdPeer]:
+        raw = json.loads(self.vtysh("show bfd peers json") or "[]")
+        return [BfdPeer(peer=p["peer"], state=str(p.get("status", "")).capitalize(),
+                        tx_ms=p.get("transmit-interval"), rx_ms=p.get("receive-interval"),
+                        multiplier=p.get("detect-multiplier")) for p in raw if "peer" in p]
+
+    def facts(self) -> RouterFacts:
+        raw = self._neighbors_json()
+        running = self.running_config()
+        neighbors = [frr_neighbor(self.lab.plan, peer, d) for peer, d in raw.items()
+                     if isinstance(d, dict) and "remoteAs" in d]
+        requires = not re.search(r"^\s*no bgp ebgp-requires-policy\s*$", running, re.M)
+        exported = {n.peer: self.exported(n.peer) for n in neighbors if n.state == "Established"}
+        return RouterFacts(kind=self.kind, neighbors=neighbors, bfd=self.bfd_peers(),
+                           undefined_policies=undefined_policies(running), requires_policy=requires,
+                           exported=exported, evidence={"show running-config": running})
+
+    def exported(self, peer: str) -> list[str]:
+        """Prefixes FRR advertises to ``peer`` (``show bgp <afi> unicast neighbors X advertised-routes``)."""
+        afi = "ipv6" if ":" in peer else "ipv4"
+        raw = json.loads(self.vtysh(f"show bgp {afi} unicast neighbors {peer} advertised-routes json") or "{}")
+        return sorted((raw.get("advertisedRoutes") or {}).keys())
+
+    def maintenance(self, op: MaintenanceOp, peers: list[Session]) -> None:
+        """Drain with an outbound deny-all and inbound local-pref 1, shut down, or undo both.
+
+        ``clear bgp ... soft`` re-applies policy at once (Adj-RIB-In is kept by the template).
+        """
+        if not peers:
+            return
+        asn = peers[0].cust_asn
+        cmds = ["configure terminal", "route-map CNILAB-MAINT-OUT deny 10",
+                "route-map CNILAB-MAINT-IN permit 10", "set local-preference 1", "exit", f"router bgp {asn}"]
+        for s in peers:
+            fam = "ipv4" if s.family == 4 else "ipv6"
+            if op == "withdraw":
+                cmds += [f"address-family {fam} unicast", f"neighbor {s.cf_addr} route-map CNILAB-MAINT-OUT out",
+                         f"neighbor {s.cf_addr} route-map CNILAB-MAINT-IN in", "exit-address-family"]
+            elif op == "shutdown":
+                cmds.append(f"neighbor {s.cf_addr} shutdown message planned maintenance")
+            else:
+                cmds += [f"no neighbor {s.cf_addr} shutdown", f"address-family {fam} unicast",
+                         f"no neighbor {s.cf_addr} route-map CNILAB-MAINT-OUT out",
+                         f"no neighbor {s.cf_addr} route-map CNILAB-MAINT-IN in", "exit-address-family"]
+        self.vtysh(*cmds, "end", *(f"clear bgp {s.cf_addr} soft" for s in peers if op != "shutdown"))
+
+
+def _sum(values: list[int | None]) -> int | None:
+    got = [v for v in values if v is not None]
+    return sum(got) if got else None
+
+
+def _secs(ms: int | None) -> int | None:
+    return None if ms is None else int(ms) // 1000
+
+
+def frr_neighbor(plan: LabPlan, peer: str, d: dict) -> BgpNeighbor:
+    """One entry of ``show bgp neighbors json`` as a :class:`BgpNeighbor`."""
+    afs = [af for af in (d.get("addressFamilyInfo") or {}).values() if isinstance(af, dict)]
+    policies: list[str] = []
+    for af in afs:
+        for key in ("routeMapForOutgoingAdvertisements", "outgoingUpdatePrefixFilterList",
+                    "outgoingUpdateNetworkFilterList", "outgoingUpdateAsPathFilterList", "unsuppressMap"):
+            if af.get(key):
+                policies.append(str(af[key]))
+    up = d.get("bgpState") == "Established"
+    bfd = d.get("peerBfdInfo")
+    return BgpNeighbor(
+        peer=peer, name=d.get("nbrDesc") or peer, remote_as=d.get("remoteAs"), local_as=d.get("localAs"),
+        state=d.get("bgpState"), received=_sum([af.get("acceptedPrefixCounter") for af in afs]),
+        sent=_sum([af.get("sentPrefixCounter") for af in afs]), session=session_key(plan, peer),
+        last_error=d.get("lastResetDueTo") or d.get("lastNotificationReason"),
+        hold_time=_secs(d.get("bgpTimerHoldTimeMsecs")) if up else None,
+        keepalive=_secs(d.get("bgpTimerKeepAliveIntervalMsecs")) if up else None,
+        hold_time_configured=_secs(d.get("bgpTimerConfiguredHoldTimeMsecs")),
+        keepalive_configured=_secs(d.get("bgpTimerConfiguredKeepAliveIntervalMsecs")),
+        connect_retry=d.get("connectRetryTimer"),
+        export_policy=list(dict.fromkeys(policies)), bfd=bfd is not None)
+
+
+_DEFINED = re.compile(r"^(?:route-map|ip(?:v6)? prefix-list|bgp as-path access-list|bgp community-list"
+                      r"(?: standard| expanded)?)\s+(\S+)", re.M)
+_REFERENCED = re.compile(r"(?:neighbor \S+ (?:route-map|prefix-list|filter-list) (\S+) (?:in|out)"
+                         r"|match ip(?:v6)? address prefix-list (\S+)|match as-path (\S+)"
+                         r"|match community (\S+))", re.M)
+
+
+def undefined_policies(running: str) -> list[str]:
+    """Route-maps, prefix-lists, as-path and community lists referenced in ``running`` but never defined.
+
+    FRR accepts such a reference (the object may be defined later) and applies a policy that does
+    not exist, so a typo in a name passes the parser and changes what is announced.
+    """
+    defined = set(_DEFINED.findall(running))
+    refs = [next(g for g in m.groups() if g) for m in _REFERENCED.finditer(running)]
+    return list(dict.fromkeys(r for r in refs if r not in defined))

@@ -15,7 +15,7 @@ config, because the clamp is not part of either daemon's config.
 from __future__ import annotations
 
 from sim.facts import load_facts
-from sim.routers import RouterLab
+from sim.routers.common import RouterLab
 from sim.topology.plan import CUSTOMER, LabPlan
 
 TABLE = "cnilab_mss"

@@ -9,7 +9,6 @@ next to a measurement. Faults, traffic and probes are the lab's own (sim.faults,
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import threading
@@ -31,6 +30,52 @@ POLL_S = 0.05
 CUSTOMER_POLL_S = 0.25
 FRESH_S = 0.02
 """How old a reading may be when a step asks for a state (the edge answers in about a millisecond)."""
+SLACK_FLOOR_S = 0.25
+"""Part of the emulator's slack no measurement shows: daemons (BFD, ExaBGP, FRR) and the kernel run
+on the same loaded host as the observer, and a route change takes a moment to reach the FIB."""
+LATENCY_WINDOW = 40
+"""Polls over which the observation latency is measured (about 2 s): the slack follows the load."""
+
+
+class RouteReader:
+    """``ip route get`` in-process: one netlink socket per node, opened once and reused.
+
+    The poller asks both routers where they send traffic every 50 ms; forking ``ip`` twice per
+    poll was itself a large part of the observation latency on a loaded 2-core host."""
+
+    def __init__(self, netns_paths: dict[str, str]) -> None:
+        from pyroute2 import IPRoute
+
+        self._ipr: dict[str, Any] = {}
+        self._names: dict[str, dict[int, str]] = {}
+        try:
+            for node, path in netns_paths.items():
+                self._ipr[node] = IPRoute(netns=path, flags=0)  # flags=0: never create a namespace
+                self._names[node] = {}
+        except Exception:
+            self.close()
+            raise
+
+    def dev(self, node: str, dst: str) -> str | None:
+        ipr = self._ipr[node]
+        try:
+            oif = ipr.route("get", dst=dst)[0].get("RTA_OIF")
+        except Exception:  # no route (unreachable) or the namespace is going away
+            return None
+        if oif is None:
+            return None
+        names = self._names[node]
+        if oif not in names:
+            with contextlib.suppress(Exception):
+                names.clear()
+                names.update({lk["index"]: lk.get("IFLA_IFNAME") for lk in ipr.get_links()})
+        return names.get(oif)
+
+    def close(self) -> None:
+        for ipr in self._ipr.values():
+            with contextlib.suppress(Exception):
+                ipr.close()
+        self._ipr.clear()
 
 
 class EmuExecutor:
@@ -58,6 +103,8 @@ class EmuExecutor:
         self._iface_label = {**path_ifaces(lab), **{t.cf_ifname: t.interconnect for t in self.plan.tunnels}}
         self._poll_lock = threading.Lock()
         self._last_poll = 0.0
+        self._routes = RouteReader({node: lab.netns_path(node) for node in (EDGE, CUSTOMER)})
+        self._latency: list[float] = []  # seconds per poll, incl. how late the poller woke
         self._poll_once(force_customer=True)
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -71,11 +118,21 @@ class EmuExecutor:
                                             reason=reason))
 
     def _route_dev(self, node: str, dst: str) -> str | None:
-        out = self.lab.run(node, ["ip", "-j", "route", "get", dst], check=False)
-        try:
-            return json.loads(out.stdout)[0].get("dev")
-        except (ValueError, IndexError):
-            return None
+        return self._routes.dev(node, dst)
+
+    @property
+    def slack(self) -> float:
+        """Declared slack (s): a floor, two poll periods (a change lands just after a poll and is
+        confirmed by the next), and the worst observation latency measured over the last ~2 s
+        (time a poll took plus how late the poller woke), so the slack follows the host's load."""
+        with self._lock:
+            worst = max(self._latency, default=0.0)
+        return round(SLACK_FLOOR_S + 2 * POLL_S + worst, 3)
+
+    def _measure(self, seconds: float) -> None:
+        with self._lock:
+            self._latency.append(seconds)
+            del self._latency[:-LATENCY_WINDOW]
 
     def _label(self, dev: str | None) -> str | None:
         if dev is None:
@@ -136,9 +193,13 @@ class EmuExecutor:
                 self._last_poll = time.monotonic()
 
     def _poll(self) -> None:
-        while not self._stop.wait(POLL_S):
+        due = time.monotonic() + POLL_S
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
             with contextlib.suppress(Exception):
                 self._refresh(POLL_S / 2)
+            end = time.monotonic()
+            self._measure(end - due)  # lateness of the wake-up + duration of the poll
+            due = max(due + POLL_S, end)
 
     def run_until(self, deadline: float, until: Callable[[], bool] | None = None) -> float | None:
         while True:
@@ -232,28 +293,15 @@ class EmuExecutor:
             self._note("link", link or "all", "clear")
 
     def maintenance(self, link: str, op: MaintenanceOp) -> None:
-        from sim.routers import _router
-        from sim.routers.frr import FrrRouter
+        from sim.routers import router_for
 
-        router = _router(self.lab)
-        peers = [s for s in self.plan.sessions if s.interconnect == link]
-        if not isinstance(router, FrrRouter):
-            raise ValueError("maintenance steps are implemented for the FRR customer router")
-        asn = self.plan.sessions[0].cust_asn
-        cmds = ["configure terminal", "route-map CNILAB-MAINT-OUT deny 10",
-                "route-map CNILAB-MAINT-IN permit 10", "set local-preference 1", "exit", f"router bgp {asn}"]
-        for s in peers:
-            fam = "ipv4" if s.family == 4 else "ipv6"
-            if op == "withdraw":
-                cmds += [f"address-family {fam} unicast", f"neighbor {s.cf_addr} route-map CNILAB-MAINT-OUT out",
-                         f"neighbor {s.cf_addr} route-map CNILAB-MAINT-IN in", "exit-address-family"]
-            elif op == "shutdown":
-                cmds.append(f"neighbor {s.cf_addr} shutdown message planned maintenance")
-            else:
-                cmds += [f"no neighbor {s.cf_addr} shutdown", f"address-family {fam} unicast",
-                         f"no neighbor {s.cf_addr} route-map CNILAB-MAINT-OUT out",
-                         f"no neighbor {s.cf_addr} route-map CNILAB-MAINT-IN in", "exit-address-family"]
-        router.vtysh(*cmds, "end", *(f"clear bgp {s.cf_addr} soft" for s in peers if op != "shutdown"))
+        router = router_for(self.lab)
+        if router is None:
+            raise ValueError("maintenance steps need the customer router in the lab (kind external has none)")
+        try:
+            router.maintenance(op, [s for s in self.plan.sessions if s.interconnect == link])
+        except NotImplementedError as exc:
+            raise ValueError(str(exc)) from None
         with self._lock:
             self._note("link", link, f"maintenance {op}")
 
@@ -288,6 +336,8 @@ class EmuExecutor:
         self._stop.set()
         self._thread.join(timeout=2)
         self.stop_traffic()
+        with self._poll_lock:
+            self._routes.close()
 
 
 def _fsm(state: str | None) -> str:

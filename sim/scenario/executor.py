@@ -16,6 +16,9 @@ Contract for an emulator (kept small on purpose):
   a path is an interconnect name, ``"transit"`` or ``None``.
 * States are the RFC names: BGP Idle/Connect/Active/OpenSent/OpenConfirm/Established, BFD
   AdminDown/Down/Init/Up.
+* ``slack`` (seconds) is what the executor adds to every deadline a scenario states as physics:
+  0 for the simulator (virtual time is exact), measured observation latency plus a floor for the
+  emulator. The runner adds it; reports keep the physical limit and show the slack beside it.
 * ``series()`` returns what was observed (transitions with times, loss bins) for the report; an
   emulator builds it from its polling.
 """
@@ -43,6 +46,7 @@ class ExecutorUnavailable(RuntimeError):
 @runtime_checkable
 class Executor(Protocol):
     name: str  # "sim" or "emu"
+    slack: float  # seconds added to every physical deadline (see the module docstring)
 
     def now(self) -> float:
         """Seconds since the lab came up (virtual on the simulator)."""

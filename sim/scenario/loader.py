@@ -12,7 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sim.scenario.model import ClearStep, Expect, FaultStep, Maintenance, Scenario, WaitEstablished
+from sim.scenario.model import (
+    ClearStep,
+    Expect,
+    FaultStep,
+    Maintenance,
+    Scenario,
+    WaitEstablished,
+    resolve_deadline,
+)
 from sim.topology.load import ConfigError, describe_validation_error, load_model, load_topology
 from sim.topology.model import Topology
 from sim.topology.plan import LabPlan, build_plan
@@ -67,6 +75,23 @@ def apply_overrides(topo: Topology, overrides: dict[str, Any], where: Path | str
         raise ConfigError(where, problems) from exc
 
 
+def plan_timers(plan: LabPlan) -> dict[str, float]:
+    """The timers a deadline may name (seconds), from the plan: the slowest session decides."""
+    out: dict[str, float] = {}
+    bfd = [s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms) / 1000 for s in plan.sessions if s.bfd]
+    if bfd:
+        out["bfd_detection"] = max(bfd)
+    if plan.sessions:
+        out["hold_time"] = float(max(s.hold_time for s in plan.sessions))
+    return out
+
+
+def deadlines(loaded: LoadedScenario, step: Expect) -> tuple[float | None, float | None]:
+    """``(within, max_window)`` of ``step`` in seconds (plan timers resolved)."""
+    timers = plan_timers(loaded.plan)
+    return resolve_deadline(step.within, timers), resolve_deadline(step.max_window, timers)
+
+
 def _check_names(sc: Scenario, plan: LabPlan, path: Path) -> None:
     links = {lk.name for lk in plan.links}
     ics = {s.interconnect for s in plan.sessions} | {lk.interconnect for lk in plan.links if lk.interconnect}
@@ -90,6 +115,11 @@ def _check_names(sc: Scenario, plan: LabPlan, path: Path) -> None:
         if isinstance(step, WaitEstablished):
             session_ok(f"{f}.session", step.session, keys)
         if isinstance(step, Expect):
+            for field in ("within", "max_window"):
+                try:
+                    resolve_deadline(getattr(step, field), plan_timers(plan))
+                except ValueError as exc:
+                    problems.append(f"{f}.{field} = {getattr(step, field)!r}: {exc}")
             if step.what in ("path", "traffic_on") and step.link not in ics | {"transit", "none"}:
                 problems.append(f"{f}.link = {step.link!r}: not an interconnect, 'transit' or 'none' "
                                 f"(known: {', '.join(sorted(ics))})")

@@ -42,6 +42,49 @@ Duration = Annotated[
                     "description": "Seconds, or a string such as 5s, 1.5s, 300ms, 2m"}),
 ]
 
+PHYSICS = {
+    "bfd_detection": "BFD detection time: multiplier x max(tx, rx) of the plan's BFD sessions",
+    "hold_time": "BGP hold time of the plan's sessions",
+}
+"""Named timers a deadline may be stated in; the loader resolves them from the plan's timers."""
+_PHYSICS_RE = re.compile(r"^\s*(" + "|".join(PHYSICS) + r")\s*(?:\+\s*(\d+(?:\.\d+)?\s*(?:ms|s|m|h)?))?\s*$")
+PHYSICS_PATTERN = _PHYSICS_RE.pattern
+
+
+def parse_deadline(value: Any) -> float | str:
+    """A deadline is physics: seconds (``0.5s``, ``300ms``) or a plan timer (``bfd_detection``,
+    ``bfd_detection + 100ms``). Timer names are kept as text and resolved against the plan by
+    :func:`resolve_deadline`, so the file says *why* the bound is what it is."""
+    if isinstance(value, str) and _PHYSICS_RE.match(value):
+        return " ".join(value.split())
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a deadline; write seconds (e.g. 900ms, 1.5s) or a plan timer "
+                         f"({', '.join(PHYSICS)}), optionally '+ 100ms'") from None
+
+
+def resolve_deadline(value: float | str | None, timers: dict[str, float]) -> float | None:
+    """Seconds for a deadline; ``timers`` maps the names of :data:`PHYSICS` to the plan's values."""
+    if value is None or isinstance(value, float | int):
+        return value
+    m = _PHYSICS_RE.match(value)
+    if m is None:  # pragma: no cover - parse_deadline admitted it
+        raise ValueError(f"{value!r} is not a deadline")
+    if m.group(1) not in timers:
+        raise ValueError(f"{value!r}: the plan has no {m.group(1).replace('_', ' ')} ({PHYSICS[m.group(1)]})")
+    return timers[m.group(1)] + (parse_duration(m.group(2)) if m.group(2) else 0.0)
+
+
+Deadline = Annotated[
+    float | str,
+    BeforeValidator(parse_deadline),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN},
+                              {"type": "string", "pattern": PHYSICS_PATTERN}],
+                    "description": "Physics: seconds (5s, 300ms) or a plan timer (bfd_detection, hold_time), "
+                                   "optionally '+ 100ms'. The executor adds its own declared slack"}),
+]
+
 Side = Literal["cf", "customer"]
 SessionState = Literal["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"]
 BfdState = Literal["AdminDown", "Down", "Init", "Up"]
@@ -174,12 +217,15 @@ class Expect(StepBase):
     side: Side = Field(default="cf", description="Whose view: Cloudflare's edge or the customer router")
     session: str | None = Field(default=None, description="session_state/bfd_state: 'ewr1/v4', 'ewr1' or 'all'")
     state: str | None = Field(default=None, description="session_state: Idle..Established; bfd_state: Up/Down/Init")
-    within: Duration | None = Field(default=None, description="Deadline from the step start; omitted = now")
-    tolerance: Duration = Field(default=0.0, description="Slack added to within / max_window (for real timing)")
+    within: Deadline | None = Field(
+        default=None, description="Deadline from the step start, as physics (seconds or a plan timer such as "
+                                  "bfd_detection); the executor adds its declared slack; omitted = now")
+    tolerance: Duration = Field(default=0.0, description="Physical margin added to within / max_window (e.g. one "
+                                                          "packet interval); executor slack is added separately")
     compare_tolerance: Duration | None = Field(
         default=None, description="`cnilab compare`: how far prediction and measurement may differ on this step "
                                   "(default: --tolerance); wider where the outcome depends on a timer's phase")
-    max_window: Duration | None = Field(default=None, description="loss: longest outage allowed")
+    max_window: Deadline | None = Field(default=None, description="loss: longest outage allowed (physics, as within)")
     max_lost: int | None = Field(default=None, ge=0, description="loss: packets allowed to be lost")
     result: Literal["pass", "fail"] | None = Field(default=None, description="mss: the probe outcome expected")
 
@@ -200,7 +246,7 @@ class Expect(StepBase):
         return self
 
     def describe(self) -> str:
-        when = f" within {self.within:g}s" if self.within is not None else ""
+        when = f" within {_fmt(self.within)}" if self.within is not None else ""
         if self.what in ("path", "traffic_on"):
             who = "" if self.what == "traffic_on" else f" ({self.side} best path)"
             return f"expect {self.what.replace('_', ' ')} {self.link}{who}{when}"
@@ -210,11 +256,15 @@ class Expect(StepBase):
         if self.what == "loss":
             parts = []
             if self.max_window is not None:
-                parts.append(f"loss window <= {self.max_window:g}s")
+                parts.append(f"loss window <= {_fmt(self.max_window)}")
             if self.max_lost is not None:
                 parts.append(f"lost <= {self.max_lost}")
             return "expect " + " and ".join(parts)
         return f"expect mss probe {self.result}"
+
+
+def _fmt(deadline: float | str) -> str:
+    return deadline if isinstance(deadline, str) else f"{deadline:g}s"
 
 
 Step = Annotated[

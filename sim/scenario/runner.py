@@ -3,7 +3,14 @@
 Timing rules: a step starts at ``at`` (from the scenario start), else ``after`` seconds after the
 previous step ended (default 0). An ``expect`` with ``within`` ends as soon as its condition
 holds, so the next step starts from that moment; ``measured`` is the time from the step start
-until the condition held, and the step fails if that did not happen by ``within + tolerance``.
+until the condition held, and the step fails if that did not happen by
+``within + tolerance + executor slack``.
+
+Deadlines are physics plus executor slack: the scenario states the physics (seconds, or a plan
+timer such as ``bfd_detection``), each executor declares its ``slack`` (0 for the simulator in
+virtual time; measured poll and exec latency plus a floor for the emulator on a real, possibly
+loaded host). The report keeps the tight physical bound as ``limit`` and the slack beside it,
+so ``measured / limit`` says how close to the physics a run came.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from collections.abc import Callable
 
 from sim.report.model import Report, StepResult
 from sim.scenario.executor import Executor
-from sim.scenario.loader import LoadedScenario
+from sim.scenario.loader import LoadedScenario, deadlines
 from sim.scenario.model import (
     ClearStep,
     Expect,
@@ -41,20 +48,38 @@ def _states(ex: Executor, keys: list[str], sides: tuple[str, ...], bfd: bool) ->
     return {f"{k} {side}": get(k, side) for k in keys for side in sides}
 
 
+def executor_slack(ex: Executor) -> float:
+    """The executor's declared slack in seconds (0 when it declares none: virtual time)."""
+    return float(getattr(ex, "slack", 0.0))
+
+
 class _Outcome:
-    def __init__(self, status: str, reason: str = "", measured: float | None = None, limit: float | None = None):
-        self.status, self.reason, self.measured, self.limit = status, reason, measured, limit
+    def __init__(self, status: str, reason: str = "", measured: float | None = None, limit: float | None = None,
+                 slack: float | None = None):
+        self.status, self.reason, self.measured, self.limit, self.slack = status, reason, measured, limit, slack
 
 
-def _wait_for(ex: Executor, t0: float, window: float | None, cond: Callable[[], bool]) -> float | None:
-    if window is None:
+def _wait_for(ex: Executor, t0: float, physics: float | None, cond: Callable[[], bool]) -> float | None:
+    """Wait until ``cond`` holds, at most ``physics`` plus the executor's slack. The slack is read
+    again at the deadline: a load spike during the wait widens it (the emulator measures its own
+    observation latency as it goes), so a deadline never depends on the load at the step's start."""
+    if physics is None:
         return t0 if cond() else None
-    return ex.run_until(t0 + window, cond)
+    deadline = t0 + physics + executor_slack(ex)
+    while True:
+        t = ex.run_until(deadline, cond)
+        if t is not None:
+            return t
+        widened = t0 + physics + executor_slack(ex)
+        if widened <= deadline + 1e-9:
+            return None
+        deadline = widened
 
 
 def _expect(loaded: LoadedScenario, ex: Executor, step: Expect, t0: float) -> _Outcome:
-    window = None if step.within is None else step.within + step.tolerance
-    limit = step.within
+    within, max_window = deadlines(loaded, step)
+    physics = None if within is None else within + step.tolerance
+    limit = within
     if step.what in ("path", "traffic_on"):
         target = None if step.link == "none" else step.link
         if step.what == "path":
@@ -86,28 +111,38 @@ def _expect(loaded: LoadedScenario, ex: Executor, step: Expect, t0: float) -> _O
             return ", ".join(f"{k} is {v}" for k, v in bad.items())
     elif step.what == "loss":
         tr = ex.traffic()
-        max_w = None if step.max_window is None else step.max_window + step.tolerance
+        slack = executor_slack(ex)
+        max_w = None if max_window is None else max_window + step.tolerance + slack
         problems = []
         if not tr.src:
             problems.append("no traffic was started")
         if max_w is not None and tr.loss_window_s > max_w + 1e-9:
-            problems.append(f"loss window {tr.loss_window_s:.3f}s exceeds {max_w:g}s")
+            problems.append(f"loss window {tr.loss_window_s:.3f}s exceeds {max_w:.3g}s "
+                            f"({_bound(max_window, step.tolerance, slack)})")
         if step.max_lost is not None and tr.lost > step.max_lost:
             problems.append(f"{tr.lost} packets lost, at most {step.max_lost} allowed")
         summary = f"loss window {tr.loss_window_s:.3f}s, {tr.lost} of {tr.sent} packets lost"
         return _Outcome("fail" if problems else "pass", "; ".join(problems) or summary,
-                        measured=tr.loss_window_s, limit=step.max_window)
+                        measured=tr.loss_window_s, limit=max_window, slack=slack if max_w is not None else None)
     else:  # mss
         probe = ex.mss_probe()
         ok = probe.passed == (step.result == "pass")
         return _Outcome("pass" if ok else "fail",
                         probe.detail if ok else f"mss probe {'passed' if probe.passed else 'failed'}, "
                                                 f"expected it to {step.result}: {probe.detail}")
-    t = _wait_for(ex, t0, window, cond)
+    t = _wait_for(ex, t0, physics, cond)
+    slack = executor_slack(ex)
+    window = None if physics is None else physics + slack
     if t is not None:
-        return _Outcome("pass", "", measured=round(t - t0, 9), limit=limit)
-    when = f"after {window:g}s" if window is not None else "now"
-    return _Outcome("fail", f"{when}: {now_desc()}", limit=limit)
+        return _Outcome("pass", "", measured=round(t - t0, 9), limit=limit,
+                        slack=slack if window is not None else None)
+    when = f"after {window:.3g}s ({_bound(within, step.tolerance, slack)})" if window is not None else "now"
+    return _Outcome("fail", f"{when}: {now_desc()}", limit=limit, slack=slack if window is not None else None)
+
+
+def _bound(physics: float | None, tolerance: float, slack: float) -> str:
+    parts = [f"physics {physics or 0:g}s"] + ([f"tolerance {tolerance:g}s"] if tolerance else [])
+    return " + ".join([*parts, f"executor slack {slack:.3g}s"])
 
 
 def _do(loaded: LoadedScenario, ex: Executor, step: object, t0: float) -> _Outcome:
@@ -172,7 +207,8 @@ def run_scenario(loaded: LoadedScenario, ex: Executor, seed: int) -> Report:
         prev_end = ex.now()
         results.append(StepResult(
             index=i, do=step.do, description=step.name or describe_step(step), start=round(t0, 9),
-            end=round(prev_end, 9), status=out.status, reason=out.reason, measured=out.measured, limit=out.limit))
+            end=round(prev_end, 9), status=out.status, reason=out.reason, measured=out.measured, limit=out.limit,
+            slack=out.slack))
     ex.run_until(ex.now() + sc.end_after)
     notes += list(getattr(ex, "notes", []))
     return Report(

@@ -52,7 +52,7 @@ def describe_validation_error(err: ValidationError, data: Any) -> list[str]:
     """Turn pydantic's errors into 'field: value: why' lines."""
     problems = []
     for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = _user_loc(e["loc"], data)
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             problems.append(f"{_loc(loc)}: unknown field (check the spelling; see `cnilab schema`)")
@@ -61,9 +61,44 @@ def describe_validation_error(err: ValidationError, data: Any) -> list[str]:
             problems.append(f"{_loc(loc)}: required field is missing")
             continue
         value = _value_at(data, loc)
-        shown = f" = {value!r}" if value is not None and not isinstance(value, dict | list) else ""
-        problems.append(f"{_loc(loc)}{shown}: {msg}")
+        if value is None:
+            shown = " = null" if _present(data, loc) else ""
+        else:
+            text = repr(value)
+            shown = f" = {text if len(text) <= 80 else text[:77] + '...'}"
+        line = f"{_loc(loc)}{shown}: {msg}"
+        if line not in problems:  # a union reports once per member type; say it once
+            problems.append(line)
     return problems
+
+
+_INTERNAL = ("function-", "lax-or-strict", "json-or-python", "is-instance", "chain[", "union[", "nullable[")
+
+
+def _user_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """The path as the user wrote it: pydantic's validator and union-member steps removed
+    (``prefixes[0].lax-or-strict[...]`` -> ``prefixes[0]``; ``value.float`` -> ``value``)."""
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(part, str) and (part.startswith(_INTERNAL) or "[" in part):
+            continue
+        if node is not None and not isinstance(node, dict | list):
+            break  # past a scalar: the rest names union members, not fields
+        out.append(part)
+        try:
+            node = node[part] if isinstance(node, dict | list) else None
+        except (KeyError, IndexError, TypeError):
+            node = node if isinstance(part, str) and isinstance(node, dict) else None
+    return tuple(out)
+
+
+def _present(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Whether the last key of ``loc`` is written (as null) rather than missing."""
+    parent = _value_at(data, loc[:-1]) if loc else None
+    if isinstance(parent, list):
+        return isinstance(loc[-1], int) and 0 <= loc[-1] < len(parent)
+    return bool(loc) and isinstance(parent, dict) and loc[-1] in parent
 
 
 def load_model(path: Path | str, model: type[M]) -> M:

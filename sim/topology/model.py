@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.facts import facility_by_code, load_facts
+from sim.facts import default_router_kind, facility_by_code, load_facts, router_kind_names, router_kinds
 from sim.lab.names import LAB_NAME_PATTERN
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,10}$")]
@@ -93,10 +93,13 @@ class Bgp(Model):
     @field_validator("keepalive")
     @classmethod
     def _keepalive(cls, v: int | None, info: ValidationInfo) -> int | None:
+        # RFC 4271 4.4: keepalives are sent well inside the hold time; at >= hold the session drops
+        # between two keepalives (hold 0 disables both, so any keepalive is moot there). A field
+        # validator, so the error names the field and its value (interconnects[0].bgp.keepalive = 9).
         hold = info.data.get("hold_time")
         if v is not None and hold and v >= hold:
-            raise ValueError(f"keepalive {v}s is not less than hold_time {hold}s: the session would expire "
-                             f"between keepalives; use a third of the hold time ({max(1, hold // 3)})")
+            raise ValueError(f"keepalive {v}s >= hold_time {hold}s: the session would expire between two "
+                             f"keepalives; use at most hold_time / 3 ({hold // 3}s)")
         return v
 
     @property
@@ -173,8 +176,13 @@ class Interconnect(Model):
         return self
 
 
+RouterKind = Literal[router_kind_names()]  # type: ignore[valid-type]
+"""Customer router kinds, from ``sim/data/router-kinds.yaml`` (the registry's data), never retyped."""
+
+
 class CustomerRouter(Model):
-    kind: Literal["frr", "bird", "external"] = "frr"
+    kind: RouterKind = Field(default=default_router_kind(),  # type: ignore[valid-type]
+                             description="; ".join(f"{n}: {k.title}" for n, k in router_kinds().items()))
     config: Path | None = Field(default=None, description="Your own router config; default: rendered template")
     mss_clamp: int | Literal["auto"] | None = Field(
         default="auto", description="Template only: MSS clamp the router applies ('auto' = what the profile needs)"

@@ -1,0 +1,177 @@
+"""Helpers every router kind shares: the lab interface it needs, errors, process records, templates.
+
+Kept apart from :mod:`sim.routers` (the orchestrator entry points) so a kind module can import them
+without importing the registry that imports it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import jinja2
+
+from sim.lab.process import ProcessRecord
+from sim.lab.state import LabState
+from sim.topology.load import ConfigError
+from sim.topology.plan import CUSTOMER, TRANSIT, LabPlan
+
+SUN_PATH_MAX = 107
+"""Longest unix socket path the kernel accepts (sun_path is 108 bytes with the NUL)."""
+
+EXTRA_KEY = "customer_router"
+"""Key in ``lab.state.extra`` where the customer router records what it started."""
+
+
+def extra_key(node: str) -> str:
+    """``lab.state.extra`` key for the router in ``node`` (``customer_router`` for the customer)."""
+    return EXTRA_KEY if node == CUSTOMER else f"router:{node}"
+
+
+class RouterLab(Protocol):
+    """What this package needs from a lab (``sim.lab.lab.Lab`` provides it; tests use a stand-in)."""
+
+    plan: LabPlan
+    state: LabState
+
+    def spawn(self, node: str, name: str, argv: list[str], log: Path | None = None) -> ProcessRecord: ...
+
+    def run(self, node: str, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]: ...
+
+    def node_dir(self, node: str) -> Path: ...
+
+    def netns_path(self, node: str) -> str: ...
+
+
+class RouterError(RuntimeError):
+    """The router daemon would not start or answer; the message carries what the daemon said."""
+
+
+class UserConfigError(ConfigError):
+    """The user's own router config was refused by the daemon's own parser (file + daemon message)."""
+
+
+def kernel_ifname(lab: RouterLab, node: str, l3_name: str) -> str:
+    """The real interface name of a plan interface (``ewr1.100`` is ``ewr1`` when 8021q is missing).
+
+    Uses ``lab.ifname`` when the lab offers it (sim.lab.lab.Lab does); the plan name otherwise.
+    """
+    fn = getattr(lab, "ifname", None)
+    return fn(node, l3_name) if callable(fn) else l3_name
+
+
+def save_state(lab: RouterLab) -> None:
+    """Persist direct edits of ``lab.state.extra`` (sim.lab.lab.Lab has ``save``; test stand-ins may not)."""
+    save = getattr(lab, "save", None)
+    if callable(save):
+        save()
+
+
+def template_context(plan: LabPlan, ifname: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """Everything the router templates need, computed once so every kind says the same thing.
+
+    Static blackholes anchor the announced aggregates (the usual practice so unused space in an
+    aggregate is dropped, not looped), except for prefixes equal to or inside the customer LAN:
+    a blackhole there would be more specific than, or shadow, the connected route to the origin.
+    """
+    cust = plan.node(CUSTOMER)
+    lan_nets = [a.network for i in cust.interfaces if i.name.startswith("lan") for a in i.addresses]
+
+    def covered(p: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+        return any(p.version == n.version and p.subnet_of(n) for n in lan_nets)  # type: ignore[arg-type]
+
+    announce = list(dict.fromkeys(plan.customer_announce))
+    sessions = []
+    profiles: dict[str, dict[str, int]] = {}
+    for s in plan.sessions:
+        name = f"cf_{s.interconnect}_v{s.family}".replace("-", "_")
+        prof = None
+        if s.bfd:
+            prof = f"cnilab-{s.bfd_tx_ms}x{s.bfd_rx_ms}x{s.bfd_multiplier}"
+            profiles[prof] = {"tx": s.bfd_tx_ms, "rx": s.bfd_rx_ms, "mult": s.bfd_multiplier}
+        sessions.append({
+            "name": name, "route_map": f"CNILAB-FROM-CF-{s.interconnect.upper()}-V{s.family}",
+            "key": s.key, "interconnect": s.interconnect, "family": s.family,
+            "peer": str(s.cf_addr), "local": str(s.cust_addr), "remote_as": s.cf_asn,
+            "password": s.customer_md5, "hold": s.hold_time, "keepalive": s.keepalive,
+            "local_pref": s.local_pref, "bfd": s.bfd, "bfd_profile": prof, "bfd_tx": s.bfd_tx_ms,
+            "bfd_rx": s.bfd_rx_ms, "bfd_mult": s.bfd_multiplier,
+            "iface": ifname(s.cust_iface) if ifname else s.cust_iface,
+        })
+    bfd_ifaces: dict[str, dict[str, int]] = {}
+    for s in sessions:
+        if s["bfd"]:
+            bfd_ifaces[s["iface"]] = {"tx": s["bfd_tx"], "rx": s["bfd_rx"], "mult": s["bfd_mult"]}
+    transit = None
+    if any(n.name == TRANSIT for n in plan.nodes):
+        t_if = plan.node(TRANSIT).interfaces
+        link = next(lk for lk in plan.links if lk.role == "transit" and CUSTOMER in (lk.a.node, lk.b.node))
+        t_end = link.a if link.a.node == TRANSIT else link.b
+        transit = next(str(a.ip) for i in t_if if i.name == t_end.iface for a in i.addresses if a.version == 4)
+    v4 = [s for s in plan.sessions if s.family == 4]
+    router_id = str(v4[0].cust_addr) if v4 else next(
+        str(a.ip) for i in cust.interfaces for a in i.addresses if a.version == 4)
+    return {
+        "lab": plan.lab, "asn": plan.sessions[0].cust_asn if plan.sessions else None, "router_id": router_id,
+        "sessions": sessions, "bfd_profiles": profiles, "bfd_ifaces": bfd_ifaces,
+        "announce4": [str(p) for p in announce if p.version == 4],
+        "announce6": [str(p) for p in announce if p.version == 6],
+        "blackhole4": [str(p) for p in announce if p.version == 4 and not covered(p)],
+        "blackhole6": [str(p) for p in announce if p.version == 6 and not covered(p)],
+        "transit": transit,
+    }
+
+
+def templates() -> jinja2.Environment:
+    """The router templates; StrictUndefined so a missing context key fails loudly, not as ''."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+
+
+def process_dead(rec: ProcessRecord) -> bool:
+    if not rec.alive():
+        return True
+    try:
+        return Path(f"/proc/{rec.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def session_key(plan: LabPlan, peer: str) -> str | None:
+    """The plan's key (``ewr1/v4``) of the session whose Cloudflare address is ``peer``."""
+    for s in plan.sessions:
+        if str(s.cf_addr) == peer:
+            return s.key
+    return None
+
+
+def record_start(lab: RouterLab, kind: str, node: str, workdir: Path, source: str,
+                 procs: list[ProcessRecord], **extra: Any) -> None:
+    """Remember what was started in ``lab.state.extra`` so a later shell can find and stop it."""
+    lab.state.extra[extra_key(node)] = {
+        "kind": kind, "node": node, "dir": str(workdir), "source": source,
+        "processes": [p.model_dump() for p in procs], "mss_clamp": None, **extra,
+    }
+    save_state(lab)
+
+
+def stop_recorded(lab: RouterLab, node: str) -> None:
+    """Stop every process ``record_start`` noted for ``node`` (start-time checked: never a stranger)."""
+    info = lab.state.extra.get(extra_key(node))
+    if not info:
+        return
+    for raw in reversed(info.get("processes", [])):
+        ProcessRecord.model_validate(raw).stop()
+    info["processes"] = []

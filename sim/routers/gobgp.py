@@ -1,0 +1,297 @@
+"""GoBGP 3 as the customer router: ``gobgpd`` with a TOML or YAML config, ``gobgp`` for its state.
+
+What GoBGP does not do, and what the lab does about it (each is said in the start record and the
+cross-checks, never hidden):
+
+* **No BFD.** gobgpd has no BFD implementation; on a profile with BFD the checks WARN that a silent
+  failure takes the BGP hold time to detect, and the BFD step is skipped with that reason.
+* **No prefix origination in the config file.** Operators add their prefixes with
+  ``gobgp global rib add`` after start (an ``ExecStartPost``); bring those lines in a file next to
+  the config named ``<config>.rib``. Without it the router announces nothing, as it would in production.
+* **No FIB of its own.** In production gobgpd programs the kernel through FRR's zebra; Debian's
+  gobgpd 3.10 speaks ZAPI 6 as FRR 8.1 did and crashes on FRR 8.4's zebra, so the lab runs a small
+  FIB sync (:mod:`sim.routers.gobgp_fib`) that installs gobgpd's best routes with ``proto 186``. The
+  record says so (``installed_by_cnilab``) and a config that enables ``[zebra]`` is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from sim.lab.process import ProcessRecord
+from sim.routers.base import BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
+from sim.routers.common import (
+    SUN_PATH_MAX,
+    RouterError,
+    UserConfigError,
+    log_tail,
+    process_dead,
+    record_start,
+    session_key,
+    template_context,
+    templates,
+)
+from sim.routers.registry import register
+from sim.topology.plan import LabPlan, Session
+
+START_TIMEOUT = 15.0
+SESSION_STATES = {0: "Unknown", 1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm",
+                  6: "Established"}
+"""gobgp's ``session_state`` enum (api/gobgp.proto PeerState.SessionState) in the words FRR uses."""
+GOBGP_CONNECT_RETRY = 120
+FIB_NOTE = ("kernel routes installed by cnilab's FIB sync (gobgpd has no FIB of its own; Debian's gobgpd 3.10 "
+            "cannot use FRR 8.4's zebra)")
+
+
+def config_type(path: Path, text: str | None = None) -> str:
+    """``toml`` or ``yaml`` from the suffix, else from the text (gobgpd's ``-t``)."""
+    if path.suffix in (".yml", ".yaml"):
+        return "yaml"
+    if path.suffix == ".json":
+        return "json"
+    if path.suffix == ".toml":
+        return "toml"
+    body = text if text is not None else path.read_text(encoding="utf-8", errors="replace")
+    return "toml" if "[global" in body or "[[neighbors]]" in body else "yaml"
+
+
+def load_config(text: str, ctype: str) -> dict[str, Any]:
+    """The config as data (for the lab's own refusals; gobgpd's parser has the last word on syntax)."""
+    try:
+        data = tomllib.loads(text) if ctype == "toml" else (json.loads(text) if ctype == "json" else
+                                                            yaml.safe_load(text))
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def rib_path(config: Path) -> Path:
+    """The ``gobgp global rib add`` lines that go with ``config`` (``gobgpd.toml`` -> ``gobgpd.toml.rib``)."""
+    return config.with_name(config.name + ".rib")
+
+
+def parse_rib_lines(text: str, source: str) -> list[list[str]]:
+    """``gobgp global rib add PREFIX [-a ipv6] ...`` lines as argv tails (after ``gobgp``); # comments allowed."""
+    out = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        argv = shlex.split(line)
+        if argv[:1] == ["gobgp"]:
+            argv = argv[1:]
+        if argv[:3] != ["global", "rib", "add"]:
+            raise UserConfigError(Path(source), [f"{source}:{n}: '{raw.strip()}': only `gobgp global rib add ...` "
+                                                 "lines belong in the .rib file"])
+        out.append(argv)
+    return out
+
+
+def validate_gobgp_config(path: Path) -> None:
+    """``gobgpd --dry-run`` (its own parser: unknown keys and bad values refused) plus the lab's refusals."""
+    ctype = config_type(path)
+    try:
+        r = subprocess.run(["gobgpd", "--dry-run", "-f", str(path), "-t", ctype, "-p"], capture_output=True,
+                           text=True, timeout=30, check=False)
+    except FileNotFoundError as exc:
+        raise UserConfigError(path, [f"customer.router.config: cannot check it, gobgpd not installed ({exc})"]) \
+            from exc
+    if r.returncode != 0:
+        said = [ln.strip() for ln in (r.stdout + "\n" + r.stderr).splitlines() if ln.strip()]
+        raise UserConfigError(path, [f"customer.router.config = '{path}': GoBGP refuses it (gobgpd --dry-run): "
+                                     + "; ".join(said[-3:])])
+    data = load_config(path.read_text(encoding="utf-8"), ctype)
+    if (data.get("zebra") or {}).get("config", {}).get("enabled"):
+        raise UserConfigError(path, [f"customer.router.config = '{path}': zebra.config.enabled = true: the lab "
+                                     "cannot run GoBGP's zebra client (Debian's gobgpd 3.10 crashes on FRR 8.4's "
+                                     "zebra); remove [zebra] and cnilab installs gobgpd's routes itself, labelled "
+                                     "as such"])
+    rib = rib_path(path)
+    if rib.exists():
+        parse_rib_lines(rib.read_text(encoding="utf-8"), str(rib))
+
+
+@register("gobgp")
+class GobgpRouter(CustomerRouter):
+    """gobgpd in one lab node: config, API socket and logs under ``<node_dir>/gobgp``."""
+
+    kind = "gobgp"
+    config_name = "gobgpd.toml"
+    phrases: ClassVar[dict[str, str]] = {
+        "neighbor": "[[neighbors]] [neighbors.config] neighbor-address = \"{peer}\" (was {wrong}), peer-as = {asn}",
+        "remote_as": "[neighbors.config] neighbor-address = \"{peer}\", peer-as = {asn}",
+        "local_as": "[global.config] as = {local_as}",
+        "export": "[global.apply-policy.config] export-policy-list = [\"to-cloudflare\"], default-export-policy = "
+                  "\"reject-route\" with a policy-definition matching a prefix-set of your prefixes",
+        "timers": "[neighbors.timers.config] hold-time = {hold}, keepalive-interval = {keepalive}",
+        "reconnect": "[neighbors.timers.config] connect-retry = 5",
+    }
+    commands: ClassVar[dict[str, str]] = {"neighbors": "gobgp neighbor -j", "config": "gobgpd config",
+                "exported": "gobgp neighbor X adj-out -j"}
+
+    @classmethod
+    def validate(cls, path: Path) -> None:
+        validate_gobgp_config(path)
+
+    @classmethod
+    def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
+        return templates().get_template("gobgpd.toml.j2").render(**template_context(plan))
+
+    @classmethod
+    def render_rib(cls, plan: LabPlan) -> str:
+        ctx = template_context(plan)
+        return "".join(f"gobgp global rib add {p} -a ipv{4 if ':' not in p else 6}\n"
+                       for p in ctx["announce4"] + ctx["announce6"])
+
+    @classmethod
+    def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
+        if argv and argv[0] == "gobgp" and "--target" not in argv:
+            return ["gobgp", "--target", f"unix://{workdir / 'gobgp.sock'}", *argv[1:]]
+        return argv
+
+    @property
+    def sock(self) -> Path:
+        return self.dir / "gobgp.sock"
+
+    @property
+    def conf(self) -> Path:
+        rec = self.record()
+        return Path(rec["config"]) if rec.get("config") else self.dir / self.config_name
+
+    def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
+        """Start gobgpd, add the originated prefixes, start the FIB sync; on failure nothing is left."""
+        plan = self.lab.plan
+        user = plan.customer_router.config if config_text is not None else None
+        text = config_text if config_text is not None else self.render(plan)
+        ctype = config_type(Path(user), text) if user else "toml"
+        if user is not None and rib_path(Path(user)).exists():
+            rib_text, rib_source = rib_path(Path(user)).read_text(encoding="utf-8"), str(rib_path(Path(user)))
+        elif user is not None:
+            rib_text, rib_source = "", "none (no .rib file next to your config: gobgpd originates nothing)"
+        else:
+            rib_text, rib_source = self.render_rib(plan), "template"
+        rib = parse_rib_lines(rib_text, rib_source)
+        if len(str(self.sock)) > SUN_PATH_MAX:
+            raise RouterError(f"GoBGP socket path {self.sock} is {len(str(self.sock))} bytes; unix sockets allow "
+                              f"{SUN_PATH_MAX}: use a shorter CNILAB_STATE_DIR")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.sock.unlink(missing_ok=True)
+        conf = self.dir / f"gobgpd.{ctype}"
+        conf.write_text(text)
+        (self.dir / "gobgpd.rib").write_text(rib_text)
+        log = self.dir / "gobgpd.log"
+        procs: list[ProcessRecord] = []
+        try:
+            rec = self.lab.spawn(self.node, "gobgpd", [
+                "gobgpd", "-f", str(conf), "-t", ctype, "-p", "--log-level", "info", "--pprof-disable",
+                "--api-hosts", f"unix://{self.sock}"], log=log)
+            procs.append(rec)
+            self._wait_ready(rec, log, source)
+            for argv in rib:
+                self.gobgp(*argv)
+            procs.append(self.lab.spawn(self.node, "gobgp-fib", [
+                sys.executable, "-m", "sim.routers.gobgp_fib", "--target", f"unix://{self.sock}"],
+                log=self.dir / "fib.log"))
+            record_start(self.lab, self.kind, self.node, self.dir, source, procs, config=str(conf),
+                         originated_by=rib_source, installed_by_cnilab=[FIB_NOTE])
+        except BaseException:
+            for p in reversed(procs):
+                p.stop()
+            raise
+        return procs
+
+    def _wait_ready(self, rec: ProcessRecord, log: Path, source: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if process_dead(rec):
+                raise RouterError(f"gobgpd in node {self.node} exited at start ({source}): {log_tail(log)}")
+            if self.sock.exists() and self._gobgp_raw("global").returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RouterError(f"gobgpd in node {self.node} did not answer on {self.sock} within {START_TIMEOUT:.0f}s: "
+                          f"{log_tail(log)}")
+
+    # -- queries ---------------------------------------------------------------------------------
+    def _gobgp_raw(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.lab.run(self.node, ["gobgp", "--target", f"unix://{self.sock}", *args], check=False)
+
+    def gobgp(self, *args: str) -> str:
+        """Run one ``gobgp`` command against this node's gobgpd; raises with its message on error."""
+        r = self._gobgp_raw(*args)
+        if r.returncode != 0:
+            raise RouterError(f"gobgp in node {self.node} failed ({' '.join(args)}): {(r.stdout + r.stderr).strip()}")
+        return r.stdout
+
+    def routes(self) -> str:
+        return self.gobgp("global", "rib", "-a", "ipv4") + self.gobgp("global", "rib", "-a", "ipv6")
+
+    def running_config(self) -> str:
+        return self.conf.read_text(encoding="utf-8") if self.conf.exists() else ""
+
+    def _export_policy(self) -> list[str]:
+        """Global export policies, or ["default reject"] when none are listed but the default rejects."""
+        data = load_config(self.running_config(), config_type(self.conf))
+        ap = ((data.get("global") or {}).get("apply-policy") or {}).get("config") or {}
+        names = [str(n) for n in ap.get("export-policy-list") or []]
+        if not names and ap.get("default-export-policy") == "reject-route":
+            return ["default-export-policy reject-route"]
+        return names
+
+    def bgp(self) -> list[BgpNeighbor]:
+        export = self._export_policy()
+        out = []
+        for n in json.loads(self.gobgp("neighbor", "-j") or "[]"):
+            out.append(gobgp_neighbor(self.lab.plan, n, export))
+        return out
+
+    def exported(self, peer: str, family: int) -> list[str]:
+        raw = json.loads(self.gobgp("neighbor", peer, "adj-out", "-a", f"ipv{family}", "-j") or "{}")
+        return sorted(raw) if isinstance(raw, dict) else []
+
+    def facts(self) -> RouterFacts:
+        neighbors = self.bgp()
+        exported = {n.peer: self.exported(n.peer, 6 if ":" in n.peer else 4) for n in neighbors
+                    if n.state == "Established"}
+        return RouterFacts(kind=self.kind, neighbors=neighbors, bfd=None, exported=exported,
+                           evidence={"gobgp neighbor -j": self.gobgp("neighbor", "-j")})
+
+    def maintenance(self, op: MaintenanceOp, peers: list[Session]) -> None:
+        """Shut down (``gobgp neighbor X disable``) or restore; a drain needs a policy GoBGP has no CLI for."""
+        if op == "withdraw":
+            raise NotImplementedError("maintenance withdraw is not implemented for GoBGP: its export policy is "
+                                      "global, so a per-session drain needs a route-server setup")
+        for s in peers:
+            self.gobgp("neighbor", str(s.cf_addr), "disable" if op == "shutdown" else "enable")
+
+
+def gobgp_neighbor(plan: LabPlan, n: dict[str, Any], export: list[str]) -> BgpNeighbor:
+    """One entry of ``gobgp neighbor -j`` as a :class:`BgpNeighbor`."""
+    conf, state = n.get("conf") or {}, n.get("state") or {}
+    timers = n.get("timers") or {}
+    tconf, tstate = timers.get("config") or {}, timers.get("state") or {}
+    peer = conf.get("neighbor_address") or state.get("neighbor_address") or ""
+    afs = [a.get("state") or {} for a in n.get("afi_safis") or []]
+    sname = SESSION_STATES.get(int(state.get("session_state") or 0), str(state.get("session_state")))
+    up = sname == "Established"
+    received = [a["accepted"] for a in afs if "accepted" in a]
+    return BgpNeighbor(
+        peer=peer, name=conf.get("description") or peer, remote_as=conf.get("peer_asn"),
+        local_as=conf.get("local_asn"), state=sname, received=sum(received) if up else None, sent=None,
+        session=session_key(plan, peer), last_error=None,
+        hold_time=tstate.get("negotiated_hold_time") if up else None,
+        keepalive=tstate.get("keepalive_interval") if up else None,
+        hold_time_configured=tconf.get("hold_time"), keepalive_configured=tconf.get("keepalive_interval"),
+        # idle_hold_time_after_reset applies after an operator's `gobgp neighbor X reset`, not after a
+        # failure: a failed session reconnects on the connect-retry timer (measured: ~14 s with 5 s).
+        connect_retry=tconf.get("connect_retry", GOBGP_CONNECT_RETRY), error_wait=None,
+        export_policy=export, bfd=False)
