@@ -84,7 +84,8 @@ def run_checks(ctx: Context, checks: list[RegisteredCheck] | None = None) -> tup
         # edge's) is said once: the first registered, the daemon's own view, wins
         seen = {(f.check, f.subject) for f in findings}
         verdicts = [f for f in got if f.severity != "info" and (f.check, f.subject) not in seen]
-        ran.append(f"{c.title}: " + (", ".join(f"{f.severity.upper()} {f.check}" for f in verdicts) or "ok"))
+        ran.append(f"{c.title}: " + (", ".join(dict.fromkeys(f"{f.severity.upper()} {f.check}" for f in verdicts))
+                                     or "ok"))
         ran += [f"  {f.subject + ': ' if f.subject else ''}{f.cause}" for f in got if f.severity == "info"]
         findings += verdicts
     return ran, findings

@@ -50,8 +50,7 @@ def _router_step(ctx: st.Context) -> list[str]:
     fails = [f for f in findings if f.severity == "fail"]
     ctx.pending += [f for f in findings if f.severity == "warn"]
     if fails:
-        raise StepFailed(f"{len(fails)} problem(s) in your router's state: " + "; ".join(f.check for f in fails),
-                         checks=ran, findings=fails)
+        raise StepFailed(f"{len(fails)} problem(s) in your router's state", checks=ran, findings=fails)
     return ran
 
 
@@ -191,6 +190,25 @@ def _run_step(step: StepDef, ctx: st.Context) -> StepResult:
     return res
 
 
+def say_once(res: StepResult, said: dict[tuple[str, str, str], str]) -> None:
+    """Drop findings an earlier step already printed (the same check, subject and cause), leaving a
+    pointer to where; ``said`` maps each printed finding to its step index."""
+    fresh, earlier = [], []
+    for f in res.findings:
+        key = (f.check, f.subject, f.cause)
+        if key in said:
+            earlier.append(f"{f.subject + ': ' if f.subject else ''}{f.check} (step {said[key]})")
+        else:
+            said[key] = res.index
+            fresh.append(f)
+    if earlier:
+        res.findings = fresh
+        res.checks = [*res.checks, "also failing, said above: " + "; ".join(earlier)]
+        if res.status == "fail":
+            res.detail = (f"{res.detail} (the cause is above)" if not fresh else
+                          f"{res.detail}, {len(earlier)} of them said above")
+
+
 def blocked_by(step: StepDef, results: dict[str, StepResult], defs: list[StepDef]) -> StepResult | None:
     """The failed step (directly, or through a step that did not run) this one needs, or None."""
     for need in step.needs:
@@ -233,6 +251,7 @@ def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin 
             ctx.api = stack.enter_context(CniApi(api.url, api.token, api.account, timeout=opts.api_timeout))
             notes.append(f"mock CNI API at {api.base_url} (account {api.account})")
         done: dict[str, StepResult] = {}
+        said: dict[tuple[str, str, str], str] = {}
         for step in defs:
             cause = blocked_by(step, done, defs)
             if cause is not None:
@@ -242,6 +261,7 @@ def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin 
                 if on_begin:
                     on_begin(step.index, step.title)
                 res = _run_step(step, ctx)
+                say_once(res, said)
             results.append(res)
             done[step.id] = res
             if on_done:
