@@ -98,10 +98,10 @@ def test_wrong_asn_fails_the_bgp_call_with_the_notification(short_state: Path) -
     rep = _rehearse(customer_config=CONFIGS / "frr-wrong-asn.conf")
     assert not rep.passed and rep.failed is not None and rep.failed.id == "bgp"
     advice = "\n".join(rep.failed.advice)
-    assert "NOTIFICATION 2/2 Bad Peer AS" in advice
-    assert "AS65011" in advice and "set your ASN to 65010" in advice and "remote-as 13335" in advice
+    assert "opens as AS65011" in advice and "AS65010 on file" in advice and "router bgp 65010" in advice
     after = {s.id: s for s in rep.steps[rep.steps.index(rep.failed) + 1:]}
-    assert after["router"].status == "pass"  # does not need BGP: it runs and reports
+    # the router step does not need BGP: it runs, points back to the ASN and adds the missing BFD
+    assert after["router"].status == "fail" and "router.local-as (step 5.2)" in "\n".join(after["router"].checks)
     assert all(s.status == "not-run" and "needs step 5.2 (bgp)" in s.detail
                for sid, s in after.items() if sid != "router"), after
     assert _step(rep, "cni").status == "pass"  # the API side was fine: the router is wrong
@@ -127,11 +127,12 @@ def test_no_mss_clamp_fails_the_mss_probe_with_fix_lines(short_state: Path, tmp_
 @pytest.mark.slow
 def test_announcing_a_25_fails_with_the_policy_reason(short_state: Path) -> None:
     rep = _rehearse(customer_config=CONFIGS / "frr-announce-25.conf")
-    assert not rep.passed and rep.failed is not None and rep.failed.id == "customer-prefixes"
-    advice = "\n".join(rep.failed.advice)
+    step = _step(rep, "customer-prefixes")
+    assert not rep.passed and step.status == "fail", step
+    advice = "\n".join(step.advice)
     assert "198.51.100.0/25" in advice and "198.51.100.128/25" in advice
     assert "longer than /24" in advice and "max-prefix-length" in advice
-    assert "198.51.100.0/24" not in rep.failed.detail  # the /24 itself was accepted
+    assert "198.51.100.0/24" not in step.detail  # the /24 itself was accepted
 
 
 # -- cnilab test (CLI, JUnit, JSON) ---------------------------------------------------------------------

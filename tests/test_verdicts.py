@@ -147,7 +147,8 @@ def test_short_hold_time_is_a_warning_everywhere(state: Path, tmp_path: Path) ->
     warn = next(f for f in router.findings if f.check == "router.timers")
     assert warn.severity == "warn" and "negotiated hold time 6 s" in warn.cause and "timers 3 9" in warn.fix
     assert json.loads(rep.model_dump_json())["steps"][3]["status"] == "warn"
-    case = next(c for c in ET.fromstring(render_junit(rep)).iter("testcase") if "router's own state" in c.get("name", ""))
+    case = next(c for c in ET.fromstring(render_junit(rep)).iter("testcase")
+                if "router's own state" in c.get("name", ""))
     assert case.find("failure") is None
     assert any(p.get("name") == "warn.router.timers" for p in case.iter("property"))
     assert "WARN ewr1/v4: negotiated hold time 6 s" in (case.findtext("system-out") or "")
