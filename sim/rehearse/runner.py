@@ -190,12 +190,13 @@ def _run_step(step: StepDef, ctx: st.Context) -> StepResult:
     return res
 
 
-def say_once(res: StepResult, said: dict[tuple[str, str, str], str]) -> None:
-    """Drop findings an earlier step already printed (the same check, subject and cause), leaving a
-    pointer to where; ``said`` maps each printed finding to its step index."""
+def say_once(res: StepResult, said: dict[tuple[str, str], str]) -> None:
+    """Drop findings an earlier step already printed (the same check about the same subject, even if
+    the daemon's state it quotes moved on), leaving a pointer to where; ``said`` maps each printed
+    finding to its step index."""
     fresh, earlier = [], []
     for f in res.findings:
-        key = (f.check, f.subject, f.cause)
+        key = (f.check, f.subject)
         if key in said:
             earlier.append(f"{f.subject + ': ' if f.subject else ''}{f.check} (step {said[key]})")
         else:
@@ -203,6 +204,7 @@ def say_once(res: StepResult, said: dict[tuple[str, str, str], str]) -> None:
             fresh.append(f)
     if earlier:
         res.findings = fresh
+        res.advice = [f.text() for f in fresh]
         res.checks = [*res.checks, "also failing, said above: " + "; ".join(earlier)]
         if res.status == "fail":
             res.detail = (f"{res.detail} (the cause is above)" if not fresh else
@@ -251,7 +253,7 @@ def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin 
             ctx.api = stack.enter_context(CniApi(api.url, api.token, api.account, timeout=opts.api_timeout))
             notes.append(f"mock CNI API at {api.base_url} (account {api.account})")
         done: dict[str, StepResult] = {}
-        said: dict[tuple[str, str, str], str] = {}
+        said: dict[tuple[str, str], str] = {}
         for step in defs:
             cause = blocked_by(step, done, defs)
             if cause is not None:

@@ -321,10 +321,14 @@ def bgp_established(ctx: Context) -> list[str]:
         fast = bool(down) and all(evidence.values())
         if now > deadline or fast or misconfigured or (refused and now - t0 > FAIL_FAST_AFTER_REPEAT_S):
             missing = sorted(set(keys) - {s.key for s in sessions})
-            detail = ", ".join(f"{s.key} {s.state}" for s in down) or f"sessions {missing} not on the edge"
             # only what keeps BGP down belongs here; the rest is the router step's
             mine = [as_finding(f) for f in _router_findings(ctx) if f.severity == "fail" and f.check in FAIL_FAST]
-            edge = bgp_findings(down, _customer_bgp(ctx), ctx.topo.customer.asn, ctx.asn_source)
+            explained = {f.subject for f in mine}
+            detail = (", ".join(f"{s.key} {'still starting' if s.starting and s.key not in explained else s.state}"
+                                for s in down) or f"sessions {missing} not on the edge")
+            # a session still starting when another's cause was found is no verdict of its own
+            judged = [s for s in down if not (s.starting and now <= deadline)]
+            edge = bgp_findings(judged, _customer_bgp(ctx), ctx.topo.customer.asn, ctx.asn_source)
             raise StepFailed(f"BGP not Established after {now - t0:.0f}s: {detail}"
                              + (" (stopped early: the evidence below will not change by waiting)"
                                 if fast or misconfigured else ""),
