@@ -47,17 +47,23 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
     lines = [f"{time.strftime('%Y-%m-%d')}, {platform.node()}, kernel {platform.release()}, 2 CPUs; "
-             f"{a.runs} runs each; 200 pps stream inet -> origin; fault = blackhole on ewr1.", "",
-             "| BFD | detection (RFC) | first packet on EWR2 after cut, median (min-max) | ratio median |",
-             "|---|---|---|---|"]
+             f"{a.runs} runs each; 200 pps streams inet -> origin (Cloudflare's switchover, read on the edge) and "
+             "origin -> inet (the customer router's own, read on the customer); fault = blackhole on ewr1.", "",
+             "| BFD | detection (RFC) | CF->customer: first packet on EWR2, median (min-max) | ratio | "
+             "customer->CF: first packet on EWR2, median (min-max) | ratio |",
+             "|---|---|---|---|---|---|"]
     for tx, mult in ((300, 3), (50, 3)):
-        got = []
+        got: list[float] = []
+        back: list[float] = []
         with tempfile.TemporaryDirectory(prefix="cnibench-") as tmp, \
                 running_lab(Path(tmp), "ha-three-site.yml", edit=_timers(tx, mult)) as lab:
             for _ in range(a.runs):
                 r = measure_failover(lab, "ewr1", "blackhole", rate_pps=200)
                 if r.moved and r.first_packet_new_path_ms is not None:
                     got.append(r.first_packet_new_path_ms)
+                d = next((d for d in r.directions if d.direction == "customer_to_cf"), None)
+                if d is not None and d.moved and d.first_packet_new_path_ms is not None:
+                    back.append(d.first_packet_new_path_ms)
                 from sim.edge.control import EdgeClient
 
                 EdgeClient(lab.state.control["edge"]).wait_established(timeout=60)
@@ -65,8 +71,11 @@ def main() -> None:
         det = tx * mult
         if got:
             med = statistics.median(got)
+            bmed = statistics.median(back) if back else None
+            bcol = (f"{bmed:.0f} ms ({min(back):.0f}-{max(back):.0f}) | {bmed / det:.2f}" if bmed is not None
+                    else "did not move | -")
             lines.append(f"| {mult}x{tx} ms | {det} ms | {med:.0f} ms ({min(got):.0f}-{max(got):.0f}) | "
-                         f"{med / det:.2f} |")
+                         f"{med / det:.2f} | {bcol} |")
         print(lines[-1])
     with tempfile.TemporaryDirectory(prefix="cnibench-") as tmp, running_lab(Path(tmp), "v1-gre.yml") as lab:
         t = time.monotonic()
@@ -75,8 +84,8 @@ def main() -> None:
         t = time.monotonic()
         probe_mss(lab)
         t_mss = time.monotonic() - t
-    lines += ["", f"Probe run times on v1-gre: MTU (both directions, binary search + PMTUD check) {t_mtu:.2f} s; "
-              f"MSS (two real handshakes) {t_mss:.2f} s."]
+    lines += ["", f"Probe run times on v1-gre: MTU (IPv4 and IPv6, both directions, binary search + PMTUD + "
+              f"non-DF check) {t_mtu:.2f} s; MSS (four real handshakes, IPv4 and IPv6) {t_mss:.2f} s."]
     print(lines[-1])
     if not a.no_write:
         write_section(HEADER, lines)

@@ -4,7 +4,7 @@ Copy this file next to your router config and run it on every change (root: the 
 namespaces)::
 
     sudo pytest test_my_router.py --cnilab-topology topologies/v1-gre.yml \\
-        --cnilab-customer-config router/frr.conf --cnilab-kind frr
+        --cnilab-customer-config router/frr.conf --cnilab-kind frr --cnilab-dataplane router/gre.sh
 
 The plugin (installed with cnilab) builds one lab per module from the topology with your config as
 the customer router, and removes it afterwards even when a test fails. Fixtures: ``cni_plan`` (the

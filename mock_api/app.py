@@ -86,7 +86,10 @@ def create_app(settings_: ApiSettings, bridge: LabBridge | None = None) -> FastA
         if exc.status_code == 405:
             return JSONResponse(error_body(METHOD_NOT_ALLOWED, "Method not allowed for this endpoint"),
                                 status_code=405, headers={"Allow": _allowed_methods(app, request.scope)})
-        return JSONResponse(error_body(INTERNAL if exc.status_code >= 500 else 1001, str(exc.detail)),
+        detail = str(exc.detail)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = "body: cannot be parsed as JSON (nested too deeply?)"  # e.g. RecursionError in json
+        return JSONResponse(error_body(INTERNAL if exc.status_code >= 500 else 1001, detail),
                             status_code=exc.status_code)
 
     app.add_middleware(GatewayMiddleware, gateway=gateway)

@@ -121,14 +121,14 @@ class GatewayMiddleware:
         extra: dict[str, str] = {}
         try:
             ident = self.gw.authenticate(headers)
+            extra, over = self.gw.count(ident.key, time.monotonic())
+            if over:
+                raise CFError(429, RATE_LIMITED, "Please wait and consider throttling your request speed")
             path = scope["path"]
             # The path's account must be one the credential belongs to; otherwise no data,
             # whether or not the rest of the route exists.
             if path.startswith(ACCOUNTS) and path[len(ACCOUNTS):].split("/", 1)[0] not in ident.accounts:
                 raise CFError(401, AUTH_ERROR, "Authentication error")
-            extra, over = self.gw.count(ident.key, time.monotonic())
-            if over:
-                raise CFError(429, RATE_LIMITED, "Please wait and consider throttling your request speed")
             if scope["path"].startswith("/client/v4/"):
                 if self.gw.settings.chaos.latency_ms:
                     await asyncio.sleep(self.gw.settings.chaos.latency_ms / 1000)

@@ -34,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--cnilab-customer-config", default=None, help="Your router config, run as the customer router")
     g.addoption("--cnilab-kind", default=None, choices=router_kind_names(in_lab=True),
                 help="Kind of --cnilab-customer-config")
+    g.addoption("--cnilab-dataplane", default=None,
+                help="Your side of the dataplane (ip/nft/iptables lines: GRE tunnel, MSS clamp)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,6 +71,16 @@ def cni_plan(request: pytest.FixtureRequest):
             "config": path,
             "kind": request.config.getoption("--cnilab-kind") or sniff_kind(path) or topo.customer.router.kind})
         topo = topo.model_copy(update={"customer": topo.customer.model_copy(update={"router": router})})
+    dp = request.config.getoption("--cnilab-dataplane")
+    if dp:
+        from sim.topology.load import ConfigError, check_dataplane
+
+        path = Path(dp).resolve()
+        try:
+            check_dataplane(path)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"--cnilab-dataplane: {exc}") from None
+        topo.customer.router.dataplane = path
     return build_plan(topo, f"pt-{uuid.uuid4().hex[:6]}")
 
 

@@ -265,6 +265,19 @@ def test_body_must_be_json(http, world):
     assert snapshot(http) == before
 
 
+@pytest.mark.parametrize(("content", "fragment"), [
+    (b"null", "body: must be a JSON object, not null"),
+    (b"[]", "body: must be a JSON object, not list"),
+    (b"{not json", "body: not valid JSON"),
+    (b"[" * 20000 + b"]" * 20000, "nested too deeply"),
+    (b'{"account": "\\ud800"}', "account"),
+])
+def test_malformed_bodies_are_400(http, world, content, fragment):
+    before = snapshot(http)
+    expect(http.post("/cnis", content=content, headers={"content-type": "application/json"}), 400, fragment)
+    assert snapshot(http) == before
+
+
 def test_rate_limit_counts_per_user_across_token_and_key(tmp_path):
     settings = load_settings(db=tmp_path / "rl.sqlite3", rate_limit={"quota": 3, "window_s": 60})
     key = {"X-Auth-Email": DEV_EMAIL, "X-Auth-Key": DEV_KEY}

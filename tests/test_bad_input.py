@@ -87,7 +87,7 @@ def _value_named(out: str, value: Any, extra_key: bool) -> bool:
         return True
     flat = " ".join(out.split())
     shown = {"null" if value is None else repr(value), str(value)}
-    return any(v in flat for v in shown)
+    return any(v in flat or v in out for v in shown)  # raw too: a value may be whitespace itself
 
 
 def _field_named(out: str, path: tuple, extra_key: bool) -> bool:

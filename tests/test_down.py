@@ -79,3 +79,24 @@ def test_down_all_in_a_private_root_spares_other_roots(tmp_path, monkeypatch):
 def test_down_lab_of_nothing_says_so(tmp_path):
     r = _cnilab(tmp_path, "down", "--lab", "never-made")
     assert r.returncode == 2 and "no lab named 'never-made'" in r.stderr, r.stderr
+
+
+def test_removing_a_lab_spares_a_lab_whose_name_extends_it(tmp_path, monkeypatch):
+    """`demo` and `demo-2` in one state root: tearing down `demo` must not kill what `demo-2` runs
+    (its daemons name paths under labs/demo-2/, which start with labs/demo)."""
+    from sim.lab.lab import Lab
+    from sim.lab.process import spawn
+    from sim.topology import build_plan, load_topology
+
+    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path))
+    base = f"t-{uuid.uuid4().hex[:6]}"
+    topo = load_topology(ROOT / "topologies" / "v1-gre.yml")
+    with Lab.create(build_plan(topo, f"{base}-2"), daemons=False) as other:
+        helper = spawn("helper", "cust", ["sh", "-c", "sleep 120", str(other.node_dir("cust") / "x.conf")], None)
+        try:
+            with Lab.create(build_plan(topo, base), daemons=False):
+                pass  # torn down here, with every process naming its own lab dir
+            assert Path(f"/proc/{helper.pid}").exists(), "the other lab's process was killed"
+            assert list_cnilab_netns(f"cnilab-{base}-2-")
+        finally:
+            helper.stop()

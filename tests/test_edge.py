@@ -48,9 +48,10 @@ def test_config_renders_and_exabgp_validates_it(tmp_path: Path) -> None:
     text = conf.read_text()
     assert "neighbor 192.0.2.11 {" in text and "neighbor 2001:db8:12:3::7ac2:d64b {" in text
     assert 'md5-password "cni-rehearsal";' in text and "peer-as 65010;" in text and "local-as 13335;" in text
-    # v1: customer->CF rides GRE, so IPv4 routes resolve over the tunnel (next hop = edge GRE inner)
+    # v1: customer->CF rides GRE, so routes resolve over the tunnel (next hop = edge GRE inner), IPv4
+    # and IPv6 alike (the profile's encapsulation is per direction, not per family)
     assert "route 104.16.0.0/13 next-hop 10.212.0.0;" in text
-    assert "route 2606:4700::/32 next-hop 2001:db8:12:3::7ac2:d64a;" in text
+    assert "route 2606:4700::/32 next-hop fd00:cf:6e::;" in text
     assert len(spec.announced(4)) == 15 + 100 and len(spec.announced(6)) == 7
     argv = exabgp_argv(spec)
     exe = argv[argv.index("server") - 1]

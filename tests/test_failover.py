@@ -25,6 +25,12 @@ def test_primary_failure_moves_traffic_within_bfd_detection(tmp_path):
     # Detection is 900 ms after the last BFD packet, i.e. 600-900 ms after the cut; allow scheduling slack.
     assert 400 <= r.first_packet_new_path_ms <= 2500, r.summary
     assert r.lost > 0 and r.loss_window_ms >= 300
+    # The other direction is the customer router's own decision (its BFD, its local-pref 200/150).
+    back = next(d for d in r.directions if d.direction == "customer_to_cf")
+    assert back.observed_at == "customer router" and back.stream == "origin -> inet"
+    assert back.path_before == "ewr1" and back.path_after == "ewr2", r.summary
+    assert 400 <= back.first_packet_new_path_ms <= 2500 and back.lost > 0, r.summary
+    assert r.ok
 
 
 def test_without_bfd_the_hold_timer_decides(tmp_path):
@@ -34,3 +40,5 @@ def test_without_bfd_the_hold_timer_decides(tmp_path):
     assert r.expected.mechanism == "BGP hold timer" and r.expected.detection_ms == 9000
     # Hold time 9 s after the last keepalive (sent every 3 s): 6-9 s after the cut.
     assert 5000 <= r.first_packet_new_path_ms <= 12000, r.summary
+    back = next(d for d in r.directions if d.direction == "customer_to_cf")
+    assert back.path_after == "ewr2" and 5000 <= back.first_packet_new_path_ms <= 12000, r.summary

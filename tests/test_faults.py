@@ -126,14 +126,17 @@ def test_low_light_takes_the_link_down_and_records_the_level(lab):
     assert _rtt_ms(lab, 2) is None
     clear_faults(lab, "ewr1")
     wait_for(lambda: _rtt_ms(lab, 2) is not None, 10, what="link back after the light fault")
+    # Everything comes back, IPv6 too: both ends keep their addresses across the carrier loss.
+    edge = EdgeClient(lab.state.control["edge"])
+    edge.wait_established(timeout=60)
+    wait_for(lambda: edge.bfd() and all(b["state"] == "Up" for b in edge.bfd()), 30, 0.1, "BFD Up again (v4 and v6)")
 
 
 def test_light_above_floor_changes_nothing_on_the_wire(lab):
     """Above the optic's floor the level is recorded (status and the API read it) and the carrier,
     BFD and the data path stay as they were."""
     edge = EdgeClient(lab.state.control["edge"])
-    # At least one BFD session Up to watch (the previous test took the link down and back up).
-    wait_for(lambda: any(b["state"] == "Up" for b in edge.bfd()), 30, 0.1, "BFD Up")
+    wait_for(lambda: edge.bfd() and all(b["state"] == "Up" for b in edge.bfd()), 30, 0.1, "BFD Up")
     before = {b["peer"]: b["state"] for b in edge.bfd()}
     rec = apply_fault(lab, "ewr1", "light", "-12dBm")
     assert rec.undo["carrier_up"] is True and rec.undo["light_dbm"] == -12.0

@@ -48,12 +48,14 @@ def test_v2_plan() -> None:
 def test_magic_transit_plan() -> None:
     p = plan_of("magic-transit-cni")
     assert "colo" in {n.name for n in p.nodes}
-    bh = p.link("backhaul")
-    assert bh.mtu == 1500 - 4 - 20 - 8 - 40 - 56
+    assert p.backhaul_mtu == 1500 - 4 - 20 - 8 - 40 - 56 == 1372
+    # Only ingress is backhauled: the colo's routes toward the edge carry the locked 1372.
+    assert {r.mtu for r in p.node("colo").routes} == {1372}
+    assert p.link("backhaul").mtu == 1500
     assert p.mss_required == 1332
     assert p.path_mtu["ewr1"] == {"cf_to_customer": 1476, "customer_to_cf": 1476}  # GRE both ways on the CNI
-    assert p.backhaul_mtu == bh.mtu
-    assert p.e2e_mtu("ewr1", "cf_to_customer") == p.e2e_mtu("ewr1", "customer_to_cf") == bh.mtu == 1372
+    # The one Magic Transit figure (README, `cnilab status`, the MTU probe): 1372 in, 1476 out.
+    assert (p.e2e_mtu("ewr1", "cf_to_customer"), p.e2e_mtu("ewr1", "customer_to_cf")) == (1372, 1476)
     assert next(s for s in p.sessions if s.family == 4).cust_nexthop_via == "gre"
 
 
@@ -95,3 +97,14 @@ def test_schema_rejects_unknown_field() -> None:
     data["interconnects"][0]["colour"] = "blue"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, json.loads(render()))
+
+
+def test_magic_transit_figure_is_the_same_in_readme_status_and_probe() -> None:
+    """One pair, derived once (plan.e2e_mtu): the README's row, `cnilab status` and the MTU probe's
+    expectation all read it; this pins the README to the derivation."""
+    p = plan_of("magic-transit-cni")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(ln for ln in readme.splitlines() if ln.startswith("| service `magic-transit`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert (int(cells[2]), int(cells[3])) == (p.e2e_mtu("ewr1", "cf_to_customer"), p.e2e_mtu("ewr1", "customer_to_cf"))
+    assert "**1332**" in row and p.mss_required == 1332

@@ -50,7 +50,7 @@ def test_example_passes_with_a_good_config(short_state: Path, tmp_path: Path) ->
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(EXAMPLE), "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path),
          "--cnilab-topology", str(REPO / "topologies" / "v1-gre.yml"), "--cnilab-customer-config", str(CONFIG),
-         "--cnilab-kind", "frr"],
+         "--cnilab-kind", "frr", "--cnilab-dataplane", str(REPO / "examples" / "dataplane" / "ewr1-gre.sh")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out

@@ -62,11 +62,14 @@ def test_mtu_names_a_wrong_customer_gre_mtu(v1):
 
 def test_mss_clamped_to_1436_passes(v1):
     r = probe_mss(v1)
-    assert r.required == 1436
+    assert r.required == 1436 and r.required_v6 == 1416
+    assert {x.family for x in r.results} == {4, 6}  # IPv6 handshakes too (IPv6 rides the tunnel)
     for x in r.results:
-        assert x.syn_sent == 1460  # what the host's kernel offers on a 1500-byte interface
-        assert x.syn_arrived == 1436 and x.synack_arrived == 1436, x
+        want = 1436 if x.family == 4 else 1416
+        assert x.syn_sent == (1460 if x.family == 4 else 1440)  # what the host offers on a 1500-byte link
+        assert x.syn_arrived == want and x.synack_arrived == want, x
     assert r.ok and not r.fix
+    assert r.provenance == "clamp 1436 installed by cnilab (customer.router.mss_clamp), not by your config"
 
 
 def test_mss_clamped_to_1476_fails_and_teaches(v1):
@@ -75,7 +78,7 @@ def test_mss_clamped_to_1476_fails_and_teaches(v1):
         r = probe_mss(v1)
         assert not r.ok
         # Clamps only ever lower the MSS, so a clamp at 1476 leaves the hosts' 1460 untouched.
-        assert all(x.syn_arrived == 1460 for x in r.results)
+        assert all(x.syn_arrived == 1460 for x in r.results if x.family == 4)
         assert "1476 (the GRE tunnel MTU, not an MSS)" in r.results[0].advice
         assert "1436" in r.fix["nftables"] and "1436" in r.fix["iptables"]
         env = {**os.environ, "CNILAB_STATE_DIR": str(v1.state.dir.parent.parent)}
@@ -92,21 +95,37 @@ def test_mss_without_clamp_fails(v1):
     apply_mss_clamp(v1, mss=None)
     try:
         r = probe_mss(v1)
-        assert not r.ok and all(x.syn_arrived == 1460 for x in r.results)
+        assert not r.ok and all(x.syn_arrived == 1460 for x in r.results if x.family == 4)
     finally:
         apply_mss_clamp(v1)
 
 
+def test_mss_on_a_down_path_says_down_and_prints_no_fix(v1):
+    from sim.faults import apply_fault, clear_faults
+
+    apply_fault(v1, "ewr1", "blackhole")
+    try:
+        r = probe_mss(v1)
+        env = {**os.environ, "CNILAB_STATE_DIR": str(v1.state.dir.parent.parent)}
+        cli = subprocess.run([sys.executable, "-m", "sim.cli.main", "probe", "mss", "--lab", v1.name],
+                             capture_output=True, text=True, env=env, cwd=ROOT)
+    finally:
+        clear_faults(v1, "ewr1", kind="blackhole")
+    assert not r.ok and all(x.path_down for x in r.results) and r.fix == {}
+    assert all("the path is down" in x.advice for x in r.results)
+    assert cli.returncode == 1 and "path is down" in cli.stdout and "--set-mss" not in cli.stdout, cli.stdout
+
+
 def test_mtu_v2_is_1500_both_ways(v2):
     r = probe_mtu(v2)
-    assert [x.measured for x in r.results] == [1500, 1500]
+    assert {x.measured for x in r.results} == {1500} and len(r.results) in (2, 4)
     assert r.ok
 
 
 def test_mss_v2_needs_no_clamp_below_1460(v2):
     r = probe_mss(v2)
     assert r.required == 1460
-    assert r.ok and all(x.syn_arrived == 1460 for x in r.results)
+    assert r.ok and all(x.syn_arrived == (1460 if x.family == 4 else 1440) for x in r.results)
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +136,10 @@ def mt(tmp_path_factory):
 
 def test_magic_transit_backhaul_and_mss_1332(mt):
     r = probe_mtu(mt)
-    # The FOU + IPv6 backhaul leaves 1372 bytes for the packet, both ways through the lab.
-    assert [x.measured for x in r.results] == [1372, 1372] and r.ok, r
+    # Ingress crosses the FOU + IPv6 backhaul (1372); egress leaves at the CNI colo (GRE, 1476).
+    assert [(x.direction, x.measured) for x in r.results] == [("cf_to_customer", 1372),
+                                                              ("customer_to_cf", 1476)] and r.ok, r
+    assert r.results[0].pmtud == "works" and r.results[0].icmp_mtu == 1372  # the colo answers frag-needed
     link = probe_mtu(mt, "ewr1")
     assert [x.measured for x in link.results] == [1476, 1476] and link.ok  # GRE both ways on the CNI
     m = probe_mss(mt)

@@ -56,6 +56,25 @@ def test_bgp_diagnostics_are_what_the_code_prints():
     assert lines[3] == _bgp_line("ewr1/v4", "rejected " + evaluate("203.0.113.0/24", allow).reason)
 
 
+def test_bad_topology_errors_are_what_validate_prints(tmp_path):
+    from typer.testing import CliRunner
+
+    from sim.cli.main import app
+
+    v1 = yaml.safe_load((ROOT / "topologies" / "v1-gre.yml").read_text())
+    slash30 = yaml.safe_load(yaml.safe_dump(v1))
+    slash30["interconnects"][0]["ipv4"]["cloudflare"] = "192.0.2.10/30"
+    vlan_v2 = yaml.safe_load(yaml.safe_dump(v1))
+    vlan_v2["interconnects"][0].update(dataplane="v2", bfd={"enabled": False})
+    got = []
+    for doc in (slash30, vlan_v2):
+        (tmp_path / "bad.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        res = CliRunner().invoke(app, ["validate", str(tmp_path / "bad.yml")], env={"COLUMNS": "400"})
+        assert res.exit_code == 2
+        got.append(" ".join(res.output.split()).replace(str(tmp_path) + "/", ""))
+    assert got == _block("bad-topology")
+
+
 def test_mss_fix_kinds_are_the_ones_the_probe_prints():
     from sim.probes.mss import fix_lines
 

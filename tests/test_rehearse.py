@@ -25,6 +25,7 @@ from sim.topology.load import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "examples" / "customer-configs"
+DATAPLANE = REPO / "examples" / "dataplane" / "ewr1-gre.sh"  # the customer's GRE tunnel + MSS clamp
 V1 = REPO / "topologies" / "v1-gre.yml"
 
 
@@ -67,7 +68,7 @@ def _step(rep: Report, sid: str) -> StepResult:
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["frr-v1-gre.conf", "bird-v1-gre.conf"])
 def test_rehearsal_passes_with_shipped_config(short_state: Path, config: str) -> None:
-    rep = _rehearse(customer_config=CONFIGS / config)
+    rep = _rehearse(customer_config=CONFIGS / config, customer_dataplane=DATAPLANE)
     assert rep.passed, [s for s in rep.steps if s.status != "pass"]
     assert [s.status for s in rep.steps] == ["pass"] * len(rep.steps)
     assert rep.router_kind == ("bird" if config.startswith("bird") else "frr")
@@ -81,7 +82,8 @@ def test_rehearsal_passes_with_shipped_config(short_state: Path, config: str) ->
     assert "BFD Up with 192.0.2.11" in text["bfd"]
     assert "WARN" not in text["router"] and "negotiated hold 9 s" in text["router"]
     assert "customer_to_cf: measured 1476" in text["mtu"]
-    assert "-> 1436" in text["mss"]
+    assert "-> 1436" in text["mss"] and "from your nft line" in _step(rep, "mss").provenance
+    assert "3/3 replies" in text["tunnel"] and "as you declared it" in _step(rep, "tunnel").provenance
     assert "Unhealthy: light level below" in text["go-live"] and "fault cleared -> Healthy" in text["go-live"]
     # the fault was held until the edge saw the dead link (BFD 900 ms), then BGP recovered
     assert "ewr1: the edge tore its sessions down" in text["go-live"] and "(BFD 3x300 ms)" in text["go-live"]
@@ -98,7 +100,7 @@ def test_wrong_asn_fails_the_bgp_call_with_the_notification(short_state: Path) -
     rep = _rehearse(customer_config=CONFIGS / "frr-wrong-asn.conf")
     assert not rep.passed and rep.failed is not None and rep.failed.id == "bgp"
     advice = "\n".join(rep.failed.advice)
-    assert "opens as AS65011" in advice and "AS65010 on file" in advice and "router bgp 65010" in advice
+    assert "NOTIFICATION 2/2 Bad Peer AS" in advice and "opens as AS65011" in advice and "router bgp 65010" in advice
     after = {s.id: s for s in rep.steps[rep.steps.index(rep.failed) + 1:]}
     # the router step does not need BGP: it runs, points back to the ASN and adds the missing BFD
     assert after["router"].status == "fail" and "router.local-as (step 5.2)" in "\n".join(after["router"].checks)
@@ -143,17 +145,18 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     junit = tmp_path / "results.xml"
     proc = subprocess.run(
         [sys.executable, "-m", "sim.cli.main", "test", "--customer-config", str(CONFIGS / "frr-v1-gre.conf"),
-         "--topology", str(V1), "--junit", str(junit), "--json"],
+         "--dataplane", str(DATAPLANE), "--topology", str(V1), "--junit", str(junit), "--json"],
         capture_output=True, text=True, timeout=240, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = Report.model_validate_json(proc.stdout)
     assert rep.suite == "test" and rep.passed
-    assert [s.id for s in rep.steps] == ["config", "lab", "peers", "router", "cf-prefixes", "announce", "bfd", "mtu",
-                                         "mss", "failover"]
+    assert [s.id for s in rep.steps] == ["config", "lab", "tunnel", "peers", "router", "cf-prefixes", "announce",
+                                         "bfd", "mtu", "mss", "failover"]
     assert "down after" in _step(rep, "failover").checks[0]
+    assert "your router dropped its session to 192.0.2.10 after" in _step(rep, "failover").checks[1]
     assert not any(c.startswith(("WARN", "FAIL")) for c in _step(rep, "router").checks), _step(rep, "router")
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "10" and suite.get("failures") == "0"
+    assert suite is not None and suite.get("tests") == "11" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
 
 
@@ -165,9 +168,10 @@ def test_acceptance_measures_failover_across_three_sites(short_state: Path) -> N
     rep = run_acceptance(RunOptions(topology=REPO / "topologies" / "ha-three-site.yml"))
     assert _netns_of(rep.lab) == []
     assert rep.passed, rep.failed
-    line = _step(rep, "failover").checks[0]
-    assert "traffic moved ewr1 -> ewr2" in line, line
-    assert "all sessions Established again" in _step(rep, "failover").checks[1]
+    fo = _step(rep, "failover").checks
+    assert "cf_to_customer (inet -> origin): moved ewr1 -> ewr2" in fo[0], fo
+    assert "customer_to_cf (origin -> inet): moved ewr1 -> ewr2" in fo[1], fo  # the customer's own switchover
+    assert "all sessions Established again" in fo[-1]
 
 
 # -- bad input: clear errors, nothing built (no root needed) -------------------------------------------

@@ -107,6 +107,19 @@ CASES = {
                                    (('  export-policy-list = ["to-cloudflare"]\n'
                                      '  default-export-policy = "reject-route"\n', ""),),
                                    {"outbound-policy": "warn"}, ("export-policy-list",)),
+    # One prefix-set for both families: gobgpd --dry-run accepts it, the daemon refuses to build the
+    # policy ("multiple families") and runs with none: default accept. The daemon's state shows it.
+    "gobgp-mixed-family-prefix-set": Case(
+        "gobgp", "v2", "gobgp-good-v2.toml",
+        (('\n[[defined-sets.prefix-sets]]\n  prefix-set-name = "ours-v6"\n', ""),
+         ('prefix-set-name = "ours-v4"', 'prefix-set-name = "ours"'),
+         ('prefix-set = "ours-v4"', 'prefix-set = "ours"'), ('prefix-set = "ours-v6"', 'prefix-set = "ours"')),
+        {"policy-not-applied": "fail", "outbound-policy": "warn"}, ("multiple families", "to-cloudflare")),
+    # Default-reject import without a statement for local routes: gobgpd drops its own `rib add` paths.
+    "gobgp-import-drops-own-routes": Case(
+        "gobgp", "v2", "gobgp-good-v2.toml", (('      route-type = "local"', '      route-type = "internal"'),),
+        {"policy-not-applied": "fail"}, ("198.51.100.0/24, 2001:db8:cafe::/48 added with `gobgp global rib add` "
+                                         "but not in gobgpd's RIB",)),
     "gobgp-default-backoff": Case("gobgp", "v2", "gobgp-good-v2.toml", (("    connect-retry = 10\n", ""),),
                                   {"reconnect": "info"}, ("retries a failed connection every 120 s",
                                                           "connect-retry = 5")),
@@ -325,3 +338,25 @@ def test_cnilab_test_passes_each_kind_with_no_warning(kind: str, config: str,
     assert router.status == "pass" and not any(c.startswith(("WARN", "FAIL")) for c in router.checks), router
     notes = [c for s in rep.steps for c in s.checks if c.startswith("NOTE")]
     assert bool(notes) == (kind == "gobgp"), notes  # what cnilab did for the router is said, only when it did
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+def test_cnilab_bgp_shows_the_customers_negotiated_timers(short_state: Path) -> None:  # noqa: F811 - fixture
+    import os
+    import subprocess
+    import sys
+
+    from tests.labs import running_lab
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with running_lab(short_state, "v2-direct.yml", wait_prefixes=False) as lab:
+        from sim.edge.control import EdgeClient
+
+        EdgeClient(lab.state.control["edge"]).wait_established(timeout=60)
+        out = wait_for(lambda: (lambda r: r.stdout if "negotiated hold" in r.stdout else None)(subprocess.run(
+            [sys.executable, "-m", "sim.cli.main", "bgp", "--lab", lab.name], capture_output=True, text=True,
+            timeout=60)), 20, "cnilab bgp with timers")
+    assert "lax1/v4: your router negotiated hold 9 s, keepalive 3 s" in out, out
+    assert "WARN" not in out

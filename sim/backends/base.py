@@ -129,5 +129,7 @@ def configure_l3(ipr: IPRoute, node: Node) -> tuple[dict[str, str], str | None]:
             spec["oif"] = ipr.link_lookup(ifname=names.get(route.dev, route.dev))[0]
         if route.dst.version == 6:
             spec["family"] = 10
+        if route.mtu:
+            spec["metrics"] = {"mtu": route.mtu, "lock": 1 << 2}  # `mtu lock N` (RTAX_LOCK bit of RTAX_MTU)
         ipr.route("add", **{k: v for k, v in spec.items() if v is not None})
     return names, vlan_mode

@@ -47,8 +47,9 @@ def _sysctls(node: Node) -> dict[str, str]:
     out = {
         "net/ipv6/conf/all/accept_dad": "0",  # addresses usable at once: no 1-2 s DAD wait
         "net/ipv6/conf/default/accept_dad": "0",
-        # a router keeps its configured IPv6 addresses across a link flap; Linux flushes them on
-        # link down by default, so after a `down`/`light` fault IPv6 BGP and BFD never came back
+        # A router keeps its configured addresses when the carrier drops: without this the kernel
+        # flushes a veth's IPv6 address when the peer's link goes down (fault down/light/flap), and
+        # nothing in a node without a routing daemon (the edge) would ever add it back.
         "net/ipv6/conf/all/keep_addr_on_down": "1",
         "net/ipv6/conf/default/keep_addr_on_down": "1",
     }

@@ -147,8 +147,8 @@ def register(app: typer.Typer) -> None:
 
                 def mtu() -> tuple[bool, str]:
                     r = probe_mtu(lab)
-                    return r.ok, "; ".join(f"{x.direction} {x.measured} (want {x.expected}, PMTUD {x.pmtud})"
-                                           for x in r.results)
+                    return r.ok, "; ".join(f"{x.direction}{' IPv6' if x.family == 6 else ''} {x.measured} "
+                                           f"(want {x.expected}, PMTUD {x.pmtud})" for x in r.results)
 
                 def mss() -> tuple[bool, str]:
                     r = probe_mss(lab)

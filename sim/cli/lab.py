@@ -23,6 +23,7 @@ from rich.table import Table
 from sim.backends.base import BackendError
 from sim.cli.output import console, emit, err_console, fail, lab_name_param
 from sim.edge.readiness import Readiness
+from sim.facts import DIRECTIONS
 from sim.lab.state import LabNotFound, LabState, list_labs
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import LabPlan, build_plan
@@ -53,7 +54,9 @@ class LinkStatus(BaseModel):
     mtu: int
     vlan: int | None
     gre: str | None = Field(description="GRE mode of the tunnel over this interconnect (kernel/userspace)")
-    path_mtu: dict[str, int] | None = Field(description="direction -> expected path MTU (interconnects)")
+    path_mtu: dict[str, int] | None = Field(
+        description="direction -> expected path MTU inet <-> origin through this interconnect (plan.e2e_mtu: "
+                    "the same figure the MTU probe expects; Magic Transit includes the ingress backhaul)")
 
 
 class TunnelStatus(BaseModel):
@@ -143,7 +146,8 @@ def lab_status(st: LabState) -> LabStatus:
         links.append(LinkStatus(name=lk.name, role=lk.role, a=f"{lk.a.node}:{lk.a.iface}",
                                 b=f"{lk.b.node}:{lk.b.iface}", mtu=lk.mtu, vlan=vlan,
                                 gre=gre_by_ic.get(lk.interconnect) if lk.interconnect else None,
-                                path_mtu=plan.path_mtu.get(lk.interconnect) if lk.interconnect else None))
+                                path_mtu={d: plan.e2e_mtu(lk.interconnect, d) for d in DIRECTIONS}
+                                if lk.interconnect else None))
     nodes = []
     for n in plan.nodes:
         ns = st.namespaces.get(n.name)
@@ -151,6 +155,10 @@ def lab_status(st: LabState) -> LabStatus:
                                 exists=bool(ns) and os.path.exists(netns_path(ns))))
     notes = [f"daemon step skipped (module not available): {s}" for s in st.extra.get("daemons_skipped", [])]
     notes += [str(n) for n in st.extra.get("notes", [])]
+    if plan.tunnels:
+        src = st.extra.get("dataplane_source", "cnilab")
+        notes.append("customer GRE end: " + ("built by cnilab from the plan (no customer.router.dataplane)"
+                                             if src == "cnilab" else f"as declared in {src}"))
     return LabStatus(
         lab=st.lab, backend=st.backend, status=st.status, topology=plan.topology, topology_path=st.topology_path,
         created=st.created, mss_required=plan.mss_required, nodes=nodes, interfaces=ifaces, links=links,
@@ -174,7 +182,7 @@ def _yes(v: bool | None) -> str:
 def render_status(s: LabStatus) -> None:
     console.print(f"[bold]lab {s.lab}[/] ({s.topology}, backend {s.backend}): [bold]{s.status}[/]; "
                   f"customer MSS clamp required: {s.mss_required}")
-    t = Table("link", "role", "a", "b", "MTU", "VLAN", "GRE", "path MTU cf→cust / cust→cf", title="links")
+    t = Table("link", "role", "a", "b", "MTU", "VLAN", "GRE", "path MTU cf→cust / cust→cf (inet↔origin)", title="links")
     for lk in s.links:
         pm = f"{lk.path_mtu['cf_to_customer']} / {lk.path_mtu['customer_to_cf']}" if lk.path_mtu else ""
         t.add_row(lk.name, lk.role, lk.a, lk.b, str(lk.mtu), str(lk.vlan or ""), lk.gre or "", pm)

@@ -59,7 +59,9 @@ def register(app: typer.Typer) -> None:
                           "[green]ok[/]" if x.ok else "[red]FAIL[/]")
             console.print(t)
             for x in r.results:
-                console.print(f"  {x.direction}: {x.diagnosis}")
+                console.print(f"  {x.direction}{' (IPv6)' if x.family == 6 else ''}: {x.diagnosis}")
+            if r.provenance:
+                console.print(f"  config under test: {r.provenance}", highlight=False)
 
         emit(report, as_json, render)
         raise typer.Exit(0 if report.ok else 1)
@@ -82,10 +84,38 @@ def register(app: typer.Typer) -> None:
             console.print(t)
             for x in r.results:
                 console.print(f"  {x.direction}: {x.advice}")
+            for line in r.diagnosis:
+                console.print(f"  [bold]{line}[/]", highlight=False)
+            if r.provenance:
+                console.print(f"  config under test: {r.provenance}", highlight=False)
+            if all(x.path_down for x in r.results if not x.ok) and not r.ok:
+                console.print("[red]The path is down: no MSS verdict and no clamp fix until traffic crosses it[/]")
             if r.fix:
                 console.print(f"[bold]Fix: clamp TCP MSS to {r.required} on the customer router[/]")
                 for k, v in r.fix.items():
                     console.print(f"  {k:>16}: {v}", highlight=False)
+
+        emit(report, as_json, render)
+        raise typer.Exit(0 if report.ok else 1)
+
+    @probe.command("tunnel")
+    def probe_tunnel(lab: LabOpt = None, as_json: JsonOpt = False, backend: BackendOpt = None) -> None:
+        """Ping Cloudflare's inner address through each GRE tunnel; name the declared values that differ."""
+        from sim.probes.tunnel import probe_tunnel as run
+
+        report = run(_lab(lab, backend))
+
+        def render(r) -> None:
+            if not r.results:
+                console.print("no GRE tunnel in this lab (dataplane v2 has none)")
+            for x in r.results:
+                console.print(("[green]ok[/] " if x.ok else "[red]FAIL[/] ") + f"{x.tunnel}: {x.ping}", highlight=False)
+                for c in x.causes:
+                    console.print(f"  cause: {c}", highlight=False)
+                for f in x.fixes:
+                    console.print(f"  fix: {f}", highlight=False)
+            if r.provenance:
+                console.print(f"  config under test: {r.provenance}", highlight=False)
 
         emit(report, as_json, render)
         raise typer.Exit(0 if report.ok else 1)
@@ -144,7 +174,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
         backend: BackendOpt = None,
     ) -> None:
-        """Stream UDP inet -> origin, fail LINK, and measure loss window and time to the new path."""
+        """Stream UDP both ways (inet <-> origin), fail LINK, and measure loss window and time to the new path
+        in each direction: Cloudflare's switchover and your router's own (BFD, local-pref)."""
         from sim.faults import FaultError
         from sim.probes.failover import measure_failover
 
@@ -167,6 +198,9 @@ def register(app: typer.Typer) -> None:
             for k, v in rows:
                 t.add_row(k, str(v))
             console.print(t)
+            for d in r.directions:
+                console.print(f"  {d.direction} ({d.stream}, path read on the {d.observed_at}): "
+                              + ("[green]" if d.ok else "[red]") + d.summary + "[/]", highlight=False)
             console.print(("[green]" if r.ok else "[red]") + r.summary + "[/]")
 
         emit(report, as_json, render)

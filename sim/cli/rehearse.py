@@ -33,6 +33,9 @@ EXIT_REFUSED = 2
 TopologyOpt = Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML, or a shipped topology's name")]
 ConfigOpt = Annotated[Path | None, typer.Option("--customer-config", "-c",
                                                 help="Your router config (replaces the template)")]
+DataplaneOpt = Annotated[Path | None, typer.Option(
+    "--dataplane", help="Your side of the dataplane: the ip/nft/iptables lines your router runs (GRE tunnel, "
+                        "MSS clamp); cnilab then builds only Cloudflare's side")]
 KindOpt = Annotated[str | None, typer.Option(
     "--kind", help=f"{' or '.join(router_kind_names(in_lab=True))} (default: from the file's syntax)")]
 MssOpt = Annotated[str | None, typer.Option(
@@ -43,7 +46,8 @@ JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML 
 LabOpt = Annotated[str | None, typer.Option("--name", help="Lab name (default: unique)", callback=lab_name_param)]
 
 
-def _options(topology: Path, config: Path | None, kind: str | None, mss: str | None, name: str | None):
+def _options(topology: Path, config: Path | None, kind: str | None, mss: str | None, name: str | None,
+             dataplane: Path | None = None):
     from pydantic import ValidationError
 
     from sim.rehearse import RunOptions
@@ -59,7 +63,7 @@ def _options(topology: Path, config: Path | None, kind: str | None, mss: str | N
             fail(f"--mss-clamp = {mss!r}: use auto, none or an integer MSS")
     try:
         return RunOptions(topology=resolve_topology(topology), customer_config=config, kind=kind, mss_clamp=clamp,
-                          lab=name)
+                          lab=name, customer_dataplane=dataplane)
     except ValidationError as exc:
         fail(str(exc))
 
@@ -120,13 +124,14 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
         junit: JunitOpt = None,
         name: LabOpt = None,
+        dataplane: DataplaneOpt = None,
     ) -> None:
         """Rehearse the onboarding: slot, order + LOA, cross-connect, ping, CNI + BGP call, MTU/MSS, go live.
 
         Exit 0 passed (warnings allowed), 1 a check failed, 2 input refused (incl. a router config
         the daemon's parser refuses).
         """
-        _run("rehearse", _options(topology, customer_config, kind, mss_clamp, name), as_json, junit)
+        _run("rehearse", _options(topology, customer_config, kind, mss_clamp, name, dataplane), as_json, junit)
 
     @app.command("test")
     def test(
@@ -137,6 +142,7 @@ def register(app: typer.Typer) -> None:
         junit: JunitOpt = None,
         as_json: JsonOpt = False,
         name: LabOpt = None,
+        dataplane: DataplaneOpt = None,
     ) -> None:
         """Acceptance suite for a router config: peers, your router's state, prefixes both ways, BFD, MTU,
         MSS, failover.
@@ -144,4 +150,4 @@ def register(app: typer.Typer) -> None:
         Exit 0 passed (warnings allowed), 1 a check failed, 2 input refused (incl. a router config
         the daemon's parser refuses).
         """
-        _run("test", _options(topology, customer_config, kind, mss_clamp, name), as_json, junit)
+        _run("test", _options(topology, customer_config, kind, mss_clamp, name, dataplane), as_json, junit)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Interface
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +31,9 @@ from sim.dataplane import ugre_build
 from sim.lab.process import ProcessRecord
 
 GreMode = Literal["auto", "kernel", "userspace"]
+
+IFA_F_NODAD = 0x02
+"""No duplicate address detection on a point-to-point inner IPv6 address (usable at once)."""
 
 READY_TIMEOUT = 10.0
 """Seconds to wait for a userspace endpoint's TUN device; it appears in milliseconds normally."""
@@ -123,10 +126,26 @@ TUN_TXQUEUELEN = 5000
 endpoint thread is descheduled (12k drops in 4 s at 1 Gbit/s); 5000 absorbs it (bench_gre.py)."""
 
 
-def _configure(ipr: IPRoute, index: int, inner: IPv4Interface, mtu: int, txqlen: int | None = None) -> None:
-    ipr.link("set", index=index, mtu=mtu, **({"txqlen": txqlen} if txqlen else {}))
-    ipr.addr("add", index=index, address=str(inner.ip), prefixlen=inner.network.prefixlen)
-    ipr.link("set", index=index, state="up")
+def _configure(ipr: IPRoute, index: int, inner: IPv4Interface | None, mtu: int | None, txqlen: int | None = None,
+               up: bool = True, inner6: IPv6Interface | None = None) -> None:
+    """MTU, inner addresses and link state; ``None`` leaves what the device already has (a tunnel
+    declared without ``mtu`` keeps the kernel's choice, one without ``ip addr`` has no address)."""
+    opts = ({"mtu": mtu} if mtu else {}) | ({"txqlen": txqlen} if txqlen else {})
+    if opts:
+        ipr.link("set", index=index, **opts)
+    for addr in (inner, inner6):
+        if addr is not None:
+            ipr.addr("add", index=index, address=str(addr.ip), prefixlen=addr.network.prefixlen,
+                     **({"flags": IFA_F_NODAD} if addr.version == 6 else {}))
+    if up:
+        ipr.link("set", index=index, state="up")
+
+
+def default_mtu(key: int | None = None, outer_mtu: int = 1500) -> int:
+    """The MTU Linux gives a GRE device created without ``mtu``: the outer route's MTU minus the
+    outer IPv4 header and the GRE header (4 bytes, 8 with a key). The userspace endpoint uses the
+    same figure, so an undeclared MTU means the same thing with either implementation."""
+    return outer_mtu - 20 - (8 if key is not None else 4)
 
 
 def _lookup(ipr: IPRoute, ifname: str) -> int | None:
@@ -135,19 +154,27 @@ def _lookup(ipr: IPRoute, ifname: str) -> int | None:
 
 
 def create_kernel_gre(netns_path: str, ifname: str, local: IPv4Address, remote: IPv4Address,
-                      inner: IPv4Interface, mtu: int) -> None:
-    """Create a kernel GRE device (RFC 2784, no key/csum/seq, TTL 64, PMTU discovery on) and
+                      inner: IPv4Interface | None, mtu: int | None, *, key: int | None = None, ttl: int = 64,
+                      up: bool = True, inner6: IPv6Interface | None = None) -> None:
+    """Create a kernel GRE device (RFC 2784; RFC 2890 key only when given; PMTU discovery on) and
     configure it. On any failure the device is removed again, so nothing is left half-built."""
     with _ipr(netns_path) as ipr:
         if _lookup(ipr, ifname) is not None:
             raise GreError(f"{netns_path}: interface {ifname} already exists")
         try:
-            ipr.link("add", ifname=ifname, kind="gre", gre_local=str(local), gre_remote=str(remote),
-                     gre_ttl=64, gre_pmtudisc=1)
+            if key is None:
+                ipr.link("add", ifname=ifname, kind="gre", gre_local=str(local), gre_remote=str(remote),
+                         gre_ttl=ttl, gre_pmtudisc=1)
+            else:  # iproute2 is the reference for the key flags' encoding; no shell, argv only
+                proc = subprocess.run(["nsenter", f"--net={netns_path}", "ip", "link", "add", ifname, "type", "gre",
+                                       "local", str(local), "remote", str(remote), "ttl", str(ttl), "key", str(key)],
+                                      capture_output=True, text=True, timeout=10, check=False)
+                if proc.returncode != 0:
+                    raise GreError(f"{netns_path}: ip link add {ifname} type gre ... key {key}: {proc.stderr.strip()}")
             index = _lookup(ipr, ifname)
             if index is None:
                 raise GreError(f"{netns_path}: gre device {ifname} vanished after creation")
-            _configure(ipr, index, inner, mtu)
+            _configure(ipr, index, inner, mtu, up=up, inner6=inner6)
         except Exception as exc:
             with contextlib.suppress(Exception):
                 index = _lookup(ipr, ifname)
@@ -158,9 +185,11 @@ def create_kernel_gre(netns_path: str, ifname: str, local: IPv4Address, remote: 
             raise GreError(f"{netns_path}: creating kernel gre {ifname} {local}->{remote} failed: {exc}") from exc
 
 
-def userspace_args(netns_path: str, ifname: str, local: IPv4Address, remote: IPv4Address) -> list[str]:
-    """Arguments shared by the C and the Python endpoint."""
-    return ["--netns", netns_path, "--ifname", ifname, "--local", str(local), "--remote", str(remote)]
+def userspace_args(netns_path: str, ifname: str, local: IPv4Address, remote: IPv4Address,
+                   key: int | None = None, ttl: int | None = None) -> list[str]:
+    """Arguments shared by the C and the Python endpoint (``--key``/``--ttl``: the C one only)."""
+    return (["--netns", netns_path, "--ifname", ifname, "--local", str(local), "--remote", str(remote)]
+            + (["--key", str(key)] if key is not None else []) + (["--ttl", str(ttl)] if ttl is not None else []))
 
 
 def _exited(rec: ProcessRecord) -> bool:
@@ -180,8 +209,9 @@ def _log_tail(log: Path, lines: int = 5) -> str:
 
 
 def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_path: str, ifname: str,
-                        local: IPv4Address, remote: IPv4Address, inner: IPv4Interface, mtu: int,
-                        log: Path) -> ProcessRecord:
+                        local: IPv4Address, remote: IPv4Address, inner: IPv4Interface | None, mtu: int | None,
+                        log: Path, *, key: int | None = None, ttl: int | None = None, up: bool = True,
+                        inner6: IPv6Interface | None = None) -> ProcessRecord:
     """Start a detached userspace GRE endpoint in ``netns_path`` and configure its TUN ``ifname``.
 
     ``spawn(name, argv)`` must start a detached host process (``sim.lab.process.spawn``
@@ -194,7 +224,7 @@ def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_
         if _lookup(ipr, ifname) is not None:
             raise GreError(f"{netns_path}: interface {ifname} already exists")
         cmd, _ = userspace_endpoint()
-        rec = spawn(f"gre-{ifname}", [*cmd, *userspace_args(netns_path, ifname, local, remote)])
+        rec = spawn(f"gre-{ifname}", [*cmd, *userspace_args(netns_path, ifname, local, remote, key, ttl)])
         try:
             deadline = time.monotonic() + READY_TIMEOUT
             while (index := _lookup(ipr, ifname)) is None:
@@ -204,7 +234,7 @@ def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_
                     raise GreError(f"{netns_path}: {ifname} did not appear within {READY_TIMEOUT:.0f}s "
                                    f"(endpoint log {log}: {_log_tail(log)})")
                 time.sleep(0.01)
-            _configure(ipr, index, inner, mtu, TUN_TXQUEUELEN)
+            _configure(ipr, index, inner, mtu or default_mtu(key), TUN_TXQUEUELEN, up=up, inner6=inner6)
         except BaseException as exc:
             rec.stop()
             if isinstance(exc, GreError):

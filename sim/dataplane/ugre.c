@@ -10,12 +10,19 @@
  * ICMP frag-needed), so the tunnel behaves like a kernel GRE device to FRR, BIRD and ExaBGP.
  *
  * Usage:
- *   ugre --netns PATH --ifname NAME --local A.B.C.D --remote A.B.C.D
+ *   ugre --netns PATH --ifname NAME --local A.B.C.D --remote A.B.C.D [--key N] [--ttl N]
  *
  *   --netns        network namespace to enter first (/run/netns/X or /proc/PID/ns/net)
  *   --ifname       TUN device to create (non-persistent: it disappears when this process exits)
  *   --local        outer source address (must be configured in the namespace)
  *   --remote       outer address of the peer; GRE packets from any other source are dropped
+ *   --key          RFC 2890 key: sent on every packet, required (and equal) on every received one
+ *   --ttl          outer TTL (default 64)
+ *
+ * The customer declares its own tunnel (sim/dataplane/declared.py), so a wrong --local or --remote
+ * must behave as on a kernel GRE device, not fail to start: --local need not be configured
+ * (IP_FREEBIND: packets leave with that source, and the peer drops them), and a --remote with no
+ * route leaves the tunnel up with every send failing (counted as tx_errors).
  *
  * Wire format: 4-byte GRE header, no checksum/key/sequence on transmit, protocol type 0x0800
  * (IPv4) or 0x86DD (IPv6) picked from the inner packet's version nibble. On receive, the checksum
@@ -52,6 +59,7 @@
 #include <unistd.h>
 
 #define GRE_HLEN 4
+#define GRE_HMAX 8             /* with the key field */
 #define MAX_PKT 65536          /* an outer packet reassembled from fragments can be this big */
 #define RX_BATCH 32            /* packets per recvmmsg(2) call */
 #define SOCK_BUF (4 << 20)     /* socket buffers: absorb TCP bursts instead of dropping them */
@@ -71,10 +79,15 @@ struct counters {
 };
 
 /* Process-wide state shared by the two forwarding threads; set once in main before they start. */
-static int tun_fd = -1, gre_fd = -1, icmp_fd = -1;
+static int tun_fd = -1, gre_fd = -1, icmp_fd = -1, icmp6_fd = -1;
 static struct in_addr local_addr, remote_addr;
+static int have_key, connected;
+static uint32_t gre_key;
 static struct counters ctr;
 static const char *ifname_arg;
+
+/* Header length this tunnel sends: 4 bytes (RFC 2784), 8 with a key (RFC 2890). */
+static size_t tx_hlen(void) { return have_key ? GRE_HMAX : GRE_HLEN; }
 
 static void die(const char *what) {
     fprintf(stderr, "ugre: %s: %s\n", what, strerror(errno));
@@ -118,7 +131,42 @@ static uint16_t inet_csum(const uint8_t *p, size_t len) {
  * through loopback. (Writing it into the TUN would not work: a packet arriving with one of the
  * node's own addresses as source is dropped as martian.)
  */
+static int outer_room(void) {
+    int mtu = 0;
+    socklen_t sl = sizeof mtu;
+    if (getsockopt(gre_fd, IPPROTO_IP, IP_MTU, &mtu, &sl) < 0) return -1;
+    return mtu - 20 - (int)tx_hlen();
+}
+
+/* IPv6: ICMPv6 Packet Too Big (RFC 4443 3.2) to the inner source, as a kernel GRE device sends it
+ * (ip_tunnel's tnl_update_pmtu); IPv6 has no DF bit, every packet is "DF". The kernel fills in the
+ * checksum of a raw ICMPv6 socket. Never about an ICMPv6 error (next header 58, type < 128). */
+static void send_packet_too_big(const uint8_t *inner, size_t len) {
+    if (len < 40 || icmp6_fd < 0) return;
+    if (inner[6] == IPPROTO_ICMPV6 && len > 40 && inner[40] < 128) return;
+    int mtu = outer_room();
+    if (mtu < 0) return;
+    if (mtu < 1280) mtu = 1280;
+    size_t quote = len < 1280 - 40 - 8 ? len : 1280 - 40 - 8;
+    uint8_t msg[8 + 1280];
+    memset(msg, 0, 8);
+    msg[0] = 2; /* packet too big */
+    msg[4] = (uint8_t)(mtu >> 24);
+    msg[5] = (uint8_t)(mtu >> 16);
+    msg[6] = (uint8_t)(mtu >> 8);
+    msg[7] = (uint8_t)mtu;
+    memcpy(msg + 8, inner, quote);
+    struct sockaddr_in6 to = {.sin6_family = AF_INET6};
+    memcpy(&to.sin6_addr, inner + 8, 16);
+    if (sendto(icmp6_fd, msg, 8 + quote, 0, (struct sockaddr *)&to, sizeof to) > 0)
+        atomic_fetch_add(&ctr.icmp_sent, 1);
+}
+
 static void send_frag_needed(const uint8_t *inner, size_t len) {
+    if (len >= 40 && (inner[0] >> 4) == 6) {
+        send_packet_too_big(inner, len);
+        return;
+    }
     if (len < 20 || (inner[0] >> 4) != 4) return;
     size_t ihl = (size_t)(inner[0] & 0x0f) * 4;
     if (ihl < 20 || len < ihl || !(inner[6] & 0x40)) return; /* only DF packets get frag-needed */
@@ -129,7 +177,7 @@ static void send_frag_needed(const uint8_t *inner, size_t len) {
     int mtu = 0;
     socklen_t sl = sizeof mtu;
     if (getsockopt(gre_fd, IPPROTO_IP, IP_MTU, &mtu, &sl) < 0) return;
-    mtu -= 20 + GRE_HLEN;
+    mtu -= 20 + (int)tx_hlen();
     if (mtu < 68) mtu = 68;
     size_t quote = ihl + 8 < len ? ihl + 8 : len;
     uint8_t icmp[8 + 60 + 8];
@@ -148,23 +196,37 @@ static void send_frag_needed(const uint8_t *inner, size_t len) {
         atomic_fetch_add(&ctr.icmp_sent, 1);
 }
 
-/* Prefix the 4-byte RFC 2784 header (C=K=S=0, version 0) for the inner packet at p + GRE_HLEN. */
+/* Write the GRE header (C=S=0, K as configured, version 0) for the inner packet at p + tx_hlen(). */
 static int put_gre_header(uint8_t *p) {
-    unsigned version = p[GRE_HLEN] >> 4;
+    size_t h = tx_hlen();
+    unsigned version = p[h] >> 4;
     uint16_t proto = version == 4 ? ETH_P_IPV4 : version == 6 ? ETH_P_IPV6 : 0;
     if (!proto) return -1;
-    p[0] = 0;
+    p[0] = have_key ? 0x20 : 0; /* K bit */
     p[1] = 0;
     p[2] = (uint8_t)(proto >> 8);
     p[3] = (uint8_t)proto;
+    if (have_key) {
+        p[4] = (uint8_t)(gre_key >> 24);
+        p[5] = (uint8_t)(gre_key >> 16);
+        p[6] = (uint8_t)(gre_key >> 8);
+        p[7] = (uint8_t)gre_key;
+    }
     return 0;
+}
+
+/* send(2) on the connected socket, or sendto(2) when --remote had no route at start-up. */
+static ssize_t gre_send(const uint8_t *p, size_t len) {
+    if (connected) return send(gre_fd, p, len, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr = remote_addr};
+    return sendto(gre_fd, p, len, 0, (struct sockaddr *)&to, sizeof to);
 }
 
 /* A send failed for packet p (GRE header included): count it; answer EMSGSIZE like a kernel tunnel. */
 static void send_failed(int err, uint8_t *p, size_t len) {
     if (err == EMSGSIZE) {
         atomic_fetch_add(&ctr.tx_too_big, 1);
-        send_frag_needed(p + GRE_HLEN, len - GRE_HLEN);
+        send_frag_needed(p + tx_hlen(), len - tx_hlen());
     } else if (transient(err)) {
         atomic_fetch_add(&ctr.tx_errors, 1);
     } else {
@@ -181,9 +243,10 @@ static void send_failed(int err, uint8_t *p, size_t len) {
  */
 static void *tun_to_gre(void *unused) {
     (void)unused;
-    static uint8_t buf[GRE_HLEN + MAX_PKT]; /* only this thread uses it */
+    static uint8_t buf[GRE_HMAX + MAX_PKT]; /* only this thread uses it */
+    const size_t h = tx_hlen();
     for (;;) {
-        ssize_t n = read(tun_fd, buf + GRE_HLEN, MAX_PKT);
+        ssize_t n = read(tun_fd, buf + h, MAX_PKT);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
             die("read tun");
@@ -192,8 +255,8 @@ static void *tun_to_gre(void *unused) {
             atomic_fetch_add(&ctr.tx_errors, 1);
             continue;
         }
-        if (send(gre_fd, buf, (size_t)n + GRE_HLEN, 0) < 0) {
-            send_failed(errno, buf, (size_t)n + GRE_HLEN);
+        if (gre_send(buf, (size_t)n + h) < 0) {
+            send_failed(errno, buf, (size_t)n + h);
             continue;
         }
         atomic_fetch_add(&ctr.tx_packets, 1);
@@ -217,12 +280,22 @@ static long parse_gre(const uint8_t *p, size_t len) {
     const uint8_t *g = p + ihl;
     uint16_t flags = (uint16_t)(g[0] << 8 | g[1]);
     uint16_t proto = (uint16_t)(g[2] << 8 | g[3]);
-    if ((flags & (GRE_VERSION | GRE_F_KEY | GRE_F_ROUTING)) ||
-        (proto != ETH_P_IPV4 && proto != ETH_P_IPV6)) {
+    /* A keyed tunnel takes only packets with its key; an unkeyed one only packets without a key,
+     * exactly as the kernel's ip_gre matches tunnels (a key mismatch means "no such tunnel"). */
+    if ((flags & (GRE_VERSION | GRE_F_ROUTING)) || (proto != ETH_P_IPV4 && proto != ETH_P_IPV6) ||
+        (!(flags & GRE_F_KEY)) != !have_key) {
         atomic_fetch_add(&ctr.rx_bad_header, 1);
         return -1;
     }
-    size_t off = ihl + GRE_HLEN + ((flags & GRE_F_CSUM) ? 4 : 0) + ((flags & GRE_F_SEQ) ? 4 : 0);
+    size_t koff = ihl + GRE_HLEN + ((flags & GRE_F_CSUM) ? 4 : 0);
+    if (have_key) {
+        if (len < koff + 4 || ((uint32_t)g[koff - ihl] << 24 | (uint32_t)g[koff - ihl + 1] << 16 |
+                               (uint32_t)g[koff - ihl + 2] << 8 | g[koff - ihl + 3]) != gre_key) {
+            atomic_fetch_add(&ctr.rx_bad_header, 1);
+            return -1;
+        }
+    }
+    size_t off = koff + ((flags & GRE_F_KEY) ? 4 : 0) + ((flags & GRE_F_SEQ) ? 4 : 0);
     if (off >= len) {
         atomic_fetch_add(&ctr.rx_bad_header, 1);
         return -1;
@@ -272,7 +345,7 @@ static void *gre_to_tun(void *unused) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: ugre --netns PATH --ifname NAME --local ADDR --remote ADDR\n");
+    fprintf(stderr, "usage: ugre --netns PATH --ifname NAME --local ADDR --remote ADDR [--key N] [--ttl N]\n");
     exit(2);
 }
 
@@ -287,16 +360,20 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {
         {"netns", required_argument, 0, 'n'}, {"ifname", required_argument, 0, 'i'},
         {"local", required_argument, 0, 'l'}, {"remote", required_argument, 0, 'r'},
+        {"key", required_argument, 0, 'k'}, {"ttl", required_argument, 0, 't'},
         {0, 0, 0, 0},
     };
     const char *netns = NULL;
-    int have_local = 0, have_remote = 0, c;
+    int have_local = 0, have_remote = 0, c, ttl = 64;
+    char *end;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'n': netns = optarg; break;
         case 'i': ifname_arg = optarg; break;
         case 'l': parse_addr("local", optarg, &local_addr); have_local = 1; break;
         case 'r': parse_addr("remote", optarg, &remote_addr); have_remote = 1; break;
+        case 'k': gre_key = (uint32_t)strtoul(optarg, &end, 0); have_key = 1; if (*end) usage(); break;
+        case 't': ttl = (int)strtol(optarg, &end, 0); if (*end || ttl < 0 || ttl > 255) usage(); break;
         default: usage();
         }
     }
@@ -331,16 +408,27 @@ int main(int argc, char **argv) {
     /* Outer DF, like a kernel GRE device with pmtudisc (its default): never fragment the outer. */
     v = IP_PMTUDISC_DO;
     if (setsockopt(gre_fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v) < 0) die("IP_MTU_DISCOVER");
-    v = 64;
+    v = ttl ? ttl : 64; /* ttl 0 = inherit, which a raw socket cannot do: the kernel default */
     setsockopt(gre_fd, IPPROTO_IP, IP_TTL, &v, sizeof v);
+    v = 1;
+    setsockopt(gre_fd, IPPROTO_IP, IP_FREEBIND, &v, sizeof v);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = local_addr};
-    if (bind(gre_fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("bind --local (is the address configured?)");
+    if (bind(gre_fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("bind --local");
     sa.sin_addr = remote_addr;
-    if (connect(gre_fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect --remote (is it routable?)");
+    connected = connect(gre_fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (!connected) /* like a kernel tunnel toward an unroutable peer: up, and nothing gets through */
+        fprintf(stderr, "ugre: warning: no route to --remote %s (%s): every packet will be dropped\n",
+                inet_ntoa(remote_addr), strerror(errno));
 
     /* For send_frag_needed(); it never reads, so filter out every ICMP type it would receive. */
     icmp_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
     if (icmp_fd < 0) die("socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)");
+    icmp6_fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6); /* optional: IPv6 may be off */
+    if (icmp6_fd >= 0) {
+        struct { uint32_t data[8]; } block_all; /* ICMP6_FILTER: block every type (we never read) */
+        memset(&block_all, 0xff, sizeof block_all);
+        setsockopt(icmp6_fd, IPPROTO_ICMPV6, 1 /* ICMP6_FILTER */, &block_all, sizeof block_all);
+    }
     struct icmp_filter all = {.data = ~0U};
     setsockopt(icmp_fd, SOL_RAW, ICMP_FILTER, &all, sizeof all);
 

@@ -123,8 +123,15 @@ class SimExecutor:
         if router.config is not None or router_kinds()[router.kind].module is None:
             return ProbeResult(passed=False, detail="cannot predict: the customer router uses its own configuration")
         clamp = router.mss_clamp
-        if clamp == "auto":
-            return ProbeResult(passed=True, detail=f"router clamps MSS to {need}, what the path needs")
+        dp = self.loaded.plan.customer_dataplane
+        if dp is not None:  # the customer's own declaration decides; cnilab installs nothing
+            declared = [c.value for c in dp.clamp_for(4)]
+            if "pmtu" in declared:
+                return ProbeResult(passed=False, detail="cannot predict: the declared clamp follows the route MTU")
+            clamp = min((int(v) for v in declared), default=None)  # type: ignore[arg-type]
+        elif clamp == "auto":
+            return ProbeResult(passed=True, detail=f"router clamps MSS to {need}, what the path needs "
+                                                   "(clamp installed by cnilab, not by your config)")
         host_mss = facts.mss_for_mtu(int(facts.physical_mtu.value))
         eff = host_mss if clamp is None else min(int(clamp), host_mss)
         what = "no MSS clamp" if clamp is None else f"MSS clamp {clamp}"

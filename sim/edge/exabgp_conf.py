@@ -106,7 +106,7 @@ class EdgeSpec(BaseModel):
         address when cf->customer rides GRE, else the customer's link address."""
         tun = self.tunnel_for(session)
         if session.cust_nexthop_via == "gre" and tun is not None:
-            return tun.cust_inner.ip
+            return tun.cust_nexthop(session.family)
         return session.cust_addr
 
     def save(self) -> None:

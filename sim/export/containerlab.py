@@ -33,6 +33,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from pydantic import BaseModel
 
 from sim.export.images import ImageSet
+from sim.facts import router_kinds
 from sim.optional import optional_attr
 from sim.topology.plan import LabPlan, Node
 
@@ -85,6 +86,22 @@ def rename_plan(plan: LabPlan, ifmap: dict[str, dict[str, str]]) -> LabPlan:
     return LabPlan.model_validate(data)
 
 
+def _declared_exec(dp) -> list[str]:
+    """The customer's own dataplane declaration, as the lines it declared (tunnels, then the rest)."""
+    import shlex
+
+    out: list[str] = []
+    for d in dp.tunnels:
+        out.append(f"ip link add {d.name} type gre local {d.local} remote {d.remote} ttl {d.ttl or 255}"
+                   + (f" key {d.key}" if d.key is not None else ""))
+        out.append(f"ip link set {d.name}" + (f" mtu {d.mtu}" if d.mtu else "") + (" up" if d.up else ""))
+        for a in (d.address, d.address6):
+            if a is not None:
+                out.append(f"ip -{a.version} addr add {a.with_prefixlen} dev {d.name}" + (" nodad" if a.version == 6
+                                                                                           else ""))
+    return out + [shlex.join(c.argv) for c in dp.commands]
+
+
 def node_exec(node: Node, plan: LabPlan) -> list[str]:
     """Commands containerlab runs in the node after wiring its links (argv strings, no shell)."""
     cmds: list[str] = []
@@ -98,8 +115,11 @@ def node_exec(node: Node, plan: LabPlan) -> list[str]:
                         + (" nodad" if addr.version == 6 else ""))
     for addr in node.loopbacks:
         cmds.append(f"ip -{addr.version} addr add {addr.with_prefixlen} dev lo")
+    dp = plan.customer_dataplane
+    if node.role == "customer" and dp is not None:
+        cmds += _declared_exec(dp)
     for t in plan.tunnels:
-        if node.role not in ("edge", "customer"):
+        if node.role not in ("edge", "customer") or (node.role == "customer" and dp is not None):
             continue
         cf = node.role == "edge"
         ifname = t.cf_ifname if cf else t.cust_ifname
@@ -108,6 +128,9 @@ def node_exec(node: Node, plan: LabPlan) -> list[str]:
         cmds += [f"ip link add {ifname} type gre local {local} remote {remote} ttl 255",
                  f"ip link set {ifname} mtu {t.mtu} up",
                  f"ip -4 addr add {inner.with_prefixlen} dev {ifname}"]
+        inner6 = t.cf_inner6 if cf else t.cust_inner6
+        if inner6 is not None:
+            cmds.append(f"ip -6 addr add {inner6.with_prefixlen} dev {ifname} nodad")
     for r in node.routes:
         cmd = f"ip -{r.dst.version} route add {r.dst}"
         if r.via is not None:
@@ -116,6 +139,8 @@ def node_exec(node: Node, plan: LabPlan) -> list[str]:
             cmd += f" dev {r.dev}"
         if r.metric:
             cmd += f" metric {r.metric}"
+        if r.mtu:
+            cmd += f" mtu lock {r.mtu}"
         cmds.append(cmd)
     return cmds
 
@@ -185,6 +210,12 @@ def customer_files(plan: LabPlan) -> dict[str, str]:
     """
     files = {"daemons": FRR_DAEMONS, "vtysh.conf": "service integrated-vtysh-config\n"}
     router = getattr(plan, "customer_router", None)
+    kind = router_kinds().get(router.kind) if router is not None else None
+    if kind is not None and kind.module is not None and kind.image is None:
+        # Exporting FRR's template in its place would rehearse a router the customer does not run.
+        raise ExportError(f"customer.router.kind = '{router.kind}': no container image for {kind.title} yet "
+                          "(sim/data/router-kinds.yaml); export with kind frr or external, or run it with the "
+                          "netns backend")
     if router is not None and router.kind == "frr" and router.config is not None:
         files["frr.conf"] = Path(router.config).read_text(encoding="utf-8")
         return files

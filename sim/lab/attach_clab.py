@@ -305,7 +305,7 @@ def forget(lab: Any) -> None:
 
                 with contextlib.suppress(OSError, ValueError):
                     ProcessRecord.model_validate(step["process"]).stop()
-    cleanup.kill_pids(cleanup.pids_mentioning(str(lab.dir)))
+    cleanup.kill_pids(cleanup.pids_using_dir(str(lab.dir)))
     shutil.rmtree(lab.dir, ignore_errors=True)
     if lab.dir.exists():
         raise BackendError(f"lab {name}: cannot remove {lab.dir}")

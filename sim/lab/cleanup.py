@@ -94,6 +94,13 @@ def pids_mentioning(text: str) -> list[int]:
     return out
 
 
+def pids_using_dir(directory: Path | str) -> list[int]:
+    """Processes whose command line names ``directory`` or a path inside it - and not merely a
+    sibling sharing its prefix (lab ``demo`` must never take lab ``demo-2``'s daemons with it)."""
+    d = str(directory).rstrip("/")
+    return sorted(set(pids_mentioning(d + "/")) | set(pids_mentioning(d + " ")))
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -152,28 +152,45 @@ class Lab:
             log.warning("GRE tunnels skipped: sim.dataplane.gre is missing")
             return
         mode, reason = gremod.gre_mode(requested)
+        dp = self.plan.customer_dataplane
         for tun in self.plan.tunnels:
-            for node, ifname, local, remote, inner in (
-                ("cf", tun.cf_ifname, tun.cf_outer, tun.cust_outer, tun.cf_inner),
-                ("cust", tun.cust_ifname, tun.cust_outer, tun.cf_outer, tun.cust_inner),
-            ):
-                rec = TunnelRecord(name=tun.name, node=node, ifname=ifname, mode=mode)
-                if mode == "kernel":
-                    gremod.create_kernel_gre(self.netns_path(node), ifname, local, remote, inner, tun.mtu)
-                else:
-                    logfile = self.node_dir(node) / f"{tun.name}.log"
+            ends = [("cf", tun.cf_ifname, tun.cf_outer, tun.cust_outer, tun.cf_inner, tun.cf_inner6, tun.mtu)]
+            if dp is None:  # no declaration: cnilab builds the customer's end too (said in every report)
+                ends.append(("cust", tun.cust_ifname, tun.cust_outer, tun.cf_outer, tun.cust_inner, tun.cust_inner6,
+                             tun.mtu))
+            for node, ifname, local, remote, inner, inner6, mtu in ends:
+                self._build_gre_end(stack, gremod, mode, node, tun.name, ifname, local, remote, inner, mtu,
+                                    inner6=inner6)
+        if dp is not None:
+            # The customer's end exactly as declared: its name, addresses, MTU (or the kernel's
+            # default), key and state; then its own route and netfilter lines, in file order.
+            for d in dp.tunnels:
+                self._build_gre_end(stack, gremod, mode, CUSTOMER, d.name, d.name, d.local, d.remote, d.address,
+                                    d.mtu, inner6=d.address6, key=d.key, ttl=d.ttl, up=d.up)
+            from sim.dataplane.customer import run_declared_commands
 
-                    def host_spawn(name: str, argv: list[str], node: str = node, logfile: Path = logfile
-                                   ) -> ProcessRecord:
-                        return process.spawn(name, node, argv, logfile)
-
-                    rec.process = gremod.start_userspace_gre(host_spawn, self.netns_path(node), ifname, local,
-                                                             remote, inner, tun.mtu, logfile)
-                    stack.callback(rec.process.stop)
-                with self.update() as st:
-                    st.tunnels.append(rec)
+            run_declared_commands(self, dp)
         with self.update() as st:
             st.mechanisms["gre"] = f"{mode}: {reason}"
+            st.extra["dataplane_source"] = dp.source if dp is not None else "cnilab"
+
+    def _build_gre_end(self, stack: contextlib.ExitStack, gremod, mode: str, node: str, name: str, ifname: str,
+                       local, remote, inner, mtu: int | None, **kw) -> None:
+        rec = TunnelRecord(name=name, node=node, ifname=ifname, mode=mode)
+        if mode == "kernel":
+            gremod.create_kernel_gre(self.netns_path(node), ifname, local, remote, inner, mtu,
+                                     **{k: v for k, v in kw.items() if v is not None})
+        else:
+            logfile = self.node_dir(node) / f"{ifname}.log"
+
+            def host_spawn(pname: str, argv: list[str], node: str = node, logfile: Path = logfile) -> ProcessRecord:
+                return process.spawn(pname, node, argv, logfile)
+
+            rec.process = gremod.start_userspace_gre(host_spawn, self.netns_path(node), ifname, local, remote, inner,
+                                                     mtu, logfile, **kw)
+            stack.callback(rec.process.stop)
+        with self.update() as st:
+            st.tunnels.append(rec)
 
     def _start_daemons(self, say: Progress, ready_timeout: float) -> None:
         """Edge peer, then customer router, then wait; modules not written yet are skipped with a note."""
@@ -321,7 +338,7 @@ class Lab:
         except BackendError as exc:
             errors.append(str(exc))
         # Anything still mentioning the lab dir (a helper that escaped its namespace) goes too.
-        cleanup.kill_pids(cleanup.pids_mentioning(str(self.dir)))
+        cleanup.kill_pids(cleanup.pids_using_dir(str(self.dir)))
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.dir.exists():
             errors.append(f"cannot remove {self.dir}")
@@ -442,7 +459,7 @@ def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
     if sweep_containers is not None and not had_state:  # containers of a docker lab killed mid-`up`
         report["orphan_namespaces"] += [f"container {c}" for c in sweep_containers(name)]
     d = lab_dir(name)
-    report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(cleanup.pids_mentioning(str(d)))]
+    report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(cleanup.pids_using_dir(str(d)))]
     for node in NODE_NAMES:  # e.g. a userspace GRE endpoint killed before it entered its namespace
         pids = cleanup.pids_mentioning(cleanup.netns_path(ns_name(name, node)) + " ")
         report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(pids)]
@@ -501,7 +518,7 @@ def down_all() -> dict[str, list[str]]:
         report["orphan_namespaces"].append(ns)
         report["orphan_processes"] += [str(p) for p in killed]
     for d in removed_dirs:
-        for pid in cleanup.kill_pids(cleanup.pids_mentioning(d)):
+        for pid in cleanup.kill_pids(cleanup.pids_using_dir(d)):
             report["orphan_processes"].append(str(pid))
     labs_root = state_root() / "labs"
     if labs_root.is_dir():

@@ -7,14 +7,16 @@ the BFD detection time when BFD protects the session, otherwise the BGP hold tim
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sim.faults.apply import LabLike, apply_fault, clear_faults
 from sim.probes.mtu import _first_v4
 from sim.probes.traffic import PathSampler, UdpStream
-from sim.topology.plan import EDGE, INTERNET, ORIGIN, TRANSIT
+from sim.topology.plan import CUSTOMER, EDGE, INTERNET, ORIGIN, TRANSIT
 
 
 class Expected(BaseModel):
@@ -22,6 +24,28 @@ class Expected(BaseModel):
     detection_ms: int
     bfd_detection_ms: int | None
     hold_time_ms: int
+
+
+class DirectionResult(BaseModel):
+    """One direction of the switchover: Cloudflare->customer is the edge's decision (its BFD and
+    route preference), customer->Cloudflare is the customer router's own (its BFD, local-pref)."""
+
+    direction: Literal["cf_to_customer", "customer_to_cf"]
+    stream: str = Field(description="src -> dst of the UDP stream")
+    observed_at: str = Field(description="Where the path was read: the edge's or the customer's interfaces")
+    path_before: str | None
+    path_after: str | None
+    moved: bool
+    first_packet_new_path_ms: float | None
+    loss_window_ms: float
+    sent: int
+    received: int
+    lost: int
+    reordered: int
+    duplicates: int
+    ratio_to_expected: float | None
+    ok: bool
+    summary: str
 
 
 class FailoverReport(BaseModel):
@@ -42,6 +66,8 @@ class FailoverReport(BaseModel):
     expected: Expected
     ratio_to_expected: float | None
     timeline: list[dict]
+    directions: list[DirectionResult] = Field(default_factory=list,
+                                              description="Both directions; the fields above are cf_to_customer's")
     ok: bool
     summary: str
 
@@ -68,9 +94,35 @@ def path_ifaces(lab: LabLike) -> dict[str, str]:
     return out
 
 
+def customer_path_ifaces(lab: LabLike) -> dict[str, str]:
+    """Customer-router interfaces that lead to Cloudflare: each interconnect, its GRE tunnel (the
+    customer's own name for it when declared), and the transit backup."""
+    plan = lab.plan
+    out = {lk.a.iface if lk.a.node == CUSTOMER else lk.b.iface: lk.name
+           for lk in plan.links if lk.role == "interconnect"}
+    for t in plan.tunnels:
+        out[t.declared.name if t.declared else t.cust_ifname] = t.interconnect
+    if any(n.name == TRANSIT for n in plan.nodes):
+        out["transit0"] = "internet-backup"
+    return out
+
+
+class _Watch:
+    """One direction under watch: its stream, its path sampler and what it saw."""
+
+    def __init__(self, direction: str, src: str, dst: str, at: str, stream: UdpStream, sampler: PathSampler) -> None:
+        self.direction, self.src, self.dst, self.at = direction, src, dst, at
+        self.stream, self.sampler = stream, sampler
+        self.before: str | None = None
+        self.after: str | None = None
+        self.t_first: float | None = None
+        self.settled = False
+
+
 def measure_failover(lab: LabLike, link: str, fault: str = "blackhole", rate_pps: int = 200,
                      settle_s: float = 1.0, timeout_s: float | None = None, restore: bool = True) -> FailoverReport:
-    """Stream inet -> origin, fault ``link`` and watch the edge's counters until traffic moves."""
+    """Stream inet -> origin and origin -> inet, fault ``link`` and watch, on the edge and on the
+    customer router, until traffic moves in both directions."""
     if not any(lk.name == link and lk.role == "interconnect" for lk in lab.plan.links):
         names = [lk.name for lk in lab.plan.links if lk.role == "interconnect"]
         raise ValueError(f"{link!r} is not an interconnect; choose one of {', '.join(names)}")
@@ -78,50 +130,74 @@ def measure_failover(lab: LabLike, link: str, fault: str = "blackhole", rate_pps
     timeout_s = timeout_s or exp.detection_ms / 1000 * 2 + 6
     min_pkts = max(1, int(rate_pps * 0.01 * 0.5))
     share = 0.5  # a path "carries the stream" when it moves at least half of the packets sent
-    stream = UdpStream(lab.netns_path(INTERNET), lab.netns_path(ORIGIN), _first_v4(lab.plan, ORIGIN), rate_pps)
-    sampler = PathSampler(lab.netns_path(EDGE), path_ifaces(lab), period=0.01, min_pkts=min_pkts)
-    with sampler, stream:
-        # Wait until the stream arrives steadily on one path.
+    plan = lab.plan
+    watches = [
+        _Watch("cf_to_customer", INTERNET, ORIGIN, "edge",
+               UdpStream(lab.netns_path(INTERNET), lab.netns_path(ORIGIN), _first_v4(plan, ORIGIN), rate_pps),
+               PathSampler(lab.netns_path(EDGE), path_ifaces(lab), period=0.01, min_pkts=min_pkts)),
+        _Watch("customer_to_cf", ORIGIN, INTERNET, "customer router",
+               UdpStream(lab.netns_path(ORIGIN), lab.netns_path(INTERNET), _first_v4(plan, INTERNET), rate_pps),
+               PathSampler(lab.netns_path(CUSTOMER), customer_path_ifaces(lab), period=0.01, min_pkts=min_pkts)),
+    ]
+    with contextlib.ExitStack() as stack:
+        for w in watches:
+            stack.enter_context(w.sampler)
+            stack.enter_context(w.stream)
+        # Wait until both streams arrive steadily, each on one path.
         deadline = time.monotonic() + 15
-        before = None
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not all(w.before for w in watches):
             time.sleep(0.25)
             now = time.monotonic()
-            if stream.received_since(now - settle_s) >= rate_pps * settle_s * 0.9:
-                before = sampler.path_at(now - settle_s, now, int(share * rate_pps * settle_s))
-                if before:
-                    break
+            for w in watches:
+                if w.before is None and w.stream.received_since(now - settle_s) >= rate_pps * settle_s * 0.9:
+                    w.before = w.sampler.path_at(now - settle_s, now, int(share * rate_pps * settle_s))
         t0 = time.monotonic()
         apply_fault(lab, link, fault)
-        after, t_first = None, None
         try:
-            while time.monotonic() < t0 + timeout_s:
+            while time.monotonic() < t0 + timeout_s and not all(w.settled for w in watches):
                 time.sleep(0.1)
                 now = time.monotonic()
-                cur = sampler.path_at(now - 0.3, now, int(share * rate_pps * 0.3))
-                if cur and cur != before:
-                    t_first = sampler.first_on(cur, t0, 0.1, max(1, int(share * rate_pps * 0.1)))
-                    after = cur
-                    if now - (t_first or now) >= settle_s:
-                        break
+                for w in watches:
+                    if w.settled:
+                        continue
+                    cur = w.sampler.path_at(now - 0.3, now, int(share * rate_pps * 0.3))
+                    if cur and cur != w.before:
+                        w.t_first = w.sampler.first_on(cur, t0, 0.1, max(1, int(share * rate_pps * 0.1)))
+                        w.after = cur
+                        w.settled = now - (w.t_first or now) >= settle_s
         finally:
             if restore:
                 clear_faults(lab, link, kind=fault)
         time.sleep(0.2)
-    st = stream.stats()
-    window = st.max_gap_ms if st.gap_start and st.gap_start >= t0 - 0.05 else 0.0
-    first_ms = round((t_first - t0) * 1000, 1) if t_first else None
+    results = [_result(w, t0, exp) for w in watches]
+    main, back = results
+    w0 = watches[0]
     timeline = [{"t_ms": round((s.t - t0) * 1000, 1), "path": s.path, **s.deltas}
-                for s in sampler.samples[::5] if -settle_s <= s.t - t0 <= timeout_s]
-    moved = after is not None and after != before
+                for s in w0.sampler.samples[::5] if -settle_s <= s.t - t0 <= timeout_s]
+    ok = all(r.ok for r in results)
+    summary = f"Cloudflare->customer: {main.summary}; customer->Cloudflare (your router): {back.summary}"
+    return FailoverReport(lab=lab.state.lab, link=link, fault=fault, rate_pps=rate_pps, path_before=main.path_before,
+                          path_after=main.path_after, moved=main.moved,
+                          first_packet_new_path_ms=main.first_packet_new_path_ms,
+                          loss_window_ms=main.loss_window_ms, sent=main.sent, received=main.received, lost=main.lost,
+                          reordered=main.reordered, duplicates=main.duplicates, expected=exp,
+                          ratio_to_expected=main.ratio_to_expected, timeline=timeline, directions=results, ok=ok,
+                          summary=summary)
+
+
+def _result(w: _Watch, t0: float, exp: Expected) -> DirectionResult:
+    st = w.stream.stats()
+    lost, window = w.stream.loss_since(t0)
+    first_ms = round((w.t_first - t0) * 1000, 1) if w.t_first else None
+    moved = w.after is not None and w.after != w.before
     ratio = round(first_ms / exp.detection_ms, 2) if first_ms and exp.detection_ms else None
-    summary = (f"traffic moved {before} -> {after} {first_ms} ms after the fault; lost {st.lost} packets "
-               f"({window:.0f} ms); {exp.mechanism} predicts ~{exp.detection_ms} ms")
-    if not moved:
-        summary = (f"traffic did not move off {before} within {timeout_s:.0f} s "
-                   f"({exp.mechanism} predicts {exp.detection_ms} ms)")
-    return FailoverReport(lab=lab.state.lab, link=link, fault=fault, rate_pps=rate_pps, path_before=before,
-                          path_after=after, moved=moved, first_packet_new_path_ms=first_ms, loss_window_ms=window,
-                          sent=st.sent, received=st.received, lost=st.lost, reordered=st.reordered,
-                          duplicates=st.duplicates, expected=exp, ratio_to_expected=ratio, timeline=timeline,
-                          ok=moved, summary=summary)
+    if moved:
+        summary = (f"moved {w.before} -> {w.after} {first_ms} ms after the fault; lost {lost} packets "
+                   f"({window:.0f} ms); {exp.mechanism} predicts ~{exp.detection_ms} ms")
+    else:
+        summary = f"did not move off {w.before} ({exp.mechanism} predicts {exp.detection_ms} ms)"
+    return DirectionResult(direction=w.direction, stream=f"{w.src} -> {w.dst}", observed_at=w.at,  # type: ignore[arg-type]
+                           path_before=w.before, path_after=w.after, moved=moved, first_packet_new_path_ms=first_ms,
+                           loss_window_ms=window, sent=st.sent, received=st.received, lost=lost,
+                           reordered=st.reordered, duplicates=st.duplicates, ratio_to_expected=ratio, ok=moved,
+                           summary=summary)

@@ -11,21 +11,21 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
-import subprocess
 import threading
 import time
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sim.facts import load_facts
 from sim.faults.apply import LabLike
-from sim.probes.mtu import _first_v4
+from sim.probes.mtu import first_addr, flush_pmtu
 from sim.probes.sockets import packet_socket, parse_tcp_frame, socket_in
 from sim.topology.plan import INTERNET, ORIGIN
 
 
 class MssResult(BaseModel):
     direction: str
+    family: int = 4
     client: str
     server: str
     syn_sent: int | None
@@ -34,15 +34,20 @@ class MssResult(BaseModel):
     synack_arrived: int | None
     required: int
     ok: bool
+    path_down: bool = False
     advice: str
 
 
 class MssReport(BaseModel):
     lab: str
     required: int
+    required_v6: int | None = None
     results: list[MssResult]
     fix: dict[str, str]
     ok: bool
+    provenance: str = Field(default="", description="Who installed the clamp under test: your config or cnilab")
+    diagnosis: list[str] = Field(default_factory=list,
+                                 description="What is wrong with your declared clamp (or its absence), by name")
 
 
 def fix_lines(required: int) -> dict[str, str]:
@@ -59,14 +64,15 @@ def fix_lines(required: int) -> dict[str, str]:
         }
 
 
-def _advice(arrived: int | None, required: int) -> str:
+def _advice(arrived: int | None, required: int, family: int = 4) -> str:
     if arrived is None:
-        return "the SYN never arrived: the path is down or TCP is filtered"
+        return ("the path is down: no SYN/SYN-ACK crossed it (no MSS verdict; fix reachability first: "
+                "`cnilab status`, `cnilab bgp`)")
     if arrived == required:
         return f"clamped to {required}, as required"
     if arrived < required:
         return f"clamped to {arrived}, below the {required} needed: works, but wastes payload"
-    mistake = next((m for m in load_facts().mss_mistakes if m.value == arrived), None)
+    mistake = next((m for m in load_facts().mss_mistakes if m.value == arrived), None) if family == 4 else None
     if mistake:
         return f"MSS {arrived} is too large: {mistake.why}"
     return f"MSS {arrived} is too large: the customer router must clamp to {required}"
@@ -96,8 +102,9 @@ def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout:
     cns, sns = lab.netns_path(client), lab.netns_path(server)
     # A PMTU learned earlier lowers the MSS the hosts themselves offer; start from the interface MTU.
     for ns in (cns, sns):
-        subprocess.run(["nsenter", f"--net={ns}", "ip", "route", "flush", "cache"], capture_output=True)
-    listener = socket_in(sns, socket.AF_INET, socket.SOCK_STREAM)
+        flush_pmtu(ns)
+    fam = socket.AF_INET6 if ":" in server_addr else socket.AF_INET
+    listener = socket_in(sns, fam, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((server_addr, 0))
     listener.listen(4)
@@ -113,7 +120,7 @@ def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout:
     for t in threads:
         t.start()
     time.sleep(0.05)
-    conn = socket_in(cns, socket.AF_INET, socket.SOCK_STREAM)
+    conn = socket_in(cns, fam, socket.SOCK_STREAM)
     conn.settimeout(timeout)
     try:
         with contextlib.suppress(OSError):
@@ -132,18 +139,35 @@ def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout:
 
 
 def probe_mss(lab: LabLike) -> MssReport:
+    """Handshakes both ways over IPv4, and over IPv6 when both hosts have it (required MSS - 20).
+
+    A direction where no SYN crossed is reported as a down path, not as a clamp failure: an MSS
+    fix printed for a path that carries nothing would send the engineer after the wrong problem.
+    """
+    from sim.dataplane.customer import clamp_diagnosis, clamp_provenance
+
     plan = lab.plan
     required = plan.mss_required
+    h = load_facts().headers
+    req6 = required - (h["ipv6"].bytes - h["ipv4"].bytes)
+    fams = [4] + ([6] if first_addr(plan, ORIGIN, 6) and first_addr(plan, INTERNET, 6) else [])
     results = []
-    for client, server in ((INTERNET, ORIGIN), (ORIGIN, INTERNET)):
-        seen = handshake(lab, client, server, _first_v4(plan, server))
-        # The customer router must clamp what crosses it in both directions: the SYN of the
-        # direction under test, and the SYN-ACK coming back.
-        worst = max((v for v in (seen["syn_arrived"], seen["synack_arrived"]) if v is not None), default=None)
-        ok = seen["syn_arrived"] is not None and seen["synack_arrived"] is not None and worst is not None \
-            and worst <= required
-        results.append(MssResult(direction=f"{client}->{server}", client=client, server=server, required=required,
-                                 ok=ok, advice=_advice(worst, required), **seen))
+    for fam in fams:
+        need = required if fam == 4 else req6
+        for client, server in ((INTERNET, ORIGIN), (ORIGIN, INTERNET)):
+            seen = handshake(lab, client, server, first_addr(plan, server, fam) or "")
+            # The customer router must clamp what crosses it in both directions: the SYN of the
+            # direction under test, and the SYN-ACK coming back.
+            worst = max((v for v in (seen["syn_arrived"], seen["synack_arrived"]) if v is not None), default=None)
+            down = seen["syn_arrived"] is None
+            ok = not down and seen["synack_arrived"] is not None and worst is not None and worst <= need
+            results.append(MssResult(direction=f"{client}->{server}" + (" (IPv6)" if fam == 6 else ""), family=fam,
+                                     client=client, server=server, required=need, ok=ok, path_down=down,
+                                     advice=_advice(None if down else worst, need, fam), **seen))
     ok = all(r.ok for r in results)
-    return MssReport(lab=lab.state.lab, required=required, results=results, fix={} if ok else fix_lines(required),
-                     ok=ok)
+    clamp_wrong = any(not r.ok and not r.path_down for r in results)
+    installed = (getattr(lab.state, "extra", {}) or {}).get("customer_router", {}).get("mss_clamp")
+    return MssReport(lab=lab.state.lab, required=required, required_v6=req6 if 6 in fams else None, results=results,
+                     fix=fix_lines(required) if clamp_wrong else {}, ok=ok,
+                     provenance=clamp_provenance(plan, installed).text,
+                     diagnosis=clamp_diagnosis(plan, required) if clamp_wrong else [])

@@ -18,7 +18,7 @@ import subprocess
 import time
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sim.faults.apply import LabLike
 from sim.probes.sockets import (
@@ -36,9 +36,13 @@ from sim.topology.plan import CUSTOMER, EDGE, INTERNET, ORIGIN, LabPlan
 
 Direction = Literal["cf_to_customer", "customer_to_cf"]
 
+IP_PMTUDISC_DONT = 0
+"""No DF: a router may fragment the datagram, as it must for a packet larger than its egress MTU."""
+
 
 class MtuResult(BaseModel):
     direction: Direction
+    family: int = 4
     src: str
     dst: str
     dst_addr: str
@@ -46,6 +50,9 @@ class MtuResult(BaseModel):
     measured: int | None
     pmtud: Literal["works", "black-hole", "not-needed"]
     icmp_mtu: int | None
+    large_nodf: bool | None = Field(
+        default=None, description="IPv4: a full-size datagram without DF crossed (fragmented where the path "
+                                  "narrows); False = such packets are black-holed")
     ok: bool
     diagnosis: str
 
@@ -55,14 +62,23 @@ class MtuReport(BaseModel):
     link: str | None
     results: list[MtuResult]
     ok: bool
+    provenance: str = Field(default="", description="Who built the customer's tunnel: your declaration or cnilab")
+
+
+def first_addr(plan: LabPlan, node: str, family: int = 4) -> str | None:
+    """The node's first address of ``family`` (its one host interface), or None."""
+    for iface in plan.node(node).interfaces:
+        for a in iface.addresses:
+            if a.version == family:
+                return str(a.ip)
+    return None
 
 
 def _first_v4(plan: LabPlan, node: str) -> str:
-    for iface in plan.node(node).interfaces:
-        for a in iface.addresses:
-            if a.version == 4:
-                return str(a.ip)
-    raise ValueError(f"node {node} has no IPv4 address")
+    addr = first_addr(plan, node, 4)
+    if addr is None:
+        raise ValueError(f"node {node} has no IPv4 address")
+    return addr
 
 
 def _overhead(addr: str) -> int:
@@ -79,6 +95,12 @@ def _sender(netns: str, dst: str, mode: int) -> socket.socket:
         s.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE if mode == IP_PMTUDISC_PROBE else 2)
         s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
     return s
+
+
+def flush_pmtu(netns: str) -> None:
+    """Forget learned path MTUs in ``netns``, IPv4 and IPv6 (``ip route flush cache`` is IPv4 only)."""
+    for fam in ("-4", "-6"):
+        subprocess.run(["nsenter", f"--net={netns}", "ip", fam, "route", "flush", "cache"], capture_output=True)
 
 
 def _drain_errors(tx: socket.socket) -> None:
@@ -128,12 +150,13 @@ def measure_direction(lab: LabLike, direction: Direction, src: str, dst: str, ds
     rx = socket_in(dst_ns, fam, socket.SOCK_DGRAM)
     rx.bind((dst_addr, 0))
     port = rx.getsockname()[1]
-    subprocess.run(["nsenter", f"--net={src_ns}", "ip", "route", "flush", "cache"], capture_output=True)
+    flush_pmtu(src_ns)
     tx = _sender(src_ns, dst_addr, IP_PMTUDISC_PROBE)
     try:
         lo, hi = 0, ceiling
         if not _arrives(tx, rx, (dst_addr, port), 576 if fam == socket.AF_INET else 1280):
-            return MtuResult(direction=direction, src=src, dst=dst, dst_addr=dst_addr, expected=expected,
+            return MtuResult(direction=direction, family=6 if fam == socket.AF_INET6 else 4, src=src, dst=dst,
+                             dst_addr=dst_addr, expected=expected,
                              measured=None, pmtud="not-needed", icmp_mtu=None, ok=False,
                              diagnosis=f"nothing reaches {dst_addr} from {src}: the path is down")
         lo = 576 if fam == socket.AF_INET else 1280
@@ -149,19 +172,37 @@ def measure_direction(lab: LabLike, direction: Direction, src: str, dst: str, ds
     finally:
         tx.close()
     pmtud, icmp_mtu = "not-needed", None
+    large_nodf = None
     if measured < ceiling:
         pmtud, icmp_mtu = _pmtud(src_ns, dst_addr, port, measured + 1)
+        if fam == socket.AF_INET:
+            # Forget the PMTU the sweep's ICMPs taught the sender, or it would fragment the packet
+            # itself and hide a router that cannot.
+            flush_pmtu(src_ns)
+            tx = _sender(src_ns, dst_addr, IP_PMTUDISC_DONT)
+            try:
+                large_nodf = _arrives(tx, rx, (dst_addr, port), ceiling)
+            finally:
+                tx.close()
     rx.close()
+    if large_nodf is False:
+        hint = hint or "an interface on the path has an MTU above the path's"
+        return MtuResult(direction=direction, family=4, src=src, dst=dst, dst_addr=dst_addr, expected=expected,
+                         measured=measured, pmtud=pmtud, icmp_mtu=icmp_mtu, large_nodf=False, ok=False,
+                         diagnosis=(f"{ceiling}-byte packets without DF are black-holed "
+                                    f"{'towards Cloudflare' if direction == 'customer_to_cf' else 'from Cloudflare'}:"
+                                    f" neither fragmented nor answered with an ICMP: {hint}"))
     ok = measured == expected and pmtud != "black-hole"
-    return MtuResult(direction=direction, src=src, dst=dst, dst_addr=dst_addr, expected=expected,
-                     measured=measured, pmtud=pmtud, icmp_mtu=icmp_mtu, ok=ok,
+    return MtuResult(direction=direction, family=6 if fam == socket.AF_INET6 else 4, src=src, dst=dst,
+                     dst_addr=dst_addr, expected=expected, measured=measured, pmtud=pmtud, icmp_mtu=icmp_mtu,
+                     large_nodf=large_nodf, ok=ok,
                      diagnosis=diagnose(direction, measured, expected, pmtud, hint))
 
 
 def _pmtud(src_ns: str, dst_addr: str, port: int, size: int) -> tuple[Literal["works", "black-hole"], int | None]:
     """Send one DF datagram over the path MTU and wait for the ICMP error that PMTUD relies on."""
     # The sweep's own ICMPs filled the PMTU cache; forget them so this packet really leaves.
-    subprocess.run(["nsenter", f"--net={src_ns}", "ip", "route", "flush", "cache"], capture_output=True)
+    flush_pmtu(src_ns)
     tx = _sender(src_ns, dst_addr, IP_PMTUDISC_DO)
     fam = tx.family
     try:
@@ -170,7 +211,8 @@ def _pmtud(src_ns: str, dst_addr: str, port: int, size: int) -> tuple[Literal["w
             tx.send(b"\0" * (size - _overhead(dst_addr)))
         except OSError:
             # EMSGSIZE: the kernel still knows a smaller PMTU, which only an ICMP could have taught it
-            known = tx.getsockopt(socket.IPPROTO_IP if fam == socket.AF_INET else socket.IPPROTO_IPV6, 14)
+            known = (tx.getsockopt(socket.IPPROTO_IP, 14) if fam == socket.AF_INET  # IP_MTU
+                     else tx.getsockopt(socket.IPPROTO_IPV6, 24))  # IPV6_MTU
             return "works", known
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
@@ -204,39 +246,53 @@ def _hint(lab: LabLike, ic: str, direction: Direction) -> str:
     tun = next((t for t in lab.plan.tunnels if t.interconnect == ic), None)
     if tun is None:
         return ""
+    name = tun.declared.name if tun.declared else tun.cust_ifname
     out = subprocess.run(["nsenter", f"--net={lab.netns_path(CUSTOMER)}", "ip", "-j", "link", "show", "dev",
-                          tun.cust_ifname], capture_output=True, text=True)
+                          name], capture_output=True, text=True)
     if out.returncode == 0:
         mtu = json.loads(out.stdout)[0].get("mtu")
         if mtu and mtu != tun.mtu:
-            return f"the customer GRE interface {tun.cust_ifname} has MTU {mtu}; set it to {tun.mtu}"
+            where = f" ({tun.declared.where})" if tun.declared else ""
+            return (f"the customer GRE interface {name} has MTU {mtu}{where}; set it to {tun.mtu} "
+                    f"(`ip link set {name} mtu {tun.mtu}`)")
     return ""
 
 
 def probe_mtu(lab: LabLike, link: str | None = None) -> MtuReport:
-    """End to end (inet <-> origin) or over one interconnect (cf <-> cust)."""
+    """End to end (inet <-> origin) or over one interconnect (cf <-> cust), IPv4 and, where both
+    ends have it, IPv6 (same IP MTU: the profile's figures are per direction, not per family)."""
+    from sim.dataplane.customer import tunnel_provenance
+
     plan = lab.plan
     results: list[MtuResult] = []
     if link is None:
         best_cf = max(plan.sessions, key=lambda s: s.priority).interconnect
         best_cu = max(plan.sessions, key=lambda s: s.local_pref).interconnect
-        results.append(measure_direction(lab, "cf_to_customer", INTERNET, ORIGIN, _first_v4(plan, ORIGIN),
-                                         plan.e2e_mtu(best_cf, "cf_to_customer"),
-                                         _hint(lab, best_cf, "cf_to_customer")))
-        results.append(measure_direction(lab, "customer_to_cf", ORIGIN, INTERNET, _first_v4(plan, INTERNET),
-                                         plan.e2e_mtu(best_cu, "customer_to_cf"),
-                                         _hint(lab, best_cu, "customer_to_cf")))
+        for fam in (4, 6):
+            o, i = first_addr(plan, ORIGIN, fam), first_addr(plan, INTERNET, fam)
+            if o is None or i is None:
+                continue
+            results.append(measure_direction(lab, "cf_to_customer", INTERNET, ORIGIN, o,
+                                             plan.e2e_mtu(best_cf, "cf_to_customer"),
+                                             _hint(lab, best_cf, "cf_to_customer")))
+            results.append(measure_direction(lab, "customer_to_cf", ORIGIN, INTERNET, i,
+                                             plan.e2e_mtu(best_cu, "customer_to_cf"),
+                                             _hint(lab, best_cu, "customer_to_cf")))
     else:
-        sess = next((s for s in plan.sessions_for(link) if s.family == 4), None)
-        if sess is None:
+        if not plan.sessions_for(link):
             raise ValueError(f"no interconnect named {link!r}; interconnects: "
                              f"{', '.join(sorted({s.interconnect for s in plan.sessions}))}")
         tun = next((t for t in plan.tunnels if t.interconnect == link), None)
-        to_cust = str(tun.cust_inner.ip) if tun and sess.cust_nexthop_via == "gre" else str(sess.cust_addr)
-        # Over one link, Cloudflare->customer is plain IP unless the profile says GRE.
-        exp_in = plan.path_mtu[link]["cf_to_customer"] if sess.cust_nexthop_via == "gre" else 1500
-        results.append(measure_direction(lab, "cf_to_customer", EDGE, CUSTOMER, to_cust, exp_in,
-                                         _hint(lab, link, "cf_to_customer")))
-        results.append(measure_direction(lab, "customer_to_cf", CUSTOMER, EDGE, str(sess.cf_nexthop),
-                                         plan.path_mtu[link]["customer_to_cf"], _hint(lab, link, "customer_to_cf")))
-    return MtuReport(lab=lab.state.lab, link=link, results=results, ok=all(r.ok for r in results))
+        for sess in plan.sessions_for(link):
+            gre_in = tun is not None and sess.cust_nexthop_via == "gre"
+            to_cust = str(tun.cust_nexthop(sess.family)) if gre_in and tun else str(sess.cust_addr)
+            # Over one link, Cloudflare->customer is plain IP unless the profile says GRE.
+            exp_in = plan.path_mtu[link]["cf_to_customer"] if gre_in else 1500
+            results.append(measure_direction(lab, "cf_to_customer", EDGE, CUSTOMER, to_cust, exp_in,
+                                             _hint(lab, link, "cf_to_customer")))
+            results.append(measure_direction(lab, "customer_to_cf", CUSTOMER, EDGE, str(sess.cf_nexthop),
+                                             plan.path_mtu[link]["customer_to_cf"],
+                                             _hint(lab, link, "customer_to_cf")))
+    prov = tunnel_provenance(plan)
+    return MtuReport(lab=lab.state.lab, link=link, results=results, ok=all(r.ok for r in results),
+                     provenance=prov.text if prov else "")

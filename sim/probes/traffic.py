@@ -105,6 +105,21 @@ class UdpStream:
     def received_since(self, t: float) -> int:
         return sum(1 for _, at in self.arrivals if at >= t)
 
+    def loss_since(self, t0: float) -> tuple[int, float]:
+        """(packets lost among those sent at or after ``t0``, longest arrival gap ending after ``t0`` in ms).
+
+        A failover is judged on what happened after the fault, not on a start-up gap (neighbour
+        resolution on the first packets) that :meth:`stats` would report as the longest."""
+        arr = list(self.arrivals)
+        gap = max((t2 - t1 for (_, t1), (_, t2) in itertools.pairwise(arr) if t2 >= t0), default=0.0)
+        first = bisect.bisect_left(self.send_times, t0)
+        settled = self.sent
+        if not self._stop.is_set():
+            settled = bisect.bisect_right(self.send_times, time.monotonic() - IN_FLIGHT_S)
+        got = {q for q, _ in arr}
+        lost = sum(1 for q in range(first, settled) if q not in got)
+        return lost, round(gap * 1000, 1)
+
     def stats(self) -> StreamStats:
         arr = list(self.arrivals)
         seqs = [s for s, _ in arr]

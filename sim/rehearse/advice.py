@@ -78,7 +78,9 @@ def bgp_findings(sessions: list[SessionInfo], customer: list[dict[str, Any]], ex
             if remote not in (None, cf_asn):
                 fix = (f"your router expects AS{remote} for {s.local}; Cloudflare is AS{cf_asn}: set "
                        f"`neighbor {s.local} remote-as {cf_asn}` (BIRD `neighbor {s.local} as {cf_asn};`)")
-            out.append(Finding(severity="fail", check=f"bgp.notification-{note.code}-{note.subcode}",
+            refused_cf = (note.code, note.subcode, note.direction) == (2, 2, "received")
+            out.append(Finding(severity="fail",
+                               check="bgp.remote-as" if refused_cf else f"bgp.notification-{note.code}-{note.subcode}",
                                subject=s.key, cause=cause + (f": {why.split('; ', 1)[0]}" if why and not fix else ""),
                                fix=fix))
             continue
@@ -197,8 +199,10 @@ def bfd_advice(peers: list[str], tx_ms: int, mult: int) -> list[str]:
 
 
 def mss_advice(report: Any, plan: Any) -> list[str]:
-    out = list(dict.fromkeys(r.advice for r in report.results if not r.ok))
-    ifaces = list(dict.fromkeys([t.cust_ifname for t in plan.tunnels] + [s.cust_iface for s in plan.sessions]))
+    out = list(getattr(report, "diagnosis", []))
+    out += list(dict.fromkeys(r.advice for r in report.results if not r.ok))
+    ifaces = list(dict.fromkeys([t.declared.name if t.declared else t.cust_ifname for t in plan.tunnels]
+                                + [s.cust_iface for s in plan.sessions]))
     out.append(f"clamp TCP MSS to {report.required} on SYNs through the interfaces toward Cloudflare "
                f"(IF below = {', '.join(ifaces)}):")
     out += [f"  {name}: {line}" for name, line in report.fix.items()]

@@ -20,6 +20,8 @@ def step_lines(step: StepResult) -> list[tuple[str, str]]:
     """What a finished step says, as (rich style, text) lines: checks, the detail, then each finding
     once with its cause and fix (or the advice lines of a step without findings)."""
     out: list[tuple[str, str]] = [("dim", line) for line in step.checks]
+    if step.provenance:
+        out.append(("cyan", f"config under test: {step.provenance}"))
     if step.status == "fail":
         out.append(("red", step.detail))
     elif step.status in ("skip", "not-run") and step.detail:
@@ -98,12 +100,15 @@ def render_junit(report: Report) -> str:
         elif s.status == "not-run":
             ET.SubElement(case, "skipped", message=f"not run: {s.detail or 'an earlier step failed'}")
         warns = [f for f in s.findings if f.severity == "warn"]
-        if warns:
+        if warns or s.provenance:
             cprops = ET.SubElement(case, "properties")
+            if s.provenance:
+                ET.SubElement(cprops, "property", name="provenance", value=s.provenance)
             for f in warns:
                 ET.SubElement(cprops, "property", name=f"warn.{f.check}", value=f.text())
-        if (s.checks or warns) and s.status != "fail":
+        if (s.checks or warns or s.provenance) and s.status != "fail":
             ET.SubElement(case, "system-out").text = "\n".join(
-                [*s.checks, *(f"WARN {f.text()}" for f in warns)])
+                [*s.checks, *([f"config under test: {s.provenance}"] if s.provenance else []),
+                 *(f"WARN {f.text()}" for f in warns)])
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

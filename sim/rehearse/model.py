@@ -31,6 +31,9 @@ class RunOptions(_Model):
     customer_config: Path | None = Field(default=None, description="Replaces the template router config")
     kind: LabRouterKind | None = Field(default=None,  # type: ignore[valid-type]
                                        description="Kind of customer_config (default: sniffed)")
+    customer_dataplane: Path | None = Field(
+        default=None, description="Your side of the dataplane (ip/nft/iptables lines); replaces "
+                                  "customer.router.dataplane")
     mss_clamp: MssClampOverride | None = Field(
         default=None, description="Override customer.router.mss_clamp (the clamp lives outside the daemon)")
     lab: str | None = Field(default=None, description="Lab name (default: a unique rh-/ct- name)")
@@ -70,6 +73,8 @@ class StepResult(_Model):
     checks: list[str] = Field(default_factory=list, description="What was verified, one line each")
     advice: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list, description="Causes and fixes, each once (fail and warn)")
+    provenance: str = Field(default="", description="Where the configuration this step exercised came from: "
+                                                    "your config, or installed by cnilab on your behalf")
 
 
 class Report(_Model):

@@ -61,6 +61,7 @@ REHEARSAL: list[StepDef] = [
     StepDef("3", "cross-connect", "Cross-connect: lab up, interconnect bound, status Healthy", st.cross_connect,
             ("order", "config")),
     StepDef("4", "ping", "IPs and ping tests over the /31 (/127)", st.ping_tests, ("cross-connect",)),
+    StepDef("4.1", "tunnel", "GRE tunnel up: your end reaches Cloudflare's", st.tunnel, ("cross-connect",)),
     StepDef("5.1", "cni", "CNI objects created (addresses, ASN, MD5)", st.create_cnis, ("cross-connect",)),
     StepDef("5.2", "bgp", "BGP call: sessions Established", st.bgp_established, ("cni",)),
     StepDef("5.3", "router", "Your router's own state agrees with the plan", _router_step, ("cni",)),
@@ -68,8 +69,8 @@ REHEARSAL: list[StepDef] = [
     StepDef("5.5", "customer-prefixes", "Cloudflare accepted your prefixes, refused none", st.customer_prefixes,
             ("bgp",)),
     StepDef("5.6", "bfd", "BFD Up", st.bfd_up, ("bgp",)),
-    StepDef("6.1", "mtu", "MTU probe: path MTU as the profile, PMTUD", st.mtu, ("bgp",)),
-    StepDef("6.2", "mss", "MSS probe: clamped on real TCP handshakes", st.mss, ("bgp",)),
+    StepDef("6.1", "mtu", "MTU probe: path MTU as the profile, PMTUD", st.mtu, ("bgp", "tunnel")),
+    StepDef("6.2", "mss", "MSS probe: clamped on real TCP handshakes", st.mss, ("bgp", "tunnel")),
     StepDef("7", "go-live", "Go live + monitoring: Healthy, low light -> Unhealthy -> Healthy", st.go_live,
             ("bgp",)),
 ]
@@ -77,15 +78,17 @@ REHEARSAL: list[StepDef] = [
 ACCEPTANCE: list[StepDef] = [
     StepDef("1", "config", "Router config passes the daemon's own parser", lambda c: config_check(c)),
     StepDef("2", "lab", "Lab up with your router config", lambda c: lab_up(c), ("config",)),
+    StepDef("2.1", "tunnel", "Your GRE tunnel reaches Cloudflare's", st.tunnel, ("lab",)),
     StepDef("3", "peers", "Peers with Cloudflare (sessions Established)", st.bgp_established, ("lab",)),
     StepDef("4", "router", "Your router's own state agrees with the plan", _router_step, ("lab",)),
     StepDef("5", "cf-prefixes", "Accepts Cloudflare's prefixes", st.cloudflare_prefixes, ("peers",)),
     StepDef("6", "announce", "Announces only allowed prefixes (nothing refused)", st.customer_prefixes, ("peers",)),
     # BFD needs BGP: FRR's and BIRD's BGP ask their BFD for a session only for a configured, live peer
     StepDef("7", "bfd", "BFD Up", st.bfd_up, ("peers",)),
-    StepDef("8", "mtu", "MTU as the profile", st.mtu, ("peers",)),
-    StepDef("9", "mss", "Clamps TCP MSS", st.mss, ("peers",)),
-    StepDef("10", "failover", "Fails over", st.failover, ("peers",)),
+    # traffic through a v1 interconnect rides the customer's GRE tunnel: a dead tunnel is the cause
+    StepDef("8", "mtu", "MTU as the profile", st.mtu, ("peers", "tunnel")),
+    StepDef("9", "mss", "Clamps TCP MSS", st.mss, ("peers", "tunnel")),
+    StepDef("10", "failover", "Fails over", st.failover, ("peers", "tunnel")),
 ]
 
 
@@ -129,6 +132,14 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
         router["kind"] = opts.kind or sniff_kind(cfg) or router["kind"]
     elif opts.kind is not None:
         router["kind"] = opts.kind
+    if opts.customer_dataplane is not None:
+        from sim.topology.load import check_dataplane
+
+        dp = Path(opts.customer_dataplane).expanduser().resolve()
+        if not dp.is_file():
+            raise ConfigError(dp, [f"--dataplane = '{opts.customer_dataplane}': file not found"])
+        check_dataplane(dp)
+        router["dataplane"] = dp
     if opts.mss_clamp is not None:
         router["mss_clamp"] = None if opts.mss_clamp == "none" else opts.mss_clamp
     try:
@@ -187,21 +198,28 @@ def _run_step(step: StepDef, ctx: st.Context) -> StepResult:
     if res.status == "pass" and warns:
         res.status = "warn"
     res.seconds = round(time.monotonic() - t0, 2)
+    res.provenance = ctx.provenance.pop(step.id, "")
     return res
 
 
+SAME_FINDING = {"router.local-as": "bgp.bad-peer-as", "router.remote-as": "bgp.remote-as"}
+"""The daemon's and the edge's names for one problem (a wrong local AS is the edge's Bad Peer AS)."""
+
+
 def say_once(res: StepResult, said: dict[tuple[str, str], str]) -> None:
-    """Drop findings an earlier step already printed (the same check about the same subject, even if
-    the daemon's state it quotes moved on), leaving a pointer to where; ``said`` maps each printed
-    finding to its step index."""
+    """Drop findings an earlier step already printed - the same problem about the same session, even
+    when the daemon and the edge word it differently or the quoted state moved on - leaving a pointer
+    to where; ``said`` maps (problem, session) to the step index that said it."""
     fresh, earlier = [], []
     for f in res.findings:
-        key = (f.check, f.subject)
-        if key in said:
-            earlier.append(f"{f.subject + ': ' if f.subject else ''}{f.check} (step {said[key]})")
-        else:
-            said[key] = res.index
-            fresh.append(f)
+        problem = SAME_FINDING.get(f.check, f.check)
+        parts = [p for p in f.subject.split(", ") if p] or [""]
+        if all((problem, p) in said for p in parts):
+            earlier.append(f"{f.subject + ': ' if f.subject else ''}{f.check} (step {said[(problem, parts[0])]})")
+            continue
+        for p in parts:
+            said.setdefault((problem, p), res.index)
+        fresh.append(f)
     if earlier:
         res.findings = fresh
         res.advice = [f.text() for f in fresh]
@@ -209,6 +227,8 @@ def say_once(res: StepResult, said: dict[tuple[str, str], str]) -> None:
         if res.status == "fail":
             res.detail = (f"{res.detail} (the cause is above)" if not fresh else
                           f"{res.detail}, {len(earlier)} of them said above")
+        elif res.status == "warn" and not any(f.severity == "warn" for f in fresh):
+            res.status = "pass"
 
 
 def blocked_by(step: StepDef, results: dict[str, StepResult], defs: list[StepDef]) -> StepResult | None:

@@ -55,6 +55,7 @@ class Context:
     def take_findings(self) -> list[Finding]:
         out, self.pending = self.pending, []
         return out
+    provenance: dict[str, str] = field(default_factory=dict)  # step id -> who configured what it exercised
 
     @property
     def edge(self) -> EdgeClient:
@@ -147,10 +148,14 @@ def start_lab(ctx: Context, daemons: bool = True) -> None:
 @contextlib.contextmanager
 def _router_verdict(ctx: Context) -> Iterator[None]:
     """A customer daemon that will not run the config is a verdict on the config, not a lab error."""
+    from sim.dataplane.customer import DataplaneError
     from sim.routers import RouterError
 
     try:
         yield
+    except DataplaneError as exc:
+        raise StepFailed(f"your dataplane declaration failed on the router: {exc}",
+                         ["fix the line it names: the same line would fail on your router"]) from None
     except RouterError as exc:
         kind = ctx.plan.customer_router.kind.upper()
         raise StepFailed(f"your {kind} did not start in the lab: {exc}",
@@ -259,8 +264,10 @@ FAIL_FAST_AFTER_REPEAT_S = 12.0
 customer's connect retries - before it is the verdict; deterministic evidence fails at once."""
 
 
-FAIL_FAST = ("neighbor-address", "remote-as", "local-as")
-"""Cross-check findings that decide a session cannot come up: no point waiting the full BGP timeout."""
+FAIL_FAST = ("neighbor-address",)
+"""Cross-check findings that decide a session cannot come up while the edge sees nothing (no TCP to its
+address): no point waiting the full BGP timeout. An AS mismatch is left to the edge, whose
+NOTIFICATION (the words Cloudflare's side will read) arrives within seconds."""
 
 
 def _router_findings(ctx: Context) -> list[Any]:
@@ -466,11 +473,34 @@ class SkipStep(Exception):
 
 
 # -- 6 MTU / MSS -------------------------------------------------------------------------------------
+def tunnel(ctx: Context) -> list[str]:
+    """The customer's GRE end reaches Cloudflare's (live ping inside the tunnel); on failure, the
+    declared values that differ from Cloudflare's, each with its fix."""
+    from sim.probes.tunnel import probe_tunnel
+
+    if not ctx.plan.tunnels:
+        raise SkipStep("no GRE tunnel on these interconnects (dataplane v2 has none)")
+    rep = probe_tunnel(ctx.lab)
+    ctx.provenance["tunnel"] = rep.provenance
+    lines = [f"{r.tunnel}: {r.ping}" + (f" (your {r.customer_ifname}, {r.declared_at})" if r.declared_at else "")
+             for r in rep.results]
+    if not rep.ok:
+        causes = [c for r in rep.results if not r.ok for c in r.causes]
+        fixes = [f for r in rep.results if not r.ok for f in r.fixes]
+        detail = "nothing crosses your GRE tunnel to Cloudflare" + (": " + "; ".join(causes) if causes else "")
+        raise StepFailed(detail, fixes or ["check the tunnel's local/remote, inner /31 and that it is up "
+                                           "(`ip -d link show`, `ip addr` in node cust)"], lines)
+    return lines
+
+
 def mtu(ctx: Context) -> list[str]:
     from sim.probes.mtu import probe_mtu
 
     rep = probe_mtu(ctx.lab)
-    lines = [f"{r.direction}: measured {r.measured} (profile {r.expected}), PMTUD {r.pmtud}" for r in rep.results]
+    ctx.provenance["mtu"] = rep.provenance
+    lines = [f"{r.direction}{' (IPv6)' if r.family == 6 else ''}: measured {r.measured} (profile {r.expected}), "
+             f"PMTUD {r.pmtud}" + (", large non-DF packets black-holed" if r.large_nodf is False else "")
+             for r in rep.results]
     if not rep.ok:
         raise StepFailed("path MTU differs from the profile: " + "; ".join(r.diagnosis for r in rep.results
                                                                             if not r.ok), mtu_advice(rep), lines)
@@ -481,13 +511,17 @@ def mss(ctx: Context) -> list[str]:
     from sim.probes.mss import probe_mss
 
     rep = probe_mss(ctx.lab)
+    ctx.provenance["mss"] = rep.provenance
     lines = [f"{r.direction}: SYN MSS {r.syn_sent} -> {r.syn_arrived}, SYN-ACK {r.synack_sent} -> "
              f"{r.synack_arrived} (need <= {r.required})" for r in rep.results]
     if not rep.ok:
+        if all(r.path_down for r in rep.results if not r.ok):
+            raise StepFailed("the path is down: no SYN crossed "
+                             + ", ".join(r.direction for r in rep.results if r.path_down)
+                             + " (no MSS verdict)", ["fix reachability first (the failed steps above)"], lines)
         seen = sorted({v for r in rep.results for v in (r.syn_arrived, r.synack_arrived) if v is not None})
         raise StepFailed(f"TCP MSS is not clamped to {rep.required}: SYNs cross the router with MSS "
-                         f"{', '.join(map(str, seen)) or 'none (no SYN arrived)'}",
-                         mss_advice(rep, ctx.plan), lines)
+                         f"{', '.join(map(str, seen))}", mss_advice(rep, ctx.plan), lines)
     return lines
 
 
@@ -584,7 +618,7 @@ def failover(ctx: Context) -> list[str]:
         primary = _link_in_use(ctx) or max(ctx.topo.interconnects, key=lambda ic: (ic.bgp.local_pref,
                                                                                     ic.priority)).name
         rep = measure_failover(ctx.lab, primary)
-        lines = [f"{primary} blackholed: {rep.summary}"]
+        lines = [f"{primary} blackholed: {d.direction} ({d.stream}): {d.summary}" for d in rep.directions]
         if not rep.ok:
             raise StepFailed(rep.summary, [
                 "traffic stayed on the failed path: the backup sessions must be Established and your router "
@@ -597,14 +631,25 @@ def failover(ctx: Context) -> list[str]:
     link = links[0]
     sess = ctx.plan.sessions_for(link)[0]
     detect_s, how = detection([sess], _router_has_bfd(ctx))
+    # Both directions: Cloudflare's edge drops the session (its BFD), and the customer's router
+    # must drop it too (its own BFD), or it keeps sending toward Cloudflare into the dead link.
     t0 = time.monotonic()
     apply_fault(ctx.lab, link, "blackhole")
+    took: float | None = None
+    cust_took: float | None = None
+    cust_known = True
     try:
-        took = None
-        while time.monotonic() - t0 < detect_s + DETECTION_SLACK_S:
-            if not ctx.edge.session(sess.key).up:
+        while (time.monotonic() - t0 < detect_s + DETECTION_SLACK_S
+               and (took is None or (cust_known and cust_took is None))):
+            if took is None and not ctx.edge.session(sess.key).up:
                 took = time.monotonic() - t0
-                break
+            if cust_known and cust_took is None:
+                peers = {str(c.get("peer")): c for c in _customer_bgp(ctx)}
+                mine = peers.get(str(sess.cf_addr))
+                if mine is None:
+                    cust_known = False  # an external router, or its daemon does not say: not judged
+                elif mine.get("state") != "Established":
+                    cust_took = time.monotonic() - t0
             time.sleep(0.05)
     finally:
         clear_faults(ctx.lab, link, kind="blackhole")
@@ -613,6 +658,16 @@ def failover(ctx: Context) -> list[str]:
                          f"dark ({how})",
                          ["a silent failure was not detected: keep BFD on and the hold time short (the plan "
                           f"uses {sess.hold_time} s)"])
+    cust_line = (f"your router dropped its session to {sess.cf_addr} after {cust_took * 1000:.0f} ms"
+                 if cust_took is not None else "your router's own view of the session is not available here")
+    if cust_known and cust_took is None:
+        raise StepFailed(f"your router kept its session to {sess.cf_addr} Established "
+                         f"{detect_s + DETECTION_SLACK_S:.0f}s after {link} went dark: it kept sending toward "
+                         "Cloudflare into a dead link",
+                         [f"Cloudflare detects this in {detect_s * 1000:.0f} ms ({how}); run BFD toward "
+                          f"{sess.cf_addr} with the same timers (FRR `neighbor {sess.cf_addr} bfd`, BIRD "
+                          "`bfd on;` + `protocol bfd`) and keep the hold time short"],
+                         [f"{link} blackholed: {sess.key} down at the edge after {took * 1000:.0f} ms"])
     t1 = time.monotonic()
     try:
         ctx.edge.wait_established(keys, timeout=ctx.bgp_timeout)
@@ -624,9 +679,10 @@ def failover(ctx: Context) -> list[str]:
                           "`connect retry time` and `error wait time`)"]) from None
     back = time.monotonic() - t1
     cause = _recovery_cause(ctx, sess.key, back)
+    if cause is not None:  # the customer's own back-off delayed recovery: a WARN with its fix
+        ctx.pending.append(as_finding(cause).model_copy(update={"severity": "warn"}))
     return [f"{link} blackholed: {sess.key} down after {took * 1000:.0f} ms ({how} predicts "
-            f"{detect_s * 1000:.0f} ms)", f"re-established {back:.1f} s after the fault was cleared",
-            *([f"WARN {cause.message}: {cause.fix}"] if cause else [])]
+            f"{detect_s * 1000:.0f} ms)", cust_line, f"re-established {back:.1f} s after the fault was cleared"]
 
 
 def _recovery_cause(ctx: Context, key: str, took_s: float) -> Any:

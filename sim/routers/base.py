@@ -71,6 +71,8 @@ class RouterFacts(_Model):
     bfd: list[BfdPeer] | None = Field(description="BFD sessions; None when the kind has no BFD at all")
     undefined_policies: list[str] = Field(
         default_factory=list, description="Route-maps/prefix-lists/filters referenced but never defined")
+    policy_errors: list[str] = Field(
+        default_factory=list, description="Policies the config asks for that the daemon is not applying (and why)")
     requires_policy: bool = Field(
         default=False, description="The daemon sends nothing to an eBGP peer without an outbound policy")
     exported: dict[str, list[str]] | None = Field(

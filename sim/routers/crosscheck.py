@@ -35,8 +35,8 @@ class Finding(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    check: str = Field(description="neighbor-address, remote-as, local-as, undefined-policy, outbound-policy, "
-                                   "exports, bfd-v2, bfd-missing, bfd-timers, timers, reconnect")
+    check: str = Field(description="neighbor-address, remote-as, local-as, undefined-policy, policy-not-applied, "
+                                   "outbound-policy, exports, bfd-v2, bfd-missing, bfd-timers, timers, reconnect")
     severity: Severity
     session: str | None = Field(default=None, description="Plan session key (ewr1/v4) when it is about one")
     message: str
@@ -94,6 +94,13 @@ def judge(plan: LabPlan, facts: RouterFacts, cls: type[CustomerRouter],
                                    "policy that does not exist, so what you announce or accept is not what you wrote",
                            fix=f"define {policy} (or correct the name where it is referenced)",
                            evidence=f"{_cmd(cls, 'config')}: {policy} referenced, no definition"))
+
+    for err in facts.policy_errors:
+        out.append(Finding(check="policy-not-applied", severity="fail",
+                           message=f"{title} is not running the policy your config defines: {err}",
+                           fix="fix the policy the daemon names (gobgpd: one prefix-set per address family; an "
+                               "import statement accepting route-type local)",
+                           evidence=f"{_cmd(cls, 'policy')}: {err}"))
 
     for s in plan.sessions:
         kw = {"peer": s.cf_addr, "asn": s.cf_asn, "local_as": s.cust_asn, "tx": s.bfd_tx_ms, "rx": s.bfd_rx_ms,

@@ -137,6 +137,7 @@ class GobgpRouter(CustomerRouter):
         "reconnect": "[neighbors.timers.config] connect-retry = 5",
     }
     commands: ClassVar[dict[str, str]] = {"neighbors": "gobgp neighbor -j", "config": "gobgpd config",
+                                          "policy": "gobgp global policy export -j",
                 "exported": "gobgp neighbor X adj-out -j"}
 
     @classmethod
@@ -239,13 +240,47 @@ class GobgpRouter(CustomerRouter):
         return self.conf.read_text(encoding="utf-8") if self.conf.exists() else ""
 
     def _export_policy(self) -> list[str]:
-        """Global export policies, or ["default reject"] when none are listed but the default rejects."""
-        data = load_config(self.running_config(), config_type(self.conf))
-        ap = ((data.get("global") or {}).get("apply-policy") or {}).get("config") or {}
-        names = [str(n) for n in ap.get("export-policy-list") or []]
-        if not names and ap.get("default-export-policy") == "reject-route":
+        """The export policies gobgpd applies now (``gobgp global policy export``), not what the file says.
+
+        gobgpd starts even when it cannot build a policy the file defines (a prefix-set mixing IPv4
+        and IPv6: "multiple families") and then exports with no policy and default accept.
+        """
+        raw = json.loads(self.gobgp("global", "policy", "export", "-j") or "{}")
+        names = [str(p.get("name")) for p in raw.get("policies") or []]
+        if not names and raw.get("default_action") == 2:  # api RouteAction REJECT
             return ["default-export-policy reject-route"]
         return names
+
+    def _unoriginated(self) -> list[str]:
+        """Prefixes of the ``.rib`` lines that are not in gobgpd's RIB: its global import policy also
+        judges locally added paths, so a default-reject import drops the customer's own routes."""
+        rib = self.dir / "gobgpd.rib"
+        wanted = [a[3] for a in parse_rib_lines(rib.read_text(), str(rib))] if rib.exists() else []
+        missing = []
+        for prefix in wanted:
+            fam = "ipv6" if ":" in prefix else "ipv4"
+            raw = json.loads(self.gobgp("global", "rib", "-a", fam, "-j") or "{}")
+            if not any(not p.get("neighbor-ip") for p in raw.get(prefix, [])):
+                missing.append(prefix)
+        return missing
+
+    def _policy_errors(self, export: list[str]) -> list[str]:
+        out = []
+        lost = self._unoriginated()
+        if lost:
+            out.append(f"{', '.join(lost)} added with `gobgp global rib add` but not in gobgpd's RIB: the global "
+                       "import policy also judges your own routes and rejected them (accept route-type local)")
+        data = load_config(self.running_config(), config_type(self.conf))
+        ap = ((data.get("global") or {}).get("apply-policy") or {}).get("config") or {}
+        wanted = [str(n) for n in ap.get("export-policy-list") or []]
+        missing = [n for n in wanted if n not in export]
+        if not missing:
+            return out
+        said = [ln for ln in (self.dir / "gobgpd.log").read_text(errors="replace").splitlines()
+                if "routing policy" in ln or "Topic=Policy" in ln] if (self.dir / "gobgpd.log").exists() else []
+        why = f" (gobgpd.log: {said[-1].split('msg=', 1)[-1]})" if said else ""
+        return [*out, f"export-policy-list {missing} is not in effect: gobgpd applies "
+                      f"{export or 'no export policy and accepts everything'}{why}"]
 
     def bgp(self) -> list[BgpNeighbor]:
         export = self._export_policy()
@@ -262,7 +297,9 @@ class GobgpRouter(CustomerRouter):
         neighbors = self.bgp()
         exported = {n.peer: self.exported(n.peer, 6 if ":" in n.peer else 4) for n in neighbors
                     if n.state == "Established"}
+        export = neighbors[0].export_policy or [] if neighbors else self._export_policy()
         return RouterFacts(kind=self.kind, neighbors=neighbors, bfd=None, exported=exported,
+                           policy_errors=self._policy_errors(export),
                            evidence={"gobgp neighbor -j": self.gobgp("neighbor", "-j")})
 
     def maintenance(self, op: MaintenanceOp, peers: list[Session]) -> None:

@@ -7,9 +7,12 @@ work, full-size TCP segments vanish. FRR and BIRD have no MSS clamp on Linux (Ci
 what the lab does, in the ``cust`` namespace, on SYNs in both directions through the interconnect
 and tunnel interfaces. The rule only ever lowers an MSS (``size > N``), like ``adjust-mss``.
 
-``router.mss_clamp``: ``"auto"`` clamps to ``plan.mss_required``, an int clamps to that value,
-``null`` applies nothing (to rehearse the mistake). The same applies to a user's own FRR/BIRD
-config, because the clamp is not part of either daemon's config.
+``router.mss_clamp``: ``"auto"`` clamps to ``plan.mss_required`` for a *template* router, an int
+clamps to that value, ``null`` applies nothing (to rehearse the mistake). With the user's own
+router config (or a declared ``customer.router.dataplane``), ``"auto"`` installs nothing: the clamp
+is part of what is under test, so it must come from the user's declaration
+(:mod:`sim.dataplane.declared`), and a check that passed on a clamp cnilab installed would be a
+false PASS. An explicit int still installs it, and every report says cnilab did.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ def resolve_clamp(plan: LabPlan) -> int | None:
     """The IPv4 MSS the customer router clamps to under ``plan``, or None for no clamp."""
     want = plan.customer_router.mss_clamp
     if want == "auto":
-        return plan.mss_required
+        byo = plan.customer_router.config is not None or plan.customer_dataplane is not None
+        return None if byo else plan.mss_required
     return want
 
 

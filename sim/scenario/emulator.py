@@ -307,7 +307,8 @@ class EmuExecutor:
 
     def mss_probe(self) -> ProbeResult:
         r = probe_mss(self.lab)
-        return ProbeResult(passed=r.ok, detail="; ".join(f"{x.direction}: {x.advice}" for x in r.results))
+        return ProbeResult(passed=r.ok, detail="; ".join([*(f"{x.direction}: {x.advice}" for x in r.results),
+                                                          f"config under test: {r.provenance}"]))
 
     def series(self) -> Series:
         with self._lock:

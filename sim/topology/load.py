@@ -57,12 +57,20 @@ def describe_validation_error(err: ValidationError, data: Any) -> list[str]:
         if e["type"] == "extra_forbidden":
             problems.append(f"{_loc(loc)}: unknown field (check the spelling; see `cnilab schema`)")
             continue
+        if e["type"] == "union_tag_invalid":  # say the value as repr: '\r' or ' ' must stay visible
+            ctx = e.get("ctx") or {}
+            field = str(ctx.get("discriminator", "")).strip("'")
+            problems.append(f"{_loc((*loc, field) if field else loc)} = {ctx.get('tag')!r}: not one of "
+                            f"{ctx.get('expected_tags')}")
+            continue
         if e["type"] == "missing":
             problems.append(f"{_loc(loc)}: required field is missing")
             continue
         value = _value_at(data, loc)
         if value is None:
             shown = " = null" if _present(data, loc) else ""
+        elif isinstance(value, dict | list):
+            shown = ""  # a whole mapping is noise; the message names the part that is wrong
         else:
             text = repr(value)
             shown = f" = {text if len(text) <= 80 else text[:77] + '...'}"
@@ -133,4 +141,19 @@ def load_topology(path: Path | str) -> Topology:
         router.config = (Path(path).parent / router.config).resolve()
     if router.config is not None and not router.config.is_file():
         raise ConfigError(path, [f"customer.router.config = '{router.config}': file not found"])
+    if isinstance(router.dataplane, Path):
+        if not router.dataplane.is_absolute():
+            router.dataplane = (Path(path).parent / router.dataplane).resolve()
+        check_dataplane(router.dataplane)
     return topo
+
+
+def check_dataplane(spec: Path) -> None:
+    """Parse the customer's dataplane file now, so a bad line is refused before any lab exists."""
+    from sim.dataplane.declared import DataplaneSyntaxError, load_dataplane
+
+    try:
+        load_dataplane(spec)
+    except DataplaneSyntaxError as exc:
+        where = f"line {exc.line}: {exc.text!r}: " if exc.line else ""
+        raise ConfigError(exc.path, [f"customer.router.dataplane: {where}{exc.why}"]) from None

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.dataplane.declared import DataplaneBlock
 from sim.facts import default_router_kind, facility_by_code, load_facts, router_kind_names, router_kinds
 from sim.lab.names import LAB_NAME_PATTERN
 
@@ -141,6 +142,7 @@ class Interconnect(Model):
     ipv4: P2P4
     ipv6: P2P6 | None = None
     gre: P2P4 | None = Field(default=None, description="GRE tunnel inner /31 (v1 only; default derived)")
+    gre6: P2P6 | None = Field(default=None, description="GRE tunnel inner IPv6 /127 (v1 with ipv6; default derived)")
     bgp: Bgp = Field(default_factory=Bgp)
     bfd: Bfd = Field(default_factory=Bfd)
     priority: int = Field(
@@ -171,7 +173,7 @@ class Interconnect(Model):
             raise ValueError(f"vlan {self.vlan} on dataplane {self.dataplane}: {self.dataplane} has no 802.1Q")
         if self.bfd.enabled and not prof.bfd:
             raise ValueError(f"bfd on dataplane {self.dataplane}: BFD is not supported on {self.dataplane}")
-        if self.gre is not None and not prof.gre:
+        if (self.gre is not None or self.gre6 is not None) and not prof.gre:
             raise ValueError(f"gre on dataplane {self.dataplane}: {self.dataplane} has no GRE")
         return self
 
@@ -185,8 +187,13 @@ class CustomerRouter(Model):
                              description="; ".join(f"{n}: {k.title}" for n, k in router_kinds().items()))
     config: Path | None = Field(default=None, description="Your own router config; default: rendered template")
     mss_clamp: int | Literal["auto"] | None = Field(
-        default="auto", description="Template only: MSS clamp the router applies ('auto' = what the profile needs)"
-    )
+        default="auto", description="MSS clamp cnilab installs for a template router ('auto' = what the profile "
+                                    "needs); with your own config, 'auto' installs nothing: declare the clamp in "
+                                    "`dataplane`")
+    dataplane: DataplaneBlock | Path | None = Field(
+        default=None, description="Your side of the dataplane (GRE tunnel, MSS clamp): a file of ip/nft/iptables "
+                                  "lines, or a block with `tunnels` and `mss_clamp`. cnilab then builds only "
+                                  "Cloudflare's side")
 
 
 class Customer(Model):

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sim.dataplane.declared import CustomerDataplane, DeclaredTunnel, load_dataplane
 from sim.facts import DIRECTIONS, cloudflare_ranges, load_facts
 from sim.topology.model import CustomerRouter, Interconnect, Topology
 
@@ -52,6 +53,7 @@ class Route(Plan):
     via: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
     dev: str | None = None
     metric: int = 0
+    mtu: int | None = Field(default=None, description="Locked route MTU (`mtu lock N`): limits this hop only")
 
 
 class Node(Plan):
@@ -92,6 +94,17 @@ class Tunnel(Plan):
     cust_outer: ipaddress.IPv4Address
     cf_inner: ipaddress.IPv4Interface
     cust_inner: ipaddress.IPv4Interface
+    cf_inner6: ipaddress.IPv6Interface | None = Field(default=None, description="Inner /127 when the link has IPv6")
+    cust_inner6: ipaddress.IPv6Interface | None = None
+    declared: DeclaredTunnel | None = Field(
+        default=None, description="The customer's own declaration of its end (customer.router.dataplane), "
+                                  "matched to this tunnel; None: cnilab builds the customer end from the plan")
+
+    def cust_nexthop(self, family: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """The customer's inner address of ``family`` (where the edge sends traffic into the tunnel)."""
+        if family == 6 and self.cust_inner6 is not None:
+            return self.cust_inner6.ip
+        return self.cust_inner.ip
 
 
 class Session(Plan):
@@ -142,13 +155,24 @@ class LabPlan(Plan):
     path_mtu: dict[str, dict[str, int]] = Field(
         description="interconnect -> direction -> path MTU over the interconnect itself (GRE or not)")
     backhaul_mtu: int | None = Field(
-        default=None, description="Magic Transit: what the FOU/IPv6 backhaul leaves for a packet inet <-> origin")
+        default=None, description="Magic Transit: what the FOU/IPv6 backhaul leaves for a packet entering at "
+                                  "the ingress colo (Cloudflare -> customer only)")
+    customer_dataplane: CustomerDataplane | None = Field(
+        default=None, description="What the customer declared for its side (customer.router.dataplane)")
 
     def e2e_mtu(self, interconnect: str, direction: str) -> int:
-        """Path MTU inet <-> origin through ``interconnect``: the interconnect's, and in a Magic
-        Transit lab also the backhaul's, which the lab's traffic crosses both ways."""
+        """Path MTU inet <-> origin through ``interconnect``, the one Magic Transit figure.
+
+        Cloudflare -> customer: traffic enters at the ingress colo and crosses the FOU/IPv6
+        backhaul to the CNI colo, then the GRE tunnel: min(backhaul, tunnel) = 1372.
+        Customer -> Cloudflare: the customer's GRE packet is decapsulated at the CNI colo and
+        leaves Cloudflare from there (no backhaul): the tunnel's 1476. ``cnilab status``, the MTU
+        probe and the README all show these two numbers.
+        """
         mtu = self.path_mtu[interconnect][direction]
-        return min(mtu, self.backhaul_mtu) if self.backhaul_mtu else mtu
+        if self.backhaul_mtu and direction == "cf_to_customer":
+            return min(mtu, self.backhaul_mtu)
+        return mtu
     customer_router: CustomerRouter = Field(
         default_factory=CustomerRouter, description="kind/config/mss_clamp of the customer router (sim.routers)"
     )
@@ -167,6 +191,33 @@ class LabPlan(Plan):
 def _gre_inner(index: int) -> tuple[ipaddress.IPv4Interface, ipaddress.IPv4Interface]:
     base = ipaddress.IPv4Address("10.212.0.0") + 2 * index
     return ipaddress.IPv4Interface(f"{base}/31"), ipaddress.IPv4Interface(f"{base + 1}/31")
+
+
+def _gre_inner6(index: int) -> tuple[ipaddress.IPv6Interface, ipaddress.IPv6Interface]:
+    """Inner /127 of the tunnel, so IPv6 rides GRE like IPv4 where the profile says GRE (ULA space)."""
+    base = ipaddress.IPv6Address("fd00:cf:6e::") + 2 * index
+    return ipaddress.IPv6Interface(f"{base}/127"), ipaddress.IPv6Interface(f"{base + 1}/127")
+
+
+def match_declared(dp: CustomerDataplane, tunnels: list[Tunnel]) -> list[Tunnel]:
+    """Pair each planned tunnel with the customer's declaration of its end.
+
+    By Cloudflare's outer address first (what the customer was told to point at), then by the
+    customer's own outer address, then in order: a tunnel declared with a wrong destination still
+    belongs to its interconnect, so the lab builds it as written and the mistake shows.
+    """
+    left = list(dp.tunnels)
+    pick: dict[int, DeclaredTunnel] = {}
+    for key in ("remote", "local", None):
+        for i, t in enumerate(tunnels):
+            if i in pick or not left:
+                continue
+            want = t.cf_outer if key == "remote" else t.cust_outer if key == "local" else None
+            found = next((d for d in left if key is None or getattr(d, key) == want), None)
+            if found is not None:
+                left.remove(found)
+                pick[i] = found
+    return [t.model_copy(update={"declared": pick.get(i)}) for i, t in enumerate(tunnels)]
 
 
 def _first_host(net: ipaddress.IPv4Network | ipaddress.IPv6Network, n: int, plen: int):
@@ -219,13 +270,18 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
         svc = facts.services["magic-transit"]
         reserve = svc.unattributed_reserve.bytes if svc.unattributed_reserve else 0
         bh_mtu = phys - facts.overhead(svc.backhaul_encap) - reserve
+        # Only ingress is backhauled (Cloudflare -> customer); egress leaves at the CNI colo. The
+        # link stays 1500 and the colo's routes toward the edge carry a locked MTU, so the colo
+        # answers oversized DF packets with frag-needed (PMTUD) in that one direction.
         connect("backhaul", "backhaul",
-                (COLO, Iface(name="bh0", mtu=bh_mtu, addresses=[ipaddress.ip_interface("100.127.0.0/31"),
-                                                               ipaddress.ip_interface("fd00:cf:b4::/127")])),
-                (EDGE, Iface(name="bh0", mtu=bh_mtu, addresses=[ipaddress.ip_interface("100.127.0.1/31"),
-                                                               ipaddress.ip_interface("fd00:cf:b4::1/127")])))
-        nodes[COLO].routes += [Route(dst=ipaddress.ip_network("0.0.0.0/0"), via=ipaddress.ip_address("100.127.0.1")),
-                               Route(dst=ipaddress.ip_network("::/0"), via=ipaddress.ip_address("fd00:cf:b4::1"))]
+                (COLO, Iface(name="bh0", mtu=phys, addresses=[ipaddress.ip_interface("100.127.0.0/31"),
+                                                             ipaddress.ip_interface("fd00:cf:b4::/127")])),
+                (EDGE, Iface(name="bh0", mtu=phys, addresses=[ipaddress.ip_interface("100.127.0.1/31"),
+                                                             ipaddress.ip_interface("fd00:cf:b4::1/127")])))
+        nodes[COLO].routes += [Route(dst=ipaddress.ip_network("0.0.0.0/0"), via=ipaddress.ip_address("100.127.0.1"),
+                                     mtu=bh_mtu),
+                               Route(dst=ipaddress.ip_network("::/0"), via=ipaddress.ip_address("fd00:cf:b4::1"),
+                                     mtu=bh_mtu)]
         nodes[EDGE].routes.append(Route(dst=inet.ipv4.network, via=ipaddress.ip_address("100.127.0.0")))
         if inet.ipv6:
             nodes[EDGE].routes.append(Route(dst=inet.ipv6.network, via=ipaddress.ip_address("fd00:cf:b4::")))
@@ -262,11 +318,13 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
         tunnel = None
         if prof.gre and gre_dirs:
             cf_in, cu_in = (ic.gre.cloudflare, ic.gre.customer) if ic.gre else _gre_inner(idx)
+            cf6, cu6 = ((ic.gre6.cloudflare, ic.gre6.customer) if ic.gre6 else _gre_inner6(idx)) if ic.ipv6 \
+                else (None, None)
             tunnel = Tunnel(name=f"gre-{ic.name}", interconnect=ic.name,
                             mtu=phys - facts.overhead(["gre", "ipv4"]),
                             cf_ifname=f"gre-{ic.name}", cust_ifname=f"gre-{ic.name}",
                             cf_outer=ic.ipv4.cloudflare.ip, cust_outer=ic.ipv4.customer.ip,
-                            cf_inner=cf_in, cust_inner=cu_in)
+                            cf_inner=cf_in, cust_inner=cu_in, cf_inner6=cf6, cust_inner6=cu6)
             tunnels.append(tunnel)
         path_mtu[ic.name] = {d: (tunnel.mtu if tunnel and d in gre_dirs else phys) for d in DIRECTIONS}
         sessions += _sessions(topo, ic, tunnel, gre_dirs)
@@ -285,6 +343,11 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
                 nodes[EDGE].routes.append(Route(dst=p, via=t_cf[0].ip, metric=BACKUP_METRIC))
         nodes[TRANSIT].routes.append(Route(dst=inet.ipv4.network, via=t_cf[1].ip))
 
+    declared = None
+    if topo.customer.router.dataplane is not None:
+        declared = load_dataplane(topo.customer.router.dataplane)
+        matched = match_declared(declared, tunnels)
+        tunnels[:] = matched
     cf_prefixes = list(cloudflare_ranges()) + list(topo.cloudflare.extra_prefixes)
     return LabPlan(
         lab=lab, topology=topo.name, nodes=list(nodes.values()), links=links, tunnels=tunnels,
@@ -292,6 +355,7 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
         customer_announce=list(topo.customer.prefixes) + list(topo.customer.announce_extra),
         mss_required=min(facts.required_mss(ic.dataplane, ic.service) for ic in topo.interconnects),
         path_mtu=path_mtu, backhaul_mtu=bh_mtu if mt else None, customer_router=topo.customer.router,
+        customer_dataplane=declared,
         scale_routes=topo.cloudflare.scale_routes,
     )
 
@@ -301,7 +365,9 @@ def _sessions(topo: Topology, ic: Interconnect, tunnel: Tunnel | None, gre_dirs:
     out = []
     fams = [(4, ic.ipv4)] + ([(6, ic.ipv6)] if ic.ipv6 else [])
     for fam, p2p in fams:
-        gre4 = fam == 4 and tunnel is not None
+        # IPv6 rides the tunnel too when it has an inner /127: the profile's encapsulation is per
+        # direction, not per address family (seed 003: v1 customer->CF is GRE, 1476).
+        gre4 = tunnel is not None and (fam == 4 or tunnel.cf_inner6 is not None)
         out.append(Session(
             interconnect=ic.name, family=fam, cf_addr=p2p.cloudflare.ip, cust_addr=p2p.customer.ip,
             cf_asn=facts.cloudflare_asn, cust_asn=topo.customer.asn, md5=ic.bgp.md5,
@@ -309,7 +375,8 @@ def _sessions(topo: Topology, ic: Interconnect, tunnel: Tunnel | None, gre_dirs:
             hold_time=ic.bgp.hold_time, keepalive=ic.bgp.keepalive_s, passive=ic.bgp.passive,
             local_pref=ic.bgp.local_pref, priority=ic.priority, bfd=ic.bfd.enabled,
             bfd_tx_ms=ic.bfd.tx_ms, bfd_rx_ms=ic.bfd.rx_ms, bfd_multiplier=ic.bfd.multiplier,
-            cf_nexthop=tunnel.cf_inner.ip if gre4 and "customer_to_cf" in gre_dirs else p2p.cloudflare.ip,
+            cf_nexthop=((tunnel.cf_inner.ip if fam == 4 else tunnel.cf_inner6.ip)  # type: ignore[union-attr]
+                        if gre4 and tunnel and "customer_to_cf" in gre_dirs else p2p.cloudflare.ip),
             cust_nexthop_via="gre" if gre4 and "cf_to_customer" in gre_dirs else "link",
             cf_iface=ic.name if ic.vlan is None else f"{ic.name}.{ic.vlan}",
             cust_iface=ic.name if ic.vlan is None else f"{ic.name}.{ic.vlan}",
