@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "examples" / "customer-configs"
 MINE = REPO / "tests" / "configs"
 TOPO = REPO / "topologies"
+DATAPLANE = REPO / "examples" / "dataplane" / "ewr1-gre.sh"  # the customer's own GRE tunnel + MSS clamp (v1)
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
 
@@ -63,7 +64,7 @@ def _variant(tmp: Path, base: Path, old: str, new: str) -> Path:
 
 
 def test_frr_without_outbound_policy_fails_with_every_leak_named(state: Path) -> None:
-    rep = run_acceptance(RunOptions(topology=TOPO / "v1-gre.yml",
+    rep = run_acceptance(RunOptions(topology=TOPO / "v1-gre.yml", customer_dataplane=DATAPLANE,
                                     customer_config=MINE / "frr-v1-no-outbound-policy.conf"))
     ann = _step(rep, "announce")
     assert not rep.passed and ann.status == "fail", ann
@@ -141,7 +142,7 @@ def test_wrong_md5_fails_fast_on_the_kernel_counters(state: Path, tmp_path: Path
 
 def test_short_hold_time_is_a_warning_everywhere(state: Path, tmp_path: Path) -> None:
     cfg = _variant(tmp_path, CONFIGS / "frr-v1-gre.conf", "timers 3 9", "timers 2 6")
-    rep = run_acceptance(RunOptions(topology=TOPO / "v1-gre.yml", customer_config=cfg))
+    rep = run_acceptance(RunOptions(topology=TOPO / "v1-gre.yml", customer_config=cfg, customer_dataplane=DATAPLANE))
     router = _step(rep, "router")
     assert rep.passed, rep.failures
     assert router.status == "warn" and rep.warnings >= 2, router
@@ -157,7 +158,8 @@ def test_short_hold_time_is_a_warning_everywhere(state: Path, tmp_path: Path) ->
 
 def test_good_configs_pass_with_zero_warnings(state: Path) -> None:
     for topo, cfg in (("v1-gre.yml", "frr-v1-gre.conf"), ("v1-gre.yml", "bird-v1-gre.conf")):
-        rep = run_acceptance(RunOptions(topology=TOPO / topo, customer_config=CONFIGS / cfg))
+        rep = run_acceptance(RunOptions(topology=TOPO / topo, customer_config=CONFIGS / cfg,
+                                        customer_dataplane=DATAPLANE))
         assert rep.passed and rep.warnings == 0, (cfg, [(s.id, s.status, s.findings) for s in rep.steps])
 
 
