@@ -18,8 +18,8 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from sim.dataplane import vlan as vlanmod
-from sim.lab import process
-from sim.lab.process import ProcessRecord
+from sim.runtime import process
+from sim.runtime.process import ProcessRecord
 from sim.topology.plan import LabPlan, Link, Node
 
 IFA_F_NODAD = 0x02

@@ -16,6 +16,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help text is plain text: docstrings name values like [PERIOD] or MS[/JITTER], which rich markup
+    # would parse as tags (and crash `--help` on the closing one).
+    rich_markup_mode=None,
 )
 
 COMMAND_MODULES = (
@@ -35,13 +38,7 @@ COMMAND_MODULES = (
 )
 
 for _name in COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(_name)
-    except ModuleNotFoundError as exc:  # a command group not built yet must not break the others
-        if exc.name != _name:
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(_name).register(app)
 
 
 if __name__ == "__main__":

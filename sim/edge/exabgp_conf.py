@@ -9,15 +9,15 @@ process always comes back to the same state.
 ExaBGP 5 syntax (checked against exabgp 5.0.15's configuration parser): one ``neighbor`` block per
 session with ``local-address``/``listen 179`` so it listens only on the cf address, with the MD5
 key set on that listening socket for that one peer (``md5-password``); ``passive`` decides whether
-it also connects. ``api { neighbor-changes; fsm; receive { parsed; update; open; notification; } }``
-feeds the driver the JSON it needs for state, prefixes and error diagnosis.
+it also connects. ``api { neighbor-changes; fsm; receive { parsed; update; open; keepalive; notification; } }``
+feeds the driver the JSON it needs for state, prefixes, the customer's real keepalive interval
+and error diagnosis.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from sim.bgp.rov import Roa
 from sim.bgp.scale import more_specifics
+from sim.runtime.files import atomic_write
 from sim.topology.plan import LabPlan, Session, Tunnel
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -96,6 +97,13 @@ class EdgeSpec(BaseModel):
                 out.append(p)
         return out
 
+    def link_nets(self) -> list[Network]:
+        """The interconnects' own /31 (/127) and GRE inner nets: never a customer announcement."""
+        nets: list[Network] = [ipaddress.ip_network(f"{s.cf_addr}/{31 if s.family == 4 else 127}", strict=False)
+                               for s in self.sessions]
+        nets += [t.cf_inner.network for t in self.tunnels]
+        return list(dict.fromkeys(nets))
+
     def tunnel_for(self, session: Session) -> Tunnel | None:
         return next((t for t in self.tunnels if t.interconnect == session.interconnect), None)
 
@@ -108,10 +116,7 @@ class EdgeSpec(BaseModel):
         return session.cust_addr
 
     def save(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        tmp = self.spec_path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=1))
-        os.replace(tmp, self.spec_path)
+        atomic_write(self.spec_path, self.model_dump_json(indent=1))
 
     @classmethod
     def load(cls, path: Path) -> EdgeSpec:
@@ -200,10 +205,7 @@ def render(spec: EdgeSpec) -> str:
 def write(spec: EdgeSpec) -> Path:
     """Save edge.json and exabgp.conf atomically (ExaBGP may re-read the file at any moment)."""
     spec.save()
-    text = render(spec)
-    tmp = spec.conf_path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, spec.conf_path)
+    atomic_write(spec.conf_path, render(spec))
     return spec.conf_path
 
 

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -23,8 +24,9 @@ from pydantic import (
 from sim.bgp.rov import Rpki
 from sim.dataplane.declared import DataplaneBlock
 from sim.facts import default_router_kind, facility_by_code, load_facts, router_kind_names, router_kinds
-from sim.lab.names import LAB_NAME_PATTERN
+from sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
 from sim.magic.model import MagicSpec
+from sim.runtime.names import LAB_NAME_PATTERN
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,10}$")]
 """Short names: they become interface names (15-char kernel limit with prefixes)."""
@@ -95,14 +97,17 @@ class Bgp(Model):
             raise ValueError(f"hold time {v}s is not allowed: RFC 4271 requires 0 or at least 3 seconds")
         return v
 
-    @model_validator(mode="after")
-    def _keepalive_below_hold(self) -> Bgp:
+    @field_validator("keepalive")
+    @classmethod
+    def _keepalive(cls, v: int | None, info: ValidationInfo) -> int | None:
         # RFC 4271 4.4: keepalives are sent well inside the hold time; at >= hold the session drops
-        # between two keepalives (hold 0 disables both, so any keepalive is moot there).
-        if self.keepalive is not None and self.hold_time and self.keepalive >= self.hold_time:
-            raise ValueError(f"keepalive {self.keepalive}s >= hold_time {self.hold_time}s: the session would expire "
-                             f"between two keepalives; use at most hold_time / 3 ({self.hold_time // 3}s)")
-        return self
+        # between two keepalives (hold 0 disables both, so any keepalive is moot there). A field
+        # validator, so the error names the field and its value (interconnects[0].bgp.keepalive = 9).
+        hold = info.data.get("hold_time")
+        if v is not None and hold and v >= hold:
+            raise ValueError(f"keepalive {v}s >= hold_time {hold}s: the session would expire between two "
+                             f"keepalives; use at most hold_time / 3 ({hold // 3}s)")
+        return v
 
     @property
     def keepalive_s(self) -> int:
@@ -115,22 +120,20 @@ class Bfd(Model):
     rx_ms: int = Field(default=300, ge=10, le=60000)
     multiplier: int = Field(default=3, ge=1, le=255)
 
-    @property
-    def detection_ms(self) -> int:
-        """RFC 5880 6.8.4 with both ends configured alike: multiplier x negotiated interval."""
-        return self.multiplier * max(self.tx_ms, self.rx_ms)
 
-
-FaultKind = Literal[
-    "down", "flap", "blackhole", "loss", "delay", "rate", "drop-bfd", "drop-bgp", "light", "swap"
-]
+FaultKind = FaultKindName
 
 
 class Fault(Model):
     """A fault present from the start of the lab (the same kinds `cnilab fault` injects)."""
 
     kind: FaultKind
-    value: str | float | None = None
+    value: str | float | None = Field(default=None, description=f"With its unit where it has one: {EXAMPLES}")
+
+    @model_validator(mode="after")
+    def _value(self) -> Fault:
+        parse_fault(self.kind, self.value)  # FaultError is a ValueError: pydantic names the field
+        return self
 
 
 class Interconnect(Model):
