@@ -51,6 +51,9 @@ def render_frr(plan: LabPlan) -> str:
     return templates().get_template("frr.conf.j2").render(**template_context(plan))
 
 
+_SETS_RMAP_DELAY = re.compile(r"^\s*bgp route-map delay-timer\b", re.MULTILINE)
+
+
 def _daemon_message(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines()]
     keep = [ln for ln in lines if ln and "vtysh.conf" not in ln]
@@ -175,10 +178,20 @@ class FrrRouter(CustomerRouter):
                     started.append((daemon, rec))
                 for daemon, rec in started:
                     self._wait_ready(daemon, rec)
+            # Boot only: a fresh bgpd holds every peer until its route-map update timer (``bgp
+            # route-map delay-timer``, 5 s by default, armed by the config's first route-map) runs
+            # out, so a router booted with its config sat ~4 s in Idle before its first OPEN. A
+            # customer's production router booted long ago: this wait is an artefact of the lab
+            # starting it. The timer is 0 while the config loads and FRR's default again after
+            # (a config that sets it keeps its own value); no session timer is touched and
+            # ``show running-config`` is the customer's config.
+            self._vtysh_raw(["-c", "configure terminal", "-c", "bgp route-map delay-timer 0"])
             r = self._vtysh_raw(["--config_dir", str(self.dir), "-b"])
             if r.returncode != 0 or "failed to connect" in r.stdout + r.stderr:
                 raise RouterError(f"FRR in node {self.node} refused {source} ({self.conf}): "
                                   + _daemon_message(r.stdout + "\n" + r.stderr))
+            if not _SETS_RMAP_DELAY.search(text):
+                self._vtysh_raw(["-c", "configure terminal", "-c", "no bgp route-map delay-timer"])
             record_start(self.lab, self.kind, self.node, self.dir, source, procs)
         except BaseException:
             for rec in reversed(procs):
