@@ -186,6 +186,10 @@ class FrrRouter(CustomerRouter):
             # (a config that sets it keeps its own value); no session timer is touched and
             # ``show running-config`` is the customer's config.
             self._vtysh_raw(["-c", "configure terminal", "-c", "bgp route-map delay-timer 0"])
+            # Without that hold, the first OPEN may leave before IPv6 duplicate address detection
+            # has finished: the socket then gets no usable source and the session sits in Active
+            # for a connect-retry period or more. Wait for DAD (about 1 s, kernel physics) instead.
+            self._wait_no_tentative()
             r = self._vtysh_raw(["--config_dir", str(self.dir), "-b"])
             if r.returncode != 0 or "failed to connect" in r.stdout + r.stderr:
                 raise RouterError(f"FRR in node {self.node} refused {source} ({self.conf}): "
@@ -198,6 +202,14 @@ class FrrRouter(CustomerRouter):
                 rec.stop()
             raise
         return procs
+
+    def _wait_no_tentative(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.lab.run(self.node, ["ip", "-6", "-o", "addr", "show", "tentative"], check=False)
+            if r.returncode != 0 or not r.stdout.strip():
+                return
+            time.sleep(0.05)
 
     def _wait_ready(self, daemon: str, rec: ProcessRecord) -> None:
         deadline = time.monotonic() + START_TIMEOUT
