@@ -27,6 +27,7 @@ from sim.routers.common import (
     SUN_PATH_MAX,
     RouterError,
     UserConfigError,
+    kernel_ifname,
     log_tail,
     process_dead,
     record_start,
@@ -46,9 +47,11 @@ VTY_GROUP = "frrvty"
 """Running as root, FRR insists the run-as group be its vty group (``privs_init``)."""
 
 
-def render_frr(plan: LabPlan) -> str:
-    """The integrated ``frr.conf`` a careful customer would write for this plan."""
-    return templates().get_template("frr.conf.j2").render(**template_context(plan))
+def render_frr(plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
+    """The integrated ``frr.conf`` a careful customer would write for this plan (``ifname``: plan ->
+    kernel name: a BFD peer bound to a missing ``ewr1.100`` is refused by bfdd and only comes up when
+    bgpd registers its own session, seconds later)."""
+    return templates().get_template("frr.conf.j2").render(**template_context(plan, ifname))
 
 
 _SETS_RMAP_DELAY = re.compile(r"^\s*bgp route-map delay-timer\b", re.MULTILINE)
@@ -130,7 +133,7 @@ class FrrRouter(CustomerRouter):
 
     @classmethod
     def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        return render_frr(plan)
+        return render_frr(plan, ifname)
 
     @classmethod
     def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
@@ -155,7 +158,8 @@ class FrrRouter(CustomerRouter):
 
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
         """Start the daemons and load ``config_text`` (default: the template). All or nothing."""
-        text = config_text if config_text is not None else render_frr(self.lab.plan)
+        text = config_text if config_text is not None else render_frr(
+            self.lab.plan, lambda n: kernel_ifname(self.lab, self.node, n))
         longest = self.dir / "staticd.vty"
         if len(str(longest)) > SUN_PATH_MAX:
             raise RouterError(f"FRR socket path {longest} is {len(str(longest))} bytes; unix sockets allow "
@@ -186,9 +190,9 @@ class FrrRouter(CustomerRouter):
             # (a config that sets it keeps its own value); no session timer is touched and
             # ``show running-config`` is the customer's config.
             self._vtysh_raw(["-c", "configure terminal", "-c", "bgp route-map delay-timer 0"])
-            # Without that hold, the first OPEN may leave before IPv6 duplicate address detection
-            # has finished: the socket then gets no usable source and the session sits in Active
-            # for a connect-retry period or more. Wait for DAD (about 1 s, kernel physics) instead.
+            # Without that hold, the first OPEN may leave before the interface has a usable IPv6
+            # link-local address (DAD, about 1 s of kernel physics): bgpd then resets the v6 session
+            # ("nexthop_set failed") and it waits a connect-retry period or more. Wait for it.
             self._wait_no_tentative()
             r = self._vtysh_raw(["--config_dir", str(self.dir), "-b"])
             if r.returncode != 0 or "failed to connect" in r.stdout + r.stderr:
@@ -204,10 +208,17 @@ class FrrRouter(CustomerRouter):
         return procs
 
     def _wait_no_tentative(self, timeout: float = 10.0) -> None:
+        """Until every interface with a global IPv6 address also has its link-local one and none is
+        tentative: bgpd needs the link-local as the IPv6 next hop (``nexthop_set failed``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r = self.lab.run(self.node, ["ip", "-6", "-o", "addr", "show", "tentative"], check=False)
-            if r.returncode != 0 or not r.stdout.strip():
+            r = self.lab.run(self.node, ["ip", "-6", "-o", "addr", "show"], check=False)
+            if r.returncode != 0:
+                return
+            rows = [ln.split() for ln in r.stdout.splitlines() if len(ln.split()) > 1]
+            glob = {f[1] for f in rows if "global" in f}
+            link = {f[1] for f in rows if "link" in f and "tentative" not in f}
+            if not any("tentative" in f for f in rows) and glob <= link:
                 return
             time.sleep(0.05)
 
