@@ -328,11 +328,8 @@ class Lab:
         st = self.refresh()
         records = [*st.processes, *(t.process for t in st.tunnels if t.process),
                    *(f.process for f in st.faults if f.process)]
-        for rec in reversed(records):
-            try:
-                rec.stop()
-            except OSError as exc:
-                errors.append(f"process {rec.name} (pid {rec.pid}): {exc}")
+        for rec, exc in process.stop_all(list(reversed(records))):
+            errors.append(f"process {rec.name} (pid {rec.pid}): {exc}")
         try:
             self.backend.destroy()
         except BackendError as exc:
@@ -452,11 +449,13 @@ def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
     for ns in lab_namespaces(name):
         report["orphan_processes"] += [str(p) for p in cleanup.remove_netns(ns)]
         report["orphan_namespaces"].append(ns)
-    try:
-        sweep_containers = optional_attr("sim.backends.docker", "sweep_lab")
-    except ModuleNotFoundError:  # the docker SDK is not installed: no container can be ours
-        sweep_containers = None
-    if sweep_containers is not None and not had_state:  # containers of a docker lab killed mid-`up`
+    sweep_containers = None
+    if not had_state:  # containers of a docker lab killed mid-`up` (docker is imported only then: 0.3 s)
+        try:
+            sweep_containers = optional_attr("sim.backends.docker", "sweep_lab")
+        except ModuleNotFoundError:  # the docker SDK is not installed: no container can be ours
+            sweep_containers = None
+    if sweep_containers is not None:
         report["orphan_namespaces"] += [f"container {c}" for c in sweep_containers(name)]
     d = lab_dir(name)
     report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(cleanup.pids_using_dir(str(d)))]
