@@ -27,7 +27,6 @@ from sim.routers.common import (
     SUN_PATH_MAX,
     RouterError,
     UserConfigError,
-    kernel_ifname,
     log_tail,
     process_dead,
     record_start,
@@ -47,11 +46,9 @@ VTY_GROUP = "frrvty"
 """Running as root, FRR insists the run-as group be its vty group (``privs_init``)."""
 
 
-def render_frr(plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-    """The integrated ``frr.conf`` a careful customer would write for this plan (``ifname``: plan ->
-    kernel name: a BFD peer bound to a missing ``ewr1.100`` is refused by bfdd and only comes up when
-    bgpd registers its own session, seconds later)."""
-    return templates().get_template("frr.conf.j2").render(**template_context(plan, ifname))
+def render_frr(plan: LabPlan) -> str:
+    """The integrated ``frr.conf`` a careful customer would write for this plan."""
+    return templates().get_template("frr.conf.j2").render(**template_context(plan))
 
 
 _SETS_RMAP_DELAY = re.compile(r"^\s*bgp route-map delay-timer\b", re.MULTILINE)
@@ -133,7 +130,7 @@ class FrrRouter(CustomerRouter):
 
     @classmethod
     def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        return render_frr(plan, ifname)
+        return render_frr(plan)
 
     @classmethod
     def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
@@ -158,8 +155,7 @@ class FrrRouter(CustomerRouter):
 
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
         """Start the daemons and load ``config_text`` (default: the template). All or nothing."""
-        text = config_text if config_text is not None else render_frr(
-            self.lab.plan, lambda n: kernel_ifname(self.lab, self.node, n))
+        text = config_text if config_text is not None else render_frr(self.lab.plan)
         longest = self.dir / "staticd.vty"
         if len(str(longest)) > SUN_PATH_MAX:
             raise RouterError(f"FRR socket path {longest} is {len(str(longest))} bytes; unix sockets allow "
