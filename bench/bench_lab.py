@@ -59,6 +59,14 @@ def time_one(topology: Path, daemons: bool) -> tuple[float, float | None, float 
                 wait_for(lambda: all(b["state"] == "Up" and b["detection_ms"] == det.get(str(b["peer"]))
                                      for b in edge.bfd()), 30, 0.05)
                 bfd = time.monotonic() - t0
+            # A ready time that hides a reset is no ready time: refuse runs where a session went
+            # Established twice or BFD fell back from Up (e.g. two BFD sessions for one peer).
+            ev = edge.events()
+            ups = [e for e in ev if e.kind == "bgp-fsm" and e.detail.endswith("Established")]
+            downs = [e for e in ev if e.kind == "bfd" and "Up -> Down" in e.detail]
+            if len(ups) != len(plan.sessions) or downs:
+                raise RuntimeError(f"{topology.stem}: sessions flapped during bring-up: "
+                                   f"{[e.detail for e in ups + downs]}")
         lab.detach()
     t1 = time.monotonic()
     lab.destroy()
