@@ -26,7 +26,7 @@ from mock_api.guards import RequestGuard
 from mock_api.lab_bridge import EdgeBridge, LabBridge
 from mock_api.openapi import client_document, lab_document
 from mock_api.refusals import refusal
-from mock_api.routers import cnis, interconnects, lab, settings, slots
+from mock_api.routers import cnis, interconnects, lab, magic, settings, slots
 from mock_api.store import Store
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -54,7 +54,7 @@ def create_app(settings_: ApiSettings, bridge: LabBridge | None = None) -> FastA
     app = FastAPI(title="cnilab mock Cloudflare CNI API", version="4.0.0-cnilab", lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.ctx = Ctx(settings=settings_, store=store, bridge=bridge or EdgeBridge())
-    for r in (interconnects.router, cnis.router, slots.router, settings.router, lab.router):
+    for r in (interconnects.router, cnis.router, slots.router, settings.router, lab.router, magic.router):
         app.include_router(r)
 
     @app.get("/openapi.json", include_in_schema=False)

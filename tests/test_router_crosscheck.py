@@ -360,3 +360,37 @@ def test_cnilab_bgp_shows_the_customers_negotiated_timers(short_state: Path) -> 
             timeout=60)), 20, "cnilab bgp with timers")
     assert "lax1/v4: your router negotiated hold 9 s, keepalive 3 s" in out, out
     assert "WARN" not in out
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.slow
+@pytest.mark.parametrize("topology", ["ha-three-site.yml", "magic-transit-cni.yml"])
+@pytest.mark.parametrize("kind", ["frr", "bird", "gobgp"])
+def test_templates_cross_check_clean_on_multi_site_and_magic_transit(kind: str, topology: str,
+                                                                     short_state: Path) -> None:  # noqa: F811
+    """Six sessions over three sites, a transit backup, Magic Transit's GRE: no false finding on any kind."""
+    import os
+
+    from sim.facts import router_kinds
+    from tests.labs import running_lab
+
+    if os.geteuid() != 0 or _binaries(kind):
+        pytest.skip("needs root and the daemon")
+
+    def edit(topo):
+        router = topo.customer.router.model_copy(update={"kind": kind})
+        return topo.model_copy(update={"customer": topo.customer.model_copy(update={"router": router})})
+
+    with running_lab(short_state, topology, edit=edit) as lab:
+        from sim.topology import load_topology
+        from tests.labs import TOPOLOGIES
+
+        dataplanes = {ic.name: ic.dataplane for ic in load_topology(TOPOLOGIES / topology).interconnects}
+        findings = cross_check(lab, dataplanes)
+    shown = "\n".join(f"{f.severity} {f.check} {f.session}: {f.message}" for f in findings)
+    verdicts = {(f.check, f.severity) for f in findings if f.severity != "info"}
+    expected = set() if router_kinds()[kind].bfd else {("bfd-missing", "warn")}
+    assert verdicts == expected, shown
+    sessions = {s.key for s in lab.plan.sessions}
+    assert {f.session for f in findings if f.check == "timers"} == sessions, shown  # every session was read

@@ -344,6 +344,8 @@ def test_gobgp_customer_establishes_with_md5(source: str, tmp_path: Path, lab_fa
                    if all(p.received == 1 for p in peer.bgp()) else None, 15, "peer receiving 1 prefix each")
     assert len(got) == 2
     assert "AS65010" in peer.birdc("show", "route", "for", "198.51.100.0/24")
+    from sim.routers.gobgp import GobgpRouter
+    assert GobgpRouter(lab).facts().policy_errors == []  # gobgpd built every policy the config defines
     # cnilab exec maps the gobgp CLI to this lab's API socket.
     from sim.routers import cli_argv
     argv = cli_argv(lab, "cust", ["gobgp", "neighbor"])

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "sim.cli.export",     # export containerlab
     "sim.cli.dashboard",  # dashboard
     "sim.cli.rehearse",   # rehearse, test
+    "sim.cli.tunnels",    # tunnels (Magic health checks and steering)
 )
 
 for _name in COMMAND_MODULES:

@@ -102,6 +102,7 @@ class Collector:
         self._edge_last_time = 0.0
         self._edge_reachable: bool | None = None
         self._edge_view = EdgeView(reachable=False, error="not sampled yet")
+        self._tunnel_seen: dict[str, float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -164,6 +165,7 @@ class Collector:
         links = self._links(ifaces, reader.errors)
         rates = self._rates(ifaces)
         self._sample_edge()
+        tunnels = self._sample_tunnels()
         traffic, scenario = self.side_info()
         with self._lock:
             snap = Snapshot(
@@ -172,7 +174,8 @@ class Collector:
                 faults=[FaultView(target=f.target, kind=f.kind, value=f.value, mechanism=f.mechanism, since=f.since)
                         for f in self._faults],
                 edge=self._edge_view, rates=rates, timeline=list(self._timeline), traffic=traffic,
-                scenario=scenario, sample_period_s=self.period, version=self._version + 1)
+                scenario=scenario, sample_period_s=self.period, version=self._version + 1,
+                tunnels=tunnels)
             self._snapshot, self._snapshot_json = snap, snap.model_dump_json()
             self._version = snap.version
 
@@ -277,6 +280,36 @@ class Collector:
         if events:
             self._edge_since = max(ev.seq for ev in events)
         self._edge_view = EdgeView(reachable=True, sessions=list(sessions or []), bfd=list(bfd or []))
+
+
+    def _sample_tunnels(self) -> list[dict]:
+        """Magic tunnels from the edge's health-check daemon (none for a lab without magic:); each
+        state change goes to the timeline."""
+        import json
+
+        try:
+            st = json.loads((lab_dir(self.lab_name) / "nodes" / "cf" / "magic-status.json").read_text())
+        except (OSError, ValueError):
+            return []
+        seen = self._tunnel_seen
+        out = []
+        for t in st.get("tunnels", []):
+            for tr in t.get("transitions", []):
+                if tr["t"] > seen.get(t["name"], 0.0):
+                    sev = {"down": "bad", "degraded": "bad", "healthy": "good"}.get(tr["to"], "info")
+                    text = f"tunnel {t['name']}: {tr['frm']} -> {tr['to']} ({tr['reason']})"
+                    self.note("magic", "tunnel-state", text, sev, at=tr["t"])
+                    seen[t["name"]] = tr["t"]
+            out.append({k: t.get(k) for k in ("name", "kind", "type", "direction", "rate", "priority",
+                                              "effective_priority", "state")}
+                       | {"last": "".join("+" if p["ok"] else "x" for p in t.get("last", [])[-10:])})
+        routes = st.get("routes", {})
+        if time.time() - st.get("updated", 0) > 5.0:  # the daemon stopped: its last states are not current
+            for t in out:
+                t["state"] = "unknown (health-check daemon stopped)"
+        for t in out:
+            t["carries"] = sorted(p for p, hops in routes.items() if any(h["tunnel"] == t["name"] for h in hops))
+        return out
 
 
 def fault_targets(view: TopologyView) -> list[str]:

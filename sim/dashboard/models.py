@@ -121,7 +121,7 @@ class PathRate(BaseModel):
 class TimelineEntry(BaseModel):
     seq: int
     time: float
-    source: Literal["edge", "fault", "link", "action", "dashboard"]
+    source: Literal["edge", "fault", "link", "action", "dashboard", "magic"]
     kind: str
     text: str
     session: str | None = None
@@ -162,3 +162,4 @@ class Snapshot(BaseModel):
     traffic: TrafficView
     scenario: ScenarioRun
     sample_period_s: float
+    tunnels: list[dict[str, Any]] = Field(default_factory=list, description="Magic tunnels (sim.magic), if any")

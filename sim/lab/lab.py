@@ -196,7 +196,8 @@ class Lab:
         """Edge peer, then customer router, then wait; modules not written yet are skipped with a note."""
         skipped: list[str] = []
         for module, attr, label in (("sim.edge", "start_edge", "edge peer (ExaBGP, BFD) on cf"),
-                                    ("sim.routers", "start_customer", "customer router on cust")):
+                                    ("sim.routers", "start_customer", "customer router on cust"),
+                                    ("sim.magic.lab", "start_magic", "Magic tunnels and health checks")):
             fn = optional_attr(module, attr)
             if fn is None:
                 skipped.append(f"{module}.{attr}")

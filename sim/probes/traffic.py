@@ -174,13 +174,17 @@ class PathSampler:
         with in_netns(self.netns):
             self.ipr = IPRoute()
         prev = self._counters()
+        prev_t = time.monotonic()
         while not self._stop.wait(self.period):
             cur = self._counters()
+            now = time.monotonic()
             deltas = {k: cur.get(k, 0) - prev.get(k, 0) for k in cur}
-            prev = cur
+            # The threshold is a rate: a sample that comes late on a loaded machine covers more
+            # time, so background packets (BFD, keepalives) on an idle path must not reach it.
+            need = self.min_pkts * max(1.0, (now - prev_t) / self.period)
+            prev, prev_t = cur, now
             top = max(deltas.items(), key=lambda kv: kv[1], default=(None, 0))
-            self.samples.append(PathSample(t=time.monotonic(), deltas=deltas,
-                                           path=top[0] if top[1] >= self.min_pkts else None))
+            self.samples.append(PathSample(t=now, deltas=deltas, path=top[0] if top[1] >= need else None))
 
     def __enter__(self) -> PathSampler:
         self._thread.start()

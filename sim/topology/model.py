@@ -23,6 +23,7 @@ from pydantic import (
 from sim.dataplane.declared import DataplaneBlock
 from sim.facts import default_router_kind, facility_by_code, load_facts, router_kind_names, router_kinds
 from sim.lab.names import LAB_NAME_PATTERN
+from sim.magic.model import MagicSpec
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,10}$")]
 """Short names: they become interface names (15-char kernel limit with prefixes)."""
@@ -236,9 +237,15 @@ class Topology(Model):
     internet_backup: bool = Field(default=False, description="Add a transit path as the backup (seed 003)")
     cloudflare: Cloudflare = Field(default_factory=Cloudflare)
     hosts: Hosts = Field(default_factory=Hosts)
+    magic: MagicSpec | None = Field(default=None, description="Magic Transit/WAN tunnels, health checks, routes")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Topology:
+        for i, t in enumerate(self.magic.tunnels if self.magic else []):
+            if t.kind == "cni" and t.interconnect not in {ic.name for ic in self.interconnects}:
+                raise ValueError(f"magic.tunnels[{i}].interconnect: no interconnect {t.interconnect!r}")
+            if t.kind == "gre" and not self.internet_backup:
+                raise ValueError(f"magic.tunnels[{i}]: a gre tunnel over the internet needs internet_backup: true")
         seen: dict[str, str] = {}
         for i, ic in enumerate(self.interconnects):
             where = f"interconnects[{i}]"

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sim.dataplane.declared import CustomerDataplane, DeclaredTunnel, load_dataplane
 from sim.facts import DIRECTIONS, cloudflare_ranges, load_facts
+from sim.magic.model import MagicSpec
 from sim.topology.model import CustomerRouter, Interconnect, Topology
 
 Role = Literal["edge", "customer", "internet", "origin", "transit", "colo"]
@@ -177,6 +178,8 @@ class LabPlan(Plan):
         default_factory=CustomerRouter, description="kind/config/mss_clamp of the customer router (sim.routers)"
     )
     scale_routes: int = Field(default=0, description="Extra more-specifics the edge announces (sim.bgp.scale)")
+    magic: MagicSpec | None = Field(default=None, description="Magic tunnels and routes (sim.magic)",
+                                    exclude_if=lambda v: v is None)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -356,7 +359,7 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
         mss_required=min(facts.required_mss(ic.dataplane, ic.service) for ic in topo.interconnects),
         path_mtu=path_mtu, backhaul_mtu=bh_mtu if mt else None, customer_router=topo.customer.router,
         customer_dataplane=declared,
-        scale_routes=topo.cloudflare.scale_routes,
+        scale_routes=topo.cloudflare.scale_routes, magic=topo.magic,
     )
 
 

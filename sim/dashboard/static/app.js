@@ -205,6 +205,18 @@ function renderEdge(snap) {
     el("td", { class: "small", text: b.local_diag ? b.local_diag_name : b.remote_diag ? `peer: ${b.remote_diag_name}` : "—" }))));
 }
 
+function renderTunnels(snap) {
+  const tun = snap.tunnels || [];
+  $("tunnels-box").classList.toggle("hidden", !tun.length);
+  const COLOUR = { healthy: "good", degraded: "warn", down: "bad" };
+  $("tunnels").querySelector("tbody").replaceChildren(...tun.map((t) => el("tr", { "data-tunnel": t.name, "data-state": t.state },
+    el("td", {}, el("b", { text: t.name }), el("div", { class: "small muted", text: `${t.kind}${t.carries.length ? " → " + t.carries.join(", ") : ""}` })),
+    el("td", {}, el("span", { class: `state ${COLOUR[t.state] || "warn"}`, text: t.state })),
+    el("td", { class: "num", title: "configured / with penalty", text: `${t.priority} / ${t.effective_priority}` }),
+    el("td", { class: "small", text: `${t.type}/${t.direction} ${t.rate}` }),
+    el("td", { class: "small", text: t.last }))));
+}
+
 function sparkline(hist) {
   const W = 300, H = 44;
   const max = Math.max(10, ...hist);
@@ -260,6 +272,7 @@ function render(snap) {
   $("lab-name").textContent = snap.lab + (snap.lab_status !== "running" ? ` (${snap.lab_status})` : "");
   updateTopology(snap);
   renderEdge(snap);
+  renderTunnels(snap);
   renderRates(snap);
   renderFaults(snap);
   renderTimeline(snap);

@@ -1,0 +1,420 @@
+"""/accounts/{account_id}/magic/{cf_interconnects,gre_tunnels,routes}: Magic Transit / Magic WAN.
+
+Shapes follow the official SDK (``client.magic_transit``): v4 success envelope; lists as
+``{gre_tunnels: [...]}``, single objects as ``{gre_tunnel: {...}}``, updates as ``{modified: true,
+modified_gre_tunnel: {...}}``, deletes as ``{deleted: true, deleted_gre_tunnel: {...}}``; create
+returns the object. Reference: mock_api/reference/magic-sdk-schemas.json. ``health_check.target``
+is a string unless the request carries ``x-magic-new-hc-target: true`` (then ``{saved,
+effective}``). ``?validate_only=true`` validates without storing. With a bound lab
+(``cnilab api --lab``) the lab's tunnels and routes are listed, and changes drive the lab.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from mock_api.context import Ctx, ctx
+from mock_api.errors import CFError, bad_request, conflict, not_found
+from mock_api.magic_lab import now_iso, push, seed
+from mock_api.magic_store import Kind, MagicStore
+
+router = APIRouter(prefix="/client/v4/accounts/{account_id}/magic", tags=["Magic"])
+_LOCK = threading.Lock()
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,15}$")
+MIN_MTU = 576
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HcTarget(_Body):
+    saved: str | None = None
+    effective: str | None = None
+
+
+class HealthCheckIn(_Body):
+    enabled: bool | None = None
+    rate: Literal["low", "mid", "high"] | None = None
+    type: Literal["reply", "request"] | None = None
+    direction: Literal["unidirectional", "bidirectional"] | None = None
+    target: HcTarget | str | None = None
+    source: str | None = None
+
+
+class BgpIn(_Body):
+    customer_asn: int | None = None
+    as_no: int | None = None
+    cloudflare_endpoint: str | None = None
+    customer_endpoint: str | None = None
+    md5_key: str | None = None
+    extra_prefixes: list[str] | None = None
+    export_filter_id: str | None = None
+    import_filter_id: str | None = None
+
+
+class GreIn(_Body):
+    cloudflare_gre_endpoint: str
+    customer_gre_endpoint: str
+    interface_address: str
+    name: str
+    automatic_return_routing: bool | None = None
+    bgp: BgpIn | None = None
+    description: str | None = None
+    health_check: HealthCheckIn | None = None
+    interface_address6: str | None = None
+    mtu: int | None = None
+    ttl: int | None = None
+
+
+class InterconnectIn(_Body):
+    automatic_return_routing: bool | None = None
+    bgp: BgpIn | None = None
+    description: str | None = None
+    gre: dict[str, str] | None = None
+    health_check: HealthCheckIn | None = None
+    interface_address: str | None = None
+    interface_address6: str | None = None
+    mtu: int | None = None
+    name: str | None = None
+
+
+class RouteIn(_Body):
+    nexthop: str
+    prefix: str
+    priority: int = Field(ge=0)
+    description: str | None = None
+    scope: dict[str, Any] | None = None
+    weight: int | None = Field(default=None, ge=0, le=256)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _store(request: Request, c: Ctx) -> MagicStore:
+    st = getattr(request.app.state, "magic_store", None)
+    if st is None:
+        with _LOCK:
+            st = getattr(request.app.state, "magic_store", None)
+            if st is None:
+                st = MagicStore(c.settings.db)
+                request.app.state.magic_store = st
+    return st
+
+
+def _ready(request: Request, c: Ctx, account: str) -> MagicStore:
+    """The store, seeded once per account from the bound lab's tunnels and routes."""
+    st = _store(request, c)
+    lab = c.settings.lab
+    if lab and not st.seeded(account, lab):
+        for kind, objs in seed(lab).items():
+            for o in objs:
+                if st.get(account, kind, o["id"]) is None:  # type: ignore[arg-type]
+                    st.put(account, kind, o)  # type: ignore[arg-type]
+        st.mark_seeded(account, lab)
+    return st
+
+
+def _sync(c: Ctx, st: MagicStore, account: str) -> None:
+    if not c.settings.lab:
+        return
+    tunnels = st.list(account, "cf_interconnect") + st.list(account, "gre_tunnel")
+    try:
+        push(c.settings.lab, tunnels, st.list(account, "route"))
+    except (OSError, ValueError) as exc:
+        raise CFError(502, 1005, f"the lab refused the change: {exc}") from None
+
+
+def ok(result: Any) -> JSONResponse:
+    return JSONResponse({"success": True, "errors": [], "messages": [], "result": result})
+
+
+def _new_target(request: Request) -> bool:
+    return request.headers.get("x-magic-new-hc-target", "").lower() == "true"
+
+
+def _validate_only(request: Request) -> bool:
+    return request.query_params.get("validate_only", "").lower() == "true"
+
+
+def _render(obj: dict[str, Any], request: Request, default_target: str) -> dict[str, Any]:
+    out = dict(obj)
+    hc = dict(out.get("health_check") or {})
+    saved = hc.get("target") or ""
+    hc["target"] = {"saved": saved, "effective": saved or default_target} if _new_target(request) else saved
+    out["health_check"] = hc
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _iface(field: str, value: str) -> None:
+    try:
+        net = ipaddress.ip_interface(value)
+    except ValueError:
+        raise bad_request(f"{field}: {value!r} is not an IPv4 prefix such as 10.212.0.0/31") from None
+    if net.version != 4 or net.network.prefixlen not in (30, 31):
+        raise bad_request(f"{field}: {value} must be an IPv4 /31 (or /30): one address for each side of the tunnel")
+    if not net.ip.is_private:
+        raise bad_request(f"{field}: {value} is not in RFC 1918 private space (10/8, 172.16/12, 192.168/16)")
+
+
+def _ip(field: str, value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise bad_request(f"{field}: {value!r} is not an IP address") from None
+
+
+def _name(value: str, taken: list[str]) -> None:
+    if not NAME_RE.match(value):
+        raise bad_request(f"name: {value!r} must be 1-15 letters, digits, '-' or '_' (no spaces)")
+    if value in taken:
+        raise conflict(f"name: a tunnel named {value!r} already exists")
+
+
+def _mtu(value: int | None) -> None:
+    if value is not None and value < MIN_MTU:
+        raise bad_request(f"mtu: {value} is below the minimum of {MIN_MTU}")
+
+
+def _hc(new: HealthCheckIn | None, old: dict[str, Any] | None) -> dict[str, Any]:
+    base = {"enabled": True, "rate": "mid", "type": "reply", "direction": "unidirectional", "target": ""}
+    base.update(old or {})
+    if new is not None:
+        d = new.model_dump(exclude_none=True)
+        tgt = d.pop("target", None)
+        if isinstance(tgt, dict):
+            tgt = tgt.get("saved")
+        if tgt:
+            _ip("health_check.target", tgt)
+        if tgt is not None:
+            base["target"] = tgt
+        base.update(d)
+    return base
+
+
+def _names(st: MagicStore, account: str, skip: str | None = None) -> list[str]:
+    return [o["name"] for k in ("cf_interconnect", "gre_tunnel") for o in st.list(account, k)  # type: ignore[misc]
+            if o["id"] != skip]
+
+
+def _get(st: MagicStore, account: str, kind: Kind, id_: str, label: str) -> dict[str, Any]:
+    obj = st.get(account, kind, id_)
+    if obj is None:
+        raise not_found(f"{label} {id_!r} not found")
+    return obj
+
+
+# -- cf_interconnects ---------------------------------------------------------------------------
+def _ic_target(o: dict[str, Any]) -> str:
+    return str(ipaddress.ip_interface(o["interface_address"]).ip + 1) if o.get("interface_address") else ""
+
+
+@router.get("/cf_interconnects", summary="List interconnects")
+def list_interconnects(request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    return ok({"interconnects": [_render(o, request, _ic_target(o)) for o in st.list(account_id, "cf_interconnect")]})
+
+
+@router.get("/cf_interconnects/{ic_id}", summary="List interconnect details")
+def get_interconnect(ic_id: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    o = _get(_ready(request, c, account_id), account_id, "cf_interconnect", ic_id, "interconnect")
+    return ok({"interconnect": _render(o, request, _ic_target(o))})
+
+
+@router.put("/cf_interconnects/{ic_id}", summary="Update interconnect")
+def update_interconnect(ic_id: str, body: InterconnectIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    o = dict(_get(st, account_id, "cf_interconnect", ic_id, "interconnect"))
+    if body.name is not None:
+        _name(body.name, _names(st, account_id, skip=ic_id))
+    if body.interface_address is not None:
+        _iface("interface_address", body.interface_address)
+    _mtu(body.mtu)
+    d = body.model_dump(exclude_none=True, exclude={"health_check", "bgp"})
+    if body.bgp is not None:
+        d["bgp"] = body.bgp.model_dump(exclude_none=True)
+    o.update(d)
+    o["health_check"] = _hc(body.health_check, o.get("health_check"))
+    o["modified_on"] = now_iso()
+    if not _validate_only(request):
+        old = st.get(account_id, "cf_interconnect", ic_id)
+        st.put(account_id, "cf_interconnect", o)
+        try:
+            _sync(c, st, account_id)
+        except CFError:
+            st.put(account_id, "cf_interconnect", old)  # type: ignore[arg-type]
+            raise
+    return ok({"modified": True, "modified_interconnect": _render(o, request, _ic_target(o))})
+
+
+# -- gre_tunnels --------------------------------------------------------------------------------
+def _gre_target(o: dict[str, Any]) -> str:
+    return o.get("customer_gre_endpoint", "")
+
+
+def _check_gre(body: GreIn, st: MagicStore, account: str, skip: str | None = None) -> None:
+    _name(body.name, _names(st, account, skip))
+    _ip("cloudflare_gre_endpoint", body.cloudflare_gre_endpoint)
+    _ip("customer_gre_endpoint", body.customer_gre_endpoint)
+    _iface("interface_address", body.interface_address)
+    _mtu(body.mtu)
+    if body.ttl is not None and not 1 <= body.ttl <= 255:
+        raise bad_request(f"ttl: {body.ttl} must be 1-255")
+
+
+def _gre_obj(body: GreIn, old: dict[str, Any] | None) -> dict[str, Any]:
+    ts = now_iso()
+    o = {**(old or {"id": uuid.uuid4().hex, "created_on": ts, "mtu": 1476, "ttl": 64}),
+         **body.model_dump(exclude_none=True, exclude={"health_check", "bgp"})}
+    if body.bgp is not None:
+        o["bgp"] = body.bgp.model_dump(exclude_none=True)
+    o["health_check"] = _hc(body.health_check, (old or {}).get("health_check"))
+    o["modified_on"] = ts
+    return o
+
+
+@router.post("/gre_tunnels", summary="Create a GRE tunnel")
+def create_gre(body: GreIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    _check_gre(body, st, account_id)
+    o = _gre_obj(body, None)
+    if not _validate_only(request):
+        st.put(account_id, "gre_tunnel", o)
+    return ok(_render(o, request, _gre_target(o)))
+
+
+@router.get("/gre_tunnels", summary="List GRE tunnels")
+def list_gre(request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    return ok({"gre_tunnels": [_render(o, request, _gre_target(o)) for o in st.list(account_id, "gre_tunnel")]})
+
+
+@router.get("/gre_tunnels/{tid}", summary="List GRE tunnel details")
+def get_gre(tid: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    o = _get(_ready(request, c, account_id), account_id, "gre_tunnel", tid, "GRE tunnel")
+    return ok({"gre_tunnel": _render(o, request, _gre_target(o))})
+
+
+@router.put("/gre_tunnels/{tid}", summary="Update GRE tunnel")
+def update_gre(tid: str, body: GreIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    old = _get(st, account_id, "gre_tunnel", tid, "GRE tunnel")
+    _check_gre(body, st, account_id, skip=tid)
+    o = _gre_obj(body, old)
+    if not _validate_only(request):
+        st.put(account_id, "gre_tunnel", o)
+        try:
+            _sync(c, st, account_id)
+        except CFError:
+            st.put(account_id, "gre_tunnel", old)
+            raise
+    return ok({"modified": True, "modified_gre_tunnel": _render(o, request, _gre_target(o))})
+
+
+@router.delete("/gre_tunnels/{tid}", summary="Delete GRE Tunnel")
+def delete_gre(tid: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    o = _get(st, account_id, "gre_tunnel", tid, "GRE tunnel")
+    nexthop = str(ipaddress.ip_interface(o["interface_address"]).ip + 1)
+    if any(r["nexthop"] == nexthop for r in st.list(account_id, "route")):
+        raise conflict(f"GRE tunnel {o['name']!r} is the next hop of a route; delete or move the route first")
+    st.delete(account_id, "gre_tunnel", tid)
+    return ok({"deleted": True, "deleted_gre_tunnel": _render(o, request, _gre_target(o))})
+
+
+# -- routes -------------------------------------------------------------------------------------
+def _check_route(body: RouteIn) -> None:
+    try:
+        net = ipaddress.ip_network(body.prefix)
+    except ValueError:
+        raise bad_request(f"prefix: {body.prefix!r} is not a network such as 198.51.100.0/24 (host bits "
+                          "must be zero)") from None
+    if net.version != 4:
+        raise bad_request(f"prefix: {body.prefix} - static routes here are IPv4")
+    _ip("nexthop", body.nexthop)
+
+
+def _route_obj(body: RouteIn, old: dict[str, Any] | None) -> dict[str, Any]:
+    ts = now_iso()
+    o = {**(old or {"id": uuid.uuid4().hex, "created_on": ts}), **body.model_dump(exclude_none=True)}
+    o["modified_on"] = ts
+    return o
+
+
+def _route_view(o: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in o.items() if v is not None}
+
+
+@router.post("/routes", summary="Create a Route")
+def create_route(body: RouteIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    _check_route(body)
+    o = _route_obj(body, None)
+    if not _validate_only(request):
+        st.put(account_id, "route", o)
+        try:
+            _sync(c, st, account_id)
+        except CFError:
+            st.delete(account_id, "route", o["id"])
+            raise
+    return ok(_route_view(o))
+
+
+@router.get("/routes", summary="List Routes")
+def list_routes(request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    return ok({"routes": [_route_view(o) for o in st.list(account_id, "route")]})
+
+
+@router.get("/routes/{rid}", summary="Route Details")
+def get_route(rid: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    return ok({"route": _route_view(_get(_ready(request, c, account_id), account_id, "route", rid, "route"))})
+
+
+@router.put("/routes/{rid}", summary="Update Route")
+def update_route(rid: str, body: RouteIn, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    old = _get(st, account_id, "route", rid, "route")
+    _check_route(body)
+    o = _route_obj(body, old)
+    if not _validate_only(request):
+        st.put(account_id, "route", o)
+        try:
+            _sync(c, st, account_id)
+        except CFError:
+            st.put(account_id, "route", old)
+            raise
+    return ok({"modified": True, "modified_route": _route_view(o)})
+
+
+@router.delete("/routes/{rid}", summary="Delete Route")
+def delete_route(rid: str, request: Request, account_id: str) -> JSONResponse:
+    c = ctx(request)
+    st = _ready(request, c, account_id)
+    o = _get(st, account_id, "route", rid, "route")
+    st.delete(account_id, "route", rid)
+    try:
+        _sync(c, st, account_id)
+    except CFError:
+        st.put(account_id, "route", o)
+        raise
+    return ok({"deleted": True, "deleted_route": _route_view(o)})
