@@ -5,7 +5,11 @@ Daemons are started when the edge/router modules exist (``sim.edge.start_edge``,
 ``sim.routers.start_customer``), otherwise the dataplane alone is timed, and the output says which.
 Each lab uses a throw-away state dir and a unique name, and is removed even on failure.
 
-Run as root: ``.venv/bin/python bench/bench_lab.py [--runs 3] [--no-daemons] [--no-write]``.
+With daemons, each v1-gre run is preceded by the anchor (bench/anchor_frr.py: two FRRs in plain
+namespaces, eBGP+MD5+BFD 300x3 over a /31 veth) so the ready-time ratio is taken under the same load
+(issue 16); a bring-up in which a session flapped is refused rather than timed.
+
+Run as root: ``.venv/bin/python bench/bench_lab.py [--runs 3] [--only v1-gre] [--no-daemons] [--no-write]``.
 The section ``## Lab up/down (bench/bench_lab.py)`` of bench/RESULTS.md is replaced in place.
 """
 
