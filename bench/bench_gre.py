@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sim.dataplane import gre
 from sim.facts import load_facts
-from sim.lab.process import ProcessRecord, spawn
+from sim.runtime.process import ProcessRecord, spawn
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## GRE (bench/bench_gre.py)\n"

@@ -52,16 +52,14 @@ def time_one(topology: Path, daemons: bool) -> tuple[float, float | None, float 
     with Lab.create(plan, daemons=daemons) as lab:
         up = time.monotonic() - t0
         if daemons:
+            from sim.checks import wait_bfd_at_timers
             from sim.edge.control import EdgeClient
-            from sim.testing import wait_for
 
             edge = EdgeClient(lab.state.control["edge"])
             edge.wait_established(timeout=60)
             est = time.monotonic() - t0
-            det = {str(x.cust_addr): x.bfd_multiplier * max(x.bfd_tx_ms, x.bfd_rx_ms) for x in plan.sessions if x.bfd}
-            if det:
-                wait_for(lambda: all(b["state"] == "Up" and b["detection_ms"] == det.get(str(b["peer"]))
-                                     for b in edge.bfd()), 30, 0.05)
+            if any(x.bfd for x in plan.sessions):
+                wait_bfd_at_timers(edge, plan, 30, 0.05)
                 bfd = time.monotonic() - t0
             # A ready time that hides a reset is no ready time: refuse runs where a session went
             # Established twice or BFD fell back from Up (e.g. two BFD sessions for one peer).

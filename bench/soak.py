@@ -74,7 +74,7 @@ def _root_nft_tables() -> set[str]:
 def leaks(state_root: Path, labs: list[str], frr_pids: set[int], tun_names: set[str] = frozenset(),
           tun_before: set[str] = frozenset(), nft_before: set[str] | None = None) -> Leaks:
     """Everything of ``labs`` (under ``state_root``) still present. Scoped: colleagues' labs run here."""
-    from sim.lab.cleanup import list_cnilab_netns
+    from sim.runtime.cleanup import list_cnilab_netns
 
     found = Leaks()
     found.namespaces = [ns for lab in labs for ns in list_cnilab_netns(f"cnilab-{lab}-")]
@@ -148,7 +148,7 @@ def wait_converged(lab: object, timeout: float = 90.0) -> None:
 def up_down_cycles(topology: str, cycles: int, state_root: Path, say=print) -> dict[str, object]:
     """``cycles`` times: up, converge, inject and clear a fault, down; check nothing is left each time."""
     from sim.edge.control import EdgeClient
-    from sim.faults import apply_fault, clear_faults
+    from sim.faults.apply import apply_fault, clear_faults
     from sim.lab.lab import Lab
     from sim.topology import build_plan, load_topology
 
@@ -189,7 +189,7 @@ def fault_cycles_one_lab(topology: str, cycles: int, state_root: Path, say=print
     """One lab kept up while a fault that spawns a helper (the userspace delay line when the kernel
     has no netem) is injected and cleared ``cycles`` times: the lab's long-running helpers (edge
     driver, BFD, tunnels, daemons) must not grow, and no delay line may outlive its fault."""
-    from sim.faults import apply_fault, clear_faults
+    from sim.faults.apply import apply_fault, clear_faults
     from sim.lab.lab import Lab
     from sim.topology import build_plan, load_topology
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
-import socket
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +32,10 @@ class BridgeError(RuntimeError):
 
 
 class LabBridge(Protocol):
+    def interconnects(self, lab: str) -> list[str] | None:
+        """Interconnect link names of a running lab (None: no such lab)."""
+        ...
+
     def observe(self, lab: str, link: str) -> LinkObservation | None:
         """Physical state of lab interconnect ``link`` (None: no such lab/link)."""
         ...
@@ -50,6 +52,9 @@ class LabBridge(Protocol):
 class NullBridge:
     """No lab: status comes only from the /lab/v1 controls, and CNIs configure nothing."""
 
+    def interconnects(self, lab: str) -> list[str] | None:
+        return None
+
     def observe(self, lab: str, link: str) -> LinkObservation | None:
         return None
 
@@ -60,34 +65,32 @@ class NullBridge:
         return []
 
 
-def _send_json_line(path: str, msg: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-    """Fallback client for the edge control socket (JSON lines over a unix socket)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(json.dumps(msg).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    return json.loads(buf or b"{}")
-
-
 class EdgeBridge:
     """Talks to the edge driver of running labs (``sim.edge.control``) and reads their state files."""
 
     def _state(self, lab: str) -> Any:
-        from sim.lab.state import LabNotFound, LabState
+        from sim.state import LabNotFound, LabState
 
         with contextlib.suppress(LabNotFound, ValueError):
             lab_home(lab)
             return LabState.load(lab)
         return None
 
+    def interconnects(self, lab: str) -> list[str] | None:
+        """Raises ValueError for a name that breaks the lab-name rule or leads out of the state root."""
+        from sim.runtime.names import validate_lab_name
+        from sim.state import LabNotFound, LabState
+
+        lab_home(validate_lab_name(lab, where="lab"))
+        try:
+            st = LabState.load(lab)
+        except LabNotFound:
+            return None
+        return sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
+
     def observe(self, lab: str, link: str) -> LinkObservation | None:
         from sim.facts import load_facts
+        from sim.faults.kinds import fault_kind, parse_fault
 
         st = self._state(lab)
         if st is None:
@@ -95,24 +98,12 @@ class EdgeBridge:
         names = {link} | {lk.name for lk in st.plan.links if lk.interconnect == link}
         if not names & ({lk.name for lk in st.plan.links} | {lk.interconnect for lk in st.plan.links}):
             return None
-        light: float | None = float(load_facts().optics["nominal_rx_dbm"])
-        swapped, up = False, True
+        seen: dict[str, Any] = {"light_dbm": float(load_facts().optics["nominal_rx_dbm"]), "swapped": False,
+                                "link_up": True}
         for f in st.faults:
-            if f.target not in names:
-                continue
-            if f.kind == "light":
-                # sim.faults records the parsed level in undo["light_dbm"]; value is "-25dBm" text
-                if "light_dbm" in f.undo:
-                    light = f.undo["light_dbm"]
-                else:
-                    text = str(f.value).lower().removesuffix("dbm")
-                    light = None if f.value in (None, "none", "off") else float(text)
-            elif f.kind == "swap":
-                swapped = True
-            elif f.kind in ("down", "flap"):
-                up = False
-        return LinkObservation(cross_connect=st.status == "running", light_dbm=light, swapped=swapped,
-                               link_up=up, source=f"lab {lab} state file")
+            if f.target in names:  # each kind says what the API's lifecycle shows (sim.faults.kinds)
+                seen.update(fault_kind(f.kind).api_link(parse_fault(f.kind, f.value)))
+        return LinkObservation(cross_connect=st.status == "running", **seen, source=f"lab {lab} state file")
 
     def plan_addresses(self, lab: str, link: str, family: int = 4) -> tuple[str, str] | None:
         st = self._state(lab)
@@ -166,14 +157,12 @@ class EdgeBridge:
         if not path:
             raise BridgeError(f"lab {lab!r} has no edge control socket (state.control['edge'] is missing)")
         path = confined_socket(lab, path)
+        from sim.edge.control import ControlError, EdgeClient
+
         try:
-            from sim.edge.control import EdgeClient
-        except ImportError:  # edge driver not installed: speak its JSON-lines protocol directly
-            reply = _send_json_line(path, {"cmd": "configure", "sessions": sessions})
-            if reply.get("ok") is False:
-                raise BridgeError(f"lab {lab!r} edge refused the sessions: {reply.get('error')}") from None
-        else:
-            _edge_client_configure(EdgeClient, path, sessions)
+            EdgeClient(path).configure(sessions=sessions)
+        except ControlError as exc:  # driver down or refused
+            raise BridgeError(f"edge driver: {exc}") from None
         return sessions
 
 
@@ -184,7 +173,7 @@ class LabOutsideRoot(ValueError):
 def lab_home(lab: str) -> Path:
     """The lab's state directory, resolved: the name follows the project's rule (``BadLabName``
     otherwise) and the directory may not lead out of the state root through a symlink."""
-    from sim.lab.paths import lab_dir, state_root
+    from sim.runtime.paths import lab_dir, state_root
 
     home = lab_dir(lab).resolve()
     if not home.is_relative_to(state_root().resolve()):
@@ -214,9 +203,3 @@ def confined_socket(lab: str, path: str) -> str:
                           f"({' or '.join(map(str, homes))}); refusing to connect")
     return str(real)
 
-
-def _edge_client_configure(client_cls: Any, path: str, sessions: list[dict[str, Any]]) -> Any:
-    try:
-        return client_cls(path).configure(sessions=sessions)
-    except RuntimeError as exc:  # sim.edge.control.ControlError: driver down or refused
-        raise BridgeError(f"edge driver: {exc}") from None

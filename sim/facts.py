@@ -75,12 +75,6 @@ class MssMistake(_Frozen):
     why: str
 
 
-class StateReason(_Frozen):
-    state: Literal["Pending", "Down", "Unhealthy", "Healthy"]
-    text: str
-    source: str
-
-
 class Facts(_Frozen):
     """Typed view of ``cni.yaml``; methods do the arithmetic the data file only declares."""
 

@@ -13,6 +13,12 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+MIN_TIMEOUT_S = 5.0
+"""The shortest a wait gives up after, as FRR's topotests floor theirs: a wait bounds how long to keep
+trying, it is not a timing assertion (measure the time and compare it to physics plus slack for
+that), and on a loaded 2-core machine anything shorter fails for reasons that are not the lab's."""
+
+
 class WaitTimeout(AssertionError):
     """The condition did not hold in time; the message carries the last value seen."""
 
@@ -53,7 +59,11 @@ def json_subset(expected: Any, actual: Any, path: str = "$") -> list[str]:
 
 def wait_for(fn: Callable[[], T], timeout: float = 30.0, interval: float = 0.25,
              what: str | None = None) -> T:
-    """Call ``fn`` until it returns a truthy value (returned) or ``timeout`` passes (raises)."""
+    """Call ``fn`` until it returns a truthy value (returned) or ``timeout`` passes (raises).
+
+    ``timeout`` is raised to :data:`MIN_TIMEOUT_S` at least.
+    """
+    timeout = max(timeout, MIN_TIMEOUT_S)
     deadline = time.monotonic() + timeout
     last: Any = None
     err: Exception | None = None

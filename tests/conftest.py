@@ -2,7 +2,7 @@
 
 Several engineers run tests on this machine at once, and /run/netns is shared: every lab a test
 makes uses a unique name and a state dir under pytest's tmp dir, and namespaces record that dir as
-their owner (see sim.lab.cleanup). The session safety net removes exactly the namespaces whose owner
+their owner (see sim.runtime.cleanup). The session safety net removes exactly the namespaces whose owner
 is under *this* run's tmp dir - never a colleague's - and fails loudly if it had to, because a leak
 is a bug in the test or the code under test.
 """
@@ -43,7 +43,7 @@ def lab_name() -> str:
 
 
 def _leaked_namespaces(base: Path) -> list[str]:
-    from sim.lab.cleanup import list_cnilab_netns, netns_owner
+    from sim.runtime.cleanup import list_cnilab_netns, netns_owner
 
     out = []
     for ns in list_cnilab_netns():
@@ -58,7 +58,7 @@ def _netns_safety_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     yield
     if not IS_ROOT:
         return
-    from sim.lab.cleanup import remove_netns
+    from sim.runtime.cleanup import remove_netns
 
     base = tmp_path_factory.getbasetemp().resolve()
     leaked = _leaked_namespaces(base)

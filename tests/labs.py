@@ -21,6 +21,7 @@ TOPOLOGIES = ROOT / "topologies"
 def running_lab(tmp: Path, topology: str, edit: Callable[[Topology], Topology] | None = None,
                 wait_prefixes: bool = True) -> Iterator[object]:
     """Bring up ``topology`` with daemons under a private state dir; wait for BGP; always destroy."""
+    from sim.checks import wait_bfd_at_timers
     from sim.edge.control import EdgeClient
     from sim.lab.lab import Lab
     from sim.testing import wait_for
@@ -39,13 +40,7 @@ def running_lab(tmp: Path, topology: str, edit: Callable[[Topology], Topology] |
                 wait_for(lambda: all(s.prefixes_accepted >= want[s.family] for s in edge.sessions()), 60,
                          what="customer prefixes accepted at the edge")
                 # BFD comes Up at the 1 s slow-start rate; tests time detection at the configured one.
-                from sim.facts import router_kinds
-
-                det = {str(s.cust_addr): s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms)
-                       for s in plan.sessions if s.bfd and router_kinds()[plan.customer_router.kind].bfd}
-                wait_for(lambda: all(b["state"] == "Up" and b["detection_ms"] == det.get(str(b["peer"]))
-                                     for b in edge.bfd() if str(b["peer"]) in det), 30,
-                         what="BFD Up at the configured timers")
+                wait_bfd_at_timers(edge, plan, 30)
             yield lab
 
 

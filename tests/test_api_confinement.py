@@ -41,7 +41,7 @@ def short_state(monkeypatch):
 
 
 def _write_state(lab: str, control: dict[str, str]) -> None:
-    from sim.lab.state import LabState
+    from sim.state import LabState
     from sim.topology.load import load_topology
     from sim.topology.plan import build_plan
 
@@ -100,7 +100,7 @@ def test_bind_refuses_names_outside_the_rule(tmp_path, short_state, lab):
 
 
 def test_lab_directory_symlinked_out_of_the_root_is_refused(tmp_path, short_state):
-    from sim.lab.paths import lab_dir
+    from sim.runtime.paths import lab_dir
 
     lab = f"t-{uuid.uuid4().hex[:6]}"
     _write_state(lab, {})
@@ -127,7 +127,7 @@ def test_missing_and_invalid_labs_answer_alike(tmp_path, short_state):
 
 @pytest.mark.parametrize("where", ["outside", "symlink"])
 def test_state_file_cannot_point_the_api_at_another_socket(tmp_path, short_state, where):
-    from sim.lab.paths import lab_dir
+    from sim.runtime.paths import lab_dir
 
     lab = f"t-{uuid.uuid4().hex[:6]}"
     victim = _Listener(short_state / "victim.sock")

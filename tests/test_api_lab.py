@@ -99,8 +99,8 @@ class _Handler(socketserver.StreamRequestHandler):
 @pytest.fixture
 def fake_lab(tmp_path, monkeypatch):
     """A running-lab state file (v1-gre plan) whose edge control socket is a recording fake."""
-    from sim.lab.paths import lab_dir
-    from sim.lab.state import LabState, update
+    from sim.runtime.paths import lab_dir
+    from sim.state import LabState, update
     from sim.topology.load import load_topology
     from sim.topology.plan import build_plan
 
@@ -124,7 +124,7 @@ def fake_lab(tmp_path, monkeypatch):
 
 
 def test_cni_objects_configure_the_edge_peer(tmp_path, fake_lab):
-    from sim.lab.state import FaultRecord
+    from sim.state import FaultRecord
 
     lab, edge, update = fake_lab
     with serve(load_settings(db=tmp_path / "api.sqlite3", lab=lab), EdgeBridge()) as u, \

@@ -1,6 +1,6 @@
 """BFD speaker: wire format, state machine, and real sessions against itself, FRR bfdd and BIRD 2.
 
-Unit tests wire two :class:`_Session` objects back to back through the real codec (no sockets, no
+Unit tests wire two :class:`BfdSession` objects back to back through the real codec (no sockets, no
 root) with a short slow-start interval so they run in a second. Root tests build two network
 namespaces joined by a veth and run real sessions; the daemon tests run FRR's bfdd and BIRD in the
 peer namespace. Every namespace and process is removed in ``finally`` blocks even when a test fails,
@@ -27,8 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.edge.bfd import BfdSessionInfo, BfdSpeaker, _Session, in_netns
+from sim.edge.bfd import BfdSessionInfo, BfdSpeaker
+from sim.edge.bfd_fsm import BfdSession
 from sim.edge.bfd_packet import BfdInvalid, BfdPacket, Diag, State
+from sim.runtime.nsenter import call_in_netns as in_netns
 
 FRR_BFDD = Path("/usr/lib/frr/bfdd")
 
@@ -132,7 +134,7 @@ class Wire:
     delay: float = 0.001
     log: list[tuple[str, BfdPacket]] | None = None
 
-    def sender(self, name: str, dest: Callable[[], _Session]) -> Callable[[bytes], None]:
+    def sender(self, name: str, dest: Callable[[], BfdSession]) -> Callable[[bytes], None]:
         def send(data: bytes) -> None:
             pkt = BfdPacket.decode(data)
             if self.log is not None:
@@ -143,18 +145,18 @@ class Wire:
 
 
 def _pair(loop: asyncio.AbstractEventLoop, wire: Wire, tx: int, rx: int, mult: int,
-          events: list[tuple[str, str, str, float]]) -> tuple[_Session, _Session]:
-    sessions: dict[str, _Session] = {}
+          events: list[tuple[str, str, str, float]]) -> tuple[BfdSession, BfdSession]:
+    sessions: dict[str, BfdSession] = {}
     rng = random.Random(1)
 
     def on_change(info: BfdSessionInfo, old: str, new: str) -> None:
         events.append((info.key, old, new, loop.time()))
 
     for name, other, discr in (("a", "b", 111), ("b", "a", 222)):
-        sessions[name] = _Session(
+        sessions[name] = BfdSession(
             key=name, local=ip_address("192.0.2.1"), peer=ip_address("192.0.2.2"), ifname=None,
             tx_ms=tx, rx_ms=rx, multiplier=mult, discr=discr,
-            send=wire.sender(name, lambda o=other: sessions[o]), loop=loop, rng=rng,
+            send=wire.sender(name, lambda o=other: sessions[o]), clock=loop, rng=rng,
             on_change=on_change, slow_tx_us=100_000)  # short slow start keeps unit tests fast
     return sessions["a"], sessions["b"]
 

@@ -132,7 +132,7 @@ def _bfd(lab: str) -> list[dict[str, Any]]:
 @heavy
 def test_bgp_established_through_attach(clab: clab_emulator.Deployment, state_dir: Path) -> None:
     from sim.export.containerlab import CONTROL_ROOT
-    from sim.lab.state import LabState
+    from sim.state import LabState
 
     lab = clab.lab
     # every exec line of the export worked, except kernel GRE (no ip_gre module on this host)
@@ -184,7 +184,7 @@ def test_blackhole_takes_bfd_down_and_clear_restores(clab: clab_emulator.Deploym
 
 @heavy
 def test_status_and_down_refuses(clab: clab_emulator.Deployment, state_dir: Path, engine: tuple[Any, Any]) -> None:
-    from sim.lab.state import LabState
+    from sim.state import LabState
 
     lab = clab.lab
     res = cli("status", "--backend", "containerlab", "--lab", lab, "--json")
@@ -209,7 +209,7 @@ def test_status_and_down_refuses(clab: clab_emulator.Deployment, state_dir: Path
 @heavy
 def test_down_forgets_the_state_once_containerlab_destroyed_it(clab: clab_emulator.Deployment,
                                                                state_dir: Path) -> None:
-    from sim.lab.state import LabState
+    from sim.state import LabState
 
     lab = clab.lab
     assert cli("status", "--lab", lab, "--json").exit_code == 0  # attaching leaves a state dir

@@ -152,7 +152,7 @@ def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         yield d
     finally:
         from sim.lab.lab import Lab
-        from sim.lab.state import list_labs
+        from sim.state import list_labs
 
         leftovers = list_labs()
         for name in leftovers:
@@ -242,8 +242,8 @@ def test_template_router_reports_what_cnilab_installed(short_state: Path) -> Non
 @pytest.mark.root
 def test_a_failing_declared_line_names_its_line_and_leaves_nothing(short_state: Path, tmp_path: Path) -> None:
     from sim.dataplane.customer import DataplaneError
-    from sim.lab.cleanup import list_cnilab_netns
     from sim.lab.lab import Lab
+    from sim.runtime.cleanup import list_cnilab_netns
 
     dp = tmp_path / "rtr.sh"
     dp.write_text(GOOD.read_text() + "ip route add 10.99.0.0/16 via 203.0.113.77\n")

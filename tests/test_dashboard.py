@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from sim.dashboard import DashboardConfigError, check_bind, create_app
-from sim.lab.state import LabState
+from sim.state import LabState
 from sim.topology import build_plan, load_topology
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from sim.dashboard import create_app
 from sim.dashboard.app import cross_site_reason
-from sim.lab.state import LabState
+from sim.state import LabState
 from sim.topology import build_plan, load_topology
 
 TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "v1-gre.yml"

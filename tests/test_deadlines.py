@@ -31,13 +31,17 @@ class _SlowObserver(SimExecutor):
     """The simulator with a declared slack that grows during a wait (as a loaded host's would)."""
 
     def __init__(self, loaded, seed, slack):
-        super().__init__(loaded, seed)
+        super().__init__(loaded.plan, loaded.topology, loaded.scenario.sim, seed)
         self._slack, self.reads = slack, 0
 
     @property
     def slack(self) -> float:
         self.reads += 1
         return self._slack(self.reads)
+
+
+def _sim(loaded) -> SimExecutor:
+    return SimExecutor(loaded.plan, loaded.topology, loaded.scenario.sim, 1)
 
 
 def _move(report):
@@ -47,7 +51,7 @@ def _move(report):
 def test_plan_timers_resolve_named_deadlines():
     loaded = load_scenario(BFD)
     assert plan_timers(loaded.plan) == {"bfd_detection": 0.9, "hold_time": 9.0}
-    move = _move(run_scenario(loaded, SimExecutor(loaded, 1), 1))
+    move = _move(run_scenario(loaded, _sim(loaded), 1))
     assert move.limit == 0.9 and move.slack == 0.0 and move.status == "pass"
     assert move.ratio == round(move.measured / 0.9, 3)
 
@@ -55,13 +59,13 @@ def test_plan_timers_resolve_named_deadlines():
 def test_executor_slack_is_added_reported_and_reread_at_the_deadline(tmp_path):
     loaded = load_scenario(_with_move_within(tmp_path, "bfd_detection + 100ms"))
     tight = load_scenario(_with_move_within(tmp_path, "500ms"))  # shorter than BFD can ever be
-    assert _move(run_scenario(tight, SimExecutor(tight, 1), 1)).status == "fail"
+    assert _move(run_scenario(tight, _sim(tight), 1)).status == "fail"
     # Slack 0.1 s at the start of the wait, 0.5 s once the host got slower: the deadline widens.
     report = run_scenario(tight, _SlowObserver(tight, 1, lambda n: 0.1 if n <= 1 else 0.5), 1)
     move = _move(report)
     assert move.status == "pass" and move.limit == 0.5 and move.slack == 0.5
     assert move.ratio is not None and move.ratio > 1  # beyond the physics, inside the slack: visible
-    assert _move(run_scenario(loaded, SimExecutor(loaded, 1), 1)).status == "pass"
+    assert _move(run_scenario(loaded, _sim(loaded), 1)).status == "pass"
 
 
 @pytest.mark.parametrize("within, says", [

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.des.sweep import sweep
 from sim.scenario.executor import open_sim
 from sim.scenario.loader import load_scenario, with_overrides
 from sim.scenario.runner import run_scenario
+from sim.scenario.sweep import sweep
 
 SCEN = Path(__file__).resolve().parents[1] / "topologies" / "scenarios"
 EPS = 1e-6
@@ -112,7 +112,7 @@ def test_withdraw_moves_traffic_without_loss():
 
 def test_unsupported_fault_fails_the_step_with_reason(tmp_path):
     text = (SCEN / "ha-failover-bfd.yml").read_text().replace("../ha-three-site.yml", HA)
-    text = text.replace("kind: blackhole", "kind: rate\n    value: 10")
+    text = text.replace("kind: blackhole", "kind: rate\n    value: 10mbit")
     (tmp_path / "rate.yml").write_text(text)
     loaded = load_scenario(tmp_path / "rate.yml")
     with open_sim(loaded, 1) as ex:

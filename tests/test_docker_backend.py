@@ -135,10 +135,6 @@ def short_state_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.mark.daemons
 def test_v1_bgp_between_frr_and_edge_containers(engine, short_state_dir, lab_name) -> None:
-    from sim.optional import optional_attr
-
-    if optional_attr("sim.edge", "start_edge") is None or optional_attr("sim.routers", "customer_bgp") is None:
-        pytest.skip("sim.edge / sim.routers are not in this build")
     from sim.routers import customer_bgp
 
     client, _ = engine

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.lab.cleanup import list_cnilab_netns
+from sim.runtime.cleanup import list_cnilab_netns
 
 pytestmark = [pytest.mark.root]
 
@@ -40,7 +40,7 @@ def _detached_lab(state: Path, monkeypatch) -> str:
 
 @pytest.mark.parametrize("damage", ["missing", "lagging"])
 def test_down_lab_sweeps_what_the_state_file_does_not_list(tmp_path, monkeypatch, damage):
-    from sim.lab.state import update
+    from sim.state import update
 
     state = tmp_path / "s"
     name = _detached_lab(state, monkeypatch)
@@ -85,7 +85,7 @@ def test_removing_a_lab_spares_a_lab_whose_name_extends_it(tmp_path, monkeypatch
     """`demo` and `demo-2` in one state root: tearing down `demo` must not kill what `demo-2` runs
     (its daemons name paths under labs/demo-2/, which start with labs/demo)."""
     from sim.lab.lab import Lab
-    from sim.lab.process import spawn
+    from sim.runtime.process import spawn
     from sim.topology import build_plan, load_topology
 
     monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path))

@@ -16,7 +16,7 @@ import pytest
 
 from sim.edge.control import EdgeClient
 from sim.facts import router_kind_names, router_kinds
-from sim.faults import apply_fault, clear_faults
+from sim.faults.apply import apply_fault, clear_faults
 from sim.testing import wait_for
 from tests.labs import running_lab
 

@@ -8,10 +8,10 @@ import time
 import pytest
 
 from sim.edge.control import EdgeClient
-from sim.faults import FaultError, apply_fault, clear_faults
-from sim.lab.state import LabState
+from sim.faults.apply import FaultError, apply_fault, clear_faults
 from sim.probes.mtu import _first_v4
 from sim.probes.traffic import UdpStream
+from sim.state import LabState
 from sim.testing import wait_for
 from tests.labs import running_lab
 

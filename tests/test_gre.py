@@ -24,8 +24,8 @@ import pytest
 
 from sim.dataplane import gre, ugre_build
 from sim.facts import load_facts
-from sim.lab.cleanup import owner_tag
-from sim.lab.process import ProcessRecord, spawn
+from sim.runtime.cleanup import owner_tag
+from sim.runtime.process import ProcessRecord, spawn
 from sim.testing import wait_for
 
 CF_OUTER, CUST_OUTER = IPv4Address("192.0.2.10"), IPv4Address("192.0.2.11")

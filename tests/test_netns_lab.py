@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from sim.backends.base import BackendError
-from sim.lab.cleanup import list_cnilab_netns, pids_mentioning
 from sim.lab.lab import Lab, LabExists
-from sim.lab.paths import lab_dir
+from sim.runtime.cleanup import list_cnilab_netns, pids_mentioning
+from sim.runtime.paths import lab_dir
 from sim.topology.load import load_topology
 from sim.topology.plan import LabPlan, build_plan
 

@@ -31,7 +31,7 @@ def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         yield d
     finally:
         from sim.lab.lab import Lab
-        from sim.lab.state import list_labs
+        from sim.state import list_labs
 
         for name in list_labs():  # only this private dir's labs (the subprocess's, had it crashed)
             Lab.attach(name).destroy()
@@ -42,7 +42,7 @@ def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.mark.daemons
 @pytest.mark.slow
 def test_example_passes_with_a_good_config(short_state: Path, tmp_path: Path) -> None:
-    from sim.lab.state import list_labs
+    from sim.state import list_labs
 
     state_dir = short_state
 

@@ -101,7 +101,7 @@ def test_mss_without_clamp_fails(v1):
 
 
 def test_mss_on_a_down_path_says_down_and_prints_no_fix(v1):
-    from sim.faults import apply_fault, clear_faults
+    from sim.faults.apply import apply_fault, clear_faults
 
     apply_fault(v1, "ewr1", "blackhole")
     try:

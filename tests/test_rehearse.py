@@ -38,7 +38,7 @@ def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         yield d
     finally:
         from sim.lab.lab import Lab
-        from sim.lab.state import list_labs
+        from sim.state import list_labs
 
         leftovers = list_labs()
         for name in leftovers:

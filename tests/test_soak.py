@@ -14,7 +14,7 @@ import pytest
 
 from bench.soak import kill_runs, leaks, up_down_cycles
 from sim.edge.control import EdgeClient
-from sim.faults import apply_fault
+from sim.faults.apply import apply_fault
 from tests.labs import running_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow, pytest.mark.timeout(900)]

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from mock_api.context import Ctx, ctx
 from mock_api.errors import CFError, bad_request, conflict, not_found
-from mock_api.lab_bridge import BridgeError, lab_home
+from mock_api.lab_bridge import BridgeError
 from mock_api.routers.cnis import sync_lab
 from mock_api.routers.interconnects import diagnose
 from mock_api.schemas import Bind, CrossConnect, Light, LinkState, Swap
@@ -96,17 +96,14 @@ def bind(icon: str, body: Bind, request: Request) -> JSONResponse:
     lab = body.lab or c.settings.lab
     if not lab:
         raise bad_request("lab: required (or start the server with --lab LAB)")
-    from sim.lab.names import validate_lab_name
-    from sim.lab.state import LabNotFound, LabState
-
     try:
-        # One rule for lab names (sim.lab.names): the name is joined into a state path, which
-        # must also stay inside the state root once symlinks are resolved.
-        lab_home(validate_lab_name(lab, where="lab"))
-        st = LabState.load(lab)
-    except (LabNotFound, ValueError) as exc:
+        # One rule for lab names (sim.runtime.names), and a state path that stays inside the state
+        # root once symlinks are resolved: the bridge refuses anything else with a ValueError.
+        links = c.bridge.interconnects(lab)
+    except ValueError as exc:
         raise bad_request(f"lab: {exc}") from None
-    links = sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
+    if links is None:
+        raise bad_request(f"lab: no lab named {lab!r} is running (see `cnilab status`)")
     link_name = body.link or (links[0] if len(links) == 1 else None)
     if link_name not in links:
         raise bad_request(f"link: {body.link!r} is not an interconnect of lab {lab!r} (choose one of {links})")

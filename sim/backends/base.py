@@ -14,8 +14,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.lab import process
-from sim.lab.process import ProcessRecord
+from sim.runtime import process
+from sim.runtime.process import ProcessRecord
 from sim.topology.plan import LabPlan, Link, Node
 
 if TYPE_CHECKING:  # pyroute2 is imported where a namespace is configured, not by every CLI start

@@ -37,8 +37,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from sim.backends.base import Backend, BackendError
 from sim.export.images import LOCAL_IMAGES, ImageSet
-from sim.lab.nsenter import in_netns
-from sim.lab.paths import lab_dir, ns_name
+from sim.runtime.nsenter import in_netns
+from sim.runtime.paths import lab_dir, ns_name
 from sim.topology.plan import LabPlan, Link, Node
 
 NETNS_DIR = Path("/run/netns")
@@ -106,13 +106,13 @@ class PodmanService:
 
     @staticmethod
     def pid_file() -> Path:
-        from sim.lab.paths import state_root
+        from sim.runtime.paths import state_root
 
         return state_root() / "podman-service.pid"
 
     @staticmethod
     def log_path() -> Path:
-        from sim.lab.paths import state_root
+        from sim.runtime.paths import state_root
 
         return state_root() / "podman-service.log"
 
@@ -121,7 +121,7 @@ class PodmanService:
         """Start the service unless its socket already answers; returns the PID started (or None)."""
         import subprocess
 
-        from sim.lab.process import spawn
+        from sim.runtime.process import spawn
 
         with contextlib.suppress(docker.errors.DockerException):
             _ping(f"unix://{PODMAN_SOCK}", 5).close()
@@ -147,7 +147,7 @@ class PodmanService:
     @classmethod
     def stop_if_unused(cls, client: docker.DockerClient | None = None, force: bool = False) -> bool:
         """Stop the service this state root started once no cnilab container remains; True if stopped."""
-        from sim.lab.cleanup import kill_pids
+        from sim.runtime.cleanup import kill_pids
 
         try:
             pid = int(cls.pid_file().read_text())

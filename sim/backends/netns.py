@@ -3,7 +3,7 @@
 Why namespaces: they start in milliseconds, need no images, and the customer's real FRR/BIRD runs
 unchanged inside one with ``ip netns exec``. Each veth pair is created with its two ends placed
 directly in the two node namespaces, so nothing is ever left with a host-side name. The loopback
-of every namespace carries an owner tag (see :mod:`sim.lab.cleanup`) so ``down --all`` can tell
+of every namespace carries an owner tag (see :mod:`sim.runtime.cleanup`) so ``down --all`` can tell
 an orphan from a colleague's running lab.
 """
 
@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 
 from sim.backends.base import Backend, BackendError
-from sim.lab.cleanup import netns_path as _ns_path
-from sim.lab.cleanup import owner_tag, remove_netns
-from sim.lab.nsenter import in_netns
-from sim.lab.paths import lab_dir, ns_name
+from sim.runtime import proc
+from sim.runtime.cleanup import netns_path as _ns_path
+from sim.runtime.cleanup import owner_tag, remove_netns
+from sim.runtime.nsenter import in_netns
+from sim.runtime.paths import lab_dir, ns_name
 from sim.topology.plan import LabPlan, Link, Node
 
 CAP_NET_ADMIN = 12
@@ -26,8 +27,7 @@ CAP_SYS_ADMIN = 21
 def check_privileges() -> None:
     """Refuse early, before anything exists, when namespaces cannot be created here."""
     try:
-        caps = next(int(line.split()[1], 16) for line in Path("/proc/self/status").read_text().splitlines()
-                    if line.startswith("CapEff:"))
+        caps = proc.effective_caps()
     except (OSError, StopIteration, ValueError):
         caps = 0
     missing = [n for bit, n in ((CAP_NET_ADMIN, "CAP_NET_ADMIN"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"))

@@ -14,6 +14,8 @@ import typer
 from rich.table import Table
 
 from sim.cli.output import console, emit, fail, lab_name_param
+from sim.edge.control import EdgeClient
+from sim.handle import LabHandle
 
 LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)",
                                            callback=lab_name_param)]
@@ -26,7 +28,7 @@ BackendOpt = Annotated[str | None, typer.Option(
 def _lab(name: str | None, backend: str | None = None):
     from sim.backends.base import BackendError
     from sim.lab.lab import Lab
-    from sim.lab.state import LabNotFound
+    from sim.state import LabNotFound
 
     try:
         return Lab.attach(name, backend)
@@ -34,7 +36,7 @@ def _lab(name: str | None, backend: str | None = None):
         fail(str(exc))
 
 
-def _client(lab: Any):
+def _client(lab: LabHandle) -> EdgeClient:
     from sim.edge import client_for
 
     return client_for(lab)

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from sim.dashboard import DashboardConfigError, create_app
-        from sim.lab.state import LabNotFound
+        from sim.state import LabNotFound
 
         token, generated = resolve_token(host, token)
         try:

@@ -13,12 +13,13 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from sim.cli.output import console, fail, lab_name_param
+from sim.handle import LabHandle
 
 
 class Step:
@@ -39,7 +40,7 @@ class Step:
         return ok
 
 
-def _bgp_up(lab: Any) -> tuple[bool, str]:
+def _bgp_up(lab: LabHandle) -> tuple[bool, str]:
     from sim.edge.control import EdgeClient
     from sim.testing import wait_for
 
@@ -56,24 +57,24 @@ def _bgp_up(lab: Any) -> tuple[bool, str]:
     return True, "; ".join(parts)
 
 
-def _bfd_up(lab: Any) -> tuple[bool, str]:
+def _bfd_up(lab: LabHandle) -> tuple[bool, str]:
     from sim.edge.control import EdgeClient
 
     if not any(s.bfd for s in lab.plan.sessions):
         return True, "no BFD on this dataplane (v2)"
+    from sim.checks import wait_bfd_at_timers
+    from sim.testing import WaitTimeout
+
     client = EdgeClient(lab.state.control["edge"])
-    # Up comes first at the 1 s slow-start rate; a Poll/Final then moves to the configured timers.
-    want = {str(s.cust_addr): s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms) for s in lab.plan.sessions if s.bfd}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        bfd = client.bfd()
-        if bfd and all(b["state"] == "Up" and b["detection_ms"] == want.get(str(b["peer"])) for b in bfd):
-            return True, "; ".join(f"{b['peer']} Up, detection {b['detection_ms']:.0f} ms" for b in bfd)
-        time.sleep(0.2)
-    return False, f"BFD not Up at the configured timers: {[(b['peer'], b['state'], b['detection_ms']) for b in bfd]}"
+    try:
+        bfd = wait_bfd_at_timers(client, lab.plan, 30)
+    except WaitTimeout:
+        seen = [(b["peer"], b["state"], b["detection_ms"]) for b in client.bfd()]
+        return False, f"BFD not Up at the configured timers: {seen}"
+    return True, "; ".join(f"{b['peer']} Up, detection {b['detection_ms']:.0f} ms" for b in bfd)
 
 
-def _customer_has_cf_routes(lab: Any) -> tuple[bool, str]:
+def _customer_has_cf_routes(lab: LabHandle) -> tuple[bool, str]:
     from sim.testing import WaitTimeout, wait_for
 
     want = sum(1 for p in lab.plan.cf_prefixes if p.version == 4)
@@ -88,9 +89,9 @@ def _customer_has_cf_routes(lab: Any) -> tuple[bool, str]:
     return got >= want, f"{got} IPv4 Cloudflare routes in the customer's kernel (want {want})"
 
 
-def _silent_failure(lab: Any) -> tuple[bool, str]:
+def _silent_failure(lab: LabHandle) -> tuple[bool, str]:
     from sim.edge.control import EdgeClient
-    from sim.faults import apply_fault, clear_faults
+    from sim.faults.apply import apply_fault, clear_faults
 
     ic = lab.plan.sessions[0].interconnect
     sess = lab.plan.sessions[0]
@@ -99,7 +100,7 @@ def _silent_failure(lab: Any) -> tuple[bool, str]:
     t0 = time.monotonic()
     apply_fault(lab, ic, "blackhole")
     try:
-        limit = (sess.bfd_multiplier * sess.bfd_tx_ms / 1000 if sess.bfd else sess.hold_time) + 5
+        limit = (sess.detection_ms / 1000 if sess.detection_ms else sess.hold_time) + 5
         while time.monotonic() - t0 < limit:
             if not client.session(key).up:
                 break
@@ -108,7 +109,7 @@ def _silent_failure(lab: Any) -> tuple[bool, str]:
         down = not client.session(key).up
     finally:
         clear_faults(lab, ic)
-    expect = (f"BFD {sess.bfd_multiplier}x{sess.bfd_tx_ms} ms = {sess.bfd_multiplier * sess.bfd_tx_ms} ms"
+    expect = (f"BFD {sess.bfd_multiplier}x{sess.bfd_tx_ms} ms = {sess.detection_ms} ms detection"
               if sess.bfd else f"hold time {sess.hold_time} s")
     if not down:
         return False, f"session {key} still up {took:.1f}s after the link went dark ({expect})"

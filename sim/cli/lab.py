@@ -23,7 +23,7 @@ from rich.table import Table
 from sim.backends.base import BackendError
 from sim.cli.output import console, emit, err_console, fail, lab_name_param
 from sim.facts import DIRECTIONS
-from sim.lab.state import LabNotFound, LabState, list_labs
+from sim.state import LabNotFound, LabState, list_labs
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import LabPlan, build_plan
 
@@ -130,7 +130,7 @@ class DownResult(BaseModel):
 
 def lab_status(st: LabState) -> LabStatus:
     """Build the status view from a state file (and the live system: namespaces, pids)."""
-    from sim.lab.cleanup import netns_path
+    from sim.runtime.cleanup import netns_path
 
     plan = st.plan
     ifnames: dict[str, dict[str, str]] = st.extra.get("ifnames", {})
@@ -151,8 +151,7 @@ def lab_status(st: LabState) -> LabStatus:
         ns = st.namespaces.get(n.name)
         nodes.append(NodeStatus(name=n.name, role=n.role, netns=ns,
                                 exists=bool(ns) and os.path.exists(netns_path(ns))))
-    notes = [f"daemon step skipped (module not available): {s}" for s in st.extra.get("daemons_skipped", [])]
-    notes += [str(n) for n in st.extra.get("notes", [])]
+    notes = [str(n) for n in st.extra.get("notes", [])]
     if plan.tunnels:
         src = st.extra.get("dataplane_source", "cnilab")
         notes.append("customer GRE end: " + ("built by cnilab from the plan (no customer.router.dataplane)"

@@ -11,12 +11,13 @@ import typer
 from rich.table import Table
 
 from sim.cli.output import console, emit, fail, lab_name_param
+from sim.faults.kinds import EXAMPLES, HELP, KINDS
 
 
 def _lab(name: str | None, backend: str | None = None):
     from sim.backends.base import BackendError
     from sim.lab.lab import Lab
-    from sim.lab.state import LabNotFound
+    from sim.state import LabNotFound
 
     try:
         return Lab.attach(name, backend)
@@ -119,23 +120,25 @@ def register(app: typer.Typer) -> None:
         emit(report, as_json, render)
         raise typer.Exit(0 if report.ok else 1)
 
-    @app.command("fault")
+    @app.command("fault", epilog="Kinds:\n\n" + "\n\n".join(f"{k}: {h}" for k, h in HELP.items()))
     def fault(
         target: Annotated[str, typer.Argument(help="Link or node name; or 'clear' / 'list'")],
-        kind: Annotated[str | None, typer.Argument(help="Fault kind; after clear: the link")] = None,
-        value: Annotated[str | None, typer.Argument(help="e.g. 30%, 100ms/20ms, 10mbit, -25dBm, 4s")] = None,
+        kind: Annotated[str | None, typer.Argument(help=f"One of {', '.join(KINDS)}; after clear: the link")] = None,
+        value: Annotated[str | None, typer.Argument(help=f"With its unit, e.g. {EXAMPLES}")] = None,
         all_: Annotated[bool, typer.Option("--all", help="With 'clear': every fault in the lab")] = False,
         lab: LabOpt = None,
         as_json: JsonOpt = False,
         backend: BackendOpt = None,
     ) -> None:
-        """Inject a fault (`cnilab fault ewr1 loss 30%`), clear it (`cnilab fault clear ewr1|--all`), or list them.
+        """Inject a fault (`cnilab fault ewr1 loss 30%`), clear it (`cnilab fault clear ewr1|--all`), or list them."""
+        from sim.faults.apply import FaultError, apply_fault, clear_faults
+        from sim.faults.kinds import parse_fault
 
-        Kinds: down, flap (PERIOD), blackhole, loss PCT, delay MS or MS/JITTER, rate RATE, drop-bfd, drop-bgp,
-        light DBM|none, swap.
-        """
-        from sim.faults import FaultError, apply_fault, clear_faults
-
+        if target not in ("list", "clear") and kind is not None:
+            try:  # a bad kind or value is refused before any lab is touched
+                parse_fault(kind, value)
+            except FaultError as exc:
+                fail(f"fault {' '.join(filter(None, (kind, value)))}: {exc}")
         the_lab = _lab(lab, backend)
         try:
             if target == "list":
@@ -146,8 +149,7 @@ def register(app: typer.Typer) -> None:
                 recs = clear_faults(the_lab, None if all_ else kind)
             else:
                 if kind is None:
-                    fail("say which fault: cnilab fault LINK KIND [VALUE] (kinds: down, flap, blackhole, loss, "
-                         "delay, rate, drop-bfd, drop-bgp, light, swap)")
+                    fail(f"say which fault: cnilab fault LINK KIND [VALUE] (kinds: {', '.join(KINDS)})")
                 recs = [apply_fault(the_lab, target, kind, value)]
         except FaultError as exc:
             fail(str(exc))
@@ -164,7 +166,7 @@ def register(app: typer.Typer) -> None:
     @app.command("failover")
     def failover(
         link: Annotated[str, typer.Argument(help="Interconnect to fail")],
-        fault_kind: Annotated[str, typer.Option("--fault", help="blackhole (silent), down (carrier), drop-bfd, ...")]
+        fault_kind: Annotated[str, typer.Option("--fault", help=f"One of {', '.join(KINDS)}")]
         = "blackhole",
         rate: Annotated[int, typer.Option("--rate", help="Stream rate, packets per second")] = 200,
         keep: Annotated[bool, typer.Option("--keep", help="Leave the fault in place afterwards")] = False,

@@ -82,7 +82,7 @@ def _run_emu(loaded: LoadedScenario, seed: int) -> Report:
 
 
 def _sweep(loaded: LoadedScenario, specs: list[str], seed: int, as_json: bool) -> None:
-    from sim.des.sweep import sweep
+    from sim.scenario.sweep import sweep
 
     started = time.perf_counter()
     try:

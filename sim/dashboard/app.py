@@ -226,7 +226,7 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
 
     @app.post("/api/faults", dependencies=[Depends(guard_write)])
     def add_fault(req: FaultRequest, request: Request) -> FaultView:
-        from sim.faults import FaultError, apply_fault
+        from sim.faults.apply import FaultError, apply_fault
 
         try:
             rec = apply_fault(lab, req.target, req.kind, req.value or None)
@@ -237,7 +237,7 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
 
     @app.delete("/api/faults", dependencies=[Depends(guard_write)])
     def del_faults(request: Request, target: str | None = None) -> dict[str, Any]:
-        from sim.faults import FaultError, clear_faults
+        from sim.faults.apply import FaultError, clear_faults
 
         try:
             gone = clear_faults(lab, target)
@@ -278,6 +278,6 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
 
 
 def _fault_help() -> dict[str, str]:
-    from sim.faults.spec import HELP
+    from sim.faults.kinds import HELP
 
     return dict(HELP)

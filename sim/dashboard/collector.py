@@ -30,8 +30,8 @@ from sim.dashboard.models import (
 )
 from sim.dashboard.netlink import IfaceSample, NetnsReader
 from sim.edge.control import ControlError, EdgeClient
-from sim.lab.paths import lab_dir
-from sim.lab.state import FaultRecord, LabNotFound, LabState
+from sim.runtime.paths import lab_dir
+from sim.state import FaultRecord, LabNotFound, LabState
 
 log = logging.getLogger(__name__)
 

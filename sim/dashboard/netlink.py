@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from sim.lab.nsenter import in_netns
+from sim.runtime.nsenter import in_netns
 
 IFF_UP = 0x1
 

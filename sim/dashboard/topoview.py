@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from sim.dashboard.models import EndView, InterconnectView, LinkView, NodeView, PathView, TopologyView
-from sim.lab.state import LabState
+from sim.state import LabState
 from sim.topology.model import Topology
 from sim.topology.plan import EDGE, LabPlan
 

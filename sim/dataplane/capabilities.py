@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from pyroute2 import IPRoute, netns
 
 from sim.facts import router_kinds
+from sim.runtime import proc
 
 FALLBACKS: dict[str, str] = {
     "gre": "userspace GRE endpoint (TUN device + raw IPPROTO_GRE socket)",
@@ -128,8 +129,7 @@ def _scratch_netns() -> Iterator[str]:
 
 def _is_root() -> bool:
     try:
-        caps = next(int(ln.split()[1], 16) for ln in Path("/proc/self/status").read_text().splitlines()
-                    if ln.startswith("CapEff:"))
+        caps = proc.effective_caps()
     except (OSError, StopIteration, ValueError):
         return os.geteuid() == 0
     return bool(caps >> 12 & 1 and caps >> 21 & 1)

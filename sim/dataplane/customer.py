@@ -9,12 +9,13 @@ did cnilab install it on their behalf?
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
 from sim.backends.base import BackendError
 from sim.dataplane.declared import CustomerDataplane, DeclaredClamp
+from sim.handle import LabHandle
 from sim.topology.plan import CUSTOMER, LabPlan
 
 
@@ -23,7 +24,7 @@ class DataplaneError(BackendError):
     A BackendError, so ``cnilab up`` prints it as one line and removes what was built."""
 
 
-def run_declared_commands(lab: Any, dp: CustomerDataplane) -> None:
+def run_declared_commands(lab: LabHandle, dp: CustomerDataplane) -> None:
     """Run the declaration's non-tunnel lines in order; the first failure stops, naming its line."""
     for cmd in dp.commands:
         r = lab.run(CUSTOMER, cmd.argv, check=False)

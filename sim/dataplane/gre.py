@@ -28,7 +28,8 @@ from typing import Literal
 from pyroute2 import IPRoute
 
 from sim.dataplane import ugre_build
-from sim.lab.process import ProcessRecord
+from sim.runtime.files import log_tail
+from sim.runtime.process import ProcessRecord
 
 GreMode = Literal["auto", "kernel", "userspace"]
 
@@ -201,11 +202,6 @@ def _exited(rec: ProcessRecord) -> bool:
     return not rec.alive()
 
 
-def _log_tail(log: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_path: str, ifname: str,
@@ -214,7 +210,7 @@ def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_
                         inner6: IPv6Interface | None = None) -> ProcessRecord:
     """Start a detached userspace GRE endpoint in ``netns_path`` and configure its TUN ``ifname``.
 
-    ``spawn(name, argv)`` must start a detached host process (``sim.lab.process.spawn``
+    ``spawn(name, argv)`` must start a detached host process (``sim.runtime.process.spawn``
     semantics); the endpoint enters the namespace itself. Returns once ``ifname`` exists and has
     ``inner``, ``mtu`` and link up; on failure the endpoint is stopped and :class:`GreError` says why.
     """
@@ -229,10 +225,10 @@ def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_
             deadline = time.monotonic() + READY_TIMEOUT
             while (index := _lookup(ipr, ifname)) is None:
                 if _exited(rec):
-                    raise GreError(f"{netns_path}: userspace gre endpoint for {ifname} exited: {_log_tail(log)}")
+                    raise GreError(f"{netns_path}: userspace gre endpoint for {ifname} exited: {log_tail(log, 5)}")
                 if time.monotonic() > deadline:
                     raise GreError(f"{netns_path}: {ifname} did not appear within {READY_TIMEOUT:.0f}s "
-                                   f"(endpoint log {log}: {_log_tail(log)})")
+                                   f"(endpoint log {log}: {log_tail(log, 5)})")
                 time.sleep(0.01)
             _configure(ipr, index, inner, mtu or default_mtu(key), TUN_TXQUEUELEN, up=up, inner6=inner6)
         except BaseException as exc:
@@ -240,7 +236,7 @@ def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_
             if isinstance(exc, GreError):
                 raise
             if isinstance(exc, Exception):
-                cause = f"endpoint exited: {_log_tail(log)}" if _exited(rec) else str(exc)
+                cause = f"endpoint exited: {log_tail(log, 5)}" if _exited(rec) else str(exc)
                 raise GreError(f"{netns_path}: configuring userspace gre {ifname} failed: {cause}") from exc
             raise
     return rec

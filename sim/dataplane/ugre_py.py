@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import fcntl
 import ipaddress
 import os
@@ -21,24 +20,13 @@ import socket
 import struct
 import sys
 
+from sim.runtime.nsenter import setns
+
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
-CLONE_NEWNET = 0x40000000
 IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
 PROTO_BY_VERSION = {4: 0x0800, 6: 0x86DD}
 GRE_KEY, GRE_ROUTING, GRE_CSUM, GRE_SEQ, GRE_VERSION = 0x2000, 0x4000, 0x8000, 0x1000, 0x0007
-
-
-def setns(path: str) -> None:
-    """Enter the network namespace at ``path`` (os.setns only exists from Python 3.12)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns {path}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def decapsulate(packet: bytes, remote: bytes) -> bytes | None:

@@ -24,6 +24,9 @@ class Timer:
     def cancel(self) -> None:
         self.alive = False
 
+    def when(self) -> float:
+        return self.t
+
 
 class Engine:
     def __init__(self) -> None:
@@ -56,3 +59,16 @@ class Engine:
                 return self.now
         self.now = max(self.now, deadline)
         return None
+
+
+class SimClock:
+    """The engine as the event-loop clock a protocol state machine expects (time, call_at)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def time(self) -> float:
+        return self.engine.now
+
+    def call_at(self, when: float, callback: Callable[[], Any], /) -> Timer:
+        return self.engine.at(when, callback)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from sim.des.engine import Timer
-from sim.des.link import SUPPORTED
+from sim.des.params import SimParams
 from sim.des.world import Flow, World
 from sim.facts import load_facts, router_kinds
+from sim.faults.kinds import KINDS, fault_kind, parse_fault
 from sim.report.model import LossBin, ProbeResult, Series, TrafficStats, Transition
-
-if TYPE_CHECKING:
-    from sim.scenario.loader import LoadedScenario
+from sim.topology.model import Topology
+from sim.topology.plan import LabPlan
 
 NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -21,9 +20,9 @@ class SimExecutor:
     name = "sim"
     slack = 0.0  # virtual time: the engine evaluates conditions after every event, so no slack
 
-    def __init__(self, loaded: LoadedScenario, seed: int) -> None:
-        self.loaded = loaded
-        self.world = World(loaded.plan, loaded.scenario.sim, seed, loaded.topology.internet_backup)
+    def __init__(self, plan: LabPlan, topology: Topology, params: SimParams, seed: int) -> None:
+        self.plan, self.topology, self.params = plan, topology, params
+        self.world = World(plan, params, seed, topology.internet_backup)
         self._flaps: dict[str, Timer] = {}
         self._logs: list[list[tuple[float, str | None]]] = []
 
@@ -64,25 +63,31 @@ class SimExecutor:
             self.world.flow.stop()
 
     def fault(self, link: str, kind: str, value: float | str | None) -> None:
-        if kind not in SUPPORTED:
-            raise ValueError(f"fault kind {kind!r} is not modelled by the simulator "
-                             f"(it models {', '.join(SUPPORTED)}); run it on the emulator")
+        """The same parse as ``cnilab fault``; the kind's SimEffect says what happens to the link."""
+        spec = parse_fault(kind, value)
+        effect = fault_kind(kind).sim_effect(spec)
+        if effect is None:
+            modelled = ", ".join(k for k in KINDS if fault_kind(k).sim_effect(parse_fault(k, fault_kind(k).example))
+                                 is not None)
+            raise ValueError(f"fault kind {kind!r} is not modelled by the simulator (it models {modelled}); "
+                             "run it on the emulator")
         lk = self.world.links[link]
-        try:
-            num = None if value is None else float(value)
-        except ValueError as exc:
-            raise ValueError(f"fault {kind} value {value!r} is not a number") from exc
-        if kind in ("loss", "delay", "light") and num is None:
-            unit = {"loss": "%", "delay": "ms", "light": "dBm"}[kind]
-            raise ValueError(f"fault {kind} needs a value (in {unit})")
-        lk.faults[kind] = num
-        self.world.record("link", link, f"{kind}{'' if value is None else f' {value}'}")
-        if kind == "flap":
-            self._flap(link, num or 1.0)
+        self._stop_flap(link)
+        lk.set_fault(spec, effect)
+        text = spec.value_text
+        self.world.record("link", link, f"{kind}{'' if text is None else f' {text}'}")
+        if effect.flap_period_s is not None:
+            lk.flap_down = False
+            self._flap(link, effect.flap_period_s / 2)
         self._carrier(link)
 
     def _carrier(self, link: str) -> None:
-        """A lost carrier resets the sessions on the link at once (no BFD or hold timer needed)."""
+        """A lost carrier resets the sessions on the link at once (no BFD or hold timer needed).
+
+        That is fast external failover, what FRR and most routers do on interface down. The
+        emulated edge (ExaBGP) keeps its session until BFD detects the loss, but its kernel drops
+        the routes through the interface at once, so traffic moves at the same instant in both.
+        """
         if not self.world.links[link].carrier_lost():
             return
         for pair in self.world.pairs.values():
@@ -92,22 +97,22 @@ class SimExecutor:
                         end.down("interface down (carrier lost)")
 
     def _flap(self, link: str, half_period: float) -> None:
+        """Down for half the period, up for the other half, starting down (as sim.faults.flapd)."""
         lk = self.world.links[link]
         lk.flap_down = not lk.flap_down
         self.world.record("link", link, "flap down" if lk.flap_down else "flap up")
         self._carrier(link)
         self._flaps[link] = self.world.engine.after(half_period, self._flap, link, half_period)
 
+    def _stop_flap(self, link: str) -> None:
+        timer = self._flaps.pop(link, None)
+        if timer is not None:
+            timer.cancel()
+
     def clear(self, link: str | None) -> None:
-        names = [link] if link else list(self.world.links)
-        for name in names:
-            lk = self.world.links[name]
-            timer = self._flaps.pop(name, None)
-            if timer is not None:
-                timer.cancel()
-            if lk.faults or lk.flap_down:
-                lk.faults.clear()
-                lk.flap_down = False
+        for name in [link] if link else list(self.world.links):
+            self._stop_flap(name)
+            if self.world.links[name].clear():
                 self.world.record("link", name, "ok")
 
     def maintenance(self, link: str, op: str) -> None:
@@ -118,12 +123,12 @@ class SimExecutor:
     def mss_probe(self) -> ProbeResult:
         """Decided from the plan: the clamp the customer router applies vs the MSS the path needs."""
         facts = load_facts()
-        router = self.loaded.topology.customer.router
-        need = self.loaded.plan.mss_required
+        router = self.topology.customer.router
+        need = self.plan.mss_required
         if router.config is not None or router_kinds()[router.kind].module is None:
             return ProbeResult(passed=False, detail="cannot predict: the customer router uses its own configuration")
         clamp = router.mss_clamp
-        dp = self.loaded.plan.customer_dataplane
+        dp = self.plan.customer_dataplane
         if dp is not None:  # the customer's own declaration decides; cnilab installs nothing
             declared = [c.value for c in dp.clamp_for(4)]
             if "pmtu" in declared:
@@ -145,7 +150,7 @@ class SimExecutor:
     # -- report -----------------------------------------------------------------------------
     def series(self) -> Series:
         dur = self.world.engine.now
-        bin_s = self.loaded.scenario.sim.bin_s or next((b for b in NICE_BINS if dur / b <= 200), NICE_BINS[-1])
+        bin_s = self.params.bin_s or next((b for b in NICE_BINS if dur / b <= 200), NICE_BINS[-1])
         bins: dict[int, LossBin] = {}
         for log in self._logs:
             for t, path in log:

@@ -1,59 +1,59 @@
-"""A simulated link: base delay plus whatever faults are on it.
+"""A simulated link: base delay plus the effects of whatever faults are on it.
 
-Faults are interpreted the way a router on either end would experience them. ``blackhole`` makes
-the link silent with the carrier still up (a failure inside a carrier's transport or a patch
-panel): the routers find out through BFD or the BGP hold timer, which is the case failover design
-is about. ``down``, ``swap`` (RX/TX swapped), ``light`` below the optic's minimum and the down half
-of a ``flap`` also lose the carrier: both ends see the interface go down and drop their sessions
-at once, as the emulator's ``ip link set down`` makes FRR and the edge's kernel do.
+The faults are the same objects the emulator applies (sim.faults.kinds); each kind says what it
+does here through :class:`~sim.faults.kinds.SimEffect`. A lost carrier (``down``, ``swap``,
+``light`` below the optic's floor, the down half of a ``flap``) lets nothing through and both ends
+drop their sessions at once; a silent fault (``blackhole``, ``drop-bfd``) drops packets with the
+carrier up, so the routers find out through BFD or the BGP hold timer.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Literal
 
-from sim.facts import load_facts
-
-Traffic = Literal["bfd", "bgp", "data"]
-SILENT = ("down", "blackhole", "swap")
-CARRIER_LOSS = ("down", "swap")
-SUPPORTED = ("down", "blackhole", "swap", "light", "flap", "loss", "delay", "drop-bfd", "drop-bgp")
+from sim.faults.kinds import EVERYTHING, FaultSpec, SimEffect, Traffic
 
 
 class Link:
-    __slots__ = ("delay", "faults", "flap_down", "min_rx", "name")
+    __slots__ = ("delay", "effects", "faults", "flap_down", "name")
 
     def __init__(self, name: str, delay_s: float) -> None:
         self.name = name
         self.delay = delay_s
-        self.faults: dict[str, float | None] = {}
+        self.faults: dict[str, FaultSpec] = {}
+        self.effects: dict[str, SimEffect] = {}
         self.flap_down = False
-        self.min_rx = load_facts().min_rx_dbm
+
+    def set_fault(self, spec: FaultSpec, effect: SimEffect) -> None:
+        self.faults[spec.kind] = spec
+        self.effects[spec.kind] = effect
+
+    def clear(self) -> bool:
+        """Remove every fault; True when there was something to remove."""
+        had = bool(self.faults) or self.flap_down
+        self.faults.clear()
+        self.effects.clear()
+        self.flap_down = False
+        return had
 
     def carrier_lost(self) -> bool:
-        f = self.faults
-        light = f.get("light")
-        return self.flap_down or any(k in f for k in CARRIER_LOSS) or (light is not None and light < self.min_rx)
+        return self.flap_down or any(not e.carrier for e in self.effects.values())
 
     def silent(self) -> bool:
-        f = self.faults
-        if not f:
-            return False
-        if self.flap_down or any(k in f for k in SILENT):
-            return True
-        light = f.get("light")
-        return light is not None and light < self.min_rx
+        """Nothing crosses: no carrier, or everything dropped."""
+        return self.carrier_lost() or any(e.drops >= EVERYTHING for e in self.effects.values())
 
     def carries(self, what: Traffic, rng: random.Random) -> float | None:
         """One-way delay for one packet of ``what``, or None when the link drops it."""
-        f = self.faults
-        if not f:
+        if not self.effects and not self.flap_down:
             return self.delay
-        if self.silent() or (what == "bfd" and "drop-bfd" in f) or (what == "bgp" and "drop-bgp" in f):
+        if self.carrier_lost() or any(what in e.drops for e in self.effects.values()):
             return None
-        delay = self.delay + (f.get("delay") or 0.0) / 1000.0
-        loss = f.get("loss")
-        if loss and rng.random() * 100.0 < loss:
-            return None
+        delay = self.delay
+        for e in self.effects.values():
+            if e.loss_pct and rng.random() * 100.0 < e.loss_pct:
+                return None
+            if e.delay_ms:
+                jitter = rng.uniform(-e.jitter_ms, e.jitter_ms) if e.jitter_ms else 0.0
+                delay += max(0.0, e.delay_ms + jitter) / 1000.0
         return delay

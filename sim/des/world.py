@@ -15,9 +15,9 @@ from typing import Any
 from sim.bgp.bestpath import Candidate, best
 from sim.des.bfd import BfdEnd
 from sim.des.bgp import BgpEnd
-from sim.des.engine import Engine
+from sim.des.engine import Engine, SimClock
 from sim.des.link import Link
-from sim.scenario.model import SimParams
+from sim.des.params import SimParams
 from sim.topology.plan import LabPlan, Session
 
 TRANSIT = "transit"
@@ -37,9 +37,9 @@ class SessionPair:
         self.cf.peer, self.customer.peer = self.customer, self.cf
         self.bfd_cf = self.bfd_customer = None
         if sess.bfd:
-            self.bfd_cf = BfdEnd(world, f"{key} cf", link, sess.bfd_tx_ms, sess.bfd_rx_ms, sess.bfd_multiplier)
-            self.bfd_customer = BfdEnd(world, f"{key} customer", link, sess.bfd_tx_ms, sess.bfd_rx_ms,
-                                       sess.bfd_multiplier)
+            timers = (sess.bfd_tx_ms, sess.bfd_rx_ms, sess.bfd_multiplier)
+            self.bfd_cf = BfdEnd(world, f"{key} cf", link, *timers, discr=2 * index + 1)
+            self.bfd_customer = BfdEnd(world, f"{key} customer", link, *timers, discr=2 * index + 2)
             self.bfd_cf.peer, self.bfd_customer.peer = self.bfd_customer, self.bfd_cf
             self.bfd_cf.on_down, self.bfd_customer.on_down = self.cf.bfd_down, self.customer.bfd_down
             self.cf.bfd, self.customer.bfd = self.bfd_cf, self.bfd_customer
@@ -99,6 +99,7 @@ class World:
     def __init__(self, plan: LabPlan, params: SimParams, seed: int, internet_backup: bool) -> None:
         self.plan, self.params = plan, params
         self.engine = Engine()
+        self.clock = SimClock(self.engine)
         self.rng = random.Random(seed)
         self.transitions: list[tuple[float, str, str, str, str]] = []
         self.notes: list[str] = []

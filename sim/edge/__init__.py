@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from sim.edge.control import ControlError, EdgeClient
 from sim.edge.exabgp_conf import EdgeSpec, exabgp_argv, write
+from sim.handle import LabHandle
+from sim.runtime.files import log_tail
 
 EDGE_NODE = "cf"
 CONTROL_KEY = "edge"
@@ -24,19 +25,17 @@ CONTROL_KEY = "edge"
 __all__ = ["CONTROL_KEY", "EdgeClient", "EdgeSpec", "client_for", "start_edge", "wait_ready"]
 
 
-def build_spec(lab: Any, scale_routes: int | None = None) -> EdgeSpec:
+def build_spec(lab: LabHandle, scale_routes: int | None = None) -> EdgeSpec:
     """The edge's spec from a lab's plan (scale routes from the plan when it carries them)."""
     plan = lab.plan
     workdir = Path(lab.node_dir(EDGE_NODE))
     n = scale_routes if scale_routes is not None else plan.scale_routes
     spec = EdgeSpec.from_plan(plan, workdir, scale_routes=n)
-    ifname = getattr(lab, "ifname", None)
-    if ifname is not None:
-        spec.ifnames = {s.cf_iface: ifname(EDGE_NODE, s.cf_iface) for s in plan.sessions}
+    spec.ifnames = {s.cf_iface: lab.ifname(EDGE_NODE, s.cf_iface) for s in plan.sessions}
     return spec
 
 
-def start_edge(lab: Any, scale_routes: int | None = None) -> None:
+def start_edge(lab: LabHandle, scale_routes: int | None = None) -> None:
     """Render the config and spawn ExaBGP (which starts the driver) in node cf; record the socket."""
     spec = build_spec(lab, scale_routes)
     write(spec)
@@ -46,19 +45,14 @@ def start_edge(lab: Any, scale_routes: int | None = None) -> None:
         st.control[CONTROL_KEY] = str(spec.control_path)
 
 
-def client_for(lab: Any, timeout: float = 10.0) -> EdgeClient:
+def client_for(lab: LabHandle, timeout: float = 10.0) -> EdgeClient:
     path = lab.state.control.get(CONTROL_KEY) or str(Path(lab.node_dir(EDGE_NODE)) / "control.sock")
     return EdgeClient(path, timeout=timeout)
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
-def wait_ready(lab: Any, timeout: float) -> None:
+def wait_ready(lab: LabHandle, timeout: float) -> None:
     """Return once the driver answers ping; fail fast with ExaBGP's log if ExaBGP died."""
     client = client_for(lab, timeout=2.0)
     deadline = time.monotonic() + timeout
@@ -69,8 +63,9 @@ def wait_ready(lab: Any, timeout: float) -> None:
             return
         except ControlError as exc:
             procs = [p for p in lab.state.processes if p.name == "exabgp" and p.node == EDGE_NODE]
+            tail = log_tail(log, 15, "\n")
             if procs and not procs[-1].alive():
-                raise ControlError(f"ExaBGP exited before the edge was ready; {log}:\n{_log_tail(log)}") from None
+                raise ControlError(f"ExaBGP exited before the edge was ready; {log}:\n{tail}") from None
             if time.monotonic() > deadline:
-                raise ControlError(f"edge not ready within {timeout}s ({exc}); {log}:\n{_log_tail(log)}") from None
+                raise ControlError(f"edge not ready within {timeout}s ({exc}); {log}:\n{tail}") from None
         time.sleep(0.1)

@@ -551,8 +551,9 @@ class EdgeDriver:
     async def _tick(self) -> None:
         while not self._stop.is_set():
             self._sample_md5()
-            if self.route_errors:
-                self.schedule_reconcile()
+            # every second, not only after a refusal: a carrier loss shorter than the detection time
+            # leaves the session up but makes the kernel drop the routes through that interface
+            self.schedule_reconcile()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 1.0)
 
@@ -578,12 +579,8 @@ class EdgeDriver:
     async def _start_bfd(self, stack: contextlib.AsyncExitStack) -> None:
         if not any(s.bfd for s in self.spec.sessions):
             return
-        try:
-            from sim.edge.bfd import BfdSpeaker
-        except ImportError as exc:
-            self.bfd_error = f"BFD speaker unavailable: {exc}"
-            self.event("error", self.bfd_error)
-            return
+        from sim.edge.bfd import BfdSpeaker
+
         self.bfd = await stack.enter_async_context(BfdSpeaker(self.on_bfd_change))
         for rt in self.runtimes.values():
             self._bfd_add(rt)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import sys
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from sim.bgp.scale import more_specifics
+from sim.runtime.files import atomic_write
 from sim.topology.plan import LabPlan, Session, Tunnel
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -102,10 +102,7 @@ class EdgeSpec(BaseModel):
         return session.cust_addr
 
     def save(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        tmp = self.spec_path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=1))
-        os.replace(tmp, self.spec_path)
+        atomic_write(self.spec_path, self.model_dump_json(indent=1))
 
     @classmethod
     def load(cls, path: Path) -> EdgeSpec:
@@ -192,10 +189,7 @@ def render(spec: EdgeSpec) -> str:
 def write(spec: EdgeSpec) -> Path:
     """Save edge.json and exabgp.conf atomically (ExaBGP may re-read the file at any moment)."""
     spec.save()
-    text = render(spec)
-    tmp = spec.conf_path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, spec.conf_path)
+    atomic_write(spec.conf_path, render(spec))
     return spec.conf_path
 
 

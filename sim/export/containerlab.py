@@ -32,9 +32,11 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 from pydantic import BaseModel
 
+from sim.edge.exabgp_conf import EXABGP_ENV, EdgeSpec
+from sim.edge.exabgp_conf import render as render_exabgp
 from sim.export.images import ImageSet
 from sim.facts import router_kinds
-from sim.optional import optional_attr
+from sim.routers.frr import render_frr
 from sim.topology.plan import LabPlan, Node
 
 REPO = Path(__file__).resolve().parents[2]
@@ -175,16 +177,11 @@ def edge_files(plan: LabPlan) -> dict[str, str]:
         "plan.json": plan.model_dump_json(indent=1) + "\n",
         "interfaces": "".join(f"{i.name}\n" for i in cf.interfaces),
     }
-    conf = optional_attr("sim.edge.exabgp_conf", "render")
-    spec_cls = optional_attr("sim.edge.exabgp_conf", "EdgeSpec")
-    if conf is not None and spec_cls is not None:
-        from sim.edge.exabgp_conf import EXABGP_ENV
-
-        spec = spec_cls.from_plan(plan, Path(EDGE_RUN_DIR), scale_routes=getattr(plan, "scale_routes", 0))
-        spec.python = EDGE_PYTHON
-        files["edge.json"] = spec.model_dump_json(indent=1) + "\n"
-        files["exabgp.conf"] = conf(spec)
-        files["exabgp.env"] = "".join(f"{k}={v}\n" for k, v in EXABGP_ENV.items())
+    spec = EdgeSpec.from_plan(plan, Path(EDGE_RUN_DIR), scale_routes=plan.scale_routes)
+    spec.python = EDGE_PYTHON
+    files["edge.json"] = spec.model_dump_json(indent=1) + "\n"
+    files["exabgp.conf"] = render_exabgp(spec)
+    files["exabgp.env"] = "".join(f"{k}={v}\n" for k, v in EXABGP_ENV.items())
     return files
 
 
@@ -209,19 +206,17 @@ def customer_files(plan: LabPlan) -> dict[str, str]:
     it is copied as is and the interface map in ``interfaces.yml`` tells the user what to rename.
     """
     files = {"daemons": FRR_DAEMONS, "vtysh.conf": "service integrated-vtysh-config\n"}
-    router = getattr(plan, "customer_router", None)
-    kind = router_kinds().get(router.kind) if router is not None else None
+    router = plan.customer_router
+    kind = router_kinds().get(router.kind)
     if kind is not None and kind.module is not None and kind.image is None:
         # Exporting FRR's template in its place would rehearse a router the customer does not run.
         raise ExportError(f"customer.router.kind = '{router.kind}': no container image for {kind.title} yet "
                           "(sim/data/router-kinds.yaml); export with kind frr or external, or run it with the "
                           "netns backend")
-    if router is not None and router.kind == "frr" and router.config is not None:
+    if router.kind == "frr" and router.config is not None:
         files["frr.conf"] = Path(router.config).read_text(encoding="utf-8")
         return files
-    render = optional_attr("sim.routers.frr", "render_frr")
-    if render is not None:
-        files["frr.conf"] = render(plan)
+    files["frr.conf"] = render_frr(plan)
     return files
 
 

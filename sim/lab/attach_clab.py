@@ -28,17 +28,20 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from sim.backends.base import BackendError
 from sim.backends.containerlab import ContainerlabBackend, DeployedByContainerlab
 from sim.export.containerlab import CONTROL_ROOT, EDGE_RUN_DIR
-from sim.lab import cleanup
-from sim.lab.paths import lab_dir
-from sim.lab.state import LabNotFound, LabState, locked
+from sim.runtime import cleanup
+from sim.runtime.paths import lab_dir
+from sim.state import LabNotFound, LabState, locked
 from sim.topology.plan import EDGE, LabPlan
+
+if TYPE_CHECKING:
+    from sim.lab.lab import Lab
 
 NETNS_DIR = Path("/run/netns")
 CLAB_PREFIX = "clab"
@@ -90,10 +93,8 @@ def _netns_links(lab: str) -> dict[str, Path]:
 
 def _engine() -> Any | None:
     """A Docker API client when an engine answers (containerlab needs one); None otherwise."""
-    try:
-        from sim.backends.docker import connect
-    except ImportError:
-        return None
+    from sim.backends.docker import connect
+
     try:
         return connect(timeout=10)
     except BackendError:
@@ -282,7 +283,7 @@ def _state(lab: str, plan: LabPlan | None = None) -> Any:
         st.save()
 
 
-def forget(lab: Any) -> None:
+def forget(lab: Lab) -> None:
     """``down`` for a containerlab lab: refused while deployed; afterwards drop cnilab's state.
 
     Processes cnilab itself started for it (fault helpers, probe listeners) are stopped first.
@@ -301,7 +302,7 @@ def forget(lab: Any) -> None:
     for f in st.faults:
         for step in f.undo.get("steps", []):
             if step.get("type") == "stop":
-                from sim.lab.process import ProcessRecord
+                from sim.runtime.process import ProcessRecord
 
                 with contextlib.suppress(OSError, ValueError):
                     ProcessRecord.model_validate(step["process"]).stop()

@@ -21,7 +21,6 @@ Contract for other modules (edge peer, routers, probes, faults)::
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import re
@@ -32,11 +31,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sim.backends.base import Backend, BackendError
-from sim.lab import cleanup, process
-from sim.lab.paths import lab_dir, ns_name, state_root
-from sim.lab.process import ProcessRecord
-from sim.lab.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
-from sim.optional import optional_attr
+from sim.runtime import cleanup, process
+from sim.runtime.paths import lab_dir, ns_name, state_root
+from sim.runtime.process import ProcessRecord
+from sim.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
 from sim.topology.plan import COLO, CUSTOMER, EDGE, INTERNET, ORIGIN, TRANSIT, LabPlan
 
 NODE_NAMES = (EDGE, CUSTOMER, INTERNET, ORIGIN, TRANSIT, COLO)
@@ -60,11 +58,9 @@ def make_backend(kind: str, lab: str, workdir: Path) -> Backend:
 
         return NetnsBackend(lab, workdir)
     if kind == "docker":
-        try:
-            mod = importlib.import_module("sim.backends.docker")
-        except ModuleNotFoundError as exc:
-            raise BackendError("the docker backend is not available in this build") from exc
-        return mod.DockerBackend(lab, workdir)
+        from sim.backends.docker import DockerBackend
+
+        return DockerBackend(lab, workdir)
     if kind == "containerlab":
         raise BackendError("the containerlab backend only attaches to a lab containerlab deployed (`cnilab export "
                            "containerlab`, then `containerlab deploy`); to build one here choose netns or docker")
@@ -142,15 +138,8 @@ class Lab:
             self._build_tunnels(stack, gre)
 
     def _build_tunnels(self, stack: contextlib.ExitStack, requested: str) -> None:
-        try:
-            gremod = importlib.import_module("sim.dataplane.gre")
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("sim.dataplane.gre", "sim.dataplane"):
-                raise
-            with self.update() as st:
-                st.mechanisms["gre"] = "not built: sim.dataplane.gre is not available in this build"
-            log.warning("GRE tunnels skipped: sim.dataplane.gre is missing")
-            return
+        from sim.dataplane import gre as gremod
+
         mode, reason = gremod.gre_mode(requested)
         dp = self.plan.customer_dataplane
         for tun in self.plan.tunnels:
@@ -193,25 +182,20 @@ class Lab:
             st.tunnels.append(rec)
 
     def _start_daemons(self, say: Progress, ready_timeout: float) -> None:
-        """Edge peer, then customer router, then wait; modules not written yet are skipped with a note."""
-        skipped: list[str] = []
-        for module, attr, label in (("sim.edge", "start_edge", "edge peer (ExaBGP, BFD) on cf"),
-                                    ("sim.routers", "start_customer", "customer router on cust"),
-                                    ("sim.magic.lab", "start_magic", "Magic tunnels and health checks")):
-            fn = optional_attr(module, attr)
-            if fn is None:
-                skipped.append(f"{module}.{attr}")
-                log.warning("%s skipped: %s.%s is not available", label, module, attr)
-                continue
-            say(label)
-            fn(self)
-        wait = optional_attr("sim.edge", "wait_ready")
-        if wait is not None:
-            say("waiting for BGP")
-            wait(self, ready_timeout)
-        if skipped:
-            with self.update() as st:
-                st.extra["daemons_skipped"] = skipped
+        """Edge peer, customer router, Magic Transit tunnels and health checks, then wait until the
+        edge's driver answers."""
+        from sim.edge import start_edge, wait_ready
+        from sim.magic.lab import start_magic
+        from sim.routers import start_customer
+
+        say("edge peer (ExaBGP, BFD) on cf")
+        start_edge(self)
+        say("customer router on cust")
+        start_customer(self)
+        say("Magic tunnels and health checks")
+        start_magic(self)
+        say("waiting for BGP")
+        wait_ready(self, ready_timeout)
 
     def detach(self) -> None:
         """Keep the lab running after the ``with`` block; ``cnilab down`` removes it later."""
@@ -450,14 +434,10 @@ def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
     for ns in lab_namespaces(name):
         report["orphan_processes"] += [str(p) for p in cleanup.remove_netns(ns)]
         report["orphan_namespaces"].append(ns)
-    sweep_containers = None
-    if not had_state:  # containers of a docker lab killed mid-`up` (docker is imported only then: 0.3 s)
-        try:
-            sweep_containers = optional_attr("sim.backends.docker", "sweep_lab")
-        except ModuleNotFoundError:  # the docker SDK is not installed: no container can be ours
-            sweep_containers = None
-    if sweep_containers is not None:
-        report["orphan_namespaces"] += [f"container {c}" for c in sweep_containers(name)]
+    if not had_state:  # containers of a docker lab killed mid-`up`
+        from sim.backends.docker import sweep_lab
+
+        report["orphan_namespaces"] += [f"container {c}" for c in sweep_lab(name)]
     d = lab_dir(name)
     report["orphan_processes"] += [str(p) for p in cleanup.kill_pids(cleanup.pids_using_dir(str(d)))]
     for node in NODE_NAMES:  # e.g. a userspace GRE endpoint killed before it entered its namespace

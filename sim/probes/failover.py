@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sim.faults.apply import LabLike, apply_fault, clear_faults
+from sim.faults.apply import apply_fault, clear_faults
+from sim.handle import LabHandle
 from sim.probes.mtu import _first_v4
 from sim.probes.traffic import PathSampler, UdpStream
 from sim.topology.plan import CUSTOMER, EDGE, INTERNET, ORIGIN, TRANSIT
@@ -72,9 +73,9 @@ class FailoverReport(BaseModel):
     summary: str
 
 
-def expected_for(lab: LabLike, link: str, fault: str) -> Expected:
+def expected_for(lab: LabHandle, link: str, fault: str) -> Expected:
     sess = next(s for s in lab.plan.sessions if s.interconnect == link)
-    bfd_ms = sess.bfd_multiplier * max(sess.bfd_tx_ms, sess.bfd_rx_ms) if sess.bfd else None
+    bfd_ms = sess.detection_ms
     hold_ms = sess.hold_time * 1000
     if fault in ("down", "swap", "light"):
         return Expected(mechanism="carrier loss (interface down)", detection_ms=bfd_ms or hold_ms,
@@ -84,7 +85,7 @@ def expected_for(lab: LabLike, link: str, fault: str) -> Expected:
     return Expected(mechanism="BGP hold timer", detection_ms=hold_ms, bfd_detection_ms=None, hold_time_ms=hold_ms)
 
 
-def path_ifaces(lab: LabLike) -> dict[str, str]:
+def path_ifaces(lab: LabHandle) -> dict[str, str]:
     """Edge interfaces that lead to the customer: each interconnect, and the transit backup."""
     plan = lab.plan
     out = {lk.a.iface if lk.a.node == EDGE else lk.b.iface: lk.name
@@ -94,7 +95,7 @@ def path_ifaces(lab: LabLike) -> dict[str, str]:
     return out
 
 
-def customer_path_ifaces(lab: LabLike) -> dict[str, str]:
+def customer_path_ifaces(lab: LabHandle) -> dict[str, str]:
     """Customer-router interfaces that lead to Cloudflare: each interconnect, its GRE tunnel (the
     customer's own name for it when declared), and the transit backup."""
     plan = lab.plan
@@ -119,7 +120,7 @@ class _Watch:
         self.settled = False
 
 
-def measure_failover(lab: LabLike, link: str, fault: str = "blackhole", rate_pps: int = 200,
+def measure_failover(lab: LabHandle, link: str, fault: str = "blackhole", rate_pps: int = 200,
                      settle_s: float = 1.0, timeout_s: float | None = None, restore: bool = True) -> FailoverReport:
     """Stream inet -> origin and origin -> inet, fault ``link`` and watch, on the edge and on the
     customer router, until traffic moves in both directions."""

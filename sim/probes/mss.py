@@ -17,7 +17,7 @@ import time
 from pydantic import BaseModel, Field
 
 from sim.facts import load_facts
-from sim.faults.apply import LabLike
+from sim.handle import LabHandle
 from sim.probes.mtu import first_addr, flush_pmtu
 from sim.probes.sockets import packet_socket, parse_tcp_frame, socket_in
 from sim.topology.plan import INTERNET, ORIGIN
@@ -52,16 +52,9 @@ class MssReport(BaseModel):
 
 def fix_lines(required: int) -> dict[str, str]:
     """The exact lines that clamp MSS to ``required`` on common customer routers."""
-    try:
-        from sim.routers.mss import mss_fix_hint  # the router module's version, if present
-        return mss_fix_hint(required)
-    except ImportError:
-        return {
-            "nftables": f"nft add rule inet filter forward tcp flags syn tcp option maxseg size set {required}",
-            "iptables": f"iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss {required}",
-            "cisco/frr-style": f"ip tcp adjust-mss {required}",
-            "junos": f"set interfaces <ifd> unit <n> family inet tcp-mss {required}",
-        }
+    from sim.routers.mss import mss_fix_hint
+
+    return mss_fix_hint(required)
 
 
 def _advice(arrived: int | None, required: int, family: int = 4) -> str:
@@ -97,7 +90,8 @@ def _capture(sock: socket.socket, port: int, stop: threading.Event, seen: dict[s
                     seen["synack_out" if outgoing else "synack_in"] = tcp.mss
 
 
-def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout: float = 3.0) -> dict[str, int | None]:
+def handshake(lab: LabHandle, client: str, server: str, server_addr: str,
+              timeout: float = 3.0) -> dict[str, int | None]:
     """Open one TCP connection client -> server_addr; return the MSS seen at each end."""
     cns, sns = lab.netns_path(client), lab.netns_path(server)
     # A PMTU learned earlier lowers the MSS the hosts themselves offer; start from the interface MTU.
@@ -138,7 +132,7 @@ def handshake(lab: LabLike, client: str, server: str, server_addr: str, timeout:
             "synack_sent": seen_s.get("synack_out"), "synack_arrived": seen_c.get("synack_in")}
 
 
-def probe_mss(lab: LabLike) -> MssReport:
+def probe_mss(lab: LabHandle) -> MssReport:
     """Handshakes both ways over IPv4, and over IPv6 when both hosts have it (required MSS - 20).
 
     A direction where no SYN crossed is reported as a down path, not as a clamp failure: an MSS

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sim.faults.apply import LabLike
+from sim.handle import LabHandle
 from sim.probes.sockets import (
     IP_MTU_DISCOVER,
     IP_PMTUDISC_DO,
@@ -143,7 +143,7 @@ def _arrives(tx: socket.socket, rx: socket.socket, dst: tuple[str, int], size: i
     return False
 
 
-def measure_direction(lab: LabLike, direction: Direction, src: str, dst: str, dst_addr: str, expected: int,
+def measure_direction(lab: LabHandle, direction: Direction, src: str, dst: str, dst_addr: str, expected: int,
                       hint: str = "", ceiling: int = 1500) -> MtuResult:
     src_ns, dst_ns = lab.netns_path(src), lab.netns_path(dst)
     fam = socket.AF_INET if ipaddress.ip_address(dst_addr).version == 4 else socket.AF_INET6
@@ -241,7 +241,7 @@ def diagnose(direction: Direction, measured: int, expected: int, pmtud: str, hin
             f"{hint or 'an interface on the path has a smaller MTU than the profile expects'}")
 
 
-def _hint(lab: LabLike, ic: str, direction: Direction) -> str:
+def _hint(lab: LabHandle, ic: str, direction: Direction) -> str:
     """Look at the customer's tunnel interface for the classic mistake (GRE left at 1500)."""
     tun = next((t for t in lab.plan.tunnels if t.interconnect == ic), None)
     if tun is None:
@@ -258,7 +258,7 @@ def _hint(lab: LabLike, ic: str, direction: Direction) -> str:
     return ""
 
 
-def probe_mtu(lab: LabLike, link: str | None = None) -> MtuReport:
+def probe_mtu(lab: LabHandle, link: str | None = None) -> MtuReport:
     """End to end (inet <-> origin) or over one interconnect (cf <-> cust), IPv4 and, where both
     ends have it, IPv6 (same IP MTU: the profile's figures are per direction, not per family)."""
     from sim.dataplane.customer import tunnel_provenance

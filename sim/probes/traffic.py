@@ -20,17 +20,12 @@ import time
 from pydantic import BaseModel
 from pyroute2 import IPRoute
 
-from sim.lab.nsenter import in_netns
 from sim.probes.sockets import socket_in
+from sim.runtime.nsenter import in_netns
 
 _HDR = struct.Struct("!Qd")
 IN_FLIGHT_S = 0.3
 """A packet sent less than this long ago may still be on its way: it is not counted lost yet."""
-
-
-class Arrival(BaseModel):
-    seq: int
-    t: float  # monotonic seconds
 
 
 class StreamStats(BaseModel):

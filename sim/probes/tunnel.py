@@ -13,7 +13,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from sim.faults.apply import LabLike
+from sim.handle import LabHandle
 from sim.topology.plan import CUSTOMER, Tunnel
 
 _RECV = re.compile(r"(\d+) packets transmitted, (\d+) received")
@@ -73,7 +73,7 @@ def mismatches(t: Tunnel) -> tuple[list[str], list[str]]:
     return causes, fixes
 
 
-def probe_tunnel(lab: LabLike) -> TunnelReport:
+def probe_tunnel(lab: LabHandle) -> TunnelReport:
     from sim.dataplane.customer import tunnel_provenance
 
     plan = lab.plan

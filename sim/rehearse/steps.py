@@ -18,6 +18,7 @@ from typing import Any
 
 from sim.edge.control import ControlError, EdgeClient, SessionInfo
 from sim.facts import facility_by_code, load_facts
+from sim.handle import LabHandle
 from sim.rehearse.advice import (
     StepFailed,
     bfd_advice,
@@ -40,8 +41,8 @@ class Context:
     topo: Topology
     plan: LabPlan
     api: CniApi | None = None
-    lab: Any = None
-    open_lab: Callable[[bool], Any] | None = None  # (daemons) -> running lab, owned by the runner
+    lab: LabHandle | None = None
+    open_lab: Callable[[bool], LabHandle] | None = None  # (daemons) -> running lab, owned by the runner
     slots: dict[str, dict[str, Any]] = field(default_factory=dict)
     icons: dict[str, str] = field(default_factory=dict)  # lab interconnect -> API name
     cnis: dict[str, dict[str, Any]] = field(default_factory=dict)  # session key -> CNI body
@@ -396,7 +397,7 @@ def bfd_up(ctx: Context, timeout: float = 15.0) -> list[str]:
         if len(states) == len(peers) and all(v == "Up" for v in states.values()):
             s = bfd_sessions[0]
             return [f"BFD Up with {p} ({s.bfd_tx_ms} ms x {s.bfd_multiplier} = "
-                    f"{s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms)} ms detection)" for p in states]
+                    f"{s.detection_ms} ms detection)" for p in states]
         if time.monotonic() > deadline:
             s = bfd_sessions[0]
             down = [p for p in peers if states.get(p) != "Up"]
@@ -472,7 +473,7 @@ def mss(ctx: Context) -> list[str]:
 # -- 7 go live and monitoring ------------------------------------------------------------------------
 def go_live(ctx: Context) -> list[str]:
     """Healthy; low light (-25 dBm) shows as Unhealthy with the reason; cleared, Healthy again."""
-    from sim.faults import apply_fault, clear_faults
+    from sim.faults.apply import apply_fault, clear_faults
 
     api, out = ctx.need_api(), []
     level = "-25dBm"
@@ -527,12 +528,12 @@ def failover(ctx: Context) -> list[str]:
                 f"should take ~{rep.expected.detection_ms} ms"], lines)
         ctx.edge.wait_established(keys, timeout=ctx.options.bgp_timeout)
         return [*lines, "all sessions Established again after the fault was cleared"]
-    from sim.faults import apply_fault, clear_faults
+    from sim.faults.apply import apply_fault, clear_faults
 
     link = links[0]
     sess = ctx.plan.sessions_for(link)[0]
     bfd = sess.bfd and _router_has_bfd(ctx)
-    detect_s = (sess.bfd_multiplier * max(sess.bfd_tx_ms, sess.bfd_rx_ms) / 1000 if bfd else sess.hold_time)
+    detect_s = sess.detection_ms / 1000 if bfd and sess.detection_ms else sess.hold_time
     how = f"BFD {sess.bfd_multiplier}x{sess.bfd_tx_ms} ms" if bfd else f"BGP hold time {sess.hold_time} s"
     # Both directions: Cloudflare's edge drops the session (its BFD), and the customer's router
     # must drop it too (its own BFD), or it keeps sending toward Cloudflare into the dead link.

@@ -7,15 +7,14 @@ without importing the registry that imports it.
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import jinja2
 
+from sim.handle import LabHandle
 from sim.lab.process import ProcessRecord
-from sim.lab.state import LabState
 from sim.topology.load import ConfigError
 from sim.topology.plan import CUSTOMER, TRANSIT, LabPlan
 
@@ -31,19 +30,8 @@ def extra_key(node: str) -> str:
     return EXTRA_KEY if node == CUSTOMER else f"router:{node}"
 
 
-class RouterLab(Protocol):
-    """What this package needs from a lab (``sim.lab.lab.Lab`` provides it; tests use a stand-in)."""
-
-    plan: LabPlan
-    state: LabState
-
-    def spawn(self, node: str, name: str, argv: list[str], log: Path | None = None) -> ProcessRecord: ...
-
-    def run(self, node: str, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]: ...
-
-    def node_dir(self, node: str) -> Path: ...
-
-    def netns_path(self, node: str) -> str: ...
+RouterLab = LabHandle
+"""Alias kept for the routers package's annotations: the one lab interface is sim.handle.LabHandle."""
 
 
 class RouterError(RuntimeError):

@@ -184,7 +184,7 @@ def _outbound(s: Session, n: BgpNeighbor, facts: RouterFacts, cls: type[Customer
 def _bfd(s: Session, n: BgpNeighbor, facts: RouterFacts, cls: type[CustomerRouter], kw: dict, title: str,
          dataplanes: dict[str, str] | None, profiles: dict) -> list[Finding]:
     out: list[Finding] = []
-    det_ms = s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms)
+    det_ms = s.detection_ms
     if not s.bfd:
         if n.bfd:
             dp = (dataplanes or {}).get(s.interconnect)

@@ -17,7 +17,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sim.faults import FaultError, apply_fault, clear_faults
+from sim.faults.apply import FaultError, apply_fault, clear_faults
+from sim.handle import LabHandle
 from sim.probes.failover import path_ifaces
 from sim.probes.mss import probe_mss
 from sim.probes.mtu import _first_v4
@@ -83,7 +84,7 @@ class EmuExecutor:
 
     name = "emu"
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: LabHandle) -> None:
         from sim.edge.control import EdgeClient
 
         self.lab = lab
@@ -367,7 +368,7 @@ def open_executor(loaded: Any, seed: int) -> Iterator[EmuExecutor]:
             ex.close()
 
 
-def _converge(lab: Any, timeout: float = 45.0) -> None:
+def _converge(lab: LabHandle, timeout: float = 45.0) -> None:
     """Start the scenario clock on a converged lab: sessions Established *and* the customer's
     prefixes accepted and installed at the edge (the simulator exchanges routes the instant a
     session establishes; a real edge takes a moment more, which is not what a scenario measures).

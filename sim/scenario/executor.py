@@ -26,7 +26,6 @@ Contract for an emulator (kept small on purpose):
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -79,7 +78,7 @@ class Executor(Protocol):
         ...
 
     def fault(self, link: str, kind: str, value: float | str | None) -> None:
-        """Inject a fault (kinds of sim.topology.model.FaultKind); raise ValueError if not supported."""
+        """Inject a fault (a kind of sim.faults.kinds); raise ValueError if this executor cannot."""
         ...
 
     def clear(self, link: str | None) -> None:
@@ -112,20 +111,11 @@ def open_sim(loaded: LoadedScenario, seed: int) -> Iterator[Executor]:
     """The simulator as an executor (nothing to clean up, but the same shape as the emulator)."""
     from sim.des.executor import SimExecutor
 
-    yield SimExecutor(loaded, seed)
+    yield SimExecutor(loaded.plan, loaded.topology, loaded.scenario.sim, seed)
 
 
 def emulator_factory() -> ExecutorFactory:
-    """The colleague's emulator factory, or ExecutorUnavailable saying why it cannot be used."""
-    try:
-        emulator = importlib.import_module("sim.scenario.emulator")
-    except ModuleNotFoundError as exc:
-        if exc.name != "sim.scenario.emulator":
-            raise
-        raise ExecutorUnavailable(
-            "the emulator executor (sim/scenario/emulator.py) is not available in this build yet; "
-            "use `cnilab sim` for a prediction") from exc
-    factory = getattr(emulator, "open_executor", None)
-    if factory is None:
-        raise ExecutorUnavailable("sim/scenario/emulator.py has no open_executor(loaded, seed)")
-    return factory
+    """The emulator's executor factory (imported on use: it pulls in the lab machinery)."""
+    from sim.scenario.emulator import open_executor
+
+    return open_executor

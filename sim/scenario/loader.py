@@ -78,7 +78,7 @@ def apply_overrides(topo: Topology, overrides: dict[str, Any], where: Path | str
 def plan_timers(plan: LabPlan) -> dict[str, float]:
     """The timers a deadline may name (seconds), from the plan: the slowest session decides."""
     out: dict[str, float] = {}
-    bfd = [s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms) / 1000 for s in plan.sessions if s.bfd]
+    bfd = [s.detection_ms / 1000 for s in plan.sessions if s.detection_ms]
     if bfd:
         out["bfd_detection"] = max(bfd)
     if plan.sessions:

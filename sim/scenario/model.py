@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from sim.topology.model import FaultKind
+from sim.des.params import SimParams
+from sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -137,16 +138,6 @@ class Overrides(Model):
     internet_backup: bool | None = None
 
 
-class SimParams(Model):
-    """Knobs only the discrete-event simulator reads (the emulator measures the real thing)."""
-
-    link_delay_ms: float = Field(default=0.5, ge=0, description="One-way delay of every link")
-    connect_retry_s: float = Field(default=5.0, gt=0, description="BGP ConnectRetry timer of the active side")
-    idle_hold_s: float = Field(default=1.0, ge=0, description="Time a speaker stays Idle after a session error")
-    tcp_rto_s: float = Field(default=0.2, gt=0, description="Delay a randomly lost BGP segment adds (TCP retransmit)")
-    bin_s: float | None = Field(default=None, gt=0, description="Loss histogram bin; default: about 200 bins")
-
-
 # -- steps -------------------------------------------------------------------------------------
 
 class StepBase(Model):
@@ -187,8 +178,13 @@ class StopTraffic(StepBase):
 class FaultStep(StepBase):
     do: Literal["fault"]
     link: str = Field(description="Link name from the plan: an interconnect, backbone, lan, transit-cf, transit-cust")
-    kind: FaultKind
-    value: float | str | None = Field(default=None, description="loss %, delay ms, flap period s, light dBm")
+    kind: FaultKindName
+    value: float | str | None = Field(default=None, description=f"With its unit where it has one: {EXAMPLES}")
+
+    @model_validator(mode="after")
+    def _value(self) -> FaultStep:
+        parse_fault(self.kind, self.value)  # one parser for both executors: a bad value fails at load
+        return self
 
 
 class ClearStep(StepBase):

@@ -182,7 +182,7 @@ def parameters(loaded: LoadedScenario) -> dict[str, str]:
     """The timers that decide the outcome, stated in the report so a reader can check the theory."""
     out: dict[str, str] = {}
     for s in loaded.plan.sessions:
-        bfd = (f"BFD {s.bfd_tx_ms}x{s.bfd_multiplier} (detect {s.bfd_multiplier * max(s.bfd_tx_ms, s.bfd_rx_ms)} ms)"
+        bfd = (f"BFD {s.bfd_tx_ms}x{s.bfd_multiplier} (detect {s.detection_ms} ms)"
                if s.bfd else "BFD off")
         out[s.key] = (f"hold {s.hold_time}s, keepalive {s.keepalive}s, {bfd}, "
                       f"priority {s.priority}, local-pref {s.local_pref}")

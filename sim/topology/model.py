@@ -22,8 +22,9 @@ from pydantic import (
 
 from sim.dataplane.declared import DataplaneBlock
 from sim.facts import default_router_kind, facility_by_code, load_facts, router_kind_names, router_kinds
-from sim.lab.names import LAB_NAME_PATTERN
+from sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
 from sim.magic.model import MagicSpec
+from sim.runtime.names import LAB_NAME_PATTERN
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,10}$")]
 """Short names: they become interface names (15-char kernel limit with prefixes)."""
@@ -111,22 +112,20 @@ class Bfd(Model):
     rx_ms: int = Field(default=300, ge=10, le=60000)
     multiplier: int = Field(default=3, ge=1, le=255)
 
-    @property
-    def detection_ms(self) -> int:
-        """RFC 5880 6.8.4 with both ends configured alike: multiplier x negotiated interval."""
-        return self.multiplier * max(self.tx_ms, self.rx_ms)
 
-
-FaultKind = Literal[
-    "down", "flap", "blackhole", "loss", "delay", "rate", "drop-bfd", "drop-bgp", "light", "swap"
-]
+FaultKind = FaultKindName
 
 
 class Fault(Model):
     """A fault present from the start of the lab (the same kinds `cnilab fault` injects)."""
 
     kind: FaultKind
-    value: str | float | None = None
+    value: str | float | None = Field(default=None, description=f"With its unit where it has one: {EXAMPLES}")
+
+    @model_validator(mode="after")
+    def _value(self) -> Fault:
+        parse_fault(self.kind, self.value)  # FaultError is a ValueError: pydantic names the field
+        return self
 
 
 class Interconnect(Model):

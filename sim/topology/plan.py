@@ -141,6 +141,12 @@ class Session(Plan):
     def key(self) -> str:
         return f"{self.interconnect}/v{self.family}"
 
+    @property
+    def detection_ms(self) -> int | None:
+        """BFD detection time with both ends configured alike (RFC 5880 6.8.4): multiplier x the
+        negotiated interval, max(desired min TX, required min RX); None when BFD is off."""
+        return self.bfd_multiplier * max(self.bfd_tx_ms, self.bfd_rx_ms) if self.bfd else None
+
 
 class LabPlan(Plan):
     lab: str

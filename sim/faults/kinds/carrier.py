@@ -1,0 +1,126 @@
+"""Faults on the physical link: the carrier goes away (down, swap, flap, light below the floor)."""
+
+from __future__ import annotations
+
+import time
+
+from sim.facts import load_facts
+from sim.faults import mechanisms as mech
+from sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, register
+from sim.faults.mechanisms import Applied, FaultError, Place, Site
+
+DEFAULT_FLAP_PERIOD_S = 4.0
+
+
+def _down(site: Site, place: Place, why: str) -> Applied:
+    undo = mech.link_down(site.netns_path(place.node), place.iface)
+    return Applied(mechanism="kernel", undo=undo,
+                   text=f"{why} (ip link set {place.node}:{place.iface} down; the peer sees NO-CARRIER)")
+
+
+@register
+class Down(FaultKind):
+    name = "down"
+    help = "carrier down (no value)"
+
+    def carrier_up(self, spec: FaultSpec) -> bool:
+        return False
+
+    def sim_effect(self, spec: FaultSpec) -> SimEffect:
+        return SimEffect(carrier=False)
+
+    def api_link(self, spec: FaultSpec) -> dict[str, object]:
+        return {"link_up": False}
+
+    def apply(self, site: Site, place: Place, spec: FaultSpec) -> Applied:
+        return _down(site, place, "carrier down")
+
+
+@register
+class Swap(FaultKind):
+    name = "swap"
+    help = "RX/TX fibres swapped (no link; the API shows Pending)"
+
+    def carrier_up(self, spec: FaultSpec) -> bool:
+        return False
+
+    def sim_effect(self, spec: FaultSpec) -> SimEffect:
+        return SimEffect(carrier=False)
+
+    def api_link(self, spec: FaultSpec) -> dict[str, object]:
+        return {"swapped": True}
+
+    def apply(self, site: Site, place: Place, spec: FaultSpec) -> Applied:
+        return _down(site, place, "RX/TX swapped: no link")
+
+
+@register
+class Flap(FaultKind):
+    name = "flap"
+    help = (f"carrier down for half of PERIOD, up for the other half, repeatedly; PERIOD needs a unit, "
+            f"e.g. 4s or 500ms (default {DEFAULT_FLAP_PERIOD_S:g}s)")
+    example = "4s"
+
+    def parse(self, text: str | None) -> FaultSpec:
+        period = duration_ms(text, "flap period") / 1000.0 if text else DEFAULT_FLAP_PERIOD_S
+        if period <= 0:
+            raise FaultError(f"flap period {text!r} must be positive")
+        return FaultSpec(kind=self.name, period_s=period)
+
+    def value_text(self, spec: FaultSpec) -> str:
+        return f"{spec.period_s:g}s"
+
+    def sim_effect(self, spec: FaultSpec) -> SimEffect:
+        return SimEffect(flap_period_s=spec.period_s)
+
+    def api_link(self, spec: FaultSpec) -> dict[str, object]:
+        return {"link_up": False}
+
+    def apply(self, site: Site, place: Place, spec: FaultSpec) -> Applied:
+        # the first down is synchronous, so the flap starts now and not when the helper has started
+        t0 = time.monotonic()
+        link_up = mech.link_down(site.netns_path(place.node), place.iface)
+        try:
+            helper = mech.helper(site, place, "flap", "sim.faults.flapd", "--iface", place.iface,
+                                 "--period", str(spec.period_s), "--since", repr(t0))
+        except Exception:
+            mech.undo(link_up)
+            raise
+        undo = helper + link_up  # stop the flapper first, then make sure the link is up
+        return Applied(mechanism="userspace", undo=undo,
+                       text=f"userspace flapper: {place.node}:{place.iface} down {spec.period_s / 2:g}s / "
+                            f"up {spec.period_s / 2:g}s")
+
+
+@register
+class Light(FaultKind):
+    name = "light"
+    help = "receive light level in dBm, e.g. -25dBm (below the optic's floor: no link); 'none' = no light"
+    example = "-25dBm"
+
+    def parse(self, text: str | None) -> FaultSpec:
+        if text in (None, "", "none", "off"):
+            return FaultSpec(kind=self.name, light_dbm=None)
+        try:
+            dbm = float(text.lower().removesuffix("dbm"))
+        except ValueError:
+            raise FaultError(f"light {text!r} is not a level in dBm (use e.g. -25dBm or none)") from None
+        return FaultSpec(kind=self.name, light_dbm=dbm)
+
+    def value_text(self, spec: FaultSpec) -> str:
+        return "none" if spec.light_dbm is None else f"{spec.light_dbm:g}dBm"
+
+    def carrier_up(self, spec: FaultSpec) -> bool:
+        return spec.light_dbm is not None and spec.light_dbm >= load_facts().min_rx_dbm
+
+    def sim_effect(self, spec: FaultSpec) -> SimEffect:
+        return SimEffect(carrier=self.carrier_up(spec))
+
+    def api_link(self, spec: FaultSpec) -> dict[str, object]:
+        return {"light_dbm": spec.light_dbm}
+
+    def apply(self, site: Site, place: Place, spec: FaultSpec) -> Applied:
+        if not self.carrier_up(spec):
+            return _down(site, place, "light below the optic's floor: no link")
+        return Applied(mechanism="none", text=f"light {self.value_text(spec)} at {place.node}:{place.iface}: above "
+                                              "the floor, no dataplane effect (API state only)")

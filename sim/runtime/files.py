@@ -1,0 +1,24 @@
+"""Files written by one process and read by others: atomic replace, tails of logs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader sees the old or the new file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def log_tail(path: Path | str | None, lines: int = 8, sep: str = " | ") -> str:
+    """The last ``lines`` lines of a log, joined for one-line error messages."""
+    if path is None:
+        return "(no log)"
+    try:
+        return sep.join(Path(path).read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
