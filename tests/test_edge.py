@@ -137,7 +137,13 @@ class Frr:
     def start(self, *, asn: int | None = None, md5: str | None = None, announce: list[str] = ANNOUNCE,
               bfd: bool = False) -> None:
         plan = self.lab.plan
-        lines = ["frr defaults traditional", f"router bgp {asn or plan.sessions[0].cust_asn}",
+        # an outbound filter as every customer needs (without it FRR echoes Cloudflare's routes back,
+        # which the edge counts and refuses): exactly the announced prefixes, /25 included on purpose
+        lines = ["frr defaults traditional"]
+        for p in announce:
+            v = ipaddress.ip_network(p).version
+            lines.append(f"{'ipv6' if v == 6 else 'ip'} prefix-list OUT{v} permit {p}")
+        lines += [f"router bgp {asn or plan.sessions[0].cust_asn}",
                  f" bgp router-id {next(s.cust_addr for s in plan.sessions if s.family == 4)}",
                  " no bgp ebgp-requires-policy", " no bgp network import-check", " no bgp default ipv4-unicast"]
         for s in plan.sessions:
@@ -152,6 +158,7 @@ class Frr:
             lines.append(f" address-family ipv{fam} unicast")
             lines += [f"  network {p}" for p in announce if ipaddress.ip_network(p).version == fam]
             lines += [f"  neighbor {s.cf_addr} activate" for s in plan.sessions if s.family == fam]
+            lines += [f"  neighbor {s.cf_addr} prefix-list OUT{fam} out" for s in plan.sessions if s.family == fam]
             lines.append(" exit-address-family")
         (self.dir / "bgpd.conf").write_text("\n".join(lines) + "\n")
         (self.dir / "zebra.conf").write_text("")
@@ -326,3 +333,67 @@ def test_bfd_down_tears_bgp_down_and_bfd_up_lets_it_back(edge_lab) -> None:
     _wait(lambda: all(x["state"] == "Up" for x in client.bfd()), 30, "BFD Up again")
     client.wait_established(timeout=40)
     assert all(not s.held_by_bfd for s in client.sessions())
+
+
+def test_driver_counts_every_prefix_on_the_wire_with_its_reason(tmp_path: Path) -> None:
+    """A customer echoing Cloudflare's 15 ranges (AS13335 in the path), a default and its link net:
+    all 18 on the wire are counted and refused by name; only its own /24 is accepted."""
+    spec = EdgeSpec.from_plan(_plan(V2), tmp_path)
+    spec.save()
+
+    async def scenario() -> None:
+        d = EdgeDriver(spec.spec_path, out=lambda _l: None)
+        d.handle(_msg("state", "192.0.2.11", state="up"))
+        own = {"origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65010]}}}
+        echoed = {"origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65010, 13335]}}}
+        cf4 = [str(p) for p in cloudflare_ranges() if p.version == 4]
+        d.handle(_msg("update", "192.0.2.11", direction="receive", message={"update": {
+            "attribute": echoed, "announce": {"ipv4 unicast": {"192.0.2.11": [{"nlri": p} for p in cf4]}}}}))
+        d.handle(_msg("update", "192.0.2.11", direction="receive", message={"update": {
+            "attribute": own, "announce": {"ipv4 unicast": {"192.0.2.11": [
+                {"nlri": "198.51.100.0/24"}, {"nlri": "0.0.0.0/0"}, {"nlri": "192.0.2.10/31"}]}}}}))
+        v4 = next(s for s in await d.control({"cmd": "sessions"}) if s["family"] == 4)
+        assert (v4["prefixes_received"], v4["prefixes_accepted"], v4["prefixes_rejected"]) == (18, 1, 17)
+        rules = {r["prefix"]: r["rule"] for r in v4["rejected"]}
+        assert {rules[p] for p in cf4} == {"cloudflare-route"}
+        assert rules["0.0.0.0/0"] == "default-route" and rules["192.0.2.10/31"] == "connected-link"
+        routes = await d.control({"cmd": "routes"})
+        assert len(routes["received"]) == 18  # Adj-RIB-In before policy
+        assert [str(r.dst) for r in d.desired_routes()] == ["198.51.100.0/24"]
+
+    asyncio.run(scenario())
+
+
+def test_driver_timers_flaps_and_starting(tmp_path: Path) -> None:
+    """Negotiated hold/keepalive, WARN under 9 s, flap counts, and "starting" before any evidence."""
+    spec = EdgeSpec.from_plan(_plan(V2), tmp_path)
+    spec.save()
+
+    async def scenario() -> None:
+        d = EdgeDriver(spec.spec_path, out=lambda _l: None)
+        v4 = next(s for s in await d.control({"cmd": "sessions"}) if s["family"] == 4)
+        assert v4["starting"] and v4["last_error"].startswith("starting: waiting for the customer router")
+        assert "MD5" not in v4["last_error"]
+        rt = next(r for r in d.runtimes.values() if r.session.family == 4)
+        rt.created -= 3600  # long past the start-up window: now it is a verdict
+        v4 = next(s for s in await d.control({"cmd": "sessions"}) if s["family"] == 4)
+        assert not v4["starting"] and "has not opened TCP" in v4["last_error"]
+
+        d.handle(_msg("open", "192.0.2.11", direction="receive", open={"asn": 65010, "hold_time": 6}))
+        d.handle(_msg("state", "192.0.2.11", state="up"))
+        v4 = next(s for s in await d.control({"cmd": "sessions"}) if s["family"] == 4)
+        assert (v4["negotiated_hold_s"], v4["keepalive_s"], v4["peer_hold_time"]) == (6, 2, 6)
+        assert any("under 9 s" in w for w in v4["warnings"]), v4["warnings"]
+        d.handle(_msg("state", "192.0.2.11", state="down", reason="notification received (4,0)"))
+        d.handle(_msg("open", "192.0.2.11", direction="receive", open={"asn": 65010, "hold_time": 90}))
+        d.handle(_msg("state", "192.0.2.11", state="up"))
+        rt.last_keepalive = time.time() - 95  # the customer's keepalive came 95 s after the last one
+        d.handle(_msg("keepalive", "192.0.2.11", direction="receive"))
+        v4 = next(s for s in await d.control({"cmd": "sessions"}) if s["family"] == 4)
+        assert v4["flaps"] == 1 and v4["established_count"] == 2
+        assert [t["state"] for t in v4["transitions"]] == ["Established", "Idle", "Established"]
+        assert "Hold Timer Expired" in v4["transitions"][1]["reason"]
+        assert v4["negotiated_hold_s"] == 9 and v4["peer_keepalive_s"] >= 95  # min(ours 9, theirs 90)
+        assert any("KEEPALIVE every 95 s" in w for w in v4["warnings"]), v4["warnings"]
+
+    asyncio.run(scenario())

@@ -83,14 +83,27 @@ def test_as_path_rules() -> None:
     assert evaluate("45.64.0.0/22", ALLOW, as_path=[65010], peer_asn=65010).accepted
     assert evaluate("45.64.0.0/22", ALLOW, as_path=[65010, 65010, 64999], peer_asn=65010).accepted
     loop = evaluate("45.64.0.0/22", ALLOW, as_path=[65010, 13335], peer_asn=65010)
-    assert loop.rule == "as-path" and "AS13335" in loop.reason
+    assert loop.rule == "cloudflare-route" and "AS13335" in loop.reason and "re-advertises" in loop.reason
     first = evaluate("45.64.0.0/22", ALLOW, as_path=[65099], peer_asn=65010)
     assert first.rule == "as-path" and "AS65010" in first.reason
 
 
 def test_cloudflare_own_ranges_are_never_accepted_from_a_customer() -> None:
     for d in evaluate_all(cloudflare_ranges(), ALLOW):
-        assert not d.accepted
+        assert not d.accepted and d.rule == "cloudflare-route", d
+
+
+def test_leaks_are_named_as_leaks() -> None:
+    """Default route, Cloudflare's routes and the link nets are leaks (no outbound policy)."""
+    links = [ipaddress.ip_network("192.0.2.10/31"), ipaddress.ip_network("10.212.0.0/31")]
+    assert evaluate("0.0.0.0/0", ALLOW, as_path=[65010, 13335], link_nets=links).rule == "default-route"
+    echoed = evaluate("104.16.0.0/13", ALLOW, as_path=[65010, 13335], peer_asn=65010, link_nets=links)
+    assert echoed.rule == "cloudflare-route" and "back to Cloudflare" in echoed.reason
+    for net in ("192.0.2.10/31", "10.212.0.0/31", "192.0.2.11/32"):
+        d = evaluate(net, ALLOW, as_path=[65010], peer_asn=65010, link_nets=links)
+        assert d.rule == "connected-link" and "connected routes" in d.reason, d
+    # a link net inside the customer's own allow-listed block is the customer's to announce
+    assert evaluate("198.51.100.0/24", ALLOW, link_nets=[ipaddress.ip_network("198.51.100.0/31")]).accepted
 
 
 def test_bestpath_order() -> None:

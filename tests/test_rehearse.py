@@ -85,6 +85,9 @@ def test_rehearsal_passes_with_shipped_config(short_state: Path, config: str) ->
     assert "-> 1436" in text["mss"] and "from your nft line" in _step(rep, "mss").provenance
     assert "3/3 replies" in text["tunnel"] and "as you declared it" in _step(rep, "tunnel").provenance
     assert "Unhealthy: light level below" in text["go-live"] and "fault cleared -> Healthy" in text["go-live"]
+    # the fault was held until the edge saw the dead link (BFD 900 ms), then BGP recovered
+    assert "ewr1: the edge tore its sessions down" in text["go-live"] and "(BFD 3x300 ms)" in text["go-live"]
+    assert "BGP Established again" in text["go-live"]
     suite = ET.fromstring(render_junit(rep)).find("testsuite")
     assert suite is not None and suite.get("tests") == str(len(rep.steps)) and suite.get("failures") == "0"
 
@@ -97,9 +100,12 @@ def test_wrong_asn_fails_the_bgp_call_with_the_notification(short_state: Path) -
     rep = _rehearse(customer_config=CONFIGS / "frr-wrong-asn.conf")
     assert not rep.passed and rep.failed is not None and rep.failed.id == "bgp"
     advice = "\n".join(rep.failed.advice)
-    assert "NOTIFICATION 2/2 Bad Peer AS" in advice
-    assert "AS65011" in advice and "set your ASN to 65010" in advice and "remote-as 13335" in advice
-    assert all(s.status == "not-run" for s in rep.steps[rep.steps.index(rep.failed) + 1:])
+    assert "NOTIFICATION 2/2 Bad Peer AS" in advice and "opens as AS65011" in advice and "router bgp 65010" in advice
+    after = {s.id: s for s in rep.steps[rep.steps.index(rep.failed) + 1:]}
+    # the router step does not need BGP: it runs, points back to the ASN and adds the missing BFD
+    assert after["router"].status == "fail" and "router.local-as (step 5.2)" in "\n".join(after["router"].checks)
+    assert all(s.status == "not-run" and "needs step 5.2 (bgp)" in s.detail
+               for sid, s in after.items() if sid != "router"), after
     assert _step(rep, "cni").status == "pass"  # the API side was fine: the router is wrong
 
 
@@ -123,11 +129,12 @@ def test_no_mss_clamp_fails_the_mss_probe_with_fix_lines(short_state: Path, tmp_
 @pytest.mark.slow
 def test_announcing_a_25_fails_with_the_policy_reason(short_state: Path) -> None:
     rep = _rehearse(customer_config=CONFIGS / "frr-announce-25.conf")
-    assert not rep.passed and rep.failed is not None and rep.failed.id == "customer-prefixes"
-    advice = "\n".join(rep.failed.advice)
+    step = _step(rep, "customer-prefixes")
+    assert not rep.passed and step.status == "fail", step
+    advice = "\n".join(step.advice)
     assert "198.51.100.0/25" in advice and "198.51.100.128/25" in advice
     assert "longer than /24" in advice and "max-prefix-length" in advice
-    assert "198.51.100.0/24" not in rep.failed.detail  # the /24 itself was accepted
+    assert "198.51.100.0/24" not in step.detail  # the /24 itself was accepted
 
 
 # -- cnilab test (CLI, JUnit, JSON) ---------------------------------------------------------------------
@@ -225,3 +232,100 @@ def test_config_the_parser_refuses_fails_first_and_builds_nothing(tmp_path: Path
     assert "FRR refuses it" in rep.failed.detail and "frr-typo.conf" in rep.failed.detail
     assert [s.status for s in rep.steps[1:]] == ["not-run"] * (len(rep.steps) - 1)
     assert not (tmp_path / "labs").exists() or not any((tmp_path / "labs").iterdir())
+
+
+def test_leaks_are_one_finding_and_other_refusals_one_per_rule() -> None:
+    from sim.edge.control import RejectedRoute
+    from sim.rehearse.advice import rejected_findings
+
+    def r(prefix: str, rule: str) -> RejectedRoute:
+        return RejectedRoute(prefix=prefix, rule=rule, reason=f"{prefix} refused ({rule})")
+
+    got = rejected_findings({"ewr1/v4": [r("104.16.0.0/13", "cloudflare-route"), r("0.0.0.0/0", "default-route"),
+                                         r("192.0.2.10/31", "connected-link"), r("198.51.100.0/25",
+                                                                                  "max-prefix-length")],
+                             "ewr2/v4": [r("104.16.0.0/13", "cloudflare-route")]},
+                            ["198.51.100.0/24"], {"ewr1/v4": "192.0.2.10", "ewr2/v4": "192.0.2.12"})
+    assert [f.check for f in got] == ["announce.leak", "announce.max-prefix-length"]
+    leak = got[0]
+    assert leak.subject == "ewr1/v4, ewr2/v4"
+    assert "re-advertises routes it learned from Cloudflare back to Cloudflare (1: 104.16.0.0/13)" in leak.cause
+    assert "sends a default route (1: 0.0.0.0/0)" in leak.cause and "link nets (1: 192.0.2.10/31)" in leak.cause
+    assert "`neighbor 192.0.2.10 route-map TO-CF out`" in leak.fix and "`neighbor 192.0.2.12 route-map TO-CF out`" \
+        in leak.fix and "TO-CF6" not in leak.fix
+
+
+def test_steps_that_need_a_failed_step_are_not_run_others_run() -> None:
+    from sim.rehearse.runner import ACCEPTANCE, REHEARSAL, blocked_by
+
+    for defs in (ACCEPTANCE, REHEARSAL):
+        ids = [d.id for d in defs]
+        for d in defs:  # every dependency exists and comes earlier
+            assert all(n in ids[:ids.index(d.id)] for n in d.needs), d
+    done = {"config": StepResult(index="1", id="config", title="c", status="pass"),
+            "lab": StepResult(index="2", id="lab", title="l", status="pass"),
+            "peers": StepResult(index="3", id="peers", title="p", status="fail")}
+    by_id = {d.id: d for d in ACCEPTANCE}
+    assert blocked_by(by_id["router"], done, ACCEPTANCE) is None
+    assert blocked_by(by_id["mtu"], done, ACCEPTANCE) is done["peers"]
+    done["mtu"] = StepResult(index="8", id="mtu", title="m", status="fail")
+    assert blocked_by(by_id["mss"], done, ACCEPTANCE) is done["peers"]  # mtu's failure does not hide mss...
+    done["peers"] = StepResult(index="3", id="peers", title="p", status="pass")
+    assert blocked_by(by_id["mss"], done, ACCEPTANCE) is None  # ...and with BGP up it runs
+    done = {"config": StepResult(index="1", id="config", title="c", status="fail"),
+            "lab": StepResult(index="2", id="lab", title="l", status="not-run")}
+    assert blocked_by(by_id["peers"], done, ACCEPTANCE) is done["config"]  # the root cause is named
+
+
+def test_warn_is_shown_in_text_json_and_junit() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from sim.rehearse.checklist import print_checklist, print_step
+    from sim.rehearse.model import Finding
+
+    warn = Finding(severity="warn", check="router.timers", subject="ewr1/v4", cause="negotiated hold time 6 s",
+                   fix="keep it at 9 s or more")
+    step = StepResult(index="4", id="router", title="Router", status="warn", checks=["timers"], findings=[warn])
+    rep = Report(suite="test", topology="v1-gre", topology_path=str(V1), lab="x", router_kind="frr",
+                 customer_config=None, mss_clamp="auto", passed=True, seconds=1.0, steps=[step], warnings=1)
+    buf = StringIO()
+    con = Console(file=buf, width=200)
+    print_step(con, step)
+    print_checklist(con, rep)
+    text = buf.getvalue()
+    assert "WARN    4 Router" in text and "WARN ewr1/v4: negotiated hold time 6 s" in text
+    assert "-> keep it at 9 s or more" in text and "PASSED in 1.0s (1 warning(s))" in text
+    assert text.count("negotiated hold time 6 s") == 1
+    assert json.loads(rep.model_dump_json())["steps"][0]["status"] == "warn"
+    suite = ET.fromstring(render_junit(rep)).find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+    case = suite.find("testcase")
+    assert case is not None and case.find("failure") is None
+    assert "WARN ewr1/v4: negotiated hold time 6 s -> keep it at 9 s or more" in (case.findtext("system-out") or "")
+    assert any(p.get("name") == "warnings" and p.get("value") == "1" for p in suite.iter("property"))
+
+
+def test_router_checks_registry_never_passes_a_check_that_could_not_run() -> None:
+    from sim.rehearse.checks import REGISTRY, CheckRegistry, run_checks
+    from sim.rehearse.model import Finding
+
+    reg = CheckRegistry()
+
+    @reg.register("x.broken", "A check that raises")
+    def broken(_ctx):
+        raise RuntimeError("vtysh not answering")
+
+    @reg.register("x.typo", "Neighbor address")
+    def typo(_ctx):
+        return [Finding(severity="fail", check="x.typo", cause="your router peers with 192.0.2.12",
+                        fix="Cloudflare is 192.0.2.10")]
+
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("x.typo", "again")(lambda _c: [])
+    ran, findings = run_checks(None, reg.all())  # type: ignore[arg-type]
+    assert [f.check for f in findings] == ["x.broken.not-run", "x.typo"]
+    assert findings[0].severity == "warn" and "vtysh not answering" in findings[0].cause
+    assert ran == ["A check that raises: could not run", "Neighbor address: FAIL x.typo"]
+    assert {c.id for c in REGISTRY.all()} >= {"router.timers", "router.flaps"}

@@ -14,13 +14,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from sim.facts import bogons, load_facts
+from sim.facts import bogons, cloudflare_ranges, load_facts
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 Rule = Literal[
-    "default-route", "max-prefix-length", "bogon", "allow-list", "as-path", "accept", "documentation-range"
+    "default-route", "cloudflare-route", "connected-link", "max-prefix-length", "bogon", "allow-list", "as-path",
+    "accept", "documentation-range",
 ]
+
+LEAK_RULES: frozenset[str] = frozenset({"default-route", "cloudflare-route", "connected-link"})
+"""Rules that mean the customer's router has no (or a leaky) outbound policy toward Cloudflare: it
+sends routes that are not its own to announce, whatever the allow-list says."""
 
 DOCUMENTATION_RANGES: tuple[Network, ...] = (
     ipaddress.ip_network("192.0.2.0/24"),
@@ -63,12 +68,15 @@ def evaluate(
     *,
     as_path: Sequence[int] | None = None,
     peer_asn: int | None = None,
+    link_nets: Sequence[Network] = (),
 ) -> PolicyDecision:
     """Decide whether Cloudflare accepts ``prefix`` from a customer whose allow-list is ``allow_list``.
 
     Order matters for the reason shown: the most fundamental problem wins (a default route is
     refused as such even though it is also not on the allow-list). ``as_path``/``peer_asn`` are
-    optional so the same function serves pre-flight checks that have no UPDATE yet.
+    optional so the same function serves pre-flight checks that have no UPDATE yet. ``link_nets``
+    are the interconnects' own /31 (/127) and tunnel nets: a customer announcing them redistributes
+    its connected routes, which is a leak even when the prefix happens to be allowed elsewhere.
     """
     net = ipaddress.ip_network(prefix, strict=False) if isinstance(prefix, str) else prefix
     allowed = [ipaddress.ip_network(p, strict=False) if isinstance(p, str) else p for p in allow_list]
@@ -81,17 +89,27 @@ def evaluate(
     if net.prefixlen == 0 and facts.prefix_rules.get("reject_default_route", True):
         return no("default-route",
                   f"{net} is a default route: Cloudflare never accepts a default route from a customer")
+    cf_asn = facts.cloudflare_asn
+    if as_path is not None and cf_asn in as_path:
+        return no("cloudflare-route",
+                  f"{net} has AS{cf_asn} in its AS path {list(as_path)}: your router re-advertises a route it "
+                  "learned from Cloudflare back to Cloudflare (a route leak; Cloudflare drops it as a loop)")
+    cf_range = _within(net, cloudflare_ranges())
+    if cf_range is not None:
+        return no("cloudflare-route",
+                  f"{net} is inside Cloudflare's own range {cf_range}: a customer never announces Cloudflare's "
+                  "prefixes back (a route leak)")
+    link = _overlapping(net, link_nets)
+    if link is not None and _within(net, allowed) is None:
+        return no("connected-link",
+                  f"{net} is the interconnect link net {link}: your router announces its connected routes "
+                  "(redistribute connected / a direct protocol exported to BGP)")
     max_len = facts.max_prefixlen(net.version)
     if net.prefixlen > max_len:
         return no("max-prefix-length",
                   f"{net} is longer than /{max_len}: Cloudflare accepts {fam} /{max_len} or shorter")
-    if as_path is not None:
-        cf_asn = facts.cloudflare_asn
-        if cf_asn in as_path:
-            return no("as-path", f"{net} has AS{cf_asn} in its AS path {list(as_path)}: routing loop")
-        if peer_asn is not None and as_path and as_path[0] != peer_asn:
-            return no("as-path", f"{net} has AS path {list(as_path)}: the first AS must be the customer's "
-                                 f"AS{peer_asn}")
+    if as_path and peer_asn is not None and as_path[0] != peer_asn:
+        return no("as-path", f"{net} has AS path {list(as_path)}: the first AS must be the customer's AS{peer_asn}")
     doc = _within(net, DOCUMENTATION_RANGES)
     if doc is None:
         bogon = _overlapping(net, bogons())

@@ -11,6 +11,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sim.cli.output import console, emit, fail, lab_name_param
@@ -49,6 +50,61 @@ def _dur(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _state(s: Any) -> str:
+    if s.up:
+        return f"[green]{s.state}[/]"
+    return "[yellow]starting[/]" if s.starting else f"[red]{s.state}[/]"
+
+
+def _timers(s: Any) -> str:
+    """Negotiated hold/keepalive, e.g. ``9/3 (yours 9)``; before any OPEN, Cloudflare's configured hold."""
+    if s.negotiated_hold_s is None:
+        return f"- (Cloudflare {s.hold_time}/-, no OPEN yet)" if s.hold_time is not None else "-"
+    ka = s.keepalive_s if s.keepalive_s is not None else "-"
+    theirs = f", your keepalives every {s.peer_keepalive_s:g} s" if s.peer_keepalive_s else ""
+    return f"{s.negotiated_hold_s}/{ka} s (your OPEN: hold {s.peer_hold_time} s{theirs})"
+
+
+def _last(transitions: list[Any], now: float) -> str:
+    if not transitions:
+        return "-"
+    t = transitions[-1]
+    return f"{t.state} {_dur(now - t.time)} ago"
+
+
+def _last_bfd(transitions: list[dict[str, Any]], now: float) -> str:
+    if not transitions:
+        return "-"
+    t = transitions[-1]
+    return f"{t['state']} ({t.get('reason') or '-'}) {_dur(now - t['time'])} ago"
+
+
+def render_sessions(rows: list[Any]) -> None:
+    """The sessions table, then per session: timers, flaps and last change, then each refused prefix,
+    warning and error (each said once). Details go below the table so it fits an 80-column terminal."""
+    t = Table(title="BGP at the Cloudflare edge (AS13335)")
+    for col in ("session", "state", "up/down", "sent", "rcvd", "accepted", "rejected", "BFD"):
+        t.add_column(col, no_wrap=True)
+    now = time.time()
+    for s in rows:
+        t.add_row(s.key, _state(s),
+                  _dur(s.uptime_s if s.up else (now - s.since if s.since else None)),
+                  str(s.prefixes_sent), str(s.prefixes_received), str(s.prefixes_accepted),
+                  str(s.prefixes_rejected), (s.bfd_state or "?") if s.bfd else "-")
+    console.print(t)
+    for s in rows:
+        bfd = f"; BFD flaps {s.bfd_flaps}" if s.bfd else ""
+        console.print(f"  {s.key}: peer {s.peer} AS{s.peer_asn}; hold/keepalive {_timers(s)}; flaps {s.flaps}, "
+                      f"last change {_last(s.transitions, now)}{bfd}", highlight=False, markup=False, soft_wrap=True)
+        for r in s.rejected:
+            console.print(f"  {s.key}: rejected ({r.rule}) {r.reason}", highlight=False, markup=False, soft_wrap=True)
+        for w in s.warnings:
+            console.print(f"  [yellow]WARN[/] {s.key}: {escape(w)}", highlight=False, soft_wrap=True)
+        if s.last_error:
+            style = "yellow" if s.starting else "red"
+            console.print(f"  [{style}]{s.key}[/]: {escape(s.last_error)}", highlight=False, soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("bgp")
     def bgp(lab: LabOpt = None, as_json: JsonOpt = False,
@@ -62,8 +118,9 @@ def register(app: typer.Typer) -> None:
         except ControlError as exc:
             fail(str(exc))
 
-        def timers() -> None:
-            """The hold/keepalive the customer's own daemon negotiated (the edge's view is the table)."""
+        def timers(edge_warned: set[str]) -> None:
+            """The hold/keepalive the customer's own daemon negotiated (the edge's view is above); a WARN
+            the edge already printed for a session is not repeated in other words."""
             from sim.routers import customer_bgp
             from sim.routers.crosscheck import MIN_HOLD_S
 
@@ -76,27 +133,14 @@ def register(app: typer.Typer) -> None:
                 hold, ka = n["hold_time"], n["keepalive"]
                 warn = (f" [yellow]WARN hold under {MIN_HOLD_S} s[/]" if 0 < hold < MIN_HOLD_S else
                         " [yellow]WARN keepalive >= hold[/]" if ka is not None and hold and ka >= hold else "")
+                if n["session"] in edge_warned:
+                    warn = " (see the WARN above)" if warn else ""
                 console.print(f"  {n['session']}: your router negotiated hold {hold} s, keepalive {ka} s{warn}",
                               highlight=False)
 
         def render(rows) -> None:
-            t = Table(title="BGP at the Cloudflare edge (AS13335)")
-            for col in ("session", "peer", "AS", "state", "up/down", "sent", "rcvd", "accepted", "rejected", "BFD"):
-                t.add_column(col)
-            now = time.time()
-            for s in rows:
-                state = f"[green]{s.state}[/]" if s.up else f"[red]{s.state}[/]"
-                t.add_row(s.key, s.peer, str(s.peer_asn), state,
-                          _dur(s.uptime_s if s.up else (now - s.since if s.since else None)),
-                          str(s.prefixes_sent), str(s.prefixes_received), str(s.prefixes_accepted),
-                          str(s.prefixes_rejected), (s.bfd_state or "?") if s.bfd else "-")
-            console.print(t)
-            for s in rows:
-                for r in s.rejected:
-                    console.print(f"  {s.key}: rejected {r.reason}", highlight=False)
-                if s.last_error:
-                    console.print(f"  [red]{s.key}[/]: {s.last_error}", highlight=False)
-            timers()
+            render_sessions(rows)
+            timers({s.key for s in rows if s.warnings})
 
         emit(sessions, as_json, render)
         raise typer.Exit(0 if sessions and all(s.up for s in sessions) else 1)
@@ -129,6 +173,10 @@ def register(app: typer.Typer) -> None:
                           f"{b.get('local_diag_name', '')}/{b.get('remote_diag_name', '')}",
                           _dur(now - b["last_change"]) if b.get("last_change") else "-")
             console.print(t)
+            for b in items:
+                console.print(f"  {b.get('session') or b.get('peer')}: flaps {b.get('flaps', 0)}, last change "
+                              f"{_last_bfd(b.get('transitions') or [], now)}", highlight=False, markup=False,
+                              soft_wrap=True)
 
         emit(rows, as_json, render)
 

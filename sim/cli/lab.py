@@ -22,6 +22,7 @@ from rich.table import Table
 
 from sim.backends.base import BackendError
 from sim.cli.output import console, emit, err_console, fail, lab_name_param
+from sim.edge.readiness import Readiness
 from sim.facts import DIRECTIONS
 from sim.state import LabNotFound, LabState, list_labs
 from sim.topology.load import ConfigError, load_topology
@@ -111,11 +112,12 @@ class LabStatus(BaseModel):
 
 
 class UpResult(BaseModel):
-    """``cnilab up --json``: the status of the new lab plus how long it took."""
+    """``cnilab up --json``: the status of the new lab, how long it took, and what it waited for."""
 
     seconds: float
     daemons: bool
     status: LabStatus
+    readiness: Readiness | None = Field(default=None, description="What `up` waited for; None with --no-wait")
 
 
 class DownResult(BaseModel):
@@ -218,15 +220,22 @@ def _errors() -> Iterator[None]:
         fail(str(exc).strip())
 
 
-def _plan(topology: Path, name: str | None) -> LabPlan:
+def _plan(topology: Path, name: str | None, *, check_router: bool = True) -> LabPlan:
+    """The plan, refused exactly as ``up`` refuses it: topology, then the customer's router config
+    through the daemon's own parser (``validate`` runs the same, so "valid" means ``up`` accepts it)."""
     topo = load_topology(topology)
     if name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", name):
         raise ConfigError(topology, [f"--name = {name!r}: lab names are lowercase letters, digits and '-', "
                                      "at most 32 characters"])
     try:
-        return build_plan(topo, name)
+        plan = build_plan(topo, name)
     except ValueError as exc:
         raise ConfigError(topology, [str(exc)]) from exc
+    if check_router and plan.customer_router.config is not None:
+        from sim.routers import check_customer_config  # also names a config of the other daemon's kind
+
+        check_customer_config(plan)
+    return plan
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -236,26 +245,59 @@ def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/
        backend: str = typer.Option("netns", "--backend", help="netns or docker"),
        no_daemons: bool = typer.Option(False, "--no-daemons", help="Dataplane only: no ExaBGP/FRR/BIRD"),
        gre: str = typer.Option("auto", "--gre", help="GRE implementation: auto, kernel or userspace"),
-       timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for BGP to be ready"),
+       timeout: float = typer.Option(None, "--timeout", help="Seconds to wait for every BGP session Established "
+                                     "and BFD Up (default: derived from the plan's hold time and BFD timers "
+                                     "plus slack)"),
+       wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for BGP Established (and BFD Up where "
+                                 "configured) before returning; --no-wait returns once the daemons run"),
        as_json: bool = JSON_OPTION) -> None:
-    """Build a lab from TOPOLOGY and leave it running (remove it with `cnilab down`)."""
+    """Build a lab from TOPOLOGY and leave it running (remove it with `cnilab down`).
+
+    Exit 0 when every session is Established (and BFD Up where configured), 1 when the lab is up but
+    a session is not (the lab stays for `cnilab bgp`), 2 when the input is refused (topology, or a
+    router config the daemon's parser refuses) and nothing is built.
+    """
+    from sim.edge.readiness import bring_up_budget, wait_lab_sessions
     from sim.lab.lab import Lab
 
     with _errors():
         plan = _plan(topology, name)
+        budget = timeout if timeout is not None else bring_up_budget(plan)
         t0 = time.monotonic()
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+        readiness = None
         with err_console.status(f"bringing up {plan.lab}") as spinner:
             def progress(msg: str) -> None:
                 spinner.update(f"{plan.lab}: {msg}")
 
             with Lab.create(plan, backend, topology_path=topology.resolve(), daemons=not no_daemons,
-                            ready_timeout=timeout, gre=gre, progress=progress) as lab:
+                            ready_timeout=budget, gre=gre, progress=progress) as lab:
                 lab.detach()
+            if wait and not no_daemons and plan.sessions:
+                readiness = wait_lab_sessions(lab, budget, progress)
         result = UpResult(seconds=round(time.monotonic() - t0, 3), daemons=not no_daemons,
-                          status=lab_status(lab.state))
-    emit(result, as_json, lambda r: (render_status(r.status),
-                                     console.print(f"[green]up[/] in {r.seconds:.2f} s")))
+                          status=lab_status(lab.state), readiness=readiness)
+
+    def render(r: UpResult) -> None:
+        render_status(r.status)
+        if r.readiness is None:
+            console.print(f"[green]up[/] in {r.seconds:.2f} s" + (" (not waiting for BGP: --no-wait)"
+                                                                   if not no_daemons else ""))
+        elif r.readiness.ready:
+            console.print(f"[green]up[/] in {r.seconds:.2f} s: every BGP session Established"
+                          + (", BFD Up" if any(s.bfd for s in plan.sessions) else ""))
+        else:
+            how = "stopped early: waiting cannot fix this" if r.readiness.failed_fast else \
+                f"not ready after {r.readiness.waited_s:.0f} s (budget {r.readiness.budget_s:.0f} s)"
+            console.print(f"[red]lab {r.status.lab} is up but not ready[/] ({how}):", highlight=False)
+            for p in r.readiness.problems:
+                console.print(f"  {p}", highlight=False, markup=False)
+            console.print(f"the lab stays up: `cnilab bgp --lab {r.status.lab}`; remove it with "
+                          f"`cnilab down --lab {r.status.lab}`", highlight=False)
+
+    emit(result, as_json, render)
+    if readiness is not None and not readiness.ready:
+        raise typer.Exit(1)
 
 
 def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
@@ -319,8 +361,7 @@ def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, tr
     """Run CMD inside NODE of a lab; exits with the command's status."""
     from sim.lab.lab import Lab
 
-    if cmd and cmd[0] == "--":  # interspersed args are off so `exec cust ip -br a` works; drop the marker
-        cmd = cmd[1:]
+    lab, backend, cmd = split_exec_args(lab, backend, cmd)
     if not cmd:
         fail("no command given: cnilab exec NODE -- CMD...")
     with _errors():
@@ -331,6 +372,35 @@ def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, tr
 
         code = handle.interactive(node, cli_argv(handle, node, cmd))
     raise typer.Exit(code)
+
+
+EXEC_OPTIONS = {"--lab": "lab", "-l": "lab", "--backend": "backend"}
+
+
+def split_exec_args(lab: str | None, backend: str | None, argv: list[str]) -> tuple[str | None, str | None,
+                                                                                   list[str]]:
+    """``exec NODE [--lab X] [--backend B] [--] CMD...``: cnilab's own options may follow NODE.
+
+    Interspersed options are off so ``exec cust ip -br a`` passes ``-br`` to ip; cnilab's options are
+    therefore taken from the front of the rest, up to ``--`` or the first word that is not one."""
+    opts: dict[str, str | None] = {"lab": lab, "backend": backend}
+    rest = list(argv)
+    while rest:
+        head = rest[0]
+        name, _eq, value = head.partition("=")
+        if name in EXEC_OPTIONS and _eq:
+            opts[EXEC_OPTIONS[name]] = value
+            rest = rest[1:]
+        elif head in EXEC_OPTIONS:
+            if len(rest) < 2:
+                fail(f"{head} needs a value: cnilab exec NODE {head} VALUE -- CMD...")
+            opts[EXEC_OPTIONS[head]] = rest[1]
+            rest = rest[2:]
+        else:
+            break
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    return opts["lab"], opts["backend"], rest
 
 
 def doctor(as_json: bool = JSON_OPTION) -> None:
@@ -368,7 +438,8 @@ def schema(check: bool = typer.Option(False, "--check", help="Fail if the commit
 
 def validate(topology: Path = typer.Argument(..., help="Topology YAML"),
              as_json: bool = JSON_OPTION) -> None:
-    """Check a topology file and show the lab it would build (nothing is created)."""
+    """Check a topology file and its router config (the same checks `up` runs) and show the lab it
+    would build (nothing is created). Exit 2 when either is refused."""
     with _errors():
         plan = _plan(topology, None)
     summary = {"topology": plan.topology, "valid": True, "nodes": [n.name for n in plan.nodes],

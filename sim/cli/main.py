@@ -16,6 +16,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help text is plain text: docstrings name values like [PERIOD] or MS[/JITTER], which rich markup
+    # would parse as tags (and crash `--help` on the closing one).
+    rich_markup_mode=None,
 )
 
 COMMAND_MODULES = (

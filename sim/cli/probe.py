@@ -34,7 +34,8 @@ BackendOpt = Annotated[str | None, typer.Option(
 
 
 def register(app: typer.Typer) -> None:
-    probe = typer.Typer(help="Measure the lab: path MTU/PMTUD, TCP MSS clamping.", no_args_is_help=True)
+    probe = typer.Typer(help="Measure the lab: path MTU/PMTUD, TCP MSS clamping.", no_args_is_help=True,
+                        rich_markup_mode=None)
     app.add_typer(probe, name="probe")
 
     @probe.command("mtu")
@@ -120,7 +121,9 @@ def register(app: typer.Typer) -> None:
         emit(report, as_json, render)
         raise typer.Exit(0 if report.ok else 1)
 
-    @app.command("fault", epilog="Kinds:\n\n" + "\n\n".join(f"{k}: {h}" for k, h in HELP.items()))
+    # ignore_unknown_options: values such as -25dBm start with '-' and are arguments, not options
+    @app.command("fault", epilog="Kinds:\n\n" + "\n\n".join(f"{k}: {h}" for k, h in HELP.items()),
+                 context_settings={"ignore_unknown_options": True})
     def fault(
         target: Annotated[str, typer.Argument(help="Link or node name; or 'clear' / 'list'")],
         kind: Annotated[str | None, typer.Argument(help=f"One of {', '.join(KINDS)}; after clear: the link")] = None,

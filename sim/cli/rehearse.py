@@ -1,10 +1,18 @@
 """``cnilab rehearse`` (the onboarding, step by step, against a lab and the mock API) and
 ``cnilab test`` (the CI acceptance suite for a router config).
 
-Both print each step as it finishes with its duration, stop at the first failure with advice, and
-exit 1 on failure (2 on bad input), so the same command serves a person before the call and a CI
-job on every config change. ``--json`` prints the report model on stdout (progress then goes to
-stderr) and ``--junit FILE`` writes one testcase per step.
+Both print each step as it finishes with its duration, run every step that does not depend on a
+failed one, and print each finding once with its cause and fix. Exit codes, the same rule as
+``cnilab up`` and ``validate``:
+
+* 0 - every step passed (WARN findings do not fail a run);
+* 1 - the lab ran and a check failed (a verdict on the config);
+* 2 - the input was refused before anything ran: a bad option or topology, a router config the
+  daemon's own parser refuses, or a config of the other daemon's kind. The report (``--json``,
+  ``--junit``) is still written when the parser refused the config.
+
+``--json`` prints the report model on stdout (progress then goes to stderr) and ``--junit FILE``
+writes one testcase per step.
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ import typer
 from sim.cli.output import console, emit, err_console, fail, lab_name_param
 from sim.facts import router_kind_names
 
-DEFAULT_TOPOLOGY = Path("topologies/v1-gre.yml")
+DEFAULT_TOPOLOGY = Path("v1-gre")
+"""A shipped topology's name (resolved by sim.topology.paths), so the default works from any directory."""
+EXIT_REFUSED = 2
+"""Input refused before anything ran (see the module docstring)."""
 
-TopologyOpt = Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML")]
+TopologyOpt = Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML, or a shipped topology's name")]
 ConfigOpt = Annotated[Path | None, typer.Option("--customer-config", "-c",
                                                 help="Your router config (replaces the template)")]
 DataplaneOpt = Annotated[Path | None, typer.Option(
@@ -92,7 +103,15 @@ def _run(suite: str, opts, as_json: bool, junit: Path | None) -> None:
     emit(report, as_json, lambda r: print_checklist(out, r))
     if as_json:
         print_checklist(out, report)
-    raise typer.Exit(0 if report.passed else 1)
+    raise typer.Exit(exit_code(report))
+
+
+def exit_code(report) -> int:
+    """0 passed, 2 the daemon's parser refused the config (nothing ran), 1 any other failure."""
+    if report.passed:
+        return 0
+    config = next((s for s in report.steps if s.id == "config"), None)
+    return EXIT_REFUSED if config is not None and config.status == "fail" else 1
 
 
 def register(app: typer.Typer) -> None:
@@ -107,7 +126,11 @@ def register(app: typer.Typer) -> None:
         name: LabOpt = None,
         dataplane: DataplaneOpt = None,
     ) -> None:
-        """Rehearse the onboarding: slot, order + LOA, cross-connect, ping, CNI + BGP call, MTU/MSS, go live."""
+        """Rehearse the onboarding: slot, order + LOA, cross-connect, ping, CNI + BGP call, MTU/MSS, go live.
+
+        Exit 0 passed (warnings allowed), 1 a check failed, 2 input refused (incl. a router config
+        the daemon's parser refuses).
+        """
         _run("rehearse", _options(topology, customer_config, kind, mss_clamp, name, dataplane), as_json, junit)
 
     @app.command("test")
@@ -121,5 +144,10 @@ def register(app: typer.Typer) -> None:
         name: LabOpt = None,
         dataplane: DataplaneOpt = None,
     ) -> None:
-        """Acceptance suite for a router config: peers, prefixes both ways, BFD, MTU, MSS, failover."""
+        """Acceptance suite for a router config: peers, your router's state, prefixes both ways, BFD, MTU,
+        MSS, failover.
+
+        Exit 0 passed (warnings allowed), 1 a check failed, 2 input refused (incl. a router config
+        the daemon's parser refuses).
+        """
         _run("test", _options(topology, customer_config, kind, mss_clamp, name, dataplane), as_json, junit)

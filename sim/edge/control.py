@@ -54,6 +54,22 @@ class RejectedRoute(_Model):
     rule: str
 
 
+class Transition(_Model):
+    time: float
+    state: str
+    reason: str = ""
+
+
+class Md5Evidence(_Model):
+    """Kernel TCP MD5 drops in the cf namespace attributed to a session that has no connection."""
+
+    first: float | None = None
+    last: float | None = None
+    samples: int = 0
+    counters: str = ""
+    confirmed: bool = Field(default=False, description="drops repeated: a key mismatch, not a one-off")
+
+
 class SessionInfo(_Model):
     """One BGP session as the edge sees it (``cnilab bgp``)."""
 
@@ -83,6 +99,18 @@ class SessionInfo(_Model):
     bfd_state: str | None = None
     held_by_bfd: bool = False
     priority: int = 100
+    starting: bool = Field(default=False, description="nothing seen yet, still inside the start-up window")
+    md5_evidence: Md5Evidence | None = None
+    hold_time: int | None = Field(default=None, description="Cloudflare's configured hold time (s)")
+    peer_hold_time: int | None = Field(default=None, description="hold time in the customer's OPEN (s)")
+    negotiated_hold_s: int | None = None
+    keepalive_s: int | None = Field(default=None, description="the edge's keepalive: negotiated hold / 3")
+    peer_keepalive_s: float | None = Field(default=None, description="observed interval of the customer's KEEPALIVEs")
+    flaps: int = Field(default=0, description="times the session went down after being Established")
+    transitions: list[Transition] = Field(default_factory=list, description="last BGP state changes")
+    bfd_flaps: int = 0
+    bfd_transitions: list[Transition] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description="findings that are not failures")
 
 
 class RouteInfo(_Model):

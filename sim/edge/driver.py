@@ -39,6 +39,7 @@ from sim.edge import exabgp_conf
 from sim.edge.control import serve
 from sim.edge.exabgp_conf import EdgeSpec
 from sim.edge.routes import KernelRoute, RouteTable
+from sim.facts import load_facts
 from sim.topology.plan import Session
 
 log = logging.getLogger("sim.edge.driver")
@@ -50,6 +51,20 @@ MD5_WINDOW_S = 150.0
 """How long a kernel MD5 failure counts as the reason a session is down (FRR retries every 120 s)."""
 CEASE_BFD_DOWN = 10
 """RFC 9384: Cease subcode 'BFD Down'."""
+TRANSITIONS_KEPT = 20
+"""Last state changes kept per session (bgp and bfd) for `cnilab bgp`/`bfd` and timelines."""
+STARTING_WINDOW_S = 30.0
+"""How long a session that has seen nothing yet is "starting" rather than "the customer never
+connected": the customer daemon's own start (BIRD's `start delay time` is 5 s, FRR connects at once)
+plus the time to start daemons on a loaded 2-core machine. Any evidence (a NOTIFICATION, MD5 drops,
+a TCP connection) ends the window early."""
+MD5_CONFIRM_SAMPLES = 3
+"""MD5 drops in this many 1 s samples of one streak make a key mismatch deterministic: the first
+three SYNs of one connection attempt (at 0, 1 and 3 s: TCP's retransmission backoff) all failed the
+check. One stray segment during a key change does not."""
+MD5_STREAK_GAP_S = 10.0
+"""Drops further apart than this start a new streak (SYN retransmissions of one attempt are at most
+8 s apart before the fifth)."""
 
 FSM_NAMES = {"IDLE": "Idle", "ACTIVE": "Active", "CONNECT": "Connect", "OPENSENT": "OpenSent",
              "OPENCONFIRM": "OpenConfirm", "ESTABLISHED": "Established"}
@@ -152,6 +167,24 @@ class Runtime:
     adj_in: dict[Network, RouteEntry] = field(default_factory=dict)
     bfd_key: str | None = None
     held_by_bfd: bool = False
+    created: float = field(default_factory=time.time)
+    flaps: int = 0
+    transitions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRANSITIONS_KEPT))
+    last_keepalive: float | None = None
+    keepalive_rx_s: float | None = None
+    bfd_flaps: int = 0
+    bfd_transitions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRANSITIONS_KEPT))
+
+    def transition(self, state: str, reason: str = "", *, bfd: bool = False) -> None:
+        (self.bfd_transitions if bfd else self.transitions).append(
+            {"time": time.time(), "state": state, "reason": reason})
+
+    def negotiated_hold(self) -> int | None:
+        """RFC 4271 4.2: the smaller of both OPENs' hold times (0 if either is 0); None before an OPEN."""
+        if self.open_hold is None:
+            return None
+        ours, theirs = self.session.hold_time, int(self.open_hold)
+        return 0 if 0 in (ours, theirs) else min(ours, theirs)
 
 
 class EdgeDriver:
@@ -169,6 +202,8 @@ class EdgeDriver:
         self.bfd_error: str | None = None
         self._md5_base = _md5_counters()
         self._md5_last_change: float | None = None
+        self._md5_first_change: float | None = None
+        self._md5_samples = 0
         self._md5_detail = ""
         self._reconcile_pending = False
         self._routes_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnilab-routes")
@@ -219,6 +254,11 @@ class EdgeDriver:
         elif kind == "open" and nb.get("direction") == "receive":
             o = nb.get("open", {})
             rt.open_asn, rt.open_hold = o.get("asn"), o.get("hold_time")
+        elif kind == "keepalive" and nb.get("direction") == "receive":
+            now = time.time()
+            if rt.up and rt.last_keepalive is not None:
+                rt.keepalive_rx_s = round(now - rt.last_keepalive, 2)
+            rt.last_keepalive = now
         elif kind == "notification":
             n = nb.get("notification", {})
             self._notification(rt, "received", int(n.get("code", 0)), int(n.get("subcode", 0)),
@@ -237,19 +277,26 @@ class EdgeDriver:
             rt.established_count += 1
             rt.connected_ever = True
             rt.last_error = None
+            rt.last_keepalive = now
+            rt.transition("Established")
             self.event("bgp-state", "Established", key)
             if rt.held_by_bfd:
                 self.event("teardown", "BFD is Down: BGP session not trusted, tearing it down again", key)
                 self.command(f"neighbor {rt.session.cust_addr} teardown {CEASE_BFD_DOWN}")
         elif state == "down":
-            was_up = rt.up
+            was_up, since = rt.up, rt.since
             rt.up, rt.since, rt.up_since, rt.fsm = False, now, None, "Idle"
             rt.last_down_reason = reason
             m = re.search(r"notification (sent|received) \((\d+),(\d+)\)", reason or "")
-            if m and m.group(1) == "sent":
-                self._notification(rt, "sent", int(m.group(2)), int(m.group(3)), "")
+            seen = rt.last_notification is not None and rt.last_notification["time"] >= since
+            if m and (m.group(1) == "sent" or not seen):  # a received one usually came as its own message
+                self._notification(rt, m.group(1), int(m.group(2)), int(m.group(3)), "")
             elif not m:
                 rt.last_error = f"session closed: {reason or 'connection lost'}"
+            if was_up:
+                rt.flaps += 1
+            rt.last_keepalive = None
+            rt.transition("Idle", rt.last_error or reason or "connection lost")
             dropped = len(rt.adj_in)
             rt.adj_in.clear()
             self.event("bgp-state", f"down: {rt.last_error or reason}", key, was_up=was_up, withdrawn=dropped)
@@ -267,6 +314,7 @@ class EdgeDriver:
         now = time.time()
         attr = upd.get("attribute", {})
         path = _as_path(attr)
+        link_nets = self.spec.link_nets()
         med = int(attr.get("med", 0) or 0)
         changed = 0
         for _fam, by_nh in (upd.get("announce") or {}).items():
@@ -275,12 +323,11 @@ class EdgeDriver:
             for nh, nlris in by_nh.items():
                 for n in nlris:
                     prefix = ipaddress.ip_network(n["nlri"] if isinstance(n, dict) else n, strict=False)
-                    if rt.session.cf_asn in path:
-                        # RFC 4271 9.1.2: our own AS in the path is a loop; discarded like any
-                        # router does (the customer echoing Cloudflare's ranges), not a policy reject
-                        rt.adj_in.pop(prefix, None)
-                        continue
-                    dec = evaluate(prefix, self.spec.customer_prefixes, as_path=path, peer_asn=rt.session.cust_asn)
+                    # Adj-RIB-In before policy: every prefix on the wire is kept and judged, including
+                    # routes with AS13335 in the path (RFC 4271 9.1.2 loops), so a customer leaking
+                    # Cloudflare's routes back is counted and named, not silently discarded.
+                    dec = evaluate(prefix, self.spec.customer_prefixes, as_path=path, peer_asn=rt.session.cust_asn,
+                                   link_nets=link_nets)
                     rt.adj_in[prefix] = RouteEntry(prefix, nh, path, med, dec, now)
                     changed += 1
                     if not dec.accepted:
@@ -362,6 +409,9 @@ class EdgeDriver:
                 continue
             key = rt.session.key
             self.event("bfd", f"{old} -> {new} ({info.local_diag_name})", key, old=old, new=new)
+            if old == "Up" and new != "Up":
+                rt.bfd_flaps += 1
+            rt.transition(new, str(info.local_diag_name), bfd=True)
             if new in ("Down", "AdminDown") and old == "Up":
                 rt.held_by_bfd = True
                 if rt.up:
@@ -383,18 +433,58 @@ class EdgeDriver:
     def _sample_md5(self) -> None:
         now_c = _md5_counters()
         delta = {k: v - self._md5_base.get(k, 0) for k, v in now_c.items() if v > self._md5_base.get(k, 0)}
+        now = time.time()
         if delta:
-            self._md5_last_change = time.time()
+            if self._md5_last_change is None or now - self._md5_last_change > MD5_STREAK_GAP_S:
+                self._md5_first_change, self._md5_samples = now, 0
+            self._md5_samples += 1
+            self._md5_last_change = now
             self._md5_detail = ", ".join(f"{k}+{v}" for k, v in sorted(delta.items()))
             self.event("error", f"kernel dropped TCP segments on MD5 check ({self._md5_detail})")
         self._md5_base = now_c
+
+    def md5_evidence(self, rt: Runtime) -> dict[str, Any] | None:
+        """Kernel MD5 drops that explain why this (down) session has no TCP connection, or None.
+
+        The counters are per namespace, so they are attributed to sessions that are down and have
+        no later NOTIFICATION; ``confirmed`` once the drops repeat (deterministic, not a one-off)."""
+        if rt.up or self._md5_last_change is None or time.time() - self._md5_last_change >= MD5_WINDOW_S:
+            return None
+        if rt.last_notification is not None and rt.last_notification["time"] >= self._md5_last_change:
+            return None
+        return {"first": self._md5_first_change, "last": self._md5_last_change, "samples": self._md5_samples,
+                "counters": self._md5_detail, "confirmed": self._md5_samples >= MD5_CONFIRM_SAMPLES}
+
+    def starting(self, rt: Runtime) -> bool:
+        """Nothing seen yet and still inside the start-up window: not a verdict yet."""
+        return (not rt.up and not rt.connected_ever and rt.established_count == 0 and rt.last_error is None
+                and rt.last_notification is None and self.md5_evidence(rt) is None
+                and time.time() - rt.created < STARTING_WINDOW_S)
+
+    def warnings(self, rt: Runtime) -> list[str]:
+        """Findings that are not failures: timers that work today but drop the session under stress."""
+        out: list[str] = []
+        hold = rt.negotiated_hold()
+        floor = int(load_facts().bgp["warn_hold_time_below"]["value"])
+        if hold is not None and 0 < hold < floor:
+            out.append(f"negotiated hold time {hold} s (yours {rt.open_hold} s, Cloudflare {rt.session.hold_time} s) "
+                       f"is under {floor} s: one late KEEPALIVE on a loaded router drops the session; keep the hold "
+                       f"time at {floor} s or more and use BFD for fast failure detection")
+        if hold and rt.keepalive_rx_s is not None and rt.keepalive_rx_s >= hold:
+            out.append(f"your router sends KEEPALIVE every {rt.keepalive_rx_s:.0f} s, not less than the hold time "
+                       f"{hold} s: the session expires between keepalives; set keepalive to a third of the hold "
+                       f"time (FRR `neighbor X timers {max(1, hold // 3)} {hold}`, BIRD `keepalive time "
+                       f"{max(1, hold // 3)};`)")
+        return out
 
     def diagnose(self, rt: Runtime) -> str | None:
         if rt.up:
             return None
         s = rt.session
-        md5_recent = self._md5_last_change is not None and time.time() - self._md5_last_change < MD5_WINDOW_S
-        if md5_recent and (rt.last_notification is None or rt.last_notification["time"] < self._md5_last_change):
+        if self.starting(rt):
+            return (f"starting: waiting for the customer router to connect to {s.cf_addr}:179 "
+                    f"({time.time() - rt.created:.0f} s since the edge configured this session)")
+        if self.md5_evidence(rt) is not None:
             return (f"no TCP session with {s.cust_addr}: the kernel dropped its segments on the MD5 check "
                     f"({self._md5_detail}): no MD5 signature or wrong key on the customer router "
                     f"({'a key is configured' if s.md5 else 'Cloudflare expects no key'})")
@@ -404,7 +494,8 @@ class EdgeDriver:
             return rt.last_error
         if not rt.connected_ever:
             how = "has not opened TCP to" if s.passive else "could not be reached from"
-            return (f"no connection from {s.cust_addr}: the customer router {how} {s.cf_addr}:179 (check its "
+            return (f"no connection from {s.cust_addr} in {time.time() - rt.created:.0f} s: the customer router "
+                    f"{how} {s.cf_addr}:179 (check its "
                     f"neighbor address {s.cf_addr}, remote-as {s.cf_asn}, the MD5 key and that the link is up)")
         return None
 
@@ -427,6 +518,12 @@ class EdgeDriver:
             "last_error": self.diagnose(rt), "last_notification": rt.last_notification,
             "last_down_reason": rt.last_down_reason, "bfd": s.bfd, "bfd_state": self.bfd_state(rt),
             "held_by_bfd": rt.held_by_bfd, "priority": s.priority,
+            "starting": self.starting(rt), "md5_evidence": self.md5_evidence(rt),
+            "hold_time": s.hold_time, "peer_hold_time": rt.open_hold, "negotiated_hold_s": rt.negotiated_hold(),
+            "keepalive_s": (rt.negotiated_hold() or 0) // 3 if rt.negotiated_hold() else None,
+            "peer_keepalive_s": rt.keepalive_rx_s, "flaps": rt.flaps, "transitions": list(rt.transitions),
+            "bfd_flaps": rt.bfd_flaps, "bfd_transitions": list(rt.bfd_transitions),
+            "warnings": self.warnings(rt),
         }
 
     async def routes_view(self) -> dict[str, Any]:
@@ -505,7 +602,17 @@ class EdgeDriver:
                 done.append(rt.session.key)
             return done
         if cmd == "bfd":
-            return [i.model_dump(mode="json") for i in self.bfd.sessions()] if self.bfd is not None else []
+            if self.bfd is None:
+                return []
+            by_key = {rt.bfd_key: rt for rt in self.runtimes.values() if rt.bfd_key}
+            out = []
+            for i in self.bfd.sessions():
+                row = i.model_dump(mode="json")
+                rt = by_key.get(i.key)
+                if rt is not None:
+                    row.update(session=rt.session.key, flaps=rt.bfd_flaps, transitions=list(rt.bfd_transitions))
+                out.append(row)
+            return out
         if cmd == "configure":
             return self.configure([Session.model_validate(s) for s in req.get("sessions", [])])
         if cmd == "events":

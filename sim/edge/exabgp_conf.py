@@ -9,8 +9,9 @@ process always comes back to the same state.
 ExaBGP 5 syntax (checked against exabgp 5.0.15's configuration parser): one ``neighbor`` block per
 session with ``local-address``/``listen 179`` so it listens only on the cf address, with the MD5
 key set on that listening socket for that one peer (``md5-password``); ``passive`` decides whether
-it also connects. ``api { neighbor-changes; fsm; receive { parsed; update; open; notification; } }``
-feeds the driver the JSON it needs for state, prefixes and error diagnosis.
+it also connects. ``api { neighbor-changes; fsm; receive { parsed; update; open; keepalive; notification; } }``
+feeds the driver the JSON it needs for state, prefixes, the customer's real keepalive interval
+and error diagnosis.
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ class EdgeSpec(BaseModel):
                 seen.add(p)
                 out.append(p)
         return out
+
+    def link_nets(self) -> list[Network]:
+        """The interconnects' own /31 (/127) and GRE inner nets: never a customer announcement."""
+        nets: list[Network] = [ipaddress.ip_network(f"{s.cf_addr}/{31 if s.family == 4 else 127}", strict=False)
+                               for s in self.sessions]
+        nets += [t.cf_inner.network for t in self.tunnels]
+        return list(dict.fromkeys(nets))
 
     def tunnel_for(self, session: Session) -> Tunnel | None:
         return next((t for t in self.tunnels if t.interconnect == session.interconnect), None)

@@ -11,7 +11,11 @@ from sim.facts import router_kind_names
 
 LabRouterKind = Literal[router_kind_names(in_lab=True)]  # type: ignore[valid-type]
 """Router kinds a rehearsal can run (the registry's data, without ``external``)."""
-StepStatus = Literal["pass", "fail", "skip", "not-run"]
+StepStatus = Literal["pass", "warn", "fail", "skip", "not-run"]
+"""pass; warn (passed, with findings to look at); fail; skip (does not apply here, with the reason);
+not-run (depends on a step that failed, named in ``detail``)."""
+Severity = Literal["fail", "warn", "info"]
+"""fail fails the step; warn makes it WARN (the run still passes); info is context, shown with the checks."""
 Suite = Literal["rehearse", "test"]
 MssClampOverride = Literal["auto", "none"] | int
 
@@ -34,7 +38,27 @@ class RunOptions(_Model):
         default=None, description="Override customer.router.mss_clamp (the clamp lives outside the daemon)")
     lab: str | None = Field(default=None, description="Lab name (default: a unique rh-/ct- name)")
     api_timeout: float = 15.0
-    bgp_timeout: float = 45.0
+    bgp_timeout: float | None = Field(
+        default=None, description="Seconds to wait for Established (default: from the plan's timers, "
+                                  "sim.edge.readiness.bring_up_budget)")
+
+
+class Finding(_Model):
+    """One thing an engineer must look at, said once: what was seen (cause) and what to change (fix).
+
+    ``check`` is a stable id (``bgp.open-refused``, ``announce.leak``, ``router.timers``) so CI and
+    tests can match findings without parsing prose; ``subject`` names what it concerns (sessions,
+    prefixes, a config line)."""
+
+    severity: Severity
+    check: str
+    subject: str = ""
+    cause: str
+    fix: str = ""
+
+    def text(self) -> str:
+        head = f"{self.subject}: " if self.subject else ""
+        return head + self.cause + (f" -> {self.fix}" if self.fix else "")
 
 
 class StepResult(_Model):
@@ -48,6 +72,7 @@ class StepResult(_Model):
     detail: str = ""
     checks: list[str] = Field(default_factory=list, description="What was verified, one line each")
     advice: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list, description="Causes and fixes, each once (fail and warn)")
     provenance: str = Field(default="", description="Where the configuration this step exercised came from: "
                                                     "your config, or installed by cnilab on your behalf")
 
@@ -65,6 +90,12 @@ class Report(_Model):
     steps: list[StepResult]
     notes: list[str] = Field(default_factory=list)
 
+    warnings: int = Field(default=0, description="Findings of severity warn (they do not fail the run)")
+
     @property
     def failed(self) -> StepResult | None:
         return next((s for s in self.steps if s.status == "fail"), None)
+
+    @property
+    def failures(self) -> list[StepResult]:
+        return [s for s in self.steps if s.status == "fail"]

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -92,14 +93,17 @@ class Bgp(Model):
             raise ValueError(f"hold time {v}s is not allowed: RFC 4271 requires 0 or at least 3 seconds")
         return v
 
-    @model_validator(mode="after")
-    def _keepalive_below_hold(self) -> Bgp:
+    @field_validator("keepalive")
+    @classmethod
+    def _keepalive(cls, v: int | None, info: ValidationInfo) -> int | None:
         # RFC 4271 4.4: keepalives are sent well inside the hold time; at >= hold the session drops
-        # between two keepalives (hold 0 disables both, so any keepalive is moot there).
-        if self.keepalive is not None and self.hold_time and self.keepalive >= self.hold_time:
-            raise ValueError(f"keepalive {self.keepalive}s >= hold_time {self.hold_time}s: the session would expire "
-                             f"between two keepalives; use at most hold_time / 3 ({self.hold_time // 3}s)")
-        return self
+        # between two keepalives (hold 0 disables both, so any keepalive is moot there). A field
+        # validator, so the error names the field and its value (interconnects[0].bgp.keepalive = 9).
+        hold = info.data.get("hold_time")
+        if v is not None and hold and v >= hold:
+            raise ValueError(f"keepalive {v}s >= hold_time {hold}s: the session would expire between two "
+                             f"keepalives; use at most hold_time / 3 ({hold // 3}s)")
+        return v
 
     @property
     def keepalive_s(self) -> int:
