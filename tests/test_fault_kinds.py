@@ -201,8 +201,11 @@ def test_fault_kind_means_the_same_on_simulator_and_emulator(ha_lab, tmp_path, k
     for p, m in zip(predicted.steps, measured.steps, strict=True):
         assert p.status == m.status, (p.description, p.reason, m.reason)
         if p.do == "expect" and p.measured is not None and m.measured is not None:
-            tol = getattr(loaded.scenario.timeline[p.index], "compare_tolerance", None) or COMPARE_S
-            assert abs(p.measured - m.measured) <= tol, (p.description, p.measured, m.measured)
+            # the tight compare bound plus the slack the emulator declared for this step (its measured
+            # poll latency on this host): a loaded machine widens the bound, never the physics
+            step_tol = getattr(loaded.scenario.timeline[p.index], "compare_tolerance", None) or COMPARE_S
+            tol = step_tol + (m.slack or 0.0)
+            assert abs(p.measured - m.measured) <= tol, (p.description, p.measured, m.measured, m.slack)
     if moves_within is None:
         sim_ratio = sim_traffic.delivered / max(1, sim_traffic.sent)
         emu_ratio = emu_traffic.delivered / max(1, emu_traffic.sent)

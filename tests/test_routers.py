@@ -259,6 +259,9 @@ def test_frr_customer_establishes_with_md5(source: str, tmp_path: Path, lab_fact
     rib = customer_routes(lab)
     assert CF4 in rib and CF6 in rib
     frr = FrrRouter(lab)
+    # The boot-only `bgp route-map delay-timer 0` (fast first OPEN) was undone: the running
+    # config is the customer's, with FRR's default timer.
+    assert "delay-timer" not in frr.vtysh("show running-config")
     best = frr.vtysh(f"show bgp ipv4 unicast {CF4}")
     assert "localpref 150" in best
     # The peer got exactly the announced /24 and /48: the out prefix-list kept the link nets back.

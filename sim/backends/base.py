@@ -12,15 +12,14 @@ from __future__ import annotations
 import subprocess
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from sim.dataplane import vlan as vlanmod
 from sim.runtime import process
 from sim.runtime.process import ProcessRecord
 from sim.topology.plan import LabPlan, Link, Node
+
+if TYPE_CHECKING:  # pyroute2 is imported where a namespace is configured, not by every CLI start
+    from pyroute2 import IPRoute
 
 IFA_F_NODAD = 0x02
 """IPv6 addresses skip duplicate address detection: a lab link has no duplicates, and DAD would
@@ -56,6 +55,9 @@ class Backend(ABC):
 
         The same for every backend: whoever created the namespace, it is configured through its path.
         """
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+
         try:
             with IPRoute(netns=self.netns_path(node.name), flags=0) as ipr:  # flags=0: never create it
                 names, vlan_mode = configure_l3(ipr, node)
@@ -102,6 +104,8 @@ def configure_l3(ipr: IPRoute, node: Node) -> tuple[dict[str, str], str | None]:
     through an IPRoute already bound to its namespace. Returns (plan name -> kernel name, VLAN mode
     or None when the node has no tagged interface). Shared by every backend: a node is configured
     the same way whoever created its namespace."""
+    from sim.dataplane import vlan as vlanmod
+
     names: dict[str, str] = {}
     vlan_mode: str | None = None
     for iface in node.interfaces:

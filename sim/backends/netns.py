@@ -12,9 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyroute2 import IPRoute, netns
-from pyroute2.netlink.exceptions import NetlinkError
-
 from sim.backends.base import Backend, BackendError
 from sim.runtime import proc
 from sim.runtime.cleanup import netns_path as _ns_path
@@ -80,6 +77,9 @@ class NetnsBackend(Backend):
         self.nodes = list(nodes)
 
     def create_node(self, node: Node) -> None:
+        from pyroute2 import IPRoute, netns  # here: `cnilab down` never needs pyroute2
+        from pyroute2.netlink.exceptions import NetlinkError
+
         ns = ns_name(self.lab, node.name)
         if os.path.exists(_ns_path(ns)):
             raise BackendError(f"namespace {ns} already exists (another lab named {self.lab!r}?); "
@@ -103,6 +103,9 @@ class NetnsBackend(Backend):
                 Path("/proc/sys", key).write_text(value)
 
     def create_link(self, link: Link, plan: LabPlan) -> None:
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+
         a_mtu = plan.node(link.a.node).iface(link.a.iface).mtu
         b_mtu = plan.node(link.b.node).iface(link.b.iface).mtu
         try:

@@ -7,11 +7,10 @@ from pathlib import Path
 import typer
 
 from sim.cli.output import console, emit, fail, lab_name_param
-from sim.export.containerlab import REPO, ExportError, ExportResult, write_export
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import build_plan
 
-SHIPPED = REPO / "topologies"
+SHIPPED = Path(__file__).resolve().parents[2] / "topologies"
 
 
 def shipped_topologies() -> list[Path]:
@@ -32,6 +31,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print stable JSON"),
     ) -> None:
         """Write <name>.clab.yml, node configs and the interface map for containerlab."""
+        from sim.export.containerlab import ExportError, ExportResult, write_export  # jsonschema, yaml: on use
+
         if all_ == (topology is not None):
             fail("give either a TOPOLOGY file or --all")
         paths = shipped_topologies() if all_ else [topology]

@@ -17,12 +17,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import docker
-import docker.errors
 from pydantic import BaseModel
 
 import sim
+
+if TYPE_CHECKING:  # docker is imported where an image is built: `import sim.cli.main` stays fast
+    import docker
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO / "containerlab" / "images"
@@ -78,6 +80,8 @@ def frr_content_hash(base: str) -> str:
 
 
 def _current(client: docker.DockerClient, tag: str, want: str) -> bool:
+    import docker.errors
+
     try:
         img = client.images.get(tag)
     except docker.errors.ImageNotFound:
@@ -88,6 +92,8 @@ def _current(client: docker.DockerClient, tag: str, want: str) -> bool:
 def _build(client: docker.DockerClient, context: Path, dockerfile: str, tag: str, base: str, content: str) -> None:
     """Build ``tag``; the image it replaces is removed, so content-hash rebuilds (the edge image is
     rebuilt whenever the package changes) do not pile up dangling images on a shared disk."""
+    import docker.errors
+
     try:
         previous = client.images.get(tag).id
     except docker.errors.ImageNotFound:
@@ -100,6 +106,8 @@ def _build(client: docker.DockerClient, context: Path, dockerfile: str, tag: str
 
 def _build_only(client: docker.DockerClient, context: Path, dockerfile: str, tag: str, base: str,
                 content: str) -> None:
+    import docker.errors
+
     try:
         client.images.build(path=str(context), dockerfile=dockerfile, tag=tag, buildargs={"BASE": base},
                             labels={CONTENT_LABEL: content}, rm=True, forcerm=True, pull=False)

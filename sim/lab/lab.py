@@ -316,11 +316,8 @@ class Lab:
         st = self.refresh()
         records = [*st.processes, *(t.process for t in st.tunnels if t.process),
                    *(f.process for f in st.faults if f.process)]
-        for rec in reversed(records):
-            try:
-                rec.stop()
-            except OSError as exc:
-                errors.append(f"process {rec.name} (pid {rec.pid}): {exc}")
+        for rec, exc in process.stop_all(list(reversed(records))):
+            errors.append(f"process {rec.name} (pid {rec.pid}): {exc}")
         try:
             self.backend.destroy()
         except BackendError as exc:

@@ -51,6 +51,9 @@ def render_frr(plan: LabPlan) -> str:
     return templates().get_template("frr.conf.j2").render(**template_context(plan))
 
 
+_SETS_RMAP_DELAY = re.compile(r"^\s*bgp route-map delay-timer\b", re.MULTILINE)
+
+
 def _daemon_message(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines()]
     keep = [ln for ln in lines if ln and "vtysh.conf" not in ln]
@@ -175,16 +178,45 @@ class FrrRouter(CustomerRouter):
                     started.append((daemon, rec))
                 for daemon, rec in started:
                     self._wait_ready(daemon, rec)
+            # Boot only: a fresh bgpd holds every peer until its route-map update timer (``bgp
+            # route-map delay-timer``, 5 s by default, armed by the config's first route-map) runs
+            # out, so a router booted with its config sat ~4 s in Idle before its first OPEN. A
+            # customer's production router booted long ago: this wait is an artefact of the lab
+            # starting it. The timer is 0 while the config loads and FRR's default again after
+            # (a config that sets it keeps its own value); no session timer is touched and
+            # ``show running-config`` is the customer's config.
+            self._vtysh_raw(["-c", "configure terminal", "-c", "bgp route-map delay-timer 0"])
+            # Without that hold, the first OPEN may leave before the interface has a usable IPv6
+            # link-local address (DAD, about 1 s of kernel physics): bgpd then resets the v6 session
+            # ("nexthop_set failed") and it waits a connect-retry period or more. Wait for it.
+            self._wait_no_tentative()
             r = self._vtysh_raw(["--config_dir", str(self.dir), "-b"])
             if r.returncode != 0 or "failed to connect" in r.stdout + r.stderr:
                 raise RouterError(f"FRR in node {self.node} refused {source} ({self.conf}): "
                                   + _daemon_message(r.stdout + "\n" + r.stderr))
+            if not _SETS_RMAP_DELAY.search(text):
+                self._vtysh_raw(["-c", "configure terminal", "-c", "no bgp route-map delay-timer"])
             record_start(self.lab, self.kind, self.node, self.dir, source, procs)
         except BaseException:
             for rec in reversed(procs):
                 rec.stop()
             raise
         return procs
+
+    def _wait_no_tentative(self, timeout: float = 10.0) -> None:
+        """Until every interface with a global IPv6 address also has its link-local one and none is
+        tentative: bgpd needs the link-local as the IPv6 next hop (``nexthop_set failed``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.lab.run(self.node, ["ip", "-6", "-o", "addr", "show"], check=False)
+            if r.returncode != 0:
+                return
+            rows = [ln.split() for ln in r.stdout.splitlines() if len(ln.split()) > 1]
+            glob = {f[1] for f in rows if "global" in f}
+            link = {f[1] for f in rows if "link" in f and "tentative" not in f}
+            if not any("tentative" in f for f in rows) and glob <= link:
+                return
+            time.sleep(0.05)
 
     def _wait_ready(self, daemon: str, rec: ProcessRecord) -> None:
         deadline = time.monotonic() + START_TIMEOUT

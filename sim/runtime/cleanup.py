@@ -10,12 +10,12 @@ whose state file is gone) from a colleague's lab that lives under a different
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import signal
 import time
 from pathlib import Path
-
-from pyroute2 import IPRoute, netns
 
 from sim.runtime import proc
 from sim.runtime.paths import NS_PREFIX
@@ -42,6 +42,8 @@ def owner_tag(lab_dir: Path) -> str:
 
 def netns_owner(ns: str) -> Path | None:
     """The lab dir recorded in ``ns`` (lo's alias), or None when there is no readable tag."""
+    from pyroute2 import IPRoute  # here, not at import: `cnilab down` and `--help` do not need it
+
     try:
         with IPRoute(netns=ns, flags=0) as ipr:  # flags=0: never re-create a namespace that just vanished
             alias = ipr.get_links(1)[0].get("ifalias") or ""  # lo is always ifindex 1
@@ -120,6 +122,20 @@ def remove_netns(ns: str) -> list[int]:
     if not os.path.exists(path):
         return []
     killed = kill_pids(pids_in_netns(path))
-    with contextlib.suppress(FileNotFoundError):
-        netns.remove(ns)
+    _unbind(path)
     return killed
+
+
+MNT_DETACH = 2
+
+
+def _unbind(path: str) -> None:
+    """What ``ip netns delete`` (and pyroute2's ``netns.remove``) do: lazy-unmount the bind mount
+    that keeps the namespace, then remove the file. Without importing pyroute2 (0.14 s per CLI run)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(path.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not a mount point (already unmounted)
+            raise OSError(err, f"umount {path}: {os.strerror(err)}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
