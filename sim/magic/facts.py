@@ -73,3 +73,8 @@ def tunnel_state_value(state: str) -> float:
 
 def legacy_target() -> str:
     return str(raw()["health_check"]["legacy_target_range"]["example"])
+
+
+def legacy_range() -> str:
+    """The range the legacy target lives in: the customer routes it back into the tunnel."""
+    return str(raw()["health_check"]["legacy_target_range"]["value"])

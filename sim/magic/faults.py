@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.magic.config import HcTunnel, load_config
+from sim.magic.facts import legacy_range
 from sim.topology.plan import CUSTOMER
 
 FaultFn = Callable[[Any, str, bool], None]
@@ -48,16 +49,20 @@ def _sysctl(key: str, bad: int, good: int) -> Callable[..., None]:
 
 
 def _rp_filter(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
-    """Strict rp_filter without a route back to the probe's source. It only bites where the source
-    is not on the tunnel's own /31: the legacy target 172.64.240.253."""
+    """Strict rp_filter with the route back to the probe's source pointing away from the tunnel.
+
+    Only the legacy target (172.64.240.253) is exposed: a bidirectional probe's source is on the
+    tunnel's own /31. Deleting the customer's /30 route is not enough to model the mistake, since
+    Cloudflare's BGP announcement 172.64.0.0/13 covers the target and routes it back into the
+    tunnel; the real mistake is a more specific route back out of another interface (the LAN or the
+    internet uplink), which this installs on ``lan0``."""
     from sim.magic.lab import config_path
 
     t = next(x for x in load_config(config_path(lab)).tunnels if x.name == tunnel)
     for key in (f"net.ipv4.conf.{ifname}.rp_filter", "net.ipv4.conf.all.rp_filter"):
         lab.run(CUSTOMER, ["sysctl", "-qw", f"{key}={1 if on else 0}"])
     if t.health_check.legacy:
-        verb = ["ip", "route", "del"] if on else ["ip", "route", "replace"]
-        lab.run(CUSTOMER, [*verb, "172.64.240.252/30", "dev", ifname], check=not on)
+        lab.run(CUSTOMER, ["ip", "route", "replace", legacy_range(), "dev", "lan0" if on else ifname])
 
 
 def _wrong_source(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
@@ -78,7 +83,8 @@ FAULTS: dict[str, tuple[Callable[..., None], str]] = {
     "firewall": (_firewall, "the customer's firewall drops ICMP arriving on the tunnel (no probe returns)"),
     "accept-local-off": (_sysctl("accept_local", 0, 1), "Linux drops a probe sourced from its own address "
                          "(reply style) as a martian: accept_local=0"),
-    "rp-filter": (_rp_filter, "strict reverse-path filter and no route back to the probe's source (bites the "
+    "rp-filter": (_rp_filter, "strict reverse-path filter and the route back to the probe's source out of another "
+                  "interface (bites the "
                   "legacy target 172.64.240.253; a bidirectional probe's source is on the tunnel)"),
     "blackhole": (_blackhole, "the tunnel carries nothing either way (customer side drops it)"),
 }

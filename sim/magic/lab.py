@@ -18,7 +18,7 @@ from typing import Any
 from sim.lab import process
 from sim.lab.state import TunnelRecord
 from sim.magic.config import CONFIG_FILE, STATUS_FILE, HcConfig, HcTunnel, MagicStatus, load_config, save_config
-from sim.magic.facts import raw
+from sim.magic.facts import legacy_range, raw
 from sim.magic.model import MagicSpec
 from sim.magic.steering import MagicRoute
 from sim.topology.plan import CUSTOMER, EDGE, TRANSIT, LabPlan
@@ -117,7 +117,7 @@ def _customer_settings(lab: Any, spec: MagicSpec, cfg: HcConfig, only: str | Non
         if c.rp_filter:
             lab.run(CUSTOMER, ["sysctl", "-qw", f"net.ipv4.conf.all.rp_filter={c.rp_filter}"])
         if t.health_check.legacy:  # the route back for the legacy target (what rp_filter checks)
-            lab.run(CUSTOMER, ["ip", "route", "replace", "172.64.240.252/30", "dev", ifname])
+            lab.run(CUSTOMER, ["ip", "route", "replace", legacy_range(), "dev", ifname])
     if c.firewall_drop_icmp and only is None:
         ifs = ", ".join(f'"{t.ifname if t.kind == "gre" else _cust_ifname(lab, t)}"' for t in cfg.tunnels)
         lab.run(CUSTOMER, ["nft", "-f", "-"], input=(

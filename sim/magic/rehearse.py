@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from sim.magic.facts import timing
+from sim.magic.facts import legacy_range, legacy_target, timing
 from sim.magic.lab import read_status, wait_status
 from sim.topology.plan import CUSTOMER, EDGE
 
@@ -63,6 +63,18 @@ def _sysctl(lab: Any, key: str) -> int | None:
     return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else None
 
 
+def _route_dev(lab: Any, dst: str) -> str | None:
+    """The interface the customer routes ``dst`` out of (what strict rp_filter compares with the
+    interface a probe arrived on), or None without a route."""
+    r = lab.run(CUSTOMER, ["ip", "-j", "route", "get", dst], check=False)
+    if r.returncode != 0:
+        return None
+    import json
+
+    routes = json.loads(r.stdout or "[]")
+    return str(routes[0].get("dev")) if routes else None
+
+
 def diagnose(lab: Any, tunnel: str) -> tuple[str, list[str]]:
     """Why the customer's router does not return ``tunnel``'s probes, and the lines that fix it."""
     from sim.magic.config import load_config
@@ -99,12 +111,12 @@ def diagnose(lab: Any, tunnel: str) -> tuple[str, list[str]]:
                  "or ask for request-style checks: PUT .../magic/cf_interconnects/{id} "
                  "{\"health_check\": {\"type\": \"request\"}}  (cnilab tunnels set "
                  f"{tunnel} --type request)"])
-    if rp == 1:
-        src = hc.target or "the probe's source"
-        return (f"strict reverse-path filtering (rp_filter=1) on {ifname} drops the probe: {src} is not routed "
-                "back through the tunnel",
-                [f"ip route add 172.64.240.252/30 dev {ifname}  (the legacy target's route back into the tunnel)"
-                 if hc.legacy else f"route {src} back into {ifname}",
+    src = str(hc.target or legacy_target()) if hc.legacy else ""
+    back = _route_dev(lab, src) if src else ifname
+    if rp == 1 and back != ifname:
+        return (f"strict reverse-path filtering (rp_filter=1) on {ifname} drops the probe: {src} is routed back "
+                f"{'out of ' + back if back else 'nowhere'}, not through the tunnel",
+                [f"ip route replace {legacy_range()} dev {ifname}  (the legacy target's route back into the tunnel)",
                  f"or sysctl -w net.ipv4.conf.{ifname}.rp_filter=2 and net.ipv4.conf.all.rp_filter=2 (loose)"])
     st = read_status(lab)
     tun = next((x for x in st.tunnels if x.name == tunnel), None) if st else None
