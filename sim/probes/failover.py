@@ -45,6 +45,8 @@ class DirectionResult(BaseModel):
     reordered: int
     duplicates: int
     ratio_to_expected: float | None
+    exercised: bool = Field(True, description="The stream crossed the failed link before the fault; False when "
+                                              "this direction used another path, so the fault did not test it")
     ok: bool
     summary: str
 
@@ -118,6 +120,7 @@ class _Watch:
         self.after: str | None = None
         self.t_first: float | None = None
         self.settled = False
+        self.exercised = True
 
 
 def measure_failover(lab: LabHandle, link: str, fault: str = "blackhole", rate_pps: int = 200,
@@ -152,14 +155,16 @@ def measure_failover(lab: LabHandle, link: str, fault: str = "blackhole", rate_p
             for w in watches:
                 if w.before is None and w.stream.received_since(now - settle_s) >= rate_pps * settle_s * 0.9:
                     w.before = w.sampler.path_at(now - settle_s, now, int(share * rate_pps * settle_s))
+        for w in watches:  # a direction that was not on the failed link has nothing to move
+            w.exercised = w.before is None or w.before == link
         t0 = time.monotonic()
         apply_fault(lab, link, fault)
         try:
-            while time.monotonic() < t0 + timeout_s and not all(w.settled for w in watches):
+            while time.monotonic() < t0 + timeout_s and not all(w.settled or not w.exercised for w in watches):
                 time.sleep(0.1)
                 now = time.monotonic()
                 for w in watches:
-                    if w.settled:
+                    if w.settled or not w.exercised:
                         continue
                     cur = w.sampler.path_at(now - 0.3, now, int(share * rate_pps * 0.3))
                     if cur and cur != w.before:
@@ -192,13 +197,20 @@ def _result(w: _Watch, t0: float, exp: Expected) -> DirectionResult:
     first_ms = round((w.t_first - t0) * 1000, 1) if w.t_first else None
     moved = w.after is not None and w.after != w.before
     ratio = round(first_ms / exp.detection_ms, 2) if first_ms and exp.detection_ms else None
-    if moved:
+    ok = moved
+    if not w.exercised:
+        ok = lost <= max(2, st.sent // 100)  # another path: it must simply keep flowing
+        summary = (f"not on the failed link: stayed on {w.before}, lost {lost} packets (this fault does not "
+                   "exercise this direction)")
+    elif moved:
         summary = (f"moved {w.before} -> {w.after} {first_ms} ms after the fault; lost {lost} packets "
                    f"({window:.0f} ms); {exp.mechanism} predicts ~{exp.detection_ms} ms")
+    elif w.before is None:
+        summary = "no steady stream before the fault: nothing to measure"
     else:
         summary = f"did not move off {w.before} ({exp.mechanism} predicts {exp.detection_ms} ms)"
     return DirectionResult(direction=w.direction, stream=f"{w.src} -> {w.dst}", observed_at=w.at,  # type: ignore[arg-type]
                            path_before=w.before, path_after=w.after, moved=moved, first_packet_new_path_ms=first_ms,
                            loss_window_ms=window, sent=st.sent, received=st.received, lost=lost,
-                           reordered=st.reordered, duplicates=st.duplicates, ratio_to_expected=ratio, ok=moved,
-                           summary=summary)
+                           reordered=st.reordered, duplicates=st.duplicates, ratio_to_expected=ratio,
+                           exercised=w.exercised, ok=ok, summary=summary)

@@ -620,8 +620,25 @@ def failover(ctx: Context) -> list[str]:
                                                                                     ic.priority)).name
         rep = measure_failover(ctx.lab, primary)
         lines = [f"{primary} blackholed: {d.direction} ({d.stream}): {d.summary}" for d in rep.directions]
-        if not rep.ok:
-            raise StepFailed(rep.summary, [
+        ok, summary = rep.ok, rep.summary
+        mine = next(d for d in rep.directions if d.direction == "customer_to_cf")
+        links_by_name = {ic.name for ic in ctx.topo.interconnects}
+        if not mine.exercised and mine.path_before in links_by_name:
+            # The customer's router sends over another link than Cloudflare's choice: fail that one
+            # too, so the verdict on its own failover comes from its own traffic.
+            other = mine.path_before
+            ctx.warn("failover.asymmetric", f"your router sends toward Cloudflare over {other} while Cloudflare "
+                     f"sends to you over {primary}: traffic is asymmetric",
+                     "if unintended, give the same interconnect the higher local-pref on your side", other)
+            ctx.edge.wait_established(keys, timeout=ctx.bgp_timeout)
+            rep2 = measure_failover(ctx.lab, other)
+            mine = next(d for d in rep2.directions if d.direction == "customer_to_cf")
+            lines.append(f"{other} blackholed: {mine.direction} ({mine.stream}): {mine.summary}")
+            main = next(d for d in rep.directions if d.direction == "cf_to_customer")
+            ok = main.ok and mine.ok
+            summary = f"Cloudflare->customer: {main.summary}; customer->Cloudflare (your router): {mine.summary}"
+        if not ok:
+            raise StepFailed(summary, [
                 "traffic stayed on the failed path: the backup sessions must be Established and your router "
                 "must prefer the primary only by local-pref/MED (not a static route); with BFD on v1 the move "
                 f"should take ~{rep.expected.detection_ms} ms"], lines)
