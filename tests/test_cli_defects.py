@@ -135,3 +135,14 @@ def test_low_light_state_matches_the_readme_and_the_seeds() -> None:
     readme = re.sub(r"\s+", " ", (REPO / "README.md").read_text())
     assert "**Unhealthy** when the light is below −20 dBm (`light -25dBm`" in readme
     assert "**Down** for no light (`light none`)" in readme and "**Pending** for swapped fibres" in readme
+
+
+@pytest.mark.parametrize("command", [("up", str(V1)), ("demo",), ("rehearse",), ("tunnels", "rehearse")])
+def test_lab_is_named_with_lab_everywhere(command: tuple[str, ...]) -> None:
+    """`down`, `bgp`, `fault` take `--lab NAME`; `up` and the commands that build a lab took only
+    `--name`. Both spellings now reach the lab-name rule (a bad name is refused before anything is built)."""
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(app, [*command, "--lab", "Bad/Name"])
+    assert res.exit_code == 2, res.output
+    assert "No such option" not in res.output and "lab name" in res.output.lower(), res.output

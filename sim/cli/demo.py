@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         topology: Annotated[Path, typer.Argument(help="Topology file")] = Path("topologies/v1-gre.yml"),
-        name: Annotated[str, typer.Option("--name", help="Lab name", callback=lab_name_param)] = "demo",
+        name: Annotated[str, typer.Option("--name", "--lab", help="Lab name", callback=lab_name_param)] = "demo",
         keep: Annotated[bool, typer.Option("--keep", help="Leave the lab running at the end")] = False,
     ) -> None:
         """Bring up a lab, rehearse the BGP call, probe MTU/MSS, fail the link once, tear down."""

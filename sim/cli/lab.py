@@ -240,7 +240,7 @@ def _plan(topology: Path, name: str | None, *, check_router: bool = True) -> Lab
 
 # -- commands ------------------------------------------------------------------------------------
 def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/)"),
-       name: str = typer.Option(None, "--name", "-n", help="Lab name (default: the topology's name)",
+       name: str = typer.Option(None, "--name", "--lab", "-n", help="Lab name (default: the topology's name)",
                                callback=lab_name_param),
        backend: str = typer.Option("netns", "--backend", help="netns or docker"),
        no_daemons: bool = typer.Option(False, "--no-daemons", help="Dataplane only: no ExaBGP/FRR/BIRD"),

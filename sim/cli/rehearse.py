@@ -43,7 +43,8 @@ MssOpt = Annotated[str | None, typer.Option(
                         "(default: the topology's customer.router.mss_clamp)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON")]
 JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here")]
-LabOpt = Annotated[str | None, typer.Option("--name", help="Lab name (default: unique)", callback=lab_name_param)]
+LabOpt = Annotated[str | None, typer.Option("--name", "--lab", help="Lab name (default: unique)",
+                                           callback=lab_name_param)]
 
 
 def _options(topology: Path, config: Path | None, kind: str | None, mss: str | None, name: str | None,

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sim.cli.output import console, emit, fail
+from sim.cli.output import console, emit, fail, lab_name_param
 
 LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
@@ -159,7 +159,8 @@ def register(app: typer.Typer) -> None:
 
     @tunnels.command("rehearse")
     def rehearse_(topology: Annotated[str, typer.Argument(help="A topology with magic: (cni + gre tunnels)")] =
-                  "magic-transit", name: Annotated[str | None, typer.Option("--name", help="Lab name")] = None,
+                  "magic-transit", name: Annotated[str | None, typer.Option(
+                      "--name", "--lab", help="Lab name", callback=lab_name_param)] = None,
                   customer_config: Annotated[Path | None, typer.Option(
                       "--customer-config", help="Your FRR/BIRD config for the customer router")] = None,
                   kind: Annotated[str | None, typer.Option(help="frr | bird (default: sniffed)")] = None,
