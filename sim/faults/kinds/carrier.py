@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 from sim.facts import load_facts
 from sim.faults import mechanisms as mech
@@ -18,40 +19,37 @@ def _down(site: Site, place: Place, why: str) -> Applied:
                    text=f"{why} (ip link set {place.node}:{place.iface} down; the peer sees NO-CARRIER)")
 
 
+class _NoCarrier(FaultKind):
+    """The link is gone at layer 1: both ends see NO-CARRIER and drop their sessions at once."""
+
+    api: ClassVar[dict[str, object]]
+    why: ClassVar[str]
+
+    def carrier_up(self, spec: FaultSpec) -> bool:
+        return False
+
+    def sim_effect(self, spec: FaultSpec) -> SimEffect:
+        return SimEffect(carrier=False)
+
+    def api_link(self, spec: FaultSpec) -> dict[str, object]:
+        return dict(self.api)
+
+    def apply(self, site: Site, place: Place, spec: FaultSpec) -> Applied:
+        return _down(site, place, self.why)
+
+
 @register
-class Down(FaultKind):
+class Down(_NoCarrier):
     name = "down"
     help = "carrier down (no value)"
-
-    def carrier_up(self, spec: FaultSpec) -> bool:
-        return False
-
-    def sim_effect(self, spec: FaultSpec) -> SimEffect:
-        return SimEffect(carrier=False)
-
-    def api_link(self, spec: FaultSpec) -> dict[str, object]:
-        return {"link_up": False}
-
-    def apply(self, site: Site, place: Place, spec: FaultSpec) -> Applied:
-        return _down(site, place, "carrier down")
+    api, why = {"link_up": False}, "carrier down"
 
 
 @register
-class Swap(FaultKind):
+class Swap(_NoCarrier):
     name = "swap"
     help = "RX/TX fibres swapped (no link; the API shows Pending)"
-
-    def carrier_up(self, spec: FaultSpec) -> bool:
-        return False
-
-    def sim_effect(self, spec: FaultSpec) -> SimEffect:
-        return SimEffect(carrier=False)
-
-    def api_link(self, spec: FaultSpec) -> dict[str, object]:
-        return {"swapped": True}
-
-    def apply(self, site: Site, place: Place, spec: FaultSpec) -> Applied:
-        return _down(site, place, "RX/TX swapped: no link")
+    api, why = {"swapped": True}, "RX/TX swapped: no link"
 
 
 @register
