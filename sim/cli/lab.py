@@ -14,19 +14,20 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import BaseModel, Field
-from rich.table import Table
 
 from sim.backends.base import BackendError
 from sim.cli.output import console, emit, err_console, fail, lab_name_param
-from sim.edge.readiness import Readiness
 from sim.facts import DIRECTIONS
 from sim.state import LabNotFound, LabState, list_labs
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import LabPlan, build_plan
+
+if TYPE_CHECKING:  # `down` does not need it: `up` imports it (startup time, issue 16)
+    from sim.edge.readiness import Readiness
 
 LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)",
                           callback=lab_name_param)
@@ -179,6 +180,8 @@ def _yes(v: bool | None) -> str:
 
 
 def render_status(s: LabStatus) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]lab {s.lab}[/] ({s.topology}, backend {s.backend}): [bold]{s.status}[/]; "
                   f"customer MSS clamp required: {s.mss_required}")
     t = Table("link", "role", "a", "b", "MTU", "VLAN", "GRE", "path MTU cf→cust / cust→cf (inet↔origin)", title="links")
@@ -257,7 +260,7 @@ def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/
     a session is not (the lab stays for `cnilab bgp`), 2 when the input is refused (topology, or a
     router config the daemon's parser refuses) and nothing is built.
     """
-    from sim.edge.readiness import bring_up_budget, wait_lab_sessions
+    from sim.edge.readiness import Readiness, bring_up_budget, wait_lab_sessions
     from sim.lab.lab import Lab
 
     with _errors():
@@ -275,6 +278,7 @@ def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/
                 lab.detach()
             if wait and not no_daemons and plan.sessions:
                 readiness = wait_lab_sessions(lab, budget, progress)
+        UpResult.model_rebuild(_types_namespace={"Readiness": Readiness})
         result = UpResult(seconds=round(time.monotonic() - t0, 3), daemons=not no_daemons,
                           status=lab_status(lab.state), readiness=readiness)
 
@@ -409,6 +413,8 @@ def doctor(as_json: bool = JSON_OPTION) -> None:
     from sim.dataplane.capabilities import doctor as run_doctor
 
     def render(r: DoctorReport) -> None:
+        from rich.table import Table
+
         t = Table("feature", "ok", "detail", "lab uses instead", title=f"kernel {r.kernel}")
         for f in r.features:
             t.add_row(f.name, _yes(f.ok), f.detail, f.fallback or "")
