@@ -121,8 +121,13 @@ class BfdSession:
     def __init__(self, *, key: str, local: IPAddress, peer: IPAddress, ifname: str | None, tx_ms: int,
                  rx_ms: int, multiplier: int, discr: int, send: Callable[[bytes], None],
                  clock: Clock, rng: random.Random, on_change: OnChange | None,
-                 slow_tx_us: int, wall: Callable[[], float] = time.time) -> None:
+                 slow_tx_us: int, wall: Callable[[], float] = time.time, eager_first_handshake: bool = False) -> None:
         self.key, self.local, self.peer, self.ifname = key, local, peer, ifname
+        # Answer the peer's first handshake packets at once instead of at the 1 s slow-start pace
+        # (the edge is eager, as a router that already runs thousands of sessions is); only until
+        # the session first comes Up: after a failure the RFC 5880 6.8.7 pacing applies again.
+        self._eager = eager_first_handshake
+        self._ever_up = False
         self._send_bytes, self._loop, self._rng, self._on_change = send, clock, rng, on_change
         self._wall = wall
         self._slow_us = slow_tx_us
@@ -301,7 +306,12 @@ class BfdSession:
         if new in (State.Down, State.AdminDown):
             self._finish_poll()  # an unfinished sequence is moot; restart from slow timers
         self.refresh_params()
-        self._kick_tx()
+        if self._eager and not self._ever_up and new in (State.Init, State.Up):
+            self._schedule_tx(self._loop.time())
+        else:
+            self._kick_tx()
+        if new == State.Up:
+            self._ever_up = True
         if self._on_change is not None:
             try:
                 self._on_change(self.info(), old.name, new.name)

@@ -728,7 +728,9 @@ class EdgeDriver:
             return
         from sim.edge.bfd import BfdSpeaker
 
-        self.bfd = await stack.enter_async_context(BfdSpeaker(self.on_bfd_change))
+        # eager: the customer's BFD starts when its bgpd registers at Established; answering its
+        # first packets at once saves up to a slow-start second of the lab's ready time (issue 16)
+        self.bfd = await stack.enter_async_context(BfdSpeaker(self.on_bfd_change, eager_first_handshake=True))
         for rt in self.runtimes.values():
             self._bfd_add(rt)
 
