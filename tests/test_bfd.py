@@ -656,9 +656,15 @@ def test_eager_edge_is_paced_again_after_the_first_up() -> None:
     RFC 5880 6.8.7 pacing (transmissions >= 0.75 x the slow-start interval apart)."""
     clock = _ManualClock()
     sent: list[tuple[float, State]] = []
+    polls: list[tuple[State, bool]] = []
+
+    def send(data: bytes) -> None:
+        pkt = BfdPacket.decode(data)
+        sent.append((clock.now, pkt.state))
+        polls.append((pkt.state, pkt.poll))
+
     sess = BfdSession(key="edge", local=ip_address("192.0.2.1"), peer=ip_address("192.0.2.2"), ifname=None,
-                      tx_ms=300, rx_ms=300, multiplier=3, discr=1, send=lambda d: sent.append(
-                          (clock.now, BfdPacket.decode(d).state)), clock=clock, rng=random.Random(3),
+                      tx_ms=300, rx_ms=300, multiplier=3, discr=1, send=send, clock=clock, rng=random.Random(3),
                       on_change=None, slow_tx_us=1_000_000, eager_first_handshake=True)
 
     def peer(state: State) -> BfdPacket:
@@ -671,6 +677,8 @@ def test_eager_edge_is_paced_again_after_the_first_up() -> None:
     sess.receive(peer(State.Down))
     clock.run_until(0.3)
     assert sent[-1] == (0.3, State.Init)  # eager: at once
+    # until the first Up every packet polls the peer, so it answers at once (6.8.7), not at its pace
+    assert polls and all(poll for state, poll in polls if state in (State.Down, State.Init))
     sess.receive(peer(State.Up))
     assert sess.state == State.Up
     clock.run_until(0.6)

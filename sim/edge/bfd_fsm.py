@@ -123,9 +123,9 @@ class BfdSession:
                  clock: Clock, rng: random.Random, on_change: OnChange | None,
                  slow_tx_us: int, wall: Callable[[], float] = time.time, eager_first_handshake: bool = False) -> None:
         self.key, self.local, self.peer, self.ifname = key, local, peer, ifname
-        # Answer the peer's first handshake packets at once instead of at the 1 s slow-start pace
-        # (the edge is eager, as a router that already runs thousands of sessions is); only until
-        # the session first comes Up: after a failure the RFC 5880 6.8.7 pacing applies again.
+        # Until the session first comes Up (the edge is eager): answer the peer's handshake packets
+        # at once instead of at the 1 s slow-start pace, and poll it (see _handshaking). After a
+        # failure the RFC 5880 6.8.7 pacing applies again.
         self._eager = eager_first_handshake
         self._ever_up = False
         self._send_bytes, self._loop, self._rng, self._on_change = send, clock, rng, on_change
@@ -201,11 +201,17 @@ class BfdSession:
         self._tx_handle = self._detect_handle = None
 
     # -- transmission ------------------------------------------------------------------------
+    def _handshaking(self) -> bool:
+        """An eager session that has never been Up: its packets carry Poll, so the peer answers each
+        one at once with a Final (6.8.7 "as soon as practicable") instead of at its own slow-start
+        pace, and the peer's state change reaches us within a round trip."""
+        return self._eager and not self._ever_up and self.state in (State.Down, State.Init)
+
     def _packet(self, final: bool) -> BfdPacket:
         return BfdPacket(
             state=self.state,
             diag=self.local_diag,
-            poll=self.poll_active and not final,
+            poll=(self.poll_active or self._handshaking()) and not final,
             final=final,
             detect_mult=self.mult,
             my_discr=self.local_discr,
