@@ -673,6 +673,11 @@ def test_eager_edge_is_paced_again_after_the_first_up() -> None:
                          required_min_rx_us=300_000, required_min_echo_rx_us=0)
 
     sess.start()
+    clock.run_until(0.2)
+    before_nudge = len(sent)
+    sess.nudge()  # BGP came Established: a handshake packet now, not at the slow-start pace
+    clock.run_until(0.2)
+    assert len(sent) == before_nudge + 1 and sent[-1] == (0.2, State.Down)
     clock.run_until(0.3)
     sess.receive(peer(State.Down))
     clock.run_until(0.3)
@@ -682,6 +687,10 @@ def test_eager_edge_is_paced_again_after_the_first_up() -> None:
     sess.receive(peer(State.Up))
     assert sess.state == State.Up
     clock.run_until(0.6)
+    after_up = len(sent)
+    sess.nudge()  # never again once Up
+    clock.run_until(0.6)
+    assert len(sent) == after_up
     sess.receive(peer(State.Down))  # the peer restarted: we go Down
     assert sess.state == State.Down
     clock.run_until(0.9)

@@ -204,6 +204,14 @@ class BfdSpeaker:
         sess.start()
         return key
 
+    def nudge(self, key: str, after_s: tuple[float, ...] = (0.02, 0.1, 0.3)) -> None:
+        """Handshake packets at these delays for a session never Up yet (see BfdSession.nudge):
+        the peer's BFD session appears a moment after its trigger, so one packet may arrive early."""
+        sess = self._get(key)
+        assert self._loop is not None
+        for delay in after_s:
+            self._loop.call_later(delay, sess.nudge)
+
     def remove_session(self, key: str) -> None:
         """Delete a session; the peer is told AdminDown so it does not report a failure."""
         self._remove(key, send_admin_down=True)

@@ -207,6 +207,12 @@ class BfdSession:
         pace, and the peer's state change reaches us within a round trip."""
         return self._eager and not self._ever_up and self.state in (State.Down, State.Init)
 
+    def nudge(self) -> None:
+        """Send a handshake packet now (eager sessions that were never Up; otherwise nothing): the
+        edge calls it when BGP comes Established, which is when the peer's bgpd registers BFD."""
+        if self._handshaking():
+            self._schedule_tx(self._loop.time())
+
     def _packet(self, final: bool) -> BfdPacket:
         return BfdPacket(
             state=self.state,

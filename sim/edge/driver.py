@@ -289,6 +289,8 @@ class EdgeDriver:
             rt.last_keepalive = now
             rt.transition("Established")
             self.event("bgp-state", "Established", key)
+            if rt.bfd_key and self.bfd is not None:  # the customer's bgpd registers its BFD now
+                self.bfd.nudge(rt.bfd_key)
             if rt.held_by_bfd:
                 self.event("teardown", "BFD is Down: BGP session not trusted, tearing it down again", key)
                 self.command(f"neighbor {rt.session.cust_addr} teardown {CEASE_BFD_DOWN}")
