@@ -160,11 +160,12 @@ def main() -> None:
 
 def write_results(lines: list[str]) -> None:
     """Replace the GRE section of RESULTS.md (or append it); other sections belong to other benches."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    head, sep, rest = text.partition(SECTION)
-    tail = rest[rest.find("\n## "):] if sep and "\n## " in rest else ""
-    body = f"{SECTION}\n" + "\n".join(lines) + "\n"
-    RESULTS.write_text(head.rstrip("\n") + "\n\n" + body + tail)
+    import sys
+
+    sys.path.insert(0, str(RESULTS.parents[1]))
+    from bench.results import write_section
+
+    write_section(SECTION.rstrip("\n"), lines, RESULTS)
 
 
 if __name__ == "__main__":
