@@ -62,9 +62,17 @@ def test_help_imports_no_command_module() -> None:
 
 
 def test_a_command_imports_only_its_own_module() -> None:
-    got = _modules_after("down", "--help")
-    assert "sim.cli.lab" in got  # down's module really loaded: its own --help needs its options
+    got = _modules_after("status", "--help")
+    assert "sim.cli.lab" in got  # status's module really loaded: its own --help needs its options
     assert not {"sim.cli.scenario", "sim.cli.api", "sim.cli.verify", "sim.cli.dashboard"} & set(got)
+
+
+def test_down_loads_light_before_the_lab_layer() -> None:
+    """`down` signals the daemons before importing the lab layer (sim/cli/down.py): its module and
+    options import no topology model."""
+    got = set(_modules_after("down", "--help"))
+    assert "sim.cli.down" in got
+    assert not {"sim.cli.lab", "sim.lab.lab", "sim.topology", "sim.state"} & got
 
 
 def test_command_index_is_current() -> None:

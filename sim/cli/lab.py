@@ -20,6 +20,7 @@ import typer
 from pydantic import BaseModel, Field
 
 from sim.backends.base import BackendError
+from sim.cli.options import ATTACH_BACKEND_OPTION, JSON_OPTION, LAB_OPTION
 from sim.cli.output import console, emit, err_console, fail, lab_name_param
 from sim.facts import DIRECTIONS
 from sim.state import LabNotFound, LabState, list_labs
@@ -29,12 +30,6 @@ from sim.topology.plan import LabPlan, build_plan
 if TYPE_CHECKING:  # `down` does not need it: `up` imports it (startup time, issue 16)
     from sim.edge.readiness import Readiness
 
-LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)",
-                          callback=lab_name_param)
-JSON_OPTION = typer.Option(False, "--json", help="Print stable JSON instead of tables")
-ATTACH_BACKEND_OPTION = typer.Option(
-    None, "--backend", help="containerlab: a lab containerlab deployed from a cnilab export (auto-detected when "
-    "--lab has no cnilab state but clab-LAB-* containers exist)")
 
 
 # -- models behind --json ------------------------------------------------------------------------
@@ -328,37 +323,6 @@ def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION, backend: str = AT
         emit(lab_status(st), as_json, render_status)
 
 
-def down(lab: str = LAB_OPTION,
-         all_: bool = typer.Option(False, "--all", help="Every lab, plus orphan namespaces and processes"),
-         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success"),
-         as_json: bool = JSON_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
-    """Stop every process of the lab and remove its tunnels, namespaces and state."""
-    from sim.lab.lab import Lab, down_all, down_lab
-
-    with _errors():
-        if all_:
-            result = DownResult(**down_all())
-        elif lab is not None:  # by name: also what a killed `up` left without (or with half) a state file
-            result = DownResult(**down_lab(lab, backend))
-        else:
-            if not list_labs():
-                if not quiet:
-                    console.print("no lab is running")
-                return
-            handle = Lab.attach(lab, backend)  # containerlab: refused while deployed, forgotten after
-            handle.destroy()
-            result = DownResult(labs=[handle.name])
-    if result.errors:
-        fail("; ".join(result.errors))
-    if quiet and not as_json:
-        return
-    emit(result, as_json, lambda r: console.print(
-        f"removed lab(s): {', '.join(r.labs) or 'none'}"
-        + (f"; namespaces swept by owner tag: {', '.join(r.orphan_namespaces)}" if r.orphan_namespaces else "")
-        + (f"; orphan processes: {', '.join(r.orphan_processes)}" if r.orphan_processes else "")
-        + (f"; left alone: {'; '.join(r.skipped)}" if r.skipped else "")))
-
-
 def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, transit, colo"),
           cmd: list[str] = typer.Argument(..., help="Command to run inside the node (after --)"),
           lab: str = LAB_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
@@ -460,7 +424,6 @@ def validate(topology: Path = typer.Argument(..., help="Topology YAML"),
 def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command()(status)
-    app.command()(down)
     app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)
     app.command()(doctor)
     app.command()(schema)

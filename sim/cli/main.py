@@ -11,7 +11,8 @@ from sim.cli.command_index import INDEX
 from sim.cli.lazy import lazy_group, new_app
 
 COMMAND_MODULES = (
-    "sim.cli.lab",        # up, down, status, exec, doctor, schema
+    "sim.cli.lab",        # up, status, exec, doctor, schema, validate
+    "sim.cli.down",       # down (light: signals the daemons before the lab layer loads)
     "sim.cli.demo",       # demo (the README's main job)
     "sim.cli.bgp",        # bgp, bfd, routes
     "sim.cli.api",        # api
