@@ -357,7 +357,8 @@ static void send_tso(const struct virtio_net_hdr *vh, uint8_t *pkt, size_t n) {
     size_t l4 = vh->csum_start;
     size_t gso = vh->gso_size;
     uint8_t type = vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
-    if ((type == VIRTIO_NET_HDR_GSO_TCPV6) != v6 || (!v6 && (pkt[0] >> 4) != 4) || gso == 0 ||
+    if ((type != VIRTIO_NET_HDR_GSO_TCPV4 && type != VIRTIO_NET_HDR_GSO_TCPV6) ||
+        (type == VIRTIO_NET_HDR_GSO_TCPV6) != v6 || (!v6 && (pkt[0] >> 4) != 4) || gso == 0 ||
         l4 != (v6 ? 40u : (size_t)(pkt[0] & 0x0f) * 4) || n < l4 + 20) {
         atomic_fetch_add(&ctr.tx_errors, 1);
         return;
