@@ -37,6 +37,27 @@ def up_lab(env: dict[str, str]) -> str:
     return name
 
 
+BARE_TYPER = """
+import typer
+app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True)
+@app.command()
+def up(topology: str) -> None:
+    \"\"\"Bring a lab up.\"\"\"
+@app.command()
+def down() -> None:
+    \"\"\"Remove it.\"\"\"
+app()
+"""
+
+
+def cpu_of(argv: list[str], env: dict[str, str]) -> float:
+    """user+sys CPU seconds of one run: hardly depends on how busy the shared machine is."""
+    before = os.times()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = os.times()
+    return (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
 def plain_netns_teardown(n: int) -> float:
     names = [f"bcn-{uuid.uuid4().hex[:6]}-{i}" for i in range(n)]
     for ns in names:
@@ -55,12 +76,18 @@ def main() -> None:
     med = statistics.median
     with tempfile.TemporaryDirectory(prefix="cnilab-bcli-") as state:
         env = {**os.environ, "CNILAB_STATE_DIR": state, "PYTHONPATH": str(ROOT)}
-        py, helps, downs, plain = [], [], [], []
+        py, bare, helps, downs, plain = [], [], [], [], []
+        cpu: dict[str, list[float]] = {"bare": [], "help": [], "down": []}
         for _ in range(args.runs):  # interleaved: each pair sees the same load
             py.append(timed([sys.executable, "-c", "pass"], env))
+            bare.append(timed([sys.executable, "-c", BARE_TYPER, "--help"], env))
             helps.append(timed([CNILAB, "--help"], env))
+            cpu["bare"].append(cpu_of([sys.executable, "-c", BARE_TYPER, "--help"], env))
+            cpu["help"].append(cpu_of([CNILAB, "--help"], env))
             name = up_lab(env)
-            downs.append(timed([CNILAB, "down", "--lab", name], env))
+            t0 = time.monotonic()
+            cpu["down"].append(cpu_of([CNILAB, "down", "--lab", name], env))
+            downs.append(time.monotonic() - t0)
             plain.append(plain_netns_teardown(4))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -71,9 +98,12 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M')} UTC, {os.cpu_count()} CPUs, load average {load} (shared machine), "
         f"median of {args.runs} interleaved runs.", "",
         "| what | cnilab (s) | anchor (s) | anchor | goal |", "|---|---|---|---|---|",
-        f"| `cnilab --help` | {med(helps):.2f} ({runs(helps)}) | {med(py):.2f} | `python -c pass` | <= 0.2 s |",
-        f"| `cnilab down` v1-gre (4 namespaces, 7 daemons) | {med(downs):.2f} ({runs(downs)}) | {med(plain):.2f} "
-        f"| `ip netns del` x4 | <= 0.4 s |",
+        f"| `cnilab --help` | {med(helps):.2f} ({runs(helps)}); CPU {med(cpu['help']):.2f} | {med(py):.2f} | "
+        "`python -c pass` | <= 0.2 s |",
+        f"| `cnilab --help` vs the floor of any typer CLI | {med(helps):.2f} | {med(bare):.2f} ({runs(bare)}); "
+        f"CPU {med(cpu['bare']):.2f} | a bare typer app with two commands, `--help` | - |",
+        f"| `cnilab down` v1-gre (4 namespaces, 7 daemons) | {med(downs):.2f} ({runs(downs)}); CPU "
+        f"{med(cpu['down']):.2f} | {med(plain):.2f} | `ip netns del` x4 | <= 0.4 s |",
     ]
     print("\n".join(lines), flush=True)
     if not args.no_write:

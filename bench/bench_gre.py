@@ -77,41 +77,81 @@ def iperf(server_ns: str, client_ns: str, addr: str, seconds: int, reverse: bool
         server.wait()
 
 
+@contextlib.contextmanager
+def busy_core(on: bool) -> Iterator[None]:
+    """One process spinning on the CPU for the duration (the 'one core busy' condition), or nothing."""
+    if not on:
+        yield
+        return
+    hog = subprocess.Popen(["python3", "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+@contextlib.contextmanager
+def tunnel(cf: str, cust: str, mtu: int, tmp: str, offload: bool) -> Iterator[None]:
+    """Both endpoints as a lab starts them; ``offload=False`` adds ``--no-offload`` (the old path)."""
+    records: list[ProcessRecord] = []
+    try:
+        for ns, local, remote, inner in ((cf, CF_OUTER, CUST_OUTER, CF_INNER),
+                                         (cust, CUST_OUTER, CF_OUTER, CUST_INNER)):
+            log = Path(tmp) / f"{ns}-{offload}.log"
+            extra = [] if offload else ["--no-offload"]
+            records.append(gre.start_userspace_gre(
+                lambda name, argv, log=log, ns=ns, extra=extra: spawn(name, ns, [*argv, *extra], log),
+                f"/run/netns/{ns}", "gre0", local, remote, inner, mtu, log))
+        yield
+    finally:
+        for rec in records:
+            rec.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only, do not append to RESULTS.md")
+    parser.add_argument("--idle-only", action="store_true", help="skip the 'one core busy' runs")
     opts = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench_gre needs root (network namespaces)")
     facts = load_facts()
     mtu = int(facts.physical_mtu.value) - facts.overhead(["gre", "ipv4"])
     mode, reason = gre.gre_mode("userspace")
-    records: list[ProcessRecord] = []
+    rows: list[str] = []
+    loads: list[str] = []
+    met: list[bool] = []
     with tempfile.TemporaryDirectory(prefix="cnilab-bench-gre-") as tmp, two_nodes() as (cf, cust):
-        try:
-            for ns, local, remote, inner in ((cf, CF_OUTER, CUST_OUTER, CF_INNER),
-                                             (cust, CUST_OUTER, CF_OUTER, CUST_INNER)):
-                log = Path(tmp) / f"{ns}.log"
-                records.append(gre.start_userspace_gre(
-                    lambda name, argv, log=log, ns=ns: spawn(name, ns, argv, log),
-                    f"/run/netns/{ns}", "gre0", local, remote, inner, mtu, log))
-            veth = iperf(cf, cust, str(CF_OUTER), opts.seconds)
-            tun_up = iperf(cf, cust, str(CF_INNER.ip), opts.seconds)
-            tun_down = iperf(cf, cust, str(CF_INNER.ip), opts.seconds, reverse=True)
-        finally:
-            for rec in records:
-                rec.stop()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        for busy in (False,) if opts.idle_only else (False, True):
+            goal = 1.0 if busy else 2.0
+            with busy_core(busy):
+                veth = iperf(cf, cust, str(CF_OUTER), opts.seconds)
+                figures = {}
+                for offload in (True, False):
+                    with tunnel(cf, cust, mtu, tmp, offload):
+                        figures[offload] = (iperf(cf, cust, str(CF_INNER.ip), opts.seconds),
+                                            iperf(cf, cust, str(CF_INNER.ip), opts.seconds, reverse=True))
+                loads.append(", ".join(f"{x:.1f}" for x in os.getloadavg()))
+            up, down = figures[True]
+            old_up, old_down = figures[False]
+            met.append(min(up, down) >= goal)
+            rows.append(f"| {'one core busy' if busy else 'idle'} | {veth:.2f} | {up:.2f} / {down:.2f} | "
+                        f"{up / veth:.2f} / {down / veth:.2f} | {old_up:.2f} / {old_down:.2f} | "
+                        f">= {goal:.0f} Gbit/s: {'met' if met[-1] else 'NOT met'} |")
     lines = [
         f"- date: {time.strftime('%Y-%m-%d %H:%M')}, host: {platform.node()}, kernel {platform.release()}, "
-        f"{os.cpu_count()} CPUs, load average {load} (shared machine); iperf3 TCP, 1 stream, {opts.seconds} s; "
-        f"tunnel MTU {mtu}",
-        f"- mode: {mode} ({reason})",
-        f"- plain veth (1500 MTU):            {veth:6.2f} Gbit/s",
-        f"- userspace GRE cust->cf:           {tun_up:6.2f} Gbit/s  (ratio {tun_up / veth:.2f})",
-        f"- userspace GRE cf->cust (-R):      {tun_down:6.2f} Gbit/s  (ratio {tun_down / veth:.2f})",
-        f"- target >= 1 Gbit/s: {'met' if min(tun_up, tun_down) >= 1.0 else 'NOT met'}",
+        f"{os.cpu_count()} CPUs, load average after each condition {' / '.join(loads)} (shared machine); "
+        f"iperf3 TCP, 1 stream, {opts.seconds} s per figure; tunnel MTU {mtu}",
+        f"- mode: {mode} ({reason}); offload = TUN TSO/checksum offload + sendmmsg + receive-side merge "
+        "(the default); plain = `--no-offload`, one packet per syscall, same run",
+        "- one core busy: a `python3 -c 'while True: pass'` spinning during the whole condition",
+        "",
+        "| condition | veth (Gbit/s) | GRE cust->cf / cf->cust (Gbit/s) | ratio to veth | plain endpoint "
+        "(Gbit/s) | goal |",
+        "|---|---|---|---|---|---|",
+        *rows,
     ]
     print("\n".join(lines))
     if not opts.no_write:
@@ -120,11 +160,12 @@ def main() -> None:
 
 def write_results(lines: list[str]) -> None:
     """Replace the GRE section of RESULTS.md (or append it); other sections belong to other benches."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    head, sep, rest = text.partition(SECTION)
-    tail = rest[rest.find("\n## "):] if sep and "\n## " in rest else ""
-    body = f"{SECTION}\n" + "\n".join(lines) + "\n"
-    RESULTS.write_text(head.rstrip("\n") + "\n\n" + body + tail)
+    import sys
+
+    sys.path.insert(0, str(RESULTS.parents[1]))
+    from bench.results import write_section
+
+    write_section(SECTION.rstrip("\n"), lines, RESULTS)
 
 
 if __name__ == "__main__":

@@ -569,3 +569,135 @@ def test_bfd_main_runner_events(nspair: NsPair, tmp_path: Path) -> None:
                     await proc.wait()
 
     run(main)
+
+
+class _ManualClock:
+    """A virtual clock for BfdSession: timers run only when the test advances time (deterministic)."""
+
+    @dataclass
+    class Handle:
+        at: float
+        callback: Callable[[], object]
+        cancelled: bool = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+        def when(self) -> float:
+            return self.at
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[_ManualClock.Handle] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> _ManualClock.Handle:
+        handle = _ManualClock.Handle(when, callback)
+        self.timers.append(handle)
+        return handle
+
+    def run_until(self, t: float) -> None:
+        while due := sorted((h for h in self.timers if not h.cancelled and h.at <= t), key=lambda h: h.at):
+            handle = due[0]
+            self.timers.remove(handle)
+            self.now = max(self.now, handle.at)
+            handle.callback()
+        self.now = t
+
+
+def _late_peer_handshake(eager: bool) -> tuple[float, float]:
+    """The edge runs from t=0; the customer's BFD starts at t=0.4 (bgpd registers it at Established).
+    Returns (customer Up, edge Up), virtual seconds, with the real 1 s slow start and 1 ms links."""
+    clock = _ManualClock()
+    ups: dict[str, float] = {}
+    sessions: dict[str, BfdSession] = {}
+
+    def on_change(info: BfdSessionInfo, old: str, new: str) -> None:
+        if new == "Up":
+            ups.setdefault(info.key, clock.now)
+
+    started: set[str] = set()
+
+    def deliver(other: str, data: bytes) -> None:
+        if other in started:  # before its start the customer has no session: the packet is dropped
+            sessions[other].receive(BfdPacket.decode(data))
+
+    def sender(other: str) -> Callable[[bytes], None]:
+        return lambda data: clock.call_at(clock.now + 0.001, lambda: deliver(other, data))
+
+    for name, other, discr, is_edge in (("edge", "cust", 111, True), ("cust", "edge", 222, False)):
+        sessions[name] = BfdSession(
+            key=name, local=ip_address("192.0.2.1"), peer=ip_address("192.0.2.2"), ifname=None, tx_ms=300,
+            rx_ms=300, multiplier=3, discr=discr, send=sender(other), clock=clock, rng=random.Random(7),
+            on_change=on_change, slow_tx_us=1_000_000, eager_first_handshake=eager and is_edge)
+    for name, at in (("edge", 0.0), ("cust", 0.4)):
+        clock.run_until(at)
+        started.add(name)
+        sessions[name].start()
+    clock.run_until(5.0)
+    return ups["cust"] - 0.4, ups["edge"] - 0.4
+
+
+def test_eager_edge_answers_a_new_peers_first_packet_at_once() -> None:
+    """The RFC pace would make the customer wait for the edge's next slow-start packet (up to 1 s);
+    the eager edge answers its first Down with Init at once, so the customer is Up a link RTT after
+    its first packet (which leaves within 50 ms of its start)."""
+    eager_cust, eager_edge = _late_peer_handshake(eager=True)
+    paced_cust, _ = _late_peer_handshake(eager=False)
+    assert eager_cust <= 0.05 + 0.002 + 1e-9
+    assert paced_cust > 0.3  # the same seeds: the edge's next paced packet was ~0.4 s away
+    assert eager_edge <= 1.0 + 0.05  # the customer (strict) sends its Up at its own pace; the edge follows
+
+
+def test_eager_edge_is_paced_again_after_the_first_up() -> None:
+    """Only the first handshake is eager: once Up, a session re-establishing after a failure keeps
+    RFC 5880 6.8.7 pacing (transmissions >= 0.75 x the slow-start interval apart)."""
+    clock = _ManualClock()
+    sent: list[tuple[float, State]] = []
+    polls: list[tuple[State, bool]] = []
+
+    def send(data: bytes) -> None:
+        pkt = BfdPacket.decode(data)
+        sent.append((clock.now, pkt.state))
+        polls.append((pkt.state, pkt.poll))
+
+    sess = BfdSession(key="edge", local=ip_address("192.0.2.1"), peer=ip_address("192.0.2.2"), ifname=None,
+                      tx_ms=300, rx_ms=300, multiplier=3, discr=1, send=send, clock=clock, rng=random.Random(3),
+                      on_change=None, slow_tx_us=1_000_000, eager_first_handshake=True)
+
+    def peer(state: State) -> BfdPacket:
+        return BfdPacket(state=state, diag=0, poll=False, final=False, detect_mult=3, my_discr=9,
+                         your_discr=1 if state != State.Down else 0, desired_min_tx_us=1_000_000,
+                         required_min_rx_us=300_000, required_min_echo_rx_us=0)
+
+    sess.start()
+    clock.run_until(0.2)
+    before_nudge = len(sent)
+    sess.nudge()  # BGP came Established: a handshake packet now, not at the slow-start pace
+    clock.run_until(0.2)
+    assert len(sent) == before_nudge + 1 and sent[-1] == (0.2, State.Down)
+    clock.run_until(0.3)
+    sess.receive(peer(State.Down))
+    clock.run_until(0.3)
+    assert sent[-1] == (0.3, State.Init)  # eager: at once
+    # until the first Up every packet polls the peer, so it answers at once (6.8.7), not at its pace
+    assert polls and all(poll for state, poll in polls if state in (State.Down, State.Init))
+    sess.receive(peer(State.Up))
+    assert sess.state == State.Up
+    clock.run_until(0.6)
+    after_up = len(sent)
+    sess.nudge()  # never again once Up
+    clock.run_until(0.6)
+    assert len(sent) == after_up
+    sess.receive(peer(State.Down))  # the peer restarted: we go Down
+    assert sess.state == State.Down
+    clock.run_until(0.9)
+    before = len(sent)
+    sess.receive(peer(State.Down))  # its first packet again: now paced
+    assert sess.state == State.Init and all(s != State.Init for _, s in sent[before:])
+    clock.run_until(3.0)
+    inits = [t for t, s in sent[before:] if s == State.Init]
+    assert inits and inits[0] - max(t for t, _ in sent[:before]) >= 0.75 - 1e-9  # 6.8.7 at the 1 s slow pace
+    sess.close(False)

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def _cnilab(*argv: str, cwd: Path = REPO, env_state: Path | None = None) -> subp
 
 def _commands(cmd: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = [path]
-    if isinstance(getattr(cmd, "commands", None), dict):  # a group (typer vendors its own click)
+    if isinstance(getattr(cmd, "commands", None), Mapping):  # a group (the root loads lazily)
         for name, sub in cmd.commands.items():  # type: ignore[attr-defined]
             out += _commands(sub, (*path, name))
     return out

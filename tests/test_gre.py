@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -345,3 +346,152 @@ def test_keys_must_match_like_kernel_gre(nodes: Nodes) -> None:
     nodes.start(nodes.cf, CF_OUTER, CUST_OUTER, CF_INNER, key=42)
     nodes.start(nodes.cust, CUST_OUTER, CF_OUTER, CUST_INNER, key=42)
     assert nodes.ping(nodes.cust, str(CF_INNER.ip), "-M", "do", "-s", str(tunnel_mtu() - 28 - 4)).returncode == 0
+
+
+# --- offload path: TSO super-packets cut into wire packets, receive-side merge ---------------------
+
+_BULK = """
+import hashlib, socket, sys
+role, addr, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(size // 32))
+
+def recv_all(s, n):
+    got = bytearray()
+    while len(got) < n:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
+
+if role == "server":
+    srv = socket.create_server((addr, 5300))
+    print("listening", flush=True)
+    conn, _ = srv.accept()
+    ok = recv_all(conn, len(data)) == data
+    conn.sendall(data)
+    conn.shutdown(socket.SHUT_WR)
+    print("server-received-ok" if ok else "server-received-BAD", flush=True)
+else:
+    s = socket.create_connection((addr, 5300), timeout=30)
+    s.sendall(data)
+    ok = recv_all(s, len(data)) == data
+    print("client-received-ok" if ok else "client-received-BAD", flush=True)
+"""
+
+
+def _gre_inner_packets(pcap: Path) -> list[bytes]:
+    """Inner IP packets of the GRE packets in a pcap (Ethernet link type), outer length checked."""
+    raw = pcap.read_bytes()
+    out, off = [], 24
+    while off + 16 <= len(raw):
+        incl, orig = struct.unpack_from("<II", raw, off + 8)
+        frame = raw[off + 16:off + 16 + incl]
+        off += 16 + incl
+        if frame[12:14] != b"\x08\x00" or frame[14 + 9] != 47:
+            continue
+        outer_len = struct.unpack_from("!H", frame, 14 + 2)[0]
+        assert outer_len <= 1500, f"a GRE packet of {outer_len} bytes left the node"
+        assert incl == orig, "capture truncated"
+        ihl = (frame[14] & 0x0F) * 4
+        out.append(frame[14 + ihl + 4:14 + outer_len])
+    return out
+
+
+def _tcp_checksum_ok(ip: bytes) -> bool:
+    def fold(data: bytes) -> int:
+        if len(data) % 2:
+            data += b"\x00"
+        s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+        return s
+
+    ihl = (ip[0] & 0x0F) * 4
+    total = struct.unpack_from("!H", ip, 2)[0]
+    seg = ip[ihl:total]
+    pseudo = ip[12:20] + struct.pack("!BBH", 0, 6, len(seg))
+    return fold(pseudo + seg) == 0xFFFF
+
+
+@pytest.mark.root
+def test_bulk_tcp_through_offload_path_is_intact_and_wire_packets_fit_mtu(nodes: Nodes) -> None:
+    """Both directions carry 4 MB byte-exact; on the wire every GRE packet is <= 1500 bytes with a
+    correct inner TCP checksum, i.e. the endpoint cut the TUN's super-packets like the kernel would."""
+    nodes.start_both()
+    size, pcap = 4 << 20, nodes.tmp / "outer.pcap"
+    capture = subprocess.Popen(["ip", "netns", "exec", nodes.cf, "tcpdump", "-i", f"tg{nodes.tag}a", "-s", "2000",
+                                "-B", "16384", "-U", "-w", str(pcap), "ip proto 47"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(["ip", "netns", "exec", nodes.cf, "python3", "-c", _BULK, "server", str(CF_INNER.ip),
+                               str(size)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "listening"
+        wait_for(lambda: pcap.exists() and pcap.stat().st_size >= 24, timeout=10, what="tcpdump started")
+        client = nodes.run(nodes.cust, "python3", "-c", _BULK, "client", str(CF_INNER.ip), str(size))
+        assert "client-received-ok" in client.stdout, client.stdout + client.stderr
+        assert "server-received-ok" in server.communicate(timeout=30)[0]
+    finally:
+        server.kill()
+        capture.terminate()
+        capture.wait(timeout=10)
+    inner = _gre_inner_packets(pcap)
+    data = [p for p in inner if p[0] >> 4 == 4 and p[9] == 6 and struct.unpack_from("!H", p, 2)[0] > 1000]
+    assert len(data) >= 100, f"only {len(data)} full-size TCP segments captured"
+    assert max(struct.unpack_from("!H", p, 2)[0] for p in data) <= tunnel_mtu()
+    bad = [p for p in inner if p[0] >> 4 == 4 and p[9] == 6 and not _tcp_checksum_ok(p)]
+    assert not bad, f"{len(bad)} of {len(inner)} inner TCP segments with a wrong checksum on the wire"
+    if "offload=tso" in endpoint_log(nodes):
+        # the kernel counted super-packets handed to the endpoint; the endpoint sent more wire packets
+        for rec in nodes.records:
+            os.kill(rec.pid, signal.SIGUSR1)
+        wait_for(lambda: endpoint_log(nodes).count("ugre: counters") >= 2, timeout=5, what="counters logged")
+        sent = max(int(m) for m in re.findall(r"counters .*?tx_packets=(\d+)", endpoint_log(nodes)))
+        kernel = max(gre.gre_counters(nodes.path(ns), TUN)["tx_packets"] for ns in (nodes.cf, nodes.cust))
+        assert sent > kernel, (sent, kernel)
+
+
+def _tcp_over_gre(seq: int, ip_id: int, payload: bytes, corrupt: bool) -> bytes:
+    """GRE payload carrying one IPv4 TCP ACK segment CF_INNER -> CUST_INNER:9."""
+
+    def fold(data: bytes) -> int:
+        s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+        return s
+
+    src, dst = CF_INNER.ip.packed, CUST_INNER.ip.packed
+    tcp = struct.pack("!HHIIBBHHH", 40000, 9, seq, 1, 5 << 4, 0x10, 65535, 0, 0) + payload
+    check = ~fold(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp) & 0xFFFF
+    tcp = tcp[:16] + struct.pack("!H", check ^ (0x5555 if corrupt else 0)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), ip_id, 0x4000, 64, 6, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", ~fold(ip) & 0xFFFF) + ip[12:]
+    return b"\x00\x00\x08\x00" + ip + tcp
+
+
+@pytest.mark.root
+def test_corrupted_segment_is_not_merged_with_its_neighbours(nodes: Nodes) -> None:
+    """Three in-order segments of one flow, the middle one with a bad TCP checksum: the receiving
+    node's TCP stack still sees (and counts) the bad one, as it would without the endpoint's merging."""
+    _, cust = nodes.start_both()
+    packets = [_tcp_over_gre(1000 + i * 1000, 7 + i, bytes([i]) * 1000, corrupt=i == 1).hex() for i in range(3)]
+    sender = ("import socket; s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_GRE); "
+              f"s.bind(('{CF_OUTER}',0)); [s.sendto(bytes.fromhex(p),('{CUST_OUTER}',0)) for p in {packets!r}]")
+
+    def csum_errors() -> int:
+        snmp = nodes.run(nodes.cust, "cat", "/proc/net/snmp", check=True).stdout.splitlines()
+        names, values = (line.split() for line in snmp if line.startswith("Tcp:"))
+        return int(values[names.index("InCsumErrors")])
+
+    def rx() -> int:
+        return gre.gre_counters(nodes.path(nodes.cust), TUN)["rx_packets"]
+
+    errors, base = csum_errors(), rx()
+    os.kill(cust.pid, signal.SIGSTOP)  # all three wait in the socket: one receive batch, merge candidates
+    try:
+        nodes.run(nodes.cf, "python3", "-c", sender, check=True)
+    finally:
+        os.kill(cust.pid, signal.SIGCONT)
+    wait_for(lambda: rx() - base >= 3, timeout=5, what="3 segments decapsulated")
+    wait_for(lambda: csum_errors() - errors >= 1, timeout=5, what="the bad segment counted by TCP")
+    assert csum_errors() - errors == 1

@@ -14,26 +14,22 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import BaseModel, Field
-from rich.table import Table
 
 from sim.backends.base import BackendError
+from sim.cli.options import ATTACH_BACKEND_OPTION, JSON_OPTION, LAB_OPTION
 from sim.cli.output import console, emit, err_console, fail, lab_name_param
-from sim.edge.readiness import Readiness
 from sim.facts import DIRECTIONS
 from sim.state import LabNotFound, LabState, list_labs
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import LabPlan, build_plan
 
-LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)",
-                          callback=lab_name_param)
-JSON_OPTION = typer.Option(False, "--json", help="Print stable JSON instead of tables")
-ATTACH_BACKEND_OPTION = typer.Option(
-    None, "--backend", help="containerlab: a lab containerlab deployed from a cnilab export (auto-detected when "
-    "--lab has no cnilab state but clab-LAB-* containers exist)")
+if TYPE_CHECKING:  # `down` does not need it: `up` imports it (startup time, issue 16)
+    from sim.edge.readiness import Readiness
+
 
 
 # -- models behind --json ------------------------------------------------------------------------
@@ -179,6 +175,8 @@ def _yes(v: bool | None) -> str:
 
 
 def render_status(s: LabStatus) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]lab {s.lab}[/] ({s.topology}, backend {s.backend}): [bold]{s.status}[/]; "
                   f"customer MSS clamp required: {s.mss_required}")
     t = Table("link", "role", "a", "b", "MTU", "VLAN", "GRE", "path MTU cf→cust / cust→cf (inet↔origin)", title="links")
@@ -257,7 +255,7 @@ def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/
     a session is not (the lab stays for `cnilab bgp`), 2 when the input is refused (topology, or a
     router config the daemon's parser refuses) and nothing is built.
     """
-    from sim.edge.readiness import bring_up_budget, wait_lab_sessions
+    from sim.edge.readiness import Readiness, bring_up_budget, wait_lab_sessions
     from sim.lab.lab import Lab
 
     with _errors():
@@ -275,6 +273,7 @@ def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/
                 lab.detach()
             if wait and not no_daemons and plan.sessions:
                 readiness = wait_lab_sessions(lab, budget, progress)
+        UpResult.model_rebuild(_types_namespace={"Readiness": Readiness})
         result = UpResult(seconds=round(time.monotonic() - t0, 3), daemons=not no_daemons,
                           status=lab_status(lab.state), readiness=readiness)
 
@@ -322,37 +321,6 @@ def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION, backend: str = AT
         if st.backend == "containerlab":  # re-read the deployment: containerlab may have changed it
             st = Lab.attach(st.lab).state
         emit(lab_status(st), as_json, render_status)
-
-
-def down(lab: str = LAB_OPTION,
-         all_: bool = typer.Option(False, "--all", help="Every lab, plus orphan namespaces and processes"),
-         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success"),
-         as_json: bool = JSON_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
-    """Stop every process of the lab and remove its tunnels, namespaces and state."""
-    from sim.lab.lab import Lab, down_all, down_lab
-
-    with _errors():
-        if all_:
-            result = DownResult(**down_all())
-        elif lab is not None:  # by name: also what a killed `up` left without (or with half) a state file
-            result = DownResult(**down_lab(lab, backend))
-        else:
-            if not list_labs():
-                if not quiet:
-                    console.print("no lab is running")
-                return
-            handle = Lab.attach(lab, backend)  # containerlab: refused while deployed, forgotten after
-            handle.destroy()
-            result = DownResult(labs=[handle.name])
-    if result.errors:
-        fail("; ".join(result.errors))
-    if quiet and not as_json:
-        return
-    emit(result, as_json, lambda r: console.print(
-        f"removed lab(s): {', '.join(r.labs) or 'none'}"
-        + (f"; namespaces swept by owner tag: {', '.join(r.orphan_namespaces)}" if r.orphan_namespaces else "")
-        + (f"; orphan processes: {', '.join(r.orphan_processes)}" if r.orphan_processes else "")
-        + (f"; left alone: {'; '.join(r.skipped)}" if r.skipped else "")))
 
 
 def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, transit, colo"),
@@ -409,6 +377,8 @@ def doctor(as_json: bool = JSON_OPTION) -> None:
     from sim.dataplane.capabilities import doctor as run_doctor
 
     def render(r: DoctorReport) -> None:
+        from rich.table import Table
+
         t = Table("feature", "ok", "detail", "lab uses instead", title=f"kernel {r.kernel}")
         for f in r.features:
             t.add_row(f.name, _yes(f.ok), f.detail, f.fallback or "")
@@ -454,7 +424,6 @@ def validate(topology: Path = typer.Argument(..., help="Topology YAML"),
 def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command()(status)
-    app.command()(down)
     app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)
     app.command()(doctor)
     app.command()(schema)

@@ -1,28 +1,18 @@
 """Entry point of the ``cnilab`` command.
 
 Command groups live in their own modules and register themselves, so each stays small and owns its
-options; this module only assembles them.
+options; this module only lists them. A module is imported when one of its commands runs
+(sim/cli/lazy.py), so `cnilab --help` and `cnilab down` do not pay for the others.
 """
 
 from __future__ import annotations
 
-import importlib
-
-import typer
-
-app = typer.Typer(
-    name="cnilab",
-    help="Rehearse and test a Cloudflare Network Interconnect: emulated links, BGP/BFD/GRE, mock CNI API.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    # Help text is plain text: docstrings name values like [PERIOD] or MS[/JITTER], which rich markup
-    # would parse as tags (and crash `--help` on the closing one).
-    rich_markup_mode=None,
-)
+from sim.cli.command_index import INDEX
+from sim.cli.lazy import lazy_group, new_app
 
 COMMAND_MODULES = (
-    "sim.cli.lab",        # up, down, status, exec, doctor, schema
+    "sim.cli.lab",        # up, status, exec, doctor, schema, validate
+    "sim.cli.down",       # down (light: signals the daemons before the lab layer loads)
     "sim.cli.demo",       # demo (the README's main job)
     "sim.cli.bgp",        # bgp, bfd, routes
     "sim.cli.api",        # api
@@ -37,8 +27,17 @@ COMMAND_MODULES = (
     "sim.cli.tunnels",    # tunnels (Magic health checks and steering)
 )
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
+app = new_app(
+    name="cnilab",
+    help="Rehearse and test a Cloudflare Network Interconnect: emulated links, BGP/BFD/GRE, mock CNI API.",
+    no_args_is_help=True,
+    cls=lazy_group(INDEX, COMMAND_MODULES),
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Makes typer build a group although no command is registered up front (they load lazily)."""
 
 
 if __name__ == "__main__":

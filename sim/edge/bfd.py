@@ -126,11 +126,14 @@ class BfdSpeaker:
     ``netns`` (optional, a name under /run/netns or a path) opens the sockets in another network
     namespace while the loop stays where it is - tests and the benchmark use it to run both ends
     in one process. ``port`` exists for the same reason; the default is RFC 5881's 3784.
+    ``eager_first_handshake`` (the edge sets it) answers a new peer's handshake packets at once
+    instead of at the slow-start pace, until the session has been Up once.
     """
 
     def __init__(self, on_change: OnChange | None = None, *, netns: str | None = None, port: int | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, eager_first_handshake: bool = False) -> None:
         facts = load_facts().bfd
+        self._eager = eager_first_handshake
         self._on_change = on_change
         self._netns = netns
         self._port = int(port if port is not None else facts["udp_port"]["value"])
@@ -194,12 +197,20 @@ class BfdSpeaker:
 
         sess = BfdSession(key=key, local=local_ip, peer=peer_ip, ifname=ifname, tx_ms=tx_ms, rx_ms=rx_ms,
                         multiplier=multiplier, discr=discr, send=send, clock=self._loop, rng=self._rng,
-                        on_change=self._on_change, slow_tx_us=self._slow_us)
+                        on_change=self._on_change, slow_tx_us=self._slow_us, eager_first_handshake=self._eager)
         self._sessions[key] = sess
         self._by_discr[discr] = sess
         ep.keys.add(key)
         sess.start()
         return key
+
+    def nudge(self, key: str, after_s: tuple[float, ...] = (0.02, 0.1, 0.3)) -> None:
+        """Handshake packets at these delays for a session never Up yet (see BfdSession.nudge):
+        the peer's BFD session appears a moment after its trigger, so one packet may arrive early."""
+        sess = self._get(key)
+        assert self._loop is not None
+        for delay in after_s:
+            self._loop.call_later(delay, sess.nudge)
 
     def remove_session(self, key: str) -> None:
         """Delete a session; the peer is told AdminDown so it does not report a failure."""

@@ -121,8 +121,13 @@ class BfdSession:
     def __init__(self, *, key: str, local: IPAddress, peer: IPAddress, ifname: str | None, tx_ms: int,
                  rx_ms: int, multiplier: int, discr: int, send: Callable[[bytes], None],
                  clock: Clock, rng: random.Random, on_change: OnChange | None,
-                 slow_tx_us: int, wall: Callable[[], float] = time.time) -> None:
+                 slow_tx_us: int, wall: Callable[[], float] = time.time, eager_first_handshake: bool = False) -> None:
         self.key, self.local, self.peer, self.ifname = key, local, peer, ifname
+        # Until the session first comes Up (the edge is eager): answer the peer's handshake packets
+        # at once instead of at the 1 s slow-start pace, and poll it (see _handshaking). After a
+        # failure the RFC 5880 6.8.7 pacing applies again.
+        self._eager = eager_first_handshake
+        self._ever_up = False
         self._send_bytes, self._loop, self._rng, self._on_change = send, clock, rng, on_change
         self._wall = wall
         self._slow_us = slow_tx_us
@@ -196,11 +201,23 @@ class BfdSession:
         self._tx_handle = self._detect_handle = None
 
     # -- transmission ------------------------------------------------------------------------
+    def _handshaking(self) -> bool:
+        """An eager session that has never been Up: its packets carry Poll, so the peer answers each
+        one at once with a Final (6.8.7 "as soon as practicable") instead of at its own slow-start
+        pace, and the peer's state change reaches us within a round trip."""
+        return self._eager and not self._ever_up and self.state in (State.Down, State.Init)
+
+    def nudge(self) -> None:
+        """Send a handshake packet now (eager sessions that were never Up; otherwise nothing): the
+        edge calls it when BGP comes Established, which is when the peer's bgpd registers BFD."""
+        if self._handshaking():
+            self._schedule_tx(self._loop.time())
+
     def _packet(self, final: bool) -> BfdPacket:
         return BfdPacket(
             state=self.state,
             diag=self.local_diag,
-            poll=self.poll_active and not final,
+            poll=(self.poll_active or self._handshaking()) and not final,
             final=final,
             detect_mult=self.mult,
             my_discr=self.local_discr,
@@ -301,7 +318,12 @@ class BfdSession:
         if new in (State.Down, State.AdminDown):
             self._finish_poll()  # an unfinished sequence is moot; restart from slow timers
         self.refresh_params()
-        self._kick_tx()
+        if self._eager and not self._ever_up and new in (State.Init, State.Up):
+            self._schedule_tx(self._loop.time())
+        else:
+            self._kick_tx()
+        if new == State.Up:
+            self._ever_up = True
         if self._on_change is not None:
             try:
                 self._on_change(self.info(), old.name, new.name)

@@ -289,6 +289,8 @@ class EdgeDriver:
             rt.last_keepalive = now
             rt.transition("Established")
             self.event("bgp-state", "Established", key)
+            if rt.bfd_key and self.bfd is not None:  # the customer's bgpd registers its BFD now
+                self.bfd.nudge(rt.bfd_key)
             if rt.held_by_bfd:
                 self.event("teardown", "BFD is Down: BGP session not trusted, tearing it down again", key)
                 self.command(f"neighbor {rt.session.cust_addr} teardown {CEASE_BFD_DOWN}")
@@ -728,7 +730,9 @@ class EdgeDriver:
             return
         from sim.edge.bfd import BfdSpeaker
 
-        self.bfd = await stack.enter_async_context(BfdSpeaker(self.on_bfd_change))
+        # eager: the customer's BFD starts when its bgpd registers at Established; answering its
+        # first packets at once saves up to a slow-start second of the lab's ready time (issue 16)
+        self.bfd = await stack.enter_async_context(BfdSpeaker(self.on_bfd_change, eager_first_handshake=True))
         for rt in self.runtimes.values():
             self._bfd_add(rt)
 
