@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from rich.table import Table
 
 from sim.backends.base import BackendError
+from sim.backends.registry import backend_kind, backend_names, backends_help
 from sim.cli.output import console, emit, err_console, fail, lab_name_param
 from sim.edge.readiness import Readiness
 from sim.facts import DIRECTIONS
@@ -31,9 +32,20 @@ from sim.topology.plan import LabPlan, build_plan
 LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)",
                           callback=lab_name_param)
 JSON_OPTION = typer.Option(False, "--json", help="Print stable JSON instead of tables")
-ATTACH_BACKEND_OPTION = typer.Option(
-    None, "--backend", help="containerlab: a lab containerlab deployed from a cnilab export (auto-detected when "
-    "--lab has no cnilab state but clab-LAB-* containers exist)")
+ATTACH_BACKEND_HELP = ("Backend of the lab (default: its state file's; attach-only ones are auto-detected when "
+                       f"--lab has no cnilab state but their deployment exists). {backends_help(builds=False)}")
+
+
+def backend_param(builds: bool | None = None) -> Callable[[str | None], str | None]:
+    """A ``--backend`` callback accepting the registry's names (``builds``: see backend_names)."""
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in backend_names(builds):
+            raise typer.BadParameter(f"{value!r}: choose {', '.join(backend_names(builds))}")
+        return value
+    return check
+
+
+ATTACH_BACKEND_OPTION = typer.Option(None, "--backend", callback=backend_param(), help=ATTACH_BACKEND_HELP)
 
 
 # -- models behind --json ------------------------------------------------------------------------
@@ -242,7 +254,9 @@ def _plan(topology: Path, name: str | None, *, check_router: bool = True) -> Lab
 def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/)"),
        name: str = typer.Option(None, "--name", "-n", help="Lab name (default: the topology's name)",
                                callback=lab_name_param),
-       backend: str = typer.Option("netns", "--backend", help="netns or docker"),
+       backend: str = typer.Option(backend_names(builds=True)[0], "--backend",
+                                   callback=backend_param(builds=True),
+                                   help=backends_help(builds=True)),
        no_daemons: bool = typer.Option(False, "--no-daemons", help="Dataplane only: no ExaBGP/FRR/BIRD"),
        gre: str = typer.Option("auto", "--gre", help="GRE implementation: auto, kernel or userspace"),
        timeout: float = typer.Option(None, "--timeout", help="Seconds to wait for every BGP session Established "
@@ -305,11 +319,12 @@ def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION, backend: str = AT
     from sim.lab.lab import Lab, resolve_lab
 
     with _errors():
-        if backend == "containerlab" or (lab is not None and not LabState.exists(lab)):
+        attach_only = backend is not None and not backend_kind(backend).builds
+        if attach_only or (lab is not None and not LabState.exists(lab)):
             from sim.lab import attach_clab
 
-            if backend == "containerlab" or attach_clab.deployed(lab):
-                emit(lab_status(Lab.attach(lab, "containerlab").state), as_json, render_status)
+            if attach_only or attach_clab.deployed(lab):
+                emit(lab_status(Lab.attach(lab, backend or attach_clab.BACKEND).state), as_json, render_status)
                 return
         if lab is None and len(list_labs()) > 1:
             states = [lab_status(LabState.load(n)) for n in list_labs()]
@@ -319,7 +334,7 @@ def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION, backend: str = AT
             emit([], as_json, lambda _: console.print("no lab is running"))
             return
         st = LabState.load(resolve_lab(lab))
-        if st.backend == "containerlab":  # re-read the deployment: containerlab may have changed it
+        if not backend_kind(st.backend).builds:  # re-read the deployment: its own tool may have changed it
             st = Lab.attach(st.lab).state
         emit(lab_status(st), as_json, render_status)
 
