@@ -25,7 +25,7 @@ def test_every_registered_backend_loads_a_backend_class_of_that_name():
 def test_make_backend_builds_only_with_backends_that_build(tmp_path):
     be = make_backend("netns", "obs-reg", tmp_path)
     assert be.name == "netns" and be.lab == "obs-reg"
-    with pytest.raises(BackendError, match="only attaches.*choose netns or docker"):
+    with pytest.raises(BackendError, match=r"only attaches.*choose netns or docker"):
         make_backend("containerlab", "obs-reg", tmp_path)
     with pytest.raises(BackendError, match="unknown backend 'lxc'; choose netns, docker, containerlab"):
         backend_kind("lxc")

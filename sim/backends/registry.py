@@ -29,6 +29,9 @@ class BackendKind:
     """False: another tool deploys and removes the lab; cnilab only attaches to it."""
     build_refusal: str = ""
     """What to say when asked to build with a backend that only attaches."""
+    host_files: bool = False
+    """Nodes see the host's filesystem (namespaces, not containers): a helper daemon cnilab runs in a
+    node can read and write the lab directory."""
 
     def load(self) -> type[Backend]:
         module, cls = self.target.split(":")
@@ -37,7 +40,7 @@ class BackendKind:
 
 BACKENDS: dict[str, BackendKind] = {k.name: k for k in (
     BackendKind("netns", "network namespaces and veth pairs on this host (needs root)",
-                "sim.backends.netns:NetnsBackend"),
+                "sim.backends.netns:NetnsBackend", host_files=True),
     BackendKind("docker", "one container per node on a Docker or Podman engine, cnilab's images",
                 "sim.backends.docker:DockerBackend"),
     BackendKind("containerlab", "attach to a lab containerlab deployed from a cnilab export",
@@ -47,9 +50,11 @@ BACKENDS: dict[str, BackendKind] = {k.name: k for k in (
 )}
 
 
-def backend_names(builds: bool | None = None) -> list[str]:
-    """Registered names; ``builds=True`` only those that can build a lab, False only attach-only ones."""
-    return [k.name for k in BACKENDS.values() if builds is None or k.builds == builds]
+def backend_names(builds: bool | None = None, host_files: bool | None = None) -> list[str]:
+    """Registered names; ``builds=True`` only those that can build a lab, False only attach-only ones;
+    ``host_files`` likewise on :attr:`BackendKind.host_files`."""
+    return [k.name for k in BACKENDS.values()
+            if (builds is None or k.builds == builds) and (host_files is None or k.host_files == host_files)]
 
 
 def backend_kind(name: str) -> BackendKind:

@@ -106,10 +106,9 @@ class Lab:
             say(f"addresses and routes on {node.name}")
             be.configure_node(node)
         with self.update() as st:
-            vlan_mode = getattr(be, "vlan_mode", None)
-            if vlan_mode:
-                st.mechanisms["vlan"] = vlan_mode
-            st.extra["ifnames"] = getattr(be, "ifnames", {})
+            if be.vlan_mode:
+                st.mechanisms["vlan"] = be.vlan_mode
+            st.extra["ifnames"] = be.ifnames
         if self.plan.tunnels:
             say("GRE tunnels")
             self._build_tunnels(stack, gre)
