@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import ipaddress
 import json
 import logging
@@ -290,67 +291,79 @@ class EdgeDriver:
         return out
 
     async def control(self, req: dict[str, Any]) -> Any:
+        """One control request (sim.edge.control): dispatched by ``cmd`` through :meth:`commands`."""
+        handlers = self.commands()
+        handler = handlers.get(req["cmd"])
+        if handler is None:
+            raise ValueError(f"unknown command {req['cmd']!r} ({', '.join(handlers)})")
+        result = handler(req)
+        return await result if inspect.isawaitable(result) else result
+
+    def commands(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        return {"ping": self._ping, "sessions": self._sessions, "routes": lambda _req: self.routes_view(),
+                "announce": self._announce, "withdraw": self._announce, "teardown": self._teardown,
+                "scale": self._scale, "gshut": self._gshut, "bfd": lambda _req: self.bfd.sessions(),
+                "configure": lambda req: self.configure([Session.model_validate(s) for s in req.get("sessions", [])]),
+                "events": self._events}
+
+    def _ping(self, _req: dict[str, Any]) -> dict[str, Any]:
+        return {"pong": True, "lab": self.spec.lab, "pid": os.getpid(), "uptime_s": time.time() - self.started,
+                "sessions": len(self.runtimes), "bfd": self.bfd.speaker is not None}
+
+    def _sessions(self, _req: dict[str, Any]) -> list[dict[str, Any]]:
+        return [self.session_view(rt) for rt in self.runtimes.values()]
+
+    def _announce(self, req: dict[str, Any]) -> list[str]:
+        """``announce`` / ``withdraw`` one prefix (Cloudflare's own, or an extra one) on every session."""
         cmd = req["cmd"]
-        if cmd == "ping":
-            return {"pong": True, "lab": self.spec.lab, "pid": os.getpid(),
-                    "uptime_s": time.time() - self.started, "sessions": len(self.runtimes),
-                    "bfd": self.bfd.speaker is not None}
-        if cmd == "sessions":
-            return [self.session_view(rt) for rt in self.runtimes.values()]
-        if cmd == "routes":
-            return await self.routes_view()
-        if cmd in ("announce", "withdraw"):
-            prefix = ipaddress.ip_network(str(req.get("prefix")), strict=False)
-            base = set(self.spec.cf_prefixes)
-            if cmd == "announce":
-                self.spec.withdrawn = [p for p in self.spec.withdrawn if p != prefix]
-                if prefix not in base and prefix not in self.spec.extra_announce:
-                    self.spec.extra_announce.append(prefix)
-            else:
-                if prefix not in base and prefix not in self.spec.extra_announce:
-                    raise LookupError(f"{prefix} is not announced by the edge")
-                self.spec.extra_announce = [p for p in self.spec.extra_announce if p != prefix]
-                if prefix in base and prefix not in self.spec.withdrawn:
-                    self.spec.withdrawn.append(prefix)
-            self._rewrite()
-            self.event("route", f"{cmd} {prefix}")
-            return [rt.session.key for rt in self.runtimes.values() if rt.session.family == prefix.version]
-        if cmd == "teardown":
-            subcode = int(req.get("subcode", 2))
-            if not 0 <= subcode <= 255:
-                raise ValueError(f"subcode {subcode} is not 0-255")
-            done = []
-            for rt in self._match(req.get("session"), req.get("neighbor")):
-                self.command(f"neighbor {rt.session.cust_addr} teardown {subcode}")
-                self.event("teardown", f"Cease/{subcode} {notification_name(6, subcode)} requested",
-                           rt.session.key)
-                done.append(rt.session.key)
-            return done
-        if cmd == "scale":
-            n = int(req.get("routes", 0))
-            more_specifics(n)  # ValueError (to the client) when the ranges cannot hold n
-            self.spec.scale_routes = n
-            self._rewrite()
-            self.event("route", f"table now includes {n} more-specifics (scale)")
-            return {f"ipv{f}": len(self.spec.announced(f)) for f in (4, 6)}
-        if cmd == "gshut":
-            ic = str(req.get("interconnect"))
-            if ic not in {rt.session.interconnect for rt in self.runtimes.values()}:
-                raise LookupError(f"no interconnect {ic!r}")
-            on = bool(req.get("on", True))
-            self.spec.gshut = sorted((set(self.spec.gshut) | {ic}) if on else (set(self.spec.gshut) - {ic}))
-            self._rewrite()
-            self.event("route", f"GRACEFUL_SHUTDOWN {'on' if on else 'off'} for routes on {ic}", ic)
-            return self.spec.gshut
-        if cmd == "bfd":
-            return self.bfd.sessions()
-        if cmd == "configure":
-            return self.configure([Session.model_validate(s) for s in req.get("sessions", [])])
-        if cmd == "events":
-            since = int(req.get("since", 0))
-            return [e for e in self.events if e["seq"] > since]
-        raise ValueError(f"unknown command {cmd!r} (ping, sessions, routes, announce, withdraw, teardown, "
-                         "bfd, configure, events)")
+        prefix = ipaddress.ip_network(str(req.get("prefix")), strict=False)
+        base = set(self.spec.cf_prefixes)
+        if cmd == "announce":
+            self.spec.withdrawn = [p for p in self.spec.withdrawn if p != prefix]
+            if prefix not in base and prefix not in self.spec.extra_announce:
+                self.spec.extra_announce.append(prefix)
+        else:
+            if prefix not in base and prefix not in self.spec.extra_announce:
+                raise LookupError(f"{prefix} is not announced by the edge")
+            self.spec.extra_announce = [p for p in self.spec.extra_announce if p != prefix]
+            if prefix in base and prefix not in self.spec.withdrawn:
+                self.spec.withdrawn.append(prefix)
+        self._rewrite()
+        self.event("route", f"{cmd} {prefix}")
+        return [rt.session.key for rt in self.runtimes.values() if rt.session.family == prefix.version]
+
+    def _teardown(self, req: dict[str, Any]) -> list[str]:
+        subcode = int(req.get("subcode", 2))
+        if not 0 <= subcode <= 255:
+            raise ValueError(f"subcode {subcode} is not 0-255")
+        done = []
+        for rt in self._match(req.get("session"), req.get("neighbor")):
+            self.command(f"neighbor {rt.session.cust_addr} teardown {subcode}")
+            self.event("teardown", f"Cease/{subcode} {notification_name(6, subcode)} requested", rt.session.key)
+            done.append(rt.session.key)
+        return done
+
+    def _scale(self, req: dict[str, Any]) -> dict[str, int]:
+        n = int(req.get("routes", 0))
+        more_specifics(n)  # ValueError (to the client) when the ranges cannot hold n
+        self.spec.scale_routes = n
+        self._rewrite()
+        self.event("route", f"table now includes {n} more-specifics (scale)")
+        return {f"ipv{f}": len(self.spec.announced(f)) for f in (4, 6)}
+
+    def _gshut(self, req: dict[str, Any]) -> list[str]:
+        ic = str(req.get("interconnect"))
+        if ic not in {rt.session.interconnect for rt in self.runtimes.values()}:
+            raise LookupError(f"no interconnect {ic!r}")
+        on = bool(req.get("on", True))
+        self.spec.gshut = sorted((set(self.spec.gshut) | {ic}) if on else (set(self.spec.gshut) - {ic}))
+        self._rewrite()
+        self.event("route", f"GRACEFUL_SHUTDOWN {'on' if on else 'off'} for routes on {ic}", ic)
+        return self.spec.gshut
+
+    def _events(self, req: dict[str, Any]) -> list[dict[str, Any]]:
+        since = int(req.get("since", 0))
+        return [e for e in self.events if e["seq"] > since]
 
     def configure(self, sessions: list[Session]) -> dict[str, list[str]]:
         keys = [s.key for s in sessions]
