@@ -10,8 +10,12 @@ Options: ``--cnilab-topology FILE`` (default topologies/v1-gre.yml), ``--cnilab-
 FILE`` and ``--cnilab-kind KIND`` (default: sniffed from the file) to run your own router
 config in the lab. Fixtures: ``cni_plan`` (the resolved LabPlan), ``cni_lab`` (a running lab,
 removed afterwards even when the test fails), ``edge`` (the Cloudflare edge's control client),
-``cni_api`` (a mock CNI API on a free local port with a fresh database). Helpers:
-``sim.testing.wait_for``, ``wait_json``, ``json_subset``. A full example: examples/test_my_router.py.
+``cni_converged`` (the edge client once BGP is up with prefixes exchanged and BFD runs at the
+configured timers), ``cni_observer`` (a :class:`sim.observe.observer.LabObserver` recording transitions),
+``cni_api`` (a mock CNI API on a free local port with a fresh database). Checks: ``sim.checks``
+(``bgp_up``, ``bfd_at_timers``, ``detection``, ``wait_torn_down``: the ones ``cnilab demo``,
+``test`` and ``rehearse`` use). Helpers: ``sim.testing.wait_for``, ``wait_json``, ``json_subset``.
+A full example: examples/test_my_router.py.
 Nothing is imported from the lab until a fixture is used, so the plugin costs nothing otherwise.
 """
 
@@ -103,6 +107,25 @@ def edge(cni_lab):
     client = EdgeClient(cni_lab.state.control["edge"])
     client.wait(30)
     return client
+
+
+@pytest.fixture(scope="module")
+def cni_converged(cni_lab, edge):
+    """The edge client once ``sim.checks.wait_converged`` holds: the state to start timing from."""
+    from sim.checks import wait_converged
+
+    wait_converged(edge, cni_lab.plan)
+    return edge
+
+
+@pytest.fixture
+def cni_observer(cni_lab) -> Iterator[Any]:
+    """A LabObserver polling the lab for this test: ``.session_state``, ``.bfd_state``,
+    ``.best_path`` and ``.transitions()`` (timestamped, from the fixture's start)."""
+    from sim.observe.observer import LabObserver
+
+    with LabObserver(cni_lab) as obs:
+        yield obs
 
 
 @pytest.fixture

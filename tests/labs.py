@@ -21,10 +21,9 @@ TOPOLOGIES = ROOT / "topologies"
 def running_lab(tmp: Path, topology: str, edit: Callable[[Topology], Topology] | None = None,
                 wait_prefixes: bool = True) -> Iterator[object]:
     """Bring up ``topology`` with daemons under a private state dir; wait for BGP; always destroy."""
-    from sim.checks import wait_bfd_at_timers
+    from sim.checks import wait_converged
     from sim.edge.control import EdgeClient
     from sim.lab.lab import Lab
-    from sim.testing import wait_for
 
     topo = load_topology(TOPOLOGIES / topology)
     if edit is not None:
@@ -34,13 +33,8 @@ def running_lab(tmp: Path, topology: str, edit: Callable[[Topology], Topology] |
         mp.setenv("CNILAB_STATE_DIR", str(tmp))
         with Lab.create(plan) as lab:
             if wait_prefixes:
-                edge = EdgeClient(lab.state.control["edge"])
-                edge.wait_established(timeout=90)
-                want = {f: sum(1 for p in plan.customer_prefixes if p.version == f) for f in (4, 6)}
-                wait_for(lambda: all(s.prefixes_accepted >= want[s.family] for s in edge.sessions()), 60,
-                         what="customer prefixes accepted at the edge")
                 # BFD comes Up at the 1 s slow-start rate; tests time detection at the configured one.
-                wait_bfd_at_timers(edge, plan, 30)
+                wait_converged(EdgeClient(lab.state.control["edge"]), plan)
             yield lab
 
 

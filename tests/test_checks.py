@@ -23,3 +23,35 @@ def test_bfd_at_timers_holds_for_a_plan_without_bfd_and_waits_for_the_configured
             return []
 
     assert wait_bfd_at_timers(NoBfdEdge(), v2, 1) == []  # type: ignore[arg-type]
+
+
+def test_bgp_up_needs_every_planned_session_established_with_the_customers_prefixes():
+    from sim.checks import bgp_up, prefixes_wanted
+    from sim.edge.control import SessionInfo
+    from sim.topology import build_plan, load_topology
+
+    ha = build_plan(load_topology(HA), "t-check")
+    want = prefixes_wanted(ha)
+
+    def info(s, up=True, accepted=None):  # only the fields bgp_up reads
+        return SessionInfo.model_construct(key=s.key, family=s.family, up=up,
+                                           prefixes_accepted=want[s.family] if accepted is None else accepted)
+
+    full = [info(s) for s in ha.sessions]
+    assert bgp_up(ha, full)
+    assert not bgp_up(ha, full[1:])  # a planned session the edge does not have
+    assert not bgp_up(ha, [info(ha.sessions[0], up=False), *full[1:]])
+    assert not bgp_up(ha, [info(ha.sessions[0], accepted=want[ha.sessions[0].family] - 1), *full[1:]])
+
+
+def test_detection_is_bfd_when_both_ends_run_it_else_the_hold_time():
+    from sim.checks import detection
+    from sim.topology import build_plan, load_topology
+
+    ha = build_plan(load_topology(HA), "t-check")
+    s = next(x for x in ha.sessions if x.bfd)
+    assert detection(ha, [s]) == (s.detection_ms / 1000, f"BFD {s.bfd_multiplier}x{s.bfd_tx_ms} ms")
+    gobgp = ha.model_copy(update={"customer_router": ha.customer_router.model_copy(update={"kind": "gobgp"})})
+    assert detection(gobgp, [s]) == (float(s.hold_time), f"BGP hold time {s.hold_time} s")
+    v2 = build_plan(load_topology(TOPOLOGIES / "v2-direct.yml"), "t-check")
+    assert detection(v2, v2.sessions)[1].startswith("BGP hold time")

@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 
 from sim.edge import client_for, start_edge, wait_ready
-from sim.edge.driver import EdgeDriver, explain_notification
+from sim.edge.driver import EdgeDriver
 from sim.edge.exabgp_conf import EdgeSpec, exabgp_argv, render, write
+from sim.edge.notifications import explain_notification
 from sim.facts import cloudflare_ranges
 from sim.topology.load import load_topology
 from sim.topology.plan import LabPlan, build_plan

@@ -20,11 +20,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "sim.magic.health", "sim.magic.config")),
     ("state", ("sim.state", "sim.handle")),
     ("parts", ("sim.dataplane", "sim.backends", "sim.faults.apply", "sim.edge", "sim.routers", "sim.probes",
-               "sim.des", "sim.export", "sim.checks", "sim.magic.lab", "sim.magic.ops", "sim.magic.faults",
-               "sim.magic.hcd")),
+               "sim.des", "sim.export", "sim.checks", "sim.observe", "sim.magic.lab", "sim.magic.ops",
+               "sim.magic.faults", "sim.magic.hcd", "sim.drills", "sim.transit")),
     ("lab", ("sim.lab",)),
     ("apps", ("sim.scenario", "sim.rehearse", "sim.dashboard", "mock_api", "sim.magic.emulate", "sim.magic.rehearse",
-              "sim.magic.gcp", "sim.magic.scenario", "sim.magic.simulate")),
+              "sim.magic.gcp", "sim.magic.scenario", "sim.magic.simulate", "sim.incidents", "sim.verify")),
     ("front", ("sim.cli", "sim.pytest_plugin")),
 ]
 """Bottom to top. A module belongs to the layer of its longest matching prefix."""

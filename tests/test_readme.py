@@ -44,7 +44,7 @@ def _bgp_line(key: str, text: str) -> str:
 
 def test_bgp_diagnostics_are_what_the_code_prints():
     from sim.bgp.policy import evaluate
-    from sim.edge.driver import explain_notification
+    from sim.edge.notifications import explain_notification
 
     plan = _plan()
     v4 = next(s for s in plan.sessions if s.key == "ewr1/v4")

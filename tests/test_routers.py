@@ -71,6 +71,12 @@ class MiniLab:
     def node_dir(self, node: str) -> Path:
         return self.state.dir / node
 
+    def ifname(self, node: str, l3_name: str) -> str:
+        return l3_name
+
+    def save(self) -> None:
+        """Nothing to persist: a MiniLab has no state file."""
+
     def spawn(self, node: str, name: str, argv: list[str], log: Path | None = None) -> ProcessRecord:
         rec = spawn(name, node, ["ip", "netns", "exec", self.ns(node), *argv], log)
         self.procs.append(rec)

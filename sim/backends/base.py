@@ -39,6 +39,16 @@ class Backend(ABC):
         self.ifnames: dict[str, dict[str, str]] = {}
         """node -> plan interface name -> kernel name (``ewr1.100`` is ``ewr1`` without 802.1Q)."""
 
+    def preflight(self) -> None:
+        """Refuse before anything is built when this backend cannot work here (privileges, engine);
+        nothing to check by default."""
+        return
+
+    def adopt(self, nodes: list[str]) -> None:
+        """Take over the nodes of a running lab (``Lab.attach``), so destroy/exec know them; a
+        backend that finds its nodes by name (containers) has nothing to take over."""
+        return
+
     @abstractmethod
     def create_node(self, node: Node) -> None:
         """Create the node's namespace/container (no interfaces yet)."""

@@ -71,6 +71,9 @@ class NetnsBackend(Backend):
         super().__init__(lab, workdir)
         self.nodes: list[str] = []
 
+    def preflight(self) -> None:
+        check_privileges()
+
     # -- nodes and links ------------------------------------------------------------------------
     def adopt(self, nodes: list[str]) -> None:
         """Take over the nodes of a running lab (``Lab.attach``), so destroy/exec know them."""

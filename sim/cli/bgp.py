@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from sim.cli.lab import ATTACH_BACKEND_HELP, backend_param
 from sim.cli.output import console, emit, fail, lab_name_param
 from sim.edge.control import EdgeClient
 from sim.handle import LabHandle
@@ -21,9 +22,8 @@ from sim.handle import LabHandle
 LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)",
                                            callback=lab_name_param)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-BackendOpt = Annotated[str | None, typer.Option(
-    "--backend", help="containerlab: attach to a lab containerlab deployed from a cnilab export (auto-detected "
-    "when --lab has no cnilab state but clab-LAB-* containers exist)")]
+BackendOpt = Annotated[str | None, typer.Option("--backend", callback=backend_param(),
+                                                help=ATTACH_BACKEND_HELP)]
 
 
 def _lab(name: str | None, backend: str | None = None):

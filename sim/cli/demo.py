@@ -41,30 +41,23 @@ class Step:
 
 
 def _bgp_up(lab: LabHandle) -> tuple[bool, str]:
+    from sim.checks import wait_bgp_up
     from sim.edge.control import EdgeClient
-    from sim.testing import wait_for
 
     client = EdgeClient(lab.state.control["edge"])
     client.wait_established(timeout=60)
-    want = {fam: sum(1 for p in lab.plan.customer_prefixes if p.version == fam) for fam in (4, 6)}
-
-    def exchanged():
-        sess = client.sessions()
-        return sess if all(s.up and s.prefixes_accepted >= want[s.family] for s in sess) else None
-
-    sess = wait_for(exchanged, timeout=30, what="customer prefixes accepted at the edge")
+    sess = wait_bgp_up(client, lab.plan, timeout=30)
     parts = [f"{s.key} Established (sent {s.prefixes_sent}, accepted {s.prefixes_accepted})" for s in sess]
     return True, "; ".join(parts)
 
 
 def _bfd_up(lab: LabHandle) -> tuple[bool, str]:
+    from sim.checks import bfd_sessions, wait_bfd_at_timers
     from sim.edge.control import EdgeClient
-
-    if not any(s.bfd for s in lab.plan.sessions):
-        return True, "no BFD on this dataplane (v2)"
-    from sim.checks import wait_bfd_at_timers
     from sim.testing import WaitTimeout
 
+    if not bfd_sessions(lab.plan):
+        return True, "no BFD at both ends on this dataplane"
     client = EdgeClient(lab.state.control["edge"])
     try:
         bfd = wait_bfd_at_timers(client, lab.plan, 30)
@@ -90,31 +83,24 @@ def _customer_has_cf_routes(lab: LabHandle) -> tuple[bool, str]:
 
 
 def _silent_failure(lab: LabHandle) -> tuple[bool, str]:
+    from sim.checks import detection, wait_torn_down
     from sim.edge.control import EdgeClient
     from sim.faults.apply import apply_fault, clear_faults
 
-    ic = lab.plan.sessions[0].interconnect
     sess = lab.plan.sessions[0]
     client = EdgeClient(lab.state.control["edge"])
-    key = sess.key
+    detect_s, how = detection(lab.plan, [sess])
     t0 = time.monotonic()
-    apply_fault(lab, ic, "blackhole")
+    apply_fault(lab, sess.interconnect, "blackhole")
     try:
-        limit = (sess.detection_ms / 1000 if sess.detection_ms else sess.hold_time) + 5
-        while time.monotonic() - t0 < limit:
-            if not client.session(key).up:
-                break
-            time.sleep(0.05)
-        took = time.monotonic() - t0
-        down = not client.session(key).up
+        took, up = wait_torn_down(client, [sess.key], t0, detect_s + 5)
     finally:
-        clear_faults(lab, ic)
-    expect = (f"BFD {sess.bfd_multiplier}x{sess.bfd_tx_ms} ms = {sess.detection_ms} ms detection"
-              if sess.bfd else f"hold time {sess.hold_time} s")
-    if not down:
-        return False, f"session {key} still up {took:.1f}s after the link went dark ({expect})"
-    client.wait_established([key], timeout=60)
-    return True, f"session {key} torn down {took * 1000:.0f} ms after the link went dark ({expect}); re-established"
+        clear_faults(lab, sess.interconnect)
+    if up:
+        return False, f"session {sess.key} still up {took:.1f}s after the link went dark ({how})"
+    client.wait_established([sess.key], timeout=60)
+    return True, (f"session {sess.key} torn down {took * 1000:.0f} ms after the link went dark ({how}, "
+                  f"{detect_s * 1000:.0f} ms); re-established")
 
 
 def register(app: typer.Typer) -> None:

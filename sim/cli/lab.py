@@ -20,7 +20,8 @@ import typer
 from pydantic import BaseModel, Field
 
 from sim.backends.base import BackendError
-from sim.cli.options import ATTACH_BACKEND_OPTION, JSON_OPTION, LAB_OPTION
+from sim.backends.registry import backend_kind, backend_names, backends_help
+from sim.cli.options import ATTACH_BACKEND_OPTION, JSON_OPTION, LAB_OPTION, backend_param
 from sim.cli.output import console, emit, err_console, fail, lab_name_param
 from sim.facts import DIRECTIONS
 from sim.state import LabNotFound, LabState, list_labs
@@ -240,7 +241,9 @@ def _plan(topology: Path, name: str | None, *, check_router: bool = True) -> Lab
 def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/)"),
        name: str = typer.Option(None, "--name", "--lab", "-n", help="Lab name (default: the topology's name)",
                                callback=lab_name_param),
-       backend: str = typer.Option("netns", "--backend", help="netns or docker"),
+       backend: str = typer.Option(backend_names(builds=True)[0], "--backend",
+                                   callback=backend_param(builds=True),
+                                   help=backends_help(builds=True)),
        no_daemons: bool = typer.Option(False, "--no-daemons", help="Dataplane only: no ExaBGP/FRR/BIRD"),
        gre: str = typer.Option("auto", "--gre", help="GRE implementation: auto, kernel or userspace"),
        timeout: float = typer.Option(None, "--timeout", help="Seconds to wait for every BGP session Established "
@@ -304,11 +307,12 @@ def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION, backend: str = AT
     from sim.lab.lab import Lab, resolve_lab
 
     with _errors():
-        if backend == "containerlab" or (lab is not None and not LabState.exists(lab)):
+        attach_only = backend is not None and not backend_kind(backend).builds
+        if attach_only or (lab is not None and not LabState.exists(lab)):
             from sim.lab import attach_clab
 
-            if backend == "containerlab" or attach_clab.deployed(lab):
-                emit(lab_status(Lab.attach(lab, "containerlab").state), as_json, render_status)
+            if attach_only or attach_clab.deployed(lab):
+                emit(lab_status(Lab.attach(lab, backend or attach_clab.BACKEND).state), as_json, render_status)
                 return
         if lab is None and len(list_labs()) > 1:
             states = [lab_status(LabState.load(n)) for n in list_labs()]
@@ -318,7 +322,7 @@ def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION, backend: str = AT
             emit([], as_json, lambda _: console.print("no lab is running"))
             return
         st = LabState.load(resolve_lab(lab))
-        if st.backend == "containerlab":  # re-read the deployment: containerlab may have changed it
+        if not backend_kind(st.backend).builds:  # re-read the deployment: its own tool may have changed it
             st = Lab.attach(st.lab).state
         emit(lab_status(st), as_json, render_status)
 

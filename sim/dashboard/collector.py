@@ -1,5 +1,8 @@
 """The sampling loop behind the page: kernel links, faults, edge BGP/BFD and per-path rates.
 
+The readings come from :mod:`sim.observe` (the edge reader every observer uses, and the kernel's
+interface counters); this module turns them into the page's snapshot and timeline.
+
 One background thread samples everything every ``period`` (250 ms) and publishes an immutable
 :class:`~sim.dashboard.models.Snapshot` with a version number; the web layer only reads the latest
 snapshot, so a slow browser never slows sampling and a stalled edge driver never blocks a request.
@@ -28,8 +31,8 @@ from sim.dashboard.models import (
     TopologyView,
     TrafficView,
 )
-from sim.dashboard.netlink import IfaceSample, NetnsReader
-from sim.edge.control import ControlError, EdgeClient
+from sim.observe.counters import IfaceSample, NetnsReader
+from sim.observe.edge import EdgeReader
 from sim.runtime.paths import lab_dir
 from sim.state import FaultRecord, LabNotFound, LabState
 
@@ -98,8 +101,7 @@ class Collector:
         self._lab_status = "unknown"
         self._lab_error: str | None = None
         self._state_mtime: float | None = None
-        self._edge_since = 0
-        self._edge_last_time = 0.0
+        self._edge = EdgeReader(edge_socket, timeout=EDGE_TIMEOUT_S)
         self._edge_reachable: bool | None = None
         self._edge_view = EdgeView(reachable=False, error="not sampled yet")
         self._tunnel_seen: dict[str, float] = {}
@@ -254,33 +256,19 @@ class Collector:
         return out
 
     def _sample_edge(self) -> None:
-        if not self.edge_socket:
-            self._edge_view = EdgeView(reachable=False, error="the lab has no edge driver (no control socket recorded)")
-            return
-        client = EdgeClient(self.edge_socket, timeout=EDGE_TIMEOUT_S)
-        try:
-            sessions = client.call("sessions")
-            bfd = client.call("bfd")
-            since = self._edge_since if self._edge_reachable else 0
-            events = client.events(since=since)
-        except (ControlError, OSError, ValueError) as exc:
-            if self._edge_reachable is not False:
-                self.note("dashboard", "edge", f"edge driver not reachable: {exc}", "bad")
-            self._edge_reachable = False
-            self._edge_view = EdgeView(reachable=False, error=str(exc))
+        reading = self._edge.read(events=True)
+        if not reading.reachable:
+            if self._edge_reachable is not False and self.edge_socket:
+                self.note("dashboard", "edge", f"edge driver not reachable: {reading.error}", "bad")
+            self._edge_reachable = False if self.edge_socket else None
+            self._edge_view = EdgeView(reachable=False, error=reading.error)
             return
         if self._edge_reachable is False:
             self.note("dashboard", "edge", "edge driver reachable again", "good")
         self._edge_reachable = True
-        for ev in events:
-            if since == 0 and ev.time <= self._edge_last_time:
-                continue  # shown before the driver became unreachable (or restarted, renumbering)
+        for ev in reading.events:
             self.note("edge", ev.kind, ev.detail, _severity(ev.kind, ev.detail), session=ev.session, at=ev.time)
-            self._edge_last_time = max(self._edge_last_time, ev.time)
-        if events:
-            self._edge_since = max(ev.seq for ev in events)
-        self._edge_view = EdgeView(reachable=True, sessions=list(sessions or []), bfd=list(bfd or []))
-
+        self._edge_view = EdgeView(reachable=True, sessions=reading.sessions, bfd=reading.bfd)
 
     def _sample_tunnels(self) -> list[dict]:
         """Magic tunnels from the edge's health-check daemon (none for a lab without magic:); each

@@ -5,8 +5,8 @@ Python driver, and the driver needs BFD state as events in its own asyncio loop 
 session down on BFD Down, to show timers in ``status`` and to inject timer changes as faults).
 FRR and BIRD are the *customer* routers this speaker is tested against.
 
-Shape: :class:`BfdSpeaker` owns sockets (one receive socket on UDP 3784 and one send socket on a
-source port in 49152-65535 per local address), applies the RFC 5881 checks (TTL 255, ports) and
+Shape: :class:`BfdSpeaker` opens an :class:`~sim.edge.bfd_socket.Endpoint` per local address (the
+sockets), applies the RFC 5881 checks (TTL 255, discriminator from the right peer) and
 demultiplexes packets by discriminator to :class:`~sim.edge.bfd_fsm.BfdSession` objects, the RFC
 5880 state machine the simulator drives too.
 """
@@ -14,104 +14,21 @@ demultiplexes packets by discriminator to :class:`~sim.edge.bfd_fsm.BfdSession` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import ipaddress
 import logging
 import random
 import socket
-import sys
 from collections import Counter
-from ipaddress import IPv4Address, IPv6Address
-from typing import Any, TypeVar
+from typing import Any
 
 from sim.edge.bfd_fsm import BfdSession, BfdSessionInfo, OnChange
 from sim.edge.bfd_packet import BfdInvalid, BfdPacket
+from sim.edge.bfd_socket import MAX_WAKEUP_READS, Endpoint, IPAddress, drain, hop_limit
 from sim.facts import load_facts
 from sim.runtime.nsenter import call_in_netns
 
 log = logging.getLogger(__name__)
-
-IPAddress = IPv4Address | IPv6Address
-T = TypeVar("T")
-
-# Linux socket option numbers the stdlib does not export (include/uapi/linux/in.h, in6.h).
-IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
-IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
-IPV6_FREEBIND = 78
-SOURCE_PORTS = (49152, 65535)  # RFC 5881 4
-MAX_WAKEUP_READS = 64
-
-
-# -- sockets -------------------------------------------------------------------------------------
-
-class _Endpoint:
-    """The receive socket (UDP 3784, TTL reported) and the send socket (TTL 255) of one local address."""
-
-    def __init__(self, local: IPAddress, ifname: str | None, port: int, ttl: int, rng: random.Random) -> None:
-        self.local, self.ifname, self.port, self.ttl = local, ifname, port, ttl
-        self.family = socket.AF_INET6 if local.version == 6 else socket.AF_INET
-        self.scope_id = socket.if_nametoindex(ifname) if ifname else 0
-        self.rx = self._make(rx=True)
-        try:
-            self.tx = self._bind_source_port(rng)
-        except BaseException:
-            self.rx.close()
-            raise
-        self.keys: set[str] = set()
-
-    def _addr(self, ip: IPAddress, port: int) -> tuple[Any, ...]:
-        if self.family == socket.AF_INET6:
-            scope = self.scope_id if ip.is_link_local else 0
-            return (str(ip), port, 0, scope)
-        return (str(ip), port)
-
-    def _make(self, rx: bool) -> socket.socket:
-        s = socket.socket(self.family, socket.SOCK_DGRAM)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self.family == socket.AF_INET6:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, self.ttl)
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
-                with contextlib.suppress(OSError):  # lets us bind before DAD finishes (kernel >= 4.15)
-                    s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
-            else:
-                s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, self.ttl)
-                s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
-                s.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-            if self.ifname:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
-            if rx:
-                s.bind(self._addr(self.local, self.port))
-            s.setblocking(False)
-            return s
-        except BaseException:
-            s.close()
-            raise
-
-    def _bind_source_port(self, rng: random.Random) -> socket.socket:
-        s = self._make(rx=False)
-        try:
-            for _ in range(64):
-                try:
-                    s.bind(self._addr(self.local, rng.randint(*SOURCE_PORTS)))
-                    return s
-                except OSError as exc:
-                    if exc.errno != errno.EADDRINUSE:
-                        raise
-            raise OSError(errno.EADDRINUSE, f"no free BFD source port for {self.local}")
-        except BaseException:
-            s.close()
-            raise
-
-    def sendto(self, data: bytes, peer: IPAddress) -> None:
-        self.tx.sendto(data, self._addr(peer, self.port))
-
-    def close(self) -> None:
-        self.rx.close()
-        self.tx.close()
-
 
 def _parse_addr(name: str, value: Any) -> IPAddress:
     try:
@@ -143,7 +60,7 @@ class BfdSpeaker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sessions: dict[str, BfdSession] = {}
         self._by_discr: dict[int, BfdSession] = {}
-        self._endpoints: dict[tuple[IPAddress, str | None], _Endpoint] = {}
+        self._endpoints: dict[tuple[IPAddress, str | None], Endpoint] = {}
         self.unmatched: Counter[str] = Counter()  # drops no session can be blamed for
 
     async def start(self) -> None:
@@ -183,10 +100,10 @@ class BfdSpeaker:
         ep_key = (local_ip, ifname)
         ep = self._endpoints.get(ep_key)
         if ep is None:
-            ep = call_in_netns(self._netns, lambda: _Endpoint(local_ip, ifname, self._port, self._ttl, self._rng))
+            ep = call_in_netns(self._netns, lambda: Endpoint(local_ip, ifname, self._port, self._ttl, self._rng))
             self._endpoints[ep_key] = ep
             self._loop.add_reader(ep.rx.fileno(), self._on_readable, ep)
-            self._loop.add_reader(ep.tx.fileno(), self._drain, ep.tx)
+            self._loop.add_reader(ep.tx.fileno(), drain, ep.tx)
         discr = 0
         while discr == 0 or discr in self._by_discr:
             discr = self._rng.randint(1, 0xFFFFFFFF)
@@ -255,14 +172,7 @@ class BfdSpeaker:
         return self._get(key).info()
 
     # -- reception ---------------------------------------------------------------------------
-    @staticmethod
-    def _drain(sock: socket.socket) -> None:
-        """Nobody should send to our source port; discard whatever does so the buffer never fills."""
-        with contextlib.suppress(OSError):
-            for _ in range(MAX_WAKEUP_READS):
-                sock.recv(2048)
-
-    def _on_readable(self, ep: _Endpoint) -> None:
+    def _on_readable(self, ep: Endpoint) -> None:
         for _ in range(MAX_WAKEUP_READS):
             try:
                 data, anc, _flags, addr = ep.rx.recvmsg(2048, socket.CMSG_SPACE(4) * 2)
@@ -271,9 +181,9 @@ class BfdSpeaker:
             except OSError as exc:
                 self.unmatched[f"recv_{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
                 return
-            self._handle(ep, data, _hop_limit(anc), addr)
+            self._handle(ep, data, hop_limit(anc), addr)
 
-    def _handle(self, ep: _Endpoint, data: bytes, ttl: int | None, addr: tuple[Any, ...]) -> None:
+    def _handle(self, ep: Endpoint, data: bytes, ttl: int | None, addr: tuple[Any, ...]) -> None:
         src = ipaddress.ip_address(addr[0].split("%", 1)[0])
         by_src = self._sessions.get(self.session_key(ep.local, src, ep.ifname))
         if ttl != self._ttl:  # RFC 5881 5: GTSM, single hop means exactly 255
@@ -304,13 +214,6 @@ class BfdSpeaker:
             self.unmatched[reason] += 1
         else:
             sess.drop(reason)
-
-
-def _hop_limit(ancdata: list[tuple[int, int, bytes]]) -> int | None:
-    for level, kind, value in ancdata:
-        if (level, kind) in ((socket.IPPROTO_IP, socket.IP_TTL), (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)):
-            return int.from_bytes(value[:4], sys.byteorder) if len(value) >= 4 else value[0]
-    return None
 
 
 def _check_timers(tx_ms: int, rx_ms: int, multiplier: int) -> None:

@@ -6,8 +6,9 @@ any language can drive the edge. Requests are ``{"cmd": NAME, ...args}``; respon
 the CLI, the mock API, the dashboard and the failover probes use; its pydantic models are the
 contract (extra fields are ignored, so the driver can grow without breaking clients).
 
-Commands: ping, sessions, routes, announce {prefix}, withdraw {prefix}, teardown {session|neighbor,
-subcode}, bfd, configure {sessions: [...]}, events {since}.
+Commands (``EdgeDriver.commands``): ping, sessions, routes, announce {prefix}, withdraw {prefix},
+teardown {session|neighbor, subcode}, scale {routes}, gshut {interconnect, on}, bfd, configure
+{sessions: [...]}, events {since}.
 """
 
 from __future__ import annotations

@@ -43,6 +43,9 @@ from sim.topology.plan import EDGE, LabPlan
 if TYPE_CHECKING:
     from sim.lab.lab import Lab
 
+BACKEND = ContainerlabBackend.name
+"""The backend name a lab attached from a containerlab deployment is recorded under."""
+
 NETNS_DIR = Path("/run/netns")
 CLAB_PREFIX = "clab"
 EDGE_CONFIG_DIR = "/etc/cnilab"
@@ -241,7 +244,7 @@ def attach(lab: str) -> Any:
     try:
         view, plan = discover(lab)
     except NotDeployed:
-        if not LabState.exists(lab) or LabState.load(lab).backend != "containerlab":
+        if not LabState.exists(lab) or LabState.load(lab).backend != BACKEND:
             raise
         with _state(lab) as st:
             st.status = "failed"
@@ -272,11 +275,11 @@ def _state(lab: str, plan: LabPlan | None = None) -> Any:
     with locked(lab):
         if LabState.exists(lab):
             st = LabState.load(lab)
-            if st.backend != "containerlab":
+            if st.backend != BACKEND:
                 raise BackendError(f"a cnilab lab named {lab!r} (backend {st.backend}) already uses "
                                    f"{lab_dir(lab)}; it is not a containerlab deployment")
         elif plan is not None:
-            st = LabState(lab=lab, backend="containerlab", plan=plan, status="running")
+            st = LabState(lab=lab, backend=BACKEND, plan=plan, status="running")
         else:  # pragma: no cover - callers pass a plan when no state exists
             raise LabNotFound(lab)
         yield st

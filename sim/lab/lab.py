@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sim.backends.base import Backend, BackendError
+from sim.backends.registry import backend_kind, make_backend
 from sim.runtime import cleanup, process
 from sim.runtime.paths import lab_dir, ns_name, state_root
 from sim.runtime.process import ProcessRecord
@@ -49,24 +50,6 @@ LAB_NS_RE = re.compile(r"cnilab-[a-z0-9][a-z0-9-]*-(" + "|".join(NODE_NAMES) + "
 
 class LabExists(BackendError):
     """``up`` with the name of a lab that already runs: refused, never clobbered."""
-
-
-def make_backend(kind: str, lab: str, workdir: Path) -> Backend:
-    """Backends are imported lazily: the docker one needs a container engine the netns one does not."""
-    if kind == "netns":
-        from sim.backends.netns import NetnsBackend
-
-        return NetnsBackend(lab, workdir)
-    if kind == "docker":
-        from sim.backends.docker import DockerBackend
-
-        return DockerBackend(lab, workdir)
-    if kind == "containerlab":
-        raise BackendError("the containerlab backend only attaches to a lab containerlab deployed (`cnilab export "
-                           "containerlab`, then `containerlab deploy`); to build one here choose netns or docker")
-    raise BackendError(f"unknown backend {kind!r}; choose netns or docker")
-
-
 
 
 class Lab:
@@ -88,13 +71,7 @@ class Lab:
         """Build ``plan`` and yield the running lab; removed on exit unless :meth:`detach` was called."""
         say = progress or (lambda _msg: None)
         be = make_backend(backend, plan.lab, lab_dir(plan.lab))
-        if backend == "netns":
-            from sim.backends.netns import check_privileges
-
-            check_privileges()
-        preflight = getattr(be, "preflight", None)
-        if preflight is not None:  # e.g. reach the container engine: fail before anything exists
-            preflight()
+        be.preflight()  # privileges, the container engine: fail before anything exists
         with contextlib.ExitStack() as stack:
             state = _claim(plan, backend, topology_path)
             lab = cls(state, be)
@@ -129,10 +106,9 @@ class Lab:
             say(f"addresses and routes on {node.name}")
             be.configure_node(node)
         with self.update() as st:
-            vlan_mode = getattr(be, "vlan_mode", None)
-            if vlan_mode:
-                st.mechanisms["vlan"] = vlan_mode
-            st.extra["ifnames"] = getattr(be, "ifnames", {})
+            if be.vlan_mode:
+                st.mechanisms["vlan"] = be.vlan_mode
+            st.extra["ifnames"] = be.ifnames
         if self.plan.tunnels:
             say("GRE tunnels")
             self._build_tunnels(stack, gre)
@@ -212,27 +188,23 @@ class Lab:
         ``backend="containerlab"`` (or a ``name`` with no state file whose ``clab-NAME-*``
         containers exist) attaches to a lab containerlab deployed: see :mod:`sim.lab.attach_clab`.
         """
-        if backend not in (None, "netns", "docker", "containerlab"):
-            raise BackendError(f"unknown backend {backend!r}; choose netns, docker or containerlab")
-        if backend == "containerlab" or (name and not LabState.exists(name)):
+        external = backend is not None and not backend_kind(backend).builds
+        if external or (name and not LabState.exists(name)):
             from sim.lab import attach_clab
 
-            if backend == "containerlab" or attach_clab.deployed(name or ""):
+            if external or attach_clab.deployed(name or ""):
                 if not name:
                     name = resolve_lab(None)
                 return attach_clab.attach(name)
         name = resolve_lab(name)
         state = LabState.load(name)
-        if state.backend == "containerlab":
+        if not backend_kind(state.backend).builds:
             from sim.lab import attach_clab
 
             return attach_clab.attach(name)
         be = make_backend(state.backend, name, lab_dir(name))
-        adopt = getattr(be, "adopt", None)
-        if adopt:
-            adopt(list(state.namespaces) or [n.name for n in state.plan.nodes])
-        if hasattr(be, "ifnames"):
-            be.ifnames = dict(state.extra.get("ifnames", {}))
+        be.adopt(list(state.namespaces) or [n.name for n in state.plan.nodes])
+        be.ifnames = dict(state.extra.get("ifnames", {}))
         return cls(state, be)
 
     # -- contract for other modules ---------------------------------------------------------------
@@ -305,7 +277,7 @@ class Lab:
         """Stop every recorded process, remove tunnels, namespaces and the lab dir. Idempotent.
 
         A containerlab-deployed lab is not ours to remove: refused while it is deployed."""
-        if self.backend.name == "containerlab":
+        if not backend_kind(self.backend.name).builds:
             from sim.lab.attach_clab import forget
 
             forget(self)
@@ -425,8 +397,8 @@ def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
         from sim.lab import attach_clab
 
         if attach_clab.deployed(name):  # containerlab's lab: attach decides (refused while deployed)
-            backend = "containerlab"
-    if had_state or backend == "containerlab":
+            backend = attach_clab.BACKEND
+    if had_state or (backend is not None and not backend_kind(backend).builds):
         try:
             Lab.attach(name, backend).destroy()
             report["labs"].append(name)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sim.backends.registry import backend_kind, backend_names
 from sim.lab import process
 from sim.lab.state import TunnelRecord
 from sim.magic.config import CONFIG_FILE, STATUS_FILE, HcConfig, HcTunnel, MagicStatus, load_config, save_config
@@ -221,10 +222,12 @@ def start_magic(lab: Any) -> None:
     spec = plan.magic
     if spec is None:
         return
-    backend = getattr(getattr(lab, "backend", None), "name", "netns")
-    if backend != "netns":  # the daemon and its files live on the host: only namespaces share them
+    backend = lab.state.backend
+    if not backend_kind(backend).host_files:  # the daemon and its files live on the host
+        need = " or ".join(backend_names(host_files=True))
         with lab.update() as st:
-            st.mechanisms["magic"] = f"not built: Magic tunnels and health checks need the netns backend, not {backend}"
+            st.mechanisms["magic"] = (f"not built: Magic tunnels and health checks need the {need} backend, "
+                                      f"not {backend}")
         return
     cfg = resolve(plan)
     if any(t.kind == "gre" for t in cfg.tunnels):

@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field
 
 from sim.faults.apply import apply_fault, clear_faults
 from sim.handle import LabHandle
+from sim.observe.paths import path_sampler
 from sim.probes.mtu import _first_v4
 from sim.probes.traffic import PathSampler, UdpStream
-from sim.topology.plan import CUSTOMER, EDGE, INTERNET, ORIGIN, TRANSIT
+from sim.topology.plan import INTERNET, ORIGIN
 
 
 class Expected(BaseModel):
@@ -27,52 +28,48 @@ class Expected(BaseModel):
     hold_time_ms: int
 
 
-class DirectionResult(BaseModel):
+class Switchover(BaseModel):
+    """What one stream saw across the fault: the path before and after, when the first packet took
+    the new one, and what was lost on the way."""
+
+    path_before: str | None
+    path_after: str | None
+    moved: bool
+    first_packet_new_path_ms: float | None
+    loss_window_ms: float
+    sent: int
+    received: int
+    lost: int
+    reordered: int
+    duplicates: int
+    ratio_to_expected: float | None
+    ok: bool
+    summary: str
+
+
+class DirectionResult(Switchover):
     """One direction of the switchover: Cloudflare->customer is the edge's decision (its BFD and
     route preference), customer->Cloudflare is the customer router's own (its BFD, local-pref)."""
 
     direction: Literal["cf_to_customer", "customer_to_cf"]
     stream: str = Field(description="src -> dst of the UDP stream")
     observed_at: str = Field(description="Where the path was read: the edge's or the customer's interfaces")
-    path_before: str | None
-    path_after: str | None
-    moved: bool
-    first_packet_new_path_ms: float | None
-    loss_window_ms: float
-    sent: int
-    received: int
-    lost: int
-    reordered: int
-    duplicates: int
-    ratio_to_expected: float | None
     exercised: bool = Field(True, description="The stream crossed the failed link before the fault; False when "
                                               "this direction used another path, so the fault did not test it")
-    ok: bool
-    summary: str
 
 
-class FailoverReport(BaseModel):
+class FailoverReport(Switchover):
+    """The Cloudflare->customer direction's figures at the top level (what the CLI shows first),
+    both directions in ``directions``."""
+
     lab: str
     link: str
     fault: str
     rate_pps: int
-    path_before: str | None
-    path_after: str | None
-    moved: bool
-    first_packet_new_path_ms: float | None
-    loss_window_ms: float
-    sent: int
-    received: int
-    lost: int
-    reordered: int
-    duplicates: int
     expected: Expected
-    ratio_to_expected: float | None
     timeline: list[dict]
     directions: list[DirectionResult] = Field(default_factory=list,
                                               description="Both directions; the fields above are cf_to_customer's")
-    ok: bool
-    summary: str
 
 
 def expected_for(lab: LabHandle, link: str, fault: str) -> Expected:
@@ -85,29 +82,6 @@ def expected_for(lab: LabHandle, link: str, fault: str) -> Expected:
     if bfd_ms is not None:
         return Expected(mechanism="BFD detection", detection_ms=bfd_ms, bfd_detection_ms=bfd_ms, hold_time_ms=hold_ms)
     return Expected(mechanism="BGP hold timer", detection_ms=hold_ms, bfd_detection_ms=None, hold_time_ms=hold_ms)
-
-
-def path_ifaces(lab: LabHandle) -> dict[str, str]:
-    """Edge interfaces that lead to the customer: each interconnect, and the transit backup."""
-    plan = lab.plan
-    out = {lk.a.iface if lk.a.node == EDGE else lk.b.iface: lk.name
-           for lk in plan.links if lk.role == "interconnect"}
-    if any(n.name == TRANSIT for n in plan.nodes):
-        out["transit0"] = "internet-backup"
-    return out
-
-
-def customer_path_ifaces(lab: LabHandle) -> dict[str, str]:
-    """Customer-router interfaces that lead to Cloudflare: each interconnect, its GRE tunnel (the
-    customer's own name for it when declared), and the transit backup."""
-    plan = lab.plan
-    out = {lk.a.iface if lk.a.node == CUSTOMER else lk.b.iface: lk.name
-           for lk in plan.links if lk.role == "interconnect"}
-    for t in plan.tunnels:
-        out[t.declared.name if t.declared else t.cust_ifname] = t.interconnect
-    if any(n.name == TRANSIT for n in plan.nodes):
-        out["transit0"] = "internet-backup"
-    return out
 
 
 class _Watch:
@@ -138,10 +112,10 @@ def measure_failover(lab: LabHandle, link: str, fault: str = "blackhole", rate_p
     watches = [
         _Watch("cf_to_customer", INTERNET, ORIGIN, "edge",
                UdpStream(lab.netns_path(INTERNET), lab.netns_path(ORIGIN), _first_v4(plan, ORIGIN), rate_pps),
-               PathSampler(lab.netns_path(EDGE), path_ifaces(lab), period=0.01, min_pkts=min_pkts)),
+               path_sampler(lab, "cf", 0.01, min_pkts)),
         _Watch("customer_to_cf", ORIGIN, INTERNET, "customer router",
                UdpStream(lab.netns_path(ORIGIN), lab.netns_path(INTERNET), _first_v4(plan, INTERNET), rate_pps),
-               PathSampler(lab.netns_path(CUSTOMER), customer_path_ifaces(lab), period=0.01, min_pkts=min_pkts)),
+               path_sampler(lab, "customer", 0.01, min_pkts)),
     ]
     with contextlib.ExitStack() as stack:
         for w in watches:
@@ -180,15 +154,11 @@ def measure_failover(lab: LabHandle, link: str, fault: str = "blackhole", rate_p
     w0 = watches[0]
     timeline = [{"t_ms": round((s.t - t0) * 1000, 1), "path": s.path, **s.deltas}
                 for s in w0.sampler.samples[::5] if -settle_s <= s.t - t0 <= timeout_s]
-    ok = all(r.ok for r in results)
     summary = f"Cloudflare->customer: {main.summary}; customer->Cloudflare (your router): {back.summary}"
-    return FailoverReport(lab=lab.state.lab, link=link, fault=fault, rate_pps=rate_pps, path_before=main.path_before,
-                          path_after=main.path_after, moved=main.moved,
-                          first_packet_new_path_ms=main.first_packet_new_path_ms,
-                          loss_window_ms=main.loss_window_ms, sent=main.sent, received=main.received, lost=main.lost,
-                          reordered=main.reordered, duplicates=main.duplicates, expected=exp,
-                          ratio_to_expected=main.ratio_to_expected, timeline=timeline, directions=results, ok=ok,
-                          summary=summary)
+    top = main.model_dump(include=set(Switchover.model_fields)) | {"ok": all(r.ok for r in results),
+                                                                    "summary": summary}
+    return FailoverReport(**top, lab=lab.state.lab, link=link, fault=fault, rate_pps=rate_pps, expected=exp,
+                          timeline=timeline, directions=results)
 
 
 def _result(w: _Watch, t0: float, exp: Expected) -> DirectionResult:

@@ -160,7 +160,7 @@ def probe_mss(lab: LabHandle) -> MssReport:
                                      advice=_advice(None if down else worst, need, fam), **seen))
     ok = all(r.ok for r in results)
     clamp_wrong = any(not r.ok and not r.path_down for r in results)
-    installed = (getattr(lab.state, "extra", {}) or {}).get("customer_router", {}).get("mss_clamp")
+    installed = lab.state.extra.get("customer_router", {}).get("mss_clamp")
     return MssReport(lab=lab.state.lab, required=required, required_v6=req6 if 6 in fams else None, results=results,
                      fix=fix_lines(required) if clamp_wrong else {}, ok=ok,
                      provenance=clamp_provenance(plan, installed).text,

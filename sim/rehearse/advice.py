@@ -13,7 +13,9 @@ from typing import Any
 from sim.bgp.policy import LEAK_RULES
 from sim.edge.control import RejectedRoute, SessionInfo
 from sim.facts import load_facts
+from sim.probes.mss import MssReport
 from sim.rehearse.model import Finding
+from sim.topology.plan import LabPlan
 
 
 class StepFailed(Exception):
@@ -114,12 +116,6 @@ def _open_asn(text: str | None) -> str | None:
     return f"AS{m.group(1)}" if m else None
 
 
-def bgp_advice(sessions: list[SessionInfo], customer: list[dict[str, Any]], expected_asn: int,
-               asn_source: str) -> list[str]:
-    """:func:`bgp_findings` as lines (cause -> fix)."""
-    return [f.text() for f in bgp_findings(sessions, customer, expected_asn, asn_source)]
-
-
 LEAK_FIX = {
     "cloudflare-route": "re-advertises routes it learned from Cloudflare back to Cloudflare",
     "default-route": "sends a default route",
@@ -186,11 +182,6 @@ def rejected_findings(rejected: dict[str, list[RejectedRoute]], allowed: list[st
     return out
 
 
-def rejected_advice(rejected: dict[str, list[RejectedRoute]], allowed: list[str]) -> list[str]:
-    """One line per refused prefix quoting the import policy, and the export policy fix."""
-    return [f.text() for f in rejected_findings(rejected, allowed)]
-
-
 def bfd_advice(peers: list[str], tx_ms: int, mult: int) -> list[str]:
     return [f"Cloudflare runs BFD {tx_ms} ms x {mult} on this interconnect and your router answers on none of "
             f"{', '.join(peers)}: FRR `bfd` + `neighbor <cf-address> bfd` (or a `bfd profile`), BIRD "
@@ -198,8 +189,8 @@ def bfd_advice(peers: list[str], tx_ms: int, mult: int) -> list[str]:
             "failure takes the BGP hold time to detect"]
 
 
-def mss_advice(report: Any, plan: Any) -> list[str]:
-    out = list(getattr(report, "diagnosis", []))
+def mss_advice(report: MssReport, plan: LabPlan) -> list[str]:
+    out = list(report.diagnosis)
     out += list(dict.fromkeys(r.advice for r in report.results if not r.ok))
     ifaces = list(dict.fromkeys([t.declared.name if t.declared else t.cust_ifname for t in plan.tunnels]
                                 + [s.cust_iface for s in plan.sessions]))

@@ -68,7 +68,7 @@ REHEARSAL: list[StepDef] = [
     StepDef("5.4", "cf-prefixes", "You learned Cloudflare's prefixes", st.cloudflare_prefixes, ("bgp",)),
     StepDef("5.5", "customer-prefixes", "Cloudflare accepted your prefixes, refused none", st.customer_prefixes,
             ("bgp",)),
-    StepDef("5.6", "bfd", "BFD Up", st.bfd_up, ("bgp",)),
+    StepDef("5.6", "bfd", "BFD Up", st.bfd_established, ("bgp",)),
     StepDef("6.1", "mtu", "MTU probe: path MTU as the profile, PMTUD", st.mtu, ("bgp", "tunnel")),
     StepDef("6.2", "mss", "MSS probe: clamped on real TCP handshakes", st.mss, ("bgp", "tunnel")),
     StepDef("7", "go-live", "Go live + monitoring: Healthy, low light -> Unhealthy -> Healthy", st.go_live,
@@ -84,7 +84,7 @@ ACCEPTANCE: list[StepDef] = [
     StepDef("5", "cf-prefixes", "Accepts Cloudflare's prefixes", st.cloudflare_prefixes, ("peers",)),
     StepDef("6", "announce", "Announces only allowed prefixes (nothing refused)", st.customer_prefixes, ("peers",)),
     # BFD needs BGP: FRR's and BIRD's BGP ask their BFD for a session only for a configured, live peer
-    StepDef("7", "bfd", "BFD Up", st.bfd_up, ("peers",)),
+    StepDef("7", "bfd", "BFD Up", st.bfd_established, ("peers",)),
     # traffic through a v1 interconnect rides the customer's GRE tunnel: a dead tunnel is the cause
     StepDef("8", "mtu", "MTU as the profile", st.mtu, ("peers", "tunnel")),
     StepDef("9", "mss", "Clamps TCP MSS", st.mss, ("peers", "tunnel")),

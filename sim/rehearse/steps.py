@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.checks import bfd_up, detection, router_has_bfd, wait_torn_down
 from sim.edge.control import ControlError, EdgeClient, SessionInfo
 from sim.edge.readiness import deterministic_evidence
 from sim.facts import facility_by_code, load_facts
@@ -436,21 +437,21 @@ def customer_prefixes(ctx: Context, timeout: float = 20.0) -> list[str]:
     return [*out, f"accepted: {', '.join(sorted(want))}"]
 
 
-def bfd_up(ctx: Context, timeout: float = 15.0) -> list[str]:
+def bfd_established(ctx: Context, timeout: float = 15.0) -> list[str]:
     """BFD Up on every session that runs it (dataplane v1 with bfd enabled); skipped otherwise."""
     bfd_sessions = [s for s in ctx.plan.sessions if s.bfd]
     if not bfd_sessions:
         raise SkipStep("no BFD on these interconnects (dataplane v2 has none, or bfd.enabled is false)")
-    if not _router_has_bfd(ctx):
+    if not router_has_bfd(ctx.plan):
         raise SkipStep(f"{ctx.plan.customer_router.kind} has no BFD: Cloudflare's BFD toward you stays Down and "
                        f"a silent failure takes the hold time ({bfd_sessions[0].hold_time} s); see the router "
                        "step's WARN")
     peers = {str(s.cust_addr): s for s in bfd_sessions}
     deadline = time.monotonic() + timeout
-    states: dict[str, str] = {}
     while True:
-        states = {str(b.get("peer")): str(b.get("state")) for b in ctx.edge.bfd() if str(b.get("peer")) in peers}
-        if len(states) == len(peers) and all(v == "Up" for v in states.values()):
+        seen = ctx.edge.bfd()
+        states = {str(b.get("peer")): str(b.get("state")) for b in seen if str(b.get("peer")) in peers}
+        if bfd_up(ctx.plan, seen):
             s = bfd_sessions[0]
             return [f"BFD Up with {p} ({s.bfd_tx_ms} ms x {s.bfd_multiplier} = "
                     f"{s.detection_ms} ms detection)" for p in states]
@@ -460,13 +461,6 @@ def bfd_up(ctx: Context, timeout: float = 15.0) -> list[str]:
             raise StepFailed("BFD not Up: " + ", ".join(f"{p} {states.get(p, 'absent')}" for p in peers),
                              bfd_advice(down, s.bfd_tx_ms, s.bfd_multiplier))
         time.sleep(0.3)
-
-
-def _router_has_bfd(ctx: Context) -> bool:
-    """Whether the customer's kind can run BFD at all (the registry's data; GoBGP cannot)."""
-    from sim.facts import router_kinds
-
-    return router_kinds()[ctx.plan.customer_router.kind].bfd
 
 
 class SkipStep(Exception):
@@ -532,30 +526,16 @@ DETECTION_SLACK_S = 5.0
 process scheduling on a loaded 2-core machine, the edge's 1 s BFD slow start after a restart."""
 
 
-def detection(sessions: list[Any], router_bfd: bool = True) -> tuple[float, str]:
-    """How long the edge needs to see a dead link on these sessions, and by which mechanism
-    (``router_bfd`` False: the customer's kind has no BFD, so the hold time detects)."""
-    s = sessions[0]
-    if s.bfd and router_bfd and s.detection_ms:
-        return s.detection_ms / 1000, f"BFD {s.bfd_multiplier}x{s.bfd_tx_ms} ms"
-    return float(s.hold_time), f"BGP hold time {s.hold_time} s"
-
-
 def _wait_detected(ctx: Context, link: str, t_fault: float) -> float:
     """Keep the fault until the edge has torn down every session of ``link``; seconds it took."""
     sessions = ctx.plan.sessions_for(link)
-    detect_s, how = detection(sessions, _router_has_bfd(ctx))
-    keys = [s.key for s in sessions]
-    while True:
-        up = [s.key for s in ctx.edge.sessions() if s.key in keys and s.up]
-        took = time.monotonic() - t_fault
-        if not up:
-            return took
-        if took > detect_s + DETECTION_SLACK_S:
-            raise StepFailed(f"{', '.join(up)} stayed Established {took:.1f}s into the optics fault on {link} "
-                             f"({how} should see it in {detect_s:g}s)",
-                             ["a dead link was not detected: keep BFD on (v1) and the hold time short"])
-        time.sleep(0.05)
+    detect_s, how = detection(ctx.plan, sessions)
+    took, up = wait_torn_down(ctx.edge, [s.key for s in sessions], t_fault, detect_s + DETECTION_SLACK_S)
+    if up:
+        raise StepFailed(f"{', '.join(up)} stayed Established {took:.1f}s into the optics fault on {link} "
+                         f"({how} should see it in {detect_s:g}s)",
+                         ["a dead link was not detected: keep BFD on (v1) and the hold time short"])
+    return took
 
 
 def go_live(ctx: Context) -> list[str]:
@@ -578,7 +558,7 @@ def go_live(ctx: Context) -> list[str]:
                 out.append(f"{icon}: light {level} (minimum {load_facts().min_rx_dbm} dBm) -> Unhealthy: "
                            f"{st.get('reason')}")
                 took = _wait_detected(ctx, ic.name, t_fault)
-                _detect, how = detection(ctx.plan.sessions_for(ic.name), _router_has_bfd(ctx))
+                _detect, how = detection(ctx.plan, ctx.plan.sessions_for(ic.name))
                 out.append(f"{ic.name}: the edge tore its sessions down {took * 1000:.0f} ms after the fault ({how})")
             finally:
                 clear_faults(ctx.lab, ic.name, kind="light")
@@ -648,7 +628,7 @@ def failover(ctx: Context) -> list[str]:
 
     link = links[0]
     sess = ctx.plan.sessions_for(link)[0]
-    detect_s, how = detection([sess], _router_has_bfd(ctx))
+    detect_s, how = detection(ctx.plan, [sess])
     # Both directions: Cloudflare's edge drops the session (its BFD), and the customer's router
     # must drop it too (its own BFD), or it keeps sending toward Cloudflare into the dead link.
     t0 = time.monotonic()

@@ -102,6 +102,11 @@ class Executor(Protocol):
         """Everything observed so far, for the report."""
         ...
 
+    @property
+    def notes(self) -> list[str]:
+        """What the report should say about how this run was made (e.g. what the simulator did not model)."""
+        ...
+
 
 ExecutorFactory = Callable[..., contextlib.AbstractContextManager[Executor]]
 

@@ -50,7 +50,7 @@ def _states(ex: Executor, keys: list[str], sides: tuple[str, ...], bfd: bool) ->
 
 def executor_slack(ex: Executor) -> float:
     """The executor's declared slack in seconds (0 when it declares none: virtual time)."""
-    return float(getattr(ex, "slack", 0.0))
+    return float(ex.slack)
 
 
 class _Outcome:
@@ -210,7 +210,7 @@ def run_scenario(loaded: LoadedScenario, ex: Executor, seed: int) -> Report:
             end=round(prev_end, 9), status=out.status, reason=out.reason, measured=out.measured, limit=out.limit,
             slack=out.slack))
     ex.run_until(ex.now() + sc.end_after)
-    notes += list(getattr(ex, "notes", []))
+    notes += ex.notes
     return Report(
         scenario=loaded.name, description=sc.description, topology=loaded.topology.name, executor=ex.name,
         seed=seed, passed=all(r.status != "fail" for r in results), duration=round(ex.now(), 9),

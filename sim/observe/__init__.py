@@ -1,0 +1,12 @@
+"""One observer of a running lab: sessions, BFD, best paths, per-path counters and their transitions.
+
+The scenario emulator, the dashboard, failover measurement, ``cnilab demo``, rehearsals and the
+tests read a lab through these classes instead of each running its own polling loop, so "the
+session went Idle at t" means the same reading everywhere.
+
+- :mod:`sim.observe.edge`: the edge driver's sessions, BFD and event log, one read at a time.
+- :mod:`sim.observe.routes`: where each router sends a destination (``ip route get`` in-process).
+- :mod:`sim.observe.paths`: which interfaces are paths to the other side, and samplers over them.
+- :mod:`sim.observe.counters`: interface state and counters of every node (the dashboard's links).
+- :mod:`sim.observe.observer`: :class:`LabObserver`, the background poller that records transitions.
+"""

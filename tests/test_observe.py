@@ -1,0 +1,120 @@
+"""sim.observe: the one observer of a running lab (edge reader, observer transitions, path labels)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim.observe.edge import EdgeReader
+
+
+class _FakeEdge:
+    """A control socket speaking the edge driver's protocol, in a thread, with a settable event ring."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.events: list[dict[str, Any]] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    async def _handle(self, req: dict[str, Any]) -> Any:
+        if req["cmd"] == "sessions":
+            return [{"key": "lax1/v4", "state": "Established"}]
+        if req["cmd"] == "bfd":
+            return [{"peer": "192.0.2.11", "state": "Up"}]
+        return [e for e in self.events if e["seq"] > int(req.get("since", 0))]
+
+    def _run(self) -> None:
+        from sim.edge.control import serve
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            async with serve(self.path, self._handle):
+                self._ready.set()
+                await self._stop.wait()
+
+        self._loop.run_until_complete(main())
+
+    def __enter__(self) -> _FakeEdge:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+
+def _ev(seq: int, t: float, detail: str) -> dict[str, Any]:
+    return {"seq": seq, "time": t, "kind": "bgp-state", "session": "lax1/v4", "detail": detail}
+
+
+def test_edge_reader_returns_each_event_once_across_a_driver_restart(tmp_path):
+    reader = EdgeReader(str(tmp_path / "control.sock"))
+    gone = reader.read(events=True)
+    assert not gone.reachable and "not running" in (gone.error or "")
+    with _FakeEdge(tmp_path / "control.sock") as edge:
+        edge.events = [_ev(1, 100.0, "Established"), _ev(2, 101.0, "down: x")]
+        first = reader.read(events=True)
+        assert first.reachable and first.session_states() == {"lax1/v4": "Established"}
+        assert first.bfd_states() == {"192.0.2.11": "Up"}
+        assert [e.seq for e in first.events] == [1, 2]
+        assert reader.read(events=True).events == []
+        edge.events.append(_ev(3, 102.0, "Established"))
+        assert [e.seq for e in reader.read(events=True).events] == [3]
+    assert not reader.read(events=True).reachable
+    with _FakeEdge(tmp_path / "control.sock") as edge:  # restarted: renumbered from 1, old ones kept
+        edge.events = [_ev(1, 101.5, "old, shown before"), _ev(2, 103.0, "new")]
+        assert [e.detail for e in reader.read(events=True).events] == ["new"]
+
+
+def test_edge_reader_without_a_socket_says_so():
+    r = EdgeReader(None).read()
+    assert not r.reachable and "no edge driver" in (r.error or "")
+
+
+def test_path_labels_follow_the_plan():
+    from sim.observe.paths import BACKUP, customer_path_ifaces, path_ifaces, path_label
+    from sim.topology import build_plan, load_topology
+    from sim.topology.plan import TRANSIT
+
+    plan = build_plan(load_topology(Path(__file__).resolve().parents[1] / "topologies" / "ha-three-site.yml"),
+                      "obs-paths")
+    ics = {s.interconnect for s in plan.sessions}
+    backup = {BACKUP} if any(n.name == TRANSIT for n in plan.nodes) else set()
+    assert set(path_ifaces(plan).values()) == ics | backup
+    assert ics <= set(customer_path_ifaces(plan).values())
+    for ic in ics:
+        assert path_label(plan, ic) == ic and path_label(plan, f"{ic}.100") == ic
+    assert path_label(plan, "transit0") == "transit" and path_label(plan, None) is None
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+def test_observer_records_a_teardown_and_the_return_with_timestamps(tmp_path):
+    from sim.edge.control import EdgeClient
+    from sim.observe.observer import LabObserver
+    from tests.labs import needs_root_daemons, running_lab
+
+    needs_root_daemons()
+    with running_lab(tmp_path, "v2-direct.yml") as lab, LabObserver(lab) as obs:  # type: ignore[arg-type]
+        key = lab.plan.sessions[0].key  # type: ignore[attr-defined]
+        assert obs.session_state(key, "cf") == "Established"
+        assert obs.best_path("cf") is not None
+        assert obs.slack >= 2 * obs.poll_s
+        edge = EdgeClient(lab.state.control["edge"])  # type: ignore[attr-defined]
+        t_cmd = obs.now()
+        edge.teardown(key)
+        assert obs.wait(lambda: obs.session_state(key, "cf") != "Established", obs.now() + 10) is not None
+        edge.wait_established([key], timeout=90)
+        assert obs.wait(lambda: obs.session_state(key, "cf") == "Established", obs.now() + 5) is not None
+        mine = [t for t in obs.transitions() if t.kind == "session" and t.subject == f"{key} cf" and t.t >= t_cmd]
+        assert mine[0].state != "Established" and mine[-1].state == "Established", mine
+        assert [t.t for t in mine] == sorted(t.t for t in mine)
