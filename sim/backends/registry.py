@@ -15,8 +15,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sim.backends.base import Backend, BackendError
+if TYPE_CHECKING:  # the table is read by `cnilab down` before the lab layer loads (issue 16)
+    from sim.backends.base import Backend
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def backend_names(builds: bool | None = None, host_files: bool | None = None) ->
 
 
 def backend_kind(name: str) -> BackendKind:
+    from sim.backends.base import BackendError
+
     try:
         return BACKENDS[name]
     except KeyError:
@@ -71,6 +75,8 @@ def backends_help(builds: bool | None = None) -> str:
 
 def make_backend(name: str, lab: str, workdir: Path) -> Backend:
     """A backend that will build lab ``lab``; refused for one that only attaches."""
+    from sim.backends.base import BackendError
+
     kind = backend_kind(name)
     if not kind.builds:
         choose = " or ".join(backend_names(builds=True))

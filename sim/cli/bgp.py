@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sim.cli.lab import ATTACH_BACKEND_HELP, backend_param
+from sim.cli.options import ATTACH_BACKEND_HELP, backend_param
 from sim.cli.output import console, emit, fail, lab_name_param
 from sim.edge.control import EdgeClient
 from sim.handle import LabHandle
