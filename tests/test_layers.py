@@ -17,14 +17,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("sim.topology", "sim.bgp", "sim.report", "sim.faults", "sim.faults.kinds", "sim.faults.mechanisms",
                "sim.faults.place", "sim.faults.delayd", "sim.faults.flapd", "sim.faults.nfqueue",
                "sim.dataplane.declared", "sim.magic", "sim.magic.facts", "sim.magic.model", "sim.magic.steering",
-               "sim.magic.health", "sim.magic.config")),
+               "sim.magic.health", "sim.magic.config", "sim.transit.table", "sim.transit.leaks")),
     ("state", ("sim.state", "sim.handle")),
     ("parts", ("sim.dataplane", "sim.backends", "sim.faults.apply", "sim.edge", "sim.routers", "sim.probes",
                "sim.des", "sim.export", "sim.checks", "sim.magic.lab", "sim.magic.ops", "sim.magic.faults",
-               "sim.magic.hcd")),
+               "sim.magic.hcd", "sim.transit", "sim.drills")),
     ("lab", ("sim.lab",)),
     ("apps", ("sim.scenario", "sim.rehearse", "sim.dashboard", "mock_api", "sim.magic.emulate", "sim.magic.rehearse",
-              "sim.magic.gcp", "sim.magic.scenario", "sim.magic.simulate")),
+              "sim.magic.gcp", "sim.magic.scenario", "sim.magic.simulate", "sim.verify", "sim.incidents")),
     ("front", ("sim.cli", "sim.pytest_plugin")),
 ]
 """Bottom to top. A module belongs to the layer of its longest matching prefix."""

@@ -89,7 +89,7 @@ ACCEPTANCE: list[StepDef] = [
     StepDef("8", "mtu", "MTU as the profile", st.mtu, ("peers", "tunnel")),
     StepDef("9", "mss", "Clamps TCP MSS", st.mss, ("peers", "tunnel")),
     StepDef("10", "failover", "Fails over", st.failover, ("peers", "tunnel")),
-    StepDef("11", "no-leaks", "Announces nothing but its own prefixes to its transit", lambda c: _no_leaks(c),
+    StepDef("11", "no-leaks", "Announces nothing but its own prefixes to its transit and peer", lambda c: _no_leaks(c),
             ("peers",)),
 ]
 
