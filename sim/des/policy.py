@@ -9,9 +9,10 @@ parties' tables (``sim/data/internet-table.yaml``) and the customer's config rea
 
 The customer's RIB is its ``network`` statements (AS path empty), Cloudflare's IPv4 table (13335)
 and each third party's table as that party sends it. A route goes to a neighbor when the outbound
-policy permits it, never back to the party it came from (bgpd does not send a route back to a
-single-peer update group's sender). Inbound policy is not modelled: Cloudflare's routes are taken
-as accepted, which is what the shipped templates do.
+policy permits it, even back to the party it came from: bgpd does not hold it back (the receiver's
+AS-path loop check drops it, after it has been recorded as announced, as on the emulator). Inbound
+policy is not modelled: Cloudflare's routes are taken as accepted, which is what the shipped
+templates do.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def announced_to(plan: LabPlan, policy: CustomerPolicy, party: TransitSession) -
     nb = policy.neighbors.get(str(party.local))
     if nb is not None and nb.default_originate:
         out["0.0.0.0/0"] = [policy.asn]
-    for prefix, path, source in customer_rib(plan, policy):
-        if source == party.party or str(prefix) in out:
+    for prefix, path, _source in customer_rib(plan, policy):
+        if str(prefix) in out:
             continue
         sent = policy.export(str(party.local), prefix, path)
         if sent is not None:

@@ -46,3 +46,29 @@ def no_leaks(ctx: Any) -> list[str]:
     if not seen:
         raise SkipStep("; ".join(checks))
     return checks
+
+
+def max_prefix(ctx: Any) -> list[str]:
+    """Acceptance-suite step: the customer's maximum-prefix toward Cloudflare fires, is absent or too low.
+
+    Read once the lab has converged (a limit that fires is a settled fact by then: Cease 6/1 and the
+    session down), from the customer's own daemon, against what the edge announces and Cloudflare's
+    published table."""
+    from sim.rehearse.steps import SkipStep
+    from sim.verify.customer import read_customer
+    from sim.verify.observe import Sampler, _max_prefix, timers_for, wait_converged
+
+    s, _conv, _c, _held, _missing = wait_converged(Sampler(ctx.lab), timers_for(ctx.plan, deadline_s=30.0))
+    view = read_customer(ctx.lab)
+    if view.kind not in ("frr", "bird"):
+        raise SkipStep(f"the limits of a {view.kind} customer router are not read here: maximum-prefix not checked")
+    obs, findings = _max_prefix(ctx.plan, view, s)
+    checks = [f"{m.session}: your limit {m.limit if m.limit is not None else 'none'}; Cloudflare sends {m.table} "
+              f"route(s) here and publishes {m.published}: {m.verdict}" for m in obs]
+    fails = [f for f in findings if f.severity == "fail"]
+    if fails:
+        raise StepFailed("; ".join(f.text for f in fails),
+                         [f"FRR:\n{fails[0].fix['frr']}", f"BIRD: {fails[0].fix['bird']}"], checks)
+    for f in findings:
+        ctx.warn("max-prefix", f.text, fix=f.fix.get("frr", ""), subject=f.subject)
+    return checks
