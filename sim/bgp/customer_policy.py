@@ -191,9 +191,9 @@ def parse_frr(text: str) -> CustomerPolicy:
                 cur_rm.prefix_lists.append(w[4])
             elif w[:2] == ["match", "as-path"]:
                 cur_rm.as_paths.append(w[2])
-            elif w[:4] == ["set", "as-path", "prepend"] and all(x.isdigit() for x in w[4:]):
-                cur_rm.prepend = [int(x) for x in w[4:]]
-            elif w[0] == "match":
+            elif w[:3] == ["set", "as-path", "prepend"] and all(x.isdigit() for x in w[3:]):
+                cur_rm.prepend = [int(x) for x in w[3:]]
+            elif w[0] in ("match", "call", "on-match", "continue"):
                 cur_rm.unmodelled.append(line.strip())  # judged only if this map is used outbound
         elif words[:2] == ["no", "bgp"] and words[2:3] == ["ebgp-requires-policy"]:
             requires = False
