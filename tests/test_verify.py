@@ -232,3 +232,14 @@ def test_cnilab_test_fails_on_a_leak_to_transit(state: Path, configs: dict[str, 
     assert not rep.passed and rep.failed is not None and rep.failed.id == "no-leaks"
     assert "104.16.0.0/13 (path 65010 13335)" in rep.failed.detail and "valley-free" in rep.failed.detail
     assert any("prefix-list TO-TRANSIT out" in a for a in rep.failed.advice)
+
+
+def test_cnilab_test_reports_a_maximum_prefix_that_fires(state: Path, configs: dict[str, Path]) -> None:
+    from sim.rehearse import RunOptions, run_acceptance
+
+    rep = run_acceptance(RunOptions(topology=TOPO, customer_config=configs["maxprefix"], mss_clamp=1436))
+    step = next(s for s in rep.steps if s.id == "max-prefix")
+    assert not rep.passed and step.status == "fail", step
+    assert "ewr1/v4: your maximum-prefix 10 fired (Cease 6/1" in step.detail
+    assert any("maximum-prefix" in a and "restart 5" in a for a in step.advice)
+    assert "ewr1/v4: your limit 10; Cloudflare sends 15 route(s) here and publishes 15: too-low" in step.checks
