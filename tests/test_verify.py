@@ -243,3 +243,19 @@ def test_cnilab_test_reports_a_maximum_prefix_that_fires(state: Path, configs: d
     assert "ewr1/v4: your maximum-prefix 10 fired (Cease 6/1" in step.detail
     assert any("maximum-prefix" in a and "restart 5" in a for a in step.advice)
     assert "ewr1/v4: your limit 10; Cloudflare sends 15 route(s) here and publishes 15: too-low" in step.checks
+
+
+def test_a_customer_without_the_peer_session_converges_with_a_note(state: Path, configs: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    """Not peering with a third party is a fact to record, not a convergence still under way."""
+    from sim.rehearse.model import RunOptions
+    from sim.verify.observe import SETTLE_S
+    from sim.verify.runner import record
+
+    cfg = tmp_path / "nopeer.conf"
+    cfg.write_text("\n".join(ln for ln in configs["base"].read_text().splitlines() if "203.0.113.4" not in ln) + "\n")
+    obs = record(RunOptions(topology=TOPO, customer_config=cfg), "candidate", probes=False)
+    assert obs.converged and obs.convergence_s < SETTLE_S + 10, obs.notes
+    assert obs.neighbors["peer"].sessions[0].state != "established" and obs.neighbors["peer"].routes == {}
+    assert any("peer session" in n and "203.0.113.4" in n for n in obs.notes)
+    assert obs.neighbors["transit"].sessions[0].state == "established"
