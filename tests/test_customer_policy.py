@@ -68,3 +68,15 @@ def test_what_is_not_modelled_is_refused() -> None:
         parse_frr(_bgp("  redistribute connected\n"))
     with pytest.raises(Unsupported, match="no `router bgp"):
         parse_frr("protocol bgp x { }\n")
+
+
+def test_peer_group_settings_are_inherited_and_shutdown_sends_nothing() -> None:
+    text = (HEAD + "route-map ALL permit 10\nexit\nrouter bgp 65010\n neighbor UP peer-group\n"
+            " neighbor UP remote-as 64500\n neighbor 203.0.113.0 peer-group UP\n neighbor 203.0.113.4 remote-as 64501\n"
+            " neighbor 203.0.113.4 shutdown\n address-family ipv4 unicast\n  neighbor UP route-map ALL out\n"
+            "  neighbor 203.0.113.4 route-map ALL out\n exit-address-family\nexit\n")
+    pol = parse_frr(text)
+    nb = pol.neighbor("203.0.113.0")
+    assert nb is not None and (nb.remote_as, nb.route_map_out) == (64500, "ALL")
+    assert pol.export("203.0.113.0", N("104.16.0.0/13"), [13335]) == [65010, 13335]  # the group leaks
+    assert pol.export("203.0.113.4", N("104.16.0.0/13"), [13335]) is None

@@ -9,7 +9,8 @@ emulator would load and evaluates the few constructs those incidents depend on, 
   entry without a match matches everything; no entry matched means deny), all of which must permit;
 * ``bgp ebgp-requires-policy`` (on by default since FRR 7.4 except with ``frr defaults
   datacenter``): an eBGP neighbor without any outbound policy gets nothing;
-* ``neighbor X maximum-prefix N [threshold] [restart M | warning-only]``.
+* ``neighbor X maximum-prefix N [threshold] [restart M | warning-only]``, ``default-originate``,
+  ``shutdown``, and peer-groups (a neighbor's own settings over its group's).
 
 What it does not model (inbound policy, communities, other daemons' languages) it does not guess:
 :func:`parse_frr` raises :class:`Unsupported` for a config it cannot read, and the simulator says so.
@@ -69,10 +70,23 @@ class NeighborPolicy:
     max_prefix_restart: int | None = None
     max_prefix_warning_only: bool = False
     default_originate: bool = False
+    peer_group: str | None = None
+    shutdown: bool = False
 
     @property
     def has_out_policy(self) -> bool:
         return any((self.prefix_list_out, self.filter_list_out, self.route_map_out))
+
+    def inherit(self, group: NeighborPolicy) -> NeighborPolicy:
+        """The neighbor's own settings over its peer-group's (bgpd's inheritance)."""
+        out = NeighborPolicy(address=self.address)
+        for f in ("remote_as", "prefix_list_out", "filter_list_out", "route_map_out", "max_prefix",
+                  "max_prefix_restart"):
+            setattr(out, f, getattr(self, f) if getattr(self, f) is not None else getattr(group, f))
+        out.max_prefix_warning_only = self.max_prefix_warning_only or group.max_prefix_warning_only
+        out.default_originate = self.default_originate or group.default_originate
+        out.shutdown = self.shutdown or group.shutdown
+        return out
 
 
 @dataclass
@@ -98,12 +112,19 @@ class CustomerPolicy:
                 return permit
         return False
 
+    def neighbor(self, address: str) -> NeighborPolicy | None:
+        """The neighbor's effective settings (its peer-group's filled in); None when not configured."""
+        nb = self.neighbors.get(address)
+        if nb is None or nb.peer_group is None:
+            return nb
+        return nb.inherit(self.neighbors.get(nb.peer_group, NeighborPolicy(address=nb.peer_group)))
+
     def export(self, neighbor: str, prefix: Network, path: list[int]) -> list[int] | None:
         """The AS path the neighbor receives (our AS prepended), or None when the policy drops it.
 
         ``path`` is the route's AS path in our RIB: [] for our own prefixes, [13335] for Cloudflare's."""
-        nb = self.neighbors.get(neighbor)
-        if nb is None:
+        nb = self.neighbor(neighbor)
+        if nb is None or nb.shutdown:
             return None
         if self.requires_policy and not nb.has_out_policy:
             return None
@@ -167,6 +188,8 @@ def parse_frr(text: str) -> CustomerPolicy:
             networks.append(ipaddress.ip_network(words[1], strict=False))
         elif words[0] == "redistribute" and asn is not None:
             raise Unsupported(f"`{line.strip()}`: redistribution is not modelled (announce with `network`)")
+        elif words[:2] == ["ip", "prefix-list"] and words[3:4] == ["description"]:
+            continue
         elif words[:2] == ["ip", "prefix-list"]:
             m = re.match(r"ip prefix-list (\S+) (?:seq (\d+) )?(permit|deny) (\S+)(?: ge (\d+))?(?: le (\d+))?$",
                          line.strip())
@@ -204,6 +227,10 @@ def parse_frr(text: str) -> CustomerPolicy:
             nb = neighbors.setdefault(addr, NeighborPolicy(address=addr))
             if rest[0] == "remote-as" and rest[1].isdigit():
                 nb.remote_as = int(rest[1])
+            elif rest[0] == "peer-group" and len(rest) > 1:
+                nb.peer_group = rest[1]
+            elif rest[0] == "shutdown":
+                nb.shutdown = True
             elif af != "ipv4":
                 continue  # only IPv4 unicast: the third parties and the table growth are IPv4
             elif rest[0] == "prefix-list" and rest[2:3] == ["out"]:

@@ -54,7 +54,7 @@ def customer_rib(plan: LabPlan, policy: CustomerPolicy) -> list[tuple[Network, l
 def announced_to(plan: LabPlan, policy: CustomerPolicy, party: TransitSession) -> dict[str, list[int]]:
     """prefix -> AS path as the third party would record it."""
     out: dict[str, list[int]] = {}
-    nb = policy.neighbors.get(str(party.local))
+    nb = policy.neighbor(str(party.local))
     if nb is not None and nb.default_originate:
         out["0.0.0.0/0"] = [policy.asn]
     for prefix, path, _source in customer_rib(plan, policy):
@@ -73,7 +73,7 @@ def max_prefix_trips(plan: LabPlan, policy: CustomerPolicy, scale_routes: int
     bgpd sends Cease 6/1 when the count exceeds the limit, unless ``warning-only``."""
     table = len(cloudflare_table(plan, 4, scale_routes))
     v4 = [s for s in plan.sessions if s.family == 4]
-    limits = {s.key: nb for s in v4 if (nb := policy.neighbors.get(str(s.cf_addr))) is not None}
+    limits = {s.key: nb for s in v4 if (nb := policy.neighbor(str(s.cf_addr))) is not None}
     limit = min((nb.max_prefix for nb in limits.values() if nb.max_prefix is not None), default=None)
     tripped = [k for k, nb in limits.items()
                if nb.max_prefix is not None and table > nb.max_prefix and not nb.max_prefix_warning_only]

@@ -47,8 +47,8 @@ def sim_leak(inc: Incident, plan: LabPlan, policy: CustomerPolicy | None, params
     if not any(t.party == "transit" for t in parties):
         raise ValueError("leak-to-transit needs a topology with a transit (internet_backup: true)")
     # a session comes up when the customer configures the neighbor with the party's AS
-    established = {t.party: (nb := pol.neighbors.get(str(t.local))) is not None and nb.remote_as == t.local_asn
-                   for t in parties}
+    established = {t.party: (nb := pol.neighbor(str(t.local))) is not None and nb.remote_as == t.local_asn
+                   and not nb.shutdown for t in parties}
     announced = {t.party: announced_to(plan, pol, t) if established[t.party] else {} for t in parties}
     return leak_outcome(announced, plan, established)
 
