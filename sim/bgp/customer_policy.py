@@ -9,6 +9,7 @@ emulator would load and evaluates the few constructs those incidents depend on, 
   entry without a match matches everything; no entry matched means deny), all of which must permit;
 * ``bgp ebgp-requires-policy`` (on by default since FRR 7.4 except with ``frr defaults
   datacenter``): an eBGP neighbor without any outbound policy gets nothing;
+* GRACEFUL_SHUTDOWN honoured (bgpd's own local-pref 0) unless an inbound ``set weight`` defeats it;
 * ``neighbor X maximum-prefix N [threshold] [restart M | warning-only]``, ``default-originate``,
   ``shutdown``, and peer-groups (a neighbor's own settings over its group's).
 
@@ -57,6 +58,7 @@ class RouteMapEntry:
     as_paths: list[str] = field(default_factory=list)
     prepend: list[int] = field(default_factory=list)
     unmodelled: list[str] = field(default_factory=list, metadata={"doc": "match clauses this model cannot judge"})
+    weight: int | None = None
 
 
 @dataclass
@@ -66,6 +68,7 @@ class NeighborPolicy:
     prefix_list_out: str | None = None
     filter_list_out: str | None = None
     route_map_out: str | None = None
+    route_map_in: str | None = None
     max_prefix: int | None = None
     max_prefix_restart: int | None = None
     max_prefix_warning_only: bool = False
@@ -80,7 +83,7 @@ class NeighborPolicy:
     def inherit(self, group: NeighborPolicy) -> NeighborPolicy:
         """The neighbor's own settings over its peer-group's (bgpd's inheritance)."""
         out = NeighborPolicy(address=self.address)
-        for f in ("remote_as", "prefix_list_out", "filter_list_out", "route_map_out", "max_prefix",
+        for f in ("remote_as", "prefix_list_out", "filter_list_out", "route_map_out", "route_map_in", "max_prefix",
                   "max_prefix_restart"):
             setattr(out, f, getattr(self, f) if getattr(self, f) is not None else getattr(group, f))
         out.max_prefix_warning_only = self.max_prefix_warning_only or group.max_prefix_warning_only
@@ -146,6 +149,20 @@ class CustomerPolicy:
             else:
                 return None
         return [self.asn, *prepend, *path]
+
+
+    def gshut_defeated(self, neighbor: str) -> str | None:
+        """Why routes tagged GRACEFUL_SHUTDOWN from ``neighbor`` still win, or None when bgpd honours it.
+
+        bgpd gives eBGP routes carrying 65535:0 local-pref 0 by itself; an inbound ``set weight``
+        defeats that (weight is compared before local-pref), and so does a static route toward
+        Cloudflare's ranges (administrative distance 1 beats eBGP's 20)."""
+        nb = self.neighbor(neighbor)
+        if nb is not None and nb.route_map_in:
+            for e in self.route_maps.get(nb.route_map_in, []):
+                if e.permit and e.weight:
+                    return f"route-map {nb.route_map_in} {e.seq} sets weight {e.weight} on routes from {neighbor}"
+        return None
 
 
 def _frr_regex(regex: str) -> str:
@@ -214,6 +231,8 @@ def parse_frr(text: str) -> CustomerPolicy:
                 cur_rm.prefix_lists.append(w[4])
             elif w[:2] == ["match", "as-path"]:
                 cur_rm.as_paths.append(w[2])
+            elif w[:2] == ["set", "weight"] and w[2:3] and w[2].isdigit():
+                cur_rm.weight = int(w[2])
             elif w[:3] == ["set", "as-path", "prepend"] and all(x.isdigit() for x in w[3:]):
                 cur_rm.prepend = [int(x) for x in w[3:]]
             elif w[0] in ("match", "call", "on-match", "continue"):
@@ -239,6 +258,8 @@ def parse_frr(text: str) -> CustomerPolicy:
                 nb.filter_list_out = rest[1]
             elif rest[0] == "route-map" and rest[2:3] == ["out"]:
                 nb.route_map_out = rest[1]
+            elif rest[0] == "route-map" and rest[2:3] == ["in"]:
+                nb.route_map_in = rest[1]
             elif rest[0] == "default-originate":
                 nb.default_originate = True
             elif rest[0] == "maximum-prefix":

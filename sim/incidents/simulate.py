@@ -3,9 +3,10 @@
 Each registered kind has a simulator counterpart in :data:`SIM_KINDS` returning the emulator's
 :class:`~sim.incidents.kinds.Outcome`, built by the same functions (``leak_outcome``,
 ``max_prefix_outcome``), so a disagreement between the two executors is a modelling gap, never
-wording. Policy incidents read the customer's config as a policy model (:mod:`sim.des.policy`);
-timing incidents (MD5 rotation, PoP maintenance) run the pack's ``simulate:`` scenario, which models
-the shipped template's behaviour: given another config they refuse rather than pass it unread.
+wording. Policy incidents read the customer's config as a policy model (:mod:`sim.des.policy`); the
+PoP maintenance asks that model whether GRACEFUL_SHUTDOWN is honoured and takes the loss of the mass
+withdrawal from the pack's ``simulate:`` scenario; the MD5 rotation runs its scenario, which models
+the shipped template's behaviour: given another config it refuses rather than pass it unread.
 """
 
 from __future__ import annotations
@@ -82,7 +83,43 @@ def _scenario(inc: Incident, plan: LabPlan, policy: CustomerPolicy | None, param
 
 
 register("md5-rotation-one-side")(_scenario)
-register("pop-maintenance")(_scenario)
+
+
+@register("pop-maintenance")
+def sim_pop_maintenance(inc: Incident, plan: LabPlan, policy: CustomerPolicy | None, params: dict[str, Any]
+                        ) -> Outcome:
+    """GRACEFUL_SHUTDOWN on the link in use, a wait, a mass withdrawal (the drill's sequence).
+
+    Honoured (the policy model says bgpd's local-pref 0 stands): the customer moved during the wait
+    and loses nothing. Ignored: the loss is the simulator's, from the pack's scenario (every route on
+    the link withdrawn at once under a stream), in the drill's own sentence."""
+    from sim.drills.gshut import fix_for, ignored_summary
+    from sim.scenario.executor import open_sim
+    from sim.scenario.loader import load_scenario
+    from sim.scenario.runner import run_scenario
+
+    pol = _policy(policy, inc.kind)
+    if inc.simulate is None:
+        raise Unsupported(f"{inc.kind}: the pack names no `simulate:` scenario")
+    loaded = load_scenario(inc.simulate)
+    link = next((st.link for st in loaded.scenario.timeline if st.do == "shutdown"), None)
+    if link is None:
+        raise Unsupported(f"{inc.simulate}: no `shutdown` step names the link under maintenance")
+    sess = plan.sessions_for(link)[0]
+    detect_ms = sess.bfd_multiplier * max(sess.bfd_tx_ms, sess.bfd_rx_ms) if sess.bfd else sess.hold_time * 1000
+    wait_s, rate = float(params.get("wait_s", 5.0)), int(params.get("rate_pps", 200))
+    defeated = [why for s in plan.sessions_for(link) if (why := pol.gshut_defeated(str(s.cf_addr)))]
+    if not defeated:
+        return Outcome(passed=True, measured={"interconnect": link, "lost": 0, "honoured": True})
+    with open_sim(loaded, 1) as ex:
+        rep = run_scenario(loaded, ex, 1)
+        window_s = ex.traffic().loss_window_s
+    lost = round(window_s * rate)
+    return Outcome(passed=False, cause=ignored_summary(link, wait_s, lost, round(window_s * 1000, 1), rate,
+                                                       str(params.get("pull", "blackhole")), detect_ms),
+                   fix=fix_for(plan.customer_router.kind),
+                   measured={"interconnect": link, "lost": lost, "honoured": False, "defeated_by": defeated,
+                             "scenario_passed": rep.passed})
 
 
 def simulate_incident(path: Path, customer_config: Path | None = None) -> IncidentResult:
