@@ -62,7 +62,7 @@ def test_max_prefix_and_default_originate_are_read() -> None:
 def test_what_is_not_modelled_is_refused() -> None:
     pol = parse_frr(_bgp("  neighbor 203.0.113.0 route-map COMM out\n",
                          "route-map COMM permit 10\n match community CUST\nexit\n"))
-    with pytest.raises(Unsupported, match="match community CUST"):
+    with pytest.raises(Unsupported, match="matches communities outbound"):
         pol.export("203.0.113.0", N("198.51.100.0/24"), [])
     with pytest.raises(Unsupported, match="redistribution"):
         parse_frr(_bgp("  redistribute connected\n"))
@@ -80,3 +80,17 @@ def test_peer_group_settings_are_inherited_and_shutdown_sends_nothing() -> None:
     assert nb is not None and (nb.remote_as, nb.route_map_out) == (64500, "ALL")
     assert pol.export("203.0.113.0", N("104.16.0.0/13"), [13335]) == [65010, 13335]  # the group leaks
     assert pol.export("203.0.113.4", N("104.16.0.0/13"), [13335]) is None
+
+
+def test_graceful_shutdown_is_defeated_only_by_a_weight_on_the_entry_the_route_meets_first() -> None:
+    cf = [N("104.16.0.0/13")]
+    gshut_first = (HEAD + "bgp community-list standard GS seq 5 permit graceful-shutdown\n"
+                   "route-map IN permit 5\n match community GS\n set local-preference 0\nexit\n"
+                   "route-map IN permit 10\n set weight 100\nexit\nrouter bgp 65010\n"
+                   " neighbor 192.0.2.10 remote-as 13335\n address-family ipv4 unicast\n"
+                   "  neighbor 192.0.2.10 route-map IN in\n exit-address-family\nexit\n")
+    assert parse_frr(gshut_first).gshut_defeated("192.0.2.10", cf, [13335]) is None
+    weight_all = gshut_first.replace("route-map IN permit 5\n match community GS\n set local-preference 0\n",
+                                     "route-map IN permit 5\n set weight 100\n")
+    why = parse_frr(weight_all).gshut_defeated("192.0.2.10", cf, [13335])
+    assert why is not None and "route-map IN 5 sets weight 100" in why

@@ -23,9 +23,10 @@ PEER_LEAK_EDIT = ("  neighbor 203.0.113.4 prefix-list CNILAB-ANNOUNCE-V4 out",
                   "  neighbor 203.0.113.4 route-map ALLOW-ALL out")
 MAX_PREFIX_EDIT = ("  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out",
                    "  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out\n  neighbor 192.0.2.10 maximum-prefix 100")
-WEIGHT_EDIT = ("route-map CNILAB-FROM-CF-EWR1-V4 permit 10\n set local-preference 200\n",
-               "route-map CNILAB-FROM-CF-EWR1-V4 permit 10\n set local-preference 200\n set weight 100\n")
-"""An inbound weight on EWR1: compared before local-pref, so bgpd's GRACEFUL_SHUTDOWN local-pref 0 loses."""
+WEIGHT_EDIT = ("route-map CNILAB-FROM-CF-EWR1-V4 permit 5\n match community CNILAB-GSHUT\n set local-preference 0\n",
+               "route-map CNILAB-FROM-CF-EWR1-V4 permit 5\n set weight 100\n")
+"""EWR1 preferred with a weight on everything it sends: compared before local-pref, so bgpd's own
+GRACEFUL_SHUTDOWN local-pref 0 loses (a weight only on the entry after the GSHUT match would not)."""
 ROOMY_EDIT = (MAX_PREFIX_EDIT[0], MAX_PREFIX_EDIT[1].replace("maximum-prefix 100", "maximum-prefix 1000 90 restart 5"))
 
 
@@ -88,8 +89,7 @@ def test_simulator_names_the_leak_the_ignored_gshut_and_the_max_prefix_trip(tmp_
     pop = simulate_incident(INCIDENTS / "pop-maintenance-withdrawal.yml", weight)
     assert not pop.passed and "GRACEFUL_SHUTDOWN on ewr1 ignored" in (pop.cause or "")
     assert "set weight" in pop.fix["frr"]
-    assert pop.measured["defeated_by"] == ["route-map CNILAB-FROM-CF-EWR1-V4 10 sets weight 100 on routes from "
-                                           "192.0.2.10"]
+    assert pop.measured["defeated_by"][0].startswith("route-map CNILAB-FROM-CF-EWR1-V4 5 sets weight 100 on ")
     roomy = simulate_incident(INCIDENTS / "max-prefix-table-growth.yml", cfg["roomy"])
     assert roomy.passed and not roomy.warnings and roomy.measured["limit"] == 1000
 

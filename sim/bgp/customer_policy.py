@@ -59,6 +59,7 @@ class RouteMapEntry:
     prepend: list[int] = field(default_factory=list)
     unmodelled: list[str] = field(default_factory=list, metadata={"doc": "match clauses this model cannot judge"})
     weight: int | None = None
+    communities: list[str] = field(default_factory=list, metadata={"doc": "match community LIST names"})
 
 
 @dataclass
@@ -101,6 +102,7 @@ class CustomerPolicy:
     as_path_lists: dict[str, list[tuple[bool, str]]]
     route_maps: dict[str, list[RouteMapEntry]]
     networks: list[Network] = field(default_factory=list)
+    community_lists: dict[str, list[tuple[bool, set[str]]]] = field(default_factory=dict)
 
     def _plist(self, name: str, p: Network) -> bool:
         for e in sorted(self.prefix_lists.get(name, []), key=lambda e: e.seq):
@@ -137,31 +139,46 @@ class CustomerPolicy:
             return None
         prepend: list[int] = []
         if nb.route_map_out:
-            for e in sorted(self.route_maps.get(nb.route_map_out, []), key=lambda e: e.seq):
-                if e.unmodelled:
-                    raise Unsupported(f"route-map {nb.route_map_out} {e.seq}: `{e.unmodelled[0]}` is not modelled")
-                if all(self._plist(n, prefix) for n in e.prefix_lists) and \
-                        all(self._aspath(n, path) for n in e.as_paths):
-                    if not e.permit:
-                        return None
-                    prepend = e.prepend
-                    break
-            else:
+            if any(e.communities for e in self.route_maps.get(nb.route_map_out, [])):
+                raise Unsupported(f"route-map {nb.route_map_out} matches communities outbound: the communities "
+                                  "each route carries in the customer's RIB are not modelled")
+            e = self.entry_for(nb.route_map_out, prefix, path, set())
+            if e is None or not e.permit:
                 return None
+            prepend = e.prepend
         return [self.asn, *prepend, *path]
 
 
-    def gshut_defeated(self, neighbor: str) -> str | None:
+    def _clist(self, name: str, comms: set[str]) -> bool:
+        for permit, need in self.community_lists.get(name, []):
+            if need <= comms:
+                return permit
+        return False
+
+    def entry_for(self, route_map: str, prefix: Network, path: list[int], comms: set[str]) -> RouteMapEntry | None:
+        """The first entry of ``route_map`` that matches the route (bgpd stops there), or None."""
+        for e in sorted(self.route_maps.get(route_map, []), key=lambda e: e.seq):
+            if e.unmodelled:
+                raise Unsupported(f"route-map {route_map} {e.seq}: `{e.unmodelled[0]}` is not modelled")
+            if all(self._plist(n, prefix) for n in e.prefix_lists) and \
+                    all(self._aspath(n, path) for n in e.as_paths) and \
+                    all(self._clist(n, comms) for n in e.communities):
+                return e
+        return None
+
+    def gshut_defeated(self, neighbor: str, prefixes: list[Network], path: list[int]) -> str | None:
         """Why routes tagged GRACEFUL_SHUTDOWN from ``neighbor`` still win, or None when bgpd honours it.
 
-        bgpd gives eBGP routes carrying 65535:0 local-pref 0 by itself; an inbound ``set weight``
-        defeats that (weight is compared before local-pref), and so does a static route toward
-        Cloudflare's ranges (administrative distance 1 beats eBGP's 20)."""
+        bgpd gives eBGP routes carrying 65535:0 local-pref 0 by itself; an inbound ``set weight`` on
+        the entry such a route meets first defeats that (weight is compared before local-pref)."""
         nb = self.neighbor(neighbor)
-        if nb is not None and nb.route_map_in:
-            for e in self.route_maps.get(nb.route_map_in, []):
-                if e.permit and e.weight:
-                    return f"route-map {nb.route_map_in} {e.seq} sets weight {e.weight} on routes from {neighbor}"
+        if nb is None or not nb.route_map_in:
+            return None
+        for p in prefixes:
+            e = self.entry_for(nb.route_map_in, p, path, {"65535:0"})
+            if e is not None and e.permit and e.weight:
+                return (f"route-map {nb.route_map_in} {e.seq} sets weight {e.weight} on {p} from {neighbor}, "
+                        "GRACEFUL_SHUTDOWN included")
         return None
 
 
@@ -169,6 +186,8 @@ def _frr_regex(regex: str) -> str:
     """FRR's AS-path regex: ``_`` matches a separator, the start or the end."""
     return regex.replace("_", r"(^|[ ,{}()]|$)")
 
+
+_WELL_KNOWN = {"graceful-shutdown": "65535:0", "no-export": "65535:65281", "no-advertise": "65535:65282"}
 
 _NB = re.compile(r"^\s*neighbor\s+(\S+)\s+(.*)$")
 
@@ -184,6 +203,7 @@ def parse_frr(text: str) -> CustomerPolicy:
     rmaps: dict[str, list[RouteMapEntry]] = {}
     cur_rm: RouteMapEntry | None = None
     networks: list[Network] = []
+    clists: dict[str, list[tuple[bool, set[str]]]] = {}
     af = None
     for raw in text.splitlines():
         line = raw.split("!", 1)[0].rstrip()
@@ -217,6 +237,12 @@ def parse_frr(text: str) -> CustomerPolicy:
             entries.append(PrefixEntry(seq=int(seq) if seq else 5 * (len(entries) + 1), permit=act == "permit",
                                        net=None if net == "any" else ipaddress.ip_network(net, strict=False),
                                        ge=int(ge) if ge else None, le=int(le) if le else None))
+        elif words[:2] == ["bgp", "community-list"]:
+            m = re.match(r"bgp community-list (?:standard )?(\S+) (?:seq \d+ )?(permit|deny) (.+)$", line.strip())
+            if not m or m.group(1) == "expanded":
+                raise Unsupported(f"`{line.strip()}`: community-list form not modelled")
+            comms = {_WELL_KNOWN.get(c, c) for c in m.group(3).split()}
+            clists.setdefault(m.group(1), []).append((m.group(2) == "permit", comms))
         elif words[:3] == ["bgp", "as-path", "access-list"]:
             m = re.match(r"bgp as-path access-list (\S+) (?:seq \d+ )?(permit|deny) (.+)$", line.strip())
             if not m:
@@ -235,6 +261,8 @@ def parse_frr(text: str) -> CustomerPolicy:
                 cur_rm.weight = int(w[2])
             elif w[:3] == ["set", "as-path", "prepend"] and all(x.isdigit() for x in w[3:]):
                 cur_rm.prepend = [int(x) for x in w[3:]]
+            elif w[:2] == ["match", "community"] and len(w) == 3:
+                cur_rm.communities.append(w[2])
             elif w[0] in ("match", "call", "on-match", "continue"):
                 cur_rm.unmodelled.append(line.strip())  # judged only if this map is used outbound
         elif words[:2] == ["no", "bgp"] and words[2:3] == ["ebgp-requires-policy"]:
@@ -270,4 +298,4 @@ def parse_frr(text: str) -> CustomerPolicy:
     if asn is None:
         raise Unsupported("no `router bgp ASN` in the config")
     return CustomerPolicy(asn=asn, requires_policy=requires, neighbors=neighbors, prefix_lists=plists,
-                          as_path_lists=aspaths, route_maps=rmaps, networks=networks)
+                          as_path_lists=aspaths, route_maps=rmaps, networks=networks, community_lists=clists)

@@ -108,7 +108,11 @@ def sim_pop_maintenance(inc: Incident, plan: LabPlan, policy: CustomerPolicy | N
     sess = plan.sessions_for(link)[0]
     detect_ms = sess.bfd_multiplier * max(sess.bfd_tx_ms, sess.bfd_rx_ms) if sess.bfd else sess.hold_time * 1000
     wait_s, rate = float(params.get("wait_s", 5.0)), int(params.get("rate_pps", 200))
-    defeated = [why for s in plan.sessions_for(link) if (why := pol.gshut_defeated(str(s.cf_addr)))]
+    from sim.des.policy import cloudflare_table
+    from sim.facts import load_facts
+
+    table, cf_path = cloudflare_table(plan, 4), [load_facts().cloudflare_asn]
+    defeated = [why for s in plan.sessions_for(link) if (why := pol.gshut_defeated(str(s.cf_addr), table, cf_path))]
     if not defeated:
         return Outcome(passed=True, measured={"interconnect": link, "lost": 0, "honoured": True})
     with open_sim(loaded, 1) as ex:
