@@ -41,7 +41,9 @@ def register(app: typer.Typer) -> None:
             fail(f"the router did not start in the lab: {exc}", code=1)
 
         def render(r) -> None:
-            console.print(f"[bold]{r.incident}[/] on {r.topology} ({r.router_kind}, {r.config})", highlight=False)
+            where = "the simulator" if r.lab == "(simulator)" else f"lab {r.lab}"
+            console.print(f"[bold]{r.incident}[/] on {r.topology} ({r.router_kind}, {r.config}), {where}",
+                          highlight=False)
             console.print(f"  a correct config: {r.correct}", highlight=False, soft_wrap=True)
             word = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
             console.print(f"{word} ({r.seconds:.1f}s)" + (f": {r.cause}" if r.cause else ""), highlight=False,
