@@ -26,32 +26,37 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 HEADER = "## cnilab verify (bench/bench_verify.py)"
 TOPO = REPO / "topologies" / "v1-gre.yml"
+FULL = REPO / "topologies" / "v1-gre-transit.yml"
+"""The whole observation: transit AS64500 and peer AS64501 recording, and the failover pulled on
+each lab (ewr1 blackholed, both directions onto the internet backup)."""
 CHANGE = "198.51.100.0/24 to ewr1 gains prepend 65010 65010"
 
 
-def configs(d: Path) -> tuple[Path, Path, Path]:
+def configs(d: Path, topo: Path = TOPO) -> tuple[Path, Path, Path]:
     from sim.routers.frr import render_frr
     from sim.topology import build_plan, load_topology
 
-    base = render_frr(build_plan(load_topology(TOPO), "v1-gre"))
+    base = render_frr(build_plan(load_topology(topo), topo.stem))
     cand = base.replace("route-map CNILAB-FROM-CF-EWR1-V4 permit 5", "route-map PREPEND permit 10\n"
                         " set as-path prepend 65010 65010\nexit\n!\nroute-map CNILAB-FROM-CF-EWR1-V4 permit 5", 1)
     cand = cand.replace("  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out",
                         "  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out\n"
                         "  neighbor 192.0.2.10 route-map PREPEND out", 1)
     assert cand != base
+    d = d / topo.stem
+    d.mkdir(exist_ok=True)
     (d / "base.conf").write_text(base)
     (d / "cand.conf").write_text(cand)
     (d / "expect.txt").write_text(CHANGE + "\n")
     return d / "base.conf", d / "cand.conf", d / "expect.txt"
 
 
-def time_verify(base: Path, cand: Path, expect: Path, parallel: bool) -> float:
+def time_verify(base: Path, cand: Path, expect: Path, parallel: bool, topo: Path = TOPO) -> float:
     from typer.testing import CliRunner
 
     from sim.cli.main import app
 
-    args = ["verify", "--topology", str(TOPO), "--baseline", str(base), "--candidate", str(cand), "--expect",
+    args = ["verify", "--topology", str(topo), "--baseline", str(base), "--candidate", str(cand), "--expect",
             str(expect)] + (["--parallel"] if parallel else [])
     t0 = time.monotonic()
     res = CliRunner().invoke(app, args)
@@ -81,12 +86,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cnb-", dir="/tmp") as state:
         os.environ["CNILAB_STATE_DIR"] = state
         base, cand, expect = configs(Path(state))
-        seq, par, anchor = [], [], []
+        full = configs(Path(state), FULL)
+        seq, par, anchor, whole = [], [], [], []
         for _ in range(args.runs):
             anchor.append(time_anchor())
             seq.append(time_verify(base, cand, expect, parallel=False))
             par.append(time_verify(base, cand, expect, parallel=True))
-            print(f"anchor {anchor[-1]:.1f}s, verify {seq[-1]:.1f}s, --parallel {par[-1]:.1f}s", flush=True)
+            whole.append(time_verify(*full, parallel=True, topo=FULL))
+            print(f"anchor {anchor[-1]:.1f}s, verify {seq[-1]:.1f}s, --parallel {par[-1]:.1f}s, "
+                  f"v1-gre-transit --parallel {whole[-1]:.1f}s", flush=True)
     m = statistics.median
     load = os.getloadavg()[0]
     lines = [
@@ -98,6 +106,8 @@ def main() -> None:
         f"{', '.join(f'{x:.1f}' for x in seq)} | < 45 s |",
         f"| `cnilab verify --parallel` (both labs side by side) | {m(par):.1f} | "
         f"{', '.join(f'{x:.1f}' for x in par)} | < 45 s |",
+        f"| `cnilab verify --parallel` v1-gre-transit: + transit, peer, failover pulled on each lab | "
+        f"{m(whole):.1f} | {', '.join(f'{x:.1f}' for x in whole)} | < 45 s |",
         f"| anchor: one lab up to BGP Established | {m(anchor):.1f} | {', '.join(f'{x:.1f}' for x in anchor)} | |",
         "",
         f"Ratio verify / (2 x anchor): {m(seq) / (2 * m(anchor)):.2f} sequential, {m(par) / (2 * m(anchor)):.2f} "

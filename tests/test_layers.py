@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("sim.topology", "sim.bgp", "sim.report", "sim.faults", "sim.faults.kinds", "sim.faults.mechanisms",
                "sim.faults.place", "sim.faults.delayd", "sim.faults.flapd", "sim.faults.nfqueue",
                "sim.dataplane.declared", "sim.magic", "sim.magic.facts", "sim.magic.model", "sim.magic.steering",
-               "sim.magic.health", "sim.magic.config")),
+               "sim.magic.health", "sim.magic.config", "sim.transit.table", "sim.transit.leaks")),
     ("state", ("sim.state", "sim.handle")),
     ("parts", ("sim.dataplane", "sim.backends", "sim.faults.apply", "sim.edge", "sim.routers", "sim.probes",
                "sim.des", "sim.export", "sim.checks", "sim.observe", "sim.magic.lab", "sim.magic.ops",

@@ -151,13 +151,15 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     rep = Report.model_validate_json(proc.stdout)
     assert rep.suite == "test" and rep.passed
     assert [s.id for s in rep.steps] == ["config", "lab", "tunnel", "peers", "router", "cf-prefixes", "announce",
-                                         "bfd", "mtu", "mss", "failover", "no-leaks"]
+                                         "bfd", "mtu", "mss", "failover", "no-leaks", "max-prefix"]
     assert _step(rep, "no-leaks").status == "skip"  # v1-gre has no transit
+    mp = _step(rep, "max-prefix")  # the example leaves room for Cloudflare's table to grow
+    assert mp.status == "pass" and "ewr1/v4: your limit 1000" in mp.checks[0] and mp.checks[0].endswith(": ok"), mp
     assert "down after" in _step(rep, "failover").checks[0]
     assert "your router dropped its session to 192.0.2.10 after" in _step(rep, "failover").checks[1]
     assert not any(c.startswith(("WARN", "FAIL")) for c in _step(rep, "router").checks), _step(rep, "router")
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "12" and suite.get("failures") == "0"
+    assert suite is not None and suite.get("tests") == "13" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
 
 

@@ -67,6 +67,11 @@ def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                              "route-map ALLOW-ALL permit 10\nexit\n!\nroute-map CNILAB-FROM-TRANSIT permit 10")
                     .replace("  neighbor 203.0.113.0 prefix-list CNILAB-ANNOUNCE-V4 out",
                              "  neighbor 203.0.113.0 route-map ALLOW-ALL out"),
+        # the same mistake toward the settlement-free peer: Cloudflare's and the transit's routes go out
+        "peerleak": base.replace("route-map CNILAB-FROM-TRANSIT permit 10",
+                                 "route-map ALLOW-ALL permit 10\nexit\n!\nroute-map CNILAB-FROM-TRANSIT permit 10")
+                        .replace("  neighbor 203.0.113.4 prefix-list CNILAB-ANNOUNCE-V4 out",
+                                 "  neighbor 203.0.113.4 route-map ALLOW-ALL out"),
         "maxprefix": base.replace("  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out",
                                   "  neighbor 192.0.2.10 prefix-list CNILAB-ANNOUNCE-V4 out\n"
                                   "  neighbor 192.0.2.10 maximum-prefix 10"),
@@ -104,7 +109,15 @@ def test_baseline_is_converged_and_warns_about_missing_max_prefix(baseline: Path
     assert [s.state for s in obs.neighbors["ewr1"].sessions] == ["Established", "Established"]
     assert obs.neighbors["transit"].sessions[0].state == "established"
     assert set(obs.neighbors["transit"].routes) == {"198.51.100.0/24"}  # the template is valley-free
+    assert obs.neighbors["peer"].sessions[0].state == "established"
+    assert set(obs.neighbors["peer"].routes) == {"198.51.100.0/24"}
     assert obs.neighbors["ewr1"].routes["198.51.100.0/24"].as_path == [65010]
+    # failover: ewr1 pulled, both directions fall back to the internet backup within BFD detection
+    fo = obs.failover
+    assert fo is not None and fo.link == "ewr1" and fo.mechanism == "BFD detection", obs.notes
+    assert {d.direction: (d.path_before, d.path_after) for d in fo.directions} == {
+        "cf_to_customer": ("ewr1", "internet-backup"), "customer_to_cf": ("ewr1", "internet-backup")}
+    assert fo.ok, fo
     assert "8.8.8.0/24" in obs.installed["ipv4"] and "104.16.0.0/13" in obs.installed["ipv4"]
     assert {m.verdict for m in obs.max_prefix} == {"absent"}
     assert [f.severity for f in obs.findings if f.check == "max-prefix"] == ["warn", "warn"]
@@ -144,6 +157,20 @@ def test_leak_to_transit_fails_naming_prefixes_and_the_filter(baseline: Path, co
     assert "valley-free" in err
 
 
+def test_leak_to_the_peer_fails_naming_prefixes_and_the_filter(baseline: Path, configs: dict[str, Path]) -> None:
+    code, v, _ = _verify("--baseline-observation", str(baseline), "--candidate", str(configs["peerleak"]),
+                         "--no-probes")
+    assert code == 1
+    cf = next(f for f in v.failures if f.subject == "cloudflare-route to peer")
+    assert "104.16.0.0/13 (path 65010 13335)" in cf.text and "your peer" in cf.text
+    other = next(f for f in v.failures if f.subject == "not-own to peer")
+    assert "8.8.8.0/24 (path 65010 64500 15169)" in other.text  # the transit's routes, re-advertised
+    assert "neighbor 203.0.113.4 prefix-list TO-PEER out" in cf.fix["frr"] and "to_peer" in cf.fix["bird"]
+    assert v.candidate.neighbors["peer"].routes["104.16.0.0/13"].as_path == [65010, 13335]
+    assert set(v.candidate.neighbors["transit"].routes) == {"198.51.100.0/24"}  # the transit filter still holds
+    assert not any(f.subject.endswith("to transit") for f in v.failures)
+
+
 def test_max_prefix_below_cloudflares_table_trips_and_fails(baseline: Path, configs: dict[str, Path]) -> None:
     code, v, _ = _verify("--baseline-observation", str(baseline), "--candidate", str(configs["maxprefix"]),
                          "--no-probes")
@@ -164,7 +191,8 @@ def test_test_record_writes_the_same_observation(state: Path, configs: dict[str,
     assert res.exit_code == 0, res.output + res.stderr
     obs = Observation.model_validate(json.loads(out.read_text()))
     assert obs.label == "recorded" and obs.converged
-    assert set(obs.neighbors) == {"ewr1", "transit"}
+    assert set(obs.neighbors) == {"ewr1", "transit", "peer"}
+    assert obs.failover is not None and obs.failover.ok
 
 
 def test_customer_side_gshut_moves_cloudflares_best_path(state: Path, tmp_path: Path) -> None:
@@ -204,3 +232,30 @@ def test_cnilab_test_fails_on_a_leak_to_transit(state: Path, configs: dict[str, 
     assert not rep.passed and rep.failed is not None and rep.failed.id == "no-leaks"
     assert "104.16.0.0/13 (path 65010 13335)" in rep.failed.detail and "valley-free" in rep.failed.detail
     assert any("prefix-list TO-TRANSIT out" in a for a in rep.failed.advice)
+
+
+def test_cnilab_test_reports_a_maximum_prefix_that_fires(state: Path, configs: dict[str, Path]) -> None:
+    from sim.rehearse import RunOptions, run_acceptance
+
+    rep = run_acceptance(RunOptions(topology=TOPO, customer_config=configs["maxprefix"], mss_clamp=1436))
+    step = next(s for s in rep.steps if s.id == "max-prefix")
+    assert not rep.passed and step.status == "fail", step
+    assert "ewr1/v4: your maximum-prefix 10 fired (Cease 6/1" in step.detail
+    assert any("maximum-prefix" in a and "restart 5" in a for a in step.advice)
+    assert "ewr1/v4: your limit 10; Cloudflare sends 15 route(s) here and publishes 15: too-low" in step.checks
+
+
+def test_a_customer_without_the_peer_session_converges_with_a_note(state: Path, configs: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    """Not peering with a third party is a fact to record, not a convergence still under way."""
+    from sim.rehearse.model import RunOptions
+    from sim.verify.observe import SETTLE_S
+    from sim.verify.runner import record
+
+    cfg = tmp_path / "nopeer.conf"
+    cfg.write_text("\n".join(ln for ln in configs["base"].read_text().splitlines() if "203.0.113.4" not in ln) + "\n")
+    obs = record(RunOptions(topology=TOPO, customer_config=cfg), "candidate", probes=False)
+    assert obs.converged and obs.convergence_s < SETTLE_S + 10, obs.notes
+    assert obs.neighbors["peer"].sessions[0].state != "established" and obs.neighbors["peer"].routes == {}
+    assert any("peer session" in n and "203.0.113.4" in n for n in obs.notes)
+    assert obs.neighbors["transit"].sessions[0].state == "established"

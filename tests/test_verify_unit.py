@@ -14,7 +14,15 @@ from sim.topology.load import ConfigError
 from sim.transit.leaks import classify
 from sim.verify.diff import diff, prepend_change
 from sim.verify.expect import load_expect, match
-from sim.verify.model import Finding, Neighbor, Observation, Route, SessionObs
+from sim.verify.model import (
+    FailoverDirection,
+    FailoverObs,
+    Finding,
+    Neighbor,
+    Observation,
+    Route,
+    SessionObs,
+)
 from sim.verify.render import render_junit, render_markdown
 from sim.verify.runner import judge, load_observation
 
@@ -135,3 +143,44 @@ def test_bad_input_exits_2_before_any_lab(args: list[str], message: str, monkeyp
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split())
     assert not (tmp_path / "labs").exists() or not any((tmp_path / "labs").iterdir())
+
+
+def _failover(after: str, lost_ms: float, ok: bool, link: str = "ewr1") -> FailoverObs:
+    d = FailoverDirection(direction="cf_to_customer", path_before=link, path_after=after, moved=True,
+                          first_packet_ms=lost_ms, loss_window_ms=lost_ms, lost=int(lost_ms / 5), within_expected=ok)
+    return FailoverObs(link=link, fault="blackhole", mechanism="BFD detection", expected_ms=900, bound_ms=2300,
+                       directions=[d], ok=ok)
+
+
+def test_failover_changes_are_sentences_and_loss_noise_is_not() -> None:
+    old, new = _obs(), _obs()
+    old.failover = _failover("ewr2", 640, True)
+    new.failover = _failover("ewr2", 710, True)
+    assert diff(old, new) == []  # the same verdict with a different loss figure is noise
+    new.failover = _failover("lax1", 9100, False)
+    texts = [d.text for d in diff(old, new)]
+    assert texts == ["failover cf_to_customer after pulling ewr1: ewr1 -> ewr2 becomes ewr1 -> lax1",
+                     "failover cf_to_customer after pulling ewr1 now fails (lost 9100 ms, bound 2300 ms)"]
+    assert judge(old, new, texts).passed and not judge(old, new, texts[:1]).passed
+    new.failover = None  # not measured on one side: a note, not a change
+    assert diff(old, new) == []
+    assert "Failover (pull `ewr1`)" in render_markdown(judge(_obs(), old, []))
+
+
+def test_third_parties_are_one_speaker_with_a_role() -> None:
+    from sim.topology import build_plan, load_topology
+    from sim.transit import party_sessions
+    from sim.transit.leaks import fix_lines
+    from sim.transit.speaker import render
+
+    plan = build_plan(load_topology(REPO / "topologies" / "v1-gre-transit.yml"), "x")
+    t, p = party_sessions(plan)
+    assert (t.party, t.local_asn, str(t.local)) == ("transit", 64500, "203.0.113.0")
+    assert (p.party, p.local_asn, str(p.local), str(p.peer)) == ("peer", 64501, "203.0.113.4", "203.0.113.5")
+    from sim.transit.table import third_parties
+
+    conf = render(p, third_parties().peer, Path("/tmp/x"))
+    assert "local-as 64501;" in conf and "route 185.199.108.0/22" in conf and 'description "peer";' in conf
+    leaks = classify("peer", {"104.16.0.0/13": [65010, 13335], "8.8.8.0/24": [65010, 64500, 15169]}, OWN)
+    assert [lk.kind for lk in leaks] == ["cloudflare-route", "not-own"] and "your peer" in leaks[0].reason
+    assert "neighbor 203.0.113.4 prefix-list TO-PEER out" in fix_lines("peer", "203.0.113.4", OWN, 65010)["frr"]

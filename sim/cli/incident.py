@@ -18,23 +18,32 @@ def register(app: typer.Typer) -> None:
         customer_config: ConfigOpt = None,
         kind: KindOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+        sim: Annotated[bool, typer.Option("--sim", help="Predict it on the simulator (no lab, no root)")] = False,
     ) -> None:
         """Replay an incident on a fresh lab: exit 0 if your config behaves as a correct one does, 1 with the cause."""
+        from sim.bgp.customer_policy import Unsupported
         from sim.incidents.runner import run_incident
+        from sim.incidents.simulate import simulate_incident
         from sim.routers import RouterError
         from sim.topology.load import ConfigError
 
         if customer_config is not None and not customer_config.is_file():
             fail(f"--customer-config {customer_config}: file not found")
+        if sim and kind not in (None, "frr"):
+            fail(f"--sim with --kind {kind}: the simulator reads the customer's policy from FRR configs only")
         try:
-            res = run_incident(pack, customer_config, kind)
+            res = simulate_incident(pack, customer_config) if sim else run_incident(pack, customer_config, kind)
         except ConfigError as exc:
             fail(str(exc))
+        except Unsupported as exc:
+            fail(f"the simulator cannot judge this: {exc}")
         except RouterError as exc:
             fail(f"the router did not start in the lab: {exc}", code=1)
 
         def render(r) -> None:
-            console.print(f"[bold]{r.incident}[/] on {r.topology} ({r.router_kind}, {r.config})", highlight=False)
+            where = "the simulator" if r.lab == "(simulator)" else f"lab {r.lab}"
+            console.print(f"[bold]{r.incident}[/] on {r.topology} ({r.router_kind}, {r.config}), {where}",
+                          highlight=False)
             console.print(f"  a correct config: {r.correct}", highlight=False, soft_wrap=True)
             word = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
             console.print(f"{word} ({r.seconds:.1f}s)" + (f": {r.cause}" if r.cause else ""), highlight=False,

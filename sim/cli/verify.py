@@ -84,12 +84,6 @@ def test_with_observation(opts, as_json: bool, junit: Path | None, record: Path 
     if obs is None:
         err_console.print("error: no observation: the suite stopped before the lab was up")
         raise typer.Exit(1)
-    from sim.verify.model import ProbeObs
-
-    fo = next((s for s in report.steps if s.id == "failover" and s.status in ("pass", "fail")), None)
-    if fo is not None:  # the suite measured it anyway: keep the verdict (cheap) with its evidence
-        obs.probes.append(ProbeObs(name="failover", value=None, ok=fo.status == "pass"))  # type: ignore[attr-defined]
-        obs.evidence["failover"] = "\n".join([fo.detail, *fo.checks])  # type: ignore[attr-defined]
     if record is not None:
         _write(record, obs.model_dump_json(indent=1) + "\n", "--record")  # type: ignore[attr-defined]
         out.print(f"observation written to {record}")
@@ -130,6 +124,8 @@ def register(app: typer.Typer) -> None:
         parallel: Annotated[bool, typer.Option("--parallel", help="Boot both labs side by side")] = False,
         probes: Annotated[bool, typer.Option("--probes/--no-probes", help="MTU/MSS probes in the observation")
                           ] = True,
+        failover: Annotated[bool, typer.Option(
+            "--failover/--no-failover", help="Pull the interconnect in use under a stream (needs probes)")] = True,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds each lab may take to converge")] = 45.0,
     ) -> None:
         """Does the candidate config change exactly what --expect declares, and nothing else?"""
@@ -149,12 +145,13 @@ def register(app: typer.Typer) -> None:
             if baseline_observation is not None:
                 base = load_observation(baseline_observation)
                 check_comparable(base, _topology_name(cand_opts.topology), baseline_observation)
-                cand = record(cand_opts, "candidate", probes=probes, deadline_s=timeout)
+                cand = record(cand_opts, "candidate", probes=probes, failover=failover, deadline_s=timeout)
             else:
                 base_opts = _options(topology, baseline, kind, mss_clamp, None, dataplane)
                 _preflight(base_opts)
                 _preflight(cand_opts)
-                base, cand = record_both(base_opts, cand_opts, parallel=parallel, probes=probes, deadline_s=timeout)
+                base, cand = record_both(base_opts, cand_opts, parallel=parallel, probes=probes, failover=failover,
+                                         deadline_s=timeout)
         except ConfigError as exc:
             fail(str(exc))
         except RouterError as exc:

@@ -136,18 +136,24 @@ def gshut_drill(lab: Any, interconnect: str | None = None, wait_s: float = DEFAU
         summary = (f"GRACEFUL_SHUTDOWN on {ic} honoured: traffic moved to {after} {moved * 1000:.0f} ms after the "
                    f"tag, before {gone}; {st.lost} of {st.sent} packets lost")
     elif moved is None:
-        went = "went down (detection" if pull == "blackhole" else "was withdrawn (mass withdrawal,"
-        summary = (f"GRACEFUL_SHUTDOWN on {ic} ignored: traffic stayed on {ic} for the {wait_s:.0f} s the maintenance "
-                   f"waited, then {st.lost} packets (~{loss_ms:.0f} ms at {rate_pps} pps) were lost when the link "
-                   f"{went} {detect_ms} ms)")
+        summary = ignored_summary(ic, wait_s, st.lost, loss_ms, rate_pps, pull, detect_ms)
     else:
         summary = (f"traffic left {ic} {moved * 1000:.0f} ms after the tag but {st.lost} packets were lost "
                    f"(~{loss_ms:.0f} ms)")
     return GshutReport(lab=lab.name, interconnect=ic, rate_pps=rate_pps, wait_s=wait_s, path_before=before,
                        path_after_tag=after, moved_after_s=round(moved, 3) if moved is not None else None,
                        detection_ms=detect_ms, sent=st.sent, lost=st.lost, loss_ms=loss_ms, honoured=honoured,
-                       summary=summary, fix={} if honoured else _fix_for(lab.plan.customer_router.kind))
+                       summary=summary, fix={} if honoured else fix_for(lab.plan.customer_router.kind))
 
 
-def _fix_for(kind: str) -> dict[str, str]:
+def ignored_summary(ic: str, wait_s: float, lost: int, loss_ms: float, rate_pps: int, pull: str,
+                    detect_ms: int) -> str:
+    """The verdict's sentence when the customer kept its traffic on a tagged link (emulator and simulator)."""
+    went = "went down (detection" if pull == "blackhole" else "was withdrawn (mass withdrawal,"
+    return (f"GRACEFUL_SHUTDOWN on {ic} ignored: traffic stayed on {ic} for the {wait_s:.0f} s the maintenance "
+            f"waited, then {lost} packets (~{loss_ms:.0f} ms at {rate_pps} pps) were lost when the link "
+            f"{went} {detect_ms} ms)")
+
+
+def fix_for(kind: str) -> dict[str, str]:
     return {kind: FIX[kind]} if kind in FIX else dict(FIX)

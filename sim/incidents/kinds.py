@@ -33,30 +33,47 @@ def register(name: str) -> Callable[[Kind], Kind]:
     return deco
 
 
+def leak_outcome(announced: dict[str, dict[str, list[int]]], plan: Any, established: dict[str, bool]) -> Outcome:
+    """The verdict from what each third party received (prefix -> AS path), for both executors."""
+    from sim.transit import party_sessions
+    from sim.transit.leaks import classify, fix_lines
+    from sim.verify.observe import leak_findings
+
+    parties = {t.party: t for t in party_sessions(plan)}
+    measured = {f"announced_to_{p}": sorted(announced.get(p, {})) for p in parties}
+    if not established.get("transit"):
+        return Outcome(passed=False, cause="the customer never established BGP with its transit (AS64500): nothing "
+                                           "to judge; peer with 203.0.113.0 as in the template", measured=measured)
+    leaks = []
+    for name, t in parties.items():
+        found = classify(name, announced.get(name, {}), plan.customer_prefixes)
+        leaks += leak_findings(found, fix_lines(name, str(t.local), plan.customer_prefixes, t.peer_asn))
+    if leaks:
+        return Outcome(passed=False, cause="; ".join(f.text for f in leaks), fix=leaks[0].fix, measured=measured)
+    own = {str(p) for p in plan.customer_prefixes if p.version == 4}
+    sent = set(announced.get("transit", {}))
+    warn = [] if own <= sent else [
+        f"your own {', '.join(sorted(own - sent))} is not announced to the transit either: the "
+        "internet backup path would not carry traffic back to you (FRR: eBGP needs an outbound policy, "
+        "`bgp ebgp-requires-policy`)"]
+    return Outcome(passed=True, warnings=warn, measured=measured)
+
+
 @register("leak-to-transit")
 def leak_to_transit(lab: Any, params: dict[str, Any]) -> Outcome:
-    """Observe what the customer announces to its transit once converged (sim.verify.observe)."""
-    from sim.transit import transit_session
+    """Observe what the customer announces to its transit (and peer) once converged (sim.verify.observe)."""
+    from sim.transit import party_sessions, transit_session
     from sim.verify.observe import observe
 
     if transit_session(lab.plan) is None:
         raise ValueError("leak-to-transit needs a topology with a transit (internet_backup: true)")
     obs = observe(lab, "incident", probes=False)
-    leaks = [f for f in obs.findings if f.check == "leak"]
-    transit = obs.neighbors.get("transit")
-    measured = {"announced_to_transit": sorted(transit.routes) if transit else [],
-                "transit_session": transit.sessions[0].state if transit else None}
-    if transit is None or transit.sessions[0].state != "established":
-        return Outcome(passed=False, cause="the customer never established BGP with its transit (AS64500): nothing "
-                                           "to judge; peer with 203.0.113.0 as in the template", measured=measured)
-    if leaks:
-        return Outcome(passed=False, cause="; ".join(f.text for f in leaks), fix=leaks[0].fix, measured=measured)
-    own = {str(p) for p in lab.plan.customer_prefixes if p.version == 4}
-    warn = [] if own <= set(transit.routes) else [
-        f"your own {', '.join(sorted(own - set(transit.routes)))} is not announced to the transit either: the "
-        "internet backup path would not carry traffic back to you (FRR: eBGP needs an outbound policy, "
-        "`bgp ebgp-requires-policy`)"]
-    return Outcome(passed=True, warnings=warn, measured=measured)
+    announced, established = {}, {}
+    for t in party_sessions(lab.plan):
+        nb = obs.neighbors.get(t.party)
+        announced[t.party] = {p: r.as_path for p, r in nb.routes.items()} if nb else {}
+        established[t.party] = bool(nb and nb.sessions[0].state == "established")
+    return leak_outcome(announced, lab.plan, established)
 
 
 @register("pop-maintenance")
@@ -164,15 +181,20 @@ def max_prefix_growth(lab: Any, params: dict[str, Any]) -> Outcome:
             break
         time.sleep(0.3)
     edge.scale(0)
-    measured = {"table_ipv4": sizes["ipv4"], "limit": limit, "installed_ipv4": accepted, "tripped": tripped}
-    fix = {"frr": f"neighbor {v4[0].cf_addr} maximum-prefix {sizes['ipv4'] * 4} 90 restart 5",
-           "bird": f"ipv4 {{ import limit {sizes['ipv4'] * 4} action restart; }};"}
+    return max_prefix_outcome(sizes["ipv4"], limit, accepted, tripped, str(v4[0].cf_addr))
+
+
+def max_prefix_outcome(table: int, limit: int | None, installed: int, tripped: list[str], neighbor: str) -> Outcome:
+    """The verdict once Cloudflare's IPv4 table reached ``table`` routes, for both executors."""
+    measured = {"table_ipv4": table, "limit": limit, "installed_ipv4": installed, "tripped": tripped}
+    fix = {"frr": f"neighbor {neighbor} maximum-prefix {table * 4} 90 restart 5",
+           "bird": f"ipv4 {{ import limit {table * 4} action restart; }};"}
     if tripped:
         return Outcome(passed=False, cause=f"your maximum-prefix {limit} fired when Cloudflare's table grew to "
-                                           f"{sizes['ipv4']} IPv4 routes (Cease 6/1 on {', '.join(tripped)}): the "
+                                           f"{table} IPv4 routes (Cease 6/1 on {', '.join(tripped)}): the "
                                            "sessions went down", fix=fix, measured=measured)
-    if accepted < sizes["ipv4"]:
-        return Outcome(passed=False, cause=f"only {accepted} of {sizes['ipv4']} routes installed 20 s after the table "
+    if installed < table:
+        return Outcome(passed=False, cause=f"only {installed} of {table} routes installed 20 s after the table "
                                            "grew", measured=measured)
     warn = [] if limit is not None else ["no maximum-prefix toward Cloudflare: the grown table was accepted, but so "
                                          "would a full internet table be (a leak on Cloudflare's side)"]

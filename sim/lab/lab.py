@@ -36,9 +36,9 @@ from sim.runtime import cleanup, process
 from sim.runtime.paths import lab_dir, ns_name, state_root
 from sim.runtime.process import ProcessRecord
 from sim.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
-from sim.topology.plan import COLO, CUSTOMER, EDGE, INTERNET, ORIGIN, TRANSIT, LabPlan
+from sim.topology.plan import COLO, CUSTOMER, EDGE, INTERNET, ORIGIN, PEER, TRANSIT, LabPlan
 
-NODE_NAMES = (EDGE, CUSTOMER, INTERNET, ORIGIN, TRANSIT, COLO)
+NODE_NAMES = (EDGE, CUSTOMER, INTERNET, ORIGIN, TRANSIT, COLO, PEER)
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,14 @@ class Lab:
         from sim.edge import start_edge, wait_ready
         from sim.magic.lab import start_magic
         from sim.routers import start_customer
-        from sim.transit import start_transit
+        from sim.transit import start_third_parties
 
         say("edge peer (ExaBGP, BFD) on cf")
         start_edge(self)
         say("customer router on cust")
         start_customer(self)
-        say("transit BGP speaker (when the plan has a transit)")
-        start_transit(self)
+        say("third-party BGP speakers (transit, peer: when the plan has them)")
+        start_third_parties(self)
         say("Magic tunnels and health checks")
         start_magic(self)
         say("waiting for BGP")

@@ -89,8 +89,11 @@ ACCEPTANCE: list[StepDef] = [
     StepDef("8", "mtu", "MTU as the profile", st.mtu, ("peers", "tunnel")),
     StepDef("9", "mss", "Clamps TCP MSS", st.mss, ("peers", "tunnel")),
     StepDef("10", "failover", "Fails over", st.failover, ("peers", "tunnel")),
-    StepDef("11", "no-leaks", "Announces nothing but its own prefixes to its transit", lambda c: _no_leaks(c),
+    StepDef("11", "no-leaks", "Announces nothing but its own prefixes to its transit and peer", lambda c: _no_leaks(c),
             ("peers",)),
+    # not after "peers": a limit that fires takes the session down, and that is this step's verdict
+    StepDef("12", "max-prefix", "Limits what it accepts from Cloudflare (maximum-prefix / import limit)",
+            lambda c: _max_prefix(c), ("lab",)),
 ]
 
 
@@ -98,6 +101,12 @@ def _no_leaks(ctx: st.Context) -> list[str]:
     from sim.verify.steps import no_leaks
 
     return no_leaks(ctx)
+
+
+def _max_prefix(ctx: st.Context) -> list[str]:
+    from sim.verify.steps import max_prefix
+
+    return max_prefix(ctx)
 
 
 def sniff_kind(path: Path) -> str | None:

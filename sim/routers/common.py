@@ -16,7 +16,7 @@ import jinja2
 from sim.handle import LabHandle
 from sim.lab.process import ProcessRecord
 from sim.topology.load import ConfigError
-from sim.topology.plan import CUSTOMER, TRANSIT, LabPlan
+from sim.topology.plan import CUSTOMER, PEER, TRANSIT, LabPlan
 
 SUN_PATH_MAX = 107
 """Longest unix socket path the kernel accepts (sun_path is 108 bytes with the NUL)."""
@@ -77,12 +77,8 @@ def template_context(plan: LabPlan, ifname: Callable[[str], str] | None = None) 
     for s in sessions:
         if s["bfd"]:
             bfd_ifaces[s["iface"]] = {"tx": s["bfd_tx"], "rx": s["bfd_rx"], "mult": s["bfd_mult"]}
-    transit = None
-    if any(n.name == TRANSIT for n in plan.nodes):
-        t_if = plan.node(TRANSIT).interfaces
-        link = next(lk for lk in plan.links if lk.role == "transit" and CUSTOMER in (lk.a.node, lk.b.node))
-        t_end = link.a if link.a.node == TRANSIT else link.b
-        transit = next(str(a.ip) for i in t_if if i.name == t_end.iface for a in i.addresses if a.version == 4)
+    third = {role: _party_addr(plan, node, role) for role, node in (("transit", TRANSIT), ("peer", PEER))}
+    transit = third["transit"]
     v4 = [s for s in plan.sessions if s.family == 4]
     router_id = str(v4[0].cust_addr) if v4 else next(
         str(a.ip) for i in cust.interfaces for a in i.addresses if a.version == 4)
@@ -94,15 +90,27 @@ def template_context(plan: LabPlan, ifname: Callable[[str], str] | None = None) 
         "blackhole4": [str(p) for p in announce if p.version == 4 and not covered(p)],
         "blackhole6": [str(p) for p in announce if p.version == 6 and not covered(p)],
         "transit": transit,
-        "transit_asn": _transit_asn() if transit else None,
+        "transit_asn": _party_asn("transit") if transit else None,
+        "peer": third["peer"],
+        "peer_asn": _party_asn("peer") if third["peer"] else None,
     }
 
 
-def _transit_asn() -> int:
-    """The transit's ASN (sim/data/internet-table.yaml): the templates peer with it (sim.transit)."""
+def _party_addr(plan: LabPlan, node: str, role: str) -> str | None:
+    """The third party's IPv4 address on its link to the customer (None: the plan has no such node)."""
+    if not any(n.name == node for n in plan.nodes):
+        return None
+    link = next(lk for lk in plan.links if lk.role == role and CUSTOMER in (lk.a.node, lk.b.node))
+    end = link.a if link.a.node == node else link.b
+    return next(str(a.ip) for i in plan.node(node).interfaces if i.name == end.iface for a in i.addresses
+                if a.version == 4)
+
+
+def _party_asn(role: str) -> int:
+    """The third party's ASN (sim/data/internet-table.yaml): the templates peer with it (sim.transit)."""
     from sim.transit.table import third_parties
 
-    return third_parties().transit.asn
+    return getattr(third_parties(), role).asn
 
 
 def templates() -> jinja2.Environment:

@@ -242,6 +242,8 @@ class Topology(Model):
     customer: Customer
     interconnects: list[Interconnect] = Field(min_length=1)
     internet_backup: bool = Field(default=False, description="Add a transit path as the backup (seed 003)")
+    peer: bool = Field(default=False, description="Add a settlement-free peer (AS64501, BGP only) that records "
+                                                  "what the customer announces to it: leaks toward it fail")
     cloudflare: Cloudflare = Field(default_factory=Cloudflare)
     hosts: Hosts = Field(default_factory=Hosts)
     rpki: Rpki | None = Field(default=None, description="The customer's ROAs: the edge validates origins (RFC 6811)")

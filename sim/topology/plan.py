@@ -25,10 +25,11 @@ from sim.facts import DIRECTIONS, cloudflare_ranges, load_facts
 from sim.magic.model import MagicSpec
 from sim.topology.model import CustomerRouter, Interconnect, Topology
 
-Role = Literal["edge", "customer", "internet", "origin", "transit", "colo"]
-LinkRole = Literal["interconnect", "lan", "backbone", "backhaul", "transit"]
+Role = Literal["edge", "customer", "internet", "origin", "transit", "colo", "peer"]
+LinkRole = Literal["interconnect", "lan", "backbone", "backhaul", "transit", "peer"]
 
 EDGE, CUSTOMER, INTERNET, ORIGIN, TRANSIT, COLO = "cf", "cust", "inet", "origin", "transit", "colo"
+PEER = "peer"
 
 BACKUP_METRIC = 1000
 """Kernel metric of the static internet-backup route: worse than any CNI route."""
@@ -355,6 +356,11 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
                 nodes[TRANSIT].routes.append(Route(dst=p, via=t_cu[1].ip))
                 nodes[EDGE].routes.append(Route(dst=p, via=t_cf[0].ip, metric=BACKUP_METRIC))
         nodes[TRANSIT].routes.append(Route(dst=inet.ipv4.network, via=t_cf[1].ip))
+    if topo.peer:
+        # A settlement-free peer: BGP only (sim.transit), no traffic path, so nothing routes through it.
+        nodes[PEER] = Node(name=PEER, role="peer")
+        connect("peer-cust", "peer", (PEER, Iface(name="cust0", addresses=[ipaddress.ip_interface("203.0.113.4/31")])),
+                (CUSTOMER, Iface(name="peer0", addresses=[ipaddress.ip_interface("203.0.113.5/31")])))
 
     declared = None
     if topo.customer.router.dataplane is not None:

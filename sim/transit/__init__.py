@@ -8,13 +8,26 @@ announces to it, before any filtering, so checks can name each leaked prefix.
 
 Entry points::
 
-    start_transit(lab)              # lab hook: spawn the speaker in node transit when the plan has one
-    read_received(lab) -> Received  # what the customer announced to the transit, with raw UPDATEs
+    start_third_parties(lab)                 # lab hook: one speaker per third party in the plan
+    party_sessions(plan) -> [TransitSession] # transit and/or peer, each with its role (``party``)
+    read_received(lab, party) -> Received    # what the customer announced to it, with raw UPDATEs
     classify(received, plan) -> list[Leak]   # sim.transit.leaks
 """
 
 from __future__ import annotations
 
-from sim.transit.speaker import TRANSIT_NODE, Received, read_received, start_transit, transit_session
+from sim.transit.speaker import (
+    NODE_OF,
+    TRANSIT_NODE,
+    Received,
+    TransitSession,
+    party_session,
+    party_sessions,
+    read_received,
+    start_third_parties,
+    start_transit,
+    transit_session,
+)
 
-__all__ = ["TRANSIT_NODE", "Received", "read_received", "start_transit", "transit_session"]
+__all__ = ["NODE_OF", "TRANSIT_NODE", "Received", "TransitSession", "party_session", "party_sessions",
+           "read_received", "start_third_parties", "start_transit", "transit_session"]

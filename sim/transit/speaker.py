@@ -1,8 +1,11 @@
-"""The transit node as a BGP speaker: ExaBGP config, start-up as a lab hook, and what it recorded.
+"""The third parties as BGP speakers: ExaBGP config, start-up as a lab hook, and what they recorded.
 
-Only labs whose plan has a ``transit`` node (``internet_backup: true``) get one. The customer router
-template peers with it and exports only the customer's own prefixes (the correct config); a user's
-config that forgets that filter leaks Cloudflare's routes, and :mod:`sim.transit.leaks` names them.
+One speaker class for every role: the ``transit`` (labs with ``internet_backup: true``) and the
+settlement-free ``peer`` (``peer: true``). Each sits in the node of its name, on the plan link of
+the same role, with the ASN and table of its entry in ``sim/data/internet-table.yaml``. The customer
+router template peers with each and exports only the customer's own prefixes (the correct config);
+a user's config that forgets that filter leaks Cloudflare's routes, and :mod:`sim.transit.leaks`
+names them.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ import ipaddress
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from sim.edge.exabgp_conf import EXABGP_ENV
-from sim.topology.plan import CUSTOMER, TRANSIT, LabPlan
+from sim.topology.plan import CUSTOMER, PEER, TRANSIT, LabPlan
 from sim.transit.table import Party, third_parties
 
+PartyRole = Literal["transit", "peer"]
+NODE_OF: dict[str, str] = {"transit": TRANSIT, "peer": PEER}
+"""Role -> plan node (and link role): the speaker of that role runs there."""
 TRANSIT_NODE = TRANSIT
 RECEIVED = "received.json"
 HOLD_TIME = 9
@@ -26,11 +32,11 @@ HOLD_TIME = 9
 
 
 class TransitSession(BaseModel):
-    """The customer <-> transit BGP session, as both sides must configure it."""
+    """The customer <-> third-party BGP session, as both sides must configure it."""
 
-    party: str = "transit"
-    local: ipaddress.IPv4Address = Field(description="The transit's address")
-    peer: ipaddress.IPv4Address = Field(description="The customer's address on the transit link")
+    party: PartyRole = "transit"
+    local: ipaddress.IPv4Address = Field(description="The third party's address")
+    peer: ipaddress.IPv4Address = Field(description="The customer's address on the link to it")
     local_asn: int
     peer_asn: int
     hold_time: int = HOLD_TIME
@@ -55,21 +61,32 @@ class Received(BaseModel):
     raw: list[dict[str, Any]] = Field(default_factory=list)
 
 
-def transit_session(plan: LabPlan) -> TransitSession | None:
-    """The session from the plan's transit link, or None when the lab has no transit node."""
-    if not any(n.name == TRANSIT for n in plan.nodes):
+def party_session(plan: LabPlan, role: str) -> TransitSession | None:
+    """The session from the plan's link of that role, or None when the lab has no such node."""
+    node = NODE_OF[role]
+    if not any(n.name == node for n in plan.nodes):
         return None
-    link = next((lk for lk in plan.links if lk.role == "transit" and CUSTOMER in (lk.a.node, lk.b.node)), None)
+    link = next((lk for lk in plan.links if lk.role == role and CUSTOMER in (lk.a.node, lk.b.node)), None)
     if link is None:
         return None
-    t_end, c_end = (link.a, link.b) if link.a.node == TRANSIT else (link.b, link.a)
+    t_end, c_end = (link.a, link.b) if link.a.node == node else (link.b, link.a)
 
-    def v4(node: str, iface: str) -> ipaddress.IPv4Address:
-        return next(a.ip for a in plan.node(node).iface(iface).addresses if a.version == 4)  # type: ignore[return-value]
+    def v4(n: str, iface: str) -> ipaddress.IPv4Address:
+        return next(a.ip for a in plan.node(n).iface(iface).addresses if a.version == 4)  # type: ignore[return-value]
 
     cust_asn = plan.sessions[0].cust_asn if plan.sessions else 0
-    return TransitSession(local=v4(TRANSIT, t_end.iface), peer=v4(CUSTOMER, c_end.iface),
-                          local_asn=third_parties().transit.asn, peer_asn=cust_asn)
+    party: Party = getattr(third_parties(), role)
+    return TransitSession(party=role, local=v4(node, t_end.iface), peer=v4(CUSTOMER, c_end.iface),  # type: ignore[arg-type]
+                          local_asn=party.asn, peer_asn=cust_asn)
+
+
+def party_sessions(plan: LabPlan) -> list[TransitSession]:
+    """Every third party of the lab (transit first), each a speaker to start and a receiver to read."""
+    return [s for role in NODE_OF if (s := party_session(plan, role)) is not None]
+
+
+def transit_session(plan: LabPlan) -> TransitSession | None:
+    return party_session(plan, "transit")
 
 
 def render(sess: TransitSession, party: Party, workdir: Path, python: str = sys.executable) -> str:
@@ -113,25 +130,35 @@ def render(sess: TransitSession, party: Party, workdir: Path, python: str = sys.
     ])
 
 
-def start_transit(lab: Any) -> None:
-    """Lab hook: spawn ExaBGP as the transit in node ``transit`` (nothing when the plan has none)."""
-    sess = transit_session(lab.plan)
-    if sess is None:
-        return
-    workdir = Path(lab.node_dir(TRANSIT))
+def start_party(lab: Any, sess: TransitSession) -> None:
+    """Spawn ExaBGP as the third party ``sess.party`` in its node."""
+    node = NODE_OF[sess.party]
+    workdir = Path(lab.node_dir(node))
     if any(c.isspace() for c in str(workdir)):
-        raise ValueError(f"transit work directory {workdir} contains whitespace: ExaBGP's `run` cannot quote it")
+        raise ValueError(f"{sess.party} work directory {workdir} contains whitespace: ExaBGP's `run` cannot quote it")
     conf = workdir / "exabgp.conf"
-    conf.write_text(render(sess, third_parties().transit, workdir))
+    conf.write_text(render(sess, getattr(third_parties(), sess.party), workdir))
     (workdir / RECEIVED).unlink(missing_ok=True)
     exe = str(Path(sys.executable).with_name("exabgp"))
     argv = ["env", *(f"{k}={v}" for k, v in EXABGP_ENV.items()), exe, "server", str(conf)]
-    lab.spawn(TRANSIT, "exabgp-transit", argv, log=workdir / "exabgp.log")
+    lab.spawn(node, f"exabgp-{sess.party}", argv, log=workdir / "exabgp.log")
 
 
-def read_received(lab: Any) -> Received:
-    """What the transit recorded; ``state`` is ``absent`` when no speaker runs (or it never wrote)."""
-    path = Path(lab.node_dir(TRANSIT)) / RECEIVED
+def start_third_parties(lab: Any) -> None:
+    """Lab hook: one speaker per third party the plan has (none without transit or peer)."""
+    for sess in party_sessions(lab.plan):
+        start_party(lab, sess)
+
+
+def start_transit(lab: Any) -> None:
+    sess = transit_session(lab.plan)
+    if sess is not None:
+        start_party(lab, sess)
+
+
+def read_received(lab: Any, party: str = "transit") -> Received:
+    """What the third party recorded; ``state`` is ``absent`` when no speaker runs (or it never wrote)."""
+    path = Path(lab.node_dir(NODE_OF[party])) / RECEIVED
     try:
         return Received.model_validate(json.loads(path.read_text()))
     except (OSError, ValueError):

@@ -11,6 +11,8 @@ The sentence grammar is the contract with the expect file (:mod:`sim.verify.expe
     session ewr1/v4 Established -> Active               session ewr1/v4 hold time 9 -> 30
     BFD 192.0.2.11 Up -> Down                           customer installs 8.8.8.0/24 (new)
     customer no longer installs 104.16.0.0/13           mtu customer_to_cf 1476 -> 1400
+    failover cf_to_customer after pulling ewr1: ewr1 -> ewr2 becomes ewr1 -> lax1
+    failover customer_to_cf after pulling ewr1 now fails (lost 9120 ms, bound 2300 ms)
     new finding: leak 104.16.0.0/13 to transit          finding gone: max-prefix ewr1/v4
     max-prefix ewr1/v4 none -> 100
 
@@ -19,6 +21,7 @@ NEIGHBOR is the interconnect name (``ewr1``) for Cloudflare, or ``transit``/``pe
 
 from __future__ import annotations
 
+from sim.verify.failover import failover_diffs
 from sim.verify.model import Difference, Neighbor, Observation, Route
 
 
@@ -136,6 +139,7 @@ def diff(old: Observation, new: Observation) -> list[Difference]:
         if a.value != b.value or a.ok != b.ok:
             verdict = "" if a.ok == b.ok else (" (now fails)" if not b.ok else " (now passes)")
             out.append(Difference(area="probe", text=f"{name} {a.value} -> {b.value}{verdict}"))
+    out += [Difference(area="failover", text=t) for t in failover_diffs(old.failover, new.failover)]
     om = {m.session: m for m in old.max_prefix}
     for m in new.max_prefix:
         a = om.get(m.session)

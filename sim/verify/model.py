@@ -63,6 +63,29 @@ class ProbeObs(_Model):
     ok: bool
 
 
+class FailoverDirection(_Model):
+    direction: str = Field(description="cf_to_customer (the edge's choice) or customer_to_cf (the router's)")
+    path_before: str | None
+    path_after: str | None
+    moved: bool
+    first_packet_ms: float | None = Field(description="First packet on the new path, after the fault")
+    loss_window_ms: float
+    lost: int
+    within_expected: bool = Field(description="Moved, with loss within twice the detection time plus slack")
+
+
+class FailoverObs(_Model):
+    """The interconnect carrying traffic pulled (blackhole) under a live stream, both directions."""
+
+    link: str
+    fault: str
+    mechanism: str = Field(description="BFD detection, BGP hold timer or carrier loss")
+    expected_ms: int
+    bound_ms: int
+    directions: list[FailoverDirection]
+    ok: bool
+
+
 class Finding(_Model):
     """A verdict on the config itself, whatever the baseline: a leak (fail), no max-prefix (warn)."""
 
@@ -97,6 +120,7 @@ class Observation(_Model):
                                                                              "customer's kernel from BGP")
     bfd: list[BfdObs] = Field(default_factory=list)
     probes: list[ProbeObs] = Field(default_factory=list)
+    failover: FailoverObs | None = Field(default=None, description="None: not measured (see notes)")
     max_prefix: list[MaxPrefixObs] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="What could not be observed here, and why")
@@ -107,7 +131,8 @@ class Observation(_Model):
 class Difference(_Model):
     """One change from baseline to candidate; ``text`` is the sentence an --expect file declares."""
 
-    area: Literal["route", "session", "bfd", "installed", "probe", "finding", "max-prefix", "convergence"]
+    area: Literal["route", "session", "bfd", "installed", "probe", "failover", "finding", "max-prefix",
+                  "convergence"]
     text: str
     declared: bool = False
 

@@ -2,11 +2,12 @@
 
 Convergence-aware, with timers from the plan and the daemons, never fixed sleeps:
 
-* positive checks (every planned session Established, BFD Up at the configured timers, the transit
-  session Established when the lab has one) must hold on ``STABLE_SAMPLES`` consecutive samples;
-* negative checks (no leak to the transit, nothing else appearing or vanishing) are judged only
+* positive checks (every planned session Established, BFD Up at the configured timers, the
+  sessions to the transit and the peer Established when the lab has them) must hold on
+  ``STABLE_SAMPLES`` consecutive samples;
+* negative checks (no leak to a third party, nothing else appearing or vanishing) are judged only
   after that, and the whole routing picture must then stay identical for a hold window: the longest
-  of the BFD detection time and the customer's advertisement interval toward the transit plus
+  of the BFD detection time and the customer's advertisement interval toward the third parties plus
   FRR's update coalescing (1 s), and never under 2 s: the time within which anything still on its
   way would have arrived. Any change restarts the window.
 
@@ -28,7 +29,7 @@ from typing import Any
 from sim.edge.control import EdgeClient
 from sim.facts import cloudflare_ranges
 from sim.topology.plan import CUSTOMER, LabPlan, Session
-from sim.transit import read_received, transit_session
+from sim.transit import party_sessions, read_received
 from sim.transit.leaks import Leak, classify, fix_lines
 from sim.verify.customer import CustomerView, read_customer
 from sim.verify.model import (
@@ -92,21 +93,21 @@ def tripped_max_prefix(sess: Any) -> bool:
 
 
 class Sampler:
-    """One look at the lab: edge sessions/routes/BFD, the transit's Adj-RIB-In, the customer's kernel."""
+    """One look at the lab: edge sessions/routes/BFD, each third party's Adj-RIB-In, the customer's kernel."""
 
     def __init__(self, lab: Any) -> None:
         self.lab = lab
         self.plan: LabPlan = lab.plan
         self.edge = EdgeClient(lab.state.control["edge"])
-        self.transit = transit_session(self.plan)
+        self.parties = party_sessions(self.plan)
         self.t0, self.wall0 = time.monotonic(), time.time()
 
     def sample(self) -> dict[str, Any]:
         sessions = self.edge.sessions()
         routes = self.edge.routes()
         bfd = self.edge.bfd()
-        received = read_received(self.lab) if self.transit else None
-        return {"sessions": sessions, "routes": routes, "bfd": bfd, "transit": received,
+        received = {t.party: read_received(self.lab, t.party) for t in self.parties}
+        return {"sessions": sessions, "routes": routes, "bfd": bfd, "parties": received,
                 "installed": _installed(self.lab)}
 
     @staticmethod
@@ -117,8 +118,9 @@ class Sampler:
             "routes": sorted((r.session, r.prefix, tuple(r.as_path), r.med, tuple(r.communities), r.accepted,
                               r.best) for r in s["routes"].received),
             "bfd": sorted((str(b.get("peer")), b.get("state"), b.get("detection_ms")) for b in s["bfd"]),
-            "transit": sorted((p, tuple(r.as_path), tuple(r.communities)) for p, r in s["transit"].routes.items())
-            if s["transit"] else None, "transit_state": s["transit"].state if s["transit"] else None,
+            "parties": {party: (rec.state, sorted((p, tuple(r.as_path), tuple(r.communities))
+                                                  for p, r in rec.routes.items()))
+                        for party, rec in s["parties"].items()},
             "installed": s["installed"],
         }
         return hashlib.sha256(json.dumps(sig, sort_keys=True, default=str).encode()).hexdigest()
@@ -146,8 +148,11 @@ class Sampler:
             # timers both sides negotiate from their configs (the customer's may differ from the plan)
             if not b or b.get("state") != "Up" or b.get("poll_active") or b.get("advertised_tx_ms") != b.get("tx_ms"):
                 missing.append(f"BFD {peer} not Up at its negotiated timers")
-        if s["transit"] is not None and s["transit"].state != "established":
-            missing.append(f"transit session {s['transit'].state}")
+        for party, rec in s["parties"].items():
+            # a customer that never opened the session by now does not peer with it: a fact to
+            # record (the observation notes it), not a convergence still under way
+            if rec.state != "established" and not (settled_ok and rec.established_count == 0):
+                missing.append(f"{party} session {rec.state}")
         return missing
 
 
@@ -294,14 +299,40 @@ def _probes(lab: Any) -> tuple[list[ProbeObs], dict[str, str]]:
     return out, raw
 
 
-def observe(lab: Any, label: str, *, probes: bool = True, deadline_s: float = 45.0,
+def _third_parties(obs: Observation, plan: LabPlan, sampler: Sampler, s: dict[str, Any],
+                   view: CustomerView) -> list[Finding]:
+    """Each third party as a neighbor (what it received) and the leaks toward it, with the fix."""
+    findings: list[Finding] = []
+    for t in sampler.parties:
+        rec = s["parties"][t.party]
+        hold, ka = view.timers.get(str(t.local), (t.hold_time, t.hold_time // 3))
+        nb = Neighbor(name=t.party, kind=t.party, sessions=[SessionObs(
+            key=t.party, state=rec.state, peer_asn=t.peer_asn, hold_time=hold, keepalive=ka)])
+        nb.routes = {p: Route(prefix=p, as_path=r.as_path, med=r.med, communities=r.communities)
+                     for p, r in rec.routes.items()}
+        obs.neighbors[t.party] = nb
+        obs.evidence[f"{t.party} AS{t.local_asn} received (Adj-RIB-In + last UPDATEs)"] = rec.model_dump_json(indent=1)
+        leaks = classify(t.party, {p: r.as_path for p, r in rec.routes.items()}, plan.customer_prefixes)
+        findings += leak_findings(leaks, fix_lines(t.party, str(t.local), plan.customer_prefixes, t.peer_asn))
+        if rec.state != "established":
+            obs.notes.append(f"{t.party} session {rec.state}: what the customer would announce to its {t.party} "
+                             f"AS{t.local_asn} was not observed (does your config peer with {t.local}?)")
+    roles = {t.party for t in sampler.parties}
+    if "transit" not in roles:
+        obs.notes.append("no transit in this topology (internet_backup: false): leaks toward it not checked")
+    if "peer" not in roles:
+        obs.notes.append("no peer in this topology (peer: false): leaks toward a peer not checked")
+    return findings
+
+
+def observe(lab: Any, label: str, *, probes: bool = True, failover: bool = True, deadline_s: float = 45.0,
             started: float | None = None) -> Observation:
     """Wait for convergence, then record everything verify compares (see the module docstring)."""
     t_start = started if started is not None else time.monotonic()
     plan: LabPlan = lab.plan
     sampler = Sampler(lab)
     first = read_customer(lab)
-    mrai = first.mrai_s.get(str(sampler.transit.local), 0.0) if sampler.transit else 0.0
+    mrai = max((first.mrai_s.get(str(t.local), 0.0) for t in sampler.parties), default=0.0)
     timers = timers_for(plan, mrai, deadline_s)
     s, converged, conv_s, held, missing = wait_converged(sampler, timers)
     view = read_customer(lab)
@@ -318,25 +349,7 @@ def observe(lab: Any, label: str, *, probes: bool = True, deadline_s: float = 45
     obs.neighbors = _cf_neighbors(plan, s, view)
     obs.bfd = [BfdObs(peer=str(b.get("peer")), state=str(b.get("state")), detection_ms=b.get("detection_ms"))
                for b in s["bfd"]]
-    if sampler.transit is not None:
-        rec = s["transit"]
-        t = sampler.transit
-        hold, ka = view.timers.get(str(t.local), (t.hold_time, t.hold_time // 3))
-        nb = Neighbor(name="transit", kind="transit", sessions=[SessionObs(
-            key="transit", state=rec.state, peer_asn=t.peer_asn, hold_time=hold, keepalive=ka)])
-        nb.routes = {p: Route(prefix=p, as_path=r.as_path, med=r.med, communities=r.communities)
-                     for p, r in rec.routes.items()}
-        obs.neighbors["transit"] = nb
-        obs.evidence["transit received (Adj-RIB-In + last UPDATEs)"] = rec.model_dump_json(indent=1)
-        leaks = classify("transit", {p: r.as_path for p, r in rec.routes.items()}, plan.customer_prefixes)
-        fix = fix_lines("transit", str(t.local), plan.customer_prefixes, t.peer_asn)
-        obs.findings += leak_findings(leaks, fix)
-        if rec.state != "established":
-            obs.notes.append(f"transit session {rec.state}: what the customer would announce to its transit "
-                             "was not observed (does your config peer with the transit?)")
-    else:
-        obs.notes.append("no transit in this topology (internet_backup: false): leaks toward third parties "
-                         "not checked")
+    obs.findings += _third_parties(obs, plan, sampler, s, view)
     mp, mp_findings = _max_prefix(plan, view, s)
     obs.max_prefix, obs.findings = mp, obs.findings + mp_findings
     if probes:
@@ -345,6 +358,13 @@ def observe(lab: Any, label: str, *, probes: bool = True, deadline_s: float = 45
             obs.evidence.update(raw)
         except Exception as exc:  # a probe that cannot run here is a note, never a verdict
             obs.notes.append(f"probes skipped: {type(exc).__name__}: {exc}")
+    if probes and failover and converged:  # last: it pulls a link (and restores it)
+        from sim.verify.failover import observe_failover
+
+        try:
+            obs.failover = observe_failover(lab, obs)
+        except Exception as exc:  # a measurement that cannot run here is a note, never a verdict
+            obs.notes.append(f"failover skipped: {type(exc).__name__}: {exc}")
     obs.evidence["edge sessions"] = json.dumps([x.model_dump(mode="json") for x in s["sessions"]], indent=1)
     obs.evidence["edge routes"] = s["routes"].model_dump_json(indent=1)
     obs.evidence["edge bfd"] = json.dumps(s["bfd"], indent=1, default=str)

@@ -31,8 +31,19 @@ def print_observation(out: Console, obs: Observation) -> None:
             if r.best:
                 attrs.append("best")
             out.print(f"    {r.prefix}: {', '.join(attrs)}", highlight=False, soft_wrap=True)
+    if obs.failover is not None:
+        out.print(f"  failover ({obs.failover.fault} {obs.failover.link}): {_failover_text(obs)}",
+                  highlight=False, soft_wrap=True)
     for n in obs.notes:
         out.print(f"  note: {n}", highlight=False, soft_wrap=True)
+
+
+def _failover_text(obs: Observation) -> str:
+    fo = obs.failover
+    assert fo is not None
+    return "; ".join(f"{d.direction} {d.path_before} -> {d.path_after}, lost {d.loss_window_ms:.0f} ms "
+                     f"({'ok' if d.within_expected else 'over'} the {fo.bound_ms} ms bound: {fo.mechanism})"
+                     for d in fo.directions)
 
 
 def print_verdict(out: Console, v: Verdict) -> None:
@@ -94,6 +105,8 @@ def render_markdown(v: Verdict) -> str:
             lines.append(f"| {nb.name} | {r.prefix} | {' '.join(map(str, r.as_path))} | {r.med or 0} | "
                          f"{' '.join(r.communities)} | {_md_escape(cf)} |")
     lines += ["", "</details>", ""]
+    if c.failover is not None:
+        lines += [f"Failover (pull `{c.failover.link}`): {_md_escape(_failover_text(c))}", ""]
     if c.notes:
         lines += [f"> {n}" for n in c.notes] + [""]
     return "\n".join(lines)

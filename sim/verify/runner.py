@@ -21,7 +21,8 @@ from sim.verify.expect import match
 from sim.verify.model import SCHEMA_VERSION, Observation, Verdict
 
 
-def record(opts: RunOptions, label: str, *, probes: bool = True, deadline_s: float = 45.0) -> Observation:
+def record(opts: RunOptions, label: str, *, probes: bool = True, failover: bool = True,
+           deadline_s: float = 45.0) -> Observation:
     """Bring the lab up with ``opts``' config, observe it once converged, tear it down."""
     from sim.lab.lab import Lab
     from sim.rehearse.runner import build_run_plan
@@ -34,17 +35,17 @@ def record(opts: RunOptions, label: str, *, probes: bool = True, deadline_s: flo
 
     t0 = time.monotonic()
     with Lab.create(plan, topology_path=opts.topology, ready_timeout=60) as lab:
-        return observe(lab, label, probes=probes, deadline_s=deadline_s, started=t0)
+        return observe(lab, label, probes=probes, failover=failover, deadline_s=deadline_s, started=t0)
 
 
-def record_both(base: RunOptions, cand: RunOptions, *, parallel: bool, probes: bool = True,
+def record_both(base: RunOptions, cand: RunOptions, *, parallel: bool, probes: bool = True, failover: bool = True,
                 deadline_s: float = 45.0) -> tuple[Observation, Observation]:
+    kw = {"probes": probes, "failover": failover, "deadline_s": deadline_s}
     if not parallel:
-        return (record(base, "baseline", probes=probes, deadline_s=deadline_s),
-                record(cand, "candidate", probes=probes, deadline_s=deadline_s))
+        return record(base, "baseline", **kw), record(cand, "candidate", **kw)  # type: ignore[arg-type]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cnilab-verify") as pool:
-        fb = pool.submit(record, base, "baseline", probes=probes, deadline_s=deadline_s)
-        fc = pool.submit(record, cand, "candidate", probes=probes, deadline_s=deadline_s)
+        fb = pool.submit(record, base, "baseline", **kw)  # type: ignore[arg-type]
+        fc = pool.submit(record, cand, "candidate", **kw)  # type: ignore[arg-type]
         return fb.result(), fc.result()
 
 
