@@ -41,6 +41,6 @@ def test_cli_backend_options_come_from_the_registry():
     up_help = " ".join(runner.invoke(app, ["up", "--help"]).output.replace("│", " ").split())
     assert all(f"{k.name}: {k.help}" in up_help for k in BACKENDS.values() if k.builds)
     refused = runner.invoke(app, ["up", "topologies/v1-gre.yml", "--backend", "containerlab"])
-    assert refused.exit_code != 0 and "choose netns, docker" in refused.output
+    assert refused.exit_code != 0 and "only attaches" in refused.output and "choose netns or docker" in refused.output
     refused = runner.invoke(app, ["status", "--backend", "lxc"])
     assert refused.exit_code != 0 and "choose netns, docker, containerlab" in refused.output

@@ -238,7 +238,7 @@ def test_broken_exported_plan_is_named_with_field_and_value(tmp_path: Path) -> N
 
 def test_unknown_backend_and_build_requests_are_refused(state_dir: Path) -> None:
     res = cli("bgp", "--backend", "bogus", "--lab", "nolab")
-    assert res.exit_code == 2 and "unknown backend 'bogus'" in res.output
+    assert res.exit_code == 2 and "'bogus': choose netns, docker, containerlab" in res.output, res.output
     res = cli("up", str(V1), "--backend", "containerlab", "--name", f"t-{uuid.uuid4().hex[:8]}")
     assert res.exit_code == 2 and "only attaches" in res.output
     assert not list(state_dir.rglob("state.json"))  # nothing half-built

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import typer
 
-from sim.backends.registry import backend_names, backends_help
+from sim.backends.registry import backend_kind, backend_names, backends_help
 from sim.cli.output import lab_name_param
 
 LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)",
@@ -20,6 +20,9 @@ def backend_param(builds: bool | None = None) -> Callable[[str | None], str | No
     """A ``--backend`` callback accepting the registry's names (``builds``: see backend_names)."""
     def check(value: str | None) -> str | None:
         if value is not None and value not in backend_names(builds):
+            if builds and value in backend_names():  # known, but another tool deploys it: say which
+                raise typer.BadParameter(f"{backend_kind(value).build_refusal}; to build one here choose "
+                                         f"{' or '.join(backend_names(builds))}")
             raise typer.BadParameter(f"{value!r}: choose {', '.join(backend_names(builds))}")
         return value
     return check
