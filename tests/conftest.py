@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import labs
+from tests.labs import MiniLab, NsPair
 
 IS_ROOT = os.geteuid() == 0
 
@@ -66,3 +69,20 @@ def _netns_safety_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         remove_netns(ns)
     if leaked:
         pytest.fail(f"tests leaked network namespaces (removed now): {', '.join(leaked)}", pytrace=False)
+
+
+@pytest.fixture
+def ns_pair(tmp_path: Path) -> Iterator[NsPair]:
+    """Two tagged namespaces joined by a veth (see tests.labs.ns_pair); skipped without root."""
+    if not IS_ROOT:
+        pytest.skip("needs root for network namespaces")
+    with labs.ns_pair(tmp_path) as pair:
+        yield pair
+
+
+@pytest.fixture
+def mini_lab(state_dir: Path) -> Iterator[Callable[..., MiniLab]]:
+    """``mini_lab(plan, nodes, extra_routes=...)``: some nodes of a plan on the netns backend, destroyed
+    at the end of the test (see tests.labs.MiniLab)."""
+    with labs.mini_labs() as make:
+        yield make

@@ -1,20 +1,213 @@
-"""Helpers for tests that need a running lab with daemons (module-scoped, always torn down)."""
+"""The test frame: namespace pairs, mini labs and running labs, all inside the leak safety net.
+
+Everything here makes kernel objects the same way: namespaces named ``cnilab-t-<tag>-<node>`` whose
+loopback carries the owner tag of a directory under pytest's tmp tree (see
+:mod:`sim.runtime.cleanup`). A context manager removes them when the test ends, pass or fail; the
+session safety net in ``conftest.py`` finds any it missed (and fails the run), and a colleague's
+``cnilab down --all`` leaves them alone because their owner is not in its state root.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from sim.runtime.process import ProcessRecord
+from sim.state import LabState
 from sim.topology import build_plan, load_topology
 from sim.topology.model import Topology
+from sim.topology.plan import LabPlan, Link, Node
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = ROOT / "topologies"
+
+
+def needs_root_daemons() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+def unique_tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+# -- two namespaces and a veth ----------------------------------------------------------------------
+
+
+def _ip(*argv: str, check: bool = True) -> None:
+    subprocess.run(["ip", *argv], check=check, capture_output=True, timeout=20)
+
+
+@dataclass
+class NsPair:
+    """Namespaces ``a`` and ``b`` joined by the veth ``if_a`` - ``if_b``, with one IPv4 /30 and one IPv6 /64."""
+
+    a: str
+    b: str
+    if_a: str
+    if_b: str
+    a4: str = "10.213.0.1"
+    b4: str = "10.213.0.2"
+    a6: str = "fd00:bfd::1"
+    b6: str = "fd00:bfd::2"
+
+    def ifname(self, ns: str) -> str:
+        return self.if_a if ns == self.a else self.if_b
+
+    def sh(self, ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], check=check, capture_output=True, text=True,
+                              timeout=20)
+
+    def blackhole(self, ns: str, udp_port: int) -> None:
+        """Drop UDP ``udp_port`` arriving in ``ns`` (nftables), falling back to taking the veth down."""
+        if shutil.which("nft"):
+            rules = ("table inet cnilabtest {\n chain in {\n  type filter hook input priority 0;\n"
+                     f"  udp dport {udp_port} drop\n }}\n}}\n")
+            subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, check=True, text=True,
+                           timeout=10)
+        else:
+            self.sh(ns, "ip", "link", "set", self.ifname(ns), "down")
+
+    def heal(self, ns: str) -> None:
+        if shutil.which("nft"):
+            self.sh(ns, "nft", "delete", "table", "inet", "cnilabtest", check=False)
+        self.sh(ns, "ip", "link", "set", self.ifname(ns), "up", check=False)
+
+
+@contextlib.contextmanager
+def ns_pair(owner: Path) -> Iterator[NsPair]:
+    """An :class:`NsPair` tagged as owned by ``owner`` (a directory under pytest's tmp tree); always removed."""
+    from sim.runtime.cleanup import owner_tag, remove_netns
+    from sim.runtime.paths import ns_name
+
+    tag = unique_tag()
+    pair = NsPair(a=ns_name(f"t-{tag}", "a"), b=ns_name(f"t-{tag}", "b"), if_a=f"nsa{tag}", if_b=f"nsb{tag}")
+    try:
+        for ns in (pair.a, pair.b):
+            _ip("netns", "add", ns)
+            _ip("-n", ns, "link", "set", "lo", "up", "alias", owner_tag(owner))
+        _ip("link", "add", pair.if_a, "netns", pair.a, "type", "veth", "peer", "name", pair.if_b, "netns", pair.b)
+        for ns, ifn, v4, v6 in ((pair.a, pair.if_a, pair.a4, pair.a6), (pair.b, pair.if_b, pair.b4, pair.b6)):
+            _ip("-n", ns, "addr", "add", f"{v4}/30", "dev", ifn)
+            _ip("-n", ns, "addr", "add", f"{v6}/64", "dev", ifn, "nodad")
+            _ip("-n", ns, "link", "set", ifn, "up")
+        yield pair
+    finally:
+        for ns in (pair.a, pair.b):
+            remove_netns(ns)
+
+
+# -- some nodes of a plan ---------------------------------------------------------------------------
+
+
+@dataclass
+class MiniLab:
+    """Some nodes of a plan on the netns backend, offering the :class:`sim.handle.LabHandle` the parts
+    take. No edge peer and no daemons of its own: a test starts what it studies (a router kind and a
+    stand-in peer) and the lab stops them, then removes its namespaces, in :meth:`destroy`."""
+
+    plan: LabPlan
+    procs: list[ProcessRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from sim.backends.netns import NetnsBackend
+        from sim.runtime.paths import lab_dir
+
+        self.backend = NetnsBackend(self.plan.lab, lab_dir(self.plan.lab))
+        self.state = LabState(lab=self.plan.lab, plan=self.plan)
+
+    @property
+    def name(self) -> str:
+        return self.plan.lab
+
+    def build(self, nodes: list[str], extra_routes: dict[str, list[tuple[str, str]]] | None = None) -> MiniLab:
+        """Nodes ``nodes``, the plan's links between them, and each node's addresses and routes on those links."""
+        plan = self.plan
+        links = [lk for lk in plan.links if lk.a.node in nodes and lk.b.node in nodes]
+        for n in nodes:
+            self.backend.create_node(plan.node(n))
+        for lk in links:
+            self.backend.create_link(lk, plan)
+        for n in nodes:
+            self.backend.configure_node(_on_links(plan.node(n), links))
+            for dst, via in (extra_routes or {}).get(n, []):
+                self.run(n, ["ip", "route", "add", dst, "via", via])
+        self.state.extra["ifnames"] = self.backend.ifnames
+        return self
+
+    # -- LabHandle ----------------------------------------------------------------------------
+    def node_dir(self, node: str) -> Path:
+        d = self.state.dir / "nodes" / node
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def netns_path(self, node: str) -> str:
+        return self.backend.netns_path(node)
+
+    def ifname(self, node: str, l3_name: str) -> str:
+        return self.backend.ifnames.get(node, {}).get(l3_name, l3_name)
+
+    def run(self, node: str, argv: list[str], check: bool = True, timeout: float = 30,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.backend.exec(node, argv, check=check, timeout=timeout, input=input)
+
+    def spawn(self, node: str, name: str, argv: list[str], log: Path | None = None,
+              env: dict[str, str] | None = None) -> ProcessRecord:
+        rec = self.backend.spawn(node, name, argv, log=log, env=env)
+        self.procs.append(rec)
+        return rec
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[LabState]:
+        yield self.state
+
+    def save(self) -> None:
+        """The state lives in memory only: nothing outside this test reads it."""
+
+    def destroy(self) -> None:
+        from sim.routers.frr import remove_scratch
+
+        for rec in reversed(self.procs):
+            rec.stop()
+            remove_scratch(rec)
+        self.backend.destroy()
+
+
+def _on_links(node: Node, links: list[Link]) -> Node:
+    """``node`` with only the interfaces on ``links`` and the routes reachable through them."""
+    ends = {e.iface for lk in links for e in (lk.a, lk.b) if e.node == node.name}
+    ifaces = [i for i in node.interfaces if i.name in ends]
+    nets = [a.network for i in ifaces for a in i.addresses]
+    routes = [r for r in node.routes if r.via is None or any(r.via in n for n in nets)]
+    return node.model_copy(update={"interfaces": ifaces, "routes": routes})
+
+
+@contextlib.contextmanager
+def mini_labs() -> Iterator[Callable[..., MiniLab]]:
+    """A factory of :class:`MiniLab` (``make(plan, nodes, extra_routes=...)``); every lab made is destroyed."""
+    labs: list[MiniLab] = []
+
+    def make(plan: LabPlan, nodes: list[str], **kw: object) -> MiniLab:
+        lab = MiniLab(plan)
+        labs.append(lab)
+        return lab.build(nodes, **kw)  # type: ignore[arg-type]
+
+    try:
+        yield make
+    finally:
+        for lab in reversed(labs):
+            lab.destroy()
+
+
+# -- a whole topology with daemons ------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -29,7 +222,7 @@ def running_lab(tmp: Path, topology: str, edit: Callable[[Topology], Topology] |
     topo = load_topology(TOPOLOGIES / topology)
     if edit is not None:
         topo = edit(topo)
-    plan = build_plan(topo, f"t-{uuid.uuid4().hex[:8]}")
+    plan = build_plan(topo, f"t-{unique_tag()}")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNILAB_STATE_DIR", str(tmp))
         with Lab.create(plan) as lab:
@@ -42,8 +235,3 @@ def running_lab(tmp: Path, topology: str, edit: Callable[[Topology], Topology] |
                 # BFD comes Up at the 1 s slow-start rate; tests time detection at the configured one.
                 wait_bfd_at_timers(edge, plan, 30)
             yield lab
-
-
-def needs_root_daemons() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
