@@ -122,5 +122,6 @@ def wait_json(fn: Callable[[], Any], expected: Any, timeout: float = 30.0, inter
     try:
         wait_for(check, timeout, interval)
     except WaitTimeout as exc:
-        raise WaitTimeout(f"JSON did not match in {max(timeout, MIN_TIMEOUT_S)}s: {'; '.join(box.get('diff', []))}") from exc
+        diff = "; ".join(box.get("diff", []))
+        raise WaitTimeout(f"JSON did not match in {max(timeout, MIN_TIMEOUT_S)}s: {diff}") from exc
     return box["value"]

