@@ -81,8 +81,11 @@ def ns_pair(tmp_path: Path) -> Iterator[NsPair]:
 
 
 @pytest.fixture
-def mini_lab(state_dir: Path) -> Iterator[Callable[..., MiniLab]]:
+def mini_lab(tmp_path_factory: pytest.TempPathFactory,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MiniLab]]:
     """``mini_lab(plan, nodes, extra_routes=...)``: some nodes of a plan on the netns backend, destroyed
-    at the end of the test (see tests.labs.MiniLab)."""
+    at the end of the test (see tests.labs.MiniLab). Its state dir is short, not under the test's
+    own tmp_path: FRR's unix socket paths in a node dir must stay under 107 bytes."""
+    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path_factory.mktemp("lab")))
     with labs.mini_labs() as make:
         yield make
