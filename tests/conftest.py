@@ -81,11 +81,16 @@ def ns_pair(tmp_path: Path) -> Iterator[NsPair]:
 
 
 @pytest.fixture
-def mini_lab(tmp_path_factory: pytest.TempPathFactory,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MiniLab]]:
+def short_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private state dir with a short path (not under the test's own, long, tmp_path): FRR's unix
+    socket paths in a node dir must stay under 108 bytes. No lab may be left in it (tests.labs.private_state)."""
+    with labs.private_state(tmp_path_factory.mktemp("s")) as d:
+        yield d
+
+
+@pytest.fixture
+def mini_lab(short_state: Path) -> Iterator[Callable[..., MiniLab]]:
     """``mini_lab(plan, nodes, extra_routes=...)``: some nodes of a plan on the netns backend, destroyed
-    at the end of the test (see tests.labs.MiniLab). Its state dir is short, not under the test's
-    own tmp_path: FRR's unix socket paths in a node dir must stay under 107 bytes."""
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path_factory.mktemp("lab")))
+    at the end of the test (see tests.labs.MiniLab)."""
     with labs.mini_labs() as make:
         yield make

@@ -39,6 +39,28 @@ def unique_tag() -> str:
     return uuid.uuid4().hex[:8]
 
 
+# -- a private state root -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def private_state(d: Path) -> Iterator[Path]:
+    """``CNILAB_STATE_DIR=d`` for the block; a lab still recorded there at the end is destroyed and fails the
+    test (the code under test should have removed it). ``d`` should come from ``tmp_path_factory.mktemp``:
+    short, for FRR's unix socket paths (< 108 bytes), and inside the namespace safety net."""
+    from sim.lab.lab import Lab
+    from sim.state import list_labs
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CNILAB_STATE_DIR", str(d))
+        try:
+            yield d
+        finally:
+            left = list_labs()
+            for name in left:
+                Lab.attach(name).destroy()
+    assert not left, f"labs left behind: {left}"
+
+
 # -- two namespaces and a veth ----------------------------------------------------------------------
 
 

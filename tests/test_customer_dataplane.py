@@ -10,9 +10,7 @@ Every report says who configured what it tested.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -143,24 +141,6 @@ def _mt_block(clamp: int | None = 1332) -> DataplaneBlock:
 
 
 # -- end to end: real namespaces, the customer's own daemon --------------------------------------------
-@pytest.fixture
-def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private state dir with a short path (FRR's unix socket paths must stay under 108 bytes)."""
-    d = Path(tempfile.mkdtemp(prefix="cnidp-", dir="/tmp"))
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(d))
-    try:
-        yield d
-    finally:
-        from sim.lab.lab import Lab
-        from sim.state import list_labs
-
-        leftovers = list_labs()
-        for name in leftovers:
-            Lab.attach(name).destroy()
-        shutil.rmtree(d, ignore_errors=True)
-        assert not leftovers, f"the runner left labs behind: {leftovers}"
-
-
 def _step(rep: Report, sid: str) -> StepResult:
     return next(s for s in rep.steps if s.id == sid)
 

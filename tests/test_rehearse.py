@@ -12,9 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,24 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "examples" / "customer-configs"
 DATAPLANE = REPO / "examples" / "dataplane" / "ewr1-gre.sh"  # the customer's GRE tunnel + MSS clamp
 V1 = REPO / "topologies" / "v1-gre.yml"
-
-
-@pytest.fixture
-def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private state dir with a short path: FRR's unix socket paths must stay under 108 bytes."""
-    d = Path(tempfile.mkdtemp(prefix="cnirh-", dir="/tmp"))
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(d))
-    try:
-        yield d
-    finally:
-        from sim.lab.lab import Lab
-        from sim.state import list_labs
-
-        leftovers = list_labs()
-        for name in leftovers:
-            Lab.attach(name).destroy()
-        shutil.rmtree(d, ignore_errors=True)
-        assert not leftovers, f"the runner left labs behind: {leftovers}"
 
 
 def _netns_of(lab: str) -> list[str]:

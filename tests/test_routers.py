@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,9 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sim.facts import router_kind_names, router_kinds
+from sim.facts import router_kind_names
 from sim.routers import (
-    CustomerRouter,
     UserConfigError,
     customer_bgp,
     customer_routes,
@@ -39,73 +37,23 @@ from sim.runtime.nsenter import in_netns
 from sim.runtime.process import ProcessRecord
 from sim.testing import wait_for
 from sim.topology.load import load_topology
-from sim.topology.plan import LabPlan, build_plan
+from sim.topology.plan import build_plan
+from tests.kinds import (
+    CF4,
+    CF6,
+    EXAMPLES,
+    frr_peer_conf,
+    good_config,
+    kind_params,
+    make_plan,
+    needs,
+    start_peer,
+)
 from tests.labs import MiniLab
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "examples" / "customer-configs"
-CF4, CF6 = "104.16.0.0/13", "2606:4700::/32"
 
 needs_nft = pytest.mark.skipif(not shutil.which("nft"), reason="nftables not installed")
-
-
-def make_plan(tmp_path: Path, *, kind: str = "frr", config: Path | None = None, dataplane: str = "v2",
-              mss_clamp: Any = "auto", md5: str = "cni-rehearsal", bfd: bool = False) -> LabPlan:
-    """A one-interconnect topology with the addressing the example configs use (v2-direct.yml)."""
-    topo: dict[str, Any] = {
-        "name": "routers-test",
-        "customer": {"asn": 65010, "prefixes": ["198.51.100.0/24", "2001:db8:cafe::/48"],
-                     "router": {"kind": kind, "config": str(config) if config else None, "mss_clamp": mss_clamp}},
-        "interconnects": [{
-            "name": "ic1", "site": "LAX1", "dataplane": dataplane,
-            "ipv4": {"cloudflare": "192.0.2.10/31", "customer": "192.0.2.11/31"},
-            "ipv6": {"cloudflare": "2001:db8:12:3::7ac2:d64a/127", "customer": "2001:db8:12:3::7ac2:d64b/127"},
-            "bgp": {"md5": md5, "hold_time": 9, "keepalive": 3, "local_pref": 150},
-            "bfd": {"enabled": bfd, "tx_ms": 200, "rx_ms": 200, "multiplier": 3},
-        }],
-    }
-    path = tmp_path / "topo.yml"
-    path.write_text(yaml.safe_dump(topo))
-    return build_plan(load_topology(path), lab=f"t-{uuid.uuid4().hex[:8]}")
-
-
-def bird_peer_conf(plan: LabPlan, md5: str | None = None) -> str:
-    """Cloudflare stand-in in BIRD: AS13335, passive, announces one v4 and one v6 Cloudflare range."""
-    out = ["log stderr all;", f"router id {plan.sessions[0].cf_addr};", "protocol device {}",
-           f"protocol static cf4 {{ ipv4; route {CF4} blackhole; }}",
-           f"protocol static cf6 {{ ipv6; route {CF6} blackhole; }}"]
-    for s in plan.sessions[:1]:
-        if s.bfd:
-            out.append(f"""protocol bfd {{ interface "{s.cf_iface}" {{ min rx interval {s.bfd_rx_ms} ms;
-  min tx interval {s.bfd_tx_ms} ms; multiplier {s.bfd_multiplier}; }}; }}""")
-    for i, s in enumerate(plan.sessions):
-        key = md5 if md5 is not None else s.md5
-        out.append(f"""protocol bgp cust{i} {{
-  local {s.cf_addr} as {s.cf_asn}; neighbor {s.cust_addr} as {s.cust_asn};
-  password "{key}"; passive on; hold time {s.hold_time}; keepalive time {s.keepalive};
-  {"bfd on;" if s.bfd else ""}
-  ipv{s.family} {{ import all; export where proto = "cf{s.family}"; }};
-}}""")
-    return "\n".join(out) + "\n"
-
-
-def frr_peer_conf(plan: LabPlan) -> str:
-    """Cloudflare stand-in in FRR (for a BIRD customer)."""
-    t = plan.sessions[0]
-    lines = ["frr defaults traditional", "bfd", " profile cf", f"  transmit-interval {t.bfd_tx_ms}",
-             f"  receive-interval {t.bfd_rx_ms}", f"  detect-multiplier {t.bfd_multiplier}", " exit", "exit",
-             "router bgp 13335", f" bgp router-id {plan.sessions[0].cf_addr}",
-             " no bgp ebgp-requires-policy", " no bgp default ipv4-unicast", " no bgp network import-check"]
-    for s in plan.sessions:
-        lines += [f" neighbor {s.cust_addr} remote-as {s.cust_asn}", f" neighbor {s.cust_addr} password {s.md5}",
-                  f" neighbor {s.cust_addr} passive", f" neighbor {s.cust_addr} timers {s.keepalive} {s.hold_time}"]
-        if s.bfd:
-            lines.append(f" neighbor {s.cust_addr} bfd profile cf")
-    for fam, net in ((4, CF4), (6, CF6)):
-        lines += [f" address-family ipv{fam} unicast", f"  network {net}"]
-        lines += [f"  neighbor {s.cust_addr} activate" for s in plan.sessions if s.family == fam]
-        lines.append(" exit-address-family")
-    return "\n".join([*lines, "exit", "end"]) + "\n"
 
 
 def wait_established(lab: MiniLab, timeout: float = 30) -> list[dict[str, Any]]:
@@ -133,41 +81,6 @@ def assert_routes_in_kernel(lab: MiniLab) -> None:
     assert f"via {s4.cf_addr}" in r4
     # BGP over IPv6 may carry the peer's link-local next hop too, which FRR prefers: same link.
     assert f"via {s6.cf_addr}" in r6 or ("via fe80:" in r6 and f"dev {s6.cust_iface}" in r6), r6
-
-
-# -- every router kind against a stand-in peer of another implementation ---------------------------
-LAB_KINDS = router_kind_names(in_lab=True)
-
-
-def installed(kind: str) -> bool:
-    """Whether every binary the registry lists for ``kind`` is on this machine."""
-    return all(Path(b).exists() if b.startswith("/") else shutil.which(b) for b in router_kinds()[kind].binaries)
-
-
-def needs(*kinds: str) -> pytest.MarkDecorator:
-    """Skip unless every kind's daemons (the registry's ``binaries``) are installed."""
-    missing = [router_kinds()[k].title for k in kinds if not installed(k)]
-    return pytest.mark.skipif(bool(missing), reason=f"not installed: {'; '.join(missing)}")
-
-
-PEER_CONF: dict[str, Callable[[LabPlan], str]] = {"bird": bird_peer_conf, "frr": frr_peer_conf}
-
-
-def peer_kind(kind: str) -> str:
-    """The Cloudflare stand-in for a customer ``kind``: another implementation, so neither side
-    only agrees with itself (BIRD, or FRR facing a BIRD customer)."""
-    return "frr" if kind == "bird" else "bird"
-
-
-def start_peer(lab: MiniLab, kind: str) -> CustomerRouter:
-    peer = router_class(peer_kind(kind))(lab, "cf")
-    peer.start(PEER_CONF[peer_kind(kind)](lab.plan), source="peer")
-    return peer
-
-
-def good_config(kind: str) -> Path:
-    """The example config a careful customer of ``kind`` writes (every kind ships one)."""
-    return next(EXAMPLES.glob(f"{kind}-good.*[!b]"))
 
 
 def _frr_specifics(lab: MiniLab, info: dict[str, Any]) -> None:
@@ -210,7 +123,7 @@ in the registry has an entry, so a new kind fails here until it says what it che
 @pytest.mark.daemons
 @needs_nft
 @pytest.mark.parametrize("source", ["template", "user"])
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=needs(k, peer_kind(k))) for k in LAB_KINDS])
+@pytest.mark.parametrize("kind", kind_params(peer=True))
 def test_customer_router_establishes_with_md5(kind: str, source: str, tmp_path: Path, mini_lab) -> None:
     config = good_config(kind) if source == "user" else None
     plan = make_plan(tmp_path, kind=kind, config=config)
@@ -267,13 +180,10 @@ def test_gobgp_refuses_what_the_lab_cannot_run(tmp_path: Path) -> None:
         validate_gobgp_config(rib)
 
 
-BFD_KINDS = [k for k in LAB_KINDS if router_kinds()[k].bfd]
-
-
 @pytest.mark.root
 @pytest.mark.daemons
 @needs_nft
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=needs(k, "frr")) for k in BFD_KINDS])
+@pytest.mark.parametrize("kind", kind_params("frr", bfd=True))
 def test_bfd_comes_up_with_the_plan_timers(kind: str, tmp_path: Path, mini_lab) -> None:
     plan = make_plan(tmp_path, kind=kind, dataplane="v1", bfd=True)
     lab = mini_lab(plan, ["cf", "cust"])
@@ -313,8 +223,7 @@ def test_broken_user_config_refused_before_anything_starts(kind: str, fname: str
 def test_wrong_asn_config_is_refused_by_the_peer(tmp_path: Path, mini_lab) -> None:
     plan = make_plan(tmp_path, kind="frr", config=EXAMPLES / "frr-wrong-asn.conf")
     lab = mini_lab(plan, ["cf", "cust"])
-    peer = BirdRouter(lab, "cf")
-    peer.start(bird_peer_conf(plan), source="peer")
+    peer = start_peer(lab, "frr")
     start_customer(lab)  # syntactically fine: it starts
     errs = wait_for(lambda: [p.last_error for p in peer.bgp() if p.last_error], 30,
                     what="the peer refusing AS65011")
@@ -466,7 +375,6 @@ def test_registry_is_the_one_list_of_kinds(tmp_path: Path) -> None:
     import json as _json
     import typing
 
-    from sim.facts import router_kind_names
     from sim.rehearse.model import RunOptions
     from sim.routers import cli_argv
     from sim.routers.gobgp import GobgpRouter

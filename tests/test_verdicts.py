@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,24 +30,6 @@ DATAPLANE = REPO / "examples" / "dataplane" / "ewr1-gre.sh"  # the customer's ow
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
 
 
-@pytest.fixture
-def state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Private, short state dir (FRR socket paths < 108 bytes); asserts nothing is left behind."""
-    d = Path(tempfile.mkdtemp(prefix="cnivd-", dir="/tmp"))
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(d))
-    try:
-        yield d
-    finally:
-        from sim.lab.lab import Lab
-        from sim.lab.state import list_labs
-
-        left = list_labs()
-        for name in left:
-            Lab.attach(name).destroy()
-        shutil.rmtree(d, ignore_errors=True)
-        assert not left, f"labs left behind: {left}"
-
-
 def _step(rep: Report, sid: str) -> StepResult:
     return next(s for s in rep.steps if s.id == sid)
 
@@ -63,7 +42,7 @@ def _variant(tmp: Path, base: Path, old: str, new: str) -> Path:
     return out
 
 
-def test_frr_without_outbound_policy_fails_with_every_leak_named(state: Path) -> None:
+def test_frr_without_outbound_policy_fails_with_every_leak_named(short_state: Path) -> None:
     rep = run_acceptance(RunOptions(topology=TOPO / "v1-gre.yml", customer_dataplane=DATAPLANE,
                                     customer_config=MINE / "frr-v1-no-outbound-policy.conf"))
     ann = _step(rep, "announce")
@@ -86,7 +65,7 @@ def test_frr_without_outbound_policy_fails_with_every_leak_named(state: Path) ->
     assert text.count("outbound policy toward Cloudflare that permits only") == 1  # the fix, said once
 
 
-def test_bird_export_all_across_three_sites_reexports_cloudflare(state: Path) -> None:
+def test_bird_export_all_across_three_sites_reexports_cloudflare(short_state: Path) -> None:
     rep = run_acceptance(RunOptions(topology=TOPO / "ha-three-site.yml",
                                     customer_config=MINE / "bird-ha-export-all.conf"))
     ann = _step(rep, "announce")
@@ -98,7 +77,7 @@ def test_bird_export_all_across_three_sites_reexports_cloudflare(state: Path) ->
     assert _step(rep, "failover").status == "pass"  # still measured
 
 
-def test_bird_on_v2_leaking_its_static_default(state: Path) -> None:
+def test_bird_on_v2_leaking_its_static_default(short_state: Path) -> None:
     rep = run_acceptance(RunOptions(topology=TOPO / "v2-direct.yml",
                                     customer_config=MINE / "bird-v2-static-default.conf"))
     ann = _step(rep, "announce")
@@ -109,7 +88,7 @@ def test_bird_on_v2_leaking_its_static_default(state: Path) -> None:
     assert _step(rep, "bfd").status == "skip" and _step(rep, "failover").status == "pass"
 
 
-def test_wrong_asn_fails_fast_and_says_it_once(state: Path) -> None:
+def test_wrong_asn_fails_fast_and_says_it_once(short_state: Path) -> None:
     rep = run_acceptance(RunOptions(topology=TOPO / "v1-gre.yml", customer_config=CONFIGS / "frr-wrong-asn.conf"))
     peers = _step(rep, "peers")
     assert peers.status == "fail" and "stopped early" in peers.detail, peers
@@ -130,7 +109,7 @@ def test_wrong_asn_fails_fast_and_says_it_once(state: Path) -> None:
     assert deps["router"] == "fail"  # runs without BGP: it names the missing BFD too
 
 
-def test_wrong_md5_fails_fast_on_the_kernel_counters(state: Path, tmp_path: Path) -> None:
+def test_wrong_md5_fails_fast_on_the_kernel_counters(short_state: Path, tmp_path: Path) -> None:
     cfg = _variant(tmp_path, CONFIGS / "frr-v1-gre.conf", "password cni-rehearsal", "password cni-rehersal")
     rep = run_acceptance(RunOptions(topology=TOPO / "v1-gre.yml", customer_config=cfg))
     peers = _step(rep, "peers")
@@ -140,7 +119,7 @@ def test_wrong_md5_fails_fast_on_the_kernel_counters(state: Path, tmp_path: Path
     assert "bgp.md5_key" in peers.findings[0].fix
 
 
-def test_short_hold_time_is_a_warning_everywhere(state: Path, tmp_path: Path) -> None:
+def test_short_hold_time_is_a_warning_everywhere(short_state: Path, tmp_path: Path) -> None:
     cfg = _variant(tmp_path, CONFIGS / "frr-v1-gre.conf", "timers 3 9", "timers 2 6")
     rep = run_acceptance(RunOptions(topology=TOPO / "v1-gre.yml", customer_config=cfg, customer_dataplane=DATAPLANE))
     router = _step(rep, "router")
@@ -156,7 +135,7 @@ def test_short_hold_time_is_a_warning_everywhere(state: Path, tmp_path: Path) ->
     assert "WARN ewr1/v4: negotiated hold time 6 s" in (case.findtext("system-out") or "")
 
 
-def test_good_configs_pass_with_zero_warnings(state: Path) -> None:
+def test_good_configs_pass_with_zero_warnings(short_state: Path) -> None:
     for topo, cfg in (("v1-gre.yml", "frr-v1-gre.conf"), ("v1-gre.yml", "bird-v1-gre.conf")):
         rep = run_acceptance(RunOptions(topology=TOPO / topo, customer_config=CONFIGS / cfg,
                                         customer_dataplane=DATAPLANE))
@@ -170,47 +149,47 @@ def _cli(*argv: str, state: Path, timeout: float = 240) -> subprocess.CompletedP
                           timeout=timeout, env=env, cwd=REPO)
 
 
-def test_up_waits_for_established_and_bfd(state: Path) -> None:
+def test_up_waits_for_established_and_bfd(short_state: Path) -> None:
     name = f"vd{os.getpid() % 10000}"
     try:
-        up = _cli("up", "v1-gre", "--name", name, "--json", state=state)
+        up = _cli("up", "v1-gre", "--name", name, "--json", state=short_state)
         assert up.returncode == 0, up.stderr
         res = json.loads(up.stdout)
         assert res["readiness"]["ready"] and res["readiness"]["budget_s"] == 5 + 9 + 3 + 30
-        bgp = _cli("bgp", "--lab", name, "--json", state=state)  # right after up: already Established
+        bgp = _cli("bgp", "--lab", name, "--json", state=short_state)  # right after up: already Established
         assert bgp.returncode == 0, bgp.stdout
         rows = json.loads(bgp.stdout)
         assert all(r["up"] and r["bfd_state"] == "Up" for r in rows), rows
         assert {(r["negotiated_hold_s"], r["keepalive_s"]) for r in rows} == {(9, 3)}
-        text = _cli("bgp", "--lab", name, state=state).stdout
+        text = _cli("bgp", "--lab", name, state=short_state).stdout
         assert "ewr1/v4: peer 192.0.2.11 AS65010; hold/keepalive 9/3 s (your OPEN: hold 9 s" in text, text
         assert "flaps 0, last change Established" in text, text
     finally:
-        _cli("down", "--lab", name, state=state)
+        _cli("down", "--lab", name, state=short_state)
 
 
-def test_up_with_a_wrong_key_stops_early_and_keeps_the_lab(state: Path, tmp_path: Path) -> None:
+def test_up_with_a_wrong_key_stops_early_and_keeps_the_lab(short_state: Path, tmp_path: Path) -> None:
     name = f"vk{os.getpid() % 10000}"
     topo = _variant(tmp_path, TOPO / "v1-gre.yml", 'md5: "cni-rehearsal"', 'md5: "cni-rehearsal", customer_md5: "oops"')
     try:
-        up = _cli("up", str(topo), "--name", name, state=state)
+        up = _cli("up", str(topo), "--name", name, state=short_state)
         assert up.returncode == 1, up.stdout + up.stderr
         assert "not ready" in up.stdout and "waiting cannot fix this" in up.stdout, up.stdout
         assert "MD5" in up.stdout
-        assert _cli("status", "--lab", name, state=state).returncode == 0  # the lab stays for inspection
+        assert _cli("status", "--lab", name, state=short_state).returncode == 0  # the lab stays for inspection
     finally:
-        _cli("down", "--lab", name, state=state)
+        _cli("down", "--lab", name, state=short_state)
 
 
-def test_bgp_says_starting_while_nothing_happened_yet(state: Path, tmp_path: Path) -> None:
+def test_bgp_says_starting_while_nothing_happened_yet(short_state: Path, tmp_path: Path) -> None:
     """A customer router that has not connected yet is "starting", not "check the MD5 key"."""
     name = f"vs{os.getpid() % 10000}"
     topo = _variant(tmp_path, TOPO / "v2-direct.yml", "router: {kind: frr}", "router: {kind: external}")
     try:
-        up = _cli("up", str(topo), "--name", name, "--no-wait", state=state)
+        up = _cli("up", str(topo), "--name", name, "--no-wait", state=short_state)
         assert up.returncode == 0, up.stderr
-        out = _cli("bgp", "--lab", name, state=state)
+        out = _cli("bgp", "--lab", name, state=short_state)
         assert out.returncode == 1 and "starting" in out.stdout, out.stdout
         assert "MD5" not in out.stdout, out.stdout
     finally:
-        _cli("down", "--lab", name, state=state)
+        _cli("down", "--lab", name, state=short_state)

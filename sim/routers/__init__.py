@@ -28,7 +28,6 @@ from sim.routers.common import (
     RouterLab,
     UserConfigError,
     extra_key,
-    save_state,
     template_context,
 )
 from sim.routers.registry import router_class, sniff_kind
@@ -83,7 +82,7 @@ def start_customer(lab: RouterLab) -> None:
         router.stop()
         raise
     lab.state.extra[EXTRA_KEY]["mss_clamp"] = mss
-    save_state(lab)
+    lab.save()
 
 
 def stop_customer(lab: RouterLab) -> None:

@@ -21,7 +21,6 @@ from sim.routers.common import (
     SUN_PATH_MAX,
     RouterError,
     UserConfigError,
-    kernel_ifname,
     log_tail,
     process_dead,
     record_start,
@@ -147,7 +146,7 @@ class BirdRouter(CustomerRouter):
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
         """Start BIRD with ``config_text`` (default: the template); on failure nothing is left running."""
         text = config_text if config_text is not None else render_bird(
-            self.lab.plan, lambda n: kernel_ifname(self.lab, self.node, n))
+            self.lab.plan, lambda n: self.lab.ifname(self.node, n))
         if len(str(self.ctl)) > SUN_PATH_MAX:
             raise RouterError(f"BIRD socket path {self.ctl} is {len(str(self.ctl))} bytes; unix sockets allow "
                               f"{SUN_PATH_MAX}: use a shorter CNILAB_STATE_DIR")

@@ -42,22 +42,6 @@ class UserConfigError(ConfigError):
     """The user's own router config was refused by the daemon's own parser (file + daemon message)."""
 
 
-def kernel_ifname(lab: RouterLab, node: str, l3_name: str) -> str:
-    """The real interface name of a plan interface (``ewr1.100`` is ``ewr1`` when 8021q is missing).
-
-    Uses ``lab.ifname`` when the lab offers it (sim.lab.lab.Lab does); the plan name otherwise.
-    """
-    fn = getattr(lab, "ifname", None)
-    return fn(node, l3_name) if callable(fn) else l3_name
-
-
-def save_state(lab: RouterLab) -> None:
-    """Persist direct edits of ``lab.state.extra`` (sim.lab.lab.Lab has ``save``; test stand-ins may not)."""
-    save = getattr(lab, "save", None)
-    if callable(save):
-        save()
-
-
 def template_context(plan: LabPlan, ifname: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Everything the router templates need, computed once so every kind says the same thing.
 
@@ -160,7 +144,7 @@ def record_start(lab: RouterLab, kind: str, node: str, workdir: Path, source: st
         "kind": kind, "node": node, "dir": str(workdir), "source": source,
         "processes": [p.model_dump() for p in procs], "mss_clamp": None, **extra,
     }
-    save_state(lab)
+    lab.save()
 
 
 def stop_recorded(lab: RouterLab, node: str) -> None:

@@ -73,8 +73,7 @@ def apply_mss_clamp(lab: RouterLab, node: str = CUSTOMER, mss: int | str | None 
     if not isinstance(value, int) or value < 536 or value > 65495:
         raise ValueError(f"customer.router.mss_clamp = {value!r}: an MSS is an integer from 536 to 65495")
     # A plan name such as ewr1.100 is an alias of ewr1 where the kernel has no 802.1Q: ask the lab.
-    real = getattr(lab, "ifname", None)
-    ifaces = sorted({real(node, i) if real else i for i in clamp_interfaces(lab.plan)})
+    ifaces = sorted({lab.ifname(node, i) for i in clamp_interfaces(lab.plan)})
     if not ifaces:
         return None
     path = lab.node_dir(node) / "mss.nft"
