@@ -132,6 +132,25 @@ def _sync(c: Ctx, st: MagicStore, account: str) -> None:
         raise CFError(502, 1005, f"the lab refused the change: {exc}") from None
 
 
+def _write(st: MagicStore, account: str, kind: Kind, id_: str, obj: dict[str, Any] | None) -> None:
+    if obj is None:
+        st.delete(account, kind, id_)
+    else:
+        st.put(account, kind, obj)
+
+
+def _commit(c: Ctx, st: MagicStore, account: str, kind: Kind, id_: str, new: dict[str, Any] | None) -> None:
+    """Store ``new`` (None: delete) and push the account's tunnels and routes to the bound lab; when the
+    lab refuses, put back what was stored before, so the API never shows what the lab does not run."""
+    old = st.get(account, kind, id_)
+    _write(st, account, kind, id_, new)
+    try:
+        _sync(c, st, account)
+    except CFError:
+        _write(st, account, kind, id_, old)
+        raise
+
+
 def ok(result: Any) -> JSONResponse:
     return JSONResponse({"success": True, "errors": [], "messages": [], "result": result})
 
@@ -247,13 +266,7 @@ def update_interconnect(ic_id: str, body: InterconnectIn, request: Request, acco
     o["health_check"] = _hc(body.health_check, o.get("health_check"))
     o["modified_on"] = now_iso()
     if not _validate_only(request):
-        old = st.get(account_id, "cf_interconnect", ic_id)
-        st.put(account_id, "cf_interconnect", o)
-        try:
-            _sync(c, st, account_id)
-        except CFError:
-            st.put(account_id, "cf_interconnect", old)  # type: ignore[arg-type]
-            raise
+        _commit(c, st, account_id, "cf_interconnect", ic_id, o)
     return ok({"modified": True, "modified_interconnect": _render(o, request, _ic_target(o))})
 
 
@@ -316,12 +329,7 @@ def update_gre(tid: str, body: GreIn, request: Request, account_id: str) -> JSON
     _check_gre(body, st, account_id, skip=tid)
     o = _gre_obj(body, old)
     if not _validate_only(request):
-        st.put(account_id, "gre_tunnel", o)
-        try:
-            _sync(c, st, account_id)
-        except CFError:
-            st.put(account_id, "gre_tunnel", old)
-            raise
+        _commit(c, st, account_id, "gre_tunnel", tid, o)
     return ok({"modified": True, "modified_gre_tunnel": _render(o, request, _gre_target(o))})
 
 
@@ -367,12 +375,7 @@ def create_route(body: RouteIn, request: Request, account_id: str) -> JSONRespon
     _check_route(body)
     o = _route_obj(body, None)
     if not _validate_only(request):
-        st.put(account_id, "route", o)
-        try:
-            _sync(c, st, account_id)
-        except CFError:
-            st.delete(account_id, "route", o["id"])
-            raise
+        _commit(c, st, account_id, "route", o["id"], o)
     return ok(_route_view(o))
 
 
@@ -397,12 +400,7 @@ def update_route(rid: str, body: RouteIn, request: Request, account_id: str) -> 
     _check_route(body)
     o = _route_obj(body, old)
     if not _validate_only(request):
-        st.put(account_id, "route", o)
-        try:
-            _sync(c, st, account_id)
-        except CFError:
-            st.put(account_id, "route", old)
-            raise
+        _commit(c, st, account_id, "route", rid, o)
     return ok({"modified": True, "modified_route": _route_view(o)})
 
 
@@ -411,10 +409,5 @@ def delete_route(rid: str, request: Request, account_id: str) -> JSONResponse:
     c = ctx(request)
     st = _ready(request, c, account_id)
     o = _get(st, account_id, "route", rid, "route")
-    st.delete(account_id, "route", rid)
-    try:
-        _sync(c, st, account_id)
-    except CFError:
-        st.put(account_id, "route", o)
-        raise
+    _commit(c, st, account_id, "route", rid, None)
     return ok({"deleted": True, "deleted_route": _route_view(o)})
