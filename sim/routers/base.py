@@ -87,15 +87,6 @@ class CustomerRouter(ABC):
     """
 
     kind: ClassVar[str]
-    config_name: ClassVar[str]
-    """File name of the config in the node directory (what the daemon reads)."""
-    phrases: ClassVar[dict[str, str]] = {}
-    """The daemon's own syntax for each fix the cross-checks suggest (``str.format`` with peer, asn,
-    local_as, tx, rx, mult, hold, keepalive); keys: neighbor, remote_as, local_as, export, bfd_on,
-    bfd_off, bfd_timers, timers, reconnect. A missing key falls back to words."""
-    commands: ClassVar[dict[str, str]] = {}
-    """Which of the daemon's commands each reading comes from (neighbors, bfd, config, exported): the
-    evidence line of a finding names it, so an engineer can run it on the real router."""
 
     def __init__(self, lab: RouterLab, node: str = CUSTOMER) -> None:
         self.lab = lab
@@ -123,14 +114,23 @@ class CustomerRouter(ABC):
         """The config a careful customer would write for ``plan`` (the template)."""
 
     @classmethod
+    def cli_socket(cls, workdir: Path) -> list[str]:
+        """The options that point the daemon's CLI at the lab's own socket under ``workdir``."""
+        return []
+
+    @classmethod
     def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
-        """Point the daemon's CLI typed by a user at the lab's own sockets under ``workdir``."""
+        """Point the daemon's CLI typed by a user (one of the kind's ``cli`` programs) at the lab's own
+        sockets under ``workdir``, unless the user already named a socket."""
+        target = cls.cli_socket(workdir)
+        if argv and target and argv[0] in cls.info().cli and target[0] not in argv:
+            return [argv[0], *target, *argv[1:]]
         return argv
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
     def conf(self) -> Path:
-        return self.dir / self.config_name
+        return self.dir / str(self.info().config_name)
 
     @abstractmethod
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:

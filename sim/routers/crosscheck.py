@@ -45,12 +45,12 @@ class Finding(BaseModel):
 
 
 def _phrase(cls: type[CustomerRouter], key: str, fallback: str, **kw: object) -> str:
-    tmpl = cls.phrases.get(key)
+    tmpl = cls.info().phrases.get(key)
     return tmpl.format(**kw) if tmpl else fallback
 
 
 def _cmd(cls: type[CustomerRouter], key: str) -> str:
-    return cls.commands.get(key, key)
+    return cls.info().commands.get(key, key)
 
 
 def _same_family(a: str, b: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
