@@ -15,6 +15,8 @@ import ipaddress
 import re
 import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -230,23 +232,47 @@ def _get(st: MagicStore, account: str, kind: Kind, id_: str, label: str) -> dict
     return obj
 
 
+@dataclass(frozen=True)
+class _Objects:
+    """One kind of Magic object as the list and detail endpoints show it."""
+
+    kind: Kind
+    label: str
+    """How a 404 names it."""
+    one: str
+    """Result key of the detail endpoint."""
+    many: str
+    """Result key of the list endpoint."""
+    view: Callable[[dict[str, Any], Request], dict[str, Any]]
+
+
+def _list(objs: _Objects, request: Request, account: str) -> JSONResponse:
+    st = _ready(request, ctx(request), account)
+    return ok({objs.many: [objs.view(o, request) for o in st.list(account, objs.kind)]})
+
+
+def _one(objs: _Objects, request: Request, account: str, id_: str) -> JSONResponse:
+    o = _get(_ready(request, ctx(request), account), account, objs.kind, id_, objs.label)
+    return ok({objs.one: objs.view(o, request)})
+
+
 # -- cf_interconnects ---------------------------------------------------------------------------
 def _ic_target(o: dict[str, Any]) -> str:
     return str(ipaddress.ip_interface(o["interface_address"]).ip + 1) if o.get("interface_address") else ""
 
 
+INTERCONNECTS = _Objects("cf_interconnect", "interconnect", "interconnect", "interconnects",
+                         lambda o, request: _render(o, request, _ic_target(o)))
+
+
 @router.get("/cf_interconnects", summary="List interconnects")
 def list_interconnects(request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    return ok({"interconnects": [_render(o, request, _ic_target(o)) for o in st.list(account_id, "cf_interconnect")]})
+    return _list(INTERCONNECTS, request, account_id)
 
 
 @router.get("/cf_interconnects/{ic_id}", summary="List interconnect details")
 def get_interconnect(ic_id: str, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    o = _get(_ready(request, c, account_id), account_id, "cf_interconnect", ic_id, "interconnect")
-    return ok({"interconnect": _render(o, request, _ic_target(o))})
+    return _one(INTERCONNECTS, request, account_id, ic_id)
 
 
 @router.put("/cf_interconnects/{ic_id}", summary="Update interconnect")
@@ -307,18 +333,18 @@ def create_gre(body: GreIn, request: Request, account_id: str) -> JSONResponse:
     return ok(_render(o, request, _gre_target(o)))
 
 
+GRE_TUNNELS = _Objects("gre_tunnel", "GRE tunnel", "gre_tunnel", "gre_tunnels",
+                       lambda o, request: _render(o, request, _gre_target(o)))
+
+
 @router.get("/gre_tunnels", summary="List GRE tunnels")
 def list_gre(request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    return ok({"gre_tunnels": [_render(o, request, _gre_target(o)) for o in st.list(account_id, "gre_tunnel")]})
+    return _list(GRE_TUNNELS, request, account_id)
 
 
 @router.get("/gre_tunnels/{tid}", summary="List GRE tunnel details")
 def get_gre(tid: str, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    o = _get(_ready(request, c, account_id), account_id, "gre_tunnel", tid, "GRE tunnel")
-    return ok({"gre_tunnel": _render(o, request, _gre_target(o))})
+    return _one(GRE_TUNNELS, request, account_id, tid)
 
 
 @router.put("/gre_tunnels/{tid}", summary="Update GRE tunnel")
@@ -379,17 +405,17 @@ def create_route(body: RouteIn, request: Request, account_id: str) -> JSONRespon
     return ok(_route_view(o))
 
 
+ROUTES = _Objects("route", "route", "route", "routes", lambda o, _request: _route_view(o))
+
+
 @router.get("/routes", summary="List Routes")
 def list_routes(request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    return ok({"routes": [_route_view(o) for o in st.list(account_id, "route")]})
+    return _list(ROUTES, request, account_id)
 
 
 @router.get("/routes/{rid}", summary="Route Details")
 def get_route(rid: str, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    return ok({"route": _route_view(_get(_ready(request, c, account_id), account_id, "route", rid, "route"))})
+    return _one(ROUTES, request, account_id, rid)
 
 
 @router.put("/routes/{rid}", summary="Update Route")
