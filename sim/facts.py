@@ -202,6 +202,7 @@ class RouterKindInfo(_Frozen):
     image: str | None = None
     sniff: list[str] = Field(default_factory=list, description="Multiline regexes only this kind's syntax has")
     config_name: str | None = Field(default=None, description="File name of the config the daemon reads in its dir")
+    template: str | None = Field(default=None, description="The config template (sim/routers/templates) for a plan")
     phrases: dict[str, str] = Field(
         default_factory=dict,
         description="The daemon's own syntax for each fix the cross-checks suggest (str.format with peer, asn, "

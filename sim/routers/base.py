@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sim.facts import RouterKindInfo, router_kinds
 from sim.lab.process import ProcessRecord
-from sim.routers.common import RouterLab, extra_key, stop_recorded
+from sim.routers.common import RouterLab, extra_key, stop_recorded, template_context, templates
 from sim.topology.plan import CUSTOMER, LabPlan, Session
 
 MaintenanceOp = Literal["withdraw", "shutdown", "restore"]
@@ -109,9 +109,10 @@ class CustomerRouter(ABC):
         """Run the daemon's own parser on ``path``; raise UserConfigError quoting it. Nothing starts."""
 
     @classmethod
-    @abstractmethod
     def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        """The config a careful customer would write for ``plan`` (the template)."""
+        """The config a careful customer would write for ``plan``: the kind's ``template``, with
+        interface names mapped by ``ifname`` (plan name -> kernel name) where the template names any."""
+        return templates().get_template(str(cls.info().template)).render(**template_context(plan, ifname))
 
     @classmethod
     def cli_socket(cls, workdir: Path) -> list[str]:

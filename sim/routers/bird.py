@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +22,9 @@ from sim.routers.common import (
     record_start,
     run_parser,
     session_key,
-    template_context,
-    templates,
     wait_started,
 )
 from sim.routers.registry import register
-from sim.topology.plan import LabPlan
-
-
-def render_bird(plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-    """The ``bird.conf`` equivalent of the FRR template for this plan (``ifname``: plan -> kernel name)."""
-    return templates().get_template("bird.conf.j2").render(**template_context(plan, ifname))
-
-
-def validate_bird_config(path: Path) -> None:
-    """Parse ``path`` with BIRD's own parser (``bird -p``): nothing runs, nothing is bound."""
-    run_parser(path, ["bird", "-p", "-c", str(path)], "BIRD refuses it (bird -p)",
-               lambda out: "; ".join(output_lines(out)) or "(no message)")
-
 
 _PROTO_HEAD = re.compile(r"^(?P<name>\S+)\s+BGP\s+\S+\s+(?P<up>\S+)\s+\S+(?:\s+(?P<info>.*))?$")
 
@@ -99,11 +83,9 @@ class BirdRouter(CustomerRouter):
 
     @classmethod
     def validate(cls, path: Path) -> None:
-        validate_bird_config(path)
-
-    @classmethod
-    def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        return render_bird(plan, ifname)
+        """Parse ``path`` with BIRD's own parser (``bird -p``): nothing runs, nothing is bound."""
+        run_parser(path, ["bird", "-p", "-c", str(path)], "BIRD refuses it (bird -p)",
+                   lambda out: "; ".join(output_lines(out)) or "(no message)")
 
     @classmethod
     def cli_socket(cls, workdir: Path) -> list[str]:
@@ -115,7 +97,7 @@ class BirdRouter(CustomerRouter):
 
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
         """Start BIRD with ``config_text`` (default: the template); on failure nothing is left running."""
-        text = config_text if config_text is not None else render_bird(
+        text = config_text if config_text is not None else self.render(
             self.lab.plan, lambda n: self.lab.ifname(self.node, n))
         check_socket_path(self.ctl, "BIRD")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -273,3 +255,7 @@ def bird_protocol_settings(conf: str) -> dict[str, dict]:
                               else [e for e in exports if e != "all"] or ["none (RFC 8212 default)"])
         out[name] = d
     return out
+
+
+render_bird = BirdRouter.render
+"""The ``bird.conf`` a careful customer would write for a plan (``ifname``: plan -> kernel name)."""

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sim.lab.process import ProcessRecord
@@ -31,8 +30,6 @@ from sim.routers.common import (
     run_parser,
     session_key,
     stop_recorded,
-    template_context,
-    templates,
     wait_started,
 )
 from sim.routers.registry import register
@@ -45,11 +42,6 @@ VTY_GROUP = "frrvty"
 """Running as root, FRR insists the run-as group be its vty group (``privs_init``)."""
 
 
-def render_frr(plan: LabPlan) -> str:
-    """The integrated ``frr.conf`` a careful customer would write for this plan."""
-    return templates().get_template("frr.conf.j2").render(**template_context(plan))
-
-
 _SETS_RMAP_DELAY = re.compile(r"^\s*bgp route-map delay-timer\b", re.MULTILINE)
 
 
@@ -57,17 +49,6 @@ def _daemon_message(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines()]
     keep = [ln for ln in lines if ln and "vtysh.conf" not in ln]
     return "; ".join(keep) or "(no message)"
-
-
-def validate_frr_config(path: Path) -> None:
-    """Parse ``path`` with FRR's own parser (``vtysh --dryrun``) without any daemon running.
-
-    vtysh knows every daemon's commands, so this catches what any of them would refuse.
-    """
-    with tempfile.TemporaryDirectory(prefix="cnilab-frrchk-") as d:
-        (Path(d) / "vtysh.conf").write_text("service integrated-vtysh-config\n")
-        run_parser(path, ["vtysh", "--config_dir", d, "--dryrun", "-f", str(path)], "FRR refuses it (vtysh --dryrun)",
-                   _daemon_message)
 
 
 def remove_scratch(rec: ProcessRecord) -> None:
@@ -98,11 +79,14 @@ class FrrRouter(CustomerRouter):
 
     @classmethod
     def validate(cls, path: Path) -> None:
-        validate_frr_config(path)
+        """Parse ``path`` with FRR's own parser (``vtysh --dryrun``) without any daemon running.
 
-    @classmethod
-    def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        return render_frr(plan)
+        vtysh knows every daemon's commands, so this catches what any of them would refuse.
+        """
+        with tempfile.TemporaryDirectory(prefix="cnilab-frrchk-") as d:
+            (Path(d) / "vtysh.conf").write_text("service integrated-vtysh-config\n")
+            run_parser(path, ["vtysh", "--config_dir", d, "--dryrun", "-f", str(path)],
+                       "FRR refuses it (vtysh --dryrun)", _daemon_message)
 
     @classmethod
     def cli_socket(cls, workdir: Path) -> list[str]:
@@ -125,7 +109,7 @@ class FrrRouter(CustomerRouter):
 
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
         """Start the daemons and load ``config_text`` (default: the template). All or nothing."""
-        text = config_text if config_text is not None else render_frr(self.lab.plan)
+        text = config_text if config_text is not None else self.render(self.lab.plan)
         check_socket_path(self.dir / "staticd.vty", "FRR")  # the longest of its sockets
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in [*self.dir.glob("*.vty"), self.dir / "zserv.api", self.dir / "bfdd.sock"]:
@@ -326,3 +310,7 @@ def undefined_policies(running: str) -> list[str]:
     defined = set(_DEFINED.findall(running))
     refs = [next(g for g in m.groups() if g) for m in _REFERENCED.finditer(running)]
     return list(dict.fromkeys(r for r in refs if r not in defined))
+
+
+render_frr = FrrRouter.render
+"""The integrated ``frr.conf`` a careful customer would write for a plan."""

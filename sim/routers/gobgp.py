@@ -21,7 +21,6 @@ import shlex
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ from sim.routers.common import (
     run_parser,
     session_key,
     template_context,
-    templates,
     wait_started,
 )
 from sim.routers.registry import register
@@ -97,22 +95,6 @@ def parse_rib_lines(text: str, source: str) -> list[list[str]]:
     return out
 
 
-def validate_gobgp_config(path: Path) -> None:
-    """``gobgpd --dry-run`` (its own parser: unknown keys and bad values refused) plus the lab's refusals."""
-    ctype = config_type(path)
-    run_parser(path, ["gobgpd", "--dry-run", "-f", str(path), "-t", ctype, "-p"],
-               "GoBGP refuses it (gobgpd --dry-run)", lambda out: "; ".join(output_lines(out)[-3:]))
-    data = load_config(path.read_text(encoding="utf-8"), ctype)
-    if (data.get("zebra") or {}).get("config", {}).get("enabled"):
-        raise UserConfigError(path, [f"customer.router.config = '{path}': zebra.config.enabled = true: the lab "
-                                     "cannot run GoBGP's zebra client (Debian's gobgpd 3.10 crashes on FRR 8.4's "
-                                     "zebra); remove [zebra] and cnilab installs gobgpd's routes itself, labelled "
-                                     "as such"])
-    rib = rib_path(path)
-    if rib.exists():
-        parse_rib_lines(rib.read_text(encoding="utf-8"), str(rib))
-
-
 @register("gobgp")
 class GobgpRouter(CustomerRouter):
     """gobgpd in one lab node: config, API socket and logs under ``<node_dir>/gobgp``."""
@@ -121,11 +103,19 @@ class GobgpRouter(CustomerRouter):
 
     @classmethod
     def validate(cls, path: Path) -> None:
-        validate_gobgp_config(path)
-
-    @classmethod
-    def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        return templates().get_template("gobgpd.toml.j2").render(**template_context(plan))
+        """``gobgpd --dry-run`` (its own parser: unknown keys and bad values refused) plus the lab's refusals."""
+        ctype = config_type(path)
+        run_parser(path, ["gobgpd", "--dry-run", "-f", str(path), "-t", ctype, "-p"],
+                   "GoBGP refuses it (gobgpd --dry-run)", lambda out: "; ".join(output_lines(out)[-3:]))
+        data = load_config(path.read_text(encoding="utf-8"), ctype)
+        if (data.get("zebra") or {}).get("config", {}).get("enabled"):
+            raise UserConfigError(path, [f"customer.router.config = '{path}': zebra.config.enabled = true: the lab "
+                                         "cannot run GoBGP's zebra client (Debian's gobgpd 3.10 crashes on FRR 8.4's "
+                                         "zebra); remove [zebra] and cnilab installs gobgpd's routes itself, labelled "
+                                         "as such"])
+        rib = rib_path(path)
+        if rib.exists():
+            parse_rib_lines(rib.read_text(encoding="utf-8"), str(rib))
 
     @classmethod
     def render_rib(cls, plan: LabPlan) -> str:
@@ -301,3 +291,6 @@ def gobgp_neighbor(plan: LabPlan, n: dict[str, Any], export: list[str]) -> BgpNe
         # failure: a failed session reconnects on the connect-retry timer (measured: ~14 s with 5 s).
         connect_retry=tconf.get("connect_retry", GOBGP_CONNECT_RETRY), error_wait=None,
         export_policy=export, bfd=False)
+
+
+validate_gobgp_config = GobgpRouter.validate
