@@ -234,9 +234,10 @@ def _get(st: MagicStore, account: str, kind: Kind, id_: str, label: str) -> dict
 
 @dataclass(frozen=True)
 class _Objects:
-    """One kind of Magic object as the list and detail endpoints show it."""
+    """One kind of Magic object as its list and detail endpoints show it."""
 
     kind: Kind
+    path: str
     label: str
     """How a 404 names it."""
     one: str
@@ -256,23 +257,28 @@ def _one(objs: _Objects, request: Request, account: str, id_: str) -> JSONRespon
     return ok({objs.one: objs.view(o, request)})
 
 
+def _read_routes(objs: _Objects, list_summary: str, one_summary: str) -> None:
+    """``GET <path>`` (the account's objects) and ``GET <path>/{object_id}`` (one of them)."""
+
+    def list_objects(request: Request, account_id: str) -> JSONResponse:
+        return _list(objs, request, account_id)
+
+    def get_object(object_id: str, request: Request, account_id: str) -> JSONResponse:
+        return _one(objs, request, account_id, object_id)
+
+    router.add_api_route(objs.path, list_objects, methods=["GET"], summary=list_summary, name=f"list_{objs.many}")
+    router.add_api_route(f"{objs.path}/{{object_id}}", get_object, methods=["GET"], summary=one_summary,
+                         name=f"get_{objs.one}")
+
+
 # -- cf_interconnects ---------------------------------------------------------------------------
 def _ic_target(o: dict[str, Any]) -> str:
     return str(ipaddress.ip_interface(o["interface_address"]).ip + 1) if o.get("interface_address") else ""
 
 
-INTERCONNECTS = _Objects("cf_interconnect", "interconnect", "interconnect", "interconnects",
-                         lambda o, request: _render(o, request, _ic_target(o)))
-
-
-@router.get("/cf_interconnects", summary="List interconnects")
-def list_interconnects(request: Request, account_id: str) -> JSONResponse:
-    return _list(INTERCONNECTS, request, account_id)
-
-
-@router.get("/cf_interconnects/{ic_id}", summary="List interconnect details")
-def get_interconnect(ic_id: str, request: Request, account_id: str) -> JSONResponse:
-    return _one(INTERCONNECTS, request, account_id, ic_id)
+_read_routes(_Objects("cf_interconnect", "/cf_interconnects", "interconnect", "interconnect", "interconnects",
+                      lambda o, request: _render(o, request, _ic_target(o))),
+             "List interconnects", "List interconnect details")
 
 
 @router.put("/cf_interconnects/{ic_id}", summary="Update interconnect")
@@ -333,18 +339,9 @@ def create_gre(body: GreIn, request: Request, account_id: str) -> JSONResponse:
     return ok(_render(o, request, _gre_target(o)))
 
 
-GRE_TUNNELS = _Objects("gre_tunnel", "GRE tunnel", "gre_tunnel", "gre_tunnels",
-                       lambda o, request: _render(o, request, _gre_target(o)))
-
-
-@router.get("/gre_tunnels", summary="List GRE tunnels")
-def list_gre(request: Request, account_id: str) -> JSONResponse:
-    return _list(GRE_TUNNELS, request, account_id)
-
-
-@router.get("/gre_tunnels/{tid}", summary="List GRE tunnel details")
-def get_gre(tid: str, request: Request, account_id: str) -> JSONResponse:
-    return _one(GRE_TUNNELS, request, account_id, tid)
+_read_routes(_Objects("gre_tunnel", "/gre_tunnels", "GRE tunnel", "gre_tunnel", "gre_tunnels",
+                      lambda o, request: _render(o, request, _gre_target(o))),
+             "List GRE tunnels", "List GRE tunnel details")
 
 
 @router.put("/gre_tunnels/{tid}", summary="Update GRE tunnel")
@@ -405,17 +402,8 @@ def create_route(body: RouteIn, request: Request, account_id: str) -> JSONRespon
     return ok(_route_view(o))
 
 
-ROUTES = _Objects("route", "route", "route", "routes", lambda o, _request: _route_view(o))
-
-
-@router.get("/routes", summary="List Routes")
-def list_routes(request: Request, account_id: str) -> JSONResponse:
-    return _list(ROUTES, request, account_id)
-
-
-@router.get("/routes/{rid}", summary="Route Details")
-def get_route(rid: str, request: Request, account_id: str) -> JSONResponse:
-    return _one(ROUTES, request, account_id, rid)
+_read_routes(_Objects("route", "/routes", "route", "route", "routes", lambda o, _request: _route_view(o)),
+             "List Routes", "Route Details")
 
 
 @router.put("/routes/{rid}", summary="Update Route")

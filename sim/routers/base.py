@@ -83,10 +83,12 @@ class RouterFacts(_Model):
 class CustomerRouter(ABC):
     """One routing daemon (or set of daemons) in one lab node, owned through ``lab.spawn``.
 
-    Subclasses set ``kind`` and implement the abstract methods; :meth:`info` is their data entry.
+    Subclasses are registered under their kind (:func:`sim.routers.registry.register` sets ``kind``)
+    and implement the abstract methods; :meth:`info` is their data entry.
     """
 
     kind: ClassVar[str]
+    """Set by ``@register``."""
 
     def __init__(self, lab: RouterLab, node: str = CUSTOMER) -> None:
         self.lab = lab

@@ -79,8 +79,6 @@ def parse_bird_protocols(text: str) -> list[dict[str, Any]]:
 class BirdRouter(CustomerRouter):
     """BIRD 2 in one lab node, with its config, socket and pid under ``<node_dir>/bird``."""
 
-    kind = "bird"
-
     @classmethod
     def validate(cls, path: Path) -> None:
         """Parse ``path`` with BIRD's own parser (``bird -p``): nothing runs, nothing is bound."""

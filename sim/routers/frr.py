@@ -75,8 +75,6 @@ def _accepts(path: Path) -> bool:
 class FrrRouter(CustomerRouter):
     """FRR in one lab node, with all of its paths under ``<node_dir>/frr``."""
 
-    kind = "frr"
-
     @classmethod
     def validate(cls, path: Path) -> None:
         """Parse ``path`` with FRR's own parser (``vtysh --dryrun``) without any daemon running.

@@ -99,8 +99,6 @@ def parse_rib_lines(text: str, source: str) -> list[list[str]]:
 class GobgpRouter(CustomerRouter):
     """gobgpd in one lab node: config, API socket and logs under ``<node_dir>/gobgp``."""
 
-    kind = "gobgp"
-
     @classmethod
     def validate(cls, path: Path) -> None:
         """``gobgpd --dry-run`` (its own parser: unknown keys and bad values refused) plus the lab's refusals."""
