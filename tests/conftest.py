@@ -94,3 +94,24 @@ def mini_lab(short_state: Path) -> Iterator[Callable[..., MiniLab]]:
     at the end of the test (see tests.labs.MiniLab)."""
     with labs.mini_labs() as make:
         yield make
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[str]:
+    """Base URL of the mock API serving a private database for this test."""
+    from mock_api.config import load_settings
+    from mock_api.testing import serve
+
+    with serve(load_settings(db=tmp_path / "api.sqlite3")) as url:
+        yield url
+
+
+@pytest.fixture
+def sdk(api: str) -> Iterator[object]:
+    """Cloudflare's official Python SDK pointed at :func:`api` (skipped where the dev dependency is missing)."""
+    cloudflare = pytest.importorskip("cloudflare", reason="official SDK (dev dependency) not installed")
+    from mock_api.config import DEV_TOKEN
+
+    client = cloudflare.Cloudflare(api_token=DEV_TOKEN, base_url=f"{api}/client/v4", max_retries=0)
+    yield client
+    client.close()
