@@ -15,12 +15,12 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from sim.runtime.process import ProcessRecord
+from sim.lab.lab import Lab
 from sim.state import LabState
 from sim.topology import build_plan, load_topology
 from sim.topology.model import Topology
@@ -130,77 +130,48 @@ def ns_pair(owner: Path) -> Iterator[NsPair]:
 # -- some nodes of a plan ---------------------------------------------------------------------------
 
 
-@dataclass
-class MiniLab:
-    """Some nodes of a plan on the netns backend, offering the :class:`sim.handle.LabHandle` the parts
-    take. No edge peer and no daemons of its own: a test starts what it studies (a router kind and a
-    stand-in peer) and the lab stops them, then removes its namespaces, in :meth:`destroy`."""
+class MiniLab(Lab):
+    """Some nodes of a plan on the netns backend: the orchestrator's own :class:`~sim.lab.lab.Lab`
+    (state file, the LabHandle the parts take, teardown) without its edge peer or daemons. A test
+    starts what it studies (a router kind and a stand-in peer); :meth:`destroy` stops them and
+    removes the namespaces and the lab dir."""
 
-    plan: LabPlan
-    procs: list[ProcessRecord] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+    def __init__(self, plan: LabPlan) -> None:
         from sim.backends.netns import NetnsBackend
         from sim.runtime.paths import lab_dir
 
-        self.backend = NetnsBackend(self.plan.lab, lab_dir(self.plan.lab))
-        self.state = LabState(lab=self.plan.lab, plan=self.plan)
-
-    @property
-    def name(self) -> str:
-        return self.plan.lab
+        state = LabState(lab=plan.lab, plan=plan)
+        state.save()
+        super().__init__(state, NetnsBackend(plan.lab, lab_dir(plan.lab)))
 
     def build(self, nodes: list[str], extra_routes: dict[str, list[tuple[str, str]]] | None = None) -> MiniLab:
         """Nodes ``nodes``, the plan's links between them, and each node's addresses and routes on those links."""
-        plan = self.plan
+        from sim.runtime.paths import ns_name
+
+        plan, be = self.plan, self.backend
         links = [lk for lk in plan.links if lk.a.node in nodes and lk.b.node in nodes]
         for n in nodes:
-            self.backend.create_node(plan.node(n))
+            be.create_node(plan.node(n))
+            with self.update() as st:
+                st.namespaces[n] = ns_name(self.name, n)
         for lk in links:
-            self.backend.create_link(lk, plan)
+            be.create_link(lk, plan)
         for n in nodes:
-            self.backend.configure_node(_on_links(plan.node(n), links))
+            be.configure_node(_on_links(plan.node(n), links))
             for dst, via in (extra_routes or {}).get(n, []):
                 self.run(n, ["ip", "route", "add", dst, "via", via])
-        self.state.extra["ifnames"] = self.backend.ifnames
+        with self.update() as st:
+            st.extra["ifnames"] = be.ifnames
+            st.status = "running"
         return self
-
-    # -- LabHandle ----------------------------------------------------------------------------
-    def node_dir(self, node: str) -> Path:
-        d = self.state.dir / "nodes" / node
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-
-    def netns_path(self, node: str) -> str:
-        return self.backend.netns_path(node)
-
-    def ifname(self, node: str, l3_name: str) -> str:
-        return self.backend.ifnames.get(node, {}).get(l3_name, l3_name)
-
-    def run(self, node: str, argv: list[str], check: bool = True, timeout: float = 30,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return self.backend.exec(node, argv, check=check, timeout=timeout, input=input)
-
-    def spawn(self, node: str, name: str, argv: list[str], log: Path | None = None,
-              env: dict[str, str] | None = None) -> ProcessRecord:
-        rec = self.backend.spawn(node, name, argv, log=log, env=env)
-        self.procs.append(rec)
-        return rec
-
-    @contextlib.contextmanager
-    def update(self) -> Iterator[LabState]:
-        yield self.state
-
-    def save(self) -> None:
-        """The state lives in memory only: nothing outside this test reads it."""
 
     def destroy(self) -> None:
         from sim.routers.frr import remove_scratch
 
-        for rec in reversed(self.procs):
-            rec.stop()
+        started = self.refresh().processes
+        super().destroy()
+        for rec in started:  # FRR's per-pid crash dirs, which FRR itself cannot remove
             remove_scratch(rec)
-        self.backend.destroy()
 
 
 def _on_links(node: Node, links: list[Link]) -> Node:

@@ -206,14 +206,14 @@ def test_bfd_comes_up_with_the_plan_timers(kind: str, tmp_path: Path, mini_lab) 
     pytest.param("bird", "bird-typo.conf", "syntax error", marks=needs("bird")),
 ])
 def test_broken_user_config_refused_before_anything_starts(kind: str, fname: str, daemon_says: str,
-                                                           tmp_path: Path, state_dir: Path) -> None:
+                                                           tmp_path: Path, mini_lab) -> None:
     plan = make_plan(tmp_path, kind=kind, config=EXAMPLES / fname)
-    lab = MiniLab(plan)  # no namespaces: validation must not need them
+    lab = mini_lab(plan, [])  # no namespaces: validation must not need them
     with pytest.raises(UserConfigError) as exc:
         start_customer(lab)
     msg = str(exc.value)
     assert fname in msg and daemon_says in msg and "customer.router.config" in msg
-    assert lab.procs == [] and not any(lab.node_dir("cust").iterdir())
+    assert lab.refresh().processes == [] and not any(lab.node_dir("cust").iterdir())
 
 
 @pytest.mark.root
