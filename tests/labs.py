@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -228,3 +229,15 @@ def running_lab(tmp: Path, topology: str, edit: Callable[[Topology], Topology] |
                 # BFD comes Up at the 1 s slow-start rate; tests time detection at the configured one.
                 wait_bfd_at_timers(edge, plan, 30)
             yield lab
+
+
+def lab_fixture(topology: str, **kw: Any) -> Any:
+    """A module-scoped fixture running ``topology`` with daemons (:func:`running_lab`, ``kw`` as it takes
+    them) for every test of the module that asks for it: ``v1 = lab_fixture("v1-gre.yml")``."""
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+        with running_lab(tmp_path_factory.mktemp(Path(topology).stem), topology, **kw) as lab:
+            yield lab
+
+    return fixture
