@@ -268,6 +268,19 @@ def test_gobgp_has_no_bfd_and_says_so(tmp_path: Path) -> None:
     assert "GoBGP 3 has no BFD" in found[0].message and "600 ms" in found[0].message
 
 
+def test_bfd_left_off_by_a_daemon_that_has_it_fails_with_the_fix(tmp_path: Path) -> None:
+    """The same cost as a daemon without BFD, but a FAIL: the customer's own BFD is one line away."""
+    plan = make_plan(tmp_path, kind="frr", dataplane="v1", bfd=True)
+    facts = RouterFacts(kind="frr", neighbors=[_neighbor(plan, peer=str(s.cf_addr), session=s.key)
+                                               for s in plan.sessions], bfd=[])
+    found = [f for f in judge(plan, facts, FrrRouter, DATAPLANES["v1"]) if f.severity != "info"]
+    assert {(f.check, f.severity) for f in found} == {("bfd-missing", "fail")}
+    f = found[0]
+    assert f.message.startswith(f"no BFD toward {plan.sessions[0].cf_addr}, and Cloudflare runs BFD 200 ms x 3")
+    assert "hold time (9 s) to detect instead of 600 ms" in f.message
+    assert "bfd profile cni" in f.fix and "BFD off for" in f.evidence
+
+
 @pytest.mark.root
 @pytest.mark.daemons
 @pytest.mark.slow
