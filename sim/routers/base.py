@@ -18,8 +18,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.facts import RouterKindInfo, router_kinds
-from sim.lab.process import ProcessRecord
 from sim.routers.common import RouterLab, extra_key, stop_recorded, template_context, templates
+from sim.runtime.process import ProcessRecord
 from sim.topology.plan import CUSTOMER, LabPlan, Session
 
 MaintenanceOp = Literal["withdraw", "shutdown", "restore"]

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sim.lab.process import ProcessRecord
 from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, RouterFacts
 from sim.routers.common import (
     RouterError,
@@ -25,6 +24,7 @@ from sim.routers.common import (
     wait_started,
 )
 from sim.routers.registry import register
+from sim.runtime.process import ProcessRecord
 
 _PROTO_HEAD = re.compile(r"^(?P<name>\S+)\s+BGP\s+\S+\s+(?P<up>\S+)\s+\S+(?:\s+(?P<info>.*))?$")
 

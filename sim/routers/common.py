@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from sim.handle import LabHandle
-from sim.lab.process import ProcessRecord
+from sim.runtime.process import ProcessRecord
 from sim.topology.load import ConfigError
 from sim.topology.plan import CUSTOMER, TRANSIT, LabPlan
 

@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim.lab.process import ProcessRecord
 from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
 from sim.routers.common import (
     RouterError,
@@ -33,6 +32,7 @@ from sim.routers.common import (
     wait_started,
 )
 from sim.routers.registry import register
+from sim.runtime.process import ProcessRecord
 from sim.topology.plan import LabPlan, Session
 
 FRR_BIN = Path("/usr/lib/frr")

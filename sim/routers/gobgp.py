@@ -26,7 +26,6 @@ from typing import Any
 
 import yaml
 
-from sim.lab.process import ProcessRecord
 from sim.routers.base import BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
 from sim.routers.common import (
     RouterError,
@@ -41,6 +40,7 @@ from sim.routers.common import (
     wait_started,
 )
 from sim.routers.registry import register
+from sim.runtime.process import ProcessRecord
 from sim.topology.plan import LabPlan, Session
 
 SESSION_STATES = {0: "Unknown", 1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm",
