@@ -336,7 +336,7 @@ def test_cnilab_test_passes_each_kind_with_no_warning(kind: str, short_state: Pa
                                     customer_config=good_config(kind)))
     assert rep.router_kind == kind  # sniffed from the file
     assert rep.passed, rep.failed
-    router = next(s for s in rep.steps if s.id == "router")
+    router = rep.step("router")
     assert router.status == "pass" and not any(c.startswith(("WARN", "FAIL")) for c in router.checks), router
     notes = [c for s in rep.steps for c in s.checks if c.startswith("NOTE")]
     assert bool(notes) == (kind == "gobgp"), notes  # what cnilab did for the router is said, only when it did
