@@ -220,6 +220,17 @@ def _hc(new: HealthCheckIn | None, old: dict[str, Any] | None) -> dict[str, Any]
     return base
 
 
+def _merged(body: GreIn | InterconnectIn, base: dict[str, Any], ts: str) -> dict[str, Any]:
+    """``base`` with the fields the body sets laid over it (the health check merged key by key, not
+    replaced), stamped as modified at ``ts``."""
+    o = {**base, **body.model_dump(exclude_none=True, exclude={"health_check", "bgp"})}
+    if body.bgp is not None:
+        o["bgp"] = body.bgp.model_dump(exclude_none=True)
+    o["health_check"] = _hc(body.health_check, base.get("health_check"))
+    o["modified_on"] = ts
+    return o
+
+
 def _names(st: MagicStore, account: str, skip: str | None = None) -> list[str]:
     return [o["name"] for k in ("cf_interconnect", "gre_tunnel") for o in st.list(account, k)  # type: ignore[misc]
             if o["id"] != skip]
@@ -291,12 +302,7 @@ def update_interconnect(ic_id: str, body: InterconnectIn, request: Request, acco
     if body.interface_address is not None:
         _iface("interface_address", body.interface_address)
     _mtu(body.mtu)
-    d = body.model_dump(exclude_none=True, exclude={"health_check", "bgp"})
-    if body.bgp is not None:
-        d["bgp"] = body.bgp.model_dump(exclude_none=True)
-    o.update(d)
-    o["health_check"] = _hc(body.health_check, o.get("health_check"))
-    o["modified_on"] = now_iso()
+    o = _merged(body, o, now_iso())
     if not _validate_only(request):
         _commit(c, st, account_id, "cf_interconnect", ic_id, o)
     return ok({"modified": True, "modified_interconnect": _render(o, request, _ic_target(o))})
@@ -319,13 +325,7 @@ def _check_gre(body: GreIn, st: MagicStore, account: str, skip: str | None = Non
 
 def _gre_obj(body: GreIn, old: dict[str, Any] | None) -> dict[str, Any]:
     ts = now_iso()
-    o = {**(old or {"id": uuid.uuid4().hex, "created_on": ts, "mtu": 1476, "ttl": 64}),
-         **body.model_dump(exclude_none=True, exclude={"health_check", "bgp"})}
-    if body.bgp is not None:
-        o["bgp"] = body.bgp.model_dump(exclude_none=True)
-    o["health_check"] = _hc(body.health_check, (old or {}).get("health_check"))
-    o["modified_on"] = ts
-    return o
+    return _merged(body, old or {"id": uuid.uuid4().hex, "created_on": ts, "mtu": 1476, "ttl": 64}, ts)
 
 
 @router.post("/gre_tunnels", summary="Create a GRE tunnel")
