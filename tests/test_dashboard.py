@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -124,18 +122,12 @@ def serve(app) -> Iterator[str]:
 
 
 @pytest.fixture
-def running_lab(monkeypatch: pytest.MonkeyPatch, lab_name: str):
-    """v1-gre with ExaBGP, FRR and BFD. State lives in a short private dir (FRR's unix socket paths
-    must fit in 107 bytes, which pytest's tmp_path does not guarantee), removed afterwards."""
+def running_lab(short_state: Path, lab_name: str):
+    """v1-gre with ExaBGP, FRR and BFD, in the short private state dir (FRR's unix socket paths)."""
     from sim.lab.lab import Lab
 
-    short = Path(tempfile.mkdtemp(prefix="cnidash-", dir="/tmp"))
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(short))
-    try:
-        with Lab.create(build_plan(load_topology(TOPOLOGY), lab_name), topology_path=TOPOLOGY) as lab:
-            yield lab
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
+    with Lab.create(build_plan(load_topology(TOPOLOGY), lab_name), topology_path=TOPOLOGY) as lab:
+        yield lab
 
 
 @pytest.mark.root
