@@ -42,6 +42,7 @@ from tests.kinds import (
     CF4,
     CF6,
     EXAMPLES,
+    LAB_KINDS,
     frr_peer_conf,
     good_config,
     kind_params,
@@ -390,8 +391,8 @@ def test_registry_is_the_one_list_of_kinds(tmp_path: Path) -> None:
     assert schema["$defs"]["CustomerRouter"]["properties"]["kind"]["enum"] == list(router_kind_names())
     assert RunOptions(topology=Path("x.yml"), kind="gobgp").kind == "gobgp"
     # Each kind recognises its own syntax and only its own.
-    for name, cfg in (("frr", "frr-good.conf"), ("bird", "bird-good.conf"), ("gobgp", "gobgp-good.toml")):
-        assert sniff_kind((EXAMPLES / cfg).read_text()) == name
+    for name in LAB_KINDS:
+        assert sniff_kind(good_config(name).read_text()) == name
     rec = SimpleNamespace(state=SimpleNamespace(extra={"customer_router": {"kind": "gobgp", "dir": "/x/gobgp"}}))
     assert cli_argv(rec, "cust", ["gobgp", "neighbor"]) == ["gobgp", "--target", "unix:///x/gobgp/gobgp.sock",
                                                            "neighbor"]
