@@ -72,7 +72,7 @@ def test_bird_export_all_across_three_sites_reexports_cloudflare(short_state: Pa
     assert "re-advertises routes it learned from Cloudflare back to Cloudflare (15:" in leak.cause, leak
     assert "ewr2/v4" in leak.subject and "lax1/v4" in leak.subject
     assert "instead of `export all`" in leak.fix
-    assert rep.step("failover").status == "pass"  # still measured
+    assert rep.step("failover").status == "pass", rep.step("failover")  # still measured
 
 
 def test_bird_on_v2_leaking_its_static_default(short_state: Path) -> None:
