@@ -48,7 +48,6 @@ def private_state(d: Path) -> Iterator[Path]:
     """``CNILAB_STATE_DIR=d`` for the block; a lab still recorded there at the end is destroyed and fails the
     test (the code under test should have removed it). ``d`` should come from ``tmp_path_factory.mktemp``:
     short, for FRR's unix socket paths (< 108 bytes), and inside the namespace safety net."""
-    from sim.lab.lab import Lab
     from sim.state import list_labs
 
     with pytest.MonkeyPatch.context() as mp:
@@ -210,7 +209,6 @@ def running_lab(tmp: Path, topology: str, edit: Callable[[Topology], Topology] |
     """Bring up ``topology`` with daemons under a private state dir; wait for BGP; always destroy."""
     from sim.checks import wait_bfd_at_timers
     from sim.edge.control import EdgeClient
-    from sim.lab.lab import Lab
     from sim.testing import wait_for
 
     topo = load_topology(TOPOLOGIES / topology)
