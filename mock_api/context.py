@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Query, Request, Response
 
 from mock_api.config import Account, ApiSettings
-from mock_api.errors import bad_request
+from mock_api.errors import bad_request, not_found
 from mock_api.lab_bridge import LabBridge
 from mock_api.limits import MAX_CURSOR, MAX_LEN
 from mock_api.routers.render import BodyCache, PageCache, cni_cache, interconnect_cache
-from mock_api.store import Store
+from mock_api.store import Page, Store
 
 # Every string query parameter (slot, tunnel_id, site, type, speed, address_contains, name).
 QueryText = Annotated[str | None, Query(max_length=MAX_LEN["query"])]
@@ -29,6 +30,16 @@ class Ctx:
 
     def account(self, account_id: str) -> Account:
         return next(a for a in self.settings.accounts if a.id == account_id)
+
+    def one(self, bodies: BodyCache, row: Any, what: str) -> Response:
+        """A stored row's cached body, or the API's 404 naming ``what``."""
+        if row is None:
+            raise not_found(f"{what} not found")
+        return bodies.response(row)
+
+    def page(self, bodies: BodyCache, key: tuple[Any, ...], fetch: Callable[[], Page]) -> Response:
+        """A list page through the page cache, keyed on the store's version so any write misses it."""
+        return self.pages.get_or_make((*key, *self.store.version()), lambda: bodies.page_text(fetch()))
 
 
 def ctx(request: Request) -> Ctx:

@@ -21,7 +21,7 @@ class LabDirs:
     """Just enough of a Lab for sim.magic.lab (node_dir), from the lab's name: no attach needed."""
 
     def __init__(self, lab: str) -> None:
-        from sim.lab.paths import lab_dir
+        from sim.runtime.paths import lab_dir
 
         self.name = lab
         self.dir = lab_dir(lab)
@@ -49,7 +49,7 @@ def hc_body(hc: Any, target_saved: str = "") -> dict[str, Any]:
 
 def _colos(lab: str) -> dict[str, str]:
     """Magic tunnel name -> the interconnect (lab name for the colo) it rides."""
-    from sim.lab.state import LabNotFound, LabState
+    from sim.state import LabNotFound, LabState
 
     try:
         magic = LabState.load(lab).plan.magic

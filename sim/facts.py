@@ -201,6 +201,17 @@ class RouterKindInfo(_Frozen):
     binaries: list[str] = Field(default_factory=list)
     image: str | None = None
     sniff: list[str] = Field(default_factory=list, description="Multiline regexes only this kind's syntax has")
+    config_name: str | None = Field(default=None, description="File name of the config the daemon reads in its dir")
+    template: str | None = Field(default=None, description="The config template (sim/routers/templates) for a plan")
+    phrases: dict[str, str] = Field(
+        default_factory=dict,
+        description="The daemon's own syntax for each fix the cross-checks suggest (str.format with peer, asn, "
+                    "local_as, wrong, tx, rx, mult, hold, keepalive); keys: neighbor, remote_as, local_as, export, "
+                    "bfd_on, bfd_off, bfd_timers, timers, reconnect. A missing key falls back to words")
+    commands: dict[str, str] = Field(
+        default_factory=dict,
+        description="Which of the daemon's commands each reading comes from (neighbors, bfd, config, exported, "
+                    "policy): a finding's evidence names it, so an engineer can run it on the real router")
 
 
 @functools.cache

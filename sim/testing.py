@@ -6,6 +6,7 @@ and compare JSON by subset so that a new field in an answer does not break a tes
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -57,28 +58,56 @@ def json_subset(expected: Any, actual: Any, path: str = "$") -> list[str]:
     return [] if expected == actual else [f"{path}: expected {expected!r}, got {actual!r}"]
 
 
+class _Attempts:
+    """The bookkeeping :func:`wait_for` and :func:`wait_for_async` share: the floored deadline, the
+    last value or error seen, and the message that says both when time runs out."""
+
+    def __init__(self, fn: Callable[[], Any], timeout: float, what: str | None) -> None:
+        self.fn = fn
+        self.timeout = max(timeout, MIN_TIMEOUT_S)
+        self.deadline = time.monotonic() + self.timeout
+        self.what = what or getattr(fn, "__name__", "condition")
+        self.last: Any = None
+        self.err: Exception | None = None
+
+    def attempt(self) -> bool:
+        try:
+            self.last = self.fn()
+            self.err = None
+        except Exception as exc:  # conditions often raise while a lab converges
+            self.err = exc
+            return False
+        return bool(self.last)
+
+    def give_up(self) -> None:
+        """Raise :class:`WaitTimeout` once the deadline has passed."""
+        if time.monotonic() >= self.deadline:
+            detail = f"last error: {self.err!r}" if self.err else f"last value: {self.last!r}"
+            raise WaitTimeout(f"{self.what} not met in {self.timeout}s; {detail}")
+
+
 def wait_for(fn: Callable[[], T], timeout: float = 30.0, interval: float = 0.25,
              what: str | None = None) -> T:
     """Call ``fn`` until it returns a truthy value (returned) or ``timeout`` passes (raises).
 
     ``timeout`` is raised to :data:`MIN_TIMEOUT_S` at least.
     """
-    timeout = max(timeout, MIN_TIMEOUT_S)
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    err: Exception | None = None
-    while True:
-        try:
-            last = fn()
-            err = None
-            if last:
-                return last
-        except Exception as exc:  # conditions often raise while a lab converges
-            err = exc
-        if time.monotonic() >= deadline:
-            detail = f"last error: {err!r}" if err else f"last value: {last!r}"
-            raise WaitTimeout(f"{what or getattr(fn, '__name__', 'condition')} not met in {timeout}s; {detail}")
+    tries = _Attempts(fn, timeout, what)
+    while not tries.attempt():
+        tries.give_up()
         time.sleep(interval)
+    return tries.last
+
+
+async def wait_for_async(fn: Callable[[], T], timeout: float = 30.0, interval: float = 0.02,
+                         what: str | None = None) -> T:
+    """:func:`wait_for` for code under test that runs in the caller's event loop (it keeps running
+    between attempts). ``fn`` is a plain callable, checked between loop turns."""
+    tries = _Attempts(fn, timeout, what)
+    while not tries.attempt():
+        tries.give_up()
+        await asyncio.sleep(interval)
+    return tries.last
 
 
 def wait_json(fn: Callable[[], Any], expected: Any, timeout: float = 30.0, interval: float = 0.25) -> Any:
@@ -93,5 +122,6 @@ def wait_json(fn: Callable[[], Any], expected: Any, timeout: float = 30.0, inter
     try:
         wait_for(check, timeout, interval)
     except WaitTimeout as exc:
-        raise WaitTimeout(f"JSON did not match in {timeout}s: {'; '.join(box.get('diff', []))}") from exc
+        diff = "; ".join(box.get("diff", []))
+        raise WaitTimeout(f"JSON did not match in {max(timeout, MIN_TIMEOUT_S)}s: {diff}") from exc
     return box["value"]

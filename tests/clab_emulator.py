@@ -31,7 +31,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,8 @@ from typing import Any
 
 import docker.errors
 import yaml
-from pyroute2 import IPRoute
+
+from sim.backends.docker import container_pid, wire_veth
 
 NETNS_DIR = Path("/run/netns")
 VLAN_ADD = re.compile(r"^ip link add link (\S+) name (\S+) type vlan id (\d+)$")
@@ -85,46 +85,6 @@ def _labels(lab: str, node: str, spec: dict[str, Any], topo_file: Path) -> dict[
               "clab-topo-file": str(topo_file), "clab-owner": "root"}
     labels |= {k: str(v) for k, v in (spec.get("labels") or {}).items()}
     return labels
-
-
-def _wait_pid(ctr: Any, timeout: float = 20.0) -> int:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        ctr.reload()
-        st = ctr.attrs.get("State", {})
-        if st.get("Running") and st.get("Pid"):
-            return int(st["Pid"])
-        if st.get("Status") in ("exited", "dead") or time.monotonic() > deadline:
-            raise RuntimeError(f"{ctr.name} is {st.get('Status')!r}: {ctr.logs(tail=20).decode(errors='replace')}")
-        time.sleep(0.05)
-
-
-def _wire(dep: Deployment, a: str, b: str, mtu: int) -> None:
-    """One link: a veth pair made on the host, each end moved into its container and renamed."""
-    ends = [e.split(":", 1) for e in (a, b)]
-    tmp = [f"ce{uuid.uuid4().hex[:8]}{s}" for s in "ab"]
-    with IPRoute() as host:
-        host.link("add", ifname=tmp[0], kind="veth", mtu=mtu, peer={"ifname": tmp[1], "mtu": mtu})
-        try:
-            for (node, _), t in zip(ends, tmp, strict=True):
-                fd = os.open(f"/proc/{dep.pids[node]}/ns/net", os.O_RDONLY)
-                try:
-                    host.link("set", index=host.link_lookup(ifname=t)[0], net_ns_fd=fd)
-                finally:
-                    os.close(fd)
-        except BaseException:
-            for t in tmp:
-                for idx in host.link_lookup(ifname=t):
-                    with contextlib.suppress(Exception):
-                        host.link("del", index=idx)
-            raise
-    for (node, iface), t in zip(ends, tmp, strict=True):
-        with IPRoute(netns=str(NETNS_DIR / dep.container_name(node))) as ipr:
-            idx = ipr.link_lookup(ifname=t)[0]
-            ipr.link("set", index=idx, ifname=iface)
-            ipr.link("set", index=idx, state="up")
 
 
 def _exec(dep: Deployment, node: str, cmd: str) -> None:
@@ -174,14 +134,16 @@ def deploy(topo_file: Path, client: Any, *, ulimits: list[Any] | None = None) ->
                 labels=_labels(lab, node, spec, topo_file), ulimits=ulimits)
             dep.containers[node] = ctr
             ctr.start()
-            dep.pids[node] = _wait_pid(ctr)
+            dep.pids[node] = container_pid(ctr)
             NETNS_DIR.mkdir(parents=True, exist_ok=True)
             link = NETNS_DIR / name
             os.symlink(f"/proc/{dep.pids[node]}/ns/net", link)
             dep.netns_links.append(link)
         for lk in doc["topology"].get("links") or []:
             a, b = lk["endpoints"]
-            _wire(dep, a, b, int(lk.get("mtu", 9500)))
+            mtu = int(lk.get("mtu", 9500))
+            wire_veth([(dep.pids[n], str(NETNS_DIR / dep.container_name(n)), i, mtu)
+                       for n, i in (e.split(":", 1) for e in (a, b))])
         for node, spec in nodes.items():
             for cmd in spec.get("exec") or []:
                 _exec(dep, node, cmd)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import labs
+from tests.labs import MiniLab, NsPair
 
 IS_ROOT = os.geteuid() == 0
 
@@ -66,3 +69,49 @@ def _netns_safety_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         remove_netns(ns)
     if leaked:
         pytest.fail(f"tests leaked network namespaces (removed now): {', '.join(leaked)}", pytrace=False)
+
+
+@pytest.fixture
+def ns_pair(tmp_path: Path) -> Iterator[NsPair]:
+    """Two tagged namespaces joined by a veth (see tests.labs.ns_pair); skipped without root."""
+    if not IS_ROOT:
+        pytest.skip("needs root for network namespaces")
+    with labs.ns_pair(tmp_path) as pair:
+        yield pair
+
+
+@pytest.fixture
+def short_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private state dir with a short path (not under the test's own, long, tmp_path): FRR's unix
+    socket paths in a node dir must stay under 108 bytes. No lab may be left in it (tests.labs.private_state)."""
+    with labs.private_state(tmp_path_factory.mktemp("s")) as d:
+        yield d
+
+
+@pytest.fixture
+def mini_lab(short_state: Path) -> Iterator[Callable[..., MiniLab]]:
+    """``mini_lab(plan, nodes, extra_routes=...)``: some nodes of a plan on the netns backend, destroyed
+    at the end of the test (see tests.labs.MiniLab)."""
+    with labs.mini_labs() as make:
+        yield make
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[str]:
+    """Base URL of the mock API serving a private database for this test."""
+    from mock_api.config import load_settings
+    from mock_api.testing import serve
+
+    with serve(load_settings(db=tmp_path / "api.sqlite3")) as url:
+        yield url
+
+
+@pytest.fixture
+def sdk(api: str) -> Iterator[object]:
+    """Cloudflare's official Python SDK pointed at :func:`api` (skipped where the dev dependency is missing)."""
+    cloudflare = pytest.importorskip("cloudflare", reason="official SDK (dev dependency) not installed")
+    from mock_api.config import DEV_TOKEN
+
+    client = cloudflare.Cloudflare(api_token=DEV_TOKEN, base_url=f"{api}/client/v4", max_retries=0)
+    yield client
+    client.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -15,29 +14,21 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, SettingsError, load_settings
-from mock_api.inventory import slots
+from mock_api.config import SettingsError, load_settings
 from mock_api.lab_bridge import EdgeBridge
 from mock_api.schema_check import validate_error
-from mock_api.testing import serve
+from tests.api import api_client, new_interconnect
 
-H = {"Authorization": f"Bearer {DEV_TOKEN}"}
-BASE = f"/client/v4/accounts/{DEV_ACCOUNT}/cni"
-EWR_V1 = next(s for s in slots() if s.site == "ewr01" and s.dataplane == "v1" and s.speed == "10G")
 TOPOLOGY = Path(__file__).parent.parent / "topologies" / "v1-gre.yml"
 
 
 @pytest.fixture
-def short_state(monkeypatch):
-    """A state root short enough for unix socket paths, removed afterwards."""
-    import shutil
-
-    root = Path(tempfile.mkdtemp(prefix="cnilab-conf-", dir="/tmp"))
+def short_state(tmp_path_factory, monkeypatch):
+    """A directory holding the state root (``<it>/state``) and what a test puts just outside that root.
+    The tests write bare state files on purpose (no lab behind them): nothing to tear down."""
+    root = tmp_path_factory.mktemp("conf")
     monkeypatch.setenv("CNILAB_STATE_DIR", str(root / "state"))
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return root
 
 
 def _write_state(lab: str, control: dict[str, str]) -> None:
@@ -88,9 +79,8 @@ def test_bind_refuses_names_outside_the_rule(tmp_path, short_state, lab):
     outside = short_state / "outside"
     outside.mkdir()
     (outside / "state.json").write_text("{}")
-    with serve(load_settings(db=tmp_path / "api.sqlite3")) as u, httpx.Client(base_url=u, headers=H) as c:
-        name = c.post(BASE + "/interconnects", json={"account": DEV_ACCOUNT, "type": "direct",
-                                                     "slot_id": EWR_V1.id}).json()["name"]
+    with api_client(tmp_path / "api.sqlite3") as c:
+        name = new_interconnect(c)
         r = _bind(c, name, lab)
         assert r.status_code == 400, r.text
         validate_error(r.json())
@@ -107,9 +97,8 @@ def test_lab_directory_symlinked_out_of_the_root_is_refused(tmp_path, short_stat
     outside = short_state / "elsewhere"
     lab_dir(lab).rename(outside)
     lab_dir(lab).symlink_to(outside, target_is_directory=True)  # a valid name, a directory outside the root
-    with serve(load_settings(db=tmp_path / "api.sqlite3")) as u, httpx.Client(base_url=u, headers=H) as c:
-        name = c.post(BASE + "/interconnects", json={"account": DEV_ACCOUNT, "type": "direct",
-                                                     "slot_id": EWR_V1.id}).json()["name"]
+    with api_client(tmp_path / "api.sqlite3") as c:
+        name = new_interconnect(c)
         r = _bind(c, name, lab)
         assert r.status_code == 400, r.text
         validate_error(r.json())
@@ -119,9 +108,8 @@ def test_lab_directory_symlinked_out_of_the_root_is_refused(tmp_path, short_stat
 
 def test_missing_and_invalid_labs_answer_alike(tmp_path, short_state):
     """No 500-vs-400 oracle: a name outside the rule and a lab that does not exist are both 400."""
-    with serve(load_settings(db=tmp_path / "api.sqlite3")) as u, httpx.Client(base_url=u, headers=H) as c:
-        name = c.post(BASE + "/interconnects", json={"account": DEV_ACCOUNT, "type": "direct",
-                                                     "slot_id": EWR_V1.id}).json()["name"]
+    with api_client(tmp_path / "api.sqlite3") as c:
+        name = new_interconnect(c)
         assert {_bind(c, name, lab).status_code for lab in ("no-such-lab", "../outside")} == {400}
 
 
@@ -140,10 +128,8 @@ def test_state_file_cannot_point_the_api_at_another_socket(tmp_path, short_state
             link.symlink_to(short_state / "victim.sock")
             target = str(link)
         _write_state(lab, {"edge": target})
-        with serve(load_settings(db=tmp_path / "api.sqlite3", lab=lab), EdgeBridge()) as u, \
-                httpx.Client(base_url=u, headers=H) as c:
-            name = c.post(BASE + "/interconnects", json={"account": DEV_ACCOUNT, "type": "direct",
-                                                         "slot_id": EWR_V1.id}).json()["name"]
+        with api_client(tmp_path / "api.sqlite3", EdgeBridge(), lab=lab) as c:
+            name = new_interconnect(c)
             r = _bind(c, name, lab)
             assert r.status_code == 502, r.text
             validate_error(r.json())

@@ -14,16 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
-from mock_api.inventory import slots
+from mock_api.config import DEV_ACCOUNT
 from mock_api.lab_bridge import EdgeBridge
 from mock_api.status import derive_status
-from mock_api.testing import serve
 from sim.facts import load_facts
-
-H = {"Authorization": f"Bearer {DEV_TOKEN}"}
-BASE = f"/client/v4/accounts/{DEV_ACCOUNT}/cni"
-EWR_V1 = next(s for s in slots() if s.site == "ewr01" and s.dataplane == "v1" and s.speed == "10G")
+from tests.api import BASE, api_client, new_interconnect
 
 
 @pytest.mark.parametrize(("args", "state", "reason_id"), [
@@ -43,9 +38,8 @@ def test_derive_status(args, state, reason_id):
 
 
 def test_lab_controls_drive_status(tmp_path):
-    with serve(load_settings(db=tmp_path / "api.sqlite3")) as u, httpx.Client(base_url=u, headers=H) as c:
-        name = c.post(BASE + "/interconnects", json={"account": DEV_ACCOUNT, "type": "direct",
-                                                     "slot_id": EWR_V1.id}).json()["name"]
+    with api_client(tmp_path / "api.sqlite3") as c:
+        name = new_interconnect(c)
 
         def status() -> dict:
             return c.get(BASE + f"/interconnects/{name}/status").json()
@@ -68,7 +62,8 @@ def test_lab_controls_drive_status(tmp_path):
         c.post(lab + "/link", json={"up": True})
         assert status() == {"state": "Healthy"}
         assert c.post(lab + "/light", json={"dbm": 99}).status_code == 400
-        assert httpx.post(u + lab + "/cross-connect", json={}).status_code == 400  # lab controls need auth too
+        # lab controls need auth too
+        assert httpx.post(c.base_url.join(lab + "/cross-connect"), json={}).status_code == 400
 
 
 class _FakeEdge(socketserver.ThreadingUnixStreamServer):
@@ -127,10 +122,8 @@ def test_cni_objects_configure_the_edge_peer(tmp_path, fake_lab):
     from sim.state import FaultRecord
 
     lab, edge, update = fake_lab
-    with serve(load_settings(db=tmp_path / "api.sqlite3", lab=lab), EdgeBridge()) as u, \
-            httpx.Client(base_url=u, headers=H) as c:
-        name = c.post(BASE + "/interconnects", json={"account": DEV_ACCOUNT, "type": "direct",
-                                                     "slot_id": EWR_V1.id}).json()["name"]
+    with api_client(tmp_path / "api.sqlite3", EdgeBridge(), lab=lab) as c:
+        name = new_interconnect(c)
         r = c.post(f"/lab/v1/interconnects/{name}/bind", json={"link": "ewr1"})
         assert r.status_code == 200, r.text
         assert {s["interconnect"] for s in edge.configured[-1]} == set()  # bound, no CNI yet: no session

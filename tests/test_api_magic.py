@@ -1,4 +1,4 @@
-"""The Magic endpoints with the official SDK's ``client.magic_transit`` resources, unmodified; every
+"""The Magic endpoints with the official SDK's ``sdk.magic_transit`` resources, unmodified; every
 body checked against the pinned reference (the SDK's own response schemas, no extra fields)."""
 
 from __future__ import annotations
@@ -10,25 +10,11 @@ import pytest
 
 cloudflare = pytest.importorskip("cloudflare", reason="official SDK (dev dependency) not installed")
 
-from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings  # noqa: E402
+from mock_api.config import DEV_ACCOUNT, DEV_TOKEN  # noqa: E402
 from mock_api.magic_schemas import REFERENCE, SDK_VERSION, generate, validate  # noqa: E402
-from mock_api.testing import serve  # noqa: E402
 
 ACC = DEV_ACCOUNT
 H = {"Authorization": f"Bearer {DEV_TOKEN}"}
-
-
-@pytest.fixture
-def api(tmp_path):
-    with serve(load_settings(db=tmp_path / "api.sqlite3")) as url:
-        yield url
-
-
-@pytest.fixture
-def client(api):
-    c = cloudflare.Cloudflare(api_token=DEV_TOKEN, base_url=f"{api}/client/v4", max_retries=0)
-    yield c
-    c.close()
 
 
 def raw(api, method, path, **kw) -> httpx.Response:
@@ -42,8 +28,8 @@ def test_pinned_reference_is_the_installed_sdk():
     assert json.loads(REFERENCE.read_text()) == json.loads(json.dumps(generate(), sort_keys=True))
 
 
-def test_gre_tunnels_round_trip_with_the_sdk(client, api):
-    gre = client.magic_transit.gre_tunnels
+def test_gre_tunnels_round_trip_with_the_sdk(sdk, api):
+    gre = sdk.magic_transit.gre_tunnels
     t = gre.create(account_id=ACC, name="inet_2", cloudflare_gre_endpoint="203.0.113.3",
                    customer_gre_endpoint="203.0.113.1", interface_address="10.213.0.2/31",
                    health_check={"rate": "high", "type": "request"})
@@ -67,8 +53,8 @@ def test_gre_tunnels_round_trip_with_the_sdk(client, api):
     assert gre.list(account_id=ACC).gre_tunnels == []
 
 
-def test_routes_round_trip_with_the_sdk(client, api):
-    routes = client.magic_transit.routes
+def test_routes_round_trip_with_the_sdk(sdk, api):
+    routes = sdk.magic_transit.routes
     r = routes.create(account_id=ACC, prefix="198.51.100.0/24", nexthop="10.212.0.1", priority=100, weight=10)
     assert (r.prefix, r.nexthop, r.priority, r.weight) == ("198.51.100.0/24", "10.212.0.1", 100, 10)
     body = raw(api, "POST", "routes", json={"prefix": "198.51.100.0/24", "nexthop": "10.213.0.1", "priority": 200})
@@ -82,11 +68,11 @@ def test_routes_round_trip_with_the_sdk(client, api):
     assert routes.delete(r.id, account_id=ACC).deleted
 
 
-def test_cf_interconnects_without_a_lab_is_an_empty_list(client, api):
-    assert client.magic_transit.cf_interconnects.list(account_id=ACC).interconnects == []
+def test_cf_interconnects_without_a_lab_is_an_empty_list(sdk, api):
+    assert sdk.magic_transit.cf_interconnects.list(account_id=ACC).interconnects == []
     validate("cf_interconnect_list", raw(api, "GET", "cf_interconnects").json())
     with pytest.raises(cloudflare.NotFoundError):
-        client.magic_transit.cf_interconnects.get("nope", account_id=ACC)
+        sdk.magic_transit.cf_interconnects.get("nope", account_id=ACC)
 
 
 @pytest.mark.parametrize(("path", "body", "needle"), [

@@ -19,8 +19,7 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
@@ -31,21 +30,13 @@ from sim.edge.bfd import BfdSessionInfo, BfdSpeaker
 from sim.edge.bfd_fsm import BfdSession
 from sim.edge.bfd_packet import BfdInvalid, BfdPacket, Diag, State
 from sim.runtime.nsenter import call_in_netns as in_netns
+from sim.testing import wait_for_async
+from tests.labs import NsPair
 
 FRR_BFDD = Path("/usr/lib/frr/bfdd")
+BFD_PORT = 3784  # RFC 5881 single-hop control packets
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-async def wait_until(pred: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> float:
-    """Poll ``pred`` until true; return the monotonic time it became true, fail with ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return time.monotonic()
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(step)
 
 
 def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
@@ -144,8 +135,22 @@ class Wire:
         return send
 
 
-def _pair(loop: asyncio.AbstractEventLoop, wire: Wire, tx: int, rx: int, mult: int,
-          events: list[tuple[str, str, str, float]]) -> tuple[BfdSession, BfdSession]:
+@dataclass
+class Pair:
+    """Two sessions back to back on one :class:`Wire`, and the state changes they reported."""
+
+    a: BfdSession
+    b: BfdSession
+    wire: Wire
+    events: list[tuple[str, str, str, float]]
+
+
+@contextlib.asynccontextmanager
+async def started_pair(tx: int = 20, rx: int = 20, mult: int = 3) -> AsyncIterator[Pair]:
+    """Sessions ``a`` and ``b`` started in the running loop (every packet logged on the wire); closed on exit."""
+    loop = asyncio.get_running_loop()
+    wire = Wire(loop, log=[])
+    events: list[tuple[str, str, str, float]] = []
     sessions: dict[str, BfdSession] = {}
     rng = random.Random(1)
 
@@ -158,20 +163,22 @@ def _pair(loop: asyncio.AbstractEventLoop, wire: Wire, tx: int, rx: int, mult: i
             tx_ms=tx, rx_ms=rx, multiplier=mult, discr=discr,
             send=wire.sender(name, lambda o=other: sessions[o]), clock=loop, rng=rng,
             on_change=on_change, slow_tx_us=100_000)  # short slow start keeps unit tests fast
-    return sessions["a"], sessions["b"]
+    pair = Pair(sessions["a"], sessions["b"], wire, events)
+    try:
+        pair.a.start()
+        pair.b.start()
+        yield pair
+    finally:
+        pair.a.close(False)
+        pair.b.close(False)
 
 
 def test_state_machine_up_poll_final_and_detection() -> None:
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        events: list[tuple[str, str, str, float]] = []
-        wire = Wire(loop, log=[])
-        a, b = _pair(loop, wire, tx=20, rx=20, mult=3, events=events)
-        try:
-            a.start()
-            b.start()
-            await wait_until(lambda: a.state == b.state == State.Up and not a.poll_active and not b.poll_active,
-                             3, "both Up with the slow->fast Poll finished")
+        async with started_pair() as pair:
+            a, b, wire, events = pair.a, pair.b, pair.wire, pair.events
+            await wait_for_async(lambda: a.state == b.state == State.Up and not a.poll_active and not b.poll_active,
+                                 3, what="both Up with the slow->fast Poll finished")
             # Down -> Init -> Up on one side at least, Down -> Up/Init -> Up on the other
             assert ("a", "Down", "Init") in [e[:3] for e in events] or ("b", "Down", "Init") in [e[:3] for e in events]
             # the switch from the 100 ms slow start to 20 ms was a Poll answered by a Final
@@ -184,17 +191,17 @@ def test_state_machine_up_poll_final_and_detection() -> None:
             before = a.counters.polls_completed
             a.set_timers(50, 40, 4)
             assert a.poll_active and a.info().advertised_tx_ms == 50
-            await wait_until(lambda: a.counters.polls_completed > before and not a.poll_active, 2, "Final")
+            await wait_for_async(lambda: a.counters.polls_completed > before and not a.poll_active, 2, what="Final")
             # peer: our mult x max(its rx, our tx), once our first 50 ms packet has reached it
-            await wait_until(lambda: b.info().detection_ms == 4 * max(20, 50), 1, "peer uses our new timers")
+            await wait_for_async(lambda: b.info().detection_ms == 4 * max(20, 50), 1, what="peer uses our new timers")
             assert a.info().detection_ms == 3 * max(40, 20)
             assert b.info().negotiated_tx_ms == 40              # peer sends no faster than our rx
             assert a.state == b.state == State.Up
 
             # blackhole: both sides go Down with diag 1 within their detection time (+ margin)
-            t0 = loop.time()
+            t0 = asyncio.get_running_loop().time()
             wire.cut = True
-            await wait_until(lambda: a.state == State.Down and b.state == State.Down, 2, "both Down")
+            await wait_for_async(lambda: a.state == State.Down and b.state == State.Down, 2, what="both Down")
             for s, det in ((a, 0.120), (b, 0.200)):
                 assert s.local_diag == Diag.ControlDetectionTimeExpired
                 down_at = next(e[3] for e in events if e[0] == s.key and e[2] == "Down")
@@ -203,36 +210,25 @@ def test_state_machine_up_poll_final_and_detection() -> None:
 
             # heal: they come back Up by themselves
             wire.cut = False
-            await wait_until(lambda: a.state == b.state == State.Up, 3, "Up again after heal")
+            await wait_for_async(lambda: a.state == b.state == State.Up, 3, what="Up again after heal")
             assert a.local_diag == Diag.NoDiagnostic
-        finally:
-            a.close(False)
-            b.close(False)
 
     run(main)
 
 
 def test_admin_down_signals_neighbor_and_jitter_bounds() -> None:
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        events: list[tuple[str, str, str, float]] = []
-        wire = Wire(loop, log=[])
-        a, b = _pair(loop, wire, tx=20, rx=20, mult=3, events=events)
-        try:
-            a.start()
-            b.start()
-            await wait_until(lambda: a.state == b.state == State.Up, 3, "Up")
+        async with started_pair() as pair:
+            a, b = pair.a, pair.b
+            await wait_for_async(lambda: a.state == b.state == State.Up, 3, what="Up")
             a.admin_down()
-            await wait_until(lambda: b.state == State.Down, 1, "peer Down")
+            await wait_for_async(lambda: b.state == State.Down, 1, what="peer Down")
             assert a.state == State.AdminDown and a.local_diag == Diag.AdministrativelyDown
             assert b.local_diag == Diag.NeighborSignaledSessionDown and b.remote_state == State.AdminDown
             await asyncio.sleep(0.5)
             assert b.state == State.Down  # the peer stays Down while we are AdminDown
             a.admin_up()
-            await wait_until(lambda: a.state == b.state == State.Up, 3, "Up after admin_up")
-        finally:
-            a.close(False)
-            b.close(False)
+            await wait_for_async(lambda: a.state == b.state == State.Up, 3, what="Up after admin_up")
         # 6.8.7 jitter: 75-100 % of the interval, 75-90 % with multiplier 1
         for mult, hi in ((3, 1.0), (1, 0.9)):
             a.mult = mult
@@ -263,72 +259,15 @@ def test_speaker_rejects_bad_sessions() -> None:
 # -- real sessions in network namespaces ------------------------------------------------------------
 
 
-@dataclass
-class NsPair:
-    a: str
-    b: str
-    if_a: str
-    if_b: str
-    a4: str = "10.213.0.1"
-    b4: str = "10.213.0.2"
-    a6: str = "fd00:bfd::1"
-    b6: str = "fd00:bfd::2"
-
-    def sh(self, ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ip", "netns", "exec", ns, *argv], check=check, capture_output=True, text=True,
-                              timeout=20)
-
-    def blackhole(self, ns: str) -> None:
-        """Drop BFD arriving in ``ns`` (nftables), falling back to taking the veth down."""
-        if shutil.which("nft"):
-            rules = ("table inet bfdtest {\n chain in {\n  type filter hook input priority 0;\n"
-                     "  udp dport 3784 drop\n }\n}\n")
-            subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, check=True, text=True,
-                           timeout=10)
-        else:
-            self.sh(ns, "ip", "link", "set", self.if_a if ns == self.a else self.if_b, "down")
-
-    def heal(self, ns: str) -> None:
-        if shutil.which("nft"):
-            self.sh(ns, "nft", "delete", "table", "inet", "bfdtest", check=False)
-        self.sh(ns, "ip", "link", "set", self.if_a if ns == self.a else self.if_b, "up", check=False)
-
-
-def _ip(*argv: str, check: bool = True) -> None:
-    subprocess.run(["ip", *argv], check=check, capture_output=True, timeout=20)
-
-
-@pytest.fixture
-def nspair() -> Iterator[NsPair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces")
-    tag = uuid.uuid4().hex[:6]
-    # not the cnilab- prefix: `cnilab down --all` in a colleague's test must not sweep these
-    pair = NsPair(a=f"bfdt-{tag}-a", b=f"bfdt-{tag}-b", if_a=f"bfa{tag}", if_b=f"bfb{tag}")
-    try:
-        _ip("netns", "add", pair.a)
-        _ip("netns", "add", pair.b)
-        _ip("link", "add", pair.if_a, "netns", pair.a, "type", "veth", "peer", "name", pair.if_b, "netns", pair.b)
-        for ns, ifn, v4, v6 in ((pair.a, pair.if_a, pair.a4, pair.a6), (pair.b, pair.if_b, pair.b4, pair.b6)):
-            _ip("-n", ns, "addr", "add", f"{v4}/30", "dev", ifn)
-            _ip("-n", ns, "addr", "add", f"{v6}/64", "dev", ifn, "nodad")
-            _ip("-n", ns, "link", "set", ifn, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
-        yield pair
-    finally:
-        for ns in (pair.a, pair.b):
-            _ip("netns", "del", ns, check=False)
-
-
 def _states(events: list[tuple[str, str, str, float, BfdSessionInfo]], key: str) -> list[str]:
     return [e[2] for e in events if e[0] == key]
 
 
 @pytest.mark.root
 @pytest.mark.parametrize("family", [4, 6])
-def test_speaker_vs_speaker(nspair: NsPair, family: int) -> None:
+def test_speaker_vs_speaker(ns_pair: NsPair, family: int) -> None:
     """Up at 300x3 with slow start, negotiated timers, Poll/Final on set_timers, GTSM drop, blackhole."""
-    la, lb = (nspair.a4, nspair.b4) if family == 4 else (nspair.a6, nspair.b6)
+    la, lb = (ns_pair.a4, ns_pair.b4) if family == 4 else (ns_pair.a6, ns_pair.b6)
 
     async def main() -> None:
         events: list[tuple[str, str, str, float, BfdSessionInfo]] = []
@@ -336,29 +275,29 @@ def test_speaker_vs_speaker(nspair: NsPair, family: int) -> None:
         def rec(side: str) -> Callable[[BfdSessionInfo, str, str], None]:
             return lambda info, old, new: events.append((side, old, new, time.monotonic(), info))
 
-        async with BfdSpeaker(rec("a"), netns=nspair.a) as sa, BfdSpeaker(rec("b"), netns=nspair.b) as sb:
+        async with BfdSpeaker(rec("a"), netns=ns_pair.a) as sa, BfdSpeaker(rec("b"), netns=ns_pair.b) as sb:
             ka = sa.add_session(la, lb, 300, 300, 3)
             kb = sb.add_session(lb, la, 300, 300, 3)
             assert sa.session(ka).advertised_tx_ms == 1000  # slow start while not Up (6.8.3)
-            await wait_until(lambda: sa.session(ka).state == sb.session(kb).state == "Up"
-                             and sa.session(ka).polls_completed >= 1, 8, "speakers Up")
+            await wait_for_async(lambda: sa.session(ka).state == sb.session(kb).state == "Up"
+                                 and sa.session(ka).polls_completed >= 1, 8, what="speakers Up")
             # the peer's slow->fast Poll may still be in flight: wait for the negotiated figures
-            await wait_until(lambda: all(s.negotiated_tx_ms == 300 and s.detection_ms == 900 and not s.poll_active
-                                         for s in (sa.session(ka), sb.session(kb))), 3, "300x3 negotiated")
+            await wait_for_async(lambda: all(s.negotiated_tx_ms == 300 and s.detection_ms == 900 and not s.poll_active
+                                             for s in (sa.session(ka), sb.session(kb))), 3, what="300x3 negotiated")
             ia, ib = sa.session(ka), sb.session(kb)
             assert ia.remote_discr == ib.local_discr and ib.remote_discr == ia.local_discr
             assert ib.finals_sent >= 1 and "Init" in _states(events, "a") + _states(events, "b")
 
             # runtime change to 50x3 on one side: Poll/Final, then both sides use the new values
             sa.set_timers(ka, 50, 50, 3)
-            await wait_until(lambda: sa.session(ka).polls_completed >= 2 and not sa.session(ka).poll_active,
-                             3, "Poll/Final after set_timers")
-            await wait_until(lambda: sb.session(kb).detection_ms == 900 and sb.session(kb).negotiated_tx_ms == 300,
-                             2, "peer keeps its own 300 ms tx (max of ours and its)")
+            await wait_for_async(lambda: sa.session(ka).polls_completed >= 2 and not sa.session(ka).poll_active,
+                                 3, what="Poll/Final after set_timers")
+            await wait_for_async(lambda: sb.session(kb).detection_ms == 900 and sb.session(kb).negotiated_tx_ms == 300,
+                                 2, what="peer keeps its own 300 ms tx (max of ours and its)")
             assert sa.session(ka).detection_ms == 3 * 300  # max(our rx 50, its tx 300)
             sb.set_timers(kb, 50, 50, 3)
-            await wait_until(lambda: sa.session(ka).detection_ms == 150 and sb.session(kb).detection_ms == 150,
-                             3, "50x3 both ways")
+            await wait_for_async(lambda: sa.session(ka).detection_ms == 150 and sb.session(kb).detection_ms == 150,
+                                 3, what="50x3 both ways")
 
             # GTSM: a well-formed packet that arrives with TTL/hop limit 64 is dropped and counted
             def send_ttl64() -> None:
@@ -371,39 +310,39 @@ def test_speaker_vs_speaker(nspair: NsPair, family: int) -> None:
                     s.bind((lb, 0))
                     s.sendto(BfdPacket(state=State.AdminDown, my_discr=ib.local_discr,
                                        your_discr=ia.local_discr).encode(), (la, 3784))
-            in_netns(nspair.b, send_ttl64)
-            await wait_until(lambda: sa.session(ka).drop_reasons.get("ttl_64", 0) == 1, 2, "TTL 64 drop")
+            in_netns(ns_pair.b, send_ttl64)
+            await wait_for_async(lambda: sa.session(ka).drop_reasons.get("ttl_64", 0) == 1, 2, what="TTL 64 drop")
             assert sa.session(ka).state == "Up"  # the forged AdminDown did not take it down
 
             # blackhole BFD into a: a goes Down with diag 1 within its detection time (+1 s)
             t0 = time.monotonic()
-            await asyncio.to_thread(nspair.blackhole, nspair.a)
-            await wait_until(lambda: sa.session(ka).state == "Down", 3, "Down after blackhole")
+            await asyncio.to_thread(ns_pair.blackhole, ns_pair.a, BFD_PORT)
+            await wait_for_async(lambda: sa.session(ka).state == "Down", 3, what="Down after blackhole")
             down = next(e for e in events if e[0] == "a" and e[2] == "Down")
             assert down[4].local_diag == 1 and down[4].local_diag_name == "ControlDetectionTimeExpired"
             assert down[3] - t0 < 0.150 + 1.0
             # b still receives a's Down packets and follows with diag 3
-            await wait_until(lambda: sb.session(kb).state != "Up", 3, "peer leaves Up")
+            await wait_for_async(lambda: sb.session(kb).state != "Up", 3, what="peer leaves Up")
             assert sb.session(kb).local_diag == 3
-            await asyncio.to_thread(nspair.heal, nspair.a)
-            await wait_until(lambda: sa.session(ka).state == sb.session(kb).state == "Up", 8, "Up after heal")
+            await asyncio.to_thread(ns_pair.heal, ns_pair.a)
+            await wait_for_async(lambda: sa.session(ka).state == sb.session(kb).state == "Up", 8, what="Up after heal")
 
     run(main)
 
 
 @pytest.mark.root
-def test_speaker_ipv6_link_local(nspair: NsPair) -> None:
+def test_speaker_ipv6_link_local(ns_pair: NsPair) -> None:
     """Link-local peers need the interface (scope id); ``ifname`` binds both sockets to it."""
-    for ns, ifn, addr in ((nspair.a, nspair.if_a, "fe80::a"), (nspair.b, nspair.if_b, "fe80::b")):
-        _ip("-n", ns, "addr", "add", f"{addr}/64", "dev", ifn, "nodad")
+    for ns, ifn, addr in ((ns_pair.a, ns_pair.if_a, "fe80::a"), (ns_pair.b, ns_pair.if_b, "fe80::b")):
+        ns_pair.sh(ns, "ip", "addr", "add", f"{addr}/64", "dev", ifn, "nodad")
 
     async def main() -> None:
-        async with BfdSpeaker(netns=nspair.a) as sa, BfdSpeaker(netns=nspair.b) as sb:
-            ka = sa.add_session("fe80::a", "fe80::b", 100, 100, 3, ifname=nspair.if_a)
-            kb = sb.add_session("fe80::b", "fe80::a", 100, 100, 3, ifname=nspair.if_b)
-            assert ka == f"fe80::a%{nspair.if_a}->fe80::b"
-            await wait_until(lambda: sa.session(ka).state == sb.session(kb).state == "Up", 8, "link-local Up")
-            assert sa.session(ka).drop == 0 and sb.session(kb).ifname == nspair.if_b
+        async with BfdSpeaker(netns=ns_pair.a) as sa, BfdSpeaker(netns=ns_pair.b) as sb:
+            ka = sa.add_session("fe80::a", "fe80::b", 100, 100, 3, ifname=ns_pair.if_a)
+            kb = sb.add_session("fe80::b", "fe80::a", 100, 100, 3, ifname=ns_pair.if_b)
+            assert ka == f"fe80::a%{ns_pair.if_a}->fe80::b"
+            await wait_for_async(lambda: sa.session(ka).state == sb.session(kb).state == "Up", 8, what="link-local Up")
+            assert sa.session(ka).drop == 0 and sb.session(kb).ifname == ns_pair.if_b
 
     run(main)
 
@@ -413,12 +352,16 @@ def test_speaker_ipv6_link_local(nspair: NsPair) -> None:
 
 @contextlib.contextmanager
 def daemon(ns: str, argv: list[str], log: Path, pidfile: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a daemon in the foreground inside ``ns``; always killed (and its pid file's process) on exit."""
+    """Run a daemon in the foreground inside ``ns``; always killed (and its pid file's process) on exit,
+    with the tail of its log printed when the test fails."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         yield proc
+    except BaseException:
+        print(log.read_text()[-3000:])
+        raise
     finally:
         for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)):
             with contextlib.suppress(ProcessLookupError):
@@ -444,11 +387,11 @@ def _frr_peers(ns: str, vty: Path) -> list[dict]:
 
 @pytest.mark.root
 @pytest.mark.daemons
-def test_against_frr_bfdd(nspair: NsPair, tmp_path: Path) -> None:
+def test_against_frr_bfdd(ns_pair: NsPair, tmp_path: Path) -> None:
     if not FRR_BFDD.exists() or not shutil.which("vtysh"):
         pytest.skip("FRR bfdd/vtysh not installed")
     conf = tmp_path / "bfdd.conf"
-    conf.write_text(f"bfd\n peer {nspair.a4} local-address {nspair.b4}\n  receive-interval 300\n"
+    conf.write_text(f"bfd\n peer {ns_pair.a4} local-address {ns_pair.b4}\n  receive-interval 300\n"
                     "  transmit-interval 300\n  detect-multiplier 3\n")
     # stay root (pytest's tmp tree is 0700, the frr user could not reach it); root must then name
     # the vty group explicitly or privs_init refuses to start
@@ -458,99 +401,93 @@ def test_against_frr_bfdd(nspair: NsPair, tmp_path: Path) -> None:
 
     async def main() -> None:
         events: list[tuple[str, str, float, BfdSessionInfo]] = []
-        async with BfdSpeaker(lambda i, o, n: events.append((o, n, time.monotonic(), i)), netns=nspair.a) as sp:
-            key = sp.add_session(nspair.a4, nspair.b4, 300, 300, 3)
+        async with BfdSpeaker(lambda i, o, n: events.append((o, n, time.monotonic(), i)), netns=ns_pair.a) as sp:
+            key = sp.add_session(ns_pair.a4, ns_pair.b4, 300, 300, 3)
 
             def frr_up() -> bool:
-                peers = _frr_peers(nspair.b, tmp_path)
+                peers = _frr_peers(ns_pair.b, tmp_path)
                 return bool(peers) and peers[0].get("status") == "up"
 
-            await wait_until(lambda: sp.session(key).state == "Up" and not sp.session(key).poll_active, 10, "Up")
-            await wait_until(frr_up, 5, "FRR reports the peer up", step=0.3)
+            await wait_for_async(lambda: sp.session(key).state == "Up" and not sp.session(key).poll_active, 10,
+                                 what="Up")
+            await wait_for_async(frr_up, 5, 0.3, what="FRR reports the peer up")
             # bfdd runs its own slow->fast Poll after Up: wait for its 300 ms to reach us
-            await wait_until(lambda: sp.session(key).remote_tx_ms == 300 and sp.session(key).detection_ms == 900,
-                             3, "bfdd's 300 ms desired TX")
+            await wait_for_async(lambda: sp.session(key).remote_tx_ms == 300 and sp.session(key).detection_ms == 900,
+                                 3, what="bfdd's 300 ms desired TX")
             info = sp.session(key)
             assert info.remote_rx_ms == 300 and info.remote_multiplier == 3 and info.negotiated_tx_ms == 300
-            peer = _frr_peers(nspair.b, tmp_path)[0]
+            peer = _frr_peers(ns_pair.b, tmp_path)[0]
             assert peer["remote-transmit-interval"] == 300 and peer["remote-detect-multiplier"] == 3
 
             # set_timers: Poll answered by bfdd's Final; bfdd then shows our new intervals
             done = sp.session(key).polls_completed
             sp.set_timers(key, 200, 200, 4)
-            await wait_until(lambda: sp.session(key).polls_completed > done, 3, "Final from bfdd")
-            await wait_until(lambda: _frr_peers(nspair.b, tmp_path)[0].get("remote-transmit-interval") == 200,
-                             5, "bfdd sees 200 ms", step=0.3)
-            assert _frr_peers(nspair.b, tmp_path)[0]["remote-detect-multiplier"] == 4
+            await wait_for_async(lambda: sp.session(key).polls_completed > done, 3, what="Final from bfdd")
+            await wait_for_async(lambda: _frr_peers(ns_pair.b, tmp_path)[0].get("remote-transmit-interval") == 200,
+                                 5, 0.3, what="bfdd sees 200 ms")
+            assert _frr_peers(ns_pair.b, tmp_path)[0]["remote-detect-multiplier"] == 4
             assert sp.session(key).state == "Up"
 
             # cut the link from the far side: detection with diag 1 within 900 ms (+1 s)
             t0 = time.monotonic()
-            await asyncio.to_thread(nspair.sh, nspair.b, "ip", "link", "set", nspair.if_b, "down")
-            await wait_until(lambda: sp.session(key).state == "Down", 3, "Down after link cut")
+            await asyncio.to_thread(ns_pair.sh, ns_pair.b, "ip", "link", "set", ns_pair.if_b, "down")
+            await wait_for_async(lambda: sp.session(key).state == "Down", 3, what="Down after link cut")
             o, _new, t1, i = next(e for e in events if e[1] == "Down")
             assert o == "Up" and i.local_diag == 1 and t1 - t0 < 0.9 + 1.0
 
-    with daemon(nspair.b, argv, tmp_path / "bfdd.log", tmp_path / "bfdd.pid"):
-        try:
-            run(main)
-        except BaseException:
-            print((tmp_path / "bfdd.log").read_text()[-3000:])
-            raise
+    with daemon(ns_pair.b, argv, tmp_path / "bfdd.log", tmp_path / "bfdd.pid"):
+        run(main)
 
 
 @pytest.mark.root
 @pytest.mark.daemons
-def test_against_bird(nspair: NsPair, tmp_path: Path) -> None:
+def test_against_bird(ns_pair: NsPair, tmp_path: Path) -> None:
     if not shutil.which("bird") or not shutil.which("birdc"):
         pytest.skip("BIRD 2 not installed")
     conf = tmp_path / "bird.conf"
-    conf.write_text(f"router id {nspair.b4};\nprotocol device {{}}\nprotocol bfd {{\n  neighbor {nspair.a4};\n"
+    conf.write_text(f"router id {ns_pair.b4};\nprotocol device {{}}\nprotocol bfd {{\n  neighbor {ns_pair.a4};\n"
                     '  interface "*" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; };\n}\n')
     ctl = tmp_path / "bird.ctl"
     argv = ["bird", "-f", "-c", str(conf), "-s", str(ctl), "-P", str(tmp_path / "bird.pid")]
 
     def bird_state() -> str:
-        out = subprocess.run(["ip", "netns", "exec", nspair.b, "birdc", "-s", str(ctl), "show", "bfd", "sessions"],
+        out = subprocess.run(["ip", "netns", "exec", ns_pair.b, "birdc", "-s", str(ctl), "show", "bfd", "sessions"],
                              capture_output=True, text=True, timeout=10).stdout
-        row = next((ln.split() for ln in out.splitlines() if ln.startswith(nspair.a4)), [])
+        row = next((ln.split() for ln in out.splitlines() if ln.startswith(ns_pair.a4)), [])
         return row[2] if len(row) > 2 else ""
 
     async def main() -> None:
-        async with BfdSpeaker(netns=nspair.a) as sp:
-            key = sp.add_session(nspair.a4, nspair.b4, 300, 300, 3)
-            await wait_until(lambda: sp.session(key).state == "Up" and not sp.session(key).poll_active, 10, "Up")
-            await wait_until(lambda: bird_state() == "Up", 5, "BIRD shows Up", step=0.3)
-            await wait_until(lambda: sp.session(key).remote_tx_ms == 300 and sp.session(key).detection_ms == 900,
-                             3, "BIRD's 300 ms desired TX")
+        async with BfdSpeaker(netns=ns_pair.a) as sp:
+            key = sp.add_session(ns_pair.a4, ns_pair.b4, 300, 300, 3)
+            await wait_for_async(lambda: sp.session(key).state == "Up" and not sp.session(key).poll_active, 10,
+                                 what="Up")
+            await wait_for_async(lambda: bird_state() == "Up", 5, 0.3, what="BIRD shows Up")
+            await wait_for_async(lambda: sp.session(key).remote_tx_ms == 300 and sp.session(key).detection_ms == 900,
+                                 3, what="BIRD's 300 ms desired TX")
             assert sp.session(key).negotiated_tx_ms == 300 and sp.session(key).remote_multiplier == 3
             await asyncio.sleep(1.5)  # stays Up across several detection times
             assert sp.session(key).state == "Up" and sp.session(key).drop == 0
             sp.admin_down(key)
-            await wait_until(lambda: bird_state() == "Down", 5, "BIRD follows AdminDown", step=0.3)
+            await wait_for_async(lambda: bird_state() == "Down", 5, 0.3, what="BIRD follows AdminDown")
 
-    with daemon(nspair.b, argv, tmp_path / "bird.log", tmp_path / "bird.pid"):
-        try:
-            run(main)
-        except BaseException:
-            print((tmp_path / "bird.log").read_text()[-3000:])
-            raise
+    with daemon(ns_pair.b, argv, tmp_path / "bird.log", tmp_path / "bird.pid"):
+        run(main)
 
 
 @pytest.mark.root
-def test_bfd_main_runner_events(nspair: NsPair, tmp_path: Path) -> None:
+def test_bfd_main_runner_events(ns_pair: NsPair, tmp_path: Path) -> None:
     """The standalone runner comes Up against the in-process speaker and prints JSON state events."""
     import sys
 
     async def main() -> None:
-        async with BfdSpeaker(netns=nspair.a) as sp:
-            key = sp.add_session(nspair.a6, nspair.b6, 100, 100, 3)
+        async with BfdSpeaker(netns=ns_pair.a) as sp:
+            key = sp.add_session(ns_pair.a6, ns_pair.b6, 100, 100, 3)
             proc = await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", nspair.b, sys.executable, "-m", "sim.edge.bfd_main", "--local", nspair.b6,
-                "--peer", nspair.a6, "--tx", "100", "--rx", "100", "--mult", "3", "--json-events",
+                "ip", "netns", "exec", ns_pair.b, sys.executable, "-m", "sim.edge.bfd_main", "--local", ns_pair.b6,
+                "--peer", ns_pair.a6, "--tx", "100", "--rx", "100", "--mult", "3", "--json-events",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).parent.parent))
             try:
-                await wait_until(lambda: sp.session(key).state == "Up", 8, "Up against the runner")
+                await wait_for_async(lambda: sp.session(key).state == "Up", 8, what="Up against the runner")
                 assert proc.stdin is not None and proc.stdout is not None
                 proc.stdin.write(b'{"cmd": "status"}\n')
                 await proc.stdin.drain()
@@ -561,7 +498,7 @@ def test_bfd_main_runner_events(nspair: NsPair, tmp_path: Path) -> None:
                 assert lines[-1]["info"]["detection_ms"] == 300
                 proc.send_signal(signal.SIGTERM)  # clean stop sends AdminDown: we see diag 3, not 1
                 await asyncio.wait_for(proc.wait(), 5)
-                await wait_until(lambda: sp.session(key).state == "Down", 2, "Down after runner stop")
+                await wait_for_async(lambda: sp.session(key).state == "Down", 2, what="Down after runner stop")
                 assert sp.session(key).local_diag == 3
             finally:
                 if proc.returncode is None:

@@ -10,16 +10,14 @@ Every report says who configured what it tested.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sim.dataplane.customer import clamp_diagnosis
 from sim.dataplane.declared import DataplaneBlock, DataplaneSyntaxError, load_dataplane, parse_dataplane_text
-from sim.rehearse import Report, RunOptions, StepResult, render_junit, run_acceptance
+from sim.rehearse import RunOptions, render_junit, run_acceptance
 from sim.rehearse.runner import build_run_plan
 from sim.topology.load import ConfigError, load_topology
 from sim.topology.plan import build_plan
@@ -143,41 +141,19 @@ def _mt_block(clamp: int | None = 1332) -> DataplaneBlock:
 
 
 # -- end to end: real namespaces, the customer's own daemon --------------------------------------------
-@pytest.fixture
-def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private state dir with a short path (FRR's unix socket paths must stay under 108 bytes)."""
-    d = Path(tempfile.mkdtemp(prefix="cnidp-", dir="/tmp"))
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(d))
-    try:
-        yield d
-    finally:
-        from sim.lab.lab import Lab
-        from sim.state import list_labs
-
-        leftovers = list_labs()
-        for name in leftovers:
-            Lab.attach(name).destroy()
-        shutil.rmtree(d, ignore_errors=True)
-        assert not leftovers, f"the runner left labs behind: {leftovers}"
-
-
-def _step(rep: Report, sid: str) -> StepResult:
-    return next(s for s in rep.steps if s.id == sid)
-
-
 @pytest.mark.root
 @pytest.mark.daemons
 @pytest.mark.slow
 def test_frr_with_its_own_dataplane_passes_and_says_so(short_state: Path) -> None:
     rep = run_acceptance(RunOptions(topology=V1, customer_config=FRR, customer_dataplane=GOOD))
     assert rep.passed, [s for s in rep.steps if s.status != "pass"]
-    assert "3/3 replies" in "\n".join(_step(rep, "tunnel").checks)
+    assert "3/3 replies" in "\n".join(rep.step("tunnel").checks)
     for sid in ("tunnel", "mtu"):
-        assert "as you declared it: cf-ewr1" in _step(rep, sid).provenance, sid
-    assert "clamp 1436 from your nft line" in _step(rep, "mss").provenance
-    mtu = "\n".join(_step(rep, "mtu").checks)
+        assert "as you declared it: cf-ewr1" in rep.step(sid).provenance, sid
+    assert "clamp 1436 from your nft line" in rep.step("mss").provenance
+    mtu = "\n".join(rep.step("mtu").checks)
     assert "customer_to_cf (IPv6): measured 1476" in mtu and "customer_to_cf: measured 1476" in mtu
-    mss = "\n".join(_step(rep, "mss").checks)
+    mss = "\n".join(rep.step("mss").checks)
     assert "-> 1436" in mss and "-> 1416" in mss  # IPv6 handshakes clamped too
     assert 'name="provenance"' in render_junit(rep)
 
@@ -200,7 +176,7 @@ def test_each_dataplane_mistake_fails_with_cause_and_fix(short_state: Path, vari
     assert detail in text and advice in text, text
     if step == "tunnel":
         assert "0/3 replies" in text or "unreachable" in text.lower(), text
-    assert "as you declared it" in _step(rep, "tunnel").provenance
+    assert "as you declared it" in rep.step("tunnel").provenance
 
 
 @pytest.mark.root
@@ -217,11 +193,11 @@ def test_bird_magic_transit_clamp_comes_from_the_declaration(short_state: Path, 
     data["customer"]["router"] = {"kind": "bird", "config": str(BIRD_MT), "dataplane": block}
     topo.write_text(yaml.safe_dump(data))
     rep = run_acceptance(RunOptions(topology=topo))
-    mss = _step(rep, "mss")
+    mss = rep.step("mss")
     if clamp:
         assert rep.passed, [s for s in rep.steps if s.status != "pass"]
         assert "clamp 1332 from your topology line" in mss.provenance
-        mtu = "\n".join(_step(rep, "mtu").checks)
+        mtu = "\n".join(rep.step("mtu").checks)
         assert "cf_to_customer: measured 1372 (profile 1372)" in mtu and "customer_to_cf: measured 1476" in mtu
     else:
         assert rep.failed is not None and rep.failed.id == "mss", rep.failed
@@ -235,8 +211,8 @@ def test_bird_magic_transit_clamp_comes_from_the_declaration(short_state: Path, 
 def test_template_router_reports_what_cnilab_installed(short_state: Path) -> None:
     rep = run_acceptance(RunOptions(topology=V1))
     assert rep.passed, rep.failed
-    assert "installed by cnilab" in _step(rep, "mss").provenance
-    assert "built by cnilab from the plan" in _step(rep, "tunnel").provenance
+    assert "installed by cnilab" in rep.step("mss").provenance
+    assert "built by cnilab from the plan" in rep.step("tunnel").provenance
 
 
 @pytest.mark.root

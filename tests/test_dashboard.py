@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ import pytest
 
 from sim.dashboard import DashboardConfigError, check_bind, create_app
 from sim.state import LabState
+from sim.testing import wait_for
 from sim.topology import build_plan, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,7 +84,8 @@ def test_mutations_need_the_token_and_reads_need_it_when_exposed(paper_lab: str)
         assert client.get("/api/meta").status_code == 200
         assert client.get("/api/meta", headers={"Host": "evil.example:8788"}).status_code == 403
         # Nothing runs in this lab: the page must say so, not crash.
-        snap = _wait_json(client, "/api/state", lambda s: s.get("version", 0) >= 2)
+        snap = wait_for(lambda: (r := client.get("/api/state")).status_code == 200 and r.json().get("version", 0) >= 2
+                        and r.json(), 10, 0.05, what="/api/state at version 2")
         assert snap["edge"]["reachable"] is False and snap["edge"]["error"]
         assert all(not lk["up"] and not lk["ends"][0]["present"] for lk in snap["links"])
     with TestClient(create_app(paper_lab, TOKEN, host="0.0.0.0", period=0.05), base_url="http://10.0.0.1") as client:
@@ -93,19 +93,6 @@ def test_mutations_need_the_token_and_reads_need_it_when_exposed(paper_lab: str)
         assert client.get("/api/state").status_code == 401
         assert client.get("/api/meta", headers=auth).status_code == 200
         assert client.get("/").status_code == 200  # the page itself holds no lab data
-
-
-def _wait_json(client, path: str, cond, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    last: dict = {}
-    while time.monotonic() < deadline:
-        r = client.get(path)
-        if r.status_code == 200:
-            last = r.json()
-            if cond(last):
-                return last
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not satisfy the condition in {timeout}s; last: {last}")
 
 
 # -- the real thing: lab + dashboard + Chromium -----------------------------------------------------
@@ -135,18 +122,12 @@ def serve(app) -> Iterator[str]:
 
 
 @pytest.fixture
-def running_lab(monkeypatch: pytest.MonkeyPatch, lab_name: str):
-    """v1-gre with ExaBGP, FRR and BFD. State lives in a short private dir (FRR's unix socket paths
-    must fit in 107 bytes, which pytest's tmp_path does not guarantee), removed afterwards."""
+def running_lab(short_state: Path, lab_name: str):
+    """v1-gre with ExaBGP, FRR and BFD, in the short private state dir (FRR's unix socket paths)."""
     from sim.lab.lab import Lab
 
-    short = Path(tempfile.mkdtemp(prefix="cnidash-", dir="/tmp"))
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(short))
-    try:
-        with Lab.create(build_plan(load_topology(TOPOLOGY), lab_name), topology_path=TOPOLOGY) as lab:
-            yield lab
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
+    with Lab.create(build_plan(load_topology(TOPOLOGY), lab_name), topology_path=TOPOLOGY) as lab:
+        yield lab
 
 
 @pytest.mark.root

@@ -5,9 +5,7 @@ the FRR and edge containers, and nothing left behind."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,20 +119,8 @@ def test_v1_lab_in_containers_wires_veths_and_enforces_gre_mtu(engine, state_dir
         _assert_gone(client, lab_name)
 
 
-@pytest.fixture
-def short_state_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """FRR's unix socket paths live under the state dir and must fit in 107 bytes: pytest's
-    tmp_path is too deep, so this test uses a short private dir (removed afterwards)."""
-    d = Path(tempfile.mkdtemp(prefix="cnd-", dir="/tmp"))
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(d))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.mark.daemons
-def test_v1_bgp_between_frr_and_edge_containers(engine, short_state_dir, lab_name) -> None:
+def test_v1_bgp_between_frr_and_edge_containers(engine, short_state, lab_name) -> None:
     from sim.routers import customer_bgp
 
     client, _ = engine

@@ -28,6 +28,7 @@ from sim.edge.driver import EdgeDriver
 from sim.edge.exabgp_conf import EdgeSpec, exabgp_argv, render, write
 from sim.edge.notifications import explain_notification
 from sim.facts import cloudflare_ranges
+from sim.testing import wait_for
 from sim.topology.load import load_topology
 from sim.topology.plan import LabPlan, build_plan
 
@@ -213,17 +214,6 @@ def edge_lab(request: pytest.FixtureRequest, tmp_path: Path,
         shutil.rmtree(sock_dir, ignore_errors=True)
 
 
-def _wait(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
-
-
 @pytest.mark.root
 @pytest.mark.daemons
 def test_edge_establishes_with_frr_and_applies_policy(edge_lab) -> None:
@@ -233,43 +223,43 @@ def test_edge_establishes_with_frr_and_applies_policy(edge_lab) -> None:
     sessions = client.wait_established(timeout=30)
     assert {s.key for s in sessions} == {"lax1/v4", "lax1/v6"} and all(s.md5 for s in sessions)
     # the customer really holds Cloudflare's 15 + 7 prefixes
-    got = _wait(lambda: (r := frr.received()) and sum(r.values()) == 22 and r, 20, "22 prefixes in FRR")
+    got = wait_for(lambda: (r := frr.received()) and sum(r.values()) == 22 and r, 20, what="22 prefixes in FRR")
     assert got == {"192.0.2.10": 15, "2001:db8:12:3::7ac2:d64a": 7}
     assert "104.16.0.0/13" in frr.vtysh("show bgp ipv4 unicast 104.16.0.0/13")
     # the edge accepted the /24 and the /48, refused the /25 with a reason an engineer can act on
-    v4 = _wait(lambda: next((s for s in client.sessions() if s.key == "lax1/v4" and s.prefixes_received == 2),
-                            None), 15, "customer prefixes at the edge")
+    v4 = wait_for(lambda: next((s for s in client.sessions() if s.key == "lax1/v4" and s.prefixes_received == 2),
+                               None), 15, what="customer prefixes at the edge")
     assert (v4.prefixes_accepted, v4.prefixes_rejected) == (1, 1)
     assert v4.rejected[0].prefix == "198.51.100.128/25"
     assert v4.rejected[0].reason == "198.51.100.128/25 is longer than /24: Cloudflare accepts IPv4 /24 or shorter"
     # ... and the kernel forwards the accepted prefixes over the interconnect
-    routes4 = _wait(lambda: "198.51.100.0/24" in (o := lab.run("cf", ["ip", "route"]).stdout) and o, 10,
-                    "kernel route")
+    routes4 = wait_for(lambda: "198.51.100.0/24" in (o := lab.run("cf", ["ip", "route"]).stdout) and o, 10,
+                       what="kernel route")
     assert "198.51.100.0/24 via 192.0.2.11" in routes4 and "proto bgp" in routes4
     assert "198.51.100.128/25" not in routes4
-    _wait(lambda: "2001:db8:cafe::/48 via 2001:db8:12:3::7ac2:d64b" in lab.run("cf", ["ip", "-6", "route"]).stdout,
-          10, "IPv6 kernel route")
+    wait_for(lambda: "2001:db8:cafe::/48 via 2001:db8:12:3::7ac2:d64b" in lab.run("cf", ["ip", "-6", "route"]).stdout,
+             10, what="IPv6 kernel route")
 
     # runtime withdraw/announce reach FRR without resetting the session
     client.withdraw("104.16.0.0/13")
-    _wait(lambda: frr.received().get("192.0.2.10") == 14, 15, "withdraw to reach FRR")
+    wait_for(lambda: frr.received().get("192.0.2.10") == 14, 15, what="withdraw to reach FRR")
     client.announce("104.16.0.0/13")
-    _wait(lambda: frr.received().get("192.0.2.10") == 15, 15, "re-announce to reach FRR")
+    wait_for(lambda: frr.received().get("192.0.2.10") == 15, 15, what="re-announce to reach FRR")
     assert client.session("lax1/v4").established_count == 1
 
     # teardown: FRR sees Cease from Cloudflare, the edge removes the kernel route, then it re-establishes
     assert client.teardown("lax1/v4", subcode=4) == ["lax1/v4"]
-    _wait(lambda: "198.51.100.0/24" not in lab.run("cf", ["ip", "route"]).stdout
-          or client.session("lax1/v4").established_count >= 2, 10, "route removal on teardown")
+    wait_for(lambda: "198.51.100.0/24" not in lab.run("cf", ["ip", "route"]).stdout
+             or client.session("lax1/v4").established_count >= 2, 10, what="route removal on teardown")
     assert "Administrative Reset" in frr.vtysh("show bgp neighbors 192.0.2.10")
-    _wait(lambda: client.session("lax1/v4").established_count >= 2, 30, "re-establishment")
+    wait_for(lambda: client.session("lax1/v4").established_count >= 2, 30, what="re-establishment")
 
     # configure at runtime: removing the IPv6 session takes it down in FRR, adding it back restores it
     plan_sessions = lab.plan.sessions
     assert client.configure([s for s in plan_sessions if s.family == 4])["removed"] == ["lax1/v6"]
-    _wait(lambda: "2001:db8:12:3::7ac2:d64a" not in frr.received(), 20, "IPv6 session removed")
+    wait_for(lambda: "2001:db8:12:3::7ac2:d64a" not in frr.received(), 20, what="IPv6 session removed")
     assert client.configure(plan_sessions)["added"] == ["lax1/v6"]
-    _wait(lambda: frr.received().get("2001:db8:12:3::7ac2:d64a") == 7, 30, "IPv6 session back")
+    wait_for(lambda: frr.received().get("2001:db8:12:3::7ac2:d64a") == 7, 30, what="IPv6 session back")
 
 
 @pytest.mark.root
@@ -278,9 +268,9 @@ def test_wrong_md5_never_establishes(edge_lab) -> None:
     lab, frr = edge_lab
     client = client_for(lab)
     frr.start(md5="not-the-key")
-    err = _wait(lambda: next((s.last_error for s in client.sessions()
-                              if s.key == "lax1/v4" and s.last_error and "wrong key" in s.last_error), None),
-                20, "an MD5 diagnosis")
+    err = wait_for(lambda: next((s.last_error for s in client.sessions()
+                                 if s.key == "lax1/v4" and s.last_error and "wrong key" in s.last_error), None),
+                   20, what="an MD5 diagnosis")
     assert "no MD5 signature or wrong key" in err
     assert not any(s.up for s in client.sessions())
     assert frr.received() == {}
@@ -292,8 +282,8 @@ def test_wrong_asn_is_refused_with_the_reason(edge_lab) -> None:
     lab, frr = edge_lab
     client = client_for(lab)
     frr.start(asn=65011)
-    err = _wait(lambda: next((s.last_error for s in client.sessions()
-                              if s.key == "lax1/v4" and s.last_notification), None), 20, "a NOTIFICATION")
+    err = wait_for(lambda: next((s.last_error for s in client.sessions()
+                                 if s.key == "lax1/v4" and s.last_notification), None), 20, what="a NOTIFICATION")
     assert err.startswith("OPEN from AS 65011, expected 65010: Bad Peer AS (NOTIFICATION 2/2)")
     assert not any(s.up for s in client.sessions())
 
@@ -313,25 +303,25 @@ def test_bfd_down_tears_bgp_down_and_bfd_up_lets_it_back(edge_lab) -> None:
     client = client_for(lab)
     frr.start(bfd=True)
     client.wait_established(timeout=40)
-    _wait(lambda: (b := client.bfd()) and all(x["state"] == "Up" for x in b) and len(b) == 2, 30, "BFD Up")
+    wait_for(lambda: (b := client.bfd()) and all(x["state"] == "Up" for x in b) and len(b) == 2, 30, what="BFD Up")
     before = client.events()[-1].seq
     nft = ("table inet cnilab_t_bfd {\n chain out {\n  type filter hook output priority 0;\n"
            "  udp dport 3784 drop\n }\n}\n")
     lab.run("cust", ["nft", "-f", "-"], input=nft)
     try:
         t0 = time.monotonic()
-        ev = _wait(lambda: [e for e in client.events(before) if e.kind == "teardown" and "BFD" in e.detail],
-                   15, "teardown on BFD Down")
+        ev = wait_for(lambda: [e for e in client.events(before) if e.kind == "teardown" and "BFD" in e.detail],
+                      15, what="teardown on BFD Down")
         took = time.monotonic() - t0
         assert ev[0].session in ("ewr1/v4", "ewr1/v6")
         assert took < 5, f"BFD 300x3 should tear BGP down within ~1 s, took {took:.1f}s"
         assert any(b["state"] != "Up" for b in client.bfd())
-        down = _wait(lambda: next((s for s in client.sessions() if s.key == ev[0].session and not s.up), None),
-                     10, "the session down")
+        down = wait_for(lambda: next((s for s in client.sessions() if s.key == ev[0].session and not s.up), None),
+                        10, what="the session down")
         assert down.held_by_bfd or down.last_notification
     finally:
         lab.run("cust", ["nft", "delete", "table", "inet", "cnilab_t_bfd"], check=False)
-    _wait(lambda: all(x["state"] == "Up" for x in client.bfd()), 30, "BFD Up again")
+    wait_for(lambda: all(x["state"] == "Up" for x in client.bfd()), 30, what="BFD Up again")
     client.wait_established(timeout=40)
     assert all(not s.held_by_bfd for s in client.sessions())
 

@@ -13,15 +13,12 @@ from sim.probes.mtu import _first_v4
 from sim.probes.traffic import UdpStream
 from sim.state import LabState
 from sim.testing import wait_for
-from tests.labs import running_lab
+from tests.labs import lab_fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with running_lab(tmp_path_factory.mktemp("faults"), "v1-gre.yml") as lab:
-        yield lab
+lab = lab_fixture("v1-gre.yml")
 
 
 @pytest.fixture(autouse=True)

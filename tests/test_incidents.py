@@ -152,12 +152,9 @@ def _render(topology: str, edit: tuple[str, str] | None, tmp: Path) -> Path:
 ], ids=["leak-fails", "max-prefix-fails", "md5-template-passes", "pop-maintenance-template-passes",
         "pop-maintenance-weight-fails"])
 def test_incident_on_a_real_lab(pack: str, topology: str, edit: tuple[str, str] | None, want: str | None,
-                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tempfile
-
+                                tmp_path: Path, short_state: Path) -> None:
     from sim.incidents.runner import run_incident
 
-    monkeypatch.setenv("CNILAB_STATE_DIR", tempfile.mkdtemp(prefix="cnin-", dir="/tmp"))
     cfg = _render(topology, edit, tmp_path)
     res = run_incident(REPO / "topologies" / "incidents" / f"{pack}.yml", cfg)
     if want is None:

@@ -17,9 +17,7 @@ SCEN = Path(__file__).resolve().parent.parent / "topologies" / "magic-scenarios"
 
 
 @pytest.mark.parametrize("name", ["cni-fails-to-backup", "up-pref"])
-def test_agrees(name, tmp_path_factory, monkeypatch, lab_name):
-    # a short state dir: FRR's unix socket paths must stay under 108 bytes
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path_factory.mktemp("mg")))
+def test_agrees(name, short_state, lab_name):
     sc = load_scenario(SCEN / f"{name}.yml")
     with scenario_lab(sc, lab_name) as lab:
         run = emulate(sc, lab)

@@ -15,11 +15,6 @@ pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
 TOPO = Path(__file__).resolve().parent.parent / "topologies" / "gcp-cloud-interconnect.yml"
 
 
-@pytest.fixture
-def short_state(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path_factory.mktemp("gc")))
-
-
 def test_gcp_rehearsal_passes_when_the_mtu_matches(short_state, lab_name):
     rep = rehearse_magic(TOPO, lab_name=lab_name)
     assert rep.passed, rep.model_dump_json(indent=1)

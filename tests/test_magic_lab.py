@@ -10,7 +10,7 @@ import time
 import pytest
 
 from sim.magic.facts import timing
-from tests.labs import running_lab
+from tests.labs import lab_fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
 
@@ -27,10 +27,7 @@ def _fast(topo):
     return topo
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with running_lab(tmp_path_factory.mktemp("magic"), "magic-transit.yml", edit=_fast, wait_prefixes=False) as lab:
-        yield lab
+lab = lab_fixture("magic-transit.yml", edit=_fast, wait_prefixes=False)
 
 
 def _status(lab):

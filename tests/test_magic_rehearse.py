@@ -15,11 +15,6 @@ pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
 TOPO = Path(__file__).resolve().parent.parent / "topologies" / "magic-transit.yml"
 
 
-@pytest.fixture
-def short_state(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path_factory.mktemp("mr")))
-
-
 def _edit(**customer):
     def edit(t):
         t.magic.intervals = {"high": 0.5}

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,22 +17,6 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "test_my_router.py"
 CONFIG = REPO / "examples" / "customer-configs" / "frr-v1-gre.conf"
-
-
-@pytest.fixture
-def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private state dir with a short path: FRR's unix socket paths must stay under 108 bytes."""
-    d = Path(tempfile.mkdtemp(prefix="cnipx-", dir="/tmp"))
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(d))
-    try:
-        yield d
-    finally:
-        from sim.lab.lab import Lab
-        from sim.state import list_labs
-
-        for name in list_labs():  # only this private dir's labs (the subprocess's, had it crashed)
-            Lab.attach(name).destroy()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.root

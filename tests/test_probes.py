@@ -11,21 +11,13 @@ import pytest
 from sim.probes.mss import probe_mss
 from sim.probes.mtu import probe_mtu
 from sim.routers.mss import apply_mss_clamp
-from tests.labs import ROOT, running_lab
+from tests.labs import ROOT, lab_fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons]
 
 
-@pytest.fixture(scope="module")
-def v1(tmp_path_factory):
-    with running_lab(tmp_path_factory.mktemp("v1"), "v1-gre.yml") as lab:
-        yield lab
-
-
-@pytest.fixture(scope="module")
-def v2(tmp_path_factory):
-    with running_lab(tmp_path_factory.mktemp("v2"), "v2-direct.yml") as lab:
-        yield lab
+v1 = lab_fixture("v1-gre.yml")
+v2 = lab_fixture("v2-direct.yml")
 
 
 def test_mtu_v1_is_1500_in_1476_out(v1):
@@ -128,10 +120,7 @@ def test_mss_v2_needs_no_clamp_below_1460(v2):
     assert r.ok and all(x.syn_arrived == (1460 if x.family == 4 else 1440) for x in r.results)
 
 
-@pytest.fixture(scope="module")
-def mt(tmp_path_factory):
-    with running_lab(tmp_path_factory.mktemp("mt"), "magic-transit-cni.yml") as lab:
-        yield lab
+mt = lab_fixture("magic-transit-cni.yml")
 
 
 def test_magic_transit_backhaul_and_mss_1332(mt):

@@ -12,9 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,24 +27,6 @@ DATAPLANE = REPO / "examples" / "dataplane" / "ewr1-gre.sh"  # the customer's GR
 V1 = REPO / "topologies" / "v1-gre.yml"
 
 
-@pytest.fixture
-def short_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private state dir with a short path: FRR's unix socket paths must stay under 108 bytes."""
-    d = Path(tempfile.mkdtemp(prefix="cnirh-", dir="/tmp"))
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(d))
-    try:
-        yield d
-    finally:
-        from sim.lab.lab import Lab
-        from sim.state import list_labs
-
-        leftovers = list_labs()
-        for name in leftovers:
-            Lab.attach(name).destroy()
-        shutil.rmtree(d, ignore_errors=True)
-        assert not leftovers, f"the runner left labs behind: {leftovers}"
-
-
 def _netns_of(lab: str) -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return [ln.split()[0] for ln in out.splitlines() if ln.startswith(f"cnilab-{lab}-")]
@@ -56,10 +36,6 @@ def _rehearse(**kw) -> Report:
     rep = run_rehearsal(RunOptions(topology=kw.pop("topology", V1), **kw))
     assert _netns_of(rep.lab) == [], "namespaces left behind"
     return rep
-
-
-def _step(rep: Report, sid: str) -> StepResult:
-    return next(s for s in rep.steps if s.id == sid)
 
 
 # -- end to end, good configs ------------------------------------------------------------------------
@@ -82,8 +58,8 @@ def test_rehearsal_passes_with_shipped_config(short_state: Path, config: str) ->
     assert "BFD Up with 192.0.2.11" in text["bfd"]
     assert "WARN" not in text["router"] and "negotiated hold 9 s" in text["router"]
     assert "customer_to_cf: measured 1476" in text["mtu"]
-    assert "-> 1436" in text["mss"] and "from your nft line" in _step(rep, "mss").provenance
-    assert "3/3 replies" in text["tunnel"] and "as you declared it" in _step(rep, "tunnel").provenance
+    assert "-> 1436" in text["mss"] and "from your nft line" in rep.step("mss").provenance
+    assert "3/3 replies" in text["tunnel"] and "as you declared it" in rep.step("tunnel").provenance
     assert "Unhealthy: light level below" in text["go-live"] and "fault cleared -> Healthy" in text["go-live"]
     # the fault was held until the edge saw the dead link (BFD 900 ms), then BGP recovered
     assert "ewr1: the edge tore its sessions down" in text["go-live"] and "(BFD 3x300 ms)" in text["go-live"]
@@ -106,7 +82,7 @@ def test_wrong_asn_fails_the_bgp_call_with_the_notification(short_state: Path) -
     assert after["router"].status == "fail" and "router.local-as (step 5.2)" in "\n".join(after["router"].checks)
     assert all(s.status == "not-run" and "needs step 5.2 (bgp)" in s.detail
                for sid, s in after.items() if sid != "router"), after
-    assert _step(rep, "cni").status == "pass"  # the API side was fine: the router is wrong
+    assert rep.step("cni").status == "pass"  # the API side was fine: the router is wrong
 
 
 @pytest.mark.root
@@ -121,7 +97,7 @@ def test_no_mss_clamp_fails_the_mss_probe_with_fix_lines(short_state: Path, tmp_
     assert "1460" in rep.failed.detail
     advice = "\n".join(rep.failed.advice)
     assert "--set-mss 1436" in advice and "adjust-mss 1436" in advice and "gre-ewr1" in advice
-    assert _step(rep, "mtu").status == "pass"
+    assert rep.step("mtu").status == "pass"
 
 
 @pytest.mark.root
@@ -129,7 +105,7 @@ def test_no_mss_clamp_fails_the_mss_probe_with_fix_lines(short_state: Path, tmp_
 @pytest.mark.slow
 def test_announcing_a_25_fails_with_the_policy_reason(short_state: Path) -> None:
     rep = _rehearse(customer_config=CONFIGS / "frr-announce-25.conf")
-    step = _step(rep, "customer-prefixes")
+    step = rep.step("customer-prefixes")
     assert not rep.passed and step.status == "fail", step
     advice = "\n".join(step.advice)
     assert "198.51.100.0/25" in advice and "198.51.100.128/25" in advice
@@ -152,12 +128,12 @@ def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> 
     assert rep.suite == "test" and rep.passed
     assert [s.id for s in rep.steps] == ["config", "lab", "tunnel", "peers", "router", "cf-prefixes", "announce",
                                          "bfd", "mtu", "mss", "failover", "no-leaks", "max-prefix"]
-    assert _step(rep, "no-leaks").status == "skip"  # v1-gre has no transit
-    mp = _step(rep, "max-prefix")  # the example leaves room for Cloudflare's table to grow
+    assert rep.step("no-leaks").status == "skip"  # v1-gre has no transit
+    mp = rep.step("max-prefix")  # the example leaves room for Cloudflare's table to grow
     assert mp.status == "pass" and "ewr1/v4: your limit 1000" in mp.checks[0] and mp.checks[0].endswith(": ok"), mp
-    assert "down after" in _step(rep, "failover").checks[0]
-    assert "your router dropped its session to 192.0.2.10 after" in _step(rep, "failover").checks[1]
-    assert not any(c.startswith(("WARN", "FAIL")) for c in _step(rep, "router").checks), _step(rep, "router")
+    assert "down after" in rep.step("failover").checks[0]
+    assert "your router dropped its session to 192.0.2.10 after" in rep.step("failover").checks[1]
+    assert not any(c.startswith(("WARN", "FAIL")) for c in rep.step("router").checks), rep.step("router")
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "13" and suite.get("failures") == "0"
     assert _netns_of(rep.lab) == []
@@ -171,11 +147,11 @@ def test_acceptance_measures_failover_across_three_sites(short_state: Path) -> N
     rep = run_acceptance(RunOptions(topology=REPO / "topologies" / "ha-three-site.yml"))
     assert _netns_of(rep.lab) == []
     assert rep.passed, rep.failed
-    fo = _step(rep, "failover").checks
+    fo = rep.step("failover").checks
     assert "cf_to_customer (inet -> origin): moved ewr1 -> ewr2" in fo[0], fo
     assert "customer_to_cf (origin -> inet): moved ewr1 -> ewr2" in fo[1], fo  # the customer's own switchover
     assert "all sessions Established again" in fo[-1]
-    assert "received 1 route(s) from you: 198.51.100.0/24" in _step(rep, "no-leaks").checks[0]
+    assert "received 1 route(s) from you: 198.51.100.0/24" in rep.step("no-leaks").checks[0]
 
 
 # -- bad input: clear errors, nothing built (no root needed) -------------------------------------------

@@ -22,8 +22,8 @@ from sim.routers.crosscheck import Finding, cross_check, judge, recovery_cause
 from sim.routers.frr import FrrRouter, undefined_policies
 from sim.routers.gobgp import GobgpRouter
 from sim.routers.registry import router_class
-from tests.test_rehearse import short_state  # noqa: F401 - fixture
-from tests.test_routers import frr_peer_conf, lab_factory, make_plan, wait_for  # noqa: F401 - fixture
+from sim.testing import wait_for
+from tests.kinds import frr_peer_conf, good_config, kind_params, make_plan, missing_binaries
 
 CONFIGS = Path(__file__).parent / "customer-configs"
 DATAPLANES = {"v1": {"ic1": "v1"}, "v2": {"ic1": "v2"}}
@@ -139,28 +139,22 @@ def _config(tmp_path: Path, case: Case) -> Path:
     return path
 
 
-def _binaries(kind: str) -> list[str]:
-    cls = router_class(kind)
-    assert cls is not None
-    return [b for b in cls.info().binaries if not (shutil.which(b) or Path(b).exists())]
-
-
 @pytest.mark.root
 @pytest.mark.daemons
 @pytest.mark.parametrize("name", list(CASES))
-def test_cross_check_matrix(name: str, tmp_path: Path, lab_factory) -> None:  # noqa: F811 - fixture
+def test_cross_check_matrix(name: str, tmp_path: Path, mini_lab) -> None:
     import os
 
     case = CASES[name]
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
-    missing = _binaries(case.kind) + _binaries("frr")
+    missing = missing_binaries(case.kind) + missing_binaries("frr")
     if missing:
         pytest.skip(f"not installed: {missing}")
     cfg = _config(tmp_path, case)
     router_class(case.kind).validate(cfg)  # every case is valid syntax: the daemon's parser accepts it
     plan = make_plan(tmp_path, kind=case.kind, config=cfg, dataplane=case.dataplane, bfd=case.dataplane == "v1")
-    lab = lab_factory(plan, ["cf", "cust"])
+    lab = mini_lab(plan, ["cf", "cust"])
     FrrRouter(lab, "cf").start(frr_peer_conf(plan), source="peer")
     start_customer(lab)
     router = router_class(case.kind)(lab)
@@ -175,7 +169,7 @@ def test_cross_check_matrix(name: str, tmp_path: Path, lab_factory) -> None:  # 
             return None
         return (cross_check(lab, DATAPLANES[case.dataplane]),)  # a tuple: no findings is an answer too
 
-    (findings,) = wait_for(settled, 45, f"{name}: sessions settled")
+    (findings,) = wait_for(settled, 45, what=f"{name}: sessions settled")
     got = {(f.check, f.severity) for f in findings}
     shown = "\n".join(f"{f.severity} {f.check}: {f.message} | fix: {f.fix} | {f.evidence}" for f in findings)
     for check, sev in case.want.items():
@@ -274,19 +268,32 @@ def test_gobgp_has_no_bfd_and_says_so(tmp_path: Path) -> None:
     assert "GoBGP 3 has no BFD" in found[0].message and "600 ms" in found[0].message
 
 
+def test_bfd_left_off_by_a_daemon_that_has_it_fails_with_the_fix(tmp_path: Path) -> None:
+    """The same cost as a daemon without BFD, but a FAIL: the customer's own BFD is one line away."""
+    plan = make_plan(tmp_path, kind="frr", dataplane="v1", bfd=True)
+    facts = RouterFacts(kind="frr", neighbors=[_neighbor(plan, peer=str(s.cf_addr), session=s.key)
+                                               for s in plan.sessions], bfd=[])
+    found = [f for f in judge(plan, facts, FrrRouter, DATAPLANES["v1"]) if f.severity != "info"]
+    assert {(f.check, f.severity) for f in found} == {("bfd-missing", "fail")}
+    f = found[0]
+    assert f.message.startswith(f"no BFD toward {plan.sessions[0].cf_addr}, and Cloudflare runs BFD 200 ms x 3")
+    assert "hold time (9 s) to detect instead of 600 ms" in f.message
+    assert "bfd profile cni" in f.fix and "BFD off for" in f.evidence
+
+
 @pytest.mark.root
 @pytest.mark.daemons
 @pytest.mark.slow
-def test_bird_default_error_wait_is_named_as_the_slow_recovery(tmp_path: Path, lab_factory) -> None:  # noqa: F811
+def test_bird_default_error_wait_is_named_as_the_slow_recovery(tmp_path: Path, mini_lab) -> None:
     """A real BIRD without `error wait time` stays down ~60 s after a hold-timer expiry; we name that."""
     import os
     import time
 
-    if os.geteuid() != 0 or _binaries("bird") or _binaries("frr"):
+    if os.geteuid() != 0 or missing_binaries("bird") or missing_binaries("frr"):
         pytest.skip("needs root, BIRD and FRR")
     case = CASES["bird-default-error-wait"]
     plan = make_plan(tmp_path, kind="bird", config=_config(tmp_path, case))
-    lab = lab_factory(plan, ["cf", "cust"])
+    lab = mini_lab(plan, ["cf", "cust"])
     # Like the edge, the stand-in offers no graceful restart: with it BIRD would treat the expiry as
     # the peer restarting (keep routes, reconnect at once) instead of an error with its back-off.
     peer_conf = frr_peer_conf(plan).replace("router bgp 13335\n", "router bgp 13335\n bgp graceful-restart-disable\n")
@@ -298,18 +305,18 @@ def test_bird_default_error_wait_is_named_as_the_slow_recovery(tmp_path: Path, l
     def state() -> str | None:
         return next((n.state for n in bird.bgp() if n.session == v4.key), None)
 
-    wait_for(lambda: state() == "Established", 45, "BIRD Established")
+    wait_for(lambda: state() == "Established", 45, what="BIRD Established")
     # Silence the link for longer than the hold time: BIRD's hold timer expires (an error).
     rules = tmp_path / "drop.nft"
     rules.write_text('table inet cnilab_t {\n chain in {\n  type filter hook input priority 0;\n'
                      '  iifname "ic1" drop\n }\n}\n')
     lab.run("cust", ["nft", "-f", str(rules)])
     try:
-        wait_for(lambda: state() != "Established", v4.hold_time + 5, "hold timer expiry")
+        wait_for(lambda: state() != "Established", v4.hold_time + 5, what="hold timer expiry")
     finally:
         lab.run("cust", ["nft", "delete", "table", "inet", "cnilab_t"], check=False)
     t0 = time.monotonic()
-    wait_for(lambda: state() == "Established", 60 + 30, "BIRD back after its error wait")
+    wait_for(lambda: state() == "Established", 60 + 30, what="BIRD back after its error wait")
     took = time.monotonic() - t0
     assert took >= 40, f"back after {took:.0f} s: BIRD's 60 s error wait did not apply?"
     f = recovery_cause(plan, bird.facts(), v4.key, took, BirdRouter)
@@ -320,21 +327,16 @@ def test_bird_default_error_wait_is_named_as_the_slow_recovery(tmp_path: Path, l
 @pytest.mark.root
 @pytest.mark.daemons
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "config"), [("frr", "frr-good.conf"), ("bird", "bird-good.conf"),
-                                              ("gobgp", "gobgp-good.toml")])
-def test_cnilab_test_passes_each_kind_with_no_warning(kind: str, config: str,
-                                                      short_state: Path) -> None:  # noqa: F811 - fixture
+@pytest.mark.parametrize("kind", kind_params())
+def test_cnilab_test_passes_each_kind_with_no_warning(kind: str, short_state: Path) -> None:
     """`cnilab test` on v2 with each kind's shipped example: every step passes, the router step is clean."""
     from sim.rehearse import RunOptions, run_acceptance
 
-    if _binaries(kind):
-        pytest.skip(f"{kind} not installed")
-    examples = Path(__file__).parent.parent / "examples" / "customer-configs"
     rep = run_acceptance(RunOptions(topology=Path(__file__).parent.parent / "topologies" / "v2-direct.yml",
-                                    customer_config=examples / config))
+                                    customer_config=good_config(kind)))
     assert rep.router_kind == kind  # sniffed from the file
     assert rep.passed, rep.failed
-    router = next(s for s in rep.steps if s.id == "router")
+    router = rep.step("router")
     assert router.status == "pass" and not any(c.startswith(("WARN", "FAIL")) for c in router.checks), router
     notes = [c for s in rep.steps for c in s.checks if c.startswith("NOTE")]
     assert bool(notes) == (kind == "gobgp"), notes  # what cnilab did for the router is said, only when it did
@@ -342,7 +344,7 @@ def test_cnilab_test_passes_each_kind_with_no_warning(kind: str, config: str,
 
 @pytest.mark.root
 @pytest.mark.daemons
-def test_cnilab_bgp_shows_the_customers_negotiated_timers(short_state: Path) -> None:  # noqa: F811 - fixture
+def test_cnilab_bgp_shows_the_customers_negotiated_timers(short_state: Path) -> None:
     import os
     import subprocess
     import sys
@@ -357,7 +359,7 @@ def test_cnilab_bgp_shows_the_customers_negotiated_timers(short_state: Path) -> 
         EdgeClient(lab.state.control["edge"]).wait_established(timeout=60)
         out = wait_for(lambda: (lambda r: r.stdout if "negotiated hold" in r.stdout else None)(subprocess.run(
             [sys.executable, "-m", "sim.cli.main", "bgp", "--lab", lab.name], capture_output=True, text=True,
-            timeout=60)), 20, "cnilab bgp with timers")
+            timeout=60)), 20, what="cnilab bgp with timers")
     assert "lax1/v4: your router negotiated hold 9 s, keepalive 3 s" in out, out
     assert "WARN" not in out
 
@@ -366,17 +368,12 @@ def test_cnilab_bgp_shows_the_customers_negotiated_timers(short_state: Path) -> 
 @pytest.mark.daemons
 @pytest.mark.slow
 @pytest.mark.parametrize("topology", ["ha-three-site.yml", "magic-transit-cni.yml"])
-@pytest.mark.parametrize("kind", ["frr", "bird", "gobgp"])
+@pytest.mark.parametrize("kind", kind_params())
 def test_templates_cross_check_clean_on_multi_site_and_magic_transit(kind: str, topology: str,
-                                                                     short_state: Path) -> None:  # noqa: F811
+                                                                     short_state: Path) -> None:
     """Six sessions over three sites, a transit backup, Magic Transit's GRE: no false finding on any kind."""
-    import os
-
     from sim.facts import router_kinds
     from tests.labs import running_lab
-
-    if os.geteuid() != 0 or _binaries(kind):
-        pytest.skip("needs root and the daemon")
 
     def edit(topo):
         router = topo.customer.router.model_copy(update={"kind": kind})

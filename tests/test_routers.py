@@ -1,21 +1,17 @@
-"""Customer routers: real FRR / BIRD 2 against a real peer, user configs, and the nftables MSS clamp.
+"""Customer routers: every kind in the registry against a real peer, user configs, and the nftables MSS clamp.
 
-The edge peer (ExaBGP) and the orchestrator are built in parallel, so these tests bring their own
-small lab: network namespaces named after a unique lab, veth links from the plan, and a second
-routing daemon standing in for Cloudflare (BIRD facing a customer FRR, FRR facing a customer BIRD).
-Every namespace and daemon is removed in a ``finally``, whether the test passed or not.
+The tests bring a mini lab (tests.labs.MiniLab: some nodes of the plan on the netns backend) and a
+second routing daemon standing in for Cloudflare (BIRD, or FRR facing a customer BIRD) instead of
+the ExaBGP edge, so each daemon is judged against another implementation. The ``mini_lab`` fixture
+removes every namespace and daemon whether the test passed or not.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import socket
-import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,194 +19,42 @@ from typing import Any
 import pytest
 import yaml
 
-from sim.lab.nsenter import in_netns
-from sim.lab.paths import ns_name
-from sim.lab.process import ProcessRecord, spawn
-from sim.lab.state import LabState
+from sim.facts import router_kind_names
 from sim.routers import (
     UserConfigError,
     customer_bgp,
     customer_routes,
+    router_for,
     start_customer,
     stop_customer,
     template_context,
 )
 from sim.routers.bird import BirdRouter, parse_bird_protocols, render_bird
-from sim.routers.frr import FrrRouter, remove_scratch, render_frr
+from sim.routers.frr import render_frr
 from sim.routers.mss import apply_mss_clamp, mss_fix_hint, render_nft
+from sim.routers.registry import router_class
+from sim.runtime.nsenter import in_netns
+from sim.runtime.process import ProcessRecord
+from sim.testing import wait_for
 from sim.topology.load import load_topology
-from sim.topology.plan import LabPlan, build_plan
+from sim.topology.plan import build_plan
+from tests.kinds import (
+    CF4,
+    CF6,
+    EXAMPLES,
+    LAB_KINDS,
+    frr_peer_conf,
+    good_config,
+    kind_params,
+    make_plan,
+    needs,
+    start_peer,
+)
+from tests.labs import MiniLab
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "examples" / "customer-configs"
-CF4, CF6 = "104.16.0.0/13", "2606:4700::/32"
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
-needs_frr = pytest.mark.skipif(not Path("/usr/lib/frr/bgpd").exists() or not shutil.which("vtysh"),
-                               reason="FRR 8.x (/usr/lib/frr, vtysh) not installed")
-needs_bird = pytest.mark.skipif(not shutil.which("bird") or not shutil.which("birdc"), reason="BIRD 2 not installed")
 needs_nft = pytest.mark.skipif(not shutil.which("nft"), reason="nftables not installed")
-
-
-# -- a minimal lab: just enough of sim.lab.lab.Lab for sim.routers ---------------------------------
-class MiniLab:
-    """Namespaces + veths for some nodes of a plan, with the ``lab`` interface sim.routers uses."""
-
-    def __init__(self, plan: LabPlan) -> None:
-        self.plan = plan
-        self.state = LabState(lab=plan.lab, plan=plan)
-        self.procs: list[ProcessRecord] = []
-        self.namespaces: list[str] = []
-
-    def ns(self, node: str) -> str:
-        return ns_name(self.plan.lab, node)
-
-    def netns_path(self, node: str) -> str:
-        return f"/run/netns/{self.ns(node)}"
-
-    def node_dir(self, node: str) -> Path:
-        return self.state.dir / node
-
-    def ifname(self, node: str, l3_name: str) -> str:
-        return l3_name
-
-    def save(self) -> None:
-        """Nothing to persist: a MiniLab has no state file."""
-
-    def spawn(self, node: str, name: str, argv: list[str], log: Path | None = None) -> ProcessRecord:
-        rec = spawn(name, node, ["ip", "netns", "exec", self.ns(node), *argv], log)
-        self.procs.append(rec)
-        return rec
-
-    def run(self, node: str, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ip", "netns", "exec", self.ns(node), *argv], capture_output=True, text=True,
-                              check=check, timeout=30)
-
-    def _ip(self, *args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
-
-    def build(self, nodes: list[str], extra_routes: dict[str, list[tuple[str, str]]] | None = None) -> None:
-        for n in nodes:
-            self._ip("netns", "add", self.ns(n))
-            self.namespaces.append(self.ns(n))
-            self._ip("-n", self.ns(n), "link", "set", "lo", "up")
-        for lk in self.plan.links:
-            if lk.a.node in nodes and lk.b.node in nodes:
-                self._ip("-n", self.ns(lk.a.node), "link", "add", lk.a.iface, "mtu", str(lk.mtu), "type", "veth",
-                         "peer", "name", lk.b.iface, "netns", self.ns(lk.b.node), "mtu", str(lk.mtu))
-        for n in nodes:
-            node = self.plan.node(n)
-            for itf in node.interfaces:
-                if not any(lk.a.node in nodes and lk.b.node in nodes and
-                           n in (lk.a.node, lk.b.node) and itf.name in (lk.a.iface, lk.b.iface)
-                           for lk in self.plan.links):
-                    continue
-                for addr in itf.addresses:
-                    extra = ["nodad"] if addr.version == 6 else []
-                    self._ip("-n", self.ns(n), "addr", "add", str(addr), "dev", itf.name, *extra)
-                self._ip("-n", self.ns(n), "link", "set", itf.name, "up")
-            for r in node.routes:
-                if r.via is not None:
-                    self._ip("-n", self.ns(n), "route", "add", str(r.dst), "via", str(r.via))
-            for dst, via in (extra_routes or {}).get(n, []):
-                self._ip("-n", self.ns(n), "route", "add", dst, "via", via)
-            if node.forwarding:
-                self.run(n, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
-
-    def destroy(self) -> None:
-        for rec in reversed(self.procs):
-            rec.stop()
-            remove_scratch(rec)
-        for ns in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-
-
-def make_plan(tmp_path: Path, *, kind: str = "frr", config: Path | None = None, dataplane: str = "v2",
-              mss_clamp: Any = "auto", md5: str = "cni-rehearsal", bfd: bool = False) -> LabPlan:
-    """A one-interconnect topology with the addressing the example configs use (v2-direct.yml)."""
-    topo: dict[str, Any] = {
-        "name": "routers-test",
-        "customer": {"asn": 65010, "prefixes": ["198.51.100.0/24", "2001:db8:cafe::/48"],
-                     "router": {"kind": kind, "config": str(config) if config else None, "mss_clamp": mss_clamp}},
-        "interconnects": [{
-            "name": "ic1", "site": "LAX1", "dataplane": dataplane,
-            "ipv4": {"cloudflare": "192.0.2.10/31", "customer": "192.0.2.11/31"},
-            "ipv6": {"cloudflare": "2001:db8:12:3::7ac2:d64a/127", "customer": "2001:db8:12:3::7ac2:d64b/127"},
-            "bgp": {"md5": md5, "hold_time": 9, "keepalive": 3, "local_pref": 150},
-            "bfd": {"enabled": bfd, "tx_ms": 200, "rx_ms": 200, "multiplier": 3},
-        }],
-    }
-    path = tmp_path / "topo.yml"
-    path.write_text(yaml.safe_dump(topo))
-    return build_plan(load_topology(path), lab=f"t-{uuid.uuid4().hex[:8]}")
-
-
-@pytest.fixture
-def lab_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MiniLab]]:
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path / "state"))
-    labs: list[MiniLab] = []
-
-    def make(plan: LabPlan, nodes: list[str], **kw: Any) -> MiniLab:
-        lab = MiniLab(plan)
-        labs.append(lab)
-        lab.build(nodes, **kw)
-        return lab
-
-    try:
-        yield make
-    finally:
-        for lab in labs:
-            lab.destroy()
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
-def bird_peer_conf(plan: LabPlan, md5: str | None = None) -> str:
-    """Cloudflare stand-in in BIRD: AS13335, passive, announces one v4 and one v6 Cloudflare range."""
-    out = ["log stderr all;", f"router id {plan.sessions[0].cf_addr};", "protocol device {}",
-           f"protocol static cf4 {{ ipv4; route {CF4} blackhole; }}",
-           f"protocol static cf6 {{ ipv6; route {CF6} blackhole; }}"]
-    for s in plan.sessions[:1]:
-        if s.bfd:
-            out.append(f"""protocol bfd {{ interface "{s.cf_iface}" {{ min rx interval {s.bfd_rx_ms} ms;
-  min tx interval {s.bfd_tx_ms} ms; multiplier {s.bfd_multiplier}; }}; }}""")
-    for i, s in enumerate(plan.sessions):
-        key = md5 if md5 is not None else s.md5
-        out.append(f"""protocol bgp cust{i} {{
-  local {s.cf_addr} as {s.cf_asn}; neighbor {s.cust_addr} as {s.cust_asn};
-  password "{key}"; passive on; hold time {s.hold_time}; keepalive time {s.keepalive};
-  {"bfd on;" if s.bfd else ""}
-  ipv{s.family} {{ import all; export where proto = "cf{s.family}"; }};
-}}""")
-    return "\n".join(out) + "\n"
-
-
-def frr_peer_conf(plan: LabPlan) -> str:
-    """Cloudflare stand-in in FRR (for a BIRD customer)."""
-    t = plan.sessions[0]
-    lines = ["frr defaults traditional", "bfd", " profile cf", f"  transmit-interval {t.bfd_tx_ms}",
-             f"  receive-interval {t.bfd_rx_ms}", f"  detect-multiplier {t.bfd_multiplier}", " exit", "exit",
-             "router bgp 13335", f" bgp router-id {plan.sessions[0].cf_addr}",
-             " no bgp ebgp-requires-policy", " no bgp default ipv4-unicast", " no bgp network import-check"]
-    for s in plan.sessions:
-        lines += [f" neighbor {s.cust_addr} remote-as {s.cust_asn}", f" neighbor {s.cust_addr} password {s.md5}",
-                  f" neighbor {s.cust_addr} passive", f" neighbor {s.cust_addr} timers {s.keepalive} {s.hold_time}"]
-        if s.bfd:
-            lines.append(f" neighbor {s.cust_addr} bfd profile cf")
-    for fam, net in ((4, CF4), (6, CF6)):
-        lines += [f" address-family ipv{fam} unicast", f"  network {net}"]
-        lines += [f"  neighbor {s.cust_addr} activate" for s in plan.sessions if s.family == fam]
-        lines.append(" exit-address-family")
-    return "\n".join([*lines, "exit", "end"]) + "\n"
 
 
 def wait_established(lab: MiniLab, timeout: float = 30) -> list[dict[str, Any]]:
@@ -223,7 +67,7 @@ def wait_established(lab: MiniLab, timeout: float = 30) -> list[dict[str, Any]]:
         return len(peers) == len(lab.plan.sessions) and all(p["state"] == "Established" and p["received"]
                                                             for p in peers)
     try:
-        wait_for(ok, timeout, "all sessions Established")
+        wait_for(ok, timeout, what="all sessions Established")
     except AssertionError as exc:
         raise AssertionError(f"{exc}: customer sees {peers}") from None
     return peers
@@ -233,30 +77,62 @@ def assert_routes_in_kernel(lab: MiniLab) -> None:
     """The learned Cloudflare ranges are in the customer namespace's FIB, via the session addresses."""
     s4 = next(s for s in lab.plan.sessions if s.family == 4)
     s6 = next(s for s in lab.plan.sessions if s.family == 6)
-    r4 = wait_for(lambda: lab.run("cust", ["ip", "route", "show", CF4]).stdout, 10, "IPv4 route in kernel")
-    r6 = wait_for(lambda: lab.run("cust", ["ip", "-6", "route", "show", CF6]).stdout, 10, "IPv6 route in kernel")
+    r4 = wait_for(lambda: lab.run("cust", ["ip", "route", "show", CF4]).stdout, 10, what="IPv4 route in kernel")
+    r6 = wait_for(lambda: lab.run("cust", ["ip", "-6", "route", "show", CF6]).stdout, 10, what="IPv6 route in kernel")
     assert f"via {s4.cf_addr}" in r4
     # BGP over IPv6 may carry the peer's link-local next hop too, which FRR prefers: same link.
     assert f"via {s6.cf_addr}" in r6 or ("via fe80:" in r6 and f"dev {s6.cust_iface}" in r6), r6
 
 
-# -- FRR customer vs BIRD peer --------------------------------------------------------------------
+def _frr_specifics(lab: MiniLab, info: dict[str, Any]) -> None:
+    from sim.routers.frr import FrrRouter
+
+    frr = FrrRouter(lab)
+    assert len(info["processes"]) == 4
+    # The boot-only `bgp route-map delay-timer 0` (fast first OPEN) was undone: the running
+    # config is the customer's, with FRR's default timer.
+    assert "delay-timer" not in frr.vtysh("show running-config")
+    assert "localpref 150" in frr.vtysh(f"show bgp ipv4 unicast {CF4}")
+
+
+def _bird_specifics(lab: MiniLab, info: dict[str, Any]) -> None:
+    assert [p["name"] for p in info["processes"]] == ["bird"]
+    assert "BGP.local_pref: 150" in BirdRouter(lab).birdc("show", "route", CF4, "all")
+
+
+def _gobgp_specifics(lab: MiniLab, info: dict[str, Any]) -> None:
+    from sim.routers import cli_argv
+    from sim.routers.gobgp import GobgpRouter
+
+    assert [p["name"] for p in info["processes"]] == ["gobgpd", "gobgp-fib"]
+    rib = "template" if info["source"] == "template" else f"{info['source']}.rib"
+    assert info["originated_by"] == rib
+    assert any("FIB sync" in n for n in info["installed_by_cnilab"])  # said, never hidden: no FIB of its own
+    assert all(p["hold_time"] == 9 and p["keepalive"] == 3 for p in customer_bgp(lab))
+    assert GobgpRouter(lab).facts().policy_errors == []  # gobgpd built every policy the config defines
+    # cnilab exec maps the gobgp CLI to this lab's API socket.
+    assert "Establ" in lab.run("cust", cli_argv(lab, "cust", ["gobgp", "neighbor"])).stdout
+
+
+KIND_SPECIFICS: dict[str, Callable[[MiniLab, dict[str, Any]], None]] = {
+    "frr": _frr_specifics, "bird": _bird_specifics, "gobgp": _gobgp_specifics}
+"""What only one daemon can show (its own CLI's words for local-pref, its processes); every kind
+in the registry has an entry, so a new kind fails here until it says what it checks."""
+
+
 @pytest.mark.root
 @pytest.mark.daemons
-@needs_root
-@needs_frr
-@needs_bird
 @needs_nft
 @pytest.mark.parametrize("source", ["template", "user"])
-def test_frr_customer_establishes_with_md5(source: str, tmp_path: Path, lab_factory) -> None:
-    plan = make_plan(tmp_path, kind="frr", config=EXAMPLES / "frr-good.conf" if source == "user" else None)
-    lab = lab_factory(plan, ["cf", "cust"])
-    peer = BirdRouter(lab, "cf")
-    peer.start(bird_peer_conf(plan), source="peer")
+@pytest.mark.parametrize("kind", kind_params(peer=True))
+def test_customer_router_establishes_with_md5(kind: str, source: str, tmp_path: Path, mini_lab) -> None:
+    config = good_config(kind) if source == "user" else None
+    plan = make_plan(tmp_path, kind=kind, config=config)
+    lab = mini_lab(plan, ["cf", "cust"])
+    peer = start_peer(lab, kind)
     start_customer(lab)
     info = lab.state.extra["customer_router"]
-    assert info["kind"] == "frr" and len(info["processes"]) == 4
-    assert info["source"] == ("template" if source == "template" else str(EXAMPLES / "frr-good.conf"))
+    assert info["kind"] == kind and info["source"] == (str(config) if config else "template")
 
     peers = wait_established(lab)
     assert {p["session"] for p in peers} == {"ic1/v4", "ic1/v6"}
@@ -264,18 +140,13 @@ def test_frr_customer_establishes_with_md5(source: str, tmp_path: Path, lab_fact
     assert_routes_in_kernel(lab)
     rib = customer_routes(lab)
     assert CF4 in rib and CF6 in rib
-    frr = FrrRouter(lab)
-    # The boot-only `bgp route-map delay-timer 0` (fast first OPEN) was undone: the running
-    # config is the customer's, with FRR's default timer.
-    assert "delay-timer" not in frr.vtysh("show running-config")
-    best = frr.vtysh(f"show bgp ipv4 unicast {CF4}")
-    assert "localpref 150" in best
-    # The peer got exactly the announced /24 and /48: the out prefix-list kept the link nets back.
+    # The peer got exactly the announced /24 and /48 from AS65010: the outbound filter kept the
+    # link nets back.
     got = wait_for(lambda: [p for p in peer.bgp() if p.state == "Established" and p.received == 1]
-                   if all(p.received == 1 for p in peer.bgp()) else None, 15, "peer receiving 1 prefix each")
-    assert len(got) == 2
-    assert "AS65010" in peer.birdc("show", "route", "for", "198.51.100.0/24")
-    assert "AS65010" in peer.birdc("show", "route", "for", "2001:db8:cafe::1")
+                   if all(p.received == 1 for p in peer.bgp()) else None, 15, what="peer receiving 1 prefix each")
+    assert len(got) == 2 and all(p.remote_as == 65010 for p in got)
+    peer_rib = peer.routes()
+    assert "198.51.100.0/24" in peer_rib and "2001:db8:cafe::/48" in peer_rib
     # The MSS clamp went in with a template router (v2 needs 1460); with the user's own config
     # `auto` installs nothing: the clamp is part of what is under test (issue 12).
     table = lab.run("cust", ["nft", "list", "table", "inet", "cnilab_mss"], check=False)
@@ -283,85 +154,14 @@ def test_frr_customer_establishes_with_md5(source: str, tmp_path: Path, lab_fact
         assert "maxseg size set 1460" in table.stdout and '"ic1"' in table.stdout
     else:
         assert table.returncode != 0 and info["mss_clamp"] is None
+    KIND_SPECIFICS[kind](lab, info)
     stop_customer(lab)
     assert not any(ProcessRecord.model_validate(p).alive() for p in info["processes"])
     assert lab.run("cust", ["nft", "list", "table", "inet", "cnilab_mss"], check=False).returncode != 0
 
 
-# -- BIRD customer vs FRR peer --------------------------------------------------------------------
-@pytest.mark.root
 @pytest.mark.daemons
-@needs_root
-@needs_frr
-@needs_bird
-@needs_nft
-@pytest.mark.parametrize("source", ["template", "user"])
-def test_bird_customer_establishes_with_md5(source: str, tmp_path: Path, lab_factory) -> None:
-    plan = make_plan(tmp_path, kind="bird", config=EXAMPLES / "bird-good.conf" if source == "user" else None)
-    lab = lab_factory(plan, ["cf", "cust"])
-    peer = FrrRouter(lab, "cf")
-    peer.start(frr_peer_conf(plan), source="peer")
-    start_customer(lab)
-    assert lab.state.extra["customer_router"]["kind"] == "bird"
-
-    peers = wait_established(lab)
-    assert {p["session"] for p in peers} == {"ic1/v4", "ic1/v6"}
-    assert all(p["remote_as"] == 13335 for p in peers)
-    assert_routes_in_kernel(lab)
-    assert CF4 in customer_routes(lab)
-    assert "BGP.local_pref: 150" in BirdRouter(lab).birdc("show", "route", CF4, "all")
-    # FRR (the peer) accepted exactly 198.51.100.0/24 and 2001:db8:cafe::/48 from AS65010.
-    v4 = wait_for(lambda: "198.51.100.0/24" in peer.vtysh("show bgp ipv4 unicast") and
-                  peer.vtysh("show bgp ipv4 unicast"), 15, "FRR peer receiving the /24")
-    v6 = peer.vtysh("show bgp ipv6 unicast")
-    assert "65010 i" in v4 and "2001:db8:cafe::/48" in v6
-    assert "192.0.2.10/31" not in v4  # the connected link net was not exported
-    stop_customer(lab)
-
-
-# -- GoBGP customer vs BIRD peer ------------------------------------------------------------------
-needs_gobgp = pytest.mark.skipif(not shutil.which("gobgpd") or not shutil.which("gobgp"), reason="gobgpd not installed")
-
-
-@pytest.mark.root
-@pytest.mark.daemons
-@needs_root
-@needs_gobgp
-@needs_bird
-@needs_nft
-@pytest.mark.parametrize("source", ["template", "user"])
-def test_gobgp_customer_establishes_with_md5(source: str, tmp_path: Path, lab_factory) -> None:
-    plan = make_plan(tmp_path, kind="gobgp", config=EXAMPLES / "gobgp-good.toml" if source == "user" else None)
-    lab = lab_factory(plan, ["cf", "cust"])
-    peer = BirdRouter(lab, "cf")
-    peer.start(bird_peer_conf(plan), source="peer")
-    start_customer(lab)
-    info = lab.state.extra["customer_router"]
-    assert info["kind"] == "gobgp" and [p["name"] for p in info["processes"]] == ["gobgpd", "gobgp-fib"]
-    assert info["originated_by"] == ("template" if source == "template" else str(EXAMPLES / "gobgp-good.toml.rib"))
-    assert any("FIB sync" in n for n in info["installed_by_cnilab"])  # said, never hidden
-
-    peers = wait_established(lab)
-    assert {p["session"] for p in peers} == {"ic1/v4", "ic1/v6"}
-    assert all(p["remote_as"] == 13335 and p["hold_time"] == 9 and p["keepalive"] == 3 for p in peers)
-    assert_routes_in_kernel(lab)  # through the FIB sync: gobgpd has no FIB of its own
-    assert CF4 in customer_routes(lab)
-    got = wait_for(lambda: [p for p in peer.bgp() if p.state == "Established" and p.received == 1]
-                   if all(p.received == 1 for p in peer.bgp()) else None, 15, "peer receiving 1 prefix each")
-    assert len(got) == 2
-    assert "AS65010" in peer.birdc("show", "route", "for", "198.51.100.0/24")
-    from sim.routers.gobgp import GobgpRouter
-    assert GobgpRouter(lab).facts().policy_errors == []  # gobgpd built every policy the config defines
-    # cnilab exec maps the gobgp CLI to this lab's API socket.
-    from sim.routers import cli_argv
-    argv = cli_argv(lab, "cust", ["gobgp", "neighbor"])
-    assert "Establ" in lab.run("cust", argv).stdout
-    stop_customer(lab)
-    assert not any(ProcessRecord.model_validate(p).alive() for p in info["processes"])
-
-
-@pytest.mark.daemons
-@needs_gobgp
+@needs("gobgp")
 def test_gobgp_refuses_what_the_lab_cannot_run(tmp_path: Path) -> None:
     from sim.routers.gobgp import validate_gobgp_config
 
@@ -383,68 +183,51 @@ def test_gobgp_refuses_what_the_lab_cannot_run(tmp_path: Path) -> None:
 
 @pytest.mark.root
 @pytest.mark.daemons
-@needs_root
-@needs_frr
-@needs_bird
 @needs_nft
-@pytest.mark.parametrize("kind", ["frr", "bird"])
-def test_bfd_comes_up_with_the_plan_timers(kind: str, tmp_path: Path, lab_factory) -> None:
+@pytest.mark.parametrize("kind", kind_params("frr", bfd=True))
+def test_bfd_comes_up_with_the_plan_timers(kind: str, tmp_path: Path, mini_lab) -> None:
     plan = make_plan(tmp_path, kind=kind, dataplane="v1", bfd=True)
-    lab = lab_factory(plan, ["cf", "cust"])
-    # FRR stands in for the edge for both kinds: BIRD as the BFD peer of FRR flaps (BIRD withdraws
+    lab = mini_lab(plan, ["cf", "cust"])
+    # FRR stands in for the edge for every kind: BIRD as the BFD peer of FRR flaps (BIRD withdraws
     # its BFD session with AdminDown whenever its BGP resets, and FRR resets BGP on that).
-    FrrRouter(lab, "cf").start(frr_peer_conf(plan), source="peer")
+    router_class("frr")(lab, "cf").start(frr_peer_conf(plan), source="peer")
     start_customer(lab)
     wait_established(lab)
-    if kind == "frr":
-        def bfd_up() -> list[dict[str, Any]] | None:
-            peers = json.loads(FrrRouter(lab).vtysh("show bfd peers json"))
-            ok = len(peers) == 2 and all(p["status"] == "up" for p in peers)
-            return peers if ok else None
-        peers = wait_for(bfd_up, 15, "FRR BFD sessions up")
-        assert {p["peer"] for p in peers} == {str(s.cf_addr) for s in plan.sessions}
-        assert all(p["transmit-interval"] == 200 and p["detect-multiplier"] == 3 for p in peers)
-    else:
-        text = wait_for(lambda: (lambda t: t if t.count(" Up ") == 2 else None)(
-            BirdRouter(lab).birdc("show", "bfd", "sessions")), 15, "BIRD BFD sessions Up")
-        assert "0.200" in text  # the plan's 200 ms interval
+    router = router_for(lab)
+    peers = wait_for(lambda: (lambda ps: ps if len(ps) == 2 and all(p.state == "Up" for p in ps) else None)(
+        router.bfd_peers()), 15, what=f"{kind} BFD sessions Up")
+    assert {p.peer for p in peers} == {str(s.cf_addr) for s in plan.sessions}
+    assert all(p.tx_ms == 200 and p.multiplier == 3 for p in peers)  # the plan's 200 ms x 3
 
 
 # -- user configs that are wrong ------------------------------------------------------------------
 @pytest.mark.daemons
 @pytest.mark.parametrize(("kind", "fname", "daemon_says"), [
-    pytest.param("frr", "frr-typo.conf", "pasword", marks=needs_frr),
-    pytest.param("bird", "bird-typo.conf", "syntax error", marks=needs_bird),
+    pytest.param("frr", "frr-typo.conf", "pasword", marks=needs("frr")),
+    pytest.param("bird", "bird-typo.conf", "syntax error", marks=needs("bird")),
 ])
 def test_broken_user_config_refused_before_anything_starts(kind: str, fname: str, daemon_says: str,
-                                                           tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path / "state"))
+                                                           tmp_path: Path, mini_lab) -> None:
     plan = make_plan(tmp_path, kind=kind, config=EXAMPLES / fname)
-    lab = MiniLab(plan)  # no namespaces: validation must not need them
-    try:
-        with pytest.raises(UserConfigError) as exc:
-            start_customer(lab)
-    finally:
-        lab.destroy()
+    lab = mini_lab(plan, [])  # no namespaces: validation must not need them
+    with pytest.raises(UserConfigError) as exc:
+        start_customer(lab)
     msg = str(exc.value)
     assert fname in msg and daemon_says in msg and "customer.router.config" in msg
-    assert lab.procs == [] and not lab.node_dir("cust").exists()
+    assert lab.refresh().processes == [] and not any(lab.node_dir("cust").iterdir())
 
 
 @pytest.mark.root
 @pytest.mark.daemons
-@needs_root
-@needs_frr
-@needs_bird
+@needs("frr", "bird")
 @needs_nft
-def test_wrong_asn_config_is_refused_by_the_peer(tmp_path: Path, lab_factory) -> None:
+def test_wrong_asn_config_is_refused_by_the_peer(tmp_path: Path, mini_lab) -> None:
     plan = make_plan(tmp_path, kind="frr", config=EXAMPLES / "frr-wrong-asn.conf")
-    lab = lab_factory(plan, ["cf", "cust"])
-    peer = BirdRouter(lab, "cf")
-    peer.start(bird_peer_conf(plan), source="peer")
+    lab = mini_lab(plan, ["cf", "cust"])
+    peer = start_peer(lab, "frr")
     start_customer(lab)  # syntactically fine: it starts
     errs = wait_for(lambda: [p.last_error for p in peer.bgp() if p.last_error], 30,
-                    "the peer refusing AS65011")
+                    what="the peer refusing AS65011")
     assert any("Bad peer AS" in e for e in errs), errs
     assert all(p["state"] != "Established" for p in customer_bgp(lab))
     assert all(p["local_as"] == 65011 for p in customer_bgp(lab))
@@ -502,16 +285,15 @@ def measure_mss(lab: MiniLab, family: int) -> tuple[int | None, int | None]:
 
 
 @pytest.mark.root
-@needs_root
 @needs_nft
 @pytest.mark.parametrize(("clamp", "want4"), [("auto", 1436), (1300, 1300), (None, 1460)])
-def test_mss_clamp_rewrites_syns_both_ways(clamp: Any, want4: int, tmp_path: Path, lab_factory) -> None:
+def test_mss_clamp_rewrites_syns_both_ways(clamp: Any, want4: int, tmp_path: Path, mini_lab) -> None:
     # v1 = GRE: the plan requires 1436 (1476-byte tunnel MTU - 40). None rehearses the forgotten clamp.
     plan = make_plan(tmp_path, kind="external", dataplane="v1", mss_clamp=clamp)
     assert plan.mss_required == 1436
     s4 = next(s for s in plan.sessions if s.family == 4)
     s6 = next(s for s in plan.sessions if s.family == 6)
-    lab = lab_factory(plan, ["cf", "cust", "origin"], extra_routes={"cf": [
+    lab = mini_lab(plan, ["cf", "cust", "origin"], extra_routes={"cf": [
         ("198.51.100.0/24", str(s4.cust_addr)), ("2001:db8:cafe::/64", str(s6.cust_addr))]})
     applied = apply_mss_clamp(lab)
     assert applied == (None if clamp is None else want4)
@@ -594,7 +376,6 @@ def test_registry_is_the_one_list_of_kinds(tmp_path: Path) -> None:
     import json as _json
     import typing
 
-    from sim.facts import router_kind_names
     from sim.rehearse.model import RunOptions
     from sim.routers import cli_argv
     from sim.routers.gobgp import GobgpRouter
@@ -610,8 +391,8 @@ def test_registry_is_the_one_list_of_kinds(tmp_path: Path) -> None:
     assert schema["$defs"]["CustomerRouter"]["properties"]["kind"]["enum"] == list(router_kind_names())
     assert RunOptions(topology=Path("x.yml"), kind="gobgp").kind == "gobgp"
     # Each kind recognises its own syntax and only its own.
-    for name, cfg in (("frr", "frr-good.conf"), ("bird", "bird-good.conf"), ("gobgp", "gobgp-good.toml")):
-        assert sniff_kind((EXAMPLES / cfg).read_text()) == name
+    for name in LAB_KINDS:
+        assert sniff_kind(good_config(name).read_text()) == name
     rec = SimpleNamespace(state=SimpleNamespace(extra={"customer_router": {"kind": "gobgp", "dir": "/x/gobgp"}}))
     assert cli_argv(rec, "cust", ["gobgp", "neighbor"]) == ["gobgp", "--target", "unix:///x/gobgp/gobgp.sock",
                                                            "neighbor"]
@@ -629,7 +410,7 @@ def test_kind_that_does_not_match_the_file_says_what_it_looks_like(tmp_path: Pat
 
 
 @pytest.mark.daemons
-@needs_gobgp
+@needs("gobgp")
 def test_gobgp_yaml_config_is_checked_by_gobgpd(tmp_path: Path) -> None:
     """GoBGP reads TOML or YAML: the same config in YAML is sniffed, typed and parsed by gobgpd itself."""
     import tomllib

@@ -9,8 +9,6 @@ Cloudflare, a transit neighbor without an outbound filter (leaks Cloudflare's ro
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from typer.testing import CliRunner
 from sim.cli.main import app
 from sim.verify.model import Observation, Verdict
 from sim.verify.runner import judge
+from tests.labs import private_state
 
 REPO = Path(__file__).resolve().parent.parent
 TOPO = REPO / "topologies" / "v1-gre-transit.yml"
@@ -29,23 +28,10 @@ pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def state() -> Iterator[Path]:
-    """Short private state dir (FRR socket paths < 108 bytes); no lab may be left behind."""
-    d = Path(tempfile.mkdtemp(prefix="cnivf-", dir="/tmp"))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CNILAB_STATE_DIR", str(d))
-    try:
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One short private state dir for the module's labs (see tests.labs.private_state)."""
+    with private_state(tmp_path_factory.mktemp("vf")) as d:
         yield d
-    finally:
-        from sim.lab.lab import Lab
-        from sim.lab.state import list_labs
-
-        left = list_labs()
-        for name in left:
-            Lab.attach(name).destroy()
-        mp.undo()
-        shutil.rmtree(d, ignore_errors=True)
-        assert not left, f"verify left labs behind: {left}"
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -50,8 +51,14 @@ def _lab_of(ic: InterconnectRow) -> str | None:
     return ic.lab if ic.lab and ic.lab_link else None
 
 
-def _lab_failed(exc: Exception) -> CFError:
-    return CFError(502, 1005, f"the lab refused the change, nothing was applied: {exc}")
+def sync_or_undo(c: Ctx, lab: str | None, undo: Callable[[], object]) -> None:
+    """:func:`sync_lab`; when the lab refuses, run ``undo`` (put the store back as it was) and answer
+    502, so the API never reports a session the lab does not have."""
+    try:
+        sync_lab(c, lab)
+    except (BridgeError, OSError) as exc:
+        undo()
+        raise CFError(502, 1005, f"the lab refused the change, nothing was applied: {exc}") from None
 
 
 @router.post("", summary="Create a new CNI object")
@@ -74,11 +81,7 @@ def create_cni(body: CniCreate, account_id: str, request: Request) -> JSONRespon
         raise conflict(f"no free point-to-point /31 left in the pool {c.settings.p2p_pool} (config p2p_pool)") from None
     except InterconnectGone:
         raise not_found(f"interconnect {ic.name!r} not found (deleted while this CNI was being created)") from None
-    try:
-        sync_lab(c, lab)
-    except (BridgeError, OSError) as exc:
-        c.store.delete_cni(account_id, row.id)
-        raise _lab_failed(exc) from None
+    sync_or_undo(c, lab, lambda: c.store.delete_cni(account_id, row.id))
     return JSONResponse(cni_body(row))
 
 
@@ -88,9 +91,8 @@ async def list_cnis(account_id: str, request: Request, slot: QueryText = None, t
     c = ctx(request)
     reject_legacy("list", request.query_params)
     cur, lim = page_args(c, cursor, limit)
-    return c.pages.get_or_make(
-        ("cnis", account_id, slot, tunnel_id, cur, lim, *c.store.version()),
-        lambda: c.cni_bodies.page_text(c.store.list_cnis(account_id, slot, tunnel_id, cur, lim)))
+    return c.page(c.cni_bodies, ("cnis", account_id, slot, tunnel_id, cur, lim),
+                  lambda: c.store.list_cnis(account_id, slot, tunnel_id, cur, lim))
 
 
 def _find_cni(c: Ctx, account: str, cni: str) -> CniRow:
@@ -103,10 +105,7 @@ def _find_cni(c: Ctx, account: str, cni: str) -> CniRow:
 @router.get("/{cni}", summary="Get information about a CNI object")
 async def get_cni(cni: str, account_id: str, request: Request) -> Response:
     c = ctx(request)
-    row = c.store.cni_row(account_id, cni)
-    if row is None:
-        raise not_found(f"CNI {cni!r} not found")
-    return c.cni_bodies.response(row)
+    return c.one(c.cni_bodies, c.store.cni_row(account_id, cni), f"CNI {cni!r}")
 
 
 @router.put("/{cni}", summary="Modify stored information about a CNI object")
@@ -138,11 +137,7 @@ def update_cni(cni: str, body: CniUpdate, account_id: str,
         raise conflict(f"p2p_ip: {exc.network} is already used by CNI {exc.cni}") from None
     if saved is None:
         raise not_found(f"CNI {cni!r} not found")
-    try:
-        sync_lab(c, _lab_of(ic))
-    except (BridgeError, OSError) as exc:
-        c.store.update_cni(old)
-        raise _lab_failed(exc) from None
+    sync_or_undo(c, _lab_of(ic), lambda: c.store.update_cni(old))
     return JSONResponse(cni_body(saved))
 
 
@@ -153,9 +148,6 @@ def delete_cni(cni: str, account_id: str, request: Request) -> Response:
     if old is None:
         raise not_found(f"CNI {cni!r} not found")
     ic = c.store.interconnect_by_name(old.interconnect)
-    try:
-        sync_lab(c, _lab_of(ic) if ic else None)
-    except (BridgeError, OSError) as exc:
-        c.store.create_cni(old, c.settings.p2p_pool, (old.p2p_ip, old.cust_ip))
-        raise _lab_failed(exc) from None
+    sync_or_undo(c, _lab_of(ic) if ic else None,
+                 lambda: c.store.create_cni(old, c.settings.p2p_pool, (old.p2p_ip, old.cust_ip)))
     return Response(status_code=200)

@@ -87,18 +87,14 @@ async def list_interconnects(account_id: str, request: Request, site: QueryText 
     reject_legacy("slots", {k for k in request.query_params if k == "facility"})
     cur, lim = page_args(c, cursor, limit)
     site_slots = [s.id for s in slots() if s.site == site] if site is not None else None
-    return c.pages.get_or_make(
-        ("interconnects", account_id, site, type, cur, lim, *c.store.version()),
-        lambda: c.interconnect_bodies.page_text(c.store.list_interconnects(account_id, site_slots, type, cur, lim)))
+    return c.page(c.interconnect_bodies, ("interconnects", account_id, site, type, cur, lim),
+                  lambda: c.store.list_interconnects(account_id, site_slots, type, cur, lim))
 
 
 @router.get("/{icon}", summary="Get information about an interconnect object")
 async def get_interconnect(icon: str, account_id: str, request: Request) -> Response:
     c = ctx(request)
-    row = c.store.interconnect_row(account_id, icon)
-    if row is None:
-        raise not_found(f"interconnect {icon!r} not found")
-    return c.interconnect_bodies.response(row)
+    return c.one(c.interconnect_bodies, c.store.interconnect_row(account_id, icon), f"interconnect {icon!r}")
 
 
 @router.delete("/{icon}", summary="Delete an interconnect object")

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from mock_api.context import Ctx, ctx
 from mock_api.errors import CFError, bad_request, conflict, not_found
 from mock_api.lab_bridge import BridgeError
-from mock_api.routers.cnis import sync_lab
+from mock_api.routers.cnis import sync_lab, sync_or_undo
 from mock_api.routers.interconnects import diagnose
 from mock_api.schemas import Bind, CrossConnect, Light, LinkState, Swap
 from mock_api.store import InterconnectRow
@@ -51,42 +51,39 @@ def lab_view(icon: str, request: Request) -> JSONResponse:
     return JSONResponse(view(c, _owned(request, c, icon)))
 
 
-@router.post("/cross-connect", summary="Make (or remove) the cross-connect")
-def cross_connect(icon: str, body: CrossConnect, request: Request) -> JSONResponse:
+def _set(request: Request, icon: str, **physical: Any) -> JSONResponse:
+    """Change the physical side of an unbound interconnect and answer with the new diagnosis."""
     c = ctx(request)
     _manual(request, c, icon)
-    ic = c.store.update_interconnect(icon, cross_connect=body.made)
+    ic = c.store.update_interconnect(icon, **physical)
     assert ic
     return JSONResponse(view(c, ic))
+
+
+def _plausible_dbm(dbm: float | None) -> float | None:
+    if dbm is not None and not -60.0 <= dbm <= 10.0:
+        raise bad_request(f"dbm: {dbm} is not a plausible receive level (-60..10 dBm)")
+    return dbm
+
+
+@router.post("/cross-connect", summary="Make (or remove) the cross-connect")
+def cross_connect(icon: str, body: CrossConnect, request: Request) -> JSONResponse:
+    return _set(request, icon, cross_connect=body.made)
 
 
 @router.post("/light", summary="Set the received light level in dBm (null: no light)")
 def light(icon: str, body: Light, request: Request) -> JSONResponse:
-    c = ctx(request)
-    _manual(request, c, icon)
-    if body.dbm is not None and not -60.0 <= body.dbm <= 10.0:
-        raise bad_request(f"dbm: {body.dbm} is not a plausible receive level (-60..10 dBm)")
-    ic = c.store.update_interconnect(icon, light_dbm=body.dbm)
-    assert ic
-    return JSONResponse(view(c, ic))
+    return _set(request, icon, light_dbm=_plausible_dbm(body.dbm))
 
 
 @router.post("/swap", summary="Swap (or un-swap) RX and TX fibres")
 def swap(icon: str, body: Swap, request: Request) -> JSONResponse:
-    c = ctx(request)
-    _manual(request, c, icon)
-    ic = c.store.update_interconnect(icon, swapped=body.swapped)
-    assert ic
-    return JSONResponse(view(c, ic))
+    return _set(request, icon, swapped=body.swapped)
 
 
 @router.post("/link", summary="Set the link's operational state")
 def link(icon: str, body: LinkState, request: Request) -> JSONResponse:
-    c = ctx(request)
-    _manual(request, c, icon)
-    ic = c.store.update_interconnect(icon, link_up=body.up)
-    assert ic
-    return JSONResponse(view(c, ic))
+    return _set(request, icon, link_up=body.up)
 
 
 @router.post("/bind", summary="Bind to a running lab's interconnect; its CNIs then drive the edge peer")
@@ -113,11 +110,7 @@ def bind(icon: str, body: Bind, request: Request) -> JSONResponse:
     old = (ic.lab, ic.lab_link)
     ic = c.store.update_interconnect(icon, lab=lab, lab_link=link_name)
     assert ic
-    try:
-        sync_lab(c, lab)
-    except (BridgeError, OSError) as exc:
-        c.store.update_interconnect(icon, lab=old[0], lab_link=old[1])
-        raise CFError(502, 1005, f"the lab refused the change, nothing was applied: {exc}") from None
+    sync_or_undo(c, lab, lambda: c.store.update_interconnect(icon, lab=old[0], lab_link=old[1]))
     return JSONResponse(view(c, ic))
 
 

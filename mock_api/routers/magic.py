@@ -15,6 +15,8 @@ import ipaddress
 import re
 import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -132,6 +134,25 @@ def _sync(c: Ctx, st: MagicStore, account: str) -> None:
         raise CFError(502, 1005, f"the lab refused the change: {exc}") from None
 
 
+def _write(st: MagicStore, account: str, kind: Kind, id_: str, obj: dict[str, Any] | None) -> None:
+    if obj is None:
+        st.delete(account, kind, id_)
+    else:
+        st.put(account, kind, obj)
+
+
+def _commit(c: Ctx, st: MagicStore, account: str, kind: Kind, id_: str, new: dict[str, Any] | None) -> None:
+    """Store ``new`` (None: delete) and push the account's tunnels and routes to the bound lab; when the
+    lab refuses, put back what was stored before, so the API never shows what the lab does not run."""
+    old = st.get(account, kind, id_)
+    _write(st, account, kind, id_, new)
+    try:
+        _sync(c, st, account)
+    except CFError:
+        _write(st, account, kind, id_, old)
+        raise
+
+
 def ok(result: Any) -> JSONResponse:
     return JSONResponse({"success": True, "errors": [], "messages": [], "result": result})
 
@@ -199,6 +220,17 @@ def _hc(new: HealthCheckIn | None, old: dict[str, Any] | None) -> dict[str, Any]
     return base
 
 
+def _merged(body: GreIn | InterconnectIn, base: dict[str, Any], ts: str) -> dict[str, Any]:
+    """``base`` with the fields the body sets laid over it (the health check merged key by key, not
+    replaced), stamped as modified at ``ts``."""
+    o = {**base, **body.model_dump(exclude_none=True, exclude={"health_check", "bgp"})}
+    if body.bgp is not None:
+        o["bgp"] = body.bgp.model_dump(exclude_none=True)
+    o["health_check"] = _hc(body.health_check, base.get("health_check"))
+    o["modified_on"] = ts
+    return o
+
+
 def _names(st: MagicStore, account: str, skip: str | None = None) -> list[str]:
     return [o["name"] for k in ("cf_interconnect", "gre_tunnel") for o in st.list(account, k)  # type: ignore[misc]
             if o["id"] != skip]
@@ -211,23 +243,53 @@ def _get(st: MagicStore, account: str, kind: Kind, id_: str, label: str) -> dict
     return obj
 
 
+@dataclass(frozen=True)
+class _Objects:
+    """One kind of Magic object as its list and detail endpoints show it."""
+
+    kind: Kind
+    path: str
+    label: str
+    """How a 404 names it."""
+    one: str
+    """Result key of the detail endpoint."""
+    many: str
+    """Result key of the list endpoint."""
+    view: Callable[[dict[str, Any], Request], dict[str, Any]]
+
+
+def _list(objs: _Objects, request: Request, account: str) -> JSONResponse:
+    st = _ready(request, ctx(request), account)
+    return ok({objs.many: [objs.view(o, request) for o in st.list(account, objs.kind)]})
+
+
+def _one(objs: _Objects, request: Request, account: str, id_: str) -> JSONResponse:
+    o = _get(_ready(request, ctx(request), account), account, objs.kind, id_, objs.label)
+    return ok({objs.one: objs.view(o, request)})
+
+
+def _read_routes(objs: _Objects, list_summary: str, one_summary: str) -> None:
+    """``GET <path>`` (the account's objects) and ``GET <path>/{object_id}`` (one of them)."""
+
+    def list_objects(request: Request, account_id: str) -> JSONResponse:
+        return _list(objs, request, account_id)
+
+    def get_object(object_id: str, request: Request, account_id: str) -> JSONResponse:
+        return _one(objs, request, account_id, object_id)
+
+    router.add_api_route(objs.path, list_objects, methods=["GET"], summary=list_summary, name=f"list_{objs.many}")
+    router.add_api_route(f"{objs.path}/{{object_id}}", get_object, methods=["GET"], summary=one_summary,
+                         name=f"get_{objs.one}")
+
+
 # -- cf_interconnects ---------------------------------------------------------------------------
 def _ic_target(o: dict[str, Any]) -> str:
     return str(ipaddress.ip_interface(o["interface_address"]).ip + 1) if o.get("interface_address") else ""
 
 
-@router.get("/cf_interconnects", summary="List interconnects")
-def list_interconnects(request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    return ok({"interconnects": [_render(o, request, _ic_target(o)) for o in st.list(account_id, "cf_interconnect")]})
-
-
-@router.get("/cf_interconnects/{ic_id}", summary="List interconnect details")
-def get_interconnect(ic_id: str, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    o = _get(_ready(request, c, account_id), account_id, "cf_interconnect", ic_id, "interconnect")
-    return ok({"interconnect": _render(o, request, _ic_target(o))})
+_read_routes(_Objects("cf_interconnect", "/cf_interconnects", "interconnect", "interconnect", "interconnects",
+                      lambda o, request: _render(o, request, _ic_target(o))),
+             "List interconnects", "List interconnect details")
 
 
 @router.put("/cf_interconnects/{ic_id}", summary="Update interconnect")
@@ -240,20 +302,9 @@ def update_interconnect(ic_id: str, body: InterconnectIn, request: Request, acco
     if body.interface_address is not None:
         _iface("interface_address", body.interface_address)
     _mtu(body.mtu)
-    d = body.model_dump(exclude_none=True, exclude={"health_check", "bgp"})
-    if body.bgp is not None:
-        d["bgp"] = body.bgp.model_dump(exclude_none=True)
-    o.update(d)
-    o["health_check"] = _hc(body.health_check, o.get("health_check"))
-    o["modified_on"] = now_iso()
+    o = _merged(body, o, now_iso())
     if not _validate_only(request):
-        old = st.get(account_id, "cf_interconnect", ic_id)
-        st.put(account_id, "cf_interconnect", o)
-        try:
-            _sync(c, st, account_id)
-        except CFError:
-            st.put(account_id, "cf_interconnect", old)  # type: ignore[arg-type]
-            raise
+        _commit(c, st, account_id, "cf_interconnect", ic_id, o)
     return ok({"modified": True, "modified_interconnect": _render(o, request, _ic_target(o))})
 
 
@@ -274,13 +325,7 @@ def _check_gre(body: GreIn, st: MagicStore, account: str, skip: str | None = Non
 
 def _gre_obj(body: GreIn, old: dict[str, Any] | None) -> dict[str, Any]:
     ts = now_iso()
-    o = {**(old or {"id": uuid.uuid4().hex, "created_on": ts, "mtu": 1476, "ttl": 64}),
-         **body.model_dump(exclude_none=True, exclude={"health_check", "bgp"})}
-    if body.bgp is not None:
-        o["bgp"] = body.bgp.model_dump(exclude_none=True)
-    o["health_check"] = _hc(body.health_check, (old or {}).get("health_check"))
-    o["modified_on"] = ts
-    return o
+    return _merged(body, old or {"id": uuid.uuid4().hex, "created_on": ts, "mtu": 1476, "ttl": 64}, ts)
 
 
 @router.post("/gre_tunnels", summary="Create a GRE tunnel")
@@ -294,18 +339,9 @@ def create_gre(body: GreIn, request: Request, account_id: str) -> JSONResponse:
     return ok(_render(o, request, _gre_target(o)))
 
 
-@router.get("/gre_tunnels", summary="List GRE tunnels")
-def list_gre(request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    return ok({"gre_tunnels": [_render(o, request, _gre_target(o)) for o in st.list(account_id, "gre_tunnel")]})
-
-
-@router.get("/gre_tunnels/{tid}", summary="List GRE tunnel details")
-def get_gre(tid: str, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    o = _get(_ready(request, c, account_id), account_id, "gre_tunnel", tid, "GRE tunnel")
-    return ok({"gre_tunnel": _render(o, request, _gre_target(o))})
+_read_routes(_Objects("gre_tunnel", "/gre_tunnels", "GRE tunnel", "gre_tunnel", "gre_tunnels",
+                      lambda o, request: _render(o, request, _gre_target(o))),
+             "List GRE tunnels", "List GRE tunnel details")
 
 
 @router.put("/gre_tunnels/{tid}", summary="Update GRE tunnel")
@@ -316,12 +352,7 @@ def update_gre(tid: str, body: GreIn, request: Request, account_id: str) -> JSON
     _check_gre(body, st, account_id, skip=tid)
     o = _gre_obj(body, old)
     if not _validate_only(request):
-        st.put(account_id, "gre_tunnel", o)
-        try:
-            _sync(c, st, account_id)
-        except CFError:
-            st.put(account_id, "gre_tunnel", old)
-            raise
+        _commit(c, st, account_id, "gre_tunnel", tid, o)
     return ok({"modified": True, "modified_gre_tunnel": _render(o, request, _gre_target(o))})
 
 
@@ -367,26 +398,12 @@ def create_route(body: RouteIn, request: Request, account_id: str) -> JSONRespon
     _check_route(body)
     o = _route_obj(body, None)
     if not _validate_only(request):
-        st.put(account_id, "route", o)
-        try:
-            _sync(c, st, account_id)
-        except CFError:
-            st.delete(account_id, "route", o["id"])
-            raise
+        _commit(c, st, account_id, "route", o["id"], o)
     return ok(_route_view(o))
 
 
-@router.get("/routes", summary="List Routes")
-def list_routes(request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    return ok({"routes": [_route_view(o) for o in st.list(account_id, "route")]})
-
-
-@router.get("/routes/{rid}", summary="Route Details")
-def get_route(rid: str, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    return ok({"route": _route_view(_get(_ready(request, c, account_id), account_id, "route", rid, "route"))})
+_read_routes(_Objects("route", "/routes", "route", "route", "routes", lambda o, _request: _route_view(o)),
+             "List Routes", "Route Details")
 
 
 @router.put("/routes/{rid}", summary="Update Route")
@@ -397,12 +414,7 @@ def update_route(rid: str, body: RouteIn, request: Request, account_id: str) -> 
     _check_route(body)
     o = _route_obj(body, old)
     if not _validate_only(request):
-        st.put(account_id, "route", o)
-        try:
-            _sync(c, st, account_id)
-        except CFError:
-            st.put(account_id, "route", old)
-            raise
+        _commit(c, st, account_id, "route", rid, o)
     return ok({"modified": True, "modified_route": _route_view(o)})
 
 
@@ -411,10 +423,5 @@ def delete_route(rid: str, request: Request, account_id: str) -> JSONResponse:
     c = ctx(request)
     st = _ready(request, c, account_id)
     o = _get(st, account_id, "route", rid, "route")
-    st.delete(account_id, "route", rid)
-    try:
-        _sync(c, st, account_id)
-    except CFError:
-        st.put(account_id, "route", o)
-        raise
+    _commit(c, st, account_id, "route", rid, None)
     return ok({"deleted": True, "deleted_route": _route_view(o)})

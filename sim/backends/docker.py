@@ -283,7 +283,10 @@ class DockerBackend(Backend):
                 self.client.containers.get(name).remove(force=True)
             raise BackendError(f"node {node.name}: cannot start container {name} from {image}: {exc}") from exc
         self.nodes.append(node.name)
-        pid = self._wait_pid(ctr, node.name)
+        try:
+            pid = container_pid(ctr)
+        except RuntimeError as exc:
+            raise BackendError(f"node {node.name}: {exc}") from exc
         self.pids[node.name] = pid
         NETNS_DIR.mkdir(parents=True, exist_ok=True)
         os.symlink(f"/proc/{pid}/ns/net", link)
@@ -295,18 +298,6 @@ class DockerBackend(Backend):
                     Path("/proc/sys", key).write_text(value)
         except (NetlinkError, OSError) as exc:
             raise BackendError(f"node {node.name}: cannot set up the namespace of {name}: {exc}") from exc
-
-    def _wait_pid(self, ctr: Any, node: str, timeout: float = 20.0) -> int:
-        deadline = time.monotonic() + timeout
-        while True:
-            ctr.reload()
-            st = ctr.attrs.get("State", {})
-            if st.get("Running") and st.get("Pid"):
-                return int(st["Pid"])
-            if st.get("Status") in ("exited", "dead") or time.monotonic() > deadline:
-                logs = ctr.logs(tail=20).decode(errors="replace").strip()
-                raise BackendError(f"node {node}: container {ctr.name} is {st.get('Status')!r}, not running: {logs}")
-            time.sleep(0.05)
 
     def _pid(self, node: str) -> int:
         if node not in self.pids:
@@ -320,30 +311,8 @@ class DockerBackend(Backend):
     def create_link(self, link: Link, plan: LabPlan) -> None:
         """veth pair on the host under temporary names, each end moved (and renamed) into its node."""
         ends = [(link.a.node, link.a.iface), (link.b.node, link.b.iface)]
-        mtus = [plan.node(n).iface(i).mtu for n, i in ends]
-        tmp = [f"cv{uuid.uuid4().hex[:8]}{s}" for s in "ab"]
         try:
-            with IPRoute() as host:
-                host.link("add", ifname=tmp[0], kind="veth", mtu=mtus[0], peer={"ifname": tmp[1], "mtu": mtus[1]})
-                try:
-                    for (node, _), t in zip(ends, tmp, strict=True):
-                        fd = os.open(f"/proc/{self._pid(node)}/ns/net", os.O_RDONLY)
-                        try:
-                            host.link("set", index=host.link_lookup(ifname=t)[0], net_ns_fd=fd)
-                        finally:
-                            os.close(fd)
-                except BaseException:
-                    for t in tmp:  # a half-moved pair: delete whatever end is still here
-                        idx = host.link_lookup(ifname=t)
-                        if idx:
-                            with contextlib.suppress(NetlinkError):
-                                host.link("del", index=idx[0])
-                    raise
-            for (node, iface), t in zip(ends, tmp, strict=True):
-                with IPRoute(netns=self.container_name(node)) as ipr:
-                    idx = ipr.link_lookup(ifname=t)[0]
-                    ipr.link("set", index=idx, ifname=iface)
-                    ipr.link("set", index=idx, state="up")
+            wire_veth([(self._pid(n), self.container_name(n), i, plan.node(n).iface(i).mtu) for n, i in ends])
         except (NetlinkError, OSError, IndexError) as exc:
             raise BackendError(f"link {link.name} ({link.a.node}:{link.a.iface} - {link.b.node}:{link.b.iface}): "
                                f"{exc}") from exc
@@ -415,3 +384,45 @@ def sweep_lab(lab: str) -> list[str]:
     finally:
         client.close()
     return removed
+
+
+def container_pid(ctr: Any, timeout: float = 20.0) -> int:
+    """The host pid of a started container's init, once the engine reports it running. Raises
+    RuntimeError with the container's log when it exits instead, or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ctr.reload()
+        st = ctr.attrs.get("State", {})
+        if st.get("Running") and st.get("Pid"):
+            return int(st["Pid"])
+        if st.get("Status") in ("exited", "dead") or time.monotonic() > deadline:
+            logs = ctr.logs(tail=20).decode(errors="replace").strip()
+            raise RuntimeError(f"container {ctr.name} is {st.get('Status')!r}, not running: {logs}")
+        time.sleep(0.05)
+
+
+def wire_veth(ends: list[tuple[int, str, str, int]]) -> None:
+    """One link between two containers, each end given as (pid, netns name under /run/netns, interface
+    name, MTU): a veth pair made on the host under temporary names, each end moved into the network
+    namespace of its pid, then renamed and set up there. A half-moved pair is deleted, never left."""
+    tmp = [f"cv{uuid.uuid4().hex[:8]}{s}" for s in "ab"]
+    with IPRoute() as host:
+        host.link("add", ifname=tmp[0], kind="veth", mtu=ends[0][3], peer={"ifname": tmp[1], "mtu": ends[1][3]})
+        try:
+            for (pid, _, _, _), t in zip(ends, tmp, strict=True):
+                fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+                try:
+                    host.link("set", index=host.link_lookup(ifname=t)[0], net_ns_fd=fd)
+                finally:
+                    os.close(fd)
+        except BaseException:
+            for t in tmp:  # a half-moved pair: delete whatever end is still here
+                for idx in host.link_lookup(ifname=t):
+                    with contextlib.suppress(NetlinkError):
+                        host.link("del", index=idx)
+            raise
+    for (_, netns, iface, _), t in zip(ends, tmp, strict=True):
+        with IPRoute(netns=netns) as ipr:
+            idx = ipr.link_lookup(ifname=t)[0]
+            ipr.link("set", index=idx, ifname=iface)
+            ipr.link("set", index=idx, state="up")

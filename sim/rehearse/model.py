@@ -99,3 +99,10 @@ class Report(_Model):
     @property
     def failures(self) -> list[StepResult]:
         return [s for s in self.steps if s.status == "fail"]
+
+    def step(self, sid: str) -> StepResult:
+        """The step with id ``sid`` (KeyError naming the ids there are)."""
+        found = next((s for s in self.steps if s.id == sid), None)
+        if found is None:
+            raise KeyError(f"no step {sid!r} in this report (steps: {', '.join(s.id for s in self.steps)})")
+        return found

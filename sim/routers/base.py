@@ -18,8 +18,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.facts import RouterKindInfo, router_kinds
-from sim.lab.process import ProcessRecord
-from sim.routers.common import RouterLab, extra_key, stop_recorded
+from sim.routers.common import RouterLab, extra_key, stop_recorded, template_context, templates
+from sim.runtime.process import ProcessRecord
 from sim.topology.plan import CUSTOMER, LabPlan, Session
 
 MaintenanceOp = Literal["withdraw", "shutdown", "restore"]
@@ -83,19 +83,12 @@ class RouterFacts(_Model):
 class CustomerRouter(ABC):
     """One routing daemon (or set of daemons) in one lab node, owned through ``lab.spawn``.
 
-    Subclasses set ``kind`` and implement the abstract methods; :meth:`info` is their data entry.
+    Subclasses are registered under their kind (:func:`sim.routers.registry.register` sets ``kind``)
+    and implement the abstract methods; :meth:`info` is their data entry.
     """
 
     kind: ClassVar[str]
-    config_name: ClassVar[str]
-    """File name of the config in the node directory (what the daemon reads)."""
-    phrases: ClassVar[dict[str, str]] = {}
-    """The daemon's own syntax for each fix the cross-checks suggest (``str.format`` with peer, asn,
-    local_as, tx, rx, mult, hold, keepalive); keys: neighbor, remote_as, local_as, export, bfd_on,
-    bfd_off, bfd_timers, timers, reconnect. A missing key falls back to words."""
-    commands: ClassVar[dict[str, str]] = {}
-    """Which of the daemon's commands each reading comes from (neighbors, bfd, config, exported): the
-    evidence line of a finding names it, so an engineer can run it on the real router."""
+    """Set by ``@register``."""
 
     def __init__(self, lab: RouterLab, node: str = CUSTOMER) -> None:
         self.lab = lab
@@ -118,19 +111,29 @@ class CustomerRouter(ABC):
         """Run the daemon's own parser on ``path``; raise UserConfigError quoting it. Nothing starts."""
 
     @classmethod
-    @abstractmethod
     def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        """The config a careful customer would write for ``plan`` (the template)."""
+        """The config a careful customer would write for ``plan``: the kind's ``template``, with
+        interface names mapped by ``ifname`` (plan name -> kernel name) where the template names any."""
+        return templates().get_template(str(cls.info().template)).render(**template_context(plan, ifname))
+
+    @classmethod
+    def cli_socket(cls, workdir: Path) -> list[str]:
+        """The options that point the daemon's CLI at the lab's own socket under ``workdir``."""
+        return []
 
     @classmethod
     def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
-        """Point the daemon's CLI typed by a user at the lab's own sockets under ``workdir``."""
+        """Point the daemon's CLI typed by a user (one of the kind's ``cli`` programs) at the lab's own
+        sockets under ``workdir``, unless the user already named a socket."""
+        target = cls.cli_socket(workdir)
+        if argv and target and argv[0] in cls.info().cli and target[0] not in argv:
+            return [argv[0], *target, *argv[1:]]
         return argv
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
     def conf(self) -> Path:
-        return self.dir / self.config_name
+        return self.dir / str(self.info().config_name)
 
     @abstractmethod
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:

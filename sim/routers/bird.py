@@ -9,49 +9,22 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from sim.lab.process import ProcessRecord
 from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, RouterFacts
 from sim.routers.common import (
-    SUN_PATH_MAX,
     RouterError,
-    UserConfigError,
+    check_socket_path,
     log_tail,
-    process_dead,
+    output_lines,
     record_start,
+    run_parser,
     session_key,
-    template_context,
-    templates,
+    wait_started,
 )
 from sim.routers.registry import register
-from sim.topology.plan import LabPlan
-
-START_TIMEOUT = 15.0
-
-
-def render_bird(plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-    """The ``bird.conf`` equivalent of the FRR template for this plan (``ifname``: plan -> kernel name)."""
-    return templates().get_template("bird.conf.j2").render(**template_context(plan, ifname))
-
-
-def validate_bird_config(path: Path) -> None:
-    """Parse ``path`` with BIRD's own parser (``bird -p``): nothing runs, nothing is bound."""
-    try:
-        r = subprocess.run(["bird", "-p", "-c", str(path)], capture_output=True, text=True, timeout=30,
-                           check=False)
-    except FileNotFoundError as exc:
-        raise UserConfigError(path, [f"customer.router.config: cannot check it, bird not installed ({exc})"]) \
-            from exc
-    if r.returncode != 0:
-        msg = "; ".join(ln.strip() for ln in (r.stdout + "\n" + r.stderr).splitlines() if ln.strip())
-        raise UserConfigError(path, [f"customer.router.config = '{path}': BIRD refuses it (bird -p): "
-                                     f"{msg or '(no message)'}"])
-
+from sim.runtime.process import ProcessRecord
 
 _PROTO_HEAD = re.compile(r"^(?P<name>\S+)\s+BGP\s+\S+\s+(?P<up>\S+)\s+\S+(?:\s+(?P<info>.*))?$")
 
@@ -106,38 +79,15 @@ def parse_bird_protocols(text: str) -> list[dict[str, Any]]:
 class BirdRouter(CustomerRouter):
     """BIRD 2 in one lab node, with its config, socket and pid under ``<node_dir>/bird``."""
 
-    kind = "bird"
-    config_name = "bird.conf"
-    phrases: ClassVar[dict[str, str]] = {
-        "neighbor": "protocol bgp ... {{ neighbor {peer} as {asn}; }} (was {wrong})",
-        "remote_as": "protocol bgp ... {{ neighbor {peer} as {asn}; }}",
-        "local_as": "protocol bgp ... {{ local as {local_as}; }}",
-        "export": "ipv4 {{ export filter to_cloudflare; }} with filter to_cloudflare {{ if net ~ [ <your prefixes> ] "
-                  "then accept; reject; }}",
-        "bfd_on": "protocol bfd {{ interface \"<if>\" {{ min tx interval {tx} ms; min rx interval {rx} ms; "
-                  "multiplier {mult}; }}; }} and bfd on; in the BGP protocol",
-        "bfd_off": "remove `bfd on;` from the BGP protocol toward {peer}",
-        "bfd_timers": "protocol bfd {{ interface \"<if>\" {{ min tx interval {tx} ms; min rx interval {rx} ms; "
-                      "multiplier {mult}; }}; }}",
-        "timers": "hold time {hold}; keepalive time {keepalive};",
-        "reconnect": "error wait time 5, 30; connect retry time 5;",
-    }
-    commands: ClassVar[dict[str, str]] = {"neighbors": "birdc show protocols all", "bfd": "birdc show bfd sessions",
-                "config": "bird.conf", "exported": "birdc show route export <protocol>"}
-
     @classmethod
     def validate(cls, path: Path) -> None:
-        validate_bird_config(path)
+        """Parse ``path`` with BIRD's own parser (``bird -p``): nothing runs, nothing is bound."""
+        run_parser(path, ["bird", "-p", "-c", str(path)], "BIRD refuses it (bird -p)",
+                   lambda out: "; ".join(output_lines(out)) or "(no message)")
 
     @classmethod
-    def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        return render_bird(plan, ifname)
-
-    @classmethod
-    def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
-        if argv and argv[0] == "birdc" and "-s" not in argv:
-            return ["birdc", "-s", str(workdir / "bird.ctl"), *argv[1:]]
-        return argv
+    def cli_socket(cls, workdir: Path) -> list[str]:
+        return ["-s", str(workdir / "bird.ctl")]
 
     @property
     def ctl(self) -> Path:
@@ -145,11 +95,9 @@ class BirdRouter(CustomerRouter):
 
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
         """Start BIRD with ``config_text`` (default: the template); on failure nothing is left running."""
-        text = config_text if config_text is not None else render_bird(
+        text = config_text if config_text is not None else self.render(
             self.lab.plan, lambda n: self.lab.ifname(self.node, n))
-        if len(str(self.ctl)) > SUN_PATH_MAX:
-            raise RouterError(f"BIRD socket path {self.ctl} is {len(str(self.ctl))} bytes; unix sockets allow "
-                              f"{SUN_PATH_MAX}: use a shorter CNILAB_STATE_DIR")
+        check_socket_path(self.ctl, "BIRD")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ctl.unlink(missing_ok=True)
         self.conf.write_text(text)
@@ -157,14 +105,8 @@ class BirdRouter(CustomerRouter):
         rec = self.lab.spawn(self.node, "bird", ["bird", "-f", "-c", str(self.conf), "-s", str(self.ctl),
                                                  "-P", str(self.dir / "bird.pid")], log=log)
         try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while not self.ctl.exists():
-                if process_dead(rec):
-                    raise RouterError(f"BIRD in node {self.node} exited at start ({source}): {log_tail(log)}")
-                if time.monotonic() > deadline:
-                    raise RouterError(f"BIRD in node {self.node} did not open {self.ctl} within "
-                                      f"{START_TIMEOUT:.0f}s: {log_tail(log)}")
-                time.sleep(0.05)
+            wait_started(rec, self.ctl.exists, what=f"BIRD in node {self.node} ({source})",
+                         waiting_for=f"open {self.ctl}", log=lambda: log_tail(log))
             record_start(self.lab, self.kind, self.node, self.dir, source, [rec])
         except BaseException:
             rec.stop()
@@ -311,3 +253,7 @@ def bird_protocol_settings(conf: str) -> dict[str, dict]:
                               else [e for e in exports if e != "all"] or ["none (RFC 8212 default)"])
         out[name] = d
     return out
+
+
+render_bird = BirdRouter.render
+"""The ``bird.conf`` a careful customer would write for a plan (``ifname``: plan -> kernel name)."""

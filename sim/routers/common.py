@@ -7,6 +7,8 @@ without importing the registry that imports it.
 from __future__ import annotations
 
 import ipaddress
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import jinja2
 
 from sim.handle import LabHandle
-from sim.lab.process import ProcessRecord
+from sim.runtime.process import ProcessRecord
 from sim.topology.load import ConfigError
 from sim.topology.plan import CUSTOMER, PEER, TRANSIT, LabPlan
 
@@ -135,6 +137,49 @@ def log_tail(path: Path, lines: int = 8) -> str:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+START_TIMEOUT = 15.0
+"""How long a daemon may take to open its control socket after it was spawned."""
+
+
+def wait_started(rec: ProcessRecord, ready: Callable[[], bool], *, what: str, waiting_for: str,
+                 log: Callable[[], str], interval: float = 0.05) -> None:
+    """Poll ``ready`` until it holds. Fails at once, quoting ``log()``, when the daemon exits instead
+    (a config it refuses at start), or when :data:`START_TIMEOUT` passes."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not ready():
+        if process_dead(rec):
+            raise RouterError(f"{what} exited at start: {log()}")
+        if time.monotonic() > deadline:
+            raise RouterError(f"{what} did not {waiting_for} within {START_TIMEOUT:.0f}s: {log()}")
+        time.sleep(interval)
+
+
+def check_socket_path(path: Path, daemon: str) -> None:
+    """Refuse before starting anything when ``path`` is too long to be a unix socket."""
+    if len(str(path)) > SUN_PATH_MAX:
+        raise RouterError(f"{daemon} socket path {path} is {len(str(path))} bytes; unix sockets allow "
+                          f"{SUN_PATH_MAX}: use a shorter CNILAB_STATE_DIR")
+
+
+def run_parser(path: Path, argv: list[str], refuser: str, said: Callable[[str], str]) -> None:
+    """Run a daemon's own config parser (``argv``) on ``path``; nothing starts. When it refuses, raise
+    :class:`UserConfigError` naming the file, ``refuser`` ("FRR refuses it (vtysh --dryrun)") and what
+    ``said`` picks from the parser's output; also when the daemon is not installed to ask."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except FileNotFoundError as exc:
+        raise UserConfigError(path, [f"customer.router.config: cannot check it, {argv[0]} not installed ({exc})"]) \
+            from exc
+    if r.returncode != 0:
+        quoted = said(r.stdout + "\n" + r.stderr)
+        raise UserConfigError(path, [f"customer.router.config = '{path}': {refuser}: {quoted}"])
+
+
+def output_lines(text: str) -> list[str]:
+    """The non-blank lines of a daemon's output, stripped."""
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
 def session_key(plan: LabPlan, peer: str) -> str | None:

@@ -45,12 +45,12 @@ class Finding(BaseModel):
 
 
 def _phrase(cls: type[CustomerRouter], key: str, fallback: str, **kw: object) -> str:
-    tmpl = cls.phrases.get(key)
+    tmpl = cls.info().phrases.get(key)
     return tmpl.format(**kw) if tmpl else fallback
 
 
 def _cmd(cls: type[CustomerRouter], key: str) -> str:
-    return cls.commands.get(key, key)
+    return cls.info().commands.get(key, key)
 
 
 def _same_family(a: str, b: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -198,21 +198,17 @@ def _bfd(s: Session, n: BgpNeighbor, facts: RouterFacts, cls: type[CustomerRoute
                                fix=_phrase(cls, "bfd_off", f"remove BFD toward {s.cf_addr}", **kw),
                                evidence=f"{_cmd(cls, 'neighbors')}: BFD on for {n.peer}"))
         return out
-    if facts.bfd is None:
-        out.append(Finding(check="bfd-missing", severity="warn", session=s.key,
-                           message=f"{title} has no BFD, and Cloudflare runs BFD {s.bfd_tx_ms} ms x "
-                                   f"{s.bfd_multiplier} on {s.interconnect}: a silent failure takes your BGP hold "
-                                   f"time ({s.hold_time} s) to detect instead of {det_ms} ms",
-                           fix="keep the hold time short, or run a BFD daemon beside it (e.g. FRR bfdd)",
-                           evidence=f"{title}: no BFD implementation"))
-        return out
-    if n.bfd is False:
-        out.append(Finding(check="bfd-missing", severity="fail", session=s.key,
-                           message=f"no BFD toward {s.cf_addr}: Cloudflare runs BFD {s.bfd_tx_ms} ms x "
-                                   f"{s.bfd_multiplier} and a silent failure would take the hold time "
-                                   f"({s.hold_time} s) instead of {det_ms} ms",
-                           fix=_phrase(cls, "bfd_on", "enable BFD toward Cloudflare", **kw),
-                           evidence=f"{_cmd(cls, 'neighbors')}: BFD off for {n.peer}"))
+    if facts.bfd is None or n.bfd is False:
+        if facts.bfd is None:  # the daemon cannot run BFD at all: say what that costs
+            severity, who, ev = "warn", f"{title} has no BFD", f"{title}: no BFD implementation"
+            fix = "keep the hold time short, or run a BFD daemon beside it (e.g. FRR bfdd)"
+        else:  # it can, and BFD is off toward Cloudflare: a mistake with a one-line fix
+            severity, who, ev = "fail", f"no BFD toward {s.cf_addr}", f"{_cmd(cls, 'neighbors')}: BFD off for {n.peer}"
+            fix = _phrase(cls, "bfd_on", "enable BFD toward Cloudflare", **kw)
+        out.append(Finding(check="bfd-missing", severity=severity, session=s.key, fix=fix, evidence=ev,
+                           message=f"{who}, and Cloudflare runs BFD {s.bfd_tx_ms} ms x {s.bfd_multiplier} on "
+                                   f"{s.interconnect}: a silent failure takes your BGP hold time ({s.hold_time} s) "
+                                   f"to detect instead of {det_ms} ms"))
         return out
     peer_bfd = next((b for b in facts.bfd if b.peer == str(s.cf_addr)), None)
     if peer_bfd is not None and None not in (peer_bfd.tx_ms, peer_bfd.multiplier):

@@ -17,38 +17,29 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
-from sim.lab.process import ProcessRecord
 from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
 from sim.routers.common import (
-    SUN_PATH_MAX,
     RouterError,
-    UserConfigError,
+    check_socket_path,
     log_tail,
     process_dead,
     record_start,
+    run_parser,
     session_key,
     stop_recorded,
-    template_context,
-    templates,
+    wait_started,
 )
 from sim.routers.registry import register
+from sim.runtime.process import ProcessRecord
 from sim.topology.plan import LabPlan, Session
 
 FRR_BIN = Path("/usr/lib/frr")
 FRR_SCRATCH = Path("/var/tmp/frr")
 DAEMONS: tuple[str, ...] = ("zebra", "staticd", "bgpd", "bfdd")
-START_TIMEOUT = 15.0
 VTY_GROUP = "frrvty"
 """Running as root, FRR insists the run-as group be its vty group (``privs_init``)."""
-
-
-def render_frr(plan: LabPlan) -> str:
-    """The integrated ``frr.conf`` a careful customer would write for this plan."""
-    return templates().get_template("frr.conf.j2").render(**template_context(plan))
 
 
 _SETS_RMAP_DELAY = re.compile(r"^\s*bgp route-map delay-timer\b", re.MULTILINE)
@@ -58,25 +49,6 @@ def _daemon_message(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines()]
     keep = [ln for ln in lines if ln and "vtysh.conf" not in ln]
     return "; ".join(keep) or "(no message)"
-
-
-def validate_frr_config(path: Path) -> None:
-    """Parse ``path`` with FRR's own parser (``vtysh --dryrun``) without any daemon running.
-
-    vtysh knows every daemon's commands, so this catches what any of them would refuse.
-    """
-    with tempfile.TemporaryDirectory(prefix="cnilab-frrchk-") as d:
-        (Path(d) / "vtysh.conf").write_text("service integrated-vtysh-config\n")
-        try:
-            r = subprocess.run(["vtysh", "--config_dir", d, "--dryrun", "-f", str(path)],
-                               capture_output=True, text=True, timeout=30, check=False)
-        except FileNotFoundError as exc:
-            raise UserConfigError(path, [f"customer.router.config: cannot check it, vtysh not installed ({exc})"]) \
-                from exc
-    if r.returncode != 0:
-        raise UserConfigError(path, [
-            f"customer.router.config = '{path}': FRR refuses it (vtysh --dryrun): "
-            + _daemon_message(r.stdout + "\n" + r.stderr)])
 
 
 def remove_scratch(rec: ProcessRecord) -> None:
@@ -103,40 +75,20 @@ def _accepts(path: Path) -> bool:
 class FrrRouter(CustomerRouter):
     """FRR in one lab node, with all of its paths under ``<node_dir>/frr``."""
 
-    kind = "frr"
-    config_name = "frr.conf"
-    phrases: ClassVar[dict[str, str]] = {
-        "neighbor": "router bgp {local_as} / no neighbor {wrong} / neighbor {peer} remote-as {asn}",
-        "remote_as": "router bgp {local_as} / neighbor {peer} remote-as {asn}",
-        "local_as": "router bgp {local_as} (the ASN on the CNI)",
-        "export": ("ip prefix-list TO-CLOUDFLARE permit <your prefix> / route-map TO-CLOUDFLARE permit 10 / "
-                   "match ip address prefix-list TO-CLOUDFLARE / address-family ... / "
-                   "neighbor {peer} route-map TO-CLOUDFLARE out"),
-        "bfd_on": "bfd / profile cni / transmit-interval {tx} / receive-interval {rx} / detect-multiplier {mult}; "
-                  "neighbor {peer} bfd profile cni",
-        "bfd_off": "router bgp {local_as} / no neighbor {peer} bfd",
-        "bfd_timers": "bfd / profile cni / transmit-interval {tx} / receive-interval {rx} / detect-multiplier {mult}",
-        "timers": "neighbor {peer} timers {keepalive} {hold}",
-        "reconnect": "neighbor {peer} timers connect 5",
-    }
-    commands: ClassVar[dict[str, str]] = {"neighbors": "vtysh -c 'show bgp neighbors json'",
-                                         "bfd": "vtysh -c 'show bfd peers json'",
-                                         "config": "vtysh -c 'show running-config'",
-                                         "exported": "vtysh -c 'show bgp neighbors X advertised-routes json'"}
-
     @classmethod
     def validate(cls, path: Path) -> None:
-        validate_frr_config(path)
+        """Parse ``path`` with FRR's own parser (``vtysh --dryrun``) without any daemon running.
+
+        vtysh knows every daemon's commands, so this catches what any of them would refuse.
+        """
+        with tempfile.TemporaryDirectory(prefix="cnilab-frrchk-") as d:
+            (Path(d) / "vtysh.conf").write_text("service integrated-vtysh-config\n")
+            run_parser(path, ["vtysh", "--config_dir", d, "--dryrun", "-f", str(path)],
+                       "FRR refuses it (vtysh --dryrun)", _daemon_message)
 
     @classmethod
-    def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        return render_frr(plan)
-
-    @classmethod
-    def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
-        if argv and argv[0] == "vtysh" and "--vty_socket" not in argv:
-            return ["vtysh", "--vty_socket", str(workdir), *argv[1:]]
-        return argv
+    def cli_socket(cls, workdir: Path) -> list[str]:
+        return ["--vty_socket", str(workdir)]
 
     def _argv(self, daemon: str) -> list[str]:
         d = self.dir
@@ -155,11 +107,8 @@ class FrrRouter(CustomerRouter):
 
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
         """Start the daemons and load ``config_text`` (default: the template). All or nothing."""
-        text = config_text if config_text is not None else render_frr(self.lab.plan)
-        longest = self.dir / "staticd.vty"
-        if len(str(longest)) > SUN_PATH_MAX:
-            raise RouterError(f"FRR socket path {longest} is {len(str(longest))} bytes; unix sockets allow "
-                              f"{SUN_PATH_MAX}: use a shorter CNILAB_STATE_DIR")
+        text = config_text if config_text is not None else self.render(self.lab.plan)
+        check_socket_path(self.dir / "staticd.vty", "FRR")  # the longest of its sockets
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in [*self.dir.glob("*.vty"), self.dir / "zserv.api", self.dir / "bfdd.sock"]:
             stale.unlink(missing_ok=True)
@@ -219,16 +168,9 @@ class FrrRouter(CustomerRouter):
             time.sleep(0.05)
 
     def _wait_ready(self, daemon: str, rec: ProcessRecord) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if all(_accepts(s) for s in self._sockets(daemon)):
-                return
-            if process_dead(rec):
-                raise RouterError(f"FRR {daemon} in node {self.node} exited at start: "
-                                  f"{log_tail(self.dir / f'{daemon}.out')} {log_tail(self.dir / f'{daemon}.log')}")
-            time.sleep(0.05)
-        raise RouterError(f"FRR {daemon} in node {self.node} did not open its vty socket within "
-                          f"{START_TIMEOUT:.0f}s: {log_tail(self.dir / f'{daemon}.log')}")
+        wait_started(rec, lambda: all(_accepts(s) for s in self._sockets(daemon)),
+                     what=f"FRR {daemon} in node {self.node}", waiting_for="open its vty socket",
+                     log=lambda: f"{log_tail(self.dir / f'{daemon}.out')} {log_tail(self.dir / f'{daemon}.log')}")
 
     def stop(self) -> None:
         """Stop the daemons, then remove the per-PID scratch dirs FRR leaves in /var/tmp/frr.
@@ -366,3 +308,7 @@ def undefined_policies(running: str) -> list[str]:
     defined = set(_DEFINED.findall(running))
     refs = [next(g for g in m.groups() if g) for m in _REFERENCED.finditer(running)]
     return list(dict.fromkeys(r for r in refs if r not in defined))
+
+
+render_frr = FrrRouter.render
+"""The integrated ``frr.conf`` a careful customer would write for a plan."""

@@ -20,31 +20,29 @@ import json
 import shlex
 import subprocess
 import sys
-import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
-from sim.lab.process import ProcessRecord
 from sim.routers.base import BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
 from sim.routers.common import (
-    SUN_PATH_MAX,
     RouterError,
     UserConfigError,
+    check_socket_path,
     log_tail,
-    process_dead,
+    output_lines,
     record_start,
+    run_parser,
     session_key,
     template_context,
-    templates,
+    wait_started,
 )
 from sim.routers.registry import register
+from sim.runtime.process import ProcessRecord
 from sim.topology.plan import LabPlan, Session
 
-START_TIMEOUT = 15.0
 SESSION_STATES = {0: "Unknown", 1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm",
                   6: "Established"}
 """gobgp's ``session_state`` enum (api/gobgp.proto PeerState.SessionState) in the words FRR uses."""
@@ -97,56 +95,25 @@ def parse_rib_lines(text: str, source: str) -> list[list[str]]:
     return out
 
 
-def validate_gobgp_config(path: Path) -> None:
-    """``gobgpd --dry-run`` (its own parser: unknown keys and bad values refused) plus the lab's refusals."""
-    ctype = config_type(path)
-    try:
-        r = subprocess.run(["gobgpd", "--dry-run", "-f", str(path), "-t", ctype, "-p"], capture_output=True,
-                           text=True, timeout=30, check=False)
-    except FileNotFoundError as exc:
-        raise UserConfigError(path, [f"customer.router.config: cannot check it, gobgpd not installed ({exc})"]) \
-            from exc
-    if r.returncode != 0:
-        said = [ln.strip() for ln in (r.stdout + "\n" + r.stderr).splitlines() if ln.strip()]
-        raise UserConfigError(path, [f"customer.router.config = '{path}': GoBGP refuses it (gobgpd --dry-run): "
-                                     + "; ".join(said[-3:])])
-    data = load_config(path.read_text(encoding="utf-8"), ctype)
-    if (data.get("zebra") or {}).get("config", {}).get("enabled"):
-        raise UserConfigError(path, [f"customer.router.config = '{path}': zebra.config.enabled = true: the lab "
-                                     "cannot run GoBGP's zebra client (Debian's gobgpd 3.10 crashes on FRR 8.4's "
-                                     "zebra); remove [zebra] and cnilab installs gobgpd's routes itself, labelled "
-                                     "as such"])
-    rib = rib_path(path)
-    if rib.exists():
-        parse_rib_lines(rib.read_text(encoding="utf-8"), str(rib))
-
-
 @register("gobgp")
 class GobgpRouter(CustomerRouter):
     """gobgpd in one lab node: config, API socket and logs under ``<node_dir>/gobgp``."""
 
-    kind = "gobgp"
-    config_name = "gobgpd.toml"
-    phrases: ClassVar[dict[str, str]] = {
-        "neighbor": "[[neighbors]] [neighbors.config] neighbor-address = \"{peer}\" (was {wrong}), peer-as = {asn}",
-        "remote_as": "[neighbors.config] neighbor-address = \"{peer}\", peer-as = {asn}",
-        "local_as": "[global.config] as = {local_as}",
-        "export": "[global.apply-policy.config] export-policy-list = [\"to-cloudflare\"], default-export-policy = "
-                  "\"reject-route\" with a policy-definition matching a prefix-set of your prefixes",
-        "timers": "[neighbors.timers.config] hold-time = {hold}, keepalive-interval = {keepalive}",
-        "reconnect": "[neighbors.timers.config] connect-retry = 5",
-    }
-    commands: ClassVar[dict[str, str]] = {"neighbors": "gobgp neighbor -j", "config": "gobgpd config",
-                                          "policy": "gobgp global policy export -j",
-                "exported": "gobgp neighbor X adj-out -j"}
-
     @classmethod
     def validate(cls, path: Path) -> None:
-        validate_gobgp_config(path)
-
-    @classmethod
-    def render(cls, plan: LabPlan, ifname: Callable[[str], str] | None = None) -> str:
-        return templates().get_template("gobgpd.toml.j2").render(**template_context(plan))
+        """``gobgpd --dry-run`` (its own parser: unknown keys and bad values refused) plus the lab's refusals."""
+        ctype = config_type(path)
+        run_parser(path, ["gobgpd", "--dry-run", "-f", str(path), "-t", ctype, "-p"],
+                   "GoBGP refuses it (gobgpd --dry-run)", lambda out: "; ".join(output_lines(out)[-3:]))
+        data = load_config(path.read_text(encoding="utf-8"), ctype)
+        if (data.get("zebra") or {}).get("config", {}).get("enabled"):
+            raise UserConfigError(path, [f"customer.router.config = '{path}': zebra.config.enabled = true: the lab "
+                                         "cannot run GoBGP's zebra client (Debian's gobgpd 3.10 crashes on FRR 8.4's "
+                                         "zebra); remove [zebra] and cnilab installs gobgpd's routes itself, labelled "
+                                         "as such"])
+        rib = rib_path(path)
+        if rib.exists():
+            parse_rib_lines(rib.read_text(encoding="utf-8"), str(rib))
 
     @classmethod
     def render_rib(cls, plan: LabPlan) -> str:
@@ -155,10 +122,8 @@ class GobgpRouter(CustomerRouter):
                        for p in ctx["announce4"] + ctx["announce6"])
 
     @classmethod
-    def cli_argv(cls, argv: list[str], workdir: Path) -> list[str]:
-        if argv and argv[0] == "gobgp" and "--target" not in argv:
-            return ["gobgp", "--target", f"unix://{workdir / 'gobgp.sock'}", *argv[1:]]
-        return argv
+    def cli_socket(cls, workdir: Path) -> list[str]:
+        return ["--target", f"unix://{workdir / 'gobgp.sock'}"]
 
     @property
     def sock(self) -> Path:
@@ -167,7 +132,7 @@ class GobgpRouter(CustomerRouter):
     @property
     def conf(self) -> Path:
         rec = self.record()
-        return Path(rec["config"]) if rec.get("config") else self.dir / self.config_name
+        return Path(rec["config"]) if rec.get("config") else self.dir / str(self.info().config_name)
 
     def start(self, config_text: str | None = None, source: str = "template") -> list[ProcessRecord]:
         """Start gobgpd, add the originated prefixes, start the FIB sync; on failure nothing is left."""
@@ -182,9 +147,7 @@ class GobgpRouter(CustomerRouter):
         else:
             rib_text, rib_source = self.render_rib(plan), "template"
         rib = parse_rib_lines(rib_text, rib_source)
-        if len(str(self.sock)) > SUN_PATH_MAX:
-            raise RouterError(f"GoBGP socket path {self.sock} is {len(str(self.sock))} bytes; unix sockets allow "
-                              f"{SUN_PATH_MAX}: use a shorter CNILAB_STATE_DIR")
+        check_socket_path(self.sock, "GoBGP")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sock.unlink(missing_ok=True)
         conf = self.dir / f"gobgpd.{ctype}"
@@ -212,15 +175,9 @@ class GobgpRouter(CustomerRouter):
         return procs
 
     def _wait_ready(self, rec: ProcessRecord, log: Path, source: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if process_dead(rec):
-                raise RouterError(f"gobgpd in node {self.node} exited at start ({source}): {log_tail(log)}")
-            if self.sock.exists() and self._gobgp_raw("global").returncode == 0:
-                return
-            time.sleep(0.1)
-        raise RouterError(f"gobgpd in node {self.node} did not answer on {self.sock} within {START_TIMEOUT:.0f}s: "
-                          f"{log_tail(log)}")
+        wait_started(rec, lambda: self.sock.exists() and self._gobgp_raw("global").returncode == 0,
+                     what=f"gobgpd in node {self.node} ({source})", waiting_for=f"answer on {self.sock}",
+                     log=lambda: log_tail(log), interval=0.1)
 
     # -- queries ---------------------------------------------------------------------------------
     def _gobgp_raw(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -332,3 +289,6 @@ def gobgp_neighbor(plan: LabPlan, n: dict[str, Any], export: list[str]) -> BgpNe
         # failure: a failed session reconnects on the connect-retry timer (measured: ~14 s with 5 s).
         connect_retry=tconf.get("connect_retry", GOBGP_CONNECT_RETRY), error_wait=None,
         export_policy=export, bfd=False)
+
+
+validate_gobgp_config = GobgpRouter.validate

@@ -20,9 +20,10 @@ C = TypeVar("C", bound=type[CustomerRouter])
 
 
 def register(*names: str) -> Callable[[C], C]:
-    """Class decorator: ``@register("frr")`` makes the class the implementation of kind ``frr``."""
+    """Class decorator: ``@register("frr")`` makes the class the implementation of kind ``frr`` (its ``kind``)."""
 
     def deco(cls: C) -> C:
+        cls.kind = names[0]
         for n in names:
             if n not in router_kinds():
                 raise LookupError(f"router kind {n!r} has no entry in sim/data/router-kinds.yaml")
