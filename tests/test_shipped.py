@@ -52,16 +52,34 @@ def test_the_seeds_and_the_facts_reference_ship_with_the_data() -> None:
     assert json.loads((SOURCES / "cloudflare-cni-facts.json").read_text())["dataplane"]
 
 
+def _quoted_seeds(source: str) -> list[tuple[str, list[str]]]:
+    """Each quote in a source with the seeds cited right before it (``seed:001 / seed:002 'text'``);
+    a quote after another kind of citation (``docs:...``) is not a seed's."""
+    out, start = [], 0
+    for m in re.finditer(r"'([^']+)'", source):
+        before = source[start:m.start()]
+        tail = re.split(r"\b(?:docs|facts|sdk|model):", before)[-1]
+        if seeds := re.findall(r"seed:(\d{3})", tail):
+            out.append((m.group(1), seeds))
+        start = m.end()
+    return out
+
+
 @pytest.mark.parametrize(("name", "source"), [c for c in _citations() if "seed:" in c[1]],
                          ids=lambda v: v if v in CITING else None)
 def test_a_seed_citation_quotes_a_shipped_seed(name: str, source: str) -> None:
     seeds = _seeds()
     cited = re.findall(r"seed:(\d{3})", source)
     assert cited and all(n in seeds for n in cited), f"{name}: {source!r} cites a seed that is not shipped"
-    texts = [_plain(seeds[n]) for n in cited]
-    for quote in re.findall(r"'([^']+)'", source):
+    for quote, nums in _quoted_seeds(source):
+        texts = [_plain(seeds[n]) for n in nums]
         for part in (_plain(p) for p in quote.split("...")):
-            assert any(part in t for t in texts), f"{name}: {part!r} is not in seed {'/'.join(cited)}"
+            assert any(part in t for t in texts), f"{name}: {part!r} is not in seed {'/'.join(nums)}"
+
+
+def test_quotes_are_checked_against_the_seeds_cited_before_them() -> None:
+    assert _quoted_seeds("seed:001 / seed:002 'a' / docs:x 'b'; seed:003 GCP 'c'") == [
+        ("a", ["001", "002"]), ("c", ["003"])]
 
 
 def test_a_facts_citation_names_a_section_of_the_shipped_reference() -> None:
