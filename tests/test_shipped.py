@@ -118,7 +118,7 @@ def _findings(path: Path) -> list[str]:
         why = None
         if isinstance(node, ast.Subscript | ast.Attribute):
             text = ast.unparse(node)
-            if "parents[" in text or "parent.parent" in text:
+            if "__file__" in text and ("parents[" in text or "parent.parent" in text):
                 why = "climbs from its own file to a repository"
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
