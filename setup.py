@@ -4,10 +4,10 @@ The folders at the root of the checkout install under one namespace, so nothing 
 ``mock_api``) lands at the top level of site-packages: ``sim/`` is ``cnilab.sim``, ``mock_api/`` is
 ``cnilab.mock_api``, and the data folders ``topologies/`` and ``containerlab/`` are
 ``cnilab.topologies`` and ``cnilab.containerlab``. Subpackages are found here, so a new folder with
-an ``__init__.py`` ships without editing a list.
+or without an ``__init__.py`` (data: templates, static files, scenarios) ships without editing a list.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 FOLDERS = {
     "cnilab.sim": "sim",
@@ -20,7 +20,7 @@ FOLDERS = {
 def packages() -> list[str]:
     out = ["cnilab"]
     for name, folder in FOLDERS.items():
-        out += [name, *(f"{name}.{sub}" for sub in find_packages(folder))]
+        out += [name, *(f"{name}.{sub}" for sub in find_namespace_packages(folder, exclude=["*__pycache__*"]))]
     return out
 
 

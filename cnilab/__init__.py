@@ -12,10 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 _here = Path(__file__).resolve().parent
+CHECKOUT: Path | None = None
+"""The source checkout these modules are loaded from (an editable install, or PYTHONPATH=CHECKOUT
+without an install); None when cnilab was installed from a wheel. Building the edge container
+image needs it: the image installs cnilab from source."""
 if not (_here / "sim").is_dir() and (_here.parent / "sim" / "__init__.py").is_file():
-    # A checkout put on sys.path by hand (PYTHONPATH=CHECKOUT, no install): its folders are the
-    # subpackages. Installed (wheel or editable), the packages are found where they were installed.
-    __path__.append(str(_here.parent))
+    # the checkout's folders are the subpackages, also when nothing is installed
+    CHECKOUT = _here.parent
+    __path__.append(str(CHECKOUT))
 
 from cnilab.sim import __version__  # noqa: E402
 

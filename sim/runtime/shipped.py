@@ -9,10 +9,8 @@ the file that is committed.
 
 from __future__ import annotations
 
-import json
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 TOPOLOGIES = "cnilab.topologies"
 CONTAINERLAB = "cnilab.containerlab"
@@ -54,17 +52,8 @@ def code_dirs() -> list[Path]:
 
 
 def source_tree() -> Path | None:
-    """The source checkout this cnilab was installed from, when pip recorded a local directory
-    (PEP 610 ``direct_url.json``: ``pip install -e .`` or ``pip install DIR``); None for a wheel.
+    """The source checkout the running code is loaded from (editable install or PYTHONPATH), or None
+    for a wheel. Only building the edge container image needs it: the image installs from source."""
+    import cnilab
 
-    Only building the edge container image needs it: the image installs cnilab from source.
-    """
-    try:
-        raw = metadata.distribution("cnilab").read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        return None
-    if not raw:
-        return None
-    url = urlparse(json.loads(raw).get("url", ""))
-    path = Path(unquote(url.path)) if url.scheme == "file" else None
-    return path if path is not None and (path / "pyproject.toml").is_file() else None
+    return cnilab.CHECKOUT
