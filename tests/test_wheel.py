@@ -7,8 +7,11 @@ the working directory, and only ``cnilab`` at the top level of site-packages.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -18,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(cwd)})
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(cwd), **env})
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +90,31 @@ def test_python_m_runs_the_cli(installed: tuple[Path, Path]) -> None:
     venv, empty = installed
     res = _run([str(venv / "bin" / "python"), "-m", "cnilab.sim.cli.main", "validate", "ha-three-site"], empty)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.root
+@pytest.mark.daemons
+@pytest.mark.skipif(shutil.which("vtysh") is None, reason="FRR's vtysh is not installed")
+def test_up_and_test_a_shipped_topology_by_name_from_an_empty_directory(installed: tuple[Path, Path]) -> None:
+    """The lab itself from the wheel: daemons, helpers (``-m cnilab.sim...``), the userspace GRE
+    source and the templates all come from the installed package."""
+    venv, empty = installed
+    cnilab = str(venv / "bin" / "cnilab")
+    # FRR's unix socket paths live under the state dir and must fit in 107 bytes: a short private dir
+    state = Path(tempfile.mkdtemp(prefix="cnw-", dir="/tmp"))
+    lab = f"w-{uuid.uuid4().hex[:6]}"
+    try:
+        up = _run([cnilab, "up", "v1-gre", "--name", lab], empty, timeout=300, CNILAB_STATE_DIR=str(state))
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        assert "every BGP session Established" in up.stdout, up.stdout[-2000:]
+        st = _run([cnilab, "status", "--lab", lab, "--json"], empty, CNILAB_STATE_DIR=str(state))
+        assert st.returncode == 0, st.stderr
+        down = _run([cnilab, "down", "--lab", lab], empty, timeout=120, CNILAB_STATE_DIR=str(state))
+        assert down.returncode == 0, down.stdout + down.stderr
+        test = _run([cnilab, "test", "--name", lab, "--json"], empty, timeout=600, CNILAB_STATE_DIR=str(state))
+        assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-2000:]
+        assert json.loads(test.stdout)["passed"] is True
+        assert list(empty.iterdir()) == [], "the lab wrote into the working directory"
+    finally:
+        _run([cnilab, "down", "--lab", lab, "--quiet"], empty, timeout=120, CNILAB_STATE_DIR=str(state))
+        shutil.rmtree(state, ignore_errors=True)
