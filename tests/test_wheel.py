@@ -22,8 +22,10 @@ pytestmark = pytest.mark.slow
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    home = cwd.parent / "home"  # not the working directory: vtysh keeps its history in $HOME
+    home.mkdir(exist_ok=True)
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(cwd), **env})
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(home), **env})
 
 
 @pytest.fixture(scope="module")
