@@ -93,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     daemons = daemons_available() and not args.no_daemons
     why = ("on (edge peer + customer router)" if daemons else
-           "off (" + ("--no-daemons" if args.no_daemons else "sim.edge/sim.routers hooks not available yet") + ")")
+           "off (" + ("--no-daemons" if args.no_daemons else "edge/router hooks not available") + ")")
     with tempfile.TemporaryDirectory(prefix="cnilab-bench-") as state:
         os.environ["CNILAB_STATE_DIR"] = state
         lines = [f"{time.strftime('%Y-%m-%d')}, kernel {platform.release()}, {os.cpu_count()} CPUs, daemons {why}, "

@@ -51,4 +51,4 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev]'
 echo "$want" > "$stamp"
-echo "bootstrap: ready ($(.venv/bin/python --version), cnilab $(.venv/bin/python -c 'import sim; print(sim.__version__)'))"
+echo "bootstrap: ready ($(.venv/bin/python --version), cnilab $(.venv/bin/python -c 'import cnilab; print(cnilab.__version__)'))"

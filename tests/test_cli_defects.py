@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -128,11 +129,10 @@ def test_low_light_state_matches_the_readme_and_the_seeds() -> None:
     assert derive_status(True, low.light_dbm, False, link_up=low.carrier_up).state == "Unhealthy"
     assert derive_status(True, None, False, link_up=False).state == "Down"
     assert derive_status(True, -3.0, True, link_up=False).state == "Pending"
-    seeds = Path("/work/shared/seeds")
-    if seeds.is_dir():
-        text = "\n".join(p.read_text() for p in seeds.glob("003_*.txt"))
-        unhealthy = text[text.index("**Unhealthy:**"):text.index("**Pending:**")]
-        assert "Light levels below -20 dBm" in unhealthy
+    seeds = resources.files("sim.data") / "sources" / "seeds"
+    text = "\n".join(p.read_text() for p in seeds.iterdir() if p.name.startswith("003_"))
+    unhealthy = text[text.index("**Unhealthy:**"):text.index("**Pending:**")]
+    assert "Light levels below -20 dBm" in unhealthy
     readme = re.sub(r"\s+", " ", (REPO / "README.md").read_text())
     assert "**Unhealthy** when the light is below −20 dBm (`light -25dBm`" in readme
     assert "**Down** for no light (`light none`)" in readme and "**Pending** for swapped fibres" in readme

@@ -42,6 +42,15 @@ DEFERRED_REEXPORTS = {("sim.faults", "sim.faults.apply")}
 ``__getattr__`` that imports on first use; remove once every branch imports sim.faults.apply."""
 
 
+NAMESPACE = "cnilab."
+"""The distribution installs ``sim`` as ``cnilab.sim`` (setup.py); the tables here use the short names
+the docs use, and imports are compared by their short names."""
+
+
+def _short(module: str) -> str:
+    return module.removeprefix(NAMESPACE)
+
+
 def _layer(module: str) -> int | None:
     best: tuple[int, int] | None = None
     for rank, (_, prefixes) in enumerate(LAYERS):
@@ -67,7 +76,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             # ``from sim.lab import attach_clab`` imports sim.lab.attach_clab; a name that is not a
             # module resolves to its package's layer anyway
             out += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
-    return [(ln, m) for ln, m in out if m.split(".")[0] in ("sim", "mock_api")]
+    return [(ln, _short(m)) for ln, m in out if _short(m).split(".")[0] in ("sim", "mock_api")]
 
 
 def _sources() -> list[Path]:

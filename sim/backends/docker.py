@@ -37,6 +37,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from sim.backends.base import Backend, BackendError
 from sim.export.images import LOCAL_IMAGES, ImageSet
+from sim.runtime import shipped
 from sim.runtime.nsenter import in_netns
 from sim.runtime.paths import lab_dir, ns_name
 from sim.topology.plan import LabPlan, Link, Node
@@ -47,7 +48,6 @@ DOCKER_SOCK = Path("/var/run/docker.sock")
 LABEL_LAB, LABEL_NODE, LABEL_OWNER = "cnilab.lab", "cnilab.node", "cnilab.owner"
 KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
 """PID 1 of every node: does nothing, reaps orphans, exits at once on SIGTERM."""
-REPO = Path(__file__).resolve().parents[2]
 
 
 def engine_url() -> str:
@@ -254,7 +254,7 @@ class DockerBackend(Backend):
         so host-rendered commands (``/path/.venv/bin/python -m sim.edge.driver ...``) run as is."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         mounts = {str(self.workdir.resolve()): {"bind": str(self.workdir.resolve()), "mode": "rw"}}
-        for p in sorted({REPO, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}):
+        for p in sorted({*shipped.code_dirs(), Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}):
             if not any(p.is_relative_to(m) for m in map(Path, mounts)) and p != Path("/usr"):
                 mounts[str(p)] = {"bind": str(p), "mode": "ro"}
         return mounts

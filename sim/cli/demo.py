@@ -106,7 +106,7 @@ def _silent_failure(lab: LabHandle) -> tuple[bool, str]:
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
-        topology: Annotated[Path, typer.Argument(help="Topology file")] = Path("topologies/v1-gre.yml"),
+        topology: Annotated[Path, typer.Argument(help="Topology YAML, or a shipped topology's name")] = Path("v1-gre"),
         name: Annotated[str, typer.Option("--name", "--lab", help="Lab name", callback=lab_name_param)] = "demo",
         keep: Annotated[bool, typer.Option("--keep", help="Leave the lab running at the end")] = False,
     ) -> None:

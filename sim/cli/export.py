@@ -8,13 +8,12 @@ import typer
 
 from sim.cli.output import console, emit, fail, lab_name_param
 from sim.topology.load import ConfigError, load_topology
+from sim.topology.paths import topologies_dir
 from sim.topology.plan import build_plan
-
-SHIPPED = Path(__file__).resolve().parents[2] / "topologies"
 
 
 def shipped_topologies() -> list[Path]:
-    return sorted(SHIPPED.glob("*.yml"))
+    return sorted(topologies_dir().glob("*.yml"))
 
 
 def register(app: typer.Typer) -> None:

@@ -34,12 +34,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-import sim
 from sim.dashboard.actions import ActionError, ScenarioRunner, TrafficRunner
 from sim.dashboard.collector import Collector, fault_targets
 from sim.dashboard.models import FaultView, Meta, ScenarioRun, TrafficView
 from sim.dashboard.topoview import build_view
 from sim.lab.lab import Lab
+from sim.runtime import shipped
 
 STATIC = Path(__file__).parent / "static"
 KEEPALIVE_S = 15.0
@@ -116,7 +116,7 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
     exposed = not is_loopback(host)
     lab = Lab.attach(lab_name)
     view = build_view(lab.state)
-    root = repo_root or Path(sim.__file__).resolve().parent.parent
+    root = repo_root or shipped.topologies_dir().parent
     netns = {n.name: lab.netns_path(n.name) for n in lab.plan.nodes}
 
     def check_host(request: Request) -> None:

@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 import sim
+from sim.runtime import shipped
 
 if TYPE_CHECKING:  # docker is imported where an image is built: `import sim.cli.main` stays fast
     import docker
 
-REPO = Path(__file__).resolve().parents[2]
-IMAGES_DIR = REPO / "containerlab" / "images"
+IMAGES_DIR = shipped.containerlab_dir() / "images"
+SOURCE_FILES = ("pyproject.toml", "setup.py", "README.md")
+SOURCE_DIRS = ("cnilab", "sim", "mock_api", "topologies", "containerlab")
+"""What the edge image's build context holds: the source that ``pip wheel`` turns into cnilab."""
 LOCAL_BASE = "localhost/cnilab-base:bookworm"
 CONTENT_LABEL = "cnilab.content"
 
@@ -63,13 +66,23 @@ def _hash_tree(h: hashlib._Hash, root: Path, rel: Path) -> None:
             h.update(p.read_bytes())
 
 
+def _source() -> Path:
+    src = shipped.source_tree()
+    if src is None:
+        raise ImageBuildError("the edge image is built from a cnilab source checkout, and this cnilab was "
+                              "installed from a wheel: install it with `pip install -e CHECKOUT` (or "
+                              "`pip install CHECKOUT`), or use the netns backend")
+    return src
+
+
 def edge_content_hash(base: str) -> str:
+    src = _source()
     h = hashlib.sha256(base.encode())
     for f in ("pyproject.toml", "containerlab/images/edge/Dockerfile", "containerlab/images/edge/entrypoint.sh"):
-        h.update((REPO / f).read_bytes())
+        h.update((src / f).read_bytes())
     for d in ("sim", "mock_api"):
-        if (REPO / d).is_dir():
-            _hash_tree(h, REPO, Path(d))
+        if (src / d).is_dir():
+            _hash_tree(h, src, Path(d))
     return h.hexdigest()[:16]
 
 
@@ -144,16 +157,15 @@ def ensure_edge(client: docker.DockerClient, tag: str, base: str) -> str:
     want = edge_content_hash(base)
     if _current(client, tag, want):
         return tag
+    src = _source()
     with tempfile.TemporaryDirectory(prefix="cnilab-edge-ctx-") as tmp:
         ctx = Path(tmp)
-        for name in ("pyproject.toml", "README.md"):
-            if (REPO / name).exists():
-                shutil.copy2(REPO / name, ctx / name)
-        for d in ("sim", "mock_api"):
-            if (REPO / d).is_dir():
-                shutil.copytree(REPO / d, ctx / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        (ctx / "containerlab" / "images").mkdir(parents=True)
-        shutil.copytree(IMAGES_DIR / "edge", ctx / "containerlab" / "images" / "edge")
+        for name in SOURCE_FILES:
+            if (src / name).exists():
+                shutil.copy2(src / name, ctx / name)
+        for d in SOURCE_DIRS:
+            if (src / d).is_dir():
+                shutil.copytree(src / d, ctx / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(ctx / "wheels"), str(ctx)],
                              capture_output=True, text=True)
         if res.returncode != 0:

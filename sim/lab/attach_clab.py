@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sim.backends.base import BackendError
 from sim.backends.containerlab import ContainerlabBackend, DeployedByContainerlab
 from sim.export.containerlab import CONTROL_ROOT, EDGE_RUN_DIR
-from sim.runtime import cleanup
+from sim.runtime import cleanup, shipped
 from sim.runtime.paths import lab_dir
 from sim.state import LabNotFound, LabState, locked
 from sim.topology.plan import EDGE, LabPlan
@@ -49,7 +49,6 @@ BACKEND = ContainerlabBackend.name
 NETNS_DIR = Path("/run/netns")
 CLAB_PREFIX = "clab"
 EDGE_CONFIG_DIR = "/etc/cnilab"
-REPO = Path(__file__).resolve().parents[2]
 _PROC_NS = re.compile(r"^/proc/(\d+)/ns/net$")
 
 
@@ -146,7 +145,8 @@ def _plan_candidates(lab: str, ctrs: dict[str, Any]) -> list[Path]:
         if topo:
             out.append(Path(topo).parent / EDGE / "plan.json")
             break
-    out += [Path.cwd() / "containerlab" / lab / EDGE / "plan.json", REPO / "containerlab" / lab / EDGE / "plan.json"]
+    out += [Path.cwd() / "containerlab" / lab / EDGE / "plan.json",
+            shipped.containerlab_dir() / lab / EDGE / "plan.json"]
     return list(dict.fromkeys(out))
 
 

@@ -252,8 +252,8 @@ def start_magic(lab: Any) -> None:
     lab.spawn(EDGE, "magic-hcd", [sys.executable, "-m", "sim.magic.hcd", "--config", str(config_path(lab)),
                                   "--status", str(status_path(lab))], log=Path(lab.node_dir(EDGE)) / "magic-hcd.log")
     with lab.update() as st:
-        st.mechanisms["magic"] = ("health checks: sim.magic.hcd in cf (AF_PACKET into each tunnel, raw ICMP back); "
-                                  f"steered routes in cf table 300; {len(cfg.tunnels)} tunnels")
+        st.mechanisms["magic"] = ("health checks: sim.magic.hcd in cf (AF_PACKET into each tunnel, "
+                                  f"raw ICMP back); steered routes in cf table 300; {len(cfg.tunnels)} tunnels")
 
 
 STALE_S = 5.0

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sim.runtime import shipped
 from sim.scenario.model import (
     ClearStep,
     Expect,
@@ -23,9 +24,10 @@ from sim.scenario.model import (
 )
 from sim.topology.load import ConfigError, describe_validation_error, load_model, load_topology
 from sim.topology.model import Topology
+from sim.topology.paths import resolve_scenario
 from sim.topology.plan import LabPlan, build_plan
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "topologies" / "schema" / "scenario.schema.json"
+SCHEMA_PATH = shipped.schema_path("scenario")
 
 
 class LoadedScenario(BaseModel):
@@ -132,8 +134,9 @@ def _check_names(sc: Scenario, plan: LabPlan, path: Path) -> None:
 
 
 def load_scenario(path: Path | str, lab: str | None = None) -> LoadedScenario:
-    """Load and fully check a scenario file; every failure is a ConfigError naming file/field/value."""
-    path = Path(path)
+    """Load and fully check a scenario file (or a shipped scenario's name); every failure is a
+    ConfigError naming file/field/value."""
+    path = resolve_scenario(path)
     sc = load_model(path, Scenario)
     topo_path = sc.topology if sc.topology.is_absolute() else (path.parent / sc.topology)
     if not topo_path.is_file():

@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sim.runtime import shipped
 from sim.topology.model import Topology
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "topologies" / "schema" / "topology.schema.json"
+SCHEMA_PATH = shipped.schema_path("topology")
 
 
 def topology_schema() -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Shipped topologies, scenarios, incident packs and JSON schemas: package data of ``cnilab.topologies``."""
