@@ -43,11 +43,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cnilab.mock_api.config import DEV_ACCOUNT, DEV_EMAIL, DEV_KEY, DEV_TOKEN
+from cnilab.mock_api.inventory import slots
+from cnilab.mock_api.openapi import client_document
+from cnilab.mock_api.store import InterconnectRow, Store
+
 from bench.results import write_section
-from mock_api.config import DEV_ACCOUNT, DEV_EMAIL, DEV_KEY, DEV_TOKEN
-from mock_api.inventory import slots
-from mock_api.openapi import client_document
-from mock_api.store import InterconnectRow, Store
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "## mock CNI API vs Prism (bench/bench_api.py)"
@@ -110,7 +111,7 @@ def seed(db: Path, n: int) -> None:
 def cold_list_ms(db: Path, n: int = 200) -> float:
     """In-process time of a 100-CNI list with every cache empty (the first list after a write):
     SQL, model, body and JSON for each item. The served lists above are cached between writes."""
-    from mock_api.routers.render import cni_cache
+    from cnilab.mock_api.routers.render import cni_cache
 
     store = Store(db)
     try:
@@ -220,7 +221,7 @@ def measure(seconds: int, conns: int, cache: Path) -> list[str]:
         # Prism ignores the document's relative server path and serves the paths from the root
         prism_base = f"http://127.0.0.1:{theirs}/accounts/{DEV_ACCOUNT}/cni"
         results: list[tuple[str, float, float, dict[str, float], dict[str, float], str]] = []
-        with process([sys.executable, "-m", "sim.cli.main", "api", "--port", str(mine), "--db", str(db),
+        with process([sys.executable, "-m", "cnilab.sim.cli.main", "api", "--port", str(mine), "--db", str(db),
                       "--config", str(cfg)], tmp / "cnilab.log", f"{cnilab_base}/slots", env=env) as ours, \
                 process([str(prism), "mock", "-h", "127.0.0.1", "-p", str(theirs), str(spec)], tmp / "prism.log",
                         f"{prism_base}/slots") as anchor:

@@ -26,11 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sim.backends.docker import DockerBackend, connect  # noqa: E402
-from sim.export.images import ensure_local_images  # noqa: E402
-from sim.lab import lab as labmod  # noqa: E402
-from sim.topology.load import load_topology  # noqa: E402
-from sim.topology.plan import build_plan  # noqa: E402
+from cnilab.sim.backends.docker import DockerBackend, connect  # noqa: E402
+from cnilab.sim.export.images import ensure_local_images  # noqa: E402
+from cnilab.sim.lab import lab as labmod  # noqa: E402
+from cnilab.sim.topology.load import load_topology  # noqa: E402
+from cnilab.sim.topology.plan import build_plan  # noqa: E402
 
 
 def bring_up(topology: Path, backend: str, daemons: bool, make_docker) -> tuple[float, float]:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sim.edge.bfd import BfdSessionInfo, BfdSpeaker
+from cnilab.sim.edge.bfd import BfdSessionInfo, BfdSpeaker
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 NFT_DROP = "table inet bfdbench {\n chain in {\n  type filter hook input priority 0;\n  udp dport 3784 drop\n }\n}\n"

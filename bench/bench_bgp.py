@@ -63,10 +63,10 @@ def _frr_v4_received(lab, d: Path) -> int:
 
 
 def run_once(n_routes: int) -> dict[str, float]:
-    from sim.edge import client_for, start_edge, wait_ready
-    from sim.lab.lab import Lab
-    from sim.topology.load import load_topology
-    from sim.topology.plan import build_plan
+    from cnilab.sim.edge import client_for, start_edge, wait_ready
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.topology.load import load_topology
+    from cnilab.sim.topology.plan import build_plan
 
     plan = build_plan(load_topology(ROOT / "topologies" / "v2-direct.yml"), lab=f"b-{uuid.uuid4().hex[:6]}")
     frr_dir = Path(tempfile.mkdtemp(prefix="cnilab-bfrr-", dir="/tmp"))

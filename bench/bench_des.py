@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim.scenario.executor import open_sim
-from sim.scenario.loader import load_scenario
-from sim.scenario.runner import run_scenario
-from sim.scenario.sweep import sweep
+from cnilab.sim.scenario.executor import open_sim
+from cnilab.sim.scenario.loader import load_scenario
+from cnilab.sim.scenario.runner import run_scenario
+from cnilab.sim.scenario.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SCEN = ROOT / "topologies" / "scenarios" / "ha-failover-bfd.yml"

@@ -23,10 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cnilab.sim.probes.failover import measure_failover
+from cnilab.sim.probes.mss import probe_mss
+from cnilab.sim.probes.mtu import probe_mtu
+
 from bench.results import write_section
-from sim.probes.failover import measure_failover
-from sim.probes.mss import probe_mss
-from sim.probes.mtu import probe_mtu
 from tests.labs import running_lab
 
 HEADER = "## Failover and probes (bench/bench_failover.py)"
@@ -64,7 +65,7 @@ def main() -> None:
                 d = next((d for d in r.directions if d.direction == "customer_to_cf"), None)
                 if d is not None and d.moved and d.first_packet_new_path_ms is not None:
                     back.append(d.first_packet_new_path_ms)
-                from sim.edge.control import EdgeClient
+                from cnilab.sim.edge.control import EdgeClient
 
                 EdgeClient(lab.state.control["edge"]).wait_established(timeout=60)
                 time.sleep(1)

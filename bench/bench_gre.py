@@ -4,7 +4,7 @@ Why: the v1 dataplane rides GRE, and on kernels without ip_gre every byte of lab
 the userspace endpoint; the lab is only credible for throughput tests (1 Gbit/s per GRE tunnel is
 the documented Magic Transit rate) if the endpoint carries at least that. This builds two
 namespaces joined by a veth with the interconnect /31, starts both endpoints exactly as a lab does
-(:func:`sim.dataplane.gre.start_userspace_gre`), runs iperf3 over the veth and then over the
+(:func:`cnilab.sim.dataplane.gre.start_userspace_gre`), runs iperf3 over the veth and then over the
 tunnel, prints the numbers and appends a GRE section to bench/RESULTS.md.
 
 Run as root: ``.venv/bin/python bench/bench_gre.py [--seconds 5] [--no-write]``.
@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
-from sim.dataplane import gre
-from sim.facts import load_facts
-from sim.runtime.process import ProcessRecord, spawn
+from cnilab.sim.dataplane import gre
+from cnilab.sim.facts import load_facts
+from cnilab.sim.runtime.process import ProcessRecord, spawn
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## GRE (bench/bench_gre.py)\n"

@@ -1,8 +1,8 @@
 """Benchmark: time ``up`` (to ready) and ``down`` for every shipped topology.
 
 Why: a rehearsal lab is used interactively and in CI; the target is a v1 lab up in under 3 s.
-Daemons are started when the edge/router modules exist (``sim.edge.start_edge``,
-``sim.routers.start_customer``), otherwise the dataplane alone is timed, and the output says which.
+Daemons are started when the edge/router modules exist (``cnilab.sim.edge.start_edge``,
+``cnilab.sim.routers.start_customer``), otherwise the dataplane alone is timed, and the output says which.
 Each lab uses a throw-away state dir and a unique name, and is removed even on failure.
 
 With daemons, each v1-gre run is preceded by the anchor (bench/anchor_frr.py: two FRRs in plain
@@ -36,15 +36,15 @@ def daemons_available() -> bool:
             return False
         return hasattr(importlib.import_module(module), attr)
 
-    return has("sim.edge", "start_edge") and has("sim.routers", "start_customer")
+    return has("cnilab.sim.edge", "start_edge") and has("cnilab.sim.routers", "start_customer")
 
 
 def time_one(topology: Path, daemons: bool) -> tuple[float, float | None, float | None, float]:
     """(up: namespaces, links, tunnels, daemons started and the edge answering; Established;
     BFD Up at the configured timers (None without BFD); down)."""
-    from sim.lab.lab import Lab
-    from sim.topology.load import load_topology
-    from sim.topology.plan import build_plan
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.topology.load import load_topology
+    from cnilab.sim.topology.plan import build_plan
 
     plan = build_plan(load_topology(topology), f"b-{uuid.uuid4().hex[:8]}")
     est = bfd = None
@@ -52,8 +52,8 @@ def time_one(topology: Path, daemons: bool) -> tuple[float, float | None, float 
     with Lab.create(plan, daemons=daemons) as lab:
         up = time.monotonic() - t0
         if daemons:
-            from sim.checks import wait_bfd_at_timers
-            from sim.edge.control import EdgeClient
+            from cnilab.sim.checks import wait_bfd_at_timers
+            from cnilab.sim.edge.control import EdgeClient
 
             edge = EdgeClient(lab.state.control["edge"])
             edge.wait_established(timeout=60)

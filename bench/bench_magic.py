@@ -24,10 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cnilab.sim.magic.emulate import emulate, scenario_lab
+from cnilab.sim.magic.scenario import load_scenario
+from cnilab.sim.magic.simulate import sweep
+
 from bench.results import write_section
-from sim.magic.emulate import emulate, scenario_lab
-from sim.magic.scenario import load_scenario
-from sim.magic.simulate import sweep
 
 HEADER = "## Magic tunnel failover (bench/bench_magic.py)"
 SCENARIO = Path(__file__).resolve().parents[1] / "topologies" / "magic-scenarios" / "cni-fails-to-backup.yml"

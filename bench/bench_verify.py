@@ -33,8 +33,8 @@ CHANGE = "198.51.100.0/24 to ewr1 gains prepend 65010 65010"
 
 
 def configs(d: Path, topo: Path = TOPO) -> tuple[Path, Path, Path]:
-    from sim.routers.frr import render_frr
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.routers.frr import render_frr
+    from cnilab.sim.topology import build_plan, load_topology
 
     base = render_frr(build_plan(load_topology(topo), topo.stem))
     cand = base.replace("route-map CNILAB-FROM-CF-EWR1-V4 permit 5", "route-map PREPEND permit 10\n"
@@ -52,9 +52,8 @@ def configs(d: Path, topo: Path = TOPO) -> tuple[Path, Path, Path]:
 
 
 def time_verify(base: Path, cand: Path, expect: Path, parallel: bool, topo: Path = TOPO) -> float:
+    from cnilab.sim.cli.main import app
     from typer.testing import CliRunner
-
-    from sim.cli.main import app
 
     args = ["verify", "--topology", str(topo), "--baseline", str(base), "--candidate", str(cand), "--expect",
             str(expect)] + (["--parallel"] if parallel else [])
@@ -67,9 +66,9 @@ def time_verify(base: Path, cand: Path, expect: Path, parallel: bool, topo: Path
 
 
 def time_anchor() -> float:
-    from sim.edge.control import EdgeClient
-    from sim.lab.lab import Lab
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.edge.control import EdgeClient
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.topology import build_plan, load_topology
 
     plan = build_plan(load_topology(TOPO), f"b-{uuid.uuid4().hex[:6]}")
     t0 = time.monotonic()

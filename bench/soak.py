@@ -74,7 +74,7 @@ def _root_nft_tables() -> set[str]:
 def leaks(state_root: Path, labs: list[str], frr_pids: set[int], tun_names: set[str] = frozenset(),
           tun_before: set[str] = frozenset(), nft_before: set[str] | None = None) -> Leaks:
     """Everything of ``labs`` (under ``state_root``) still present. Scoped: colleagues' labs run here."""
-    from sim.runtime.cleanup import list_cnilab_netns
+    from cnilab.sim.runtime.cleanup import list_cnilab_netns
 
     found = Leaks()
     found.namespaces = [ns for lab in labs for ns in list_cnilab_netns(f"cnilab-{lab}-")]
@@ -140,17 +140,17 @@ def _frr_pids(lab: object) -> set[int]:
 
 
 def wait_converged(lab: object, timeout: float = 90.0) -> None:
-    from sim.edge.control import EdgeClient
+    from cnilab.sim.edge.control import EdgeClient
 
     EdgeClient(lab.state.control["edge"]).wait_established(timeout=timeout)  # type: ignore[attr-defined]
 
 
 def up_down_cycles(topology: str, cycles: int, state_root: Path, say=print) -> dict[str, object]:
     """``cycles`` times: up, converge, inject and clear a fault, down; check nothing is left each time."""
-    from sim.edge.control import EdgeClient
-    from sim.faults.apply import apply_fault, clear_faults
-    from sim.lab.lab import Lab
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.edge.control import EdgeClient
+    from cnilab.sim.faults.apply import apply_fault, clear_faults
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.topology import build_plan, load_topology
 
     link, kind = FAULT[topology]
     topo = load_topology(TOPOLOGIES / topology)
@@ -189,9 +189,9 @@ def fault_cycles_one_lab(topology: str, cycles: int, state_root: Path, say=print
     """One lab kept up while a fault that spawns a helper (the userspace delay line when the kernel
     has no netem) is injected and cleared ``cycles`` times: the lab's long-running helpers (edge
     driver, BFD, tunnels, daemons) must not grow, and no delay line may outlive its fault."""
-    from sim.faults.apply import apply_fault, clear_faults
-    from sim.lab.lab import Lab
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.faults.apply import apply_fault, clear_faults
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.topology import build_plan, load_topology
 
     plan = build_plan(load_topology(TOPOLOGIES / topology), f"sk-{uuid.uuid4().hex[:8]}")
     with private_state_root(state_root), Lab.create(plan) as lab:
@@ -200,7 +200,7 @@ def fault_cycles_one_lab(topology: str, cycles: int, state_root: Path, say=print
         for i in range(cycles):
             apply_fault(lab, "ewr1", "delay", "5ms")
             clear_faults(lab, "ewr1")
-            stray = [cmd for cmd in _cmdlines().values() if "sim.faults.delayd" in cmd and plan.lab in cmd]
+            stray = [cmd for cmd in _cmdlines().values() if "cnilab.sim.faults.delayd" in cmd and plan.lab in cmd]
             if stray:
                 raise AssertionError(f"fault cycle {i + 1}: delay line still running after clear: {stray}")
         wait_converged(lab)
@@ -213,12 +213,12 @@ def fault_cycles_one_lab(topology: str, cycles: int, state_root: Path, say=print
 
 def _cnilab(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "sim.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=ROOT)
 
 
 def _up_argv(topology: str, name: str) -> list[str]:
-    return [sys.executable, "-m", "sim.cli.main", "up", str(TOPOLOGIES / topology), "--name", name]
+    return [sys.executable, "-m", "cnilab.sim.cli.main", "up", str(TOPOLOGIES / topology), "--name", name]
 
 
 def kill_runs(topology: str, runs: int, state_root: Path, seed: int = 1, say=print,
@@ -226,7 +226,7 @@ def kill_runs(topology: str, runs: int, state_root: Path, seed: int = 1, say=pri
     """``runs`` times: start ``cnilab up``, ``kill -9`` it at a random point, ``down --lab NAME``;
     nothing of that lab may remain, and every other ``runs // 2`` we also run ``down --all`` under
     the private root while ``neighbour`` (a lab of another state root) keeps running untouched."""
-    from sim.edge.control import EdgeClient
+    from cnilab.sim.edge.control import EdgeClient
 
     rng = random.Random(seed)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CNILAB_STATE_DIR": str(state_root)}
@@ -253,7 +253,7 @@ def kill_runs(topology: str, runs: int, state_root: Path, seed: int = 1, say=pri
         frr = {pid for pid, cmd in _cmdlines().items()
                if f"/labs/{name}/" in cmd and any(d in cmd for d in ("zebra", "bgpd", "bfdd", "staticd"))}
         all_ = i % 2 == 1
-        down = subprocess.run([sys.executable, "-m", "sim.cli.main", "down",
+        down = subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", "down",
                                *(["--all"] if all_ else ["--lab", name]), "--json"],
                               env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
         left = leaks(state_root, [name], frr, {"gre-ewr1"}, tun_before, nft_before)

@@ -10,7 +10,7 @@ The plugin (installed with cnilab) builds one lab per module from the topology w
 the customer router, and removes it afterwards even when a test fails. Fixtures: ``cni_plan`` (the
 resolved lab plan: addresses, prefixes, required MSS), ``cni_lab`` (the running lab), ``edge``
 (Cloudflare's side: sessions, received routes with accept/reject reasons, BFD), ``cni_api`` (a
-mock CNI API). ``sim.testing.wait_for`` retries a condition until a deadline: labs converge, so
+mock CNI API). ``cnilab.sim.testing.wait_for`` retries a condition until a deadline: labs converge, so
 tests wait for a state instead of sleeping.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 
-from sim.testing import wait_for
+from cnilab.sim.testing import wait_for
 
 
 def test_peers_with_cloudflare(edge, cni_plan):
@@ -46,7 +46,7 @@ def test_announces_only_allowed_prefixes(edge, cni_plan):
 
 
 def test_clamps_tcp_mss(cni_lab):
-    from sim.probes.mss import probe_mss
+    from cnilab.sim.probes.mss import probe_mss
 
     report = probe_mss(cni_lab)
     assert report.ok, [r.advice for r in report.results] + list(report.fix.values())

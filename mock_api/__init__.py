@@ -8,7 +8,7 @@ if __name__ != "cnilab.mock_api":
     raise ImportError(f"import cnilab.mock_api, not {__name__}: the distribution installs mock_api/ as cnilab.mock_api "
                       "(see setup.py); a second copy under another name would duplicate every registry")
 
-from mock_api.app import create_app
-from mock_api.config import ApiSettings, load_settings
+from cnilab.mock_api.app import create_app
+from cnilab.mock_api.config import ApiSettings, load_settings
 
 __all__ = ["ApiSettings", "create_app", "load_settings"]

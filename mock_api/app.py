@@ -11,23 +11,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from cnilab.mock_api.config import ApiSettings
+from cnilab.mock_api.context import Ctx
+from cnilab.mock_api.errors import INTERNAL, METHOD_NOT_ALLOWED, NO_ROUTE, CFError, error_body, error_response
+from cnilab.mock_api.gateway import Gateway, GatewayMiddleware
+from cnilab.mock_api.guards import RequestGuard
+from cnilab.mock_api.lab_bridge import EdgeBridge, LabBridge
+from cnilab.mock_api.openapi import client_document, lab_document
+from cnilab.mock_api.refusals import refusal
+from cnilab.mock_api.routers import cnis, interconnects, lab, magic, settings, slots
+from cnilab.mock_api.store import Store
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-
-from mock_api.config import ApiSettings
-from mock_api.context import Ctx
-from mock_api.errors import INTERNAL, METHOD_NOT_ALLOWED, NO_ROUTE, CFError, error_body, error_response
-from mock_api.gateway import Gateway, GatewayMiddleware
-from mock_api.guards import RequestGuard
-from mock_api.lab_bridge import EdgeBridge, LabBridge
-from mock_api.openapi import client_document, lab_document
-from mock_api.refusals import refusal
-from mock_api.routers import cnis, interconnects, lab, magic, settings, slots
-from mock_api.store import Store
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 

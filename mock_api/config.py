@@ -78,7 +78,7 @@ class ApiSettings(_Strict):
     @field_validator("lab")
     @classmethod
     def _lab_name(cls, v: str | None) -> str | None:
-        from sim.runtime.names import validate_lab_name
+        from cnilab.sim.runtime.names import validate_lab_name
 
         return None if v is None else validate_lab_name(v, where="lab")
 

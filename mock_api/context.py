@@ -6,14 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from cnilab.mock_api.config import Account, ApiSettings
+from cnilab.mock_api.errors import bad_request, not_found
+from cnilab.mock_api.lab_bridge import LabBridge
+from cnilab.mock_api.limits import MAX_CURSOR, MAX_LEN
+from cnilab.mock_api.routers.render import BodyCache, PageCache, cni_cache, interconnect_cache
+from cnilab.mock_api.store import Page, Store
 from fastapi import Query, Request, Response
-
-from mock_api.config import Account, ApiSettings
-from mock_api.errors import bad_request, not_found
-from mock_api.lab_bridge import LabBridge
-from mock_api.limits import MAX_CURSOR, MAX_LEN
-from mock_api.routers.render import BodyCache, PageCache, cni_cache, interconnect_cache
-from mock_api.store import Page, Store
 
 # Every string query parameter (slot, tunnel_id, site, type, speed, address_contains, name).
 QueryText = Annotated[str | None, Query(max_length=MAX_LEN["query"])]
@@ -45,7 +44,7 @@ class Ctx:
 def ctx(request: Request) -> Ctx:
     """The app's context. Handlers call this instead of using ``Depends``: FastAPI's dependency
     machinery cost ~0.2 ms per request (issue 16). Which account a credential may act on is
-    checked once, by the gateway (mock_api.gateway), before any handler runs."""
+    checked once, by the gateway (cnilab.mock_api.gateway), before any handler runs."""
     return request.app.state.ctx
 
 

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mock_api.config import ApiSettings
-from mock_api.errors import (
+from cnilab.mock_api.config import ApiSettings
+from cnilab.mock_api.errors import (
     AUTH_ERROR,
     BAD_AUTH_FORMAT,
     BAD_HEADERS,

@@ -11,8 +11,8 @@ import json
 import logging
 from typing import Any
 
-from mock_api.errors import BAD_REQUEST, INTERNAL, error_body
-from mock_api.limits import MAX_BODY_BYTES
+from cnilab.mock_api.errors import BAD_REQUEST, INTERNAL, error_body
+from cnilab.mock_api.limits import MAX_BODY_BYTES
 
 log = logging.getLogger("cnilab.api")
 

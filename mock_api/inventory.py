@@ -10,9 +10,8 @@ from __future__ import annotations
 import functools
 import uuid
 
+from cnilab.sim.facts import facilities, load_facts
 from pydantic import BaseModel
-
-from sim.facts import facilities, load_facts
 
 SLOT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://cnilab/slots")
 

@@ -12,9 +12,8 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Protocol
 
+from cnilab.mock_api.store import CniRow, InterconnectRow
 from pydantic import BaseModel
-
-from mock_api.store import CniRow, InterconnectRow
 
 
 class LinkObservation(BaseModel):
@@ -66,10 +65,10 @@ class NullBridge:
 
 
 class EdgeBridge:
-    """Talks to the edge driver of running labs (``sim.edge.control``) and reads their state files."""
+    """Talks to the edge driver of running labs (``cnilab.sim.edge.control``) and reads their state files."""
 
     def _state(self, lab: str) -> Any:
-        from sim.state import LabNotFound, LabState
+        from cnilab.sim.state import LabNotFound, LabState
 
         with contextlib.suppress(LabNotFound, ValueError):
             lab_home(lab)
@@ -78,8 +77,8 @@ class EdgeBridge:
 
     def interconnects(self, lab: str) -> list[str] | None:
         """Raises ValueError for a name that breaks the lab-name rule or leads out of the state root."""
-        from sim.runtime.names import validate_lab_name
-        from sim.state import LabNotFound, LabState
+        from cnilab.sim.runtime.names import validate_lab_name
+        from cnilab.sim.state import LabNotFound, LabState
 
         lab_home(validate_lab_name(lab, where="lab"))
         try:
@@ -89,8 +88,8 @@ class EdgeBridge:
         return sorted({lk.interconnect for lk in st.plan.links if lk.interconnect})
 
     def observe(self, lab: str, link: str) -> LinkObservation | None:
-        from sim.facts import load_facts
-        from sim.faults.kinds import fault_kind, parse_fault
+        from cnilab.sim.facts import load_facts
+        from cnilab.sim.faults.kinds import fault_kind, parse_fault
 
         st = self._state(lab)
         if st is None:
@@ -101,7 +100,7 @@ class EdgeBridge:
         seen: dict[str, Any] = {"light_dbm": float(load_facts().optics["nominal_rx_dbm"]), "swapped": False,
                                 "link_up": True}
         for f in st.faults:
-            if f.target in names:  # each kind says what the API's lifecycle shows (sim.faults.kinds)
+            if f.target in names:  # each kind says what the API's lifecycle shows (cnilab.sim.faults.kinds)
                 seen.update(fault_kind(f.kind).api_link(parse_fault(f.kind, f.value)))
         return LinkObservation(cross_connect=st.status == "running", **seen, source=f"lab {lab} state file")
 
@@ -137,7 +136,7 @@ class EdgeBridge:
                         cust_asn=int(cni.bgp["customer_asn"]), md5=cni.bgp.get("md5_key"),
                         customer_md5=cni.bgp.get("md5_key"))
             out.append(sess)
-        from sim.topology.plan import Session
+        from cnilab.sim.topology.plan import Session
 
         keys: dict[str, int] = {}
         for sess in out:
@@ -157,7 +156,7 @@ class EdgeBridge:
         if not path:
             raise BridgeError(f"lab {lab!r} has no edge control socket (state.control['edge'] is missing)")
         path = confined_socket(lab, path)
-        from sim.edge.control import ControlError, EdgeClient
+        from cnilab.sim.edge.control import ControlError, EdgeClient
 
         try:
             EdgeClient(path).configure(sessions=sessions)
@@ -173,7 +172,7 @@ class LabOutsideRoot(ValueError):
 def lab_home(lab: str) -> Path:
     """The lab's state directory, resolved: the name follows the project's rule (``BadLabName``
     otherwise) and the directory may not lead out of the state root through a symlink."""
-    from sim.runtime.paths import lab_dir, state_root
+    from cnilab.sim.runtime.paths import lab_dir, state_root
 
     home = lab_dir(lab).resolve()
     if not home.is_relative_to(state_root().resolve()):
@@ -191,7 +190,7 @@ def confined_socket(lab: str, path: str) -> str:
     directory cnilab's export binds into the edge container; both are derived from the (validated)
     name, never from the state file.
     """
-    from sim.export.containerlab import CONTROL_ROOT
+    from cnilab.sim.export.containerlab import CONTROL_ROOT
 
     try:
         homes = [lab_home(lab), (Path(CONTROL_ROOT) / lab).resolve()]

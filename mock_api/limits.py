@@ -27,7 +27,7 @@ MAX_LEN: dict[str, int] = {
     "magic.description": 1024,
     "bgp.md5_key": 80,        # Linux TCP_MD5SIG_MAXKEYLEN
     "bgp.extra_prefixes[]": 64,
-    "lab": 32,                # sim.runtime.names rule
+    "lab": 32,                # cnilab.sim.runtime.names rule
     "link": 64,
     "query": 256,             # every string query parameter (slot, tunnel_id, site, ...)
 }

@@ -1,17 +1,16 @@
 """The Letter of Authorization: a real PDF the colo's cross-connect desk could work from.
 
 fpdf2 writes it uncompressed so tests (and people with ``strings``) can find the facility address
-in the bytes; the optic and fibre type come from sim.facts, never from this file.
+in the bytes; the optic and fibre type come from cnilab.sim.facts, never from this file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from cnilab.mock_api.inventory import SlotDef
+from cnilab.sim.facts import load_facts
 from fpdf import FPDF
-
-from mock_api.inventory import SlotDef
-from sim.facts import load_facts
 
 LOA_VALID_DAYS = 90  # what colocation providers commonly honour; printed on the letter
 MAX_NAME = 200       # SDK docs: 'Custom name ... (200 Character limit)'

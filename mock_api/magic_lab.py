@@ -18,10 +18,10 @@ NS = uuid.UUID("6f1c3c1e-6d2a-4d0e-9a57-8c1a3b5a0c17")
 
 
 class LabDirs:
-    """Just enough of a Lab for sim.magic.lab (node_dir), from the lab's name: no attach needed."""
+    """Just enough of a Lab for cnilab.sim.magic.lab (node_dir), from the lab's name: no attach needed."""
 
     def __init__(self, lab: str) -> None:
-        from sim.runtime.paths import lab_dir
+        from cnilab.sim.runtime.paths import lab_dir
 
         self.name = lab
         self.dir = lab_dir(lab)
@@ -35,8 +35,8 @@ def now_iso() -> str:
 
 
 def lab_config(lab: str) -> Any | None:
-    from sim.magic.config import load_config
-    from sim.magic.lab import config_path
+    from cnilab.sim.magic.config import load_config
+    from cnilab.sim.magic.lab import config_path
 
     path = config_path(LabDirs(lab))
     return load_config(path) if path.is_file() else None
@@ -49,7 +49,7 @@ def hc_body(hc: Any, target_saved: str = "") -> dict[str, Any]:
 
 def _colos(lab: str) -> dict[str, str]:
     """Magic tunnel name -> the interconnect (lab name for the colo) it rides."""
-    from sim.state import LabNotFound, LabState
+    from cnilab.sim.state import LabNotFound, LabState
 
     try:
         magic = LabState.load(lab).plan.magic
@@ -92,9 +92,9 @@ def push(lab: str, tunnels: list[dict[str, Any]], routes: list[dict[str, Any]]) 
     """Write the API's view into the lab's config; False when the lab has no Magic config."""
     import ipaddress
 
-    from sim.magic.config import HcConfig
-    from sim.magic.lab import update_config
-    from sim.magic.steering import MagicRoute
+    from cnilab.sim.magic.config import HcConfig
+    from cnilab.sim.magic.lab import update_config
+    from cnilab.sim.magic.steering import MagicRoute
 
     if lab_config(lab) is None:
         return False

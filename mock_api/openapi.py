@@ -14,10 +14,9 @@ import functools
 import json
 from typing import Any
 
+from cnilab.mock_api.limits import MAX_BODY_BYTES, MAX_CURSOR, MAX_LEN
+from cnilab.mock_api.schema_check import REFERENCE
 from fastapi.openapi.utils import get_openapi
-
-from mock_api.limits import MAX_BODY_BYTES, MAX_CURSOR, MAX_LEN
-from mock_api.schema_check import REFERENCE
 
 FAILURE = "cnilab_v4_failure"
 _REF = {"$ref": f"#/components/schemas/{FAILURE}"}
@@ -97,7 +96,7 @@ def client_document() -> dict[str, Any]:
 
 
 def lab_document() -> dict[str, Any]:
-    from mock_api.routers import lab
+    from cnilab.mock_api.routers import lab
 
     doc = get_openapi(title="cnilab lab controls", version="1", routes=lab.router.routes,
                       description="Lab-only controls (not part of Cloudflare's API): the physical side of an "

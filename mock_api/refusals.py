@@ -12,10 +12,9 @@ import types
 import typing
 from typing import Any
 
+from cnilab.mock_api.errors import RENAMED_FIELD, CFError, bad_request
+from cnilab.mock_api.validation import LEGACY_FIELDS
 from pydantic import BaseModel
-
-from mock_api.errors import RENAMED_FIELD, CFError, bad_request
-from mock_api.validation import LEGACY_FIELDS
 
 # Which table of old names applies to a body, by the body model's name.
 _LEGACY_KIND = {"CniCreate": "cni", "CniUpdate": "cni", "InterconnectCreate": "interconnect"}

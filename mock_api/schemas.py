@@ -2,7 +2,7 @@
 
 Strict on purpose: unknown keys are refused at every level (a typo like ``bgp.md5key`` used to be
 dropped silently, leaving a session without MD5), integers must be JSON integers (``"1400"`` is not
-one; the reference schema says ``integer``) and every string has a length limit (mock_api.limits).
+one; the reference schema says ``integer``) and every string has a length limit (cnilab.mock_api.limits).
 The app turns each refusal into a 400 naming the field, and for the seeds' old names the new one.
 """
 
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from cnilab.mock_api.limits import MAX_LEN, MAX_PREFIXES
 from pydantic import BaseModel, ConfigDict, Field
-
-from mock_api.limits import MAX_LEN, MAX_PREFIXES
 
 Bandwidth = Literal["50M", "100M", "200M", "300M", "400M", "500M", "1G", "2G", "5G", "10G", "20G", "50G"]
 BgpMode = Literal["dynamic_route_exchange", "advertise_only"]

@@ -1,6 +1,6 @@
 """Interconnect status from what the lab observes, in one pure function.
 
-The API's four states and their reasons come from sim.facts (seed 003's 'Possible States' mapped to
+The API's four states and their reasons come from cnilab.sim.facts (seed 003's 'Possible States' mapped to
 the current names), so the lab's faults and the API's answers cannot drift apart.
 """
 
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from cnilab.sim.facts import load_facts
 from pydantic import BaseModel
-
-from sim.facts import load_facts
 
 State = Literal["Pending", "Down", "Unhealthy", "Healthy"]
 

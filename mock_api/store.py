@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cnilab.sim.facts import load_facts
 from pydantic import BaseModel, Field
-
-from sim.facts import load_facts
 
 SCHEMA = """
 PRAGMA journal_mode=WAL;

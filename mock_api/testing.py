@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-
-from mock_api.app import create_app
-from mock_api.config import ApiSettings
-from mock_api.lab_bridge import LabBridge
+from cnilab.mock_api.app import create_app
+from cnilab.mock_api.config import ApiSettings
+from cnilab.mock_api.lab_bridge import LabBridge
 
 
 def free_port() -> int:
@@ -62,8 +61,8 @@ class RunningApi:
 
 @contextlib.contextmanager
 def running_api(db: Path | str, bridge: LabBridge | None = None, **overrides: Any) -> Iterator[RunningApi]:
-    """A mock with the development account on a free port (used by sim.pytest_plugin's ``cni_api``)."""
-    from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
+    """A mock with the development account on a free port (used by cnilab.sim.pytest_plugin's ``cni_api``)."""
+    from cnilab.mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
 
     settings = load_settings(db=db, **overrides)
     with serve(settings, bridge) as url:

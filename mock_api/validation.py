@@ -1,5 +1,5 @@
 """Input checks the way Cloudflare's CNI service applies them, each failing with a message that names
-the field and the value. All figures come from sim.facts (ASN rules, prefix lengths, MTUs)."""
+the field and the value. All figures come from cnilab.sim.facts (ASN rules, prefix lengths, MTUs)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import ipaddress
 import string
 from typing import Any
 
-from mock_api.errors import RENAMED_FIELD, CFError, bad_request
-from sim.facts import load_facts
+from cnilab.mock_api.errors import RENAMED_FIELD, CFError, bad_request
+from cnilab.sim.facts import load_facts
 
 # RFC 791: every IPv4 host must accept 576-byte datagrams; a tunnel MTU below it breaks hosts.
 MIN_MAGIC_MTU = 576

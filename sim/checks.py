@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sim.edge.control import EdgeClient, SessionInfo
-from sim.facts import router_kinds
-from sim.testing import wait_for
-from sim.topology.plan import LabPlan, Session
+from cnilab.sim.edge.control import EdgeClient, SessionInfo
+from cnilab.sim.facts import router_kinds
+from cnilab.sim.testing import wait_for
+from cnilab.sim.topology.plan import LabPlan, Session
 
 
 # -- BGP -------------------------------------------------------------------------------------------

@@ -134,7 +134,7 @@ class Facts(_Frozen):
 
 
 def _read_text(name: str) -> str:
-    return resources.files("sim.data").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("cnilab.sim.data").joinpath(name).read_text(encoding="utf-8")
 
 
 def _prefix_lines(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

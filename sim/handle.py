@@ -1,6 +1,6 @@
 """The one typed interface every part of cnilab uses to reach a running lab.
 
-:class:`sim.lab.lab.Lab` implements it; the edge peer, router kinds, probes, faults, the scenario
+:class:`cnilab.sim.lab.lab.Lab` implements it; the edge peer, router kinds, probes, faults, the scenario
 emulator, the dashboard and rehearsals take a ``LabHandle`` and nothing else, so none of them
 imports the orchestrator or probes the object for optional features.
 """
@@ -12,9 +12,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from sim.runtime.process import ProcessRecord
-from sim.state import LabState
-from sim.topology.plan import LabPlan
+from cnilab.sim.runtime.process import ProcessRecord
+from cnilab.sim.state import LabState
+from cnilab.sim.topology.plan import LabPlan
 
 
 class LabHandle(Protocol):

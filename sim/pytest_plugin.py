@@ -11,10 +11,10 @@ FILE`` and ``--cnilab-kind KIND`` (default: sniffed from the file) to run your o
 config in the lab. Fixtures: ``cni_plan`` (the resolved LabPlan), ``cni_lab`` (a running lab,
 removed afterwards even when the test fails), ``edge`` (the Cloudflare edge's control client),
 ``cni_converged`` (the edge client once BGP is up with prefixes exchanged and BFD runs at the
-configured timers), ``cni_observer`` (a :class:`sim.observe.observer.LabObserver` recording transitions),
-``cni_api`` (a mock CNI API on a free local port with a fresh database). Checks: ``sim.checks``
+configured timers), ``cni_observer`` (a :class:`cnilab.sim.observe.observer.LabObserver` recording transitions),
+``cni_api`` (a mock CNI API on a free local port with a fresh database). Checks: ``cnilab.sim.checks``
 (``bgp_up``, ``bfd_at_timers``, ``detection``, ``wait_torn_down``: the ones ``cnilab demo``,
-``test`` and ``rehearse`` use). Helpers: ``sim.testing.wait_for``, ``wait_json``, ``json_subset``.
+``test`` and ``rehearse`` use). Helpers: ``cnilab.sim.testing.wait_for``, ``wait_json``, ``json_subset``.
 A full example: examples/test_my_router.py.
 Nothing is imported from the lab until a fixture is used, so the plugin costs nothing otherwise.
 """
@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from sim.facts import router_kind_names
+from cnilab.sim.facts import router_kind_names
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,7 +52,7 @@ def _topology_path(request: pytest.FixtureRequest) -> Path:
     opt = request.config.getoption("--cnilab-topology")
     if opt:
         return Path(opt)
-    from sim.topology.paths import default_topology
+    from cnilab.sim.topology.paths import default_topology
 
     return default_topology()
 
@@ -61,12 +60,12 @@ def _topology_path(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture(scope="module")
 def cni_plan(request: pytest.FixtureRequest):
     """The LabPlan the lab will be built from (topology + your customer config, if given)."""
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.topology import build_plan, load_topology
 
     topo = load_topology(_topology_path(request))
     cfg = request.config.getoption("--cnilab-customer-config")
     if cfg:
-        from sim.rehearse.runner import sniff_kind
+        from cnilab.sim.rehearse.runner import sniff_kind
 
         path = Path(cfg).resolve()
         if not path.is_file():
@@ -77,7 +76,7 @@ def cni_plan(request: pytest.FixtureRequest):
         topo = topo.model_copy(update={"customer": topo.customer.model_copy(update={"router": router})})
     dp = request.config.getoption("--cnilab-dataplane")
     if dp:
-        from sim.topology.load import ConfigError, check_dataplane
+        from cnilab.sim.topology.load import ConfigError, check_dataplane
 
         path = Path(dp).resolve()
         try:
@@ -93,7 +92,7 @@ def cni_lab(cni_plan) -> Iterator[Any]:
     """A running lab (root needed); always torn down, even when the module's tests fail."""
     if os.geteuid() != 0:
         pytest.skip("cni_lab needs root (network namespaces)")
-    from sim.lab.lab import Lab
+    from cnilab.sim.lab.lab import Lab
 
     with Lab.create(cni_plan) as lab:
         yield lab
@@ -102,7 +101,7 @@ def cni_lab(cni_plan) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def edge(cni_lab):
     """Control client of the lab's Cloudflare edge (sessions, routes, BFD, announce/withdraw)."""
-    from sim.edge.control import EdgeClient
+    from cnilab.sim.edge.control import EdgeClient
 
     client = EdgeClient(cni_lab.state.control["edge"])
     client.wait(30)
@@ -111,8 +110,8 @@ def edge(cni_lab):
 
 @pytest.fixture(scope="module")
 def cni_converged(cni_lab, edge):
-    """The edge client once ``sim.checks.wait_converged`` holds: the state to start timing from."""
-    from sim.checks import wait_converged
+    """The edge client once ``cnilab.sim.checks.wait_converged`` holds: the state to start timing from."""
+    from cnilab.sim.checks import wait_converged
 
     wait_converged(edge, cni_lab.plan)
     return edge
@@ -122,7 +121,7 @@ def cni_converged(cni_lab, edge):
 def cni_observer(cni_lab) -> Iterator[Any]:
     """A LabObserver polling the lab for this test: ``.session_state``, ``.bfd_state``,
     ``.best_path`` and ``.transitions()`` (timestamped, from the fixture's start)."""
-    from sim.observe.observer import LabObserver
+    from cnilab.sim.observe.observer import LabObserver
 
     with LabObserver(cni_lab) as obs:
         yield obs
@@ -131,7 +130,7 @@ def cni_observer(cni_lab) -> Iterator[Any]:
 @pytest.fixture
 def cni_api(tmp_path: Path) -> Iterator[Any]:
     """A mock CNI API on 127.0.0.1 with a fresh SQLite file: ``.base_url``, ``.token``, ``.account``."""
-    from mock_api.testing import running_api
+    from cnilab.mock_api.testing import running_api
 
     with running_api(db=tmp_path / "cni.sqlite3") as api:
         yield api

@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from cnilab.sim.runtime.files import atomic_write
+from cnilab.sim.runtime.names import LAB_NAME_PATTERN
+from cnilab.sim.runtime.paths import lab_dir, state_root
+from cnilab.sim.runtime.process import ProcessRecord
+from cnilab.sim.topology.plan import LabPlan
 from pydantic import BaseModel, Field
-
-from sim.runtime.files import atomic_write
-from sim.runtime.names import LAB_NAME_PATTERN
-from sim.runtime.paths import lab_dir, state_root
-from sim.runtime.process import ProcessRecord
-from sim.topology.plan import LabPlan
 
 
 class TunnelRecord(BaseModel):

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
-from mock_api.inventory import slots
-from mock_api.lab_bridge import LabBridge
-from mock_api.testing import serve
+from cnilab.mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
+from cnilab.mock_api.inventory import slots
+from cnilab.mock_api.lab_bridge import LabBridge
+from cnilab.mock_api.testing import serve
 
 H = {"Authorization": f"Bearer {DEV_TOKEN}"}
 BASE = f"/client/v4/accounts/{DEV_ACCOUNT}/cni"

@@ -18,7 +18,7 @@ runtime:
 
 One documented stand-in, because this kernel has no ``8021q`` module: a failing
 ``ip link add link P name P.V type vlan id V`` becomes ``ip link property add dev P altname P.V``
-(the same honest fallback the netns/docker backends use, see :mod:`sim.dataplane.vlan`), so the
+(the same honest fallback the netns/docker backends use, see :mod:`cnilab.sim.dataplane.vlan`), so the
 following ``exec`` lines that name ``P.V`` work. GRE lines fail here (no ``ip_gre``) and are only
 recorded. It is not a product orchestrator: no management network, no startup-config, no kinds.
 """
@@ -38,8 +38,7 @@ from typing import Any
 
 import docker.errors
 import yaml
-
-from sim.backends.docker import container_pid, wire_veth
+from cnilab.sim.backends.docker import container_pid, wire_veth
 
 NETNS_DIR = Path("/run/netns")
 VLAN_ADD = re.compile(r"^ip link add link (\S+) name (\S+) type vlan id (\d+)$")
@@ -113,7 +112,7 @@ def deploy(topo_file: Path, client: Any, *, ulimits: list[Any] | None = None) ->
     """``containerlab deploy -t topo_file``, emulated; everything removed on exit, even on failure.
 
     ``ulimits`` stand in for containerlab's ``nofile`` limit: podman's defaults exceed this host's
-    hard limit (see :func:`sim.backends.docker._ulimits`).
+    hard limit (see :func:`cnilab.sim.backends.docker._ulimits`).
     """
     topo_file = topo_file.resolve()
     doc = yaml.safe_load(topo_file.read_text())

@@ -2,7 +2,7 @@
 
 Several engineers run tests on this machine at once, and /run/netns is shared: every lab a test
 makes uses a unique name and a state dir under pytest's tmp dir, and namespaces record that dir as
-their owner (see sim.runtime.cleanup). The session safety net removes exactly the namespaces whose owner
+their owner (see cnilab.sim.runtime.cleanup). The session safety net removes exactly the namespaces whose owner
 is under *this* run's tmp dir - never a colleague's - and fails loudly if it had to, because a leak
 is a bug in the test or the code under test.
 """
@@ -46,7 +46,7 @@ def lab_name() -> str:
 
 
 def _leaked_namespaces(base: Path) -> list[str]:
-    from sim.runtime.cleanup import list_cnilab_netns, netns_owner
+    from cnilab.sim.runtime.cleanup import list_cnilab_netns, netns_owner
 
     out = []
     for ns in list_cnilab_netns():
@@ -61,7 +61,7 @@ def _netns_safety_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     yield
     if not IS_ROOT:
         return
-    from sim.runtime.cleanup import remove_netns
+    from cnilab.sim.runtime.cleanup import remove_netns
 
     base = tmp_path_factory.getbasetemp().resolve()
     leaked = _leaked_namespaces(base)
@@ -99,8 +99,8 @@ def mini_lab(short_state: Path) -> Iterator[Callable[..., MiniLab]]:
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[str]:
     """Base URL of the mock API serving a private database for this test."""
-    from mock_api.config import load_settings
-    from mock_api.testing import serve
+    from cnilab.mock_api.config import load_settings
+    from cnilab.mock_api.testing import serve
 
     with serve(load_settings(db=tmp_path / "api.sqlite3")) as url:
         yield url
@@ -110,7 +110,7 @@ def api(tmp_path: Path) -> Iterator[str]:
 def sdk(api: str) -> Iterator[object]:
     """Cloudflare's official Python SDK pointed at :func:`api` (skipped where the dev dependency is missing)."""
     cloudflare = pytest.importorskip("cloudflare", reason="official SDK (dev dependency) not installed")
-    from mock_api.config import DEV_TOKEN
+    from cnilab.mock_api.config import DEV_TOKEN
 
     client = cloudflare.Cloudflare(api_token=DEV_TOKEN, base_url=f"{api}/client/v4", max_retries=0)
     yield client

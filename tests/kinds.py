@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+from cnilab.sim.facts import router_kind_names, router_kinds
+from cnilab.sim.routers import CustomerRouter
+from cnilab.sim.routers.registry import router_class
+from cnilab.sim.topology.load import load_topology
+from cnilab.sim.topology.plan import LabPlan, build_plan
 
-from sim.facts import router_kind_names, router_kinds
-from sim.routers import CustomerRouter
-from sim.routers.registry import router_class
-from sim.topology.load import load_topology
-from sim.topology.plan import LabPlan, build_plan
 from tests.labs import ROOT, MiniLab
 
 EXAMPLES = ROOT / "examples" / "customer-configs"

@@ -2,7 +2,7 @@
 
 Everything here makes kernel objects the same way: namespaces named ``cnilab-t-<tag>-<node>`` whose
 loopback carries the owner tag of a directory under pytest's tmp tree (see
-:mod:`sim.runtime.cleanup`). A context manager removes them when the test ends, pass or fail; the
+:mod:`cnilab.sim.runtime.cleanup`). A context manager removes them when the test ends, pass or fail; the
 session safety net in ``conftest.py`` finds any it missed (and fails the run), and a colleague's
 ``cnilab down --all`` leaves them alone because their owner is not in its state root.
 """
@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from sim.lab.lab import Lab
-from sim.state import LabState
-from sim.topology import build_plan, load_topology
-from sim.topology.model import Topology
-from sim.topology.plan import LabPlan, Link, Node
+from cnilab.sim.lab.lab import Lab
+from cnilab.sim.state import LabState
+from cnilab.sim.topology import build_plan, load_topology
+from cnilab.sim.topology.model import Topology
+from cnilab.sim.topology.plan import LabPlan, Link, Node
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = ROOT / "topologies"
@@ -48,7 +47,7 @@ def private_state(d: Path) -> Iterator[Path]:
     """``CNILAB_STATE_DIR=d`` for the block; a lab still recorded there at the end is destroyed and fails the
     test (the code under test should have removed it). ``d`` should come from ``tmp_path_factory.mktemp``:
     short, for FRR's unix socket paths (< 108 bytes), and inside the namespace safety net."""
-    from sim.state import list_labs
+    from cnilab.sim.state import list_labs
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNILAB_STATE_DIR", str(d))
@@ -107,8 +106,8 @@ class NsPair:
 @contextlib.contextmanager
 def ns_pair(owner: Path) -> Iterator[NsPair]:
     """An :class:`NsPair` tagged as owned by ``owner`` (a directory under pytest's tmp tree); always removed."""
-    from sim.runtime.cleanup import owner_tag, remove_netns
-    from sim.runtime.paths import ns_name
+    from cnilab.sim.runtime.cleanup import owner_tag, remove_netns
+    from cnilab.sim.runtime.paths import ns_name
 
     tag = unique_tag()
     pair = NsPair(a=ns_name(f"t-{tag}", "a"), b=ns_name(f"t-{tag}", "b"), if_a=f"nsa{tag}", if_b=f"nsb{tag}")
@@ -131,14 +130,14 @@ def ns_pair(owner: Path) -> Iterator[NsPair]:
 
 
 class MiniLab(Lab):
-    """Some nodes of a plan on the netns backend: the orchestrator's own :class:`~sim.lab.lab.Lab`
+    """Some nodes of a plan on the netns backend: the orchestrator's own :class:`~cnilab.sim.lab.lab.Lab`
     (state file, the LabHandle the parts take, teardown) without its edge peer or daemons. A test
     starts what it studies (a router kind and a stand-in peer); :meth:`destroy` stops them and
     removes the namespaces and the lab dir."""
 
     def __init__(self, plan: LabPlan) -> None:
-        from sim.backends.netns import NetnsBackend
-        from sim.runtime.paths import lab_dir
+        from cnilab.sim.backends.netns import NetnsBackend
+        from cnilab.sim.runtime.paths import lab_dir
 
         state = LabState(lab=plan.lab, plan=plan)
         state.save()
@@ -146,7 +145,7 @@ class MiniLab(Lab):
 
     def build(self, nodes: list[str], extra_routes: dict[str, list[tuple[str, str]]] | None = None) -> MiniLab:
         """Nodes ``nodes``, the plan's links between them, and each node's addresses and routes on those links."""
-        from sim.runtime.paths import ns_name
+        from cnilab.sim.runtime.paths import ns_name
 
         plan, be = self.plan, self.backend
         links = [lk for lk in plan.links if lk.a.node in nodes and lk.b.node in nodes]
@@ -166,7 +165,7 @@ class MiniLab(Lab):
         return self
 
     def destroy(self) -> None:
-        from sim.routers.frr import remove_scratch
+        from cnilab.sim.routers.frr import remove_scratch
 
         started = self.refresh().processes
         super().destroy()
@@ -207,8 +206,8 @@ def mini_labs() -> Iterator[Callable[..., MiniLab]]:
 def running_lab(tmp: Path, topology: str, edit: Callable[[Topology], Topology] | None = None,
                 wait_prefixes: bool = True) -> Iterator[object]:
     """Bring up ``topology`` with daemons under a private state dir; wait for BGP; always destroy."""
-    from sim.checks import wait_converged
-    from sim.edge.control import EdgeClient
+    from cnilab.sim.checks import wait_converged
+    from cnilab.sim.edge.control import EdgeClient
 
     topo = load_topology(TOPOLOGIES / topology)
     if edit is not None:

@@ -10,13 +10,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
-from mock_api.config import DEV_ACCOUNT, DEV_EMAIL, DEV_KEY, DEV_TOKEN, load_settings
-from mock_api.inventory import slots
-from mock_api.limits import MAX_BODY_BYTES, MAX_LEN
-from mock_api.schema_check import validate_error
-from mock_api.store import CniRow, InterconnectGone, Store
-from mock_api.testing import serve
+from cnilab.mock_api.config import DEV_ACCOUNT, DEV_EMAIL, DEV_KEY, DEV_TOKEN, load_settings
+from cnilab.mock_api.inventory import slots
+from cnilab.mock_api.limits import MAX_BODY_BYTES, MAX_LEN
+from cnilab.mock_api.schema_check import validate_error
+from cnilab.mock_api.store import CniRow, InterconnectGone, Store
+from cnilab.mock_api.testing import serve
 
 ACC = DEV_ACCOUNT
 H = {"Authorization": f"Bearer {DEV_TOKEN}"}
@@ -139,7 +138,7 @@ def test_create_on_a_deleted_interconnect_is_gone_not_integrity_error(tmp_path):
 
 def test_delete_racing_a_create_answers_404(tmp_path, monkeypatch):
     """The interconnect is deleted after the create looked it up but before it writes: 404, no CNI."""
-    import mock_api.routers.cnis as cnis_router
+    import cnilab.mock_api.routers.cnis as cnis_router
 
     with serve(load_settings(db=tmp_path / "api.sqlite3")) as u, httpx.Client(base_url=u + BASE, headers=H) as c:
         name = c.post("/interconnects", json={"account": ACC, "type": "direct", "slot_id": V1_10G[1].id}

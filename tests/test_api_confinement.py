@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cnilab.mock_api.config import SettingsError, load_settings
+from cnilab.mock_api.lab_bridge import EdgeBridge
+from cnilab.mock_api.schema_check import validate_error
 from typer.testing import CliRunner
 
-from mock_api.config import SettingsError, load_settings
-from mock_api.lab_bridge import EdgeBridge
-from mock_api.schema_check import validate_error
 from tests.api import api_client, new_interconnect
 
 TOPOLOGY = Path(__file__).parent.parent / "topologies" / "v1-gre.yml"
@@ -32,9 +32,9 @@ def short_state(tmp_path_factory, monkeypatch):
 
 
 def _write_state(lab: str, control: dict[str, str]) -> None:
-    from sim.state import LabState
-    from sim.topology.load import load_topology
-    from sim.topology.plan import build_plan
+    from cnilab.sim.state import LabState
+    from cnilab.sim.topology.load import load_topology
+    from cnilab.sim.topology.plan import build_plan
 
     LabState(lab=lab, plan=build_plan(load_topology(TOPOLOGY), lab), status="running", control=control).save()
 
@@ -90,7 +90,7 @@ def test_bind_refuses_names_outside_the_rule(tmp_path, short_state, lab):
 
 
 def test_lab_directory_symlinked_out_of_the_root_is_refused(tmp_path, short_state):
-    from sim.runtime.paths import lab_dir
+    from cnilab.sim.runtime.paths import lab_dir
 
     lab = f"t-{uuid.uuid4().hex[:6]}"
     _write_state(lab, {})
@@ -115,7 +115,7 @@ def test_missing_and_invalid_labs_answer_alike(tmp_path, short_state):
 
 @pytest.mark.parametrize("where", ["outside", "symlink"])
 def test_state_file_cannot_point_the_api_at_another_socket(tmp_path, short_state, where):
-    from sim.runtime.paths import lab_dir
+    from cnilab.sim.runtime.paths import lab_dir
 
     lab = f"t-{uuid.uuid4().hex[:6]}"
     victim = _Listener(short_state / "victim.sock")
@@ -151,7 +151,7 @@ def test_settings_lab_name_follows_the_rule(tmp_path):
 
 # -- exposure ---------------------------------------------------------------------------------------
 def test_exposure_rule():
-    from sim.cli.api import exposure_problem
+    from cnilab.sim.cli.api import exposure_problem
 
     assert exposure_problem("127.0.0.1", True, False) is None
     assert exposure_problem("::1", True, False) is None
@@ -163,7 +163,7 @@ def test_exposure_rule():
 
 
 def test_cli_refuses_public_bind_with_dev_credentials(tmp_path):
-    from sim.cli.main import app
+    from cnilab.sim.cli.main import app
 
     r = CliRunner().invoke(app, ["api", "--host", "0.0.0.0", "--port", "1", "--db", str(tmp_path / "a.sqlite3")])
     assert r.exit_code == 2, r.output

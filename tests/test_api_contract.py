@@ -12,12 +12,11 @@ import json
 
 import httpx
 import pytest
-
-from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
-from mock_api.inventory import slots
-from mock_api.openapi import FAILURE
-from mock_api.schema_check import REFERENCE
-from mock_api.testing import serve
+from cnilab.mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
+from cnilab.mock_api.inventory import slots
+from cnilab.mock_api.openapi import FAILURE
+from cnilab.mock_api.schema_check import REFERENCE
+from cnilab.mock_api.testing import serve
 
 H = {"Authorization": f"Bearer {DEV_TOKEN}"}
 SEED = 20261201

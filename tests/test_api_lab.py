@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cnilab.mock_api.config import DEV_ACCOUNT
+from cnilab.mock_api.lab_bridge import EdgeBridge
+from cnilab.mock_api.status import derive_status
+from cnilab.sim.facts import load_facts
 
-from mock_api.config import DEV_ACCOUNT
-from mock_api.lab_bridge import EdgeBridge
-from mock_api.status import derive_status
-from sim.facts import load_facts
 from tests.api import BASE, api_client, new_interconnect
 
 
@@ -94,10 +94,10 @@ class _Handler(socketserver.StreamRequestHandler):
 @pytest.fixture
 def fake_lab(tmp_path, monkeypatch):
     """A running-lab state file (v1-gre plan) whose edge control socket is a recording fake."""
-    from sim.runtime.paths import lab_dir
-    from sim.state import LabState, update
-    from sim.topology.load import load_topology
-    from sim.topology.plan import build_plan
+    from cnilab.sim.runtime.paths import lab_dir
+    from cnilab.sim.state import LabState, update
+    from cnilab.sim.topology.load import load_topology
+    from cnilab.sim.topology.plan import build_plan
 
     # unix socket paths are short (108 bytes), so the state root is a short /tmp directory; the
     # socket lives inside the lab's directory, where the API confines it
@@ -119,7 +119,7 @@ def fake_lab(tmp_path, monkeypatch):
 
 
 def test_cni_objects_configure_the_edge_peer(tmp_path, fake_lab):
-    from sim.state import FaultRecord
+    from cnilab.sim.state import FaultRecord
 
     lab, edge, update = fake_lab
     with api_client(tmp_path / "api.sqlite3", EdgeBridge(), lab=lab) as c:

@@ -10,8 +10,8 @@ import pytest
 
 cloudflare = pytest.importorskip("cloudflare", reason="official SDK (dev dependency) not installed")
 
-from mock_api.config import DEV_ACCOUNT, DEV_TOKEN  # noqa: E402
-from mock_api.magic_schemas import REFERENCE, SDK_VERSION, generate, validate  # noqa: E402
+from cnilab.mock_api.config import DEV_ACCOUNT, DEV_TOKEN  # noqa: E402
+from cnilab.mock_api.magic_schemas import REFERENCE, SDK_VERSION, generate, validate  # noqa: E402
 
 ACC = DEV_ACCOUNT
 H = {"Authorization": f"Bearer {DEV_TOKEN}"}

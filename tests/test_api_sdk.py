@@ -10,9 +10,9 @@ import pytest
 
 cloudflare = pytest.importorskip("cloudflare", reason="official SDK (dev dependency) not installed")
 
-from mock_api.config import DEV_ACCOUNT, DEV_TOKEN  # noqa: E402
-from mock_api.inventory import slots  # noqa: E402
-from mock_api.schema_check import validate  # noqa: E402
+from cnilab.mock_api.config import DEV_ACCOUNT, DEV_TOKEN  # noqa: E402
+from cnilab.mock_api.inventory import slots  # noqa: E402
+from cnilab.mock_api.schema_check import validate  # noqa: E402
 
 ACC = DEV_ACCOUNT
 
@@ -114,7 +114,7 @@ def test_every_sdk_method_round_trips(sdk):
 def test_async_sdk_and_email_key_auth(api):
     import asyncio
 
-    from mock_api.config import DEV_EMAIL, DEV_KEY
+    from cnilab.mock_api.config import DEV_EMAIL, DEV_KEY
 
     async def run() -> list[str]:
         async with cloudflare.AsyncCloudflare(api_email=DEV_EMAIL, api_key=DEV_KEY, base_url=f"{api}/client/v4",

@@ -5,10 +5,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 
 import httpx
-
-from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
-from mock_api.inventory import slots
-from mock_api.testing import serve
+from cnilab.mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
+from cnilab.mock_api.inventory import slots
+from cnilab.mock_api.testing import serve
 
 H = {"Authorization": f"Bearer {DEV_TOKEN}"}
 BASE = f"/client/v4/accounts/{DEV_ACCOUNT}/cni"

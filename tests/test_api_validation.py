@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
-from mock_api.inventory import slots
-from mock_api.schema_check import validate_error
-from mock_api.testing import serve
+from cnilab.mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
+from cnilab.mock_api.inventory import slots
+from cnilab.mock_api.schema_check import validate_error
+from cnilab.mock_api.testing import serve
 
 ACC = DEV_ACCOUNT
 V1_10G = next(s for s in slots() if s.dataplane == "v1" and s.speed == "10G")

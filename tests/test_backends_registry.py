@@ -1,14 +1,13 @@
-"""The backend registry (sim.backends.registry): one table the CLI, the state file and the orchestrator read."""
+"""The backend registry (cnilab.sim.backends.registry): one table the CLI, the state file and the orchestrator read."""
 
 from __future__ import annotations
 
 import typing
 
 import pytest
-
-from sim.backends.base import Backend, BackendError
-from sim.backends.registry import BACKENDS, backend_kind, backend_names, make_backend
-from sim.state import LabState
+from cnilab.sim.backends.base import Backend, BackendError
+from cnilab.sim.backends.registry import BACKENDS, backend_kind, backend_names, make_backend
+from cnilab.sim.state import LabState
 
 
 def test_the_state_file_accepts_exactly_the_registered_backends():
@@ -33,9 +32,8 @@ def test_make_backend_builds_only_with_backends_that_build(tmp_path):
 
 
 def test_cli_backend_options_come_from_the_registry():
+    from cnilab.sim.cli.main import app
     from typer.testing import CliRunner
-
-    from sim.cli.main import app
 
     runner = CliRunner()
     up_help = " ".join(runner.invoke(app, ["up", "--help"]).output.replace("│", " ").split())

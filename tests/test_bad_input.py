@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cnilab.sim.cli.main import app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
-
-from sim.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPO = yaml.safe_load((ROOT / "topologies" / "v1-gre.yml").read_text())

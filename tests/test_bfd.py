@@ -25,12 +25,12 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
+from cnilab.sim.edge.bfd import BfdSessionInfo, BfdSpeaker
+from cnilab.sim.edge.bfd_fsm import BfdSession
+from cnilab.sim.edge.bfd_packet import BfdInvalid, BfdPacket, Diag, State
+from cnilab.sim.runtime.nsenter import call_in_netns as in_netns
+from cnilab.sim.testing import wait_for_async
 
-from sim.edge.bfd import BfdSessionInfo, BfdSpeaker
-from sim.edge.bfd_fsm import BfdSession
-from sim.edge.bfd_packet import BfdInvalid, BfdPacket, Diag, State
-from sim.runtime.nsenter import call_in_netns as in_netns
-from sim.testing import wait_for_async
 from tests.labs import NsPair
 
 FRR_BFDD = Path("/usr/lib/frr/bfdd")
@@ -483,7 +483,8 @@ def test_bfd_main_runner_events(ns_pair: NsPair, tmp_path: Path) -> None:
         async with BfdSpeaker(netns=ns_pair.a) as sp:
             key = sp.add_session(ns_pair.a6, ns_pair.b6, 100, 100, 3)
             proc = await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", ns_pair.b, sys.executable, "-m", "sim.edge.bfd_main", "--local", ns_pair.b6,
+                "ip", "netns", "exec", ns_pair.b, sys.executable, "-m", "cnilab.sim.edge.bfd_main",
+                "--local", ns_pair.b6,
                 "--peer", ns_pair.a6, "--tx", "100", "--rx", "100", "--mult", "3", "--json-events",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).parent.parent))
             try:

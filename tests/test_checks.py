@@ -1,4 +1,4 @@
-"""Shared lab checks (sim.checks): what "BFD is up" means for the demo, the tests and the benchmarks."""
+"""Shared lab checks (cnilab.sim.checks): what "BFD is up" means for the demo, the tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ HA = TOPOLOGIES / "ha-three-site.yml"
 
 
 def test_bfd_at_timers_holds_for_a_plan_without_bfd_and_waits_for_the_configured_timers():
-    from sim.checks import bfd_at_timers, wait_bfd_at_timers
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.checks import bfd_at_timers, wait_bfd_at_timers
+    from cnilab.sim.topology import build_plan, load_topology
 
     ha = build_plan(load_topology(HA), "t-check")
     v2 = build_plan(load_topology(TOPOLOGIES / "v2-direct.yml"), "t-check")
@@ -26,9 +26,9 @@ def test_bfd_at_timers_holds_for_a_plan_without_bfd_and_waits_for_the_configured
 
 
 def test_bgp_up_needs_every_planned_session_established_with_the_customers_prefixes():
-    from sim.checks import bgp_up, prefixes_wanted
-    from sim.edge.control import SessionInfo
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.checks import bgp_up, prefixes_wanted
+    from cnilab.sim.edge.control import SessionInfo
+    from cnilab.sim.topology import build_plan, load_topology
 
     ha = build_plan(load_topology(HA), "t-check")
     want = prefixes_wanted(ha)
@@ -45,8 +45,8 @@ def test_bgp_up_needs_every_planned_session_established_with_the_customers_prefi
 
 
 def test_detection_is_bfd_when_both_ends_run_it_else_the_hold_time():
-    from sim.checks import detection
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.checks import detection
+    from cnilab.sim.topology import build_plan, load_topology
 
     ha = build_plan(load_topology(HA), "t-check")
     s = next(x for x in ha.sessions if x.bfd)

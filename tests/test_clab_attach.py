@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cnilab.sim.testing import wait_for
 from typer.testing import CliRunner
 
-from sim.testing import wait_for
 from tests import clab_emulator
 
 HEAVY = (pytest.mark.root, pytest.mark.containers, pytest.mark.daemons, pytest.mark.slow)
@@ -48,8 +48,8 @@ def engine() -> Iterator[tuple[Any, Any]]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     pytest.importorskip("docker")
-    from sim.backends.base import BackendError
-    from sim.backends.docker import connect
+    from cnilab.sim.backends.base import BackendError
+    from cnilab.sim.backends.docker import connect
 
     sock = Path(f"/tmp/cnilab-clab-{uuid.uuid4().hex[:8]}.sock")
     started = ""
@@ -66,7 +66,7 @@ def engine() -> Iterator[tuple[Any, Any]]:
         except BackendError as exc:
             pytest.skip(f"no container engine: {exc}")
         try:
-            from sim.export.images import ensure_local_images
+            from cnilab.sim.export.images import ensure_local_images
 
             name = client.version().get("Components", [{}])[0].get("Name", "").lower()
             yield client, ensure_local_images(client, engine="podman" if "podman" in name else "docker")
@@ -80,10 +80,10 @@ def engine() -> Iterator[tuple[Any, Any]]:
 @pytest.fixture(scope="module")
 def clab(engine: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[clab_emulator.Deployment]:
     """v1-gre exported under a unique lab name and deployed as containerlab would; all removed after."""
-    from sim.backends.docker import _ulimits
-    from sim.export.containerlab import CONTROL_ROOT, write_export
-    from sim.topology.load import load_topology
-    from sim.topology.plan import build_plan
+    from cnilab.sim.backends.docker import _ulimits
+    from cnilab.sim.export.containerlab import CONTROL_ROOT, write_export
+    from cnilab.sim.topology.load import load_topology
+    from cnilab.sim.topology.plan import build_plan
 
     client, images = engine
     lab = f"t-{uuid.uuid4().hex[:8]}"
@@ -101,7 +101,7 @@ def clab(engine: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def cli(*args: str) -> Any:
-    from sim.cli.main import app
+    from cnilab.sim.cli.main import app
 
     return CliRunner().invoke(app, list(args))
 
@@ -122,8 +122,8 @@ def _bfd(lab: str) -> list[dict[str, Any]]:
 
 @heavy
 def test_bgp_established_through_attach(clab: clab_emulator.Deployment, state_dir: Path) -> None:
-    from sim.export.containerlab import CONTROL_ROOT
-    from sim.state import LabState
+    from cnilab.sim.export.containerlab import CONTROL_ROOT
+    from cnilab.sim.state import LabState
 
     lab = clab.lab
     # every exec line of the export worked, except kernel GRE (no ip_gre module on this host)
@@ -143,7 +143,7 @@ def test_bgp_established_through_attach(clab: clab_emulator.Deployment, state_di
 
 @heavy
 def test_blackhole_takes_bfd_down_and_clear_restores(clab: clab_emulator.Deployment, state_dir: Path) -> None:
-    from sim.lab.lab import Lab
+    from cnilab.sim.lab.lab import Lab
 
     lab = clab.lab
     wait_for(lambda: _established(lab), 60, 0.5, what="BGP Established")
@@ -178,7 +178,7 @@ def test_blackhole_takes_bfd_down_and_clear_restores(clab: clab_emulator.Deploym
 
 @heavy
 def test_status_and_down_refuses(clab: clab_emulator.Deployment, state_dir: Path, engine: tuple[Any, Any]) -> None:
-    from sim.state import LabState
+    from cnilab.sim.state import LabState
 
     lab = clab.lab
     res = cli("status", "--backend", "containerlab", "--lab", lab, "--json")
@@ -203,7 +203,7 @@ def test_status_and_down_refuses(clab: clab_emulator.Deployment, state_dir: Path
 @heavy
 def test_down_forgets_the_state_once_containerlab_destroyed_it(clab: clab_emulator.Deployment,
                                                                state_dir: Path) -> None:
-    from sim.state import LabState
+    from cnilab.sim.state import LabState
 
     lab = clab.lab
     assert cli("status", "--lab", lab, "--json").exit_code == 0  # attaching leaves a state dir
@@ -219,8 +219,8 @@ def test_down_forgets_the_state_once_containerlab_destroyed_it(clab: clab_emulat
 
 # -- bad input: clear errors, nothing created (no root, no engine) -------------------------------------
 def test_broken_exported_plan_is_named_with_field_and_value(tmp_path: Path) -> None:
-    from sim.backends.base import BackendError
-    from sim.lab.attach_clab import load_plan
+    from cnilab.sim.backends.base import BackendError
+    from cnilab.sim.lab.attach_clab import load_plan
 
     bad = tmp_path / "plan.json"
     bad.write_text(json.dumps({"lab": "x", "topology": "v1-gre", "nodes": "not-a-list"}))

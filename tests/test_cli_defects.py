@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import typer.main
-
-from sim.cli.lab import split_exec_args
-from sim.cli.main import app
+from cnilab.sim.cli.lab import split_exec_args
+from cnilab.sim.cli.main import app
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "examples" / "customer-configs"
@@ -31,7 +30,7 @@ def _cnilab(*argv: str, cwd: Path = REPO, env_state: Path | None = None) -> subp
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if env_state is not None:
         env["CNILAB_STATE_DIR"] = str(env_state)
-    return subprocess.run([sys.executable, "-m", "sim.cli.main", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", *argv], capture_output=True, text=True,
                           timeout=120, cwd=cwd, env=env)
 
 
@@ -121,15 +120,15 @@ def test_topology_refuses_keepalive_not_below_hold(tmp_path: Path) -> None:
 def test_low_light_state_matches_the_readme_and_the_seeds() -> None:
     """-25 dBm is below the -20 dBm floor: Unhealthy (seed 003 lists low light under Unhealthy), even
     though the link also loses carrier; no light is Down; swapped fibres Pending."""
-    from mock_api.status import derive_status
-    from sim.faults import parse_fault
+    from cnilab.mock_api.status import derive_status
+    from cnilab.sim.faults import parse_fault
 
     low = parse_fault("light", "-25dBm")
     assert not low.carrier_up
     assert derive_status(True, low.light_dbm, False, link_up=low.carrier_up).state == "Unhealthy"
     assert derive_status(True, None, False, link_up=False).state == "Down"
     assert derive_status(True, -3.0, True, link_up=False).state == "Pending"
-    seeds = resources.files("sim.data") / "sources" / "seeds"
+    seeds = resources.files("cnilab.sim.data") / "sources" / "seeds"
     text = "\n".join(p.read_text() for p in seeds.iterdir() if p.name.startswith("003_"))
     unhealthy = text[text.index("**Unhealthy:**"):text.index("**Pending:**")]
     assert "Light levels below -20 dBm" in unhealthy

@@ -18,7 +18,7 @@ HEAVY = ("docker", "pyroute2", "scapy")
 
 PROBE = """
 import json, sys
-import sim.cli.main as m
+import cnilab.sim.cli.main as m
 HEAVY = sys.argv[1].split(",")
 import typer.main
 cmd = typer.main.get_command(m.app)
@@ -39,12 +39,12 @@ def test_cli_import_leaves_heavy_libraries_for_the_commands_that_use_them() -> N
 
 STARTUP = """
 import json, sys
-from sim.cli.main import app
+from cnilab.sim.cli.main import app
 try:
     app(sys.argv[1:])
 except SystemExit:
     pass
-print(json.dumps(sorted(k for k in sys.modules if k.split(".")[0] in ("sim", "pydantic", "docker", "pyroute2"))))
+print(json.dumps(sorted(k for k in sys.modules if k.split(".")[0] in ("cnilab", "pydantic", "docker", "pyroute2"))))
 """
 
 
@@ -58,37 +58,38 @@ def _modules_after(*argv: str) -> list[str]:
 
 def test_help_imports_no_command_module() -> None:
     """`cnilab --help` lists every command from the index, importing none of them (nor pydantic)."""
-    assert _modules_after("--help") == ["sim", "sim.cli", "sim.cli.command_index", "sim.cli.lazy", "sim.cli.main"]
+    assert _modules_after("--help") == ["cnilab", "cnilab.sim", "cnilab.sim.cli", "cnilab.sim.cli.command_index",
+                                        "cnilab.sim.cli.lazy", "cnilab.sim.cli.main"]
 
 
 def test_a_command_imports_only_its_own_module() -> None:
     got = _modules_after("status", "--help")
-    assert "sim.cli.lab" in got  # status's module really loaded: its own --help needs its options
-    assert not {"sim.cli.scenario", "sim.cli.api", "sim.cli.verify", "sim.cli.dashboard"} & set(got)
+    assert "cnilab.sim.cli.lab" in got  # status's module really loaded: its own --help needs its options
+    assert not {"cnilab.sim.cli.scenario", "cnilab.sim.cli.api", "cnilab.sim.cli.verify",
+                "cnilab.sim.cli.dashboard"} & set(got)
 
 
 def test_down_loads_light_before_the_lab_layer() -> None:
     """`down` signals the daemons before importing the lab layer (sim/cli/down.py): its module and
     options import no topology model."""
     got = set(_modules_after("down", "--help"))
-    assert "sim.cli.down" in got
-    assert not {"sim.cli.lab", "sim.lab.lab", "sim.topology", "sim.state"} & got
+    assert "cnilab.sim.cli.down" in got
+    assert not {"cnilab.sim.cli.lab", "cnilab.sim.lab.lab", "cnilab.sim.topology", "cnilab.sim.state"} & got
 
 
 def test_command_index_is_current() -> None:
-    from sim.cli.command_index import INDEX
-    from sim.cli.lazy import build_index
-    from sim.cli.main import COMMAND_MODULES
+    from cnilab.sim.cli.command_index import INDEX
+    from cnilab.sim.cli.lazy import build_index
+    from cnilab.sim.cli.main import COMMAND_MODULES
 
-    assert build_index(COMMAND_MODULES) == INDEX, "stale: run `python -m sim.cli.lazy --write`"
+    assert build_index(COMMAND_MODULES) == INDEX, "stale: run `python -m cnilab.sim.cli.lazy --write`"
 
 
 def test_lazy_help_is_the_eager_help() -> None:
     """Listing from the index prints exactly what importing every module would print."""
+    from cnilab.sim.cli.lazy import new_app
+    from cnilab.sim.cli.main import COMMAND_MODULES, app
     from typer.testing import CliRunner
-
-    from sim.cli.lazy import new_app
-    from sim.cli.main import COMMAND_MODULES, app
 
     eager = new_app(name="cnilab", help=app.info.help, no_args_is_help=True)
     for name in COMMAND_MODULES:
@@ -101,8 +102,8 @@ def test_lazy_help_is_the_eager_help() -> None:
 
 def test_command_missing_from_the_index_still_resolves() -> None:
     """A command added without regenerating the index runs (found by importing every module)."""
-    from sim.cli.lazy import LazyCommands
-    from sim.cli.main import COMMAND_MODULES
+    from cnilab.sim.cli.lazy import LazyCommands
+    from cnilab.sim.cli.main import COMMAND_MODULES
 
     commands = LazyCommands({}, COMMAND_MODULES, {})
     assert commands["down"].name == "down" and "probe" in commands

@@ -7,11 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from jsonschema import Draft202012Validator
-from typer.testing import CliRunner
-
-from sim.cli.main import app
-from sim.export.containerlab import (
+from cnilab.sim.cli.main import app
+from cnilab.sim.export.containerlab import (
     SCHEMA_CANDIDATES,
     ExportError,
     interface_map,
@@ -19,8 +16,10 @@ from sim.export.containerlab import (
     validate_clab,
     write_export,
 )
-from sim.topology.load import load_topology
-from sim.topology.plan import build_plan
+from cnilab.sim.topology.load import load_topology
+from cnilab.sim.topology.plan import build_plan
+from jsonschema import Draft202012Validator
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "topologies").glob("*.yml"))

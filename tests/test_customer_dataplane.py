@@ -14,13 +14,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from sim.dataplane.customer import clamp_diagnosis
-from sim.dataplane.declared import DataplaneBlock, DataplaneSyntaxError, load_dataplane, parse_dataplane_text
-from sim.rehearse import RunOptions, render_junit, run_acceptance
-from sim.rehearse.runner import build_run_plan
-from sim.topology.load import ConfigError, load_topology
-from sim.topology.plan import build_plan
+from cnilab.sim.dataplane.customer import clamp_diagnosis
+from cnilab.sim.dataplane.declared import DataplaneBlock, DataplaneSyntaxError, load_dataplane, parse_dataplane_text
+from cnilab.sim.rehearse import RunOptions, render_junit, run_acceptance
+from cnilab.sim.rehearse.runner import build_run_plan
+from cnilab.sim.topology.load import ConfigError, load_topology
+from cnilab.sim.topology.plan import build_plan
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "dataplane"
@@ -81,7 +80,7 @@ def test_declared_tunnel_is_paired_with_its_interconnect_even_when_wrong() -> No
     (tun,) = plan.tunnels
     assert tun.declared is not None and tun.declared.name == "cf-ewr1"
     assert plan.customer_router.mss_clamp == "auto"  # ... which installs nothing for a BYO config
-    from sim.routers.mss import resolve_clamp
+    from cnilab.sim.routers.mss import resolve_clamp
 
     assert resolve_clamp(plan) is None
     # A wrong destination still belongs to the one tunnel (matched in order), so it is built as written.
@@ -217,9 +216,9 @@ def test_template_router_reports_what_cnilab_installed(short_state: Path) -> Non
 
 @pytest.mark.root
 def test_a_failing_declared_line_names_its_line_and_leaves_nothing(short_state: Path, tmp_path: Path) -> None:
-    from sim.dataplane.customer import DataplaneError
-    from sim.lab.lab import Lab
-    from sim.runtime.cleanup import list_cnilab_netns
+    from cnilab.sim.dataplane.customer import DataplaneError
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.runtime.cleanup import list_cnilab_netns
 
     dp = tmp_path / "rtr.sh"
     dp.write_text(GOOD.read_text() + "ip route add 10.99.0.0/16 via 203.0.113.77\n")
@@ -233,7 +232,7 @@ def test_a_failing_declared_line_names_its_line_and_leaves_nothing(short_state: 
 
 
 def test_containerlab_export_carries_the_declaration_not_the_plan() -> None:
-    from sim.export.containerlab import node_exec
+    from cnilab.sim.export.containerlab import node_exec
 
     _, plan = build_run_plan(RunOptions(topology=V1, customer_config=FRR, customer_dataplane=GOOD), "x")
     cust = node_exec(plan.node("cust"), plan)

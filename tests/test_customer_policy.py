@@ -1,4 +1,4 @@
-"""The customer's FRR config as the simulator's policy model (sim.bgp.customer_policy): each construct
+"""The customer's FRR config as the simulator's policy model (cnilab.sim.bgp.customer_policy): each construct
 judged as bgpd judges it, and what it cannot judge refused rather than guessed."""
 
 from __future__ import annotations
@@ -6,8 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-
-from sim.bgp.customer_policy import Unsupported, parse_frr
+from cnilab.sim.bgp.customer_policy import Unsupported, parse_frr
 
 N = ipaddress.ip_network
 HEAD = "frr defaults traditional\n!\n"

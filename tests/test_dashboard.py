@@ -18,11 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from sim.dashboard import DashboardConfigError, check_bind, create_app
-from sim.state import LabState
-from sim.testing import wait_for
-from sim.topology import build_plan, load_topology
+from cnilab.sim.dashboard import DashboardConfigError, check_bind, create_app
+from cnilab.sim.state import LabState
+from cnilab.sim.testing import wait_for
+from cnilab.sim.topology import build_plan, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
 TOPOLOGY = REPO / "topologies" / "v1-gre.yml"
@@ -53,7 +52,7 @@ def test_non_loopback_bind_without_token_is_refused() -> None:
 
 
 def test_cli_generates_a_token_only_when_exposed() -> None:
-    from sim.cli.dashboard import resolve_token
+    from cnilab.sim.cli.dashboard import resolve_token
 
     assert resolve_token("127.0.0.1", None) == (None, False)
     token, generated = resolve_token("0.0.0.0", None)
@@ -124,7 +123,7 @@ def serve(app) -> Iterator[str]:
 @pytest.fixture
 def running_lab(short_state: Path, lab_name: str):
     """v1-gre with ExaBGP, FRR and BFD, in the short private state dir (FRR's unix socket paths)."""
-    from sim.lab.lab import Lab
+    from cnilab.sim.lab.lab import Lab
 
     with Lab.create(build_plan(load_topology(TOPOLOGY), lab_name), topology_path=TOPOLOGY) as lab:
         yield lab
@@ -138,7 +137,7 @@ def test_browser_sees_bgp_drop_after_blackhole_button(running_lab) -> None:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM}")
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    from sim.edge.control import EdgeClient
+    from cnilab.sim.edge.control import EdgeClient
 
     edge = EdgeClient(running_lab.state.control["edge"])
     edge.wait_established(timeout=60)

@@ -7,12 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cnilab.sim.dashboard import create_app
+from cnilab.sim.dashboard.app import cross_site_reason
+from cnilab.sim.state import LabState
+from cnilab.sim.topology import build_plan, load_topology
 from fastapi.testclient import TestClient
-
-from sim.dashboard import create_app
-from sim.dashboard.app import cross_site_reason
-from sim.state import LabState
-from sim.topology import build_plan, load_topology
 
 TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "v1-gre.yml"
 

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from sim.des.executor import SimExecutor
-from sim.scenario.loader import load_scenario, plan_timers
-from sim.scenario.runner import run_scenario
-from sim.topology.load import ConfigError
+from cnilab.sim.des.executor import SimExecutor
+from cnilab.sim.scenario.loader import load_scenario, plan_timers
+from cnilab.sim.scenario.runner import run_scenario
+from cnilab.sim.topology.load import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 BFD = ROOT / "topologies" / "scenarios" / "ha-failover-bfd.yml"

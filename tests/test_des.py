@@ -6,11 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from sim.scenario.executor import open_sim
-from sim.scenario.loader import load_scenario, with_overrides
-from sim.scenario.runner import run_scenario
-from sim.scenario.sweep import sweep
+from cnilab.sim.scenario.executor import open_sim
+from cnilab.sim.scenario.loader import load_scenario, with_overrides
+from cnilab.sim.scenario.runner import run_scenario
+from cnilab.sim.scenario.sweep import sweep
 
 SCEN = Path(__file__).resolve().parents[1] / "topologies" / "scenarios"
 EPS = 1e-6

@@ -26,8 +26,8 @@ def engine() -> Iterator[object]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     docker = pytest.importorskip("docker")
-    from sim.backends.base import BackendError
-    from sim.backends.docker import connect
+    from cnilab.sim.backends.base import BackendError
+    from cnilab.sim.backends.docker import connect
 
     started = ""
     try:
@@ -41,7 +41,7 @@ def engine() -> Iterator[object]:
         started = res.stdout.strip()
         client = connect()
     try:
-        from sim.export.images import ensure_local_images
+        from cnilab.sim.export.images import ensure_local_images
 
         engine_name = "podman" if "podman" in client.version().get("Components", [{}])[0].get("Name", "").lower() \
             else "docker"
@@ -55,10 +55,10 @@ def engine() -> Iterator[object]:
 
 
 def _lab(engine: tuple, lab_name: str, daemons: bool):
-    from sim.backends.docker import DockerBackend
-    from sim.lab import lab as labmod
-    from sim.topology.load import load_topology
-    from sim.topology.plan import build_plan
+    from cnilab.sim.backends.docker import DockerBackend
+    from cnilab.sim.lab import lab as labmod
+    from cnilab.sim.topology.load import load_topology
+    from cnilab.sim.topology.plan import build_plan
 
     client, images = engine
     plan = build_plan(load_topology(V1), lab_name)
@@ -76,7 +76,7 @@ def _lab(engine: tuple, lab_name: str, daemons: bool):
 
 
 def _assert_gone(client, lab_name: str) -> None:
-    from sim.backends.docker import NETNS_DIR
+    from cnilab.sim.backends.docker import NETNS_DIR
 
     left = client.containers.list(all=True, filters={"label": f"cnilab.lab={lab_name}"})
     assert left == [], f"containers left behind: {[c.name for c in left]}"
@@ -121,7 +121,7 @@ def test_v1_lab_in_containers_wires_veths_and_enforces_gre_mtu(engine, state_dir
 
 @pytest.mark.daemons
 def test_v1_bgp_between_frr_and_edge_containers(engine, short_state, lab_name) -> None:
-    from sim.routers import customer_bgp
+    from cnilab.sim.routers import customer_bgp
 
     client, _ = engine
     try:

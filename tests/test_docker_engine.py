@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cnilab(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sim.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", *args], capture_output=True, text=True,
                           timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env})
 
 
@@ -34,7 +34,7 @@ def test_no_engine_fails_before_building_and_names_the_command(tmp_path):
 @pytest.mark.containers
 def test_podman_service_is_started_when_no_engine_answers_and_stopped_when_unused(tmp_path, monkeypatch):
     docker = pytest.importorskip("docker")
-    from sim.backends import docker as dk
+    from cnilab.sim.backends import docker as dk
 
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed")

@@ -12,8 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from sim.runtime.cleanup import list_cnilab_netns
+from cnilab.sim.runtime.cleanup import list_cnilab_netns
 
 pytestmark = [pytest.mark.root]
 
@@ -22,13 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cnilab(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CNILAB_STATE_DIR": str(state)}
-    return subprocess.run([sys.executable, "-m", "sim.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=120)
 
 
 def _detached_lab(state: Path, monkeypatch) -> str:
-    from sim.lab.lab import Lab
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.topology import build_plan, load_topology
 
     monkeypatch.setenv("CNILAB_STATE_DIR", str(state))
     name = f"t-{uuid.uuid4().hex[:8]}"
@@ -40,7 +39,7 @@ def _detached_lab(state: Path, monkeypatch) -> str:
 
 @pytest.mark.parametrize("damage", ["missing", "lagging"])
 def test_down_lab_sweeps_what_the_state_file_does_not_list(tmp_path, monkeypatch, damage):
-    from sim.state import update
+    from cnilab.sim.state import update
 
     state = tmp_path / "s"
     name = _detached_lab(state, monkeypatch)
@@ -84,9 +83,9 @@ def test_down_lab_of_nothing_says_so(tmp_path):
 def test_removing_a_lab_spares_a_lab_whose_name_extends_it(tmp_path, monkeypatch):
     """`demo` and `demo-2` in one state root: tearing down `demo` must not kill what `demo-2` runs
     (its daemons name paths under labs/demo-2/, which start with labs/demo)."""
-    from sim.lab.lab import Lab
-    from sim.runtime.process import spawn
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.runtime.process import spawn
+    from cnilab.sim.topology import build_plan, load_topology
 
     monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path))
     base = f"t-{uuid.uuid4().hex[:6]}"

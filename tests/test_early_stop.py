@@ -1,4 +1,4 @@
-"""sim.runtime.early_stop: `down`'s head start signals exactly the lab's live recorded processes."""
+"""cnilab.sim.runtime.early_stop: `down`'s head start signals exactly the lab's live recorded processes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from sim.runtime import early_stop, proc
+from cnilab.sim.runtime import early_stop, proc
 
 
 def _sleeper() -> subprocess.Popen[bytes]:

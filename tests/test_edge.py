@@ -1,7 +1,7 @@
 """The Cloudflare edge peer against a real FRR customer router (and its offline parts without root).
 
 The live tests build the v2-direct lab (no GRE, so only the edge and FRR are under test) with
-``Lab.create(daemons=False)``, start the edge with :func:`sim.edge.start_edge` and a minimal FRR
+``Lab.create(daemons=False)``, start the edge with :func:`cnilab.sim.edge.start_edge` and a minimal FRR
 (zebra + bgpd) written here, and check what really happened: sessions Established in ExaBGP and in
 FRR, 22 Cloudflare prefixes in FRR's table, the customer's /24 in the cf kernel table and the /25
 refused with its reason, and sessions that must not come up staying down for the right reason.
@@ -22,15 +22,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from sim.edge import client_for, start_edge, wait_ready
-from sim.edge.driver import EdgeDriver
-from sim.edge.exabgp_conf import EdgeSpec, exabgp_argv, render, write
-from sim.edge.notifications import explain_notification
-from sim.facts import cloudflare_ranges
-from sim.testing import wait_for
-from sim.topology.load import load_topology
-from sim.topology.plan import LabPlan, build_plan
+from cnilab.sim.edge import client_for, start_edge, wait_ready
+from cnilab.sim.edge.driver import EdgeDriver
+from cnilab.sim.edge.exabgp_conf import EdgeSpec, exabgp_argv, render, write
+from cnilab.sim.edge.notifications import explain_notification
+from cnilab.sim.facts import cloudflare_ranges
+from cnilab.sim.testing import wait_for
+from cnilab.sim.topology.load import load_topology
+from cnilab.sim.topology.plan import LabPlan, build_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 V2 = ROOT / "topologies" / "v2-direct.yml"
@@ -200,7 +199,7 @@ def edge_lab(request: pytest.FixtureRequest, tmp_path: Path,
         pytest.skip("needs root for network namespaces")
     if not (FRR / "bgpd").exists():
         pytest.skip("FRR is not installed (/usr/lib/frr/bgpd)")
-    from sim.lab.lab import Lab
+    from cnilab.sim.lab.lab import Lab
 
     monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path))
     sock_dir = Path(tempfile.mkdtemp(prefix="cnilab-frr-", dir="/tmp"))

@@ -13,11 +13,11 @@ import ipaddress
 import time
 
 import pytest
+from cnilab.sim.edge.control import EdgeClient
+from cnilab.sim.facts import router_kind_names, router_kinds
+from cnilab.sim.faults.apply import apply_fault, clear_faults
+from cnilab.sim.testing import wait_for
 
-from sim.edge.control import EdgeClient
-from sim.facts import router_kind_names, router_kinds
-from sim.faults.apply import apply_fault, clear_faults
-from sim.testing import wait_for
 from tests.labs import running_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons]

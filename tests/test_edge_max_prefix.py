@@ -11,8 +11,9 @@ import pytest
 @pytest.mark.root
 @pytest.mark.daemons
 def test_edge_sends_cease_6_1_when_the_customer_exceeds_the_cni_limit(tmp_path: Path) -> None:
-    from sim.edge.control import EdgeClient
-    from sim.testing import wait_for
+    from cnilab.sim.edge.control import EdgeClient
+    from cnilab.sim.testing import wait_for
+
     from tests.labs import running_lab
 
     def limit_one(t):

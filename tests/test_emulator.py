@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from cnilab.sim.scenario.executor import open_sim
+from cnilab.sim.scenario.loader import load_scenario
+from cnilab.sim.scenario.runner import run_scenario
 
-from sim.scenario.executor import open_sim
-from sim.scenario.loader import load_scenario
-from sim.scenario.runner import run_scenario
 from tests.labs import TOPOLOGIES
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
@@ -18,7 +18,7 @@ physical limit, recorded with the test's properties (and measured in bench/)."""
 
 
 def test_bfd_failover_scenario_passes_on_emulator_and_matches_simulator(tmp_path, monkeypatch, request):
-    from sim.scenario.emulator import open_executor
+    from cnilab.sim.scenario.emulator import open_executor
 
     monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path))
     loaded = load_scenario(TOPOLOGIES / "scenarios" / "ha-failover-bfd.yml")
@@ -48,7 +48,7 @@ def test_bfd_failover_scenario_passes_on_emulator_and_matches_simulator(tmp_path
 
 def test_graceful_maintenance_scenario_loses_nothing_on_emulator(tmp_path, monkeypatch):
     """Withdraw, shut down, restore EWR1 with FRR's own commands: traffic moves and reverts, 0 lost."""
-    from sim.scenario.emulator import open_executor
+    from cnilab.sim.scenario.emulator import open_executor
 
     monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path))
     loaded = load_scenario(TOPOLOGIES / "scenarios" / "ha-maintenance-ewr1.yml")

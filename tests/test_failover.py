@@ -5,8 +5,8 @@ machine; the benchmark in bench/ records the precise ratios)."""
 from __future__ import annotations
 
 import pytest
+from cnilab.sim.probes.failover import measure_failover
 
-from sim.probes.failover import measure_failover
 from tests.labs import running_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cnilab.sim.faults.kinds import HELP, KINDS, REGISTRY, FaultError, fault_kind, parse_fault
+from cnilab.sim.scenario.executor import open_sim
+from cnilab.sim.scenario.loader import load_scenario
+from cnilab.sim.scenario.runner import run_scenario
+from cnilab.sim.topology.load import ConfigError
 
-from sim.faults.kinds import HELP, KINDS, REGISTRY, FaultError, fault_kind, parse_fault
-from sim.scenario.executor import open_sim
-from sim.scenario.loader import load_scenario
-from sim.scenario.runner import run_scenario
-from sim.topology.load import ConfigError
 from tests.labs import TOPOLOGIES, running_lab
 
 HA = TOPOLOGIES / "ha-three-site.yml"
@@ -167,8 +167,8 @@ def ha_lab(tmp_path_factory):
 
 def _bfd_at_timers(lab) -> None:
     """Each case starts like the first: BFD Up at the configured 300 ms, not at slow start."""
-    from sim.checks import wait_bfd_at_timers
-    from sim.edge.control import EdgeClient
+    from cnilab.sim.checks import wait_bfd_at_timers
+    from cnilab.sim.edge.control import EdgeClient
 
     edge = EdgeClient(lab.state.control["edge"])
     wait_bfd_at_timers(edge, lab.plan, 60)
@@ -180,8 +180,8 @@ def _bfd_at_timers(lab) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(("kind", "value", "link", "moves_within"), CASES, ids=[c[0] for c in CASES])
 def test_fault_kind_means_the_same_on_simulator_and_emulator(ha_lab, tmp_path, kind, value, link, moves_within):
-    from sim.faults.apply import clear_faults
-    from sim.scenario.emulator import EmuExecutor
+    from cnilab.sim.faults.apply import clear_faults
+    from cnilab.sim.scenario.emulator import EmuExecutor
 
     loaded = load_scenario(_kind_scenario(tmp_path, kind, value, link, moves_within))
     with open_sim(loaded, 1) as sim_ex:
@@ -219,9 +219,9 @@ def test_fault_kind_means_the_same_on_simulator_and_emulator(ha_lab, tmp_path, k
 @pytest.mark.slow
 def test_emulated_flap_4s_is_down_2s_up_2s_like_the_simulator(ha_lab):
     """The ``flap 4`` bug: the emulator once read a bare 4 as a 4 ms period. Now both say 4 s."""
-    from sim.faults.apply import apply_fault, clear_faults
-    from sim.faults.place import resolve_target
-    from sim.testing import wait_for
+    from cnilab.sim.faults.apply import apply_fault, clear_faults
+    from cnilab.sim.faults.place import resolve_target
+    from cnilab.sim.testing import wait_for
 
     rec = apply_fault(ha_lab, "ewr1", "flap", "4s")
     assert "userspace" in rec.mechanisms
@@ -244,9 +244,8 @@ def test_emulated_flap_4s_is_down_2s_up_2s_like_the_simulator(ha_lab):
 
 
 def test_cli_refuses_a_bare_flap_period_before_touching_any_lab():
+    from cnilab.sim.cli.main import app
     from typer.testing import CliRunner
-
-    from sim.cli.main import app
 
     res = CliRunner().invoke(app, ["fault", "ewr1", "flap", "4", "--lab", "no-such-lab"])
     assert res.exit_code == 2

@@ -6,13 +6,13 @@ import re
 import time
 
 import pytest
+from cnilab.sim.edge.control import EdgeClient
+from cnilab.sim.faults.apply import FaultError, apply_fault, clear_faults
+from cnilab.sim.probes.mtu import _first_v4
+from cnilab.sim.probes.traffic import UdpStream
+from cnilab.sim.state import LabState
+from cnilab.sim.testing import wait_for
 
-from sim.edge.control import EdgeClient
-from sim.faults.apply import FaultError, apply_fault, clear_faults
-from sim.probes.mtu import _first_v4
-from sim.probes.traffic import UdpStream
-from sim.state import LabState
-from sim.testing import wait_for
 from tests.labs import lab_fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons]

@@ -22,12 +22,11 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 import pytest
-
-from sim.dataplane import gre, ugre_build
-from sim.facts import load_facts
-from sim.runtime.cleanup import owner_tag
-from sim.runtime.process import ProcessRecord, spawn
-from sim.testing import wait_for
+from cnilab.sim.dataplane import gre, ugre_build
+from cnilab.sim.facts import load_facts
+from cnilab.sim.runtime.cleanup import owner_tag
+from cnilab.sim.runtime.process import ProcessRecord, spawn
+from cnilab.sim.testing import wait_for
 
 CF_OUTER, CUST_OUTER = IPv4Address("192.0.2.10"), IPv4Address("192.0.2.11")
 CF_INNER, CUST_INNER = IPv4Interface("10.212.0.0/31"), IPv4Interface("10.212.0.1/31")
@@ -130,7 +129,7 @@ def test_gre_mode_reports_mechanism_and_reason() -> None:
 
 
 def test_decapsulate_filters_source_and_flags() -> None:
-    from sim.dataplane.ugre_py import decapsulate
+    from cnilab.sim.dataplane.ugre_py import decapsulate
 
     remote = CF_OUTER.packed
     inner = b"\x45" + bytes(19)
@@ -303,7 +302,7 @@ def test_python_fallback_endpoint(nodes: Nodes, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("CNILAB_CACHE_DIR", str(nodes.tmp / "empty-cache"))
     assert "pure-Python" in gre.gre_mode("userspace")[1]
     cf_rec, _ = nodes.start_both()
-    assert "sim.dataplane.ugre_py" in cf_rec.argv
+    assert "cnilab.sim.dataplane.ugre_py" in cf_rec.argv
     mtu = tunnel_mtu()
     assert nodes.ping(nodes.cust, str(CF_INNER.ip), "-M", "do", "-s", str(mtu - 28)).returncode == 0
     assert gre.gre_counters(nodes.path(nodes.cf), TUN)["rx_packets"] >= 1

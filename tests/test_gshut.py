@@ -3,7 +3,7 @@
 Cloudflare-side maintenance: the edge tags its routes on the interconnect carrying traffic, waits,
 then the link goes dark; a sequenced stream measures the loss. BIRD honours the community only with
 the import-filter line the template has, so the same lab with and without that line is the A/B.
-Customer-side: routes the customer tags GSHUT lose the edge's best path (sim.bgp.bestpath).
+Customer-side: routes the customer tags GSHUT lose the edge's best path (cnilab.sim.bgp.bestpath).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-
-from sim.bgp.bestpath import Candidate, best
+from cnilab.sim.bgp.bestpath import Candidate, best
 
 REPO = Path(__file__).resolve().parent.parent
 NET = ipaddress.ip_network("198.51.100.0/24")
@@ -28,8 +27,8 @@ def test_customer_gshut_loses_cloudflares_best_path() -> None:
 
 
 def _bird_config(tmp: Path, honour: bool) -> Path:
-    from sim.routers.bird import render_bird
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.routers.bird import render_bird
+    from cnilab.sim.topology import build_plan, load_topology
 
     text = render_bird(build_plan(load_topology(REPO / "topologies" / "ha-three-site.yml"), "ha-three-site"))
     assert GSHUT_LINE in text
@@ -43,9 +42,10 @@ def _bird_config(tmp: Path, honour: bool) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("honour", [True, False], ids=["honoured", "ignored"])
 def test_cloudflare_maintenance_gshut_loss_measured(tmp_path: Path, honour: bool) -> None:
-    from sim.drills.gshut import _path_map, customer_path, gshut_drill
-    from sim.edge.control import EdgeClient
-    from sim.testing import wait_for
+    from cnilab.sim.drills.gshut import _path_map, customer_path, gshut_drill
+    from cnilab.sim.edge.control import EdgeClient
+    from cnilab.sim.testing import wait_for
+
     from tests.labs import running_lab
 
     cfg = _bird_config(tmp_path, honour)

@@ -7,12 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cnilab.sim.cli.main import app
+from cnilab.sim.incidents.kinds import KINDS
+from cnilab.sim.incidents.runner import load_incident
+from cnilab.sim.topology.load import ConfigError
 from typer.testing import CliRunner
-
-from sim.cli.main import app
-from sim.incidents.kinds import KINDS
-from sim.incidents.runner import load_incident
-from sim.topology.load import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 INCIDENTS = REPO / "topologies" / "incidents"
@@ -41,9 +40,9 @@ def test_the_four_packs_load_with_a_registered_kind() -> None:
 
 @pytest.mark.parametrize("pack", [p for p in PACKS if load_incident(p).simulate], ids=lambda p: p.stem)
 def test_simulator_models_the_incident(pack: Path) -> None:
-    from sim.scenario.executor import open_sim
-    from sim.scenario.loader import load_scenario
-    from sim.scenario.runner import run_scenario
+    from cnilab.sim.scenario.executor import open_sim
+    from cnilab.sim.scenario.loader import load_scenario
+    from cnilab.sim.scenario.runner import run_scenario
 
     inc = load_incident(pack)
     assert inc.simulate is not None
@@ -62,7 +61,7 @@ def _edits(topology: str, tmp: Path) -> dict[str, Path]:
 
 
 def test_every_pack_has_a_simulator_model_and_the_template_passes() -> None:
-    from sim.incidents.simulate import SIM_KINDS, simulate_incident
+    from cnilab.sim.incidents.simulate import SIM_KINDS, simulate_incident
 
     assert set(SIM_KINDS) == set(KINDS)
     for p in PACKS:
@@ -72,7 +71,7 @@ def test_every_pack_has_a_simulator_model_and_the_template_passes() -> None:
 
 
 def test_simulator_names_the_leak_the_ignored_gshut_and_the_max_prefix_trip(tmp_path: Path) -> None:
-    from sim.incidents.simulate import simulate_incident
+    from cnilab.sim.incidents.simulate import simulate_incident
 
     cfg = _edits("v1-gre-transit.yml", tmp_path)
     leak = simulate_incident(INCIDENTS / "leak-to-transit.yml", cfg["leak"])
@@ -95,8 +94,8 @@ def test_simulator_names_the_leak_the_ignored_gshut_and_the_max_prefix_trip(tmp_
 
 
 def test_simulator_refuses_what_it_cannot_model(tmp_path: Path) -> None:
-    from sim.bgp.customer_policy import Unsupported
-    from sim.incidents.simulate import simulate_incident
+    from cnilab.sim.bgp.customer_policy import Unsupported
+    from cnilab.sim.incidents.simulate import simulate_incident
 
     cfg = _render("ha-three-site.yml", None, tmp_path)
     with pytest.raises(Unsupported, match="models the shipped template's behaviour"):
@@ -125,8 +124,8 @@ def test_unknown_kind_is_bad_input(tmp_path: Path) -> None:
 
 
 def _render(topology: str, edit: tuple[str, str] | None, tmp: Path) -> Path:
-    from sim.routers.frr import render_frr
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.routers.frr import render_frr
+    from cnilab.sim.topology import build_plan, load_topology
 
     text = render_frr(build_plan(load_topology(REPO / "topologies" / topology), "x"))
     if edit:
@@ -153,7 +152,7 @@ def _render(topology: str, edit: tuple[str, str] | None, tmp: Path) -> Path:
         "pop-maintenance-weight-fails"])
 def test_incident_on_a_real_lab(pack: str, topology: str, edit: tuple[str, str] | None, want: str | None,
                                 tmp_path: Path, short_state: Path) -> None:
-    from sim.incidents.runner import run_incident
+    from cnilab.sim.incidents.runner import run_incident
 
     cfg = _render(topology, edit, tmp_path)
     res = run_incident(REPO / "topologies" / "incidents" / f"{pack}.yml", cfg)
@@ -168,7 +167,7 @@ def test_incident_on_a_real_lab(pack: str, topology: str, edit: tuple[str, str] 
         assert not res.passed and want in (res.cause or ""), res.cause
         assert res.fix
     # the simulator gives the same verdict and the same cause (for the template: on its own scenario)
-    from sim.incidents.simulate import simulate_incident
+    from cnilab.sim.incidents.simulate import simulate_incident
 
     sim = simulate_incident(REPO / "topologies" / "incidents" / f"{pack}.yml", cfg if edit else None)
     if pack == "pop-maintenance-withdrawal":  # the loss figures are each executor's own measurement

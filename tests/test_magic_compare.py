@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from sim.magic.emulate import compare, emulate, scenario_lab
-from sim.magic.scenario import load_scenario
+from cnilab.sim.magic.emulate import compare, emulate, scenario_lab
+from cnilab.sim.magic.scenario import load_scenario
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
 

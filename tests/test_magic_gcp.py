@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from sim.magic.rehearse import rehearse_magic
+from cnilab.sim.magic.rehearse import rehearse_magic
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
 
@@ -38,10 +37,11 @@ def test_vlan_attachment_mtu_mismatch_fails_with_cause_and_fix(short_state, lab_
 
 
 def test_legacy_probe_needs_the_route_back_under_strict_rp_filter(tmp_path_factory):
-    from sim.magic import faults
-    from sim.magic.lab import wait_status
-    from sim.magic.rehearse import diagnose
-    from sim.magic.simulate import blocks
+    from cnilab.sim.magic import faults
+    from cnilab.sim.magic.lab import wait_status
+    from cnilab.sim.magic.rehearse import diagnose
+    from cnilab.sim.magic.simulate import blocks
+
     from tests.labs import running_lab
 
     assert blocks("rp-filter", "reply", legacy=True) is True

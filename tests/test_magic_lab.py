@@ -8,8 +8,8 @@ import os
 import time
 
 import pytest
+from cnilab.sim.magic.facts import timing
 
-from sim.magic.facts import timing
 from tests.labs import lab_fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
@@ -31,7 +31,7 @@ lab = lab_fixture("magic-transit.yml", edit=_fast, wait_prefixes=False)
 
 
 def _status(lab):
-    from sim.magic.lab import read_status
+    from cnilab.sim.magic.lab import read_status
 
     return read_status(lab)
 
@@ -41,7 +41,7 @@ def _tun(st, name):
 
 
 def _wait(lab, pred, timeout, what):
-    from sim.magic.lab import wait_status
+    from cnilab.sim.magic.lab import wait_status
 
     st = wait_status(lab, pred, timeout)
     assert st is not None and pred(st), f"{what}: last status {st.model_dump_json(indent=1) if st else None}"
@@ -53,7 +53,7 @@ def _steered(st):
 
 
 def _gre_tx(lab, ifname):
-    from sim.dataplane.gre import gre_counters
+    from cnilab.sim.dataplane.gre import gre_counters
 
     return gre_counters(lab.netns_path("cf"), ifname)["tx_packets"]
 
@@ -78,7 +78,7 @@ def test_probes_cross_both_tunnels_and_cni_carries_traffic(lab):
 
 
 def test_customer_firewall_drops_probes_tunnel_down_traffic_moves(lab):
-    from sim.magic import faults
+    from cnilab.sim.magic import faults
 
     _wait(lab, lambda s: _steered(s) == ["cni-ewr1"] and _tun(s, "cni-ewr1").state == "healthy", 60, "cni healthy")
     faults.apply(lab, "cni-ewr1", "firewall")
@@ -103,8 +103,8 @@ def test_customer_firewall_drops_probes_tunnel_down_traffic_moves(lab):
 def test_reply_probe_martian_then_request_type_works(lab):
     """Linux drops a reply-style probe (sourced from its own tunnel address) unless accept_local;
     Cloudflare's note: switch to request style when the network drops reply-style checks."""
-    from sim.magic import faults
-    from sim.magic.ops import set_tunnel
+    from cnilab.sim.magic import faults
+    from cnilab.sim.magic.ops import set_tunnel
 
     _wait(lab, lambda s: _tun(s, "inet1").state != "down", 30, "inet1 up")
     faults.apply(lab, "inet1", "accept-local-off")
@@ -119,7 +119,7 @@ def test_reply_probe_martian_then_request_type_works(lab):
 
 
 def test_priority_change_moves_traffic_and_ecmp(lab):
-    from sim.magic.ops import set_tunnel
+    from cnilab.sim.magic.ops import set_tunnel
 
     _wait(lab, lambda s: all(t.state == "healthy" for t in s.tunnels),
           timing().healthy_window_probes * HIGH + 20, "both tunnels healthy")
@@ -135,9 +135,8 @@ def test_priority_change_moves_traffic_and_ecmp(lab):
 
 
 def test_cli_tunnels_json(lab, monkeypatch):
+    from cnilab.sim.cli.main import app
     from typer.testing import CliRunner
-
-    from sim.cli.main import app
 
     monkeypatch.setenv("CNILAB_STATE_DIR", os.environ.get("CNILAB_STATE_DIR", ""))
     res = CliRunner().invoke(app, ["tunnels", "--lab", lab.name, "--json"])
@@ -150,9 +149,9 @@ def test_cli_tunnels_json(lab, monkeypatch):
 def test_magic_api_drives_the_running_lab(lab, tmp_path):
     """Route priority and health-check rate changed through the SDK change the running lab."""
     cloudflare = pytest.importorskip("cloudflare", reason="official SDK (dev dependency) not installed")
-    from mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
-    from mock_api.testing import serve
-    from sim.magic.ops import set_tunnel
+    from cnilab.mock_api.config import DEV_ACCOUNT, DEV_TOKEN, load_settings
+    from cnilab.mock_api.testing import serve
+    from cnilab.sim.magic.ops import set_tunnel
 
     _wait(lab, lambda s: all(t.state == "healthy" for t in s.tunnels), timing().healthy_window_probes * HIGH + 20,
           "both tunnels healthy")
@@ -184,9 +183,8 @@ def test_magic_api_drives_the_running_lab(lab, tmp_path):
 
 
 def test_dashboard_shows_tunnels_and_their_transitions(lab):
+    from cnilab.sim.dashboard import create_app
     from fastapi.testclient import TestClient
-
-    from sim.dashboard import create_app
 
     with TestClient(create_app(lab.name, "tok-for-tests", period=0.05), base_url="http://127.0.0.1") as client:
         deadline = time.monotonic() + 10
@@ -205,8 +203,8 @@ def test_dashboard_shows_tunnels_and_their_transitions(lab):
 
 
 def test_wrong_tunnel_source_takes_the_tunnel_down_with_the_cause(lab):
-    from sim.magic import faults
-    from sim.magic.rehearse import diagnose
+    from cnilab.sim.magic import faults
+    from cnilab.sim.magic.rehearse import diagnose
 
     _wait(lab, lambda s: _tun(s, "inet1").state != "down", 30, "inet1 up")
     faults.apply(lab, "inet1", "wrong-source")
@@ -221,9 +219,9 @@ def test_wrong_tunnel_source_takes_the_tunnel_down_with_the_cause(lab):
 
 def test_strict_rp_filter_alone_does_not_drop_a_bidirectional_probe(lab):
     """The probe's source is the customer side of the tunnel's /31: the reverse path is the tunnel.
-    The simulator's link model says the same (sim.magic.simulate.blocks)."""
-    from sim.magic import faults
-    from sim.magic.simulate import blocks
+    The simulator's link model says the same (cnilab.sim.magic.simulate.blocks)."""
+    from cnilab.sim.magic import faults
+    from cnilab.sim.magic.simulate import blocks
 
     assert blocks("rp-filter", "reply", legacy=False) is False
     _wait(lab, lambda s: _tun(s, "inet1").state != "down", 30, "inet1 up")
@@ -239,10 +237,9 @@ def test_strict_rp_filter_alone_does_not_drop_a_bidirectional_probe(lab):
 
 def test_a_dead_daemon_is_reported_not_its_last_states(lab, monkeypatch):
     """Runs last: stops the edge's health-check daemon; its frozen 'healthy' must not pass for current."""
+    from cnilab.sim.cli.main import app
+    from cnilab.sim.magic.lab import STALE_S, StaleStatus, read_status
     from typer.testing import CliRunner
-
-    from sim.cli.main import app
-    from sim.magic.lab import STALE_S, StaleStatus, read_status
 
     assert read_status(lab) is not None
     rec = next(p for p in lab.refresh().processes if p.name == "magic-hcd")

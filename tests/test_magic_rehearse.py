@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from sim.magic.rehearse import MAX_LOSS, rehearse_magic
+from cnilab.sim.magic.rehearse import MAX_LOSS, rehearse_magic
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow]
 
@@ -58,11 +57,10 @@ def test_rehearse_cli_with_the_customers_own_frr_config(short_state, lab_name, t
     rehearsal passes; exit 0. Without the clamp it stops at the MSS step with the cause."""
     import json
 
+    from cnilab.sim.cli.main import app
+    from cnilab.sim.routers.frr import render_frr
+    from cnilab.sim.topology import build_plan, load_topology
     from typer.testing import CliRunner
-
-    from sim.cli.main import app
-    from sim.routers.frr import render_frr
-    from sim.topology import build_plan, load_topology
 
     conf = tmp_path / "frr.conf"
     conf.write_text(render_frr(build_plan(load_topology(TOPO), lab_name)))
@@ -82,11 +80,10 @@ def test_rehearse_cli_with_the_customers_own_frr_config(short_state, lab_name, t
 def test_rehearse_cli_own_config_without_a_clamp_fails_at_mss(short_state, lab_name, tmp_path):
     import json
 
+    from cnilab.sim.cli.main import app
+    from cnilab.sim.routers.frr import render_frr
+    from cnilab.sim.topology import build_plan, load_topology
     from typer.testing import CliRunner
-
-    from sim.cli.main import app
-    from sim.routers.frr import render_frr
-    from sim.topology import build_plan, load_topology
 
     conf = tmp_path / "frr.conf"
     conf.write_text(render_frr(build_plan(load_topology(TOPO), lab_name)))

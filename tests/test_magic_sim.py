@@ -7,13 +7,12 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from cnilab.sim.magic.facts import raw, timing
+from cnilab.sim.magic.health import Prober, Sample, TunnelHealth
+from cnilab.sim.magic.scenario import load_scenario
+from cnilab.sim.magic.simulate import simulate, sweep
+from cnilab.sim.magic.steering import MagicRoute, steer
 from typer.testing import CliRunner
-
-from sim.magic.facts import raw, timing
-from sim.magic.health import Prober, Sample, TunnelHealth
-from sim.magic.scenario import load_scenario
-from sim.magic.simulate import simulate, sweep
-from sim.magic.steering import MagicRoute, steer
 
 SCEN = Path(__file__).resolve().parent.parent / "topologies" / "magic-scenarios"
 
@@ -131,7 +130,7 @@ def test_recovery_waits_for_30_clean_probes():
 
 
 def test_cli_sim_sweep_json():
-    from sim.cli.main import app
+    from cnilab.sim.cli.main import app
 
     res = CliRunner().invoke(app, ["tunnels", "sim", str(SCEN / "cni-fails-to-backup.yml"), "--sweep-rate",
                                    "--seeds", "20", "--json"])
@@ -144,8 +143,8 @@ def test_cli_sim_sweep_json():
 
 
 def _tun(**hc):
-    from sim.magic.config import HcTunnel
-    from sim.magic.model import HealthCheck
+    from cnilab.sim.magic.config import HcTunnel
+    from cnilab.sim.magic.model import HealthCheck
 
     return HcTunnel(name="t", kind="cni", ifname="gre-t", cf_inner="10.212.0.0", cust_inner="10.212.0.1",
                     cf_outer="192.0.2.10", cust_outer="192.0.2.11", health_check=HealthCheck(**hc))
@@ -159,14 +158,14 @@ def _tun(**hc):
     ({"legacy": True, "target": "172.64.240.253"}, ("172.64.240.253", "10.212.0.0", 0, True)),
 ])
 def test_probe_addressing_follows_cloudflares_table(hc, want):
-    from sim.magic.hcd import addressing
+    from cnilab.sim.magic.hcd import addressing
 
     src, dst, typ, through = addressing(_tun(**hc))
     assert (str(src), str(dst), typ, through) == want
 
 
 def test_probe_packet_checksums_verify():
-    from sim.magic.hcd import _csum, build_probe
+    from cnilab.sim.magic.hcd import _csum, build_probe
 
     pkt = build_probe(ipaddress.IPv4Address("10.212.0.1"), ipaddress.IPv4Address("10.212.0.0"), 0, 0xC001, 7,
                       b"CNILABHC" + bytes(12))
@@ -175,8 +174,8 @@ def test_probe_packet_checksums_verify():
 
 
 def test_a_tunnel_without_health_checks_is_never_penalised():
-    from sim.magic.scenario import TunnelFault
-    from sim.magic.simulate import MagicSim, config_for
+    from cnilab.sim.magic.scenario import TunnelFault
+    from cnilab.sim.magic.simulate import MagicSim, config_for
 
     cfg = config_for(load_scenario(SCEN / "cni-fails-to-backup.yml"))
     cni = next(t for t in cfg.tunnels if t.name == "cni-ewr1")

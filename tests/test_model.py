@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from sim.topology.load import ConfigError, load_topology
+from cnilab.sim.topology.load import ConfigError, load_topology
 
 GOOD: dict[str, Any] = {
     "name": "unit",

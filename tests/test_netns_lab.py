@@ -10,19 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from sim.backends.base import BackendError
-from sim.lab.lab import Lab, LabExists
-from sim.runtime.cleanup import list_cnilab_netns, pids_mentioning
-from sim.runtime.paths import lab_dir
-from sim.topology.load import load_topology
-from sim.topology.plan import LabPlan, build_plan
+from cnilab.sim.backends.base import BackendError
+from cnilab.sim.lab.lab import Lab, LabExists
+from cnilab.sim.runtime.cleanup import list_cnilab_netns, pids_mentioning
+from cnilab.sim.runtime.paths import lab_dir
+from cnilab.sim.topology.load import load_topology
+from cnilab.sim.topology.plan import LabPlan, build_plan
 
 pytestmark = pytest.mark.root
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPOS = ROOT / "topologies"
-CNILAB = [sys.executable, "-m", "sim.cli.main"]
+CNILAB = [sys.executable, "-m", "cnilab.sim.cli.main"]
 
 
 def plan(topology: str, lab: str) -> LabPlan:
@@ -112,7 +111,7 @@ def test_failed_up_leaves_nothing(state_dir: Path, lab_name: str, monkeypatch: p
 
 
 def test_failed_link_step_leaves_nothing(state_dir: Path, lab_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sim.backends.netns import NetnsBackend
+    from cnilab.sim.backends.netns import NetnsBackend
 
     real = NetnsBackend.configure_node
 

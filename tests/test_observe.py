@@ -1,4 +1,4 @@
-"""sim.observe: the one observer of a running lab (edge reader, observer transitions, path labels)."""
+"""cnilab.sim.observe: the one observer of a running lab (edge reader, observer transitions, path labels)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from sim.observe.edge import EdgeReader
+from cnilab.sim.observe.edge import EdgeReader
 
 
 class _FakeEdge:
@@ -31,7 +30,7 @@ class _FakeEdge:
         return [e for e in self.events if e["seq"] > int(req.get("since", 0))]
 
     def _run(self) -> None:
-        from sim.edge.control import serve
+        from cnilab.sim.edge.control import serve
 
         async def main() -> None:
             self._stop = asyncio.Event()
@@ -81,9 +80,9 @@ def test_edge_reader_without_a_socket_says_so():
 
 
 def test_path_labels_follow_the_plan():
-    from sim.observe.paths import BACKUP, customer_path_ifaces, path_ifaces, path_label
-    from sim.topology import build_plan, load_topology
-    from sim.topology.plan import TRANSIT
+    from cnilab.sim.observe.paths import BACKUP, customer_path_ifaces, path_ifaces, path_label
+    from cnilab.sim.topology import build_plan, load_topology
+    from cnilab.sim.topology.plan import TRANSIT
 
     plan = build_plan(load_topology(Path(__file__).resolve().parents[1] / "topologies" / "ha-three-site.yml"),
                       "obs-paths")
@@ -99,8 +98,9 @@ def test_path_labels_follow_the_plan():
 @pytest.mark.root
 @pytest.mark.daemons
 def test_observer_records_a_teardown_and_the_return_with_timestamps(tmp_path):
-    from sim.edge.control import EdgeClient
-    from sim.observe.observer import LabObserver
+    from cnilab.sim.edge.control import EdgeClient
+    from cnilab.sim.observe.observer import LabObserver
+
     from tests.labs import needs_root_daemons, running_lab
 
     needs_root_daemons()

@@ -8,10 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-
-from sim.topology.load import load_topology
-from sim.topology.plan import build_plan
-from sim.topology.schema import SCHEMA_PATH, render, schema_is_current
+from cnilab.sim.topology.load import load_topology
+from cnilab.sim.topology.plan import build_plan
+from cnilab.sim.topology.schema import SCHEMA_PATH, render, schema_is_current
 
 TOPOS = Path(__file__).resolve().parents[1] / "topologies"
 

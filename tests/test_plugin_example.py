@@ -23,7 +23,7 @@ CONFIG = REPO / "examples" / "customer-configs" / "frr-v1-gre.conf"
 @pytest.mark.daemons
 @pytest.mark.slow
 def test_example_passes_with_a_good_config(short_state: Path, tmp_path: Path) -> None:
-    from sim.state import list_labs
+    from cnilab.sim.state import list_labs
 
     state_dir = short_state
 

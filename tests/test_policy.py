@@ -5,11 +5,10 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-
-from sim.bgp import bestpath
-from sim.bgp.policy import DOCUMENTATION_RANGES, evaluate, evaluate_all
-from sim.bgp.scale import more_specifics
-from sim.facts import bogons, cloudflare_ranges, load_facts
+from cnilab.sim.bgp import bestpath
+from cnilab.sim.bgp.policy import DOCUMENTATION_RANGES, evaluate, evaluate_all
+from cnilab.sim.bgp.scale import more_specifics
+from cnilab.sim.facts import bogons, cloudflare_ranges, load_facts
 
 ALLOW = ["198.51.100.0/24", "2001:db8:cafe::/48", "45.64.0.0/22", "2a0a:1000::/32"]
 
@@ -117,7 +116,7 @@ def test_bestpath_order() -> None:
     assert bestpath.best([]) is None
     metrics = [m for _, m in bestpath.ranked_metrics([a, b, c])]
     assert metrics == sorted(metrics) and len(set(metrics)) == 3
-    from sim.topology.plan import BACKUP_METRIC
+    from cnilab.sim.topology.plan import BACKUP_METRIC
 
     assert max(metrics) < BACKUP_METRIC  # the internet backup route stays the last resort
 

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from cnilab.sim.probes.mss import probe_mss
+from cnilab.sim.probes.mtu import probe_mtu
+from cnilab.sim.routers.mss import apply_mss_clamp
 
-from sim.probes.mss import probe_mss
-from sim.probes.mtu import probe_mtu
-from sim.routers.mss import apply_mss_clamp
 from tests.labs import ROOT, lab_fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons]
@@ -74,7 +74,7 @@ def test_mss_clamped_to_1476_fails_and_teaches(v1):
         assert "1476 (the GRE tunnel MTU, not an MSS)" in r.results[0].advice
         assert "1436" in r.fix["nftables"] and "1436" in r.fix["iptables"]
         env = {**os.environ, "CNILAB_STATE_DIR": str(v1.state.dir.parent.parent)}
-        cli = subprocess.run([sys.executable, "-m", "sim.cli.main", "probe", "mss", "--lab", v1.name],
+        cli = subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", "probe", "mss", "--lab", v1.name],
                              capture_output=True, text=True, env=env, cwd=ROOT)
         assert cli.returncode == 1, cli.stdout + cli.stderr
         assert "--set-mss 1436" in cli.stdout.replace("\n", " ")
@@ -93,13 +93,13 @@ def test_mss_without_clamp_fails(v1):
 
 
 def test_mss_on_a_down_path_says_down_and_prints_no_fix(v1):
-    from sim.faults.apply import apply_fault, clear_faults
+    from cnilab.sim.faults.apply import apply_fault, clear_faults
 
     apply_fault(v1, "ewr1", "blackhole")
     try:
         r = probe_mss(v1)
         env = {**os.environ, "CNILAB_STATE_DIR": str(v1.state.dir.parent.parent)}
-        cli = subprocess.run([sys.executable, "-m", "sim.cli.main", "probe", "mss", "--lab", v1.name],
+        cli = subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", "probe", "mss", "--lab", v1.name],
                              capture_output=True, text=True, env=env, cwd=ROOT)
     finally:
         clear_faults(v1, "ewr1", kind="blackhole")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.facts import DIRECTIONS, load_facts
+from cnilab.sim.facts import DIRECTIONS, load_facts
 
 
 @pytest.mark.parametrize("profile", sorted(load_facts().profiles))

@@ -32,7 +32,7 @@ def _inline(tag: str) -> str:
 
 
 def _plan():
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.topology import build_plan, load_topology
 
     return build_plan(load_topology(ROOT / "topologies" / "v1-gre.yml"), "readme")
 
@@ -43,8 +43,8 @@ def _bgp_line(key: str, text: str) -> str:
 
 
 def test_bgp_diagnostics_are_what_the_code_prints():
-    from sim.bgp.policy import evaluate
-    from sim.edge.notifications import explain_notification
+    from cnilab.sim.bgp.policy import evaluate
+    from cnilab.sim.edge.notifications import explain_notification
 
     plan = _plan()
     v4 = next(s for s in plan.sessions if s.key == "ewr1/v4")
@@ -57,9 +57,8 @@ def test_bgp_diagnostics_are_what_the_code_prints():
 
 
 def test_bad_topology_errors_are_what_validate_prints(tmp_path):
+    from cnilab.sim.cli.main import app
     from typer.testing import CliRunner
-
-    from sim.cli.main import app
 
     v1 = yaml.safe_load((ROOT / "topologies" / "v1-gre.yml").read_text())
     slash30 = yaml.safe_load(yaml.safe_dump(v1))
@@ -76,7 +75,7 @@ def test_bad_topology_errors_are_what_validate_prints(tmp_path):
 
 
 def test_mss_fix_kinds_are_the_ones_the_probe_prints():
-    from sim.probes.mss import fix_lines
+    from cnilab.sim.probes.mss import fix_lines
 
     names = {"nftables": "nftables", "iptables": "iptables", "ip6tables": "ip6tables", "cisco": "Cisco",
              "junos": "Junos"}
@@ -97,7 +96,7 @@ def test_wrong_md5_line_and_exec_example_on_a_real_lab(tmp_path):
     name = f"rd-{os.getpid() % 100000}"
 
     def cnilab(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "sim.cli.main", *args], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", *args], capture_output=True, text=True,
                               env=env, cwd=ROOT, timeout=180)
 
     assert cnilab("up", str(f), "--name", name, "--timeout", "5").returncode in (0, 1)

@@ -16,10 +16,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from sim.rehearse import Report, RunOptions, StepResult, render_junit, run_acceptance, run_rehearsal
-from sim.rehearse.runner import build_run_plan, sniff_kind
-from sim.topology.load import ConfigError
+from cnilab.sim.rehearse import Report, RunOptions, StepResult, render_junit, run_acceptance, run_rehearsal
+from cnilab.sim.rehearse.runner import build_run_plan, sniff_kind
+from cnilab.sim.topology.load import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "examples" / "customer-configs"
@@ -120,7 +119,7 @@ def test_announcing_a_25_fails_with_the_policy_reason(short_state: Path) -> None
 def test_cli_test_passes_and_writes_junit(short_state: Path, tmp_path: Path) -> None:
     junit = tmp_path / "results.xml"
     proc = subprocess.run(
-        [sys.executable, "-m", "sim.cli.main", "test", "--customer-config", str(CONFIGS / "frr-v1-gre.conf"),
+        [sys.executable, "-m", "cnilab.sim.cli.main", "test", "--customer-config", str(CONFIGS / "frr-v1-gre.conf"),
          "--dataplane", str(DATAPLANE), "--topology", str(V1), "--junit", str(junit), "--json"],
         capture_output=True, text=True, timeout=240, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -173,7 +172,7 @@ def test_cli_refuses_bad_input_before_building_anything(tmp_path: Path) -> None:
                          (["test", "--kind", "cisco"], "--kind"),
                          (["rehearse", "--mss-clamp", "lots"], "--mss-clamp"),
                          (["test", "--topology", str(tmp_path / "missing.yml")], "cannot read file")):
-        proc = subprocess.run([sys.executable, "-m", "sim.cli.main", *argv], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", *argv], capture_output=True, text=True,
                               timeout=60, cwd=REPO)
         assert proc.returncode == 2, (argv, proc.stdout, proc.stderr)
         assert needle in proc.stderr, (argv, proc.stderr)
@@ -215,8 +214,8 @@ def test_config_the_parser_refuses_fails_first_and_builds_nothing(tmp_path: Path
 
 
 def test_leaks_are_one_finding_and_other_refusals_one_per_rule() -> None:
-    from sim.edge.control import RejectedRoute
-    from sim.rehearse.advice import rejected_findings
+    from cnilab.sim.edge.control import RejectedRoute
+    from cnilab.sim.rehearse.advice import rejected_findings
 
     def r(prefix: str, rule: str) -> RejectedRoute:
         return RejectedRoute(prefix=prefix, rule=rule, reason=f"{prefix} refused ({rule})")
@@ -236,7 +235,7 @@ def test_leaks_are_one_finding_and_other_refusals_one_per_rule() -> None:
 
 
 def test_steps_that_need_a_failed_step_are_not_run_others_run() -> None:
-    from sim.rehearse.runner import ACCEPTANCE, REHEARSAL, blocked_by
+    from cnilab.sim.rehearse.runner import ACCEPTANCE, REHEARSAL, blocked_by
 
     for defs in (ACCEPTANCE, REHEARSAL):
         ids = [d.id for d in defs]
@@ -260,10 +259,9 @@ def test_steps_that_need_a_failed_step_are_not_run_others_run() -> None:
 def test_warn_is_shown_in_text_json_and_junit() -> None:
     from io import StringIO
 
+    from cnilab.sim.rehearse.checklist import print_checklist, print_step
+    from cnilab.sim.rehearse.model import Finding
     from rich.console import Console
-
-    from sim.rehearse.checklist import print_checklist, print_step
-    from sim.rehearse.model import Finding
 
     warn = Finding(severity="warn", check="router.timers", subject="ewr1/v4", cause="negotiated hold time 6 s",
                    fix="keep it at 9 s or more")
@@ -288,8 +286,8 @@ def test_warn_is_shown_in_text_json_and_junit() -> None:
 
 
 def test_router_checks_registry_never_passes_a_check_that_could_not_run() -> None:
-    from sim.rehearse.checks import REGISTRY, CheckRegistry, run_checks
-    from sim.rehearse.model import Finding
+    from cnilab.sim.rehearse.checks import REGISTRY, CheckRegistry, run_checks
+    from cnilab.sim.rehearse.model import Finding
 
     reg = CheckRegistry()
 

@@ -6,12 +6,12 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from sim.report.html import render_html
-from sim.report.junit import render_junit
-from sim.report.model import Report
-from sim.scenario.executor import open_sim
-from sim.scenario.loader import load_scenario, with_overrides
-from sim.scenario.runner import run_scenario
+from cnilab.sim.report.html import render_html
+from cnilab.sim.report.junit import render_junit
+from cnilab.sim.report.model import Report
+from cnilab.sim.scenario.executor import open_sim
+from cnilab.sim.scenario.loader import load_scenario, with_overrides
+from cnilab.sim.scenario.runner import run_scenario
 
 SCEN = Path(__file__).resolve().parents[1] / "topologies" / "scenarios"
 

@@ -2,7 +2,7 @@
 
 Each case starts a customer config written as engineers write them (tests/customer-configs/) or a
 one-line mistake in one, against FRR standing in for Cloudflare (AS13335, passive, MD5, BFD at the
-plan's timers on v1), then asks :func:`sim.routers.crosscheck.cross_check` what it sees. The good
+plan's timers on v1), then asks :func:`cnilab.sim.routers.crosscheck.cross_check` what it sees. The good
 configs must give zero WARN and zero FAIL; each broken one must give the named cause and its fix.
 The pure cases at the end feed parsed daemon output to ``judge`` (no root needed).
 """
@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cnilab.sim.routers import start_customer
+from cnilab.sim.routers.base import BgpNeighbor, RouterFacts
+from cnilab.sim.routers.bird import BirdRouter, bird_protocol_settings, parse_bird_bfd
+from cnilab.sim.routers.crosscheck import Finding, cross_check, judge, recovery_cause
+from cnilab.sim.routers.frr import FrrRouter, undefined_policies
+from cnilab.sim.routers.gobgp import GobgpRouter
+from cnilab.sim.routers.registry import router_class
+from cnilab.sim.testing import wait_for
 
-from sim.routers import start_customer
-from sim.routers.base import BgpNeighbor, RouterFacts
-from sim.routers.bird import BirdRouter, bird_protocol_settings, parse_bird_bfd
-from sim.routers.crosscheck import Finding, cross_check, judge, recovery_cause
-from sim.routers.frr import FrrRouter, undefined_policies
-from sim.routers.gobgp import GobgpRouter
-from sim.routers.registry import router_class
-from sim.testing import wait_for
 from tests.kinds import frr_peer_conf, good_config, kind_params, make_plan, missing_binaries
 
 CONFIGS = Path(__file__).parent / "customer-configs"
@@ -198,9 +198,8 @@ ip prefix-list PL-IN seq 5 permit 104.16.0.0/13
 
 
 def test_topology_refuses_keepalive_not_below_hold() -> None:
+    from cnilab.sim.topology.model import Bgp
     from pydantic import ValidationError
-
-    from sim.topology.model import Bgp
 
     assert Bgp(hold_time=9, keepalive=3).keepalive_s == 3
     with pytest.raises(ValidationError, match=r"keepalive 9s >= hold_time 9s.*at most hold_time / 3 \(3s\)"):
@@ -330,7 +329,7 @@ def test_bird_default_error_wait_is_named_as_the_slow_recovery(tmp_path: Path, m
 @pytest.mark.parametrize("kind", kind_params())
 def test_cnilab_test_passes_each_kind_with_no_warning(kind: str, short_state: Path) -> None:
     """`cnilab test` on v2 with each kind's shipped example: every step passes, the router step is clean."""
-    from sim.rehearse import RunOptions, run_acceptance
+    from cnilab.sim.rehearse import RunOptions, run_acceptance
 
     rep = run_acceptance(RunOptions(topology=Path(__file__).parent.parent / "topologies" / "v2-direct.yml",
                                     customer_config=good_config(kind)))
@@ -354,11 +353,11 @@ def test_cnilab_bgp_shows_the_customers_negotiated_timers(short_state: Path) -> 
     if os.geteuid() != 0:
         pytest.skip("needs root")
     with running_lab(short_state, "v2-direct.yml", wait_prefixes=False) as lab:
-        from sim.edge.control import EdgeClient
+        from cnilab.sim.edge.control import EdgeClient
 
         EdgeClient(lab.state.control["edge"]).wait_established(timeout=60)
         out = wait_for(lambda: (lambda r: r.stdout if "negotiated hold" in r.stdout else None)(subprocess.run(
-            [sys.executable, "-m", "sim.cli.main", "bgp", "--lab", lab.name], capture_output=True, text=True,
+            [sys.executable, "-m", "cnilab.sim.cli.main", "bgp", "--lab", lab.name], capture_output=True, text=True,
             timeout=60)), 20, what="cnilab bgp with timers")
     assert "lax1/v4: your router negotiated hold 9 s, keepalive 3 s" in out, out
     assert "WARN" not in out
@@ -372,7 +371,8 @@ def test_cnilab_bgp_shows_the_customers_negotiated_timers(short_state: Path) -> 
 def test_templates_cross_check_clean_on_multi_site_and_magic_transit(kind: str, topology: str,
                                                                      short_state: Path) -> None:
     """Six sessions over three sites, a transit backup, Magic Transit's GRE: no false finding on any kind."""
-    from sim.facts import router_kinds
+    from cnilab.sim.facts import router_kinds
+
     from tests.labs import running_lab
 
     def edit(topo):
@@ -380,7 +380,8 @@ def test_templates_cross_check_clean_on_multi_site_and_magic_transit(kind: str, 
         return topo.model_copy(update={"customer": topo.customer.model_copy(update={"router": router})})
 
     with running_lab(short_state, topology, edit=edit) as lab:
-        from sim.topology import load_topology
+        from cnilab.sim.topology import load_topology
+
         from tests.labs import TOPOLOGIES
 
         dataplanes = {ic.name: ic.dataplane for ic in load_topology(TOPOLOGIES / topology).interconnects}

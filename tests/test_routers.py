@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from sim.facts import router_kind_names
-from sim.routers import (
+from cnilab.sim.facts import router_kind_names
+from cnilab.sim.routers import (
     UserConfigError,
     customer_bgp,
     customer_routes,
@@ -29,15 +28,16 @@ from sim.routers import (
     stop_customer,
     template_context,
 )
-from sim.routers.bird import BirdRouter, parse_bird_protocols, render_bird
-from sim.routers.frr import render_frr
-from sim.routers.mss import apply_mss_clamp, mss_fix_hint, render_nft
-from sim.routers.registry import router_class
-from sim.runtime.nsenter import in_netns
-from sim.runtime.process import ProcessRecord
-from sim.testing import wait_for
-from sim.topology.load import load_topology
-from sim.topology.plan import build_plan
+from cnilab.sim.routers.bird import BirdRouter, parse_bird_protocols, render_bird
+from cnilab.sim.routers.frr import render_frr
+from cnilab.sim.routers.mss import apply_mss_clamp, mss_fix_hint, render_nft
+from cnilab.sim.routers.registry import router_class
+from cnilab.sim.runtime.nsenter import in_netns
+from cnilab.sim.runtime.process import ProcessRecord
+from cnilab.sim.testing import wait_for
+from cnilab.sim.topology.load import load_topology
+from cnilab.sim.topology.plan import build_plan
+
 from tests.kinds import (
     CF4,
     CF6,
@@ -85,7 +85,7 @@ def assert_routes_in_kernel(lab: MiniLab) -> None:
 
 
 def _frr_specifics(lab: MiniLab, info: dict[str, Any]) -> None:
-    from sim.routers.frr import FrrRouter
+    from cnilab.sim.routers.frr import FrrRouter
 
     frr = FrrRouter(lab)
     assert len(info["processes"]) == 4
@@ -101,8 +101,8 @@ def _bird_specifics(lab: MiniLab, info: dict[str, Any]) -> None:
 
 
 def _gobgp_specifics(lab: MiniLab, info: dict[str, Any]) -> None:
-    from sim.routers import cli_argv
-    from sim.routers.gobgp import GobgpRouter
+    from cnilab.sim.routers import cli_argv
+    from cnilab.sim.routers.gobgp import GobgpRouter
 
     assert [p["name"] for p in info["processes"]] == ["gobgpd", "gobgp-fib"]
     rib = "template" if info["source"] == "template" else f"{info['source']}.rib"
@@ -163,7 +163,7 @@ def test_customer_router_establishes_with_md5(kind: str, source: str, tmp_path: 
 @pytest.mark.daemons
 @needs("gobgp")
 def test_gobgp_refuses_what_the_lab_cannot_run(tmp_path: Path) -> None:
-    from sim.routers.gobgp import validate_gobgp_config
+    from cnilab.sim.routers.gobgp import validate_gobgp_config
 
     bad = tmp_path / "typo.toml"
     bad.write_text((EXAMPLES / "gobgp-good.toml").read_text().replace("neighbor-address", "neighbour-address", 1))
@@ -359,7 +359,7 @@ cni_v6     BGP        ---        up     00:01:25.595  Established
 def test_exec_points_vtysh_and_birdc_at_the_lab_sockets() -> None:
     from types import SimpleNamespace
 
-    from sim.routers import cli_argv
+    from cnilab.sim.routers import cli_argv
 
     frr = SimpleNamespace(state=SimpleNamespace(extra={"customer_router": {"kind": "frr", "dir": "/x/frr"}}))
     assert cli_argv(frr, "cust", ["vtysh", "-c", "show bgp summary"]) == [
@@ -376,11 +376,11 @@ def test_registry_is_the_one_list_of_kinds(tmp_path: Path) -> None:
     import json as _json
     import typing
 
-    from sim.rehearse.model import RunOptions
-    from sim.routers import cli_argv
-    from sim.routers.gobgp import GobgpRouter
-    from sim.routers.registry import lab_kinds, router_class, sniff_kind
-    from sim.topology.model import CustomerRouter as RouterModel
+    from cnilab.sim.rehearse.model import RunOptions
+    from cnilab.sim.routers import cli_argv
+    from cnilab.sim.routers.gobgp import GobgpRouter
+    from cnilab.sim.routers.registry import lab_kinds, router_class, sniff_kind
+    from cnilab.sim.topology.model import CustomerRouter as RouterModel
 
     kinds = router_kind_names(in_lab=True)
     assert set(kinds) == set(lab_kinds()) and {"frr", "bird", "gobgp"} <= set(kinds)
@@ -400,7 +400,7 @@ def test_registry_is_the_one_list_of_kinds(tmp_path: Path) -> None:
 
 
 def test_kind_that_does_not_match_the_file_says_what_it_looks_like(tmp_path: Path) -> None:
-    from sim.routers import check_customer_config
+    from cnilab.sim.routers import check_customer_config
 
     plan = make_plan(tmp_path, kind="frr", config=EXAMPLES / "bird-good.conf")
     with pytest.raises(UserConfigError) as exc:
@@ -415,8 +415,8 @@ def test_gobgp_yaml_config_is_checked_by_gobgpd(tmp_path: Path) -> None:
     """GoBGP reads TOML or YAML: the same config in YAML is sniffed, typed and parsed by gobgpd itself."""
     import tomllib
 
-    from sim.routers.gobgp import config_type, validate_gobgp_config
-    from sim.routers.registry import sniff_kind
+    from cnilab.sim.routers.gobgp import config_type, validate_gobgp_config
+    from cnilab.sim.routers.registry import sniff_kind
 
     data = tomllib.loads((EXAMPLES / "gobgp-good.toml").read_text())
     good = tmp_path / "gobgpd.yml"

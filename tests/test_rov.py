@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from sim.bgp.policy import evaluate
-from sim.bgp.rov import Roa, Rpki, apply, validate
-from sim.topology.load import ConfigError, load_topology
+from cnilab.sim.bgp.policy import evaluate
+from cnilab.sim.bgp.rov import Roa, Rpki, apply, validate
+from cnilab.sim.topology.load import ConfigError, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
 NET = ipaddress.ip_network("198.51.100.0/24")
@@ -58,8 +57,9 @@ def test_slurm_file_and_bad_roas(tmp_path: Path) -> None:
 @pytest.mark.root
 @pytest.mark.daemons
 def test_edge_refuses_an_roa_invalid_announcement_with_the_reason(tmp_path: Path) -> None:
-    from sim.edge.control import EdgeClient
-    from sim.testing import wait_for
+    from cnilab.sim.edge.control import EdgeClient
+    from cnilab.sim.testing import wait_for
+
     from tests.labs import running_lab
 
     def wrong_roa(t):

@@ -8,11 +8,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from cnilab.sim.cli.main import app
+from cnilab.sim.scenario.loader import SCHEMA_PATH, load_scenario, scenario_json_schema
+from cnilab.sim.topology.load import ConfigError
 from typer.testing import CliRunner
-
-from sim.cli.main import app
-from sim.scenario.loader import SCHEMA_PATH, load_scenario, scenario_json_schema
-from sim.topology.load import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCEN = ROOT / "topologies" / "scenarios"

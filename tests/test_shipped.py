@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cnilab.sim.cli.main import app
+from cnilab.sim.runtime import shipped
+from cnilab.sim.scenario.loader import load_scenario
+from cnilab.sim.topology.paths import resolve_scenario, resolve_topology
 from typer.testing import CliRunner
 
-from sim.cli.main import app
-from sim.runtime import shipped
-from sim.scenario.loader import load_scenario
-from sim.topology.paths import resolve_scenario, resolve_topology
-
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = resources.files("sim.data") / "sources"
+SOURCES = resources.files("cnilab.sim.data") / "sources"
 CITING = ("cni.yaml", "magic.yaml")
 
 
@@ -44,7 +43,7 @@ def _sources(node: object) -> list[str]:
 
 def _citations() -> list[tuple[str, str]]:
     return [(name, s) for name in CITING
-            for s in _sources(yaml.safe_load(resources.files("sim.data").joinpath(name).read_text()))]
+            for s in _sources(yaml.safe_load(resources.files("cnilab.sim.data").joinpath(name).read_text()))]
 
 
 def test_the_seeds_and_the_facts_reference_ship_with_the_data() -> None:
@@ -135,5 +134,5 @@ def _findings(path: Path) -> list[str]:
 
 def test_no_module_locates_files_by_the_repository_root() -> None:
     found = [f for d in ("sim", "mock_api", "cnilab") for p in sorted((ROOT / d).rglob("*.py")) for f in _findings(p)]
-    assert not found, "read shipped files through sim.runtime.shipped (importlib.resources):\n" + "\n".join(
+    assert not found, "read shipped files through cnilab.sim.runtime.shipped (importlib.resources):\n" + "\n".join(
         dict.fromkeys(found))

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from cnilab.sim.edge.control import EdgeClient
+from cnilab.sim.faults.apply import apply_fault
 
 from bench.soak import kill_runs, leaks, up_down_cycles
-from sim.edge.control import EdgeClient
-from sim.faults.apply import apply_fault
 from tests.labs import running_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.daemons, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -60,7 +60,7 @@ def test_two_labs_side_by_side_fault_and_teardown_of_one_spare_the_other(tmp_pat
         with running_lab(tmp_path / "b", "v1-gre.yml") as b:
             edge_b = EdgeClient(b.state.control["edge"])
             apply_fault(b, "ewr1", "blackhole")  # same link names, same addresses: only b's may go down
-            from sim.testing import wait_for
+            from cnilab.sim.testing import wait_for
 
             wait_for(lambda: not any(s.up for s in edge_b.sessions()), 15, 0.05, "b's sessions down")
             watch(1.5)

@@ -8,8 +8,8 @@ import os
 import time
 
 import pytest
+from cnilab.sim.testing import MIN_TIMEOUT_S, WaitTimeout, json_subset, wait_for, wait_for_async, wait_json
 
-from sim.testing import MIN_TIMEOUT_S, WaitTimeout, json_subset, wait_for, wait_for_async, wait_json
 from tests.labs import ns_pair
 
 
@@ -81,7 +81,8 @@ def test_wait_for_async_lets_the_loop_run_between_attempts():
 @pytest.mark.root
 def test_ns_pair_is_inside_the_leak_safety_net(tmp_path):
     """The pair's namespaces carry this test's tmp dir as owner, so the session net would find a leak."""
-    from sim.runtime.cleanup import netns_owner, netns_path
+    from cnilab.sim.runtime.cleanup import netns_owner, netns_path
+
     from tests.conftest import IS_ROOT, _leaked_namespaces
 
     if not IS_ROOT:

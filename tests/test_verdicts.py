@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from sim.rehearse import RunOptions, render_junit, run_acceptance
-from sim.rehearse.checklist import step_lines
+from cnilab.sim.rehearse import RunOptions, render_junit, run_acceptance
+from cnilab.sim.rehearse.checklist import step_lines
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "examples" / "customer-configs"
@@ -146,7 +145,7 @@ def test_good_configs_pass_with_zero_warnings(short_state: Path) -> None:
 # -- cnilab up / bgp --------------------------------------------------------------------------------
 def _cli(*argv: str, state: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "CNILAB_STATE_DIR": str(state)}
-    return subprocess.run([sys.executable, "-m", "sim.cli.main", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cnilab.sim.cli.main", *argv], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=REPO)
 
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cnilab.sim.cli.main import app
+from cnilab.sim.verify.model import Observation, Verdict
+from cnilab.sim.verify.runner import judge
 from typer.testing import CliRunner
 
-from sim.cli.main import app
-from sim.verify.model import Observation, Verdict
-from sim.verify.runner import judge
 from tests.labs import private_state
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,8 +36,8 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from sim.routers.frr import render_frr
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.routers.frr import render_frr
+    from cnilab.sim.topology import build_plan, load_topology
 
     d = tmp_path_factory.mktemp("cfg")
     base = render_frr(build_plan(load_topology(TOPO), "v1-gre-transit"))
@@ -74,8 +74,8 @@ def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def baseline(state: Path, configs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sim.rehearse.model import RunOptions
-    from sim.verify.runner import record
+    from cnilab.sim.rehearse.model import RunOptions
+    from cnilab.sim.verify.runner import record
 
     obs = record(RunOptions(topology=TOPO, customer_config=configs["base"]), "baseline")
     f = tmp_path_factory.mktemp("obs") / "baseline.json"
@@ -184,8 +184,8 @@ def test_test_record_writes_the_same_observation(state: Path, configs: dict[str,
 def test_customer_side_gshut_moves_cloudflares_best_path(state: Path, tmp_path: Path) -> None:
     """The customer's own maintenance on EWR1: it tags what it sends there 65535:0; the edge's best
     path (and its kernel route) moves to EWR2, and verify says so in two declared sentences."""
-    from sim.routers.frr import render_frr
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.routers.frr import render_frr
+    from cnilab.sim.topology import build_plan, load_topology
 
     topo = REPO / "topologies" / "ha-three-site.yml"
     base = render_frr(build_plan(load_topology(topo), "ha-three-site"))
@@ -212,7 +212,7 @@ def test_customer_side_gshut_moves_cloudflares_best_path(state: Path, tmp_path: 
 
 
 def test_cnilab_test_fails_on_a_leak_to_transit(state: Path, configs: dict[str, Path]) -> None:
-    from sim.rehearse import RunOptions, run_acceptance
+    from cnilab.sim.rehearse import RunOptions, run_acceptance
 
     rep = run_acceptance(RunOptions(topology=TOPO, customer_config=configs["leak"], mss_clamp=1436))
     assert not rep.passed and rep.failed is not None and rep.failed.id == "no-leaks"
@@ -221,7 +221,7 @@ def test_cnilab_test_fails_on_a_leak_to_transit(state: Path, configs: dict[str, 
 
 
 def test_cnilab_test_reports_a_maximum_prefix_that_fires(state: Path, configs: dict[str, Path]) -> None:
-    from sim.rehearse import RunOptions, run_acceptance
+    from cnilab.sim.rehearse import RunOptions, run_acceptance
 
     rep = run_acceptance(RunOptions(topology=TOPO, customer_config=configs["maxprefix"], mss_clamp=1436))
     step = next(s for s in rep.steps if s.id == "max-prefix")
@@ -234,9 +234,9 @@ def test_cnilab_test_reports_a_maximum_prefix_that_fires(state: Path, configs: d
 def test_a_customer_without_the_peer_session_converges_with_a_note(state: Path, configs: dict[str, Path],
                                                                    tmp_path: Path) -> None:
     """Not peering with a third party is a fact to record, not a convergence still under way."""
-    from sim.rehearse.model import RunOptions
-    from sim.verify.observe import SETTLE_S
-    from sim.verify.runner import record
+    from cnilab.sim.rehearse.model import RunOptions
+    from cnilab.sim.verify.observe import SETTLE_S
+    from cnilab.sim.verify.runner import record
 
     cfg = tmp_path / "nopeer.conf"
     cfg.write_text("\n".join(ln for ln in configs["base"].read_text().splitlines() if "203.0.113.4" not in ln) + "\n")

@@ -7,14 +7,12 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from sim.cli.main import app
-from sim.topology.load import ConfigError
-from sim.transit.leaks import classify
-from sim.verify.diff import diff, prepend_change
-from sim.verify.expect import load_expect, match
-from sim.verify.model import (
+from cnilab.sim.cli.main import app
+from cnilab.sim.topology.load import ConfigError
+from cnilab.sim.transit.leaks import classify
+from cnilab.sim.verify.diff import diff, prepend_change
+from cnilab.sim.verify.expect import load_expect, match
+from cnilab.sim.verify.model import (
     FailoverDirection,
     FailoverObs,
     Finding,
@@ -23,8 +21,9 @@ from sim.verify.model import (
     Route,
     SessionObs,
 )
-from sim.verify.render import render_junit, render_markdown
-from sim.verify.runner import judge, load_observation
+from cnilab.sim.verify.render import render_junit, render_markdown
+from cnilab.sim.verify.runner import judge, load_observation
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 OWN = [ipaddress.ip_network("198.51.100.0/24")]
@@ -168,16 +167,16 @@ def test_failover_changes_are_sentences_and_loss_noise_is_not() -> None:
 
 
 def test_third_parties_are_one_speaker_with_a_role() -> None:
-    from sim.topology import build_plan, load_topology
-    from sim.transit import party_sessions
-    from sim.transit.leaks import fix_lines
-    from sim.transit.speaker import render
+    from cnilab.sim.topology import build_plan, load_topology
+    from cnilab.sim.transit import party_sessions
+    from cnilab.sim.transit.leaks import fix_lines
+    from cnilab.sim.transit.speaker import render
 
     plan = build_plan(load_topology(REPO / "topologies" / "v1-gre-transit.yml"), "x")
     t, p = party_sessions(plan)
     assert (t.party, t.local_asn, str(t.local)) == ("transit", 64500, "203.0.113.0")
     assert (p.party, p.local_asn, str(p.local), str(p.peer)) == ("peer", 64501, "203.0.113.4", "203.0.113.5")
-    from sim.transit.table import third_parties
+    from cnilab.sim.transit.table import third_parties
 
     conf = render(p, third_parties().peer, Path("/tmp/x"))
     assert "local-as 64501;" in conf and "route 185.199.108.0/22" in conf and 'description "peer";' in conf

@@ -10,18 +10,17 @@ import ipaddress
 import uuid
 from collections.abc import Callable
 
+from cnilab.mock_api.context import Ctx, QueryText, ctx, page_args
+from cnilab.mock_api.errors import CFError, bad_request, conflict, not_found
+from cnilab.mock_api.inventory import slot_by_id
+from cnilab.mock_api.lab_bridge import BridgeError
+from cnilab.mock_api.routers.interconnects import find
+from cnilab.mock_api.routers.render import cni_body
+from cnilab.mock_api.schemas import Bgp, CniCreate, CniUpdate
+from cnilab.mock_api.store import CniRow, InterconnectGone, InterconnectRow, P2pTaken, PoolExhausted
+from cnilab.mock_api.validation import check_asn, check_md5, check_mtu, check_p2p, check_prefixes, reject_legacy
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-
-from mock_api.context import Ctx, QueryText, ctx, page_args
-from mock_api.errors import CFError, bad_request, conflict, not_found
-from mock_api.inventory import slot_by_id
-from mock_api.lab_bridge import BridgeError
-from mock_api.routers.interconnects import find
-from mock_api.routers.render import cni_body
-from mock_api.schemas import Bgp, CniCreate, CniUpdate
-from mock_api.store import CniRow, InterconnectGone, InterconnectRow, P2pTaken, PoolExhausted
-from mock_api.validation import check_asn, check_md5, check_mtu, check_p2p, check_prefixes, reject_legacy
 
 router = APIRouter(prefix="/client/v4/accounts/{account_id}/cni/cnis", tags=["CNIs"])
 

@@ -7,18 +7,17 @@ import re
 import secrets
 import uuid
 
+from cnilab.mock_api.context import Ctx, QueryText, ctx, page_args
+from cnilab.mock_api.errors import bad_request, conflict, not_found
+from cnilab.mock_api.inventory import slot_by_id, slots
+from cnilab.mock_api.loa import MAX_NAME, render_loa
+from cnilab.mock_api.routers.render import interconnect_body
+from cnilab.mock_api.schemas import InterconnectCreate
+from cnilab.mock_api.status import Diagnosis, derive_status
+from cnilab.mock_api.store import HasCnis, InterconnectRow, SlotTaken
+from cnilab.mock_api.validation import reject_legacy
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-
-from mock_api.context import Ctx, QueryText, ctx, page_args
-from mock_api.errors import bad_request, conflict, not_found
-from mock_api.inventory import slot_by_id, slots
-from mock_api.loa import MAX_NAME, render_loa
-from mock_api.routers.render import interconnect_body
-from mock_api.schemas import InterconnectCreate
-from mock_api.status import Diagnosis, derive_status
-from mock_api.store import HasCnis, InterconnectRow, SlotTaken
-from mock_api.validation import reject_legacy
 
 router = APIRouter(prefix="/client/v4/accounts/{account_id}/cni/interconnects", tags=["Interconnects"])
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from cnilab.mock_api.context import Ctx, ctx
+from cnilab.mock_api.errors import CFError, bad_request, conflict, not_found
+from cnilab.mock_api.lab_bridge import BridgeError
+from cnilab.mock_api.routers.cnis import sync_lab, sync_or_undo
+from cnilab.mock_api.routers.interconnects import diagnose
+from cnilab.mock_api.schemas import Bind, CrossConnect, Light, LinkState, Swap
+from cnilab.mock_api.store import InterconnectRow
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-
-from mock_api.context import Ctx, ctx
-from mock_api.errors import CFError, bad_request, conflict, not_found
-from mock_api.lab_bridge import BridgeError
-from mock_api.routers.cnis import sync_lab, sync_or_undo
-from mock_api.routers.interconnects import diagnose
-from mock_api.schemas import Bind, CrossConnect, Light, LinkState, Swap
-from mock_api.store import InterconnectRow
 
 router = APIRouter(prefix="/lab/v1/interconnects/{icon}", tags=["Lab controls"])
 
@@ -94,7 +93,7 @@ def bind(icon: str, body: Bind, request: Request) -> JSONResponse:
     if not lab:
         raise bad_request("lab: required (or start the server with --lab LAB)")
     try:
-        # One rule for lab names (sim.runtime.names), and a state path that stays inside the state
+        # One rule for lab names (cnilab.sim.runtime.names), and a state path that stays inside the state
         # root once symlinks are resolved: the bridge refuses anything else with a ValueError.
         links = c.bridge.interconnects(lab)
     except ValueError as exc:

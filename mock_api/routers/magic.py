@@ -19,14 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from cnilab.mock_api.context import Ctx, ctx
+from cnilab.mock_api.errors import CFError, bad_request, conflict, not_found
+from cnilab.mock_api.magic_lab import now_iso, push, seed
+from cnilab.mock_api.magic_store import Kind, MagicStore
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-
-from mock_api.context import Ctx, ctx
-from mock_api.errors import CFError, bad_request, conflict, not_found
-from mock_api.magic_lab import now_iso, push, seed
-from mock_api.magic_store import Kind, MagicStore
 
 router = APIRouter(prefix="/client/v4/accounts/{account_id}/magic", tags=["Magic"])
 _LOCK = threading.Lock()

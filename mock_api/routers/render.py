@@ -11,10 +11,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from cnilab.mock_api.inventory import SlotDef, slot_by_id
+from cnilab.mock_api.store import CniRow, InterconnectRow, Page, cni_from_row, interconnect_from_row
 from fastapi import Response
-
-from mock_api.inventory import SlotDef, slot_by_id
-from mock_api.store import CniRow, InterconnectRow, Page, cni_from_row, interconnect_from_row
 
 
 def dumps(body: Any) -> str:

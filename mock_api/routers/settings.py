@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from cnilab.mock_api.context import ctx
+from cnilab.mock_api.schemas import SettingsRequest
+from cnilab.mock_api.validation import check_asn
+from cnilab.sim.facts import load_facts
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-
-from mock_api.context import ctx
-from mock_api.schemas import SettingsRequest
-from mock_api.validation import check_asn
-from sim.facts import load_facts
 
 router = APIRouter(prefix="/client/v4/accounts/{account_id}/cni/settings", tags=["Settings"])
 

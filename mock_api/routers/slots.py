@@ -6,14 +6,13 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+from cnilab.mock_api.context import Ctx, QueryText, ctx, page_args
+from cnilab.mock_api.errors import not_found
+from cnilab.mock_api.inventory import slot_by_id, slots
+from cnilab.mock_api.routers.render import dumps, slot_body
+from cnilab.mock_api.validation import reject_legacy
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-
-from mock_api.context import Ctx, QueryText, ctx, page_args
-from mock_api.errors import not_found
-from mock_api.inventory import slot_by_id, slots
-from mock_api.routers.render import dumps, slot_body
-from mock_api.validation import reject_legacy
 
 router = APIRouter(prefix="/client/v4/accounts/{account_id}/cni/slots", tags=["Slots"])
 

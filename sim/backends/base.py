@@ -14,9 +14,9 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.runtime import process
-from sim.runtime.process import ProcessRecord
-from sim.topology.plan import LabPlan, Link, Node
+from cnilab.sim.runtime import process
+from cnilab.sim.runtime.process import ProcessRecord
+from cnilab.sim.topology.plan import LabPlan, Link, Node
 
 if TYPE_CHECKING:  # pyroute2 is imported where a namespace is configured, not by every CLI start
     from pyroute2 import IPRoute
@@ -58,7 +58,7 @@ class Backend(ABC):
         """Create the veth pair of ``link`` with both ends inside their nodes, MTU set, up."""
 
     vlan_mode: str | None = None
-    """How 802.1Q is implemented in this lab (sim.dataplane.vlan constants), once a tagged interface exists."""
+    """How 802.1Q is implemented in this lab (cnilab.sim.dataplane.vlan constants), once a tagged interface exists."""
 
     def configure_node(self, node: Node) -> None:
         """Addresses, VLAN sub-interfaces (or their altname fallback), loopbacks and routes of ``node``.
@@ -114,7 +114,7 @@ def configure_l3(ipr: IPRoute, node: Node) -> tuple[dict[str, str], str | None]:
     through an IPRoute already bound to its namespace. Returns (plan name -> kernel name, VLAN mode
     or None when the node has no tagged interface). Shared by every backend: a node is configured
     the same way whoever created its namespace."""
-    from sim.dataplane import vlan as vlanmod
+    from cnilab.sim.dataplane import vlan as vlanmod
 
     names: dict[str, str] = {}
     vlan_mode: str | None = None

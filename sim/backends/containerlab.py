@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sim.backends.base import Backend, BackendError
-from sim.topology.plan import LabPlan, Link, Node
+from cnilab.sim.backends.base import Backend, BackendError
+from cnilab.sim.topology.plan import LabPlan, Link, Node
 
 
 class DeployedByContainerlab(BackendError):

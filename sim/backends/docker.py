@@ -32,15 +32,14 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
+from cnilab.sim.backends.base import Backend, BackendError
+from cnilab.sim.export.images import LOCAL_IMAGES, ImageSet
+from cnilab.sim.runtime import shipped
+from cnilab.sim.runtime.nsenter import in_netns
+from cnilab.sim.runtime.paths import lab_dir, ns_name
+from cnilab.sim.topology.plan import LabPlan, Link, Node
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
-
-from sim.backends.base import Backend, BackendError
-from sim.export.images import LOCAL_IMAGES, ImageSet
-from sim.runtime import shipped
-from sim.runtime.nsenter import in_netns
-from sim.runtime.paths import lab_dir, ns_name
-from sim.topology.plan import LabPlan, Link, Node
 
 NETNS_DIR = Path("/run/netns")
 PODMAN_SOCK = Path("/run/podman/podman.sock")
@@ -106,13 +105,13 @@ class PodmanService:
 
     @staticmethod
     def pid_file() -> Path:
-        from sim.runtime.paths import state_root
+        from cnilab.sim.runtime.paths import state_root
 
         return state_root() / "podman-service.pid"
 
     @staticmethod
     def log_path() -> Path:
-        from sim.runtime.paths import state_root
+        from cnilab.sim.runtime.paths import state_root
 
         return state_root() / "podman-service.log"
 
@@ -121,7 +120,7 @@ class PodmanService:
         """Start the service unless its socket already answers; returns the PID started (or None)."""
         import subprocess
 
-        from sim.runtime.process import spawn
+        from cnilab.sim.runtime.process import spawn
 
         with contextlib.suppress(docker.errors.DockerException):
             _ping(f"unix://{PODMAN_SOCK}", 5).close()
@@ -147,7 +146,7 @@ class PodmanService:
     @classmethod
     def stop_if_unused(cls, client: docker.DockerClient | None = None, force: bool = False) -> bool:
         """Stop the service this state root started once no cnilab container remains; True if stopped."""
-        from sim.runtime.cleanup import kill_pids
+        from cnilab.sim.runtime.cleanup import kill_pids
 
         try:
             pid = int(cls.pid_file().read_text())
@@ -251,7 +250,7 @@ class DockerBackend(Backend):
 
     def _mounts(self) -> dict[str, dict[str, str]]:
         """Lab dir (rw) and the cnilab code, venv and base interpreter (ro), each at its host path,
-        so host-rendered commands (``/path/.venv/bin/python -m sim.edge.driver ...``) run as is."""
+        so host-rendered commands (``/path/.venv/bin/python -m cnilab.sim.edge.driver ...``) run as is."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         mounts = {str(self.workdir.resolve()): {"bind": str(self.workdir.resolve()), "mode": "rw"}}
         for p in sorted({*shipped.code_dirs(), Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}):

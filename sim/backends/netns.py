@@ -3,7 +3,7 @@
 Why namespaces: they start in milliseconds, need no images, and the customer's real FRR/BIRD runs
 unchanged inside one with ``ip netns exec``. Each veth pair is created with its two ends placed
 directly in the two node namespaces, so nothing is ever left with a host-side name. The loopback
-of every namespace carries an owner tag (see :mod:`sim.runtime.cleanup`) so ``down --all`` can tell
+of every namespace carries an owner tag (see :mod:`cnilab.sim.runtime.cleanup`) so ``down --all`` can tell
 an orphan from a colleague's running lab.
 """
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sim.backends.base import Backend, BackendError
-from sim.runtime import proc
-from sim.runtime.cleanup import netns_path as _ns_path
-from sim.runtime.cleanup import owner_tag, remove_netns
-from sim.runtime.nsenter import in_netns
-from sim.runtime.paths import lab_dir, ns_name
-from sim.topology.plan import LabPlan, Link, Node
+from cnilab.sim.backends.base import Backend, BackendError
+from cnilab.sim.runtime import proc
+from cnilab.sim.runtime.cleanup import netns_path as _ns_path
+from cnilab.sim.runtime.cleanup import owner_tag, remove_netns
+from cnilab.sim.runtime.nsenter import in_netns
+from cnilab.sim.runtime.paths import lab_dir, ns_name
+from cnilab.sim.topology.plan import LabPlan, Link, Node
 
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21

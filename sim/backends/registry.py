@@ -5,9 +5,9 @@ container engine, which a netns lab never touches), so the registry names each b
 rather than importing them all to collect a decorator's registrations. CLI help and choices, the
 orchestrator's choice of class and its "attach only" handling all read this table.
 
-Adding a backend: a module with a :class:`~sim.backends.base.Backend` subclass (``preflight`` to
+Adding a backend: a module with a :class:`~cnilab.sim.backends.base.Backend` subclass (``preflight`` to
 refuse early, ``adopt`` to take over a running lab's nodes), one :class:`BackendKind` line below,
-and its name in ``sim.state.LabState.backend`` (``tests/test_backends_registry.py`` compares them).
+and its name in ``cnilab.sim.state.LabState.backend`` (``tests/test_backends_registry.py`` compares them).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the table is read by `cnilab down` before the lab layer loads (issue 16)
-    from sim.backends.base import Backend
+    from cnilab.sim.backends.base import Backend
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class BackendKind:
     name: str
     help: str
     target: str
-    """``module:Class`` of the :class:`~sim.backends.base.Backend` subclass."""
+    """``module:Class`` of the :class:`~cnilab.sim.backends.base.Backend` subclass."""
     builds: bool = True
     """False: another tool deploys and removes the lab; cnilab only attaches to it."""
     build_refusal: str = ""
@@ -42,11 +42,11 @@ class BackendKind:
 
 BACKENDS: dict[str, BackendKind] = {k.name: k for k in (
     BackendKind("netns", "network namespaces and veth pairs on this host (needs root)",
-                "sim.backends.netns:NetnsBackend", host_files=True),
+                "cnilab.sim.backends.netns:NetnsBackend", host_files=True),
     BackendKind("docker", "one container per node on a Docker or Podman engine, cnilab's images",
-                "sim.backends.docker:DockerBackend"),
+                "cnilab.sim.backends.docker:DockerBackend"),
     BackendKind("containerlab", "attach to a lab containerlab deployed from a cnilab export",
-                "sim.backends.containerlab:ContainerlabBackend", builds=False,
+                "cnilab.sim.backends.containerlab:ContainerlabBackend", builds=False,
                 build_refusal="the containerlab backend only attaches to a lab containerlab deployed (`cnilab "
                               "export containerlab`, then `containerlab deploy`)"),
 )}
@@ -60,7 +60,7 @@ def backend_names(builds: bool | None = None, host_files: bool | None = None) ->
 
 
 def backend_kind(name: str) -> BackendKind:
-    from sim.backends.base import BackendError
+    from cnilab.sim.backends.base import BackendError
 
     try:
         return BACKENDS[name]
@@ -75,7 +75,7 @@ def backends_help(builds: bool | None = None) -> str:
 
 def make_backend(name: str, lab: str, workdir: Path) -> Backend:
     """A backend that will build lab ``lab``; refused for one that only attaches."""
-    from sim.backends.base import BackendError
+    from cnilab.sim.backends.base import BackendError
 
     kind = backend_kind(name)
     if not kind.builds:

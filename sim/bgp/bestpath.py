@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 METRIC_BASE = 10
 """Kernel metric of the best path; the n-th alternative gets METRIC_BASE + n (all below the
-internet-backup static route's metric in sim.topology.plan.BACKUP_METRIC)."""
+internet-backup static route's metric in cnilab.sim.topology.plan.BACKUP_METRIC)."""
 
 
 class Candidate(BaseModel):

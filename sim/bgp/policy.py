@@ -1,6 +1,6 @@
 """Cloudflare's import policy for routes a customer announces over a CNI.
 
-Pure functions over facts from :mod:`sim.facts`, so the live edge (``sim.edge.driver``), the
+Pure functions over facts from :mod:`cnilab.sim.facts`, so the live edge (``cnilab.sim.edge.driver``), the
 simulator and the API's pre-flight checks all refuse the same prefixes for the same reason. Every
 decision carries a reason an engineer can act on without reading this file: it names the prefix,
 the limit and what Cloudflare accepts instead.
@@ -12,9 +12,8 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+from cnilab.sim.facts import bogons, cloudflare_ranges, load_facts
 from pydantic import BaseModel, ConfigDict
-
-from sim.facts import bogons, cloudflare_ranges, load_facts
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from cnilab.sim.bgp.policy import PolicyDecision
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
-
-from sim.bgp.policy import PolicyDecision
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 RovState = Literal["valid", "invalid", "not-found"]

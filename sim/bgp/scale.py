@@ -12,7 +12,7 @@ import ipaddress
 import itertools
 from collections.abc import Iterator, Sequence
 
-from sim.facts import cloudflare_ranges, load_facts
+from cnilab.sim.facts import cloudflare_ranges, load_facts
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

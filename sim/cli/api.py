@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
-from sim.cli.output import console, fail
+from cnilab.sim.cli.output import console, fail
 
 
 def exposure_problem(host: str, is_dev: bool, insecure_dev: bool) -> str | None:
@@ -15,7 +14,7 @@ def exposure_problem(host: str, is_dev: bool, insecure_dev: bool) -> str | None:
     The development token is printed in the README: off loopback it would let anyone on the network
     drive the lab's edge peer. A configured credential, or an explicit opt-in, is required there.
     """
-    from sim.dashboard.app import is_loopback
+    from cnilab.sim.dashboard.app import is_loopback
 
     if is_loopback(host) or not is_dev or insecure_dev:
         return None
@@ -39,9 +38,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve /client/v4/accounts/{account_id}/cni/... (usable by the official SDKs, curl, Terraform)."""
         import uvicorn
-
-        from mock_api import create_app, load_settings
-        from mock_api.config import DEV_ACCOUNT, DEV_EMAIL, DEV_KEY, DEV_TOKEN, SettingsError
+        from cnilab.mock_api import create_app, load_settings
+        from cnilab.mock_api.config import DEV_ACCOUNT, DEV_EMAIL, DEV_KEY, DEV_TOKEN, SettingsError
 
         try:
             settings = load_settings(config, db=db, lab=lab)

@@ -11,13 +11,12 @@ import time
 from typing import Annotated, Any
 
 import typer
+from cnilab.sim.cli.options import ATTACH_BACKEND_HELP, backend_param
+from cnilab.sim.cli.output import console, emit, fail, lab_name_param
+from cnilab.sim.edge.control import EdgeClient
+from cnilab.sim.handle import LabHandle
 from rich.markup import escape
 from rich.table import Table
-
-from sim.cli.options import ATTACH_BACKEND_HELP, backend_param
-from sim.cli.output import console, emit, fail, lab_name_param
-from sim.edge.control import EdgeClient
-from sim.handle import LabHandle
 
 LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)",
                                            callback=lab_name_param)]
@@ -27,9 +26,9 @@ BackendOpt = Annotated[str | None, typer.Option("--backend", callback=backend_pa
 
 
 def _lab(name: str | None, backend: str | None = None):
-    from sim.backends.base import BackendError
-    from sim.lab.lab import Lab
-    from sim.state import LabNotFound
+    from cnilab.sim.backends.base import BackendError
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.state import LabNotFound
 
     try:
         return Lab.attach(name, backend)
@@ -38,7 +37,7 @@ def _lab(name: str | None, backend: str | None = None):
 
 
 def _client(lab: LabHandle) -> EdgeClient:
-    from sim.edge import client_for
+    from cnilab.sim.edge import client_for
 
     return client_for(lab)
 
@@ -110,7 +109,7 @@ def register(app: typer.Typer) -> None:
     def bgp(lab: LabOpt = None, as_json: JsonOpt = False,
                backend: BackendOpt = None) -> None:
         """BGP sessions at the Cloudflare edge: state, uptime, prefixes and the reason for any failure."""
-        from sim.edge.control import ControlError
+        from cnilab.sim.edge.control import ControlError
 
         handle = _lab(lab, backend)
         try:
@@ -121,8 +120,8 @@ def register(app: typer.Typer) -> None:
         def timers(edge_warned: set[str]) -> None:
             """The hold/keepalive the customer's own daemon negotiated (the edge's view is above); a WARN
             the edge already printed for a session is not repeated in other words."""
-            from sim.routers import customer_bgp
-            from sim.routers.crosscheck import MIN_HOLD_S
+            from cnilab.sim.routers import customer_bgp
+            from cnilab.sim.routers.crosscheck import MIN_HOLD_S
 
             try:
                 mine = [n for n in customer_bgp(handle) if n.get("session") and n.get("hold_time") is not None]
@@ -149,7 +148,7 @@ def register(app: typer.Typer) -> None:
     def bfd(lab: LabOpt = None, as_json: JsonOpt = False,
                backend: BackendOpt = None) -> None:
         """BFD sessions of the edge's speaker: state, negotiated timers, detection time, last diagnostic."""
-        from sim.edge.control import ControlError
+        from cnilab.sim.edge.control import ControlError
 
         try:
             rows = _client(_lab(lab, backend)).bfd()
@@ -194,7 +193,7 @@ def register(app: typer.Typer) -> None:
             r = lb.run(node, ["ip", f"-{fam}", "route", "show"], check=False)
             out[f"ipv{fam}"] = r.stdout.splitlines() if r.returncode == 0 else [f"error: {r.stderr.strip()}"]
         if node == "cf":
-            from sim.edge.control import ControlError
+            from cnilab.sim.edge.control import ControlError
 
             try:
                 out["edge"] = _client(lb).routes().model_dump(mode="json")
@@ -202,7 +201,7 @@ def register(app: typer.Typer) -> None:
                 out["edge_error"] = str(exc)
         if node == "cust":
             try:
-                from sim.routers import customer_routes
+                from cnilab.sim.routers import customer_routes
 
                 out["daemon"] = customer_routes(lb)
             except Exception as exc:  # the router module is optional; say why its view is missing

@@ -10,13 +10,12 @@ from __future__ import annotations
 import secrets
 
 import typer
-
-from sim.cli.output import console, fail, lab_name_param
+from cnilab.sim.cli.output import console, fail, lab_name_param
 
 
 def resolve_token(host: str, token: str | None) -> tuple[str | None, bool]:
     """The token to use and whether it was generated here (only for a non-loopback bind)."""
-    from sim.dashboard import is_loopback
+    from cnilab.sim.dashboard import is_loopback
 
     if token or is_loopback(host):
         return token, False
@@ -35,9 +34,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Live web view of a running lab: links, BGP/BFD, traffic per path, faults and a timeline."""
         import uvicorn
-
-        from sim.dashboard import DashboardConfigError, create_app
-        from sim.state import LabNotFound
+        from cnilab.sim.dashboard import DashboardConfigError, create_app
+        from cnilab.sim.state import LabNotFound
 
         token, generated = resolve_token(host, token)
         try:

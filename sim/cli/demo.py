@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cnilab.sim.cli.output import console, fail, lab_name_param
+from cnilab.sim.handle import LabHandle
 from rich.table import Table
-
-from sim.cli.output import console, fail, lab_name_param
-from sim.handle import LabHandle
 
 
 class Step:
@@ -41,8 +40,8 @@ class Step:
 
 
 def _bgp_up(lab: LabHandle) -> tuple[bool, str]:
-    from sim.checks import wait_bgp_up
-    from sim.edge.control import EdgeClient
+    from cnilab.sim.checks import wait_bgp_up
+    from cnilab.sim.edge.control import EdgeClient
 
     client = EdgeClient(lab.state.control["edge"])
     client.wait_established(timeout=60)
@@ -52,9 +51,9 @@ def _bgp_up(lab: LabHandle) -> tuple[bool, str]:
 
 
 def _bfd_up(lab: LabHandle) -> tuple[bool, str]:
-    from sim.checks import bfd_sessions, wait_bfd_at_timers
-    from sim.edge.control import EdgeClient
-    from sim.testing import WaitTimeout
+    from cnilab.sim.checks import bfd_sessions, wait_bfd_at_timers
+    from cnilab.sim.edge.control import EdgeClient
+    from cnilab.sim.testing import WaitTimeout
 
     if not bfd_sessions(lab.plan):
         return True, "no BFD at both ends on this dataplane"
@@ -68,7 +67,7 @@ def _bfd_up(lab: LabHandle) -> tuple[bool, str]:
 
 
 def _customer_has_cf_routes(lab: LabHandle) -> tuple[bool, str]:
-    from sim.testing import WaitTimeout, wait_for
+    from cnilab.sim.testing import WaitTimeout, wait_for
 
     want = sum(1 for p in lab.plan.cf_prefixes if p.version == 4)
 
@@ -83,9 +82,9 @@ def _customer_has_cf_routes(lab: LabHandle) -> tuple[bool, str]:
 
 
 def _silent_failure(lab: LabHandle) -> tuple[bool, str]:
-    from sim.checks import detection, wait_torn_down
-    from sim.edge.control import EdgeClient
-    from sim.faults.apply import apply_fault, clear_faults
+    from cnilab.sim.checks import detection, wait_torn_down
+    from cnilab.sim.edge.control import EdgeClient
+    from cnilab.sim.faults.apply import apply_fault, clear_faults
 
     sess = lab.plan.sessions[0]
     client = EdgeClient(lab.state.control["edge"])
@@ -111,10 +110,10 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[bool, typer.Option("--keep", help="Leave the lab running at the end")] = False,
     ) -> None:
         """Bring up a lab, rehearse the BGP call, probe MTU/MSS, fail the link once, tear down."""
-        from sim.lab.lab import Lab
-        from sim.probes.mss import probe_mss
-        from sim.probes.mtu import probe_mtu
-        from sim.topology import ConfigError, build_plan, load_topology
+        from cnilab.sim.lab.lab import Lab
+        from cnilab.sim.probes.mss import probe_mss
+        from cnilab.sim.probes.mtu import probe_mtu
+        from cnilab.sim.topology import ConfigError, build_plan, load_topology
 
         try:
             plan = build_plan(load_topology(topology), name)

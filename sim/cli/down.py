@@ -1,16 +1,15 @@
 """``cnilab down``: a light module, so the lab's daemons get their SIGTERM before the lab layer loads.
 
 Importing the lab layer (the topology's pydantic models) takes ~0.2 s and FRR/ExaBGP take about as
-long to exit on SIGTERM; signalling them first (sim.runtime.early_stop) lets the two overlap
+long to exit on SIGTERM; signalling them first (cnilab.sim.runtime.early_stop) lets the two overlap
 (issue 16: down <= 0.4 s). The teardown itself is the lab layer's, unchanged.
 """
 
 from __future__ import annotations
 
 import typer
-
-from sim.cli.options import ATTACH_BACKEND_OPTION, JSON_OPTION, LAB_OPTION
-from sim.cli.output import console, emit, fail
+from cnilab.sim.cli.options import ATTACH_BACKEND_OPTION, JSON_OPTION, LAB_OPTION
+from cnilab.sim.cli.output import console, emit, fail
 
 
 def down(lab: str = LAB_OPTION,
@@ -19,12 +18,12 @@ def down(lab: str = LAB_OPTION,
          as_json: bool = JSON_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
     """Stop every process of the lab and remove its tunnels, namespaces and state."""
     if not all_ and backend is None:
-        from sim.runtime.early_stop import sigterm_lab
+        from cnilab.sim.runtime.early_stop import sigterm_lab
 
         sigterm_lab(lab)
-    from sim.cli.lab import DownResult, _errors
-    from sim.lab.lab import Lab, down_all, down_lab
-    from sim.state import list_labs
+    from cnilab.sim.cli.lab import DownResult, _errors
+    from cnilab.sim.lab.lab import Lab, down_all, down_lab
+    from cnilab.sim.state import list_labs
 
     with _errors():
         if all_:

@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-
-from sim.cli.output import console, emit, fail
-from sim.cli.probe import JsonOpt, LabOpt, _lab
+from cnilab.sim.cli.output import console, emit, fail
+from cnilab.sim.cli.probe import JsonOpt, LabOpt, _lab
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +27,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Cloudflare-side maintenance: tag routes GRACEFUL_SHUTDOWN (65535:0), wait, pull the link; loss?"""
-        from sim.drills.gshut import gshut_drill
+        from cnilab.sim.drills.gshut import gshut_drill
 
         the_lab = _lab(lab)
         try:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
-from sim.cli.output import console, emit, fail, lab_name_param
-from sim.topology.load import ConfigError, load_topology
-from sim.topology.paths import topologies_dir
-from sim.topology.plan import build_plan
+from cnilab.sim.cli.output import console, emit, fail, lab_name_param
+from cnilab.sim.topology.load import ConfigError, load_topology
+from cnilab.sim.topology.paths import topologies_dir
+from cnilab.sim.topology.plan import build_plan
 
 
 def shipped_topologies() -> list[Path]:
@@ -30,7 +29,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print stable JSON"),
     ) -> None:
         """Write <name>.clab.yml, node configs and the interface map for containerlab."""
-        from sim.export.containerlab import ExportError, ExportResult, write_export  # jsonschema, yaml: on use
+        from cnilab.sim.export.containerlab import ExportError, ExportResult, write_export  # jsonschema, yaml: on use
 
         if all_ == (topology is not None):
             fail("give either a TOPOLOGY file or --all")

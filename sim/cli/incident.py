@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from sim.cli.output import console, emit, fail
-from sim.cli.rehearse import ConfigOpt, KindOpt
+from cnilab.sim.cli.output import console, emit, fail
+from cnilab.sim.cli.rehearse import ConfigOpt, KindOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -21,11 +20,11 @@ def register(app: typer.Typer) -> None:
         sim: Annotated[bool, typer.Option("--sim", help="Predict it on the simulator (no lab, no root)")] = False,
     ) -> None:
         """Replay an incident on a fresh lab: exit 0 if your config behaves as a correct one does, 1 with the cause."""
-        from sim.bgp.customer_policy import Unsupported
-        from sim.incidents.runner import run_incident
-        from sim.incidents.simulate import simulate_incident
-        from sim.routers import RouterError
-        from sim.topology.load import ConfigError
+        from cnilab.sim.bgp.customer_policy import Unsupported
+        from cnilab.sim.incidents.runner import run_incident
+        from cnilab.sim.incidents.simulate import simulate_incident
+        from cnilab.sim.routers import RouterError
+        from cnilab.sim.topology.load import ConfigError
 
         if customer_config is not None and not customer_config.is_file():
             fail(f"--customer-config {customer_config}: file not found")

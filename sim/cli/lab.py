@@ -2,7 +2,7 @@
 
 Every command that prints data has ``--json`` with a pydantic model behind it, so scripts and the
 dashboard read the same fields a person sees. Expected failures (bad topology, no such lab, a
-backend that cannot build here) print one line through :func:`sim.cli.output.fail`.
+backend that cannot build here) print one line through :func:`cnilab.sim.cli.output.fail`.
 """
 
 from __future__ import annotations
@@ -17,19 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from cnilab.sim.backends.base import BackendError
+from cnilab.sim.backends.registry import backend_kind, backend_names, backends_help
+from cnilab.sim.cli.options import ATTACH_BACKEND_OPTION, JSON_OPTION, LAB_OPTION, backend_param
+from cnilab.sim.cli.output import console, emit, err_console, fail, lab_name_param
+from cnilab.sim.facts import DIRECTIONS
+from cnilab.sim.state import LabNotFound, LabState, list_labs
+from cnilab.sim.topology.load import ConfigError, load_topology
+from cnilab.sim.topology.plan import LabPlan, build_plan
 from pydantic import BaseModel, Field
 
-from sim.backends.base import BackendError
-from sim.backends.registry import backend_kind, backend_names, backends_help
-from sim.cli.options import ATTACH_BACKEND_OPTION, JSON_OPTION, LAB_OPTION, backend_param
-from sim.cli.output import console, emit, err_console, fail, lab_name_param
-from sim.facts import DIRECTIONS
-from sim.state import LabNotFound, LabState, list_labs
-from sim.topology.load import ConfigError, load_topology
-from sim.topology.plan import LabPlan, build_plan
-
 if TYPE_CHECKING:  # `down` does not need it: `up` imports it (startup time, issue 16)
-    from sim.edge.readiness import Readiness
+    from cnilab.sim.edge.readiness import Readiness
 
 
 
@@ -129,7 +128,7 @@ class DownResult(BaseModel):
 
 def lab_status(st: LabState) -> LabStatus:
     """Build the status view from a state file (and the live system: namespaces, pids)."""
-    from sim.runtime.cleanup import netns_path
+    from cnilab.sim.runtime.cleanup import netns_path
 
     plan = st.plan
     ifnames: dict[str, dict[str, str]] = st.extra.get("ifnames", {})
@@ -231,7 +230,7 @@ def _plan(topology: Path, name: str | None, *, check_router: bool = True) -> Lab
     except ValueError as exc:
         raise ConfigError(topology, [str(exc)]) from exc
     if check_router and plan.customer_router.config is not None:
-        from sim.routers import check_customer_config  # also names a config of the other daemon's kind
+        from cnilab.sim.routers import check_customer_config  # also names a config of the other daemon's kind
 
         check_customer_config(plan)
     return plan
@@ -258,8 +257,8 @@ def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/
     a session is not (the lab stays for `cnilab bgp`), 2 when the input is refused (topology, or a
     router config the daemon's parser refuses) and nothing is built.
     """
-    from sim.edge.readiness import Readiness, bring_up_budget, wait_lab_sessions
-    from sim.lab.lab import Lab
+    from cnilab.sim.edge.readiness import Readiness, bring_up_budget, wait_lab_sessions
+    from cnilab.sim.lab.lab import Lab
 
     with _errors():
         plan = _plan(topology, name)
@@ -304,12 +303,12 @@ def up(topology: Path = typer.Argument(..., help="Topology YAML (see topologies/
 
 def status(lab: str = LAB_OPTION, as_json: bool = JSON_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
     """Nodes, links (MTU/VLAN/GRE), tunnels, processes, mechanisms and active faults."""
-    from sim.lab.lab import Lab, resolve_lab
+    from cnilab.sim.lab.lab import Lab, resolve_lab
 
     with _errors():
         attach_only = backend is not None and not backend_kind(backend).builds
         if attach_only or (lab is not None and not LabState.exists(lab)):
-            from sim.lab import attach_clab
+            from cnilab.sim.lab import attach_clab
 
             if attach_only or attach_clab.deployed(lab):
                 emit(lab_status(Lab.attach(lab, backend or attach_clab.BACKEND).state), as_json, render_status)
@@ -331,7 +330,7 @@ def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, tr
           cmd: list[str] = typer.Argument(..., help="Command to run inside the node (after --)"),
           lab: str = LAB_OPTION, backend: str = ATTACH_BACKEND_OPTION) -> None:
     """Run CMD inside NODE of a lab; exits with the command's status."""
-    from sim.lab.lab import Lab
+    from cnilab.sim.lab.lab import Lab
 
     lab, backend, cmd = split_exec_args(lab, backend, cmd)
     if not cmd:
@@ -340,7 +339,7 @@ def exec_(node: str = typer.Argument(..., help="Node: cf, cust, inet, origin, tr
         handle = Lab.attach(lab, backend)
         if node not in {n.name for n in handle.plan.nodes}:
             fail(f"lab {handle.name} has no node {node!r}; nodes: {', '.join(n.name for n in handle.plan.nodes)}")
-        from sim.routers import cli_argv
+        from cnilab.sim.routers import cli_argv
 
         code = handle.interactive(node, cli_argv(handle, node, cmd))
     raise typer.Exit(code)
@@ -377,8 +376,8 @@ def split_exec_args(lab: str | None, backend: str | None, argv: list[str]) -> tu
 
 def doctor(as_json: bool = JSON_OPTION) -> None:
     """Test each kernel feature and binary for real; say what the lab uses instead of what is missing."""
-    from sim.dataplane.capabilities import DoctorReport
-    from sim.dataplane.capabilities import doctor as run_doctor
+    from cnilab.sim.dataplane.capabilities import DoctorReport
+    from cnilab.sim.dataplane.capabilities import doctor as run_doctor
 
     def render(r: DoctorReport) -> None:
         from rich.table import Table
@@ -399,7 +398,7 @@ def doctor(as_json: bool = JSON_OPTION) -> None:
 def schema(check: bool = typer.Option(False, "--check", help="Fail if the committed schema is stale"),
            output: Path = typer.Option(None, "--output", "-o", help="Write here instead of the repo copy")) -> None:
     """Write (or --check) topologies/schema/topology.schema.json from the pydantic Topology model."""
-    from sim.topology import schema as sch
+    from cnilab.sim.topology import schema as sch
 
     path = output or sch.SCHEMA_PATH
     if check:

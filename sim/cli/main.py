@@ -7,24 +7,24 @@ options; this module only lists them. A module is imported when one of its comma
 
 from __future__ import annotations
 
-from sim.cli.command_index import INDEX
-from sim.cli.lazy import lazy_group, new_app
+from cnilab.sim.cli.command_index import INDEX
+from cnilab.sim.cli.lazy import lazy_group, new_app
 
 COMMAND_MODULES = (
-    "sim.cli.lab",        # up, status, exec, doctor, schema, validate
-    "sim.cli.down",       # down (light: signals the daemons before the lab layer loads)
-    "sim.cli.demo",       # demo (the README's main job)
-    "sim.cli.bgp",        # bgp, bfd, routes
-    "sim.cli.api",        # api
-    "sim.cli.probe",      # probe, fault, failover
-    "sim.cli.scenario",   # run, sim, compare
-    "sim.cli.export",     # export containerlab
-    "sim.cli.dashboard",  # dashboard
-    "sim.cli.rehearse",   # rehearse, test
-    "sim.cli.verify",     # verify (before/after a config change)
-    "sim.cli.drill",      # drill gshut
-    "sim.cli.incident",   # incident (replay a well-known incident pack)
-    "sim.cli.tunnels",    # tunnels (Magic health checks and steering)
+    "cnilab.sim.cli.lab",        # up, status, exec, doctor, schema, validate
+    "cnilab.sim.cli.down",       # down (light: signals the daemons before the lab layer loads)
+    "cnilab.sim.cli.demo",       # demo (the README's main job)
+    "cnilab.sim.cli.bgp",        # bgp, bfd, routes
+    "cnilab.sim.cli.api",        # api
+    "cnilab.sim.cli.probe",      # probe, fault, failover
+    "cnilab.sim.cli.scenario",   # run, sim, compare
+    "cnilab.sim.cli.export",     # export containerlab
+    "cnilab.sim.cli.dashboard",  # dashboard
+    "cnilab.sim.cli.rehearse",   # rehearse, test
+    "cnilab.sim.cli.verify",     # verify (before/after a config change)
+    "cnilab.sim.cli.drill",      # drill gshut
+    "cnilab.sim.cli.incident",   # incident (replay a well-known incident pack)
+    "cnilab.sim.cli.tunnels",    # tunnels (Magic health checks and steering)
 )
 
 app = new_app(

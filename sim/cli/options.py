@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import typer
-
-from sim.backends.registry import backend_kind, backend_names, backends_help
-from sim.cli.output import lab_name_param
+from cnilab.sim.backends.registry import backend_kind, backend_names, backends_help
+from cnilab.sim.cli.output import lab_name_param
 
 LAB_OPTION = typer.Option(None, "--lab", "-l", help="Lab name (may be omitted when only one lab runs)",
                           callback=lab_name_param)

@@ -39,11 +39,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def lab_name_param(value: str | None) -> str | None:
-    """Typer callback for every ``--lab`` / ``--name``: the one lab-name rule (sim.runtime.names), so a
+    """Typer callback for every ``--lab`` / ``--name``: the one lab-name rule (cnilab.sim.runtime.names), so a
     bad name is refused with exit 2 before anything is created."""
     import typer
-
-    from sim.runtime.names import BadLabName, validate_lab_name
+    from cnilab.sim.runtime.names import BadLabName, validate_lab_name
 
     if value is None:
         return None

@@ -8,16 +8,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from cnilab.sim.cli.output import console, emit, fail, lab_name_param
+from cnilab.sim.faults.kinds import EXAMPLES, HELP, KINDS
 from rich.table import Table
-
-from sim.cli.output import console, emit, fail, lab_name_param
-from sim.faults.kinds import EXAMPLES, HELP, KINDS
 
 
 def _lab(name: str | None, backend: str | None = None):
-    from sim.backends.base import BackendError
-    from sim.lab.lab import Lab
-    from sim.state import LabNotFound
+    from cnilab.sim.backends.base import BackendError
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.state import LabNotFound
 
     try:
         return Lab.attach(name, backend)
@@ -43,7 +42,7 @@ def register(app: typer.Typer) -> None:
                   lab: LabOpt = None, as_json: JsonOpt = False,
                backend: BackendOpt = None) -> None:
         """Path MTU in each direction by one-way DF sweep, against the profile; and whether PMTUD works."""
-        from sim.probes.mtu import probe_mtu as run
+        from cnilab.sim.probes.mtu import probe_mtu as run
 
         try:
             report = run(_lab(lab, backend), link)
@@ -71,7 +70,7 @@ def register(app: typer.Typer) -> None:
     def probe_mss(lab: LabOpt = None, as_json: JsonOpt = False,
                backend: BackendOpt = None) -> None:
         """Real TCP handshakes inet <-> origin; MSS seen on each side vs what the profile requires."""
-        from sim.probes.mss import probe_mss as run
+        from cnilab.sim.probes.mss import probe_mss as run
 
         report = run(_lab(lab, backend))
 
@@ -102,7 +101,7 @@ def register(app: typer.Typer) -> None:
     @probe.command("tunnel")
     def probe_tunnel(lab: LabOpt = None, as_json: JsonOpt = False, backend: BackendOpt = None) -> None:
         """Ping Cloudflare's inner address through each GRE tunnel; name the declared values that differ."""
-        from sim.probes.tunnel import probe_tunnel as run
+        from cnilab.sim.probes.tunnel import probe_tunnel as run
 
         report = run(_lab(lab, backend))
 
@@ -134,8 +133,8 @@ def register(app: typer.Typer) -> None:
         backend: BackendOpt = None,
     ) -> None:
         """Inject a fault (`cnilab fault ewr1 loss 30%`), clear it (`cnilab fault clear ewr1|--all`), or list them."""
-        from sim.faults.apply import FaultError, apply_fault, clear_faults
-        from sim.faults.kinds import parse_fault
+        from cnilab.sim.faults.apply import FaultError, apply_fault, clear_faults
+        from cnilab.sim.faults.kinds import parse_fault
 
         if target not in ("list", "clear") and kind is not None:
             try:  # a bad kind or value is refused before any lab is touched
@@ -179,8 +178,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stream UDP both ways (inet <-> origin), fail LINK, and measure loss window and time to the new path
         in each direction: Cloudflare's switchover and your router's own (BFD, local-pref)."""
-        from sim.faults import FaultError
-        from sim.probes.failover import measure_failover
+        from cnilab.sim.faults import FaultError
+        from cnilab.sim.probes.failover import measure_failover
 
         try:
             report = measure_failover(_lab(lab, backend), link, fault_kind, rate, restore=not keep)

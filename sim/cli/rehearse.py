@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from sim.cli.output import console, emit, err_console, fail, lab_name_param
-from sim.facts import router_kind_names
+from cnilab.sim.cli.output import console, emit, err_console, fail, lab_name_param
+from cnilab.sim.facts import router_kind_names
 
 DEFAULT_TOPOLOGY = Path("v1-gre")
-"""A shipped topology's name (resolved by sim.topology.paths), so the default works from any directory."""
+"""A shipped topology's name (resolved by cnilab.sim.topology.paths), so the default works from any directory."""
 EXIT_REFUSED = 2
 """Input refused before anything ran (see the module docstring)."""
 
@@ -49,10 +48,9 @@ LabOpt = Annotated[str | None, typer.Option("--name", "--lab", help="Lab name (d
 
 def _options(topology: Path, config: Path | None, kind: str | None, mss: str | None, name: str | None,
              dataplane: Path | None = None):
+    from cnilab.sim.rehearse import RunOptions
+    from cnilab.sim.topology.paths import resolve_topology
     from pydantic import ValidationError
-
-    from sim.rehearse import RunOptions
-    from sim.topology.paths import resolve_topology
 
     if kind is not None and kind not in router_kind_names(in_lab=True):
         fail(f"--kind = {kind!r}: choose {' or '.join(router_kind_names(in_lab=True))}")
@@ -70,9 +68,9 @@ def _options(topology: Path, config: Path | None, kind: str | None, mss: str | N
 
 
 def _run(suite: str, opts, as_json: bool, junit: Path | None) -> None:
-    from sim.rehearse import render_junit, run_acceptance, run_rehearsal
-    from sim.rehearse.checklist import print_checklist, print_step
-    from sim.topology.load import ConfigError
+    from cnilab.sim.rehearse import render_junit, run_acceptance, run_rehearsal
+    from cnilab.sim.rehearse.checklist import print_checklist, print_step
+    from cnilab.sim.topology.load import ConfigError
 
     out = err_console if as_json else console
     runner = run_rehearsal if suite == "rehearse" else run_acceptance
@@ -161,7 +159,7 @@ def register(app: typer.Typer) -> None:
         """
         opts = _options(topology, customer_config, kind, mss_clamp, name, dataplane)
         if record is not None or baseline_observation is not None:
-            from sim.cli.verify import test_with_observation
+            from cnilab.sim.cli.verify import test_with_observation
 
             test_with_observation(opts, as_json, junit, record, baseline_observation, expect, markdown)
         _run("test", opts, as_json, junit)

@@ -12,16 +12,15 @@ import time
 from pathlib import Path
 
 import typer
+from cnilab.sim.cli.output import console, emit, fail
+from cnilab.sim.report.html import render_html
+from cnilab.sim.report.junit import render_junit
+from cnilab.sim.report.model import Report
+from cnilab.sim.scenario.executor import ExecutorUnavailable, emulator_factory, open_sim
+from cnilab.sim.scenario.loader import LoadedScenario, load_scenario, scenario_json_schema, write_schema
+from cnilab.sim.scenario.runner import run_scenario
+from cnilab.sim.topology.load import ConfigError
 from rich.table import Table
-
-from sim.cli.output import console, emit, fail
-from sim.report.html import render_html
-from sim.report.junit import render_junit
-from sim.report.model import Report
-from sim.scenario.executor import ExecutorUnavailable, emulator_factory, open_sim
-from sim.scenario.loader import LoadedScenario, load_scenario, scenario_json_schema, write_schema
-from sim.scenario.runner import run_scenario
-from sim.topology.load import ConfigError
 
 SCENARIO_ARG = typer.Argument(..., help="Scenario file (topologies/scenarios/*.yml)")
 JSON_OPT = typer.Option(False, "--json", help="Print the report as JSON")
@@ -82,7 +81,7 @@ def _run_emu(loaded: LoadedScenario, seed: int) -> Report:
 
 
 def _sweep(loaded: LoadedScenario, specs: list[str], seed: int, as_json: bool) -> None:
-    from sim.scenario.sweep import sweep
+    from cnilab.sim.scenario.sweep import sweep
 
     started = time.perf_counter()
     try:

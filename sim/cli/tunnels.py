@@ -12,18 +12,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cnilab.sim.cli.output import console, emit, fail, lab_name_param
 from rich.table import Table
-
-from sim.cli.output import console, emit, fail, lab_name_param
 
 LabOpt = Annotated[str | None, typer.Option("--lab", help="Lab name (default: the only running lab)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
 def _lab(name: str | None):
-    from sim.backends.base import BackendError
-    from sim.lab.lab import Lab
-    from sim.lab.state import LabNotFound
+    from cnilab.sim.backends.base import BackendError
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.lab.state import LabNotFound
 
     try:
         lab = Lab.attach(name)
@@ -66,7 +65,7 @@ def register(app: typer.Typer) -> None:
         """Per tunnel: type (cni/gre), priority, health state, last probe results and transitions."""
         if ctx.invoked_subcommand is not None:
             return
-        from sim.magic.lab import StaleStatus, read_status
+        from cnilab.sim.magic.lab import StaleStatus, read_status
 
         the_lab = _lab(lab)
         try:
@@ -86,7 +85,7 @@ def register(app: typer.Typer) -> None:
              hc_type: Annotated[str | None, typer.Option("--type", help="reply | request")] = None,
              lab: LabOpt = None) -> None:
         """Change a tunnel's route priority or health check in the running lab (the up-pref step)."""
-        from sim.magic.ops import set_tunnel
+        from cnilab.sim.magic.ops import set_tunnel
 
         try:
             set_tunnel(_lab(lab), tunnel, priority=priority, rate=rate, hc_type=hc_type)
@@ -99,7 +98,7 @@ def register(app: typer.Typer) -> None:
                                                                    "blackhole | clear")],
               lab: LabOpt = None) -> None:
         """Make the customer's side of a tunnel stop returning probes (or clear it)."""
-        from sim.magic import faults
+        from cnilab.sim.magic import faults
 
         the_lab = _lab(lab)
         try:
@@ -119,8 +118,8 @@ def register(app: typer.Typer) -> None:
              seeds: Annotated[int, typer.Option(help="Phases per rate in a sweep")] = 100,
              as_json: JsonOpt = False) -> None:
         """Run a Magic scenario in the simulator (no root, virtual time); --sweep-rate: failover per rate."""
-        from sim.magic.scenario import load_scenario
-        from sim.magic.simulate import simulate, sweep
+        from cnilab.sim.magic.scenario import load_scenario
+        from cnilab.sim.magic.simulate import simulate, sweep
 
         try:
             sc = load_scenario(scenario)
@@ -141,9 +140,9 @@ def register(app: typer.Typer) -> None:
     def run_(scenario: str, compare: Annotated[bool, typer.Option(help="Also check against the simulator")] = False,
              as_json: JsonOpt = False) -> None:
         """Run a Magic scenario on the emulator (a fresh lab, removed afterwards); needs root."""
-        from sim.magic.emulate import compare as cmp
-        from sim.magic.emulate import emulate
-        from sim.magic.scenario import load_scenario
+        from cnilab.sim.magic.emulate import compare as cmp
+        from cnilab.sim.magic.emulate import emulate
+        from cnilab.sim.magic.scenario import load_scenario
 
         try:
             sc = load_scenario(scenario)
@@ -167,8 +166,8 @@ def register(app: typer.Typer) -> None:
                   as_json: JsonOpt = False) -> None:
         """Rehearse Magic Transit over CNI: health checks return, traffic on internet GRE, up-pref to CNI
         (loss, reordering), MSS 1332, DSR egress, rollback. Stops at the first failure with cause and fix."""
-        from sim.magic.rehearse import rehearse_magic
-        from sim.topology.paths import resolve_topology
+        from cnilab.sim.magic.rehearse import rehearse_magic
+        from cnilab.sim.topology.paths import resolve_topology
 
         try:
             path = resolve_topology(topology)
@@ -186,8 +185,8 @@ def register(app: typer.Typer) -> None:
 
         edit = None
         if customer_config is not None:
-            from sim.rehearse.runner import sniff_kind
-            from sim.topology.model import CustomerRouter
+            from cnilab.sim.rehearse.runner import sniff_kind
+            from cnilab.sim.topology.model import CustomerRouter
 
             cfg = customer_config.expanduser().resolve()
             if not cfg.is_file():

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from sim.cli.output import console, err_console, fail
-from sim.cli.rehearse import DEFAULT_TOPOLOGY, DataplaneOpt, KindOpt, MssOpt, TopologyOpt, _options
+from cnilab.sim.cli.output import console, err_console, fail
+from cnilab.sim.cli.rehearse import DEFAULT_TOPOLOGY, DataplaneOpt, KindOpt, MssOpt, TopologyOpt, _options
 
 
 def _write(path: Path | None, text: str, what: str) -> None:
@@ -30,14 +29,14 @@ def _write(path: Path | None, text: str, what: str) -> None:
 
 
 def _declared(expect: Path | None) -> list[str]:
-    from sim.verify.expect import load_expect
+    from cnilab.sim.verify.expect import load_expect
 
     return load_expect(expect) if expect is not None else []
 
 
 def finish(verdict, as_json: bool, junit: Path | None, markdown: Path | None) -> None:
     """Print/write the verdict everywhere asked and exit with its code."""
-    from sim.verify.render import print_verdict, render_junit, render_markdown
+    from cnilab.sim.verify.render import print_verdict, render_junit, render_markdown
 
     _write(junit, render_junit(verdict), "--junit")
     _write(markdown, render_markdown(verdict), "--markdown")
@@ -52,11 +51,11 @@ def finish(verdict, as_json: bool, junit: Path | None, markdown: Path | None) ->
 def test_with_observation(opts, as_json: bool, junit: Path | None, record: Path | None,
                           baseline_observation: Path | None, expect: Path | None, markdown: Path | None) -> None:
     """``cnilab test`` plus an observation of the converged lab, recorded and/or judged against a baseline."""
-    from sim.rehearse import run_acceptance
-    from sim.rehearse.checklist import print_checklist, print_step
-    from sim.topology.load import ConfigError
-    from sim.verify.observe import observe
-    from sim.verify.runner import check_comparable, judge, load_observation
+    from cnilab.sim.rehearse import run_acceptance
+    from cnilab.sim.rehearse.checklist import print_checklist, print_step
+    from cnilab.sim.topology.load import ConfigError
+    from cnilab.sim.verify.observe import observe
+    from cnilab.sim.verify.runner import check_comparable, judge, load_observation
 
     out = err_console if as_json else console
     try:
@@ -76,7 +75,7 @@ def test_with_observation(opts, as_json: bool, junit: Path | None, record: Path 
     except ConfigError as exc:
         fail(str(exc))
     if junit is not None and base is None:
-        from sim.rehearse import render_junit as rj
+        from cnilab.sim.rehearse import render_junit as rj
 
         _write(junit, rj(report), "--junit")
     print_checklist(out, report)
@@ -129,9 +128,9 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds each lab may take to converge")] = 45.0,
     ) -> None:
         """Does the candidate config change exactly what --expect declares, and nothing else?"""
-        from sim.routers import RouterError
-        from sim.topology.load import ConfigError
-        from sim.verify.runner import check_comparable, judge, load_observation, record, record_both
+        from cnilab.sim.routers import RouterError
+        from cnilab.sim.topology.load import ConfigError
+        from cnilab.sim.verify.runner import check_comparable, judge, load_observation, record, record_both
 
         if (baseline is None) == (baseline_observation is None):
             fail("give exactly one of --baseline CONFIG or --baseline-observation FILE")
@@ -160,15 +159,15 @@ def register(app: typer.Typer) -> None:
 
 
 def _topology_name(path: Path) -> str:
-    from sim.topology.load import load_topology
+    from cnilab.sim.topology.load import load_topology
 
     return load_topology(path).name
 
 
 def _preflight(opts) -> None:
     """Both configs pass the daemon's parser before either lab is built (bad input: exit 2, nothing made)."""
-    from sim.rehearse.runner import build_run_plan
-    from sim.routers import check_customer_config
+    from cnilab.sim.rehearse.runner import build_run_plan
+    from cnilab.sim.routers import check_customer_config
 
     _topo, plan = build_run_plan(opts, "preflight")
     check_customer_config(plan)

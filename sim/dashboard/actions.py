@@ -18,9 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from sim.dashboard.models import ScenarioInfo, ScenarioRun, TrafficView
-from sim.lab.lab import Lab
-from sim.topology.plan import ORIGIN
+from cnilab.sim.dashboard.models import ScenarioInfo, ScenarioRun, TrafficView
+from cnilab.sim.lab.lab import Lab
+from cnilab.sim.topology.plan import ORIGIN
 
 MAX_RATE_PPS = 20_000
 
@@ -37,7 +37,7 @@ def origin_address(lab: Lab) -> str | None:
 
 
 class TrafficRunner:
-    """At most one :class:`~sim.probes.traffic.UdpStream` at a time; ``stop()`` always joins it."""
+    """At most one :class:`~cnilab.sim.probes.traffic.UdpStream` at a time; ``stop()`` always joins it."""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
@@ -48,7 +48,7 @@ class TrafficRunner:
         self._error: str | None = None
 
     def start(self, rate_pps: int) -> TrafficView:
-        from sim.probes.traffic import UdpStream
+        from cnilab.sim.probes.traffic import UdpStream
 
         if not 1 <= rate_pps <= MAX_RATE_PPS:
             raise ActionError(f"rate_pps {rate_pps} is out of range (1..{MAX_RATE_PPS})")
@@ -91,7 +91,7 @@ def scenario_files(root: Path) -> list[str]:
 
 def scenario_availability() -> tuple[bool, str | None]:
     """Whether `cnilab run` can work here, and if not the reason the button shows."""
-    from sim.scenario.executor import ExecutorUnavailable, emulator_factory
+    from cnilab.sim.scenario.executor import ExecutorUnavailable, emulator_factory
 
     if os.geteuid() != 0:
         return False, "the emulator needs root (network namespaces); start the dashboard as root"
@@ -123,7 +123,7 @@ class ScenarioRunner:
             if self._proc is not None and self._proc.poll() is None:
                 raise ActionError(f"scenario {self._run.file} is still running")
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "sim.cli.main", "run", file, "--json"], cwd=self.root,
+                [sys.executable, "-m", "cnilab.sim.cli.main", "run", file, "--json"], cwd=self.root,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
             self._run = ScenarioRun(file=file, running=True, started=time.time())
             self._waiter = threading.Thread(target=self._wait, args=(self._proc,), daemon=True)

@@ -29,17 +29,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from cnilab.sim.dashboard.actions import ActionError, ScenarioRunner, TrafficRunner
+from cnilab.sim.dashboard.collector import Collector, fault_targets
+from cnilab.sim.dashboard.models import FaultView, Meta, ScenarioRun, TrafficView
+from cnilab.sim.dashboard.topoview import build_view
+from cnilab.sim.lab.lab import Lab
+from cnilab.sim.runtime import shipped
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-
-from sim.dashboard.actions import ActionError, ScenarioRunner, TrafficRunner
-from sim.dashboard.collector import Collector, fault_targets
-from sim.dashboard.models import FaultView, Meta, ScenarioRun, TrafficView
-from sim.dashboard.topoview import build_view
-from sim.lab.lab import Lab
-from sim.runtime import shipped
 
 STATIC = Path(__file__).parent / "static"
 KEEPALIVE_S = 15.0
@@ -226,7 +225,7 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
 
     @app.post("/api/faults", dependencies=[Depends(guard_write)])
     def add_fault(req: FaultRequest, request: Request) -> FaultView:
-        from sim.faults.apply import FaultError, apply_fault
+        from cnilab.sim.faults.apply import FaultError, apply_fault
 
         try:
             rec = apply_fault(lab, req.target, req.kind, req.value or None)
@@ -237,7 +236,7 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
 
     @app.delete("/api/faults", dependencies=[Depends(guard_write)])
     def del_faults(request: Request, target: str | None = None) -> dict[str, Any]:
-        from sim.faults.apply import FaultError, clear_faults
+        from cnilab.sim.faults.apply import FaultError, clear_faults
 
         try:
             gone = clear_faults(lab, target)
@@ -278,6 +277,6 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
 
 
 def _fault_help() -> dict[str, str]:
-    from sim.faults.kinds import HELP
+    from cnilab.sim.faults.kinds import HELP
 
     return dict(HELP)

@@ -1,10 +1,10 @@
 """The sampling loop behind the page: kernel links, faults, edge BGP/BFD and per-path rates.
 
-The readings come from :mod:`sim.observe` (the edge reader every observer uses, and the kernel's
+The readings come from :mod:`cnilab.sim.observe` (the edge reader every observer uses, and the kernel's
 interface counters); this module turns them into the page's snapshot and timeline.
 
 One background thread samples everything every ``period`` (250 ms) and publishes an immutable
-:class:`~sim.dashboard.models.Snapshot` with a version number; the web layer only reads the latest
+:class:`~cnilab.sim.dashboard.models.Snapshot` with a version number; the web layer only reads the latest
 snapshot, so a slow browser never slows sampling and a stalled edge driver never blocks a request.
 Timeline entries are produced by comparing consecutive samples (a carrier that changed, a fault
 that appeared or went) plus the edge driver's own event log, which is fetched incrementally.
@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sim.dashboard.models import (
+from cnilab.sim.dashboard.models import (
     EdgeView,
     EndState,
     FaultView,
@@ -31,10 +31,10 @@ from sim.dashboard.models import (
     TopologyView,
     TrafficView,
 )
-from sim.observe.counters import IfaceSample, NetnsReader
-from sim.observe.edge import EdgeReader
-from sim.runtime.paths import lab_dir
-from sim.state import FaultRecord, LabNotFound, LabState
+from cnilab.sim.observe.counters import IfaceSample, NetnsReader
+from cnilab.sim.observe.edge import EdgeReader
+from cnilab.sim.runtime.paths import lab_dir
+from cnilab.sim.state import FaultRecord, LabNotFound, LabState
 
 log = logging.getLogger(__name__)
 

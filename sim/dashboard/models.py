@@ -162,4 +162,4 @@ class Snapshot(BaseModel):
     traffic: TrafficView
     scenario: ScenarioRun
     sample_period_s: float
-    tunnels: list[dict[str, Any]] = Field(default_factory=list, description="Magic tunnels (sim.magic), if any")
+    tunnels: list[dict[str, Any]] = Field(default_factory=list, description="Magic tunnels (cnilab.sim.magic), if any")

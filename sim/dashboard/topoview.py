@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sim.dashboard.models import EndView, InterconnectView, LinkView, NodeView, PathView, TopologyView
-from sim.state import LabState
-from sim.topology.model import Topology
-from sim.topology.plan import EDGE, LabPlan
+from cnilab.sim.dashboard.models import EndView, InterconnectView, LinkView, NodeView, PathView, TopologyView
+from cnilab.sim.state import LabState
+from cnilab.sim.topology.model import Topology
+from cnilab.sim.topology.plan import EDGE, LabPlan
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def kernel_ifname(state: LabState, node: str, l3_name: str) -> str:
 def _load_topology(state: LabState) -> Topology | None:
     if not state.topology_path:
         return None
-    from sim.topology.load import ConfigError, load_topology
+    from cnilab.sim.topology.load import ConfigError, load_topology
 
     try:
         return load_topology(Path(state.topology_path))

@@ -20,11 +20,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from cnilab.sim.facts import router_kinds
+from cnilab.sim.runtime import proc
 from pydantic import BaseModel, Field
 from pyroute2 import IPRoute, netns
-
-from sim.facts import router_kinds
-from sim.runtime import proc
 
 FALLBACKS: dict[str, str] = {
     "gre": "userspace GRE endpoint (TUN device + raw IPPROTO_GRE socket)",

@@ -1,6 +1,6 @@
 """Realise the customer's declared dataplane in the ``cust`` node, and say who built what.
 
-The tunnels themselves are built by the lab (:meth:`sim.lab.lab.Lab._build_tunnels`, kernel GRE or
+The tunnels themselves are built by the lab (:meth:`cnilab.sim.lab.lab.Lab._build_tunnels`, kernel GRE or
 the userspace endpoint with exactly the declared parameters); this module runs the rest of the
 declaration (routes, netfilter, sysctl) as argument vectors, never through a shell, and answers
 the question every report must answer: did this piece of configuration come from the user, or
@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from cnilab.sim.backends.base import BackendError
+from cnilab.sim.dataplane.declared import CustomerDataplane, DeclaredClamp
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.topology.plan import CUSTOMER, LabPlan
 from pydantic import BaseModel
-
-from sim.backends.base import BackendError
-from sim.dataplane.declared import CustomerDataplane, DeclaredClamp
-from sim.handle import LabHandle
-from sim.topology.plan import CUSTOMER, LabPlan
 
 
 class DataplaneError(BackendError):
@@ -78,7 +77,7 @@ def clamp_provenance(plan: LabPlan, installed: int | None) -> Provenance:
 
 def clamp_diagnosis(plan: LabPlan, required: int) -> list[str]:
     """Name what is wrong with the customer's own clamp (or its absence), in the terms of the call."""
-    from sim.facts import load_facts
+    from cnilab.sim.facts import load_facts
 
     facts = load_facts()
     v6 = required - (facts.headers["ipv6"].bytes - facts.headers["ipv4"].bytes)

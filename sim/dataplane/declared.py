@@ -118,7 +118,7 @@ class DataplaneBlock(_Model):
         if self.mss_clamp is not None:
             blk = self.mss_clamp if isinstance(self.mss_clamp, ClampBlock) else ClampBlock(value=self.mss_clamp)
             ifs = blk.interfaces or [t.name for t in self.tunnels]
-            from sim.facts import load_facts
+            from cnilab.sim.facts import load_facts
 
             h = load_facts().headers
             where = "customer.router.dataplane.mss_clamp"

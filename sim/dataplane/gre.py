@@ -7,8 +7,8 @@ hosts, the machine cnilab is developed on) do not ship. Both paths produce the s
 node: an interface ``ifname`` with the inner /31, MTU 1476 and packets that really cross as GRE over
 the interconnect's /31, so routers, probes and faults never need to know which one is in use.
 
-The userspace endpoint is ``ugre.c`` (compiled on first use, see :mod:`sim.dataplane.ugre_build`);
-without gcc a pure-Python endpoint (:mod:`sim.dataplane.ugre_py`) keeps the lab functional at a
+The userspace endpoint is ``ugre.c`` (compiled on first use, see :mod:`cnilab.sim.dataplane.ugre_build`);
+without gcc a pure-Python endpoint (:mod:`cnilab.sim.dataplane.ugre_py`) keeps the lab functional at a
 fraction of the speed. :func:`gre_mode` says which one is in use and why.
 """
 
@@ -25,11 +25,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Interface
 from pathlib import Path
 from typing import Literal
 
+from cnilab.sim.dataplane import ugre_build
+from cnilab.sim.runtime.files import log_tail
+from cnilab.sim.runtime.process import ProcessRecord
 from pyroute2 import IPRoute
-
-from sim.dataplane import ugre_build
-from sim.runtime.files import log_tail
-from sim.runtime.process import ProcessRecord
 
 GreMode = Literal["auto", "kernel", "userspace"]
 
@@ -83,7 +82,7 @@ def userspace_endpoint() -> tuple[list[str], str]:
     silent slowdown.
     """
     if ugre_build.compiler() is None and not ugre_build.binary_path().is_file():
-        return [sys.executable, "-m", "sim.dataplane.ugre_py"], "pure-Python endpoint (gcc not found; slow)"
+        return [sys.executable, "-m", "cnilab.sim.dataplane.ugre_py"], "pure-Python endpoint (gcc not found; slow)"
     try:
         binary = ugre_build.ensure_binary()
     except ugre_build.BuildError as exc:
@@ -210,7 +209,7 @@ def start_userspace_gre(spawn: Callable[[str, list[str]], ProcessRecord], netns_
                         inner6: IPv6Interface | None = None) -> ProcessRecord:
     """Start a detached userspace GRE endpoint in ``netns_path`` and configure its TUN ``ifname``.
 
-    ``spawn(name, argv)`` must start a detached host process (``sim.runtime.process.spawn``
+    ``spawn(name, argv)`` must start a detached host process (``cnilab.sim.runtime.process.spawn``
     semantics); the endpoint enters the namespace itself. Returns once ``ifname`` exists and has
     ``inner``, ``mtu`` and link up; on failure the endpoint is stopped and :class:`GreError` says why.
     """

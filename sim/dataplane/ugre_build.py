@@ -26,7 +26,7 @@ class BuildError(RuntimeError):
 
 
 def source() -> bytes:
-    return resources.files("sim.dataplane").joinpath("ugre.c").read_bytes()
+    return resources.files("cnilab.sim.dataplane").joinpath("ugre.c").read_bytes()
 
 
 def cache_dir() -> Path:

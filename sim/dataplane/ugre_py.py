@@ -1,4 +1,4 @@
-"""Pure-Python userspace GRE endpoint: the fallback when gcc is absent (``python -m sim.dataplane.ugre_py``).
+"""Pure-Python userspace GRE endpoint: the fallback when gcc is absent (``python -m cnilab.sim.dataplane.ugre_py``).
 
 Same command line and wire behaviour as ``ugre.c`` (enter the netns, non-persistent TUN, raw
 IPPROTO_GRE socket bound to --local and connected to --remote, RFC 2784 without key, checksum or
@@ -20,7 +20,7 @@ import socket
 import struct
 import sys
 
-from sim.runtime.nsenter import setns
+from cnilab.sim.runtime.nsenter import setns
 
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000

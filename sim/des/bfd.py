@@ -1,6 +1,6 @@
 """BFD in the simulator: the edge's own RFC 5880 state machine, driven by the virtual clock.
 
-There is one BFD implementation (:class:`sim.edge.bfd_fsm.BfdSession`). Here it gets the
+There is one BFD implementation (:class:`cnilab.sim.edge.bfd_fsm.BfdSession`). Here it gets the
 simulator's clock, the world's seeded RNG and a ``send`` that puts the encoded packet on the
 simulated link (which may drop or delay it). What the simulator adds is bookkeeping: transitions
 for the report, the BGP end to tear down on Down, and each detection as (time, last packet
@@ -13,13 +13,13 @@ from collections.abc import Callable
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
-from sim.edge.bfd_fsm import BfdSession, BfdSessionInfo
-from sim.edge.bfd_packet import BfdPacket, Diag
-from sim.facts import load_facts
+from cnilab.sim.edge.bfd_fsm import BfdSession, BfdSessionInfo
+from cnilab.sim.edge.bfd_packet import BfdPacket, Diag
+from cnilab.sim.facts import load_facts
 
 if TYPE_CHECKING:
-    from sim.des.link import Link
-    from sim.des.world import World
+    from cnilab.sim.des.link import Link
+    from cnilab.sim.des.world import World
 
 _REASONS = {
     Diag.ControlDetectionTimeExpired: "control detection time expired ({ms:g} ms without a packet)",

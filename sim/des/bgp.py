@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.des.engine import Timer
+from cnilab.sim.des.engine import Timer
 
 if TYPE_CHECKING:
-    from sim.des.bfd import BfdEnd
-    from sim.des.link import Link
-    from sim.des.world import World
+    from cnilab.sim.des.bfd import BfdEnd
+    from cnilab.sim.des.link import Link
+    from cnilab.sim.des.world import World
 
 MAX_RETRANSMITS = 6
 

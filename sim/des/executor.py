@@ -1,17 +1,17 @@
-"""The simulator as a scenario executor: the protocol of sim.scenario.executor over a World."""
+"""The simulator as a scenario executor: the protocol of cnilab.sim.scenario.executor over a World."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.des.engine import Timer
-from sim.des.params import SimParams
-from sim.des.world import Flow, World
-from sim.facts import load_facts, router_kinds
-from sim.faults.kinds import KINDS, fault_kind, parse_fault
-from sim.report.model import LossBin, ProbeResult, Series, TrafficStats, Transition
-from sim.topology.model import Topology
-from sim.topology.plan import LabPlan
+from cnilab.sim.des.engine import Timer
+from cnilab.sim.des.params import SimParams
+from cnilab.sim.des.world import Flow, World
+from cnilab.sim.facts import load_facts, router_kinds
+from cnilab.sim.faults.kinds import KINDS, fault_kind, parse_fault
+from cnilab.sim.report.model import LossBin, ProbeResult, Series, TrafficStats, Transition
+from cnilab.sim.topology.model import Topology
+from cnilab.sim.topology.plan import LabPlan
 
 NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -97,7 +97,7 @@ class SimExecutor:
                         end.down("interface down (carrier lost)")
 
     def _flap(self, link: str, half_period: float) -> None:
-        """Down for half the period, up for the other half, starting down (as sim.faults.flapd)."""
+        """Down for half the period, up for the other half, starting down (as cnilab.sim.faults.flapd)."""
         lk = self.world.links[link]
         lk.flap_down = not lk.flap_down
         self.world.record("link", link, "flap down" if lk.flap_down else "flap up")

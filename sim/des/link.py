@@ -1,7 +1,7 @@
 """A simulated link: base delay plus the effects of whatever faults are on it.
 
-The faults are the same objects the emulator applies (sim.faults.kinds); each kind says what it
-does here through :class:`~sim.faults.kinds.SimEffect`. A lost carrier (``down``, ``swap``,
+The faults are the same objects the emulator applies (cnilab.sim.faults.kinds); each kind says what it
+does here through :class:`~cnilab.sim.faults.kinds.SimEffect`. A lost carrier (``down``, ``swap``,
 ``light`` below the optic's floor, the down half of a ``flap``) lets nothing through and both ends
 drop their sessions at once; a silent fault (``blackhole``, ``drop-bfd``) drops packets with the
 carrier up, so the routers find out through BFD or the BGP hold timer.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from sim.faults.kinds import EVERYTHING, FaultSpec, SimEffect, Traffic
+from cnilab.sim.faults.kinds import EVERYTHING, FaultSpec, SimEffect, Traffic
 
 
 class Link:

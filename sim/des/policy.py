@@ -1,11 +1,11 @@
 """The simulator's customer router for policy incidents: what it announces, and when its limit trips.
 
-The timing simulator (``sim.des.world``) models sessions, BFD and paths but no router policy. The
+The timing simulator (``cnilab.sim.des.world``) models sessions, BFD and paths but no router policy. The
 incident packs that hinge on policy (a leak toward a third party, a maximum-prefix trip after
 Cloudflare's table grows) are predicted here from the same inputs the emulator uses: the plan, the
 edge's own table (``EdgeSpec.announced``, the function the live edge announces from), the third
 parties' tables (``sim/data/internet-table.yaml``) and the customer's config read as a policy model
-(:mod:`sim.bgp.customer_policy`).
+(:mod:`cnilab.sim.bgp.customer_policy`).
 
 The customer's RIB is its ``network`` statements (AS path empty), Cloudflare's IPv4 table (13335)
 and each third party's table as that party sends it. A route goes to a neighbor when the outbound
@@ -20,12 +20,12 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from sim.bgp.customer_policy import CustomerPolicy
-from sim.edge.exabgp_conf import EdgeSpec
-from sim.facts import load_facts
-from sim.topology.plan import LabPlan
-from sim.transit.speaker import TransitSession, party_sessions
-from sim.transit.table import third_parties
+from cnilab.sim.bgp.customer_policy import CustomerPolicy
+from cnilab.sim.edge.exabgp_conf import EdgeSpec
+from cnilab.sim.facts import load_facts
+from cnilab.sim.topology.plan import LabPlan
+from cnilab.sim.transit.speaker import TransitSession, party_sessions
+from cnilab.sim.transit.table import third_parties
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sim.bgp.bestpath import Candidate, best
-from sim.des.bfd import BfdEnd
-from sim.des.bgp import BgpEnd
-from sim.des.engine import Engine, SimClock
-from sim.des.link import Link
-from sim.des.params import SimParams
-from sim.topology.plan import LabPlan, Session
+from cnilab.sim.bgp.bestpath import Candidate, best
+from cnilab.sim.des.bfd import BfdEnd
+from cnilab.sim.des.bgp import BgpEnd
+from cnilab.sim.des.engine import Engine, SimClock
+from cnilab.sim.des.link import Link
+from cnilab.sim.des.params import SimParams
+from cnilab.sim.topology.plan import LabPlan, Session
 
 TRANSIT = "transit"
 

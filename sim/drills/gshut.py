@@ -14,13 +14,12 @@ import json
 import time
 from typing import Any, Literal
 
+from cnilab.sim.edge.control import EdgeClient
+from cnilab.sim.faults.apply import apply_fault, clear_faults
+from cnilab.sim.probes.mtu import _first_v4
+from cnilab.sim.probes.traffic import UdpStream
+from cnilab.sim.topology.plan import CUSTOMER, INTERNET, ORIGIN
 from pydantic import BaseModel
-
-from sim.edge.control import EdgeClient
-from sim.faults.apply import apply_fault, clear_faults
-from sim.probes.mtu import _first_v4
-from sim.probes.traffic import UdpStream
-from sim.topology.plan import CUSTOMER, INTERNET, ORIGIN
 
 DEFAULT_WAIT_S = 5.0
 """How long the lab's maintenance waits between tagging and pulling the link. Real maintenances wait

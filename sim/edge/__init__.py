@@ -1,11 +1,11 @@
 """Cloudflare edge peer: ExaBGP config and driver, import policy, BFD speaker.
 
-Entry points for the orchestrator (:mod:`sim.lab.lab`)::
+Entry points for the orchestrator (:mod:`cnilab.sim.lab.lab`)::
 
     start_edge(lab)             # render edge.json + exabgp.conf in lab.node_dir("cf"), spawn ExaBGP in cf
     wait_ready(lab, timeout)    # the driver's control socket answers (ExaBGP started it)
 
-Everyone else talks to the running edge through :class:`sim.edge.control.EdgeClient` at
+Everyone else talks to the running edge through :class:`cnilab.sim.edge.control.EdgeClient` at
 ``LabState.control["edge"]``.
 """
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sim.edge.control import ControlError, EdgeClient
-from sim.edge.exabgp_conf import EdgeSpec, exabgp_argv, write
-from sim.handle import LabHandle
-from sim.runtime.files import log_tail
+from cnilab.sim.edge.control import ControlError, EdgeClient
+from cnilab.sim.edge.exabgp_conf import EdgeSpec, exabgp_argv, write
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.runtime.files import log_tail
 
 EDGE_NODE = "cf"
 CONTROL_KEY = "edge"

@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sim.bgp import bestpath, rov
-from sim.bgp.policy import evaluate
-from sim.edge.exabgp_conf import GSHUT_COMMUNITY, EdgeSpec
-from sim.edge.peer import Network, Peer, RouteEntry
-from sim.edge.routes import KernelRoute
+from cnilab.sim.bgp import bestpath, rov
+from cnilab.sim.bgp.policy import evaluate
+from cnilab.sim.edge.exabgp_conf import GSHUT_COMMUNITY, EdgeSpec
+from cnilab.sim.edge.peer import Network, Peer, RouteEntry
+from cnilab.sim.edge.routes import KernelRoute
 
 
 def as_path(attr: dict[str, Any]) -> tuple[int, ...]:
@@ -75,7 +75,7 @@ def apply_update(rt: Peer, upd: dict[str, Any], spec: EdgeSpec) -> tuple[int, li
 
 def desired_routes(peers: Iterable[Peer], spec: EdgeSpec) -> tuple[list[KernelRoute], dict[tuple[str, str], int]]:
     """Kernel routes for every accepted prefix of every Established session, ranked by
-    :mod:`sim.bgp.bestpath` into metrics; and the metric each (prefix, session) got."""
+    :mod:`cnilab.sim.bgp.bestpath` into metrics; and the metric each (prefix, session) got."""
     cands: dict[Network, list[bestpath.Candidate]] = {}
     for rt in peers:
         if not rt.up:

@@ -5,9 +5,9 @@ Python driver, and the driver needs BFD state as events in its own asyncio loop 
 session down on BFD Down, to show timers in ``status`` and to inject timer changes as faults).
 FRR and BIRD are the *customer* routers this speaker is tested against.
 
-Shape: :class:`BfdSpeaker` opens an :class:`~sim.edge.bfd_socket.Endpoint` per local address (the
+Shape: :class:`BfdSpeaker` opens an :class:`~cnilab.sim.edge.bfd_socket.Endpoint` per local address (the
 sockets), applies the RFC 5881 checks (TTL 255, discriminator from the right peer) and
-demultiplexes packets by discriminator to :class:`~sim.edge.bfd_fsm.BfdSession` objects, the RFC
+demultiplexes packets by discriminator to :class:`~cnilab.sim.edge.bfd_fsm.BfdSession` objects, the RFC
 5880 state machine the simulator drives too.
 """
 
@@ -22,11 +22,11 @@ import socket
 from collections import Counter
 from typing import Any
 
-from sim.edge.bfd_fsm import BfdSession, BfdSessionInfo, OnChange
-from sim.edge.bfd_packet import BfdInvalid, BfdPacket
-from sim.edge.bfd_socket import MAX_WAKEUP_READS, Endpoint, IPAddress, drain, hop_limit
-from sim.facts import load_facts
-from sim.runtime.nsenter import call_in_netns
+from cnilab.sim.edge.bfd_fsm import BfdSession, BfdSessionInfo, OnChange
+from cnilab.sim.edge.bfd_packet import BfdInvalid, BfdPacket
+from cnilab.sim.edge.bfd_socket import MAX_WAKEUP_READS, Endpoint, IPAddress, drain, hop_limit
+from cnilab.sim.facts import load_facts
+from cnilab.sim.runtime.nsenter import call_in_netns
 
 log = logging.getLogger(__name__)
 

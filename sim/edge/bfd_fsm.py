@@ -1,9 +1,9 @@
 """The BFD session state machine (RFC 5880 asynchronous mode), independent of sockets and clocks.
 
-One implementation for both executors: the edge's :class:`sim.edge.bfd.BfdSpeaker` drives it from
-an asyncio loop and UDP sockets, the simulator (:mod:`sim.des.bfd`) from its virtual clock and
+One implementation for both executors: the edge's :class:`cnilab.sim.edge.bfd.BfdSpeaker` drives it from
+an asyncio loop and UDP sockets, the simulator (:mod:`cnilab.sim.des.bfd`) from its virtual clock and
 simulated links. A session only needs a ``clock`` with ``time()`` and ``call_at(when, fn)``
-(asyncio's loop has both; so does sim.des.engine.SimClock), a ``send(bytes)`` callable and an RNG.
+(asyncio's loop has both; so does cnilab.sim.des.engine.SimClock), a ``send(bytes)`` callable and an RNG.
 
 Timers follow RFC 5880: 1 s transmit while not Up (6.8.3), a Poll Sequence whenever an advertised
 interval changes (the slow->fast switch after Up and :meth:`BfdSession.set_timers`), with an
@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Protocol
 
+from cnilab.sim.edge.bfd_packet import BfdPacket, Diag, State
 from pydantic import BaseModel, ConfigDict, Field
-
-from sim.edge.bfd_packet import BfdPacket, Diag, State
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 subcode 10 "BFD Down" (RFC 9384) and keeps it down while BFD stays Down (strict mode: BGP over a
 path BFD calls dead is not trusted); BFD Up lets it re-establish.
 
-The speaker itself (:class:`sim.edge.bfd.BfdSpeaker`, sockets and the RFC 5880 FSM) knows nothing
+The speaker itself (:class:`cnilab.sim.edge.bfd.BfdSpeaker`, sockets and the RFC 5880 FSM) knows nothing
 of BGP; this module is the only place the two meet.
 """
 
@@ -12,9 +12,9 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from sim.edge.bfd import BfdSpeaker
-from sim.edge.notifications import CEASE_BFD_DOWN
-from sim.edge.peer import Peer
+from cnilab.sim.edge.bfd import BfdSpeaker
+from cnilab.sim.edge.notifications import CEASE_BFD_DOWN
+from cnilab.sim.edge.peer import Peer
 
 Event = Callable[..., None]
 """``event(kind, detail, session, **data)``: the driver's event log."""

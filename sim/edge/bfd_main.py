@@ -1,4 +1,4 @@
-"""Standalone BFD speaker: ``python -m sim.edge.bfd_main --local A --peer B [--tx 300 --rx 300 --mult 3]``.
+"""Standalone BFD speaker: ``python -m cnilab.sim.edge.bfd_main --local A --peer B [--tx 300 --rx 300 --mult 3]``.
 
 Why a runner: tests, the benchmark and containers need a BFD end that is a separate process (in
 another namespace, killable with SIGKILL to simulate a crash) without pulling in the edge driver.
@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from sim.edge.bfd import BfdSessionInfo, BfdSpeaker
+from cnilab.sim.edge.bfd import BfdSessionInfo, BfdSpeaker
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -32,7 +32,7 @@ def _emit(obj: dict[str, Any]) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sim.edge.bfd_main", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cnilab.sim.edge.bfd_main", description=__doc__.splitlines()[0])
     p.add_argument("--local", required=True, help="local address (IPv4 or IPv6)")
     p.add_argument("--peer", required=True, help="peer address (same family)")
     p.add_argument("--tx", type=int, default=300, help="desired min TX interval, ms")

@@ -1,7 +1,7 @@
 """The sockets of single-hop BFD (RFC 5881): per local address, a receive socket on UDP 3784 that
 reports each packet's TTL/hop limit, and a send socket at TTL 255 on a source port in 49152-65535.
 
-Nothing here knows the BFD state machine; :class:`sim.edge.bfd.BfdSpeaker` reads packets from
+Nothing here knows the BFD state machine; :class:`cnilab.sim.edge.bfd.BfdSpeaker` reads packets from
 these sockets, applies the RFC 5881 checks and hands them to the sessions.
 """
 

@@ -24,9 +24,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from cnilab.sim.topology.plan import Session
 from pydantic import BaseModel, ConfigDict, Field
-
-from sim.topology.plan import Session
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 LINE_LIMIT = 64 * 1024 * 1024
@@ -266,7 +265,7 @@ class EdgeClient:
         return self.call("gshut", interconnect=interconnect, on=on)
 
     def bfd(self) -> list[dict[str, Any]]:
-        """BFD sessions as the speaker reports them (sim.edge.bfd.BfdSessionInfo fields)."""
+        """BFD sessions as the speaker reports them (cnilab.sim.edge.bfd.BfdSessionInfo fields)."""
         return self.call("bfd")
 
     def configure(self, sessions: list[Session] | list[dict[str, Any]]) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-from sim.edge.md5 import Md5Watch
-from sim.edge.peer import Peer
-from sim.facts import load_facts
+from cnilab.sim.edge.md5 import Md5Watch
+from cnilab.sim.edge.peer import Peer
+from cnilab.sim.facts import load_facts
 
 STARTING_WINDOW_S = 30.0
 """How long a session that has seen nothing yet is "starting" rather than "the customer never

@@ -1,17 +1,17 @@
 """The ExaBGP API process: Cloudflare's side of every session, as state an engineer can read.
 
-ExaBGP starts this (``process cnilab-driver { run python -m sim.edge.driver edge.json; }``), so it
+ExaBGP starts this (``process cnilab-driver { run python -m cnilab.sim.edge.driver edge.json; }``), so it
 runs inside the cf namespace and dies with ExaBGP. It reads ExaBGP's JSON (state, fsm, open,
 update, notification) on stdin and writes API commands on stdout (teardown, reload). On top of that:
 
 * import policy on every received prefix, with the reason kept, and kernel routes for the accepted
-  ones ranked by best path (:mod:`sim.edge.adj_rib`, :mod:`sim.edge.routes`);
-* BFD's hold on BGP (:mod:`sim.edge.bfd_glue`) for sessions with ``bfd``;
-* diagnosis of sessions that never come up (:mod:`sim.edge.diagnosis`): a NOTIFICATION explained
-  in words (:mod:`sim.edge.notifications`), or the kernel's TCP MD5 counters (:mod:`sim.edge.md5`);
-* a control socket (:mod:`sim.edge.control`) and an event ring buffer for timelines.
+  ones ranked by best path (:mod:`cnilab.sim.edge.adj_rib`, :mod:`cnilab.sim.edge.routes`);
+* BFD's hold on BGP (:mod:`cnilab.sim.edge.bfd_glue`) for sessions with ``bfd``;
+* diagnosis of sessions that never come up (:mod:`cnilab.sim.edge.diagnosis`): a NOTIFICATION explained
+  in words (:mod:`cnilab.sim.edge.notifications`), or the kernel's TCP MD5 counters (:mod:`cnilab.sim.edge.md5`);
+* a control socket (:mod:`cnilab.sim.edge.control`) and an event ring buffer for timelines.
 
-Per-session state is :class:`sim.edge.peer.Peer`; this module only routes ExaBGP's messages and the
+Per-session state is :class:`cnilab.sim.edge.peer.Peer`; this module only routes ExaBGP's messages and the
 control commands to those parts.
 """
 
@@ -34,20 +34,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sim.bgp import rov
-from sim.bgp.scale import more_specifics
-from sim.edge import diagnosis, exabgp_conf
-from sim.edge.adj_rib import apply_update, desired_routes
-from sim.edge.bfd_glue import BfdGlue
-from sim.edge.control import serve
-from sim.edge.exabgp_conf import EdgeSpec
-from sim.edge.md5 import Md5Watch
-from sim.edge.notifications import CEASE_BFD_DOWN, explain_notification, notification_name
-from sim.edge.peer import Peer, peer_key
-from sim.edge.routes import KernelRoute, RouteTable
-from sim.topology.plan import Session
+from cnilab.sim.bgp import rov
+from cnilab.sim.bgp.scale import more_specifics
+from cnilab.sim.edge import diagnosis, exabgp_conf
+from cnilab.sim.edge.adj_rib import apply_update, desired_routes
+from cnilab.sim.edge.bfd_glue import BfdGlue
+from cnilab.sim.edge.control import serve
+from cnilab.sim.edge.exabgp_conf import EdgeSpec
+from cnilab.sim.edge.md5 import Md5Watch
+from cnilab.sim.edge.notifications import CEASE_BFD_DOWN, explain_notification, notification_name
+from cnilab.sim.edge.peer import Peer, peer_key
+from cnilab.sim.edge.routes import KernelRoute, RouteTable
+from cnilab.sim.topology.plan import Session
 
-log = logging.getLogger("sim.edge.driver")
+log = logging.getLogger("cnilab.sim.edge.driver")
 
 EVENT_BUFFER = 2000
 
@@ -292,7 +292,7 @@ class EdgeDriver:
         return out
 
     async def control(self, req: dict[str, Any]) -> Any:
-        """One control request (sim.edge.control): dispatched by ``cmd`` through :meth:`commands`."""
+        """One control request (cnilab.sim.edge.control): dispatched by ``cmd`` through :meth:`commands`."""
         handlers = self.commands()
         handler = handlers.get(req["cmd"])
         if handler is None:
@@ -462,7 +462,7 @@ class EdgeDriver:
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 1:
-        print("usage: python -m sim.edge.driver EDGE_JSON", file=sys.stderr)
+        print("usage: python -m cnilab.sim.edge.driver EDGE_JSON", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s driver %(levelname)s %(message)s")

@@ -21,12 +21,11 @@ import json
 import sys
 from pathlib import Path
 
+from cnilab.sim.bgp.rov import Roa
+from cnilab.sim.bgp.scale import more_specifics
+from cnilab.sim.runtime.files import atomic_write
+from cnilab.sim.topology.plan import LabPlan, Session, Tunnel
 from pydantic import BaseModel, Field
-
-from sim.bgp.rov import Roa
-from sim.bgp.scale import more_specifics
-from sim.runtime.files import atomic_write
-from sim.topology.plan import LabPlan, Session, Tunnel
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -188,11 +187,11 @@ def render_neighbor(spec: EdgeSpec, s: Session) -> str:
 
 def render(spec: EdgeSpec) -> str:
     """The whole exabgp.conf: the driver process, then one neighbor per session."""
-    run = f"{spec.python} -m sim.edge.driver {spec.spec_path}"
+    run = f"{spec.python} -m cnilab.sim.edge.driver {spec.spec_path}"
     if any(c.isspace() for c in str(spec.spec_path)) or any(c.isspace() for c in spec.python):
         raise ValueError(f"edge work directory {spec.workdir} contains whitespace: ExaBGP's `run` cannot quote it")
     parts = [
-        f"# rendered by sim.edge.exabgp_conf for lab {spec.lab}; edit the topology, not this file",
+        f"# rendered by cnilab.sim.edge.exabgp_conf for lab {spec.lab}; edit the topology, not this file",
         f"process {PROCESS_NAME} {{",
         f"    run {run};",
         "    encoder json;",

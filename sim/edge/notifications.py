@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.topology.plan import Session
+from cnilab.sim.topology.plan import Session
 
 CEASE_BFD_DOWN = 10
 """RFC 9384: Cease subcode 'BFD Down'."""

@@ -12,8 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.bgp.policy import PolicyDecision
-from sim.topology.plan import Session
+from cnilab.sim.bgp.policy import PolicyDecision
+from cnilab.sim.topology.plan import Session
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -11,11 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cnilab.sim.edge.control import ControlError, EdgeClient, SessionInfo
+from cnilab.sim.facts import load_facts
+from cnilab.sim.topology.plan import LabPlan
 from pydantic import BaseModel, Field
-
-from sim.edge.control import ControlError, EdgeClient, SessionInfo
-from sim.facts import load_facts
-from sim.topology.plan import LabPlan
 
 CUSTOMER_FIRST_CONNECT_S = 5.0
 """BIRD's default ``start delay time`` before its first connection attempt (FRR connects at once)."""
@@ -93,7 +92,7 @@ def wait_sessions(client: EdgeClient, plan: LabPlan, budget_s: float,
 
 def wait_lab_sessions(lab: Any, budget_s: float | None = None,
                       progress: Callable[[str], None] | None = None) -> Readiness:
-    from sim.edge import client_for
+    from cnilab.sim.edge import client_for
 
     budget = budget_s if budget_s is not None else bring_up_budget(lab.plan)
     return wait_sessions(client_for(lab), lab.plan, budget, progress)

@@ -4,7 +4,7 @@ The edge's forwarding table must follow BGP, or a probe would "pass" over a sess
 Routes are owned by protocol 186 (``proto bgp`` in ``ip route``), so this module can list and
 remove exactly what it installed and nothing else (the plan's static routes, e.g. the internet
 backup at metric 1000, stay). Every alternative path is installed with its rank as metric
-(:mod:`sim.bgp.bestpath`), so when the best session drops the kernel already holds the next one.
+(:mod:`cnilab.sim.bgp.bestpath`), so when the best session drops the kernel already holds the next one.
 """
 
 from __future__ import annotations

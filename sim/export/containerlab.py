@@ -3,7 +3,7 @@
 Engineers already run their labs in containerlab, often with their vendor's router on the customer
 side; the export gives them our Cloudflare edge as a container to drop in, and lets containerlab
 carry a lab past one machine (VXLAN links, clabernetes). Everything is decided by
-:func:`sim.topology.plan.build_plan`; this module only changes the representation:
+:func:`cnilab.sim.topology.plan.build_plan`; this module only changes the representation:
 
 * interfaces are renamed ``eth1..ethN`` per node (containerlab's convention; ``eth0`` is the
   management interface) and the mapping is written to ``interfaces.yml``;
@@ -29,16 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cnilab.sim.edge.exabgp_conf import EXABGP_ENV, EdgeSpec
+from cnilab.sim.edge.exabgp_conf import render as render_exabgp
+from cnilab.sim.export.images import ImageSet
+from cnilab.sim.facts import router_kinds
+from cnilab.sim.routers.frr import render_frr
+from cnilab.sim.runtime import shipped
+from cnilab.sim.topology.plan import LabPlan, Node
 from jsonschema import Draft202012Validator, ValidationError
 from pydantic import BaseModel
-
-from sim.edge.exabgp_conf import EXABGP_ENV, EdgeSpec
-from sim.edge.exabgp_conf import render as render_exabgp
-from sim.export.images import ImageSet
-from sim.facts import router_kinds
-from sim.routers.frr import render_frr
-from sim.runtime import shipped
-from sim.topology.plan import LabPlan, Node
 
 SCHEMA_CANDIDATES = (shipped.containerlab_dir() / "clab.schema.json",)
 """containerlab's own schema, pinned (``containerlab/clab.schema.SOURCE.txt`` says which commit)."""

@@ -19,12 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cnilab.sim.runtime import shipped
 from pydantic import BaseModel
 
-import sim
-from sim.runtime import shipped
+from cnilab import sim
 
-if TYPE_CHECKING:  # docker is imported where an image is built: `import sim.cli.main` stays fast
+if TYPE_CHECKING:  # docker is imported where an image is built: `import cnilab.sim.cli.main` stays fast
     import docker
 
 IMAGES_DIR = shipped.containerlab_dir() / "images"

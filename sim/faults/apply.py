@@ -10,19 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.faults import mechanisms as mech
-from sim.faults.kinds import fault_kind, parse_fault
-from sim.faults.mechanisms import FaultError
-from sim.faults.place import resolve_target
-from sim.handle import LabHandle
-from sim.state import FaultRecord, LabState
+from cnilab.sim.faults import mechanisms as mech
+from cnilab.sim.faults.kinds import fault_kind, parse_fault
+from cnilab.sim.faults.mechanisms import FaultError
+from cnilab.sim.faults.place import resolve_target
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.state import FaultRecord, LabState
 
 __all__ = ["FaultError", "active_faults", "apply_fault", "clear_faults"]
 
 
 @dataclass(frozen=True)
 class _Site:
-    """What the mechanisms see of the lab (sim.faults.mechanisms.Site)."""
+    """What the mechanisms see of the lab (cnilab.sim.faults.mechanisms.Site)."""
 
     handle: LabHandle
 

@@ -1,4 +1,4 @@
-"""Userspace delay line for kernels without netem: ``python -m sim.faults.delayd``.
+"""Userspace delay line for kernels without netem: ``python -m cnilab.sim.faults.delayd``.
 
 iptables sends the link's packets to an NFQUEUE; this daemon, started inside the node's namespace,
 accepts each packet ``delay +/- jitter`` ms after it arrived. Packets keep their order unless the
@@ -14,7 +14,7 @@ import select
 import signal
 import time
 
-from sim.faults.nfqueue import NfQueue
+from cnilab.sim.faults.nfqueue import NfQueue
 
 
 def run(queue: int, delay_ms: float, jitter_ms: float, seed: int | None) -> None:

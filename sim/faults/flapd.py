@@ -1,4 +1,4 @@
-"""Carrier flapping: ``python -m sim.faults.flapd --iface X --period S [--since T]`` in the node's netns.
+"""Carrier flapping: ``python -m cnilab.sim.faults.flapd --iface X --period S [--since T]`` in the node's netns.
 
 Down for half the period, up for the other half, until SIGTERM; always leaves the link up. With
 ``--since T`` (a ``time.monotonic()`` reading, the same clock in every process on Linux) the caller

@@ -3,7 +3,7 @@
 Each helper applies one mechanism and returns the undo steps (plain dicts, stored in the lab's
 state file so ``cnilab fault clear`` works from another shell or after a crash). Commands enter the
 node's namespace with ``nsenter --net=PATH`` from the host, so the netns and container backends
-share this code. Nothing here knows fault kinds: the kinds (sim.faults.kinds) choose mechanisms.
+share this code. Nothing here knows fault kinds: the kinds (cnilab.sim.faults.kinds) choose mechanisms.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import zlib
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from cnilab.sim.runtime.files import log_tail
+from cnilab.sim.runtime.process import ProcessRecord, spawn
 from pydantic import BaseModel
-
-from sim.runtime.files import log_tail
-from sim.runtime.process import ProcessRecord, spawn
 
 Mechanism = Literal["kernel", "nftables", "userspace", "none"]
 """Where a fault lives: a kernel feature (link state, tc), an nftables table, a helper process, or
@@ -44,7 +43,7 @@ class Place(BaseModel):
 
 
 class Site(Protocol):
-    """What a mechanism needs from the running lab (sim.faults.apply builds it from a LabHandle)."""
+    """What a mechanism needs from the running lab (cnilab.sim.faults.apply builds it from a LabHandle)."""
 
     @property
     def lab(self) -> str: ...

@@ -1,12 +1,12 @@
 """Where a fault lands in a lab plan: a link's edge-side end, or every link of a node.
 
-Parsing values and the kinds themselves live in :mod:`sim.faults.kinds`.
+Parsing values and the kinds themselves live in :mod:`cnilab.sim.faults.kinds`.
 """
 
 from __future__ import annotations
 
-from sim.faults.mechanisms import FaultError, Place
-from sim.topology.plan import EDGE, LabPlan
+from cnilab.sim.faults.mechanisms import FaultError, Place
+from cnilab.sim.topology.plan import EDGE, LabPlan
 
 
 def resolve_target(plan: LabPlan, target: str) -> list[Place]:

@@ -9,9 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cnilab.sim.edge.control import EdgeClient
 from pydantic import BaseModel, Field
-
-from sim.edge.control import EdgeClient
 
 
 class Outcome(BaseModel):
@@ -35,9 +34,9 @@ def register(name: str) -> Callable[[Kind], Kind]:
 
 def leak_outcome(announced: dict[str, dict[str, list[int]]], plan: Any, established: dict[str, bool]) -> Outcome:
     """The verdict from what each third party received (prefix -> AS path), for both executors."""
-    from sim.transit import party_sessions
-    from sim.transit.leaks import classify, fix_lines
-    from sim.verify.observe import leak_findings
+    from cnilab.sim.transit import party_sessions
+    from cnilab.sim.transit.leaks import classify, fix_lines
+    from cnilab.sim.verify.observe import leak_findings
 
     parties = {t.party: t for t in party_sessions(plan)}
     measured = {f"announced_to_{p}": sorted(announced.get(p, {})) for p in parties}
@@ -61,9 +60,9 @@ def leak_outcome(announced: dict[str, dict[str, list[int]]], plan: Any, establis
 
 @register("leak-to-transit")
 def leak_to_transit(lab: Any, params: dict[str, Any]) -> Outcome:
-    """Observe what the customer announces to its transit (and peer) once converged (sim.verify.observe)."""
-    from sim.transit import party_sessions, transit_session
-    from sim.verify.observe import observe
+    """Observe what the customer announces to its transit (and peer) once converged (cnilab.sim.verify.observe)."""
+    from cnilab.sim.transit import party_sessions, transit_session
+    from cnilab.sim.verify.observe import observe
 
     if transit_session(lab.plan) is None:
         raise ValueError("leak-to-transit needs a topology with a transit (internet_backup: true)")
@@ -79,7 +78,7 @@ def leak_to_transit(lab: Any, params: dict[str, Any]) -> Outcome:
 @register("pop-maintenance")
 def pop_maintenance(lab: Any, params: dict[str, Any]) -> Outcome:
     """GRACEFUL_SHUTDOWN on the link in use, a wait, then every route on it withdrawn at once."""
-    from sim.drills.gshut import gshut_drill
+    from cnilab.sim.drills.gshut import gshut_drill
 
     rep = gshut_drill(lab, params.get("link"), float(params.get("wait_s", 5.0)), int(params.get("rate_pps", 200)),
                       pull=params.get("pull", "withdraw"))
@@ -94,10 +93,10 @@ def md5_rotation(lab: Any, params: dict[str, Any]) -> Outcome:
     Measured: the session drops and stays down, the edge names the MD5 mismatch, and traffic keeps
     flowing over another interconnect (loss no longer than the link's failure detection). Then the
     edge goes back to the old key and the session must come back (the customer router retries)."""
-    from sim.drills.gshut import _path_map, customer_path
-    from sim.probes.mtu import _first_v4
-    from sim.probes.traffic import UdpStream
-    from sim.topology.plan import INTERNET, ORIGIN
+    from cnilab.sim.drills.gshut import _path_map, customer_path
+    from cnilab.sim.probes.mtu import _first_v4
+    from cnilab.sim.probes.traffic import UdpStream
+    from cnilab.sim.topology.plan import INTERNET, ORIGIN
 
     edge = EdgeClient(lab.state.control["edge"])
     plan = lab.plan
@@ -156,7 +155,7 @@ def md5_rotation(lab: Any, params: dict[str, Any]) -> Outcome:
 @register("max-prefix-growth")
 def max_prefix_growth(lab: Any, params: dict[str, Any]) -> Outcome:
     """Cloudflare's table grows by ``routes`` more-specifics; the customer's limit must leave room."""
-    from sim.verify.customer import read_customer
+    from cnilab.sim.verify.customer import read_customer
 
     edge = EdgeClient(lab.state.control["edge"])
     grow = int(params.get("routes", 200))
@@ -174,7 +173,7 @@ def max_prefix_growth(lab: Any, params: dict[str, Any]) -> Outcome:
                    and (s.last_notification.code, s.last_notification.subcode) == (6, 1)]
         if tripped:
             break
-        from sim.verify.observe import _installed
+        from cnilab.sim.verify.observe import _installed
 
         accepted = len(_installed(lab).get("ipv4", []))
         if accepted >= sizes["ipv4"]:

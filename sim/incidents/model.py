@@ -14,7 +14,7 @@ class Incident(BaseModel):
     name: str | None = None
     description: str = ""
     topology: Path = Field(description="Topology file, relative to this file")
-    kind: str = Field(description="A registered incident kind (sim.incidents.kinds)")
+    kind: str = Field(description="A registered incident kind (cnilab.sim.incidents.kinds)")
     params: dict[str, Any] = Field(default_factory=dict)
     correct: str = Field(description="What a correct config does (printed with the verdict)")
     simulate: Path | None = Field(default=None, description="Scenario for `cnilab sim` modelling the same event")

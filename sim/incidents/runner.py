@@ -6,9 +6,9 @@ import time
 import uuid
 from pathlib import Path
 
-from sim.incidents.kinds import KINDS
-from sim.incidents.model import Incident, IncidentResult
-from sim.topology.load import ConfigError, load_model
+from cnilab.sim.incidents.kinds import KINDS
+from cnilab.sim.incidents.model import Incident, IncidentResult
+from cnilab.sim.topology.load import ConfigError, load_model
 
 
 def load_incident(path: Path) -> Incident:
@@ -25,11 +25,11 @@ def load_incident(path: Path) -> Incident:
 
 def run_incident(path: Path, customer_config: Path | None = None, kind: str | None = None) -> IncidentResult:
     """Replay ``path`` on a fresh lab; ConfigError for bad input (nothing built), RouterError if the daemon dies."""
-    from sim.lab.lab import Lab
-    from sim.rehearse.model import RunOptions
-    from sim.rehearse.runner import build_run_plan
-    from sim.routers import check_customer_config
-    from sim.verify.observe import Sampler, timers_for, wait_converged
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.rehearse.model import RunOptions
+    from cnilab.sim.rehearse.runner import build_run_plan
+    from cnilab.sim.routers import check_customer_config
+    from cnilab.sim.verify.observe import Sampler, timers_for, wait_converged
 
     inc = load_incident(path)
     opts = RunOptions(topology=inc.topology, customer_config=customer_config, kind=kind,  # type: ignore[arg-type]

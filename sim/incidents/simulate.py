@@ -1,9 +1,9 @@
 """The incident packs on the discrete-event simulator: the same verdict and cause, no daemons, no root.
 
 Each registered kind has a simulator counterpart in :data:`SIM_KINDS` returning the emulator's
-:class:`~sim.incidents.kinds.Outcome`, built by the same functions (``leak_outcome``,
+:class:`~cnilab.sim.incidents.kinds.Outcome`, built by the same functions (``leak_outcome``,
 ``max_prefix_outcome``), so a disagreement between the two executors is a modelling gap, never
-wording. Policy incidents read the customer's config as a policy model (:mod:`sim.des.policy`); the
+wording. Policy incidents read the customer's config as a policy model (:mod:`cnilab.sim.des.policy`); the
 PoP maintenance asks that model whether GRACEFUL_SHUTDOWN is honoured and takes the loss of the mass
 withdrawal from the pack's ``simulate:`` scenario; the MD5 rotation runs its scenario, which models
 the shipped template's behaviour: given another config it refuses rather than pass it unread.
@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sim.bgp.customer_policy import CustomerPolicy, Unsupported, parse_frr
-from sim.incidents.kinds import Outcome, leak_outcome, max_prefix_outcome
-from sim.incidents.model import Incident, IncidentResult
-from sim.topology.plan import LabPlan
+from cnilab.sim.bgp.customer_policy import CustomerPolicy, Unsupported, parse_frr
+from cnilab.sim.incidents.kinds import Outcome, leak_outcome, max_prefix_outcome
+from cnilab.sim.incidents.model import Incident, IncidentResult
+from cnilab.sim.topology.plan import LabPlan
 
 SimKind = Callable[[Incident, LabPlan, CustomerPolicy | None, dict[str, Any]], Outcome]
 SIM_KINDS: dict[str, SimKind] = {}
@@ -40,8 +40,8 @@ def _policy(policy: CustomerPolicy | None, kind: str) -> CustomerPolicy:
 
 @register("leak-to-transit")
 def sim_leak(inc: Incident, plan: LabPlan, policy: CustomerPolicy | None, params: dict[str, Any]) -> Outcome:
-    from sim.des.policy import announced_to
-    from sim.transit import party_sessions
+    from cnilab.sim.des.policy import announced_to
+    from cnilab.sim.transit import party_sessions
 
     pol = _policy(policy, inc.kind)
     parties = party_sessions(plan)
@@ -56,7 +56,7 @@ def sim_leak(inc: Incident, plan: LabPlan, policy: CustomerPolicy | None, params
 
 @register("max-prefix-growth")
 def sim_max_prefix(inc: Incident, plan: LabPlan, policy: CustomerPolicy | None, params: dict[str, Any]) -> Outcome:
-    from sim.des.policy import max_prefix_trips
+    from cnilab.sim.des.policy import max_prefix_trips
 
     pol = _policy(policy, inc.kind)
     table, limit, tripped = max_prefix_trips(plan, pol, int(params.get("routes", 200)))
@@ -65,9 +65,9 @@ def sim_max_prefix(inc: Incident, plan: LabPlan, policy: CustomerPolicy | None, 
 
 
 def _scenario(inc: Incident, plan: LabPlan, policy: CustomerPolicy | None, params: dict[str, Any]) -> Outcome:
-    from sim.scenario.executor import open_sim
-    from sim.scenario.loader import load_scenario
-    from sim.scenario.runner import run_scenario
+    from cnilab.sim.scenario.executor import open_sim
+    from cnilab.sim.scenario.loader import load_scenario
+    from cnilab.sim.scenario.runner import run_scenario
 
     if inc.simulate is None:
         raise Unsupported(f"{inc.kind}: the pack names no `simulate:` scenario")
@@ -93,10 +93,10 @@ def sim_pop_maintenance(inc: Incident, plan: LabPlan, policy: CustomerPolicy | N
     Honoured (the policy model says bgpd's local-pref 0 stands): the customer moved during the wait
     and loses nothing. Ignored: the loss is the simulator's, from the pack's scenario (every route on
     the link withdrawn at once under a stream), in the drill's own sentence."""
-    from sim.drills.gshut import fix_for, ignored_summary
-    from sim.scenario.executor import open_sim
-    from sim.scenario.loader import load_scenario
-    from sim.scenario.runner import run_scenario
+    from cnilab.sim.drills.gshut import fix_for, ignored_summary
+    from cnilab.sim.scenario.executor import open_sim
+    from cnilab.sim.scenario.loader import load_scenario
+    from cnilab.sim.scenario.runner import run_scenario
 
     pol = _policy(policy, inc.kind)
     if inc.simulate is None:
@@ -108,8 +108,8 @@ def sim_pop_maintenance(inc: Incident, plan: LabPlan, policy: CustomerPolicy | N
     sess = plan.sessions_for(link)[0]
     detect_ms = sess.bfd_multiplier * max(sess.bfd_tx_ms, sess.bfd_rx_ms) if sess.bfd else sess.hold_time * 1000
     wait_s, rate = float(params.get("wait_s", 5.0)), int(params.get("rate_pps", 200))
-    from sim.des.policy import cloudflare_table
-    from sim.facts import load_facts
+    from cnilab.sim.des.policy import cloudflare_table
+    from cnilab.sim.facts import load_facts
 
     table, cf_path = cloudflare_table(plan, 4), [load_facts().cloudflare_asn]
     defeated = [why for s in plan.sessions_for(link) if (why := pol.gshut_defeated(str(s.cf_addr), table, cf_path))]
@@ -128,10 +128,10 @@ def sim_pop_maintenance(inc: Incident, plan: LabPlan, policy: CustomerPolicy | N
 
 def simulate_incident(path: Path, customer_config: Path | None = None) -> IncidentResult:
     """Replay ``path`` on the simulator; ConfigError for bad input, Unsupported when it cannot model it."""
-    from sim.incidents.runner import load_incident
-    from sim.routers.frr import render_frr
-    from sim.topology import build_plan, load_topology
-    from sim.topology.load import ConfigError
+    from cnilab.sim.incidents.runner import load_incident
+    from cnilab.sim.routers.frr import render_frr
+    from cnilab.sim.topology import build_plan, load_topology
+    from cnilab.sim.topology.load import ConfigError
 
     inc = load_incident(path)
     t0 = time.monotonic()

@@ -1,4 +1,4 @@
-"""A :class:`~sim.lab.lab.Lab` view of a lab that containerlab deployed from a cnilab export.
+"""A :class:`~cnilab.sim.lab.lab.Lab` view of a lab that containerlab deployed from a cnilab export.
 
 ``cnilab bgp|bfd|fault|probe|status --backend containerlab --lab NAME`` (or just ``--lab NAME``
 when NAME has no cnilab state but ``clab-NAME-*`` namespaces or containers exist) lands here. What
@@ -30,18 +30,17 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnilab.sim.backends.base import BackendError
+from cnilab.sim.backends.containerlab import ContainerlabBackend, DeployedByContainerlab
+from cnilab.sim.export.containerlab import CONTROL_ROOT, EDGE_RUN_DIR
+from cnilab.sim.runtime import cleanup, shipped
+from cnilab.sim.runtime.paths import lab_dir
+from cnilab.sim.state import LabNotFound, LabState, locked
+from cnilab.sim.topology.plan import EDGE, LabPlan
 from pydantic import BaseModel, Field, ValidationError
 
-from sim.backends.base import BackendError
-from sim.backends.containerlab import ContainerlabBackend, DeployedByContainerlab
-from sim.export.containerlab import CONTROL_ROOT, EDGE_RUN_DIR
-from sim.runtime import cleanup, shipped
-from sim.runtime.paths import lab_dir
-from sim.state import LabNotFound, LabState, locked
-from sim.topology.plan import EDGE, LabPlan
-
 if TYPE_CHECKING:
-    from sim.lab.lab import Lab
+    from cnilab.sim.lab.lab import Lab
 
 BACKEND = ContainerlabBackend.name
 """The backend name a lab attached from a containerlab deployment is recorded under."""
@@ -83,7 +82,7 @@ def container_name(lab: str, node: str) -> str:
 
 def _netns_links(lab: str) -> dict[str, Path]:
     """node -> /run/netns link named like containerlab's (``clab-LAB-NODE``) that still resolves."""
-    from sim.lab.lab import NODE_NAMES
+    from cnilab.sim.lab.lab import NODE_NAMES
 
     out = {}
     for node in NODE_NAMES:
@@ -95,7 +94,7 @@ def _netns_links(lab: str) -> dict[str, Path]:
 
 def _engine() -> Any | None:
     """A Docker API client when an engine answers (containerlab needs one); None otherwise."""
-    from sim.backends.docker import connect
+    from cnilab.sim.backends.docker import connect
 
     try:
         return connect(timeout=10)
@@ -234,12 +233,12 @@ def kernel_ifnames(plan: LabPlan, netns: dict[str, str]) -> dict[str, dict[str, 
 
 
 def attach(lab: str) -> Any:
-    """The :class:`~sim.lab.lab.Lab` for containerlab lab ``lab``, with its state dir refreshed.
+    """The :class:`~cnilab.sim.lab.lab.Lab` for containerlab lab ``lab``, with its state dir refreshed.
 
     A lab cnilab already knows but whose containers are gone is still returned (status
     ``failed``), so ``down`` can forget it; one it never saw raises :class:`NotDeployed`.
     """
-    from sim.lab.lab import Lab
+    from cnilab.sim.lab.lab import Lab
 
     try:
         view, plan = discover(lab)
@@ -305,7 +304,7 @@ def forget(lab: Lab) -> None:
     for f in st.faults:
         for step in f.undo.get("steps", []):
             if step.get("type") == "stop":
-                from sim.runtime.process import ProcessRecord
+                from cnilab.sim.runtime.process import ProcessRecord
 
                 with contextlib.suppress(OSError, ValueError):
                     ProcessRecord.model_validate(step["process"]).stop()

@@ -30,13 +30,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sim.backends.base import Backend, BackendError
-from sim.backends.registry import backend_kind, make_backend
-from sim.runtime import cleanup, process
-from sim.runtime.paths import lab_dir, ns_name, state_root
-from sim.runtime.process import ProcessRecord
-from sim.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
-from sim.topology.plan import COLO, CUSTOMER, EDGE, INTERNET, ORIGIN, PEER, TRANSIT, LabPlan
+from cnilab.sim.backends.base import Backend, BackendError
+from cnilab.sim.backends.registry import backend_kind, make_backend
+from cnilab.sim.runtime import cleanup, process
+from cnilab.sim.runtime.paths import lab_dir, ns_name, state_root
+from cnilab.sim.runtime.process import ProcessRecord
+from cnilab.sim.state import LabNotFound, LabState, TunnelRecord, list_labs, locked, update
+from cnilab.sim.topology.plan import COLO, CUSTOMER, EDGE, INTERNET, ORIGIN, PEER, TRANSIT, LabPlan
 
 NODE_NAMES = (EDGE, CUSTOMER, INTERNET, ORIGIN, TRANSIT, COLO, PEER)
 
@@ -114,7 +114,7 @@ class Lab:
             self._build_tunnels(stack, gre)
 
     def _build_tunnels(self, stack: contextlib.ExitStack, requested: str) -> None:
-        from sim.dataplane import gre as gremod
+        from cnilab.sim.dataplane import gre as gremod
 
         mode, reason = gremod.gre_mode(requested)
         dp = self.plan.customer_dataplane
@@ -132,7 +132,7 @@ class Lab:
             for d in dp.tunnels:
                 self._build_gre_end(stack, gremod, mode, CUSTOMER, d.name, d.name, d.local, d.remote, d.address,
                                     d.mtu, inner6=d.address6, key=d.key, ttl=d.ttl, up=d.up)
-            from sim.dataplane.customer import run_declared_commands
+            from cnilab.sim.dataplane.customer import run_declared_commands
 
             run_declared_commands(self, dp)
         with self.update() as st:
@@ -160,10 +160,10 @@ class Lab:
     def _start_daemons(self, say: Progress, ready_timeout: float) -> None:
         """Edge peer, customer router, Magic Transit tunnels and health checks, then wait until the
         edge's driver answers."""
-        from sim.edge import start_edge, wait_ready
-        from sim.magic.lab import start_magic
-        from sim.routers import start_customer
-        from sim.transit import start_third_parties
+        from cnilab.sim.edge import start_edge, wait_ready
+        from cnilab.sim.magic.lab import start_magic
+        from cnilab.sim.routers import start_customer
+        from cnilab.sim.transit import start_third_parties
 
         say("edge peer (ExaBGP, BFD) on cf")
         start_edge(self)
@@ -186,11 +186,11 @@ class Lab:
         """Reopen a running lab from its state file; ``name`` may be omitted when only one runs.
 
         ``backend="containerlab"`` (or a ``name`` with no state file whose ``clab-NAME-*``
-        containers exist) attaches to a lab containerlab deployed: see :mod:`sim.lab.attach_clab`.
+        containers exist) attaches to a lab containerlab deployed: see :mod:`cnilab.sim.lab.attach_clab`.
         """
         external = backend is not None and not backend_kind(backend).builds
         if external or (name and not LabState.exists(name)):
-            from sim.lab import attach_clab
+            from cnilab.sim.lab import attach_clab
 
             if external or attach_clab.deployed(name or ""):
                 if not name:
@@ -199,7 +199,7 @@ class Lab:
         name = resolve_lab(name)
         state = LabState.load(name)
         if not backend_kind(state.backend).builds:
-            from sim.lab import attach_clab
+            from cnilab.sim.lab import attach_clab
 
             return attach_clab.attach(name)
         be = make_backend(state.backend, name, lab_dir(name))
@@ -278,7 +278,7 @@ class Lab:
 
         A containerlab-deployed lab is not ours to remove: refused while it is deployed."""
         if not backend_kind(self.backend.name).builds:
-            from sim.lab.attach_clab import forget
+            from cnilab.sim.lab.attach_clab import forget
 
             forget(self)
             return
@@ -388,13 +388,13 @@ def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
     The state file lists namespaces only once they are made, so it can lag the kernel by one node:
     the sweep by owner tag is what makes a killed ``up`` fully removable.
     """
-    from sim.backends.containerlab import DeployedByContainerlab
+    from cnilab.sim.backends.containerlab import DeployedByContainerlab
 
     report: dict[str, list[str]] = {"labs": [], "orphan_namespaces": [], "orphan_processes": [], "errors": [],
                                     "skipped": []}
     had_state = LabState.exists(name)
     if not had_state and backend is None:
-        from sim.lab import attach_clab
+        from cnilab.sim.lab import attach_clab
 
         if attach_clab.deployed(name):  # containerlab's lab: attach decides (refused while deployed)
             backend = attach_clab.BACKEND
@@ -410,7 +410,7 @@ def down_lab(name: str, backend: str | None = None) -> dict[str, list[str]]:
         report["orphan_processes"] += [str(p) for p in cleanup.remove_netns(ns)]
         report["orphan_namespaces"].append(ns)
     if not had_state:  # containers of a docker lab killed mid-`up`
-        from sim.backends.docker import sweep_lab
+        from cnilab.sim.backends.docker import sweep_lab
 
         report["orphan_namespaces"] += [f"container {c}" for c in sweep_lab(name)]
     d = lab_dir(name)
@@ -440,7 +440,7 @@ def down_all() -> dict[str, list[str]]:
     Namespaces tagged by another state root are never touched (a colleague's lab, or their own
     orphan for their own ``down``), except by the machine-wide root when that state root is gone.
     """
-    from sim.backends.containerlab import DeployedByContainerlab
+    from cnilab.sim.backends.containerlab import DeployedByContainerlab
 
     report: dict[str, list[str]] = {"labs": [], "orphan_namespaces": [], "orphan_processes": [], "errors": [],
                                     "skipped": []}

@@ -1,3 +1,3 @@
-"""Compatibility re-export: this module moved to :mod:`sim.runtime.nsenter` (import it from there)."""
+"""Compatibility re-export: this module moved to :mod:`cnilab.sim.runtime.nsenter` (import it from there)."""
 
-from sim.runtime.nsenter import *  # noqa: F403
+from cnilab.sim.runtime.nsenter import *  # noqa: F403

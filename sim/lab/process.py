@@ -1,3 +1,3 @@
-"""Compatibility re-export: this module moved to :mod:`sim.runtime.process` (import it from there)."""
+"""Compatibility re-export: this module moved to :mod:`cnilab.sim.runtime.process` (import it from there)."""
 
-from sim.runtime.process import *  # noqa: F403
+from cnilab.sim.runtime.process import *  # noqa: F403

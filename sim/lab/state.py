@@ -1,3 +1,3 @@
-"""Compatibility re-export: the lab state file moved to :mod:`sim.state` (import it from there)."""
+"""Compatibility re-export: the lab state file moved to :mod:`cnilab.sim.state` (import it from there)."""
 
-from sim.state import *  # noqa: F403
+from cnilab.sim.state import *  # noqa: F403

@@ -10,10 +10,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from cnilab.sim.magic.model import HealthCheck
+from cnilab.sim.magic.steering import MagicRoute, NextHop
 from pydantic import BaseModel, ConfigDict, Field
-
-from sim.magic.model import HealthCheck
-from sim.magic.steering import MagicRoute, NextHop
 
 CONFIG_FILE = "magic.json"
 STATUS_FILE = "magic-status.json"

@@ -13,13 +13,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel
-
-from sim.magic import faults
-from sim.magic.facts import timing
-from sim.magic.lab import read_status
-from sim.magic.ops import set_tunnel
-from sim.magic.scenario import (
+from cnilab.sim.magic import faults
+from cnilab.sim.magic.facts import timing
+from cnilab.sim.magic.lab import read_status
+from cnilab.sim.magic.ops import set_tunnel
+from cnilab.sim.magic.scenario import (
     Expect,
     MagicRun,
     MagicScenario,
@@ -29,7 +27,8 @@ from sim.magic.scenario import (
     run,
     topology_path,
 )
-from sim.magic.simulate import Spread, sweep
+from cnilab.sim.magic.simulate import Spread, sweep
+from pydantic import BaseModel
 
 POLL_S = 0.05
 SETTLE_SLACK_S = 30.0
@@ -97,8 +96,8 @@ class MagicEmu:
 @contextlib.contextmanager
 def scenario_lab(sc: MagicScenario, name: str | None = None) -> Iterator[Any]:
     """The scenario's topology, with its rate and intervals, up and with every tunnel healthy."""
-    from sim.lab.lab import Lab
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.topology import build_plan, load_topology
 
     topo = load_topology(topology_path(sc))
     assert topo.magic is not None
@@ -113,7 +112,7 @@ def scenario_lab(sc: MagicScenario, name: str | None = None) -> Iterator[Any]:
 
 
 def wait_healthy(lab: Any, timeout: float | None = None) -> None:
-    from sim.magic.lab import wait_status
+    from cnilab.sim.magic.lab import wait_status
 
     st = read_status(lab)
     worst = max((t.interval_s for t in st.tunnels), default=5.0) if st else 5.0

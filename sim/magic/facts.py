@@ -46,7 +46,7 @@ class Timing(BaseModel):
 
 @functools.cache
 def raw() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("sim.data").joinpath("magic.yaml").read_text())
+    return yaml.safe_load(resources.files("cnilab.sim.data").joinpath("magic.yaml").read_text())
 
 
 @functools.cache

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sim.magic.config import HcTunnel, load_config
-from sim.magic.facts import legacy_range
-from sim.topology.plan import CUSTOMER
+from cnilab.sim.magic.config import HcTunnel, load_config
+from cnilab.sim.magic.facts import legacy_range
+from cnilab.sim.topology.plan import CUSTOMER
 
 FaultFn = Callable[[Any, str, bool], None]
 
@@ -56,7 +56,7 @@ def _rp_filter(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
     Cloudflare's BGP announcement 172.64.0.0/13 covers the target and routes it back into the
     tunnel; the real mistake is a more specific route back out of another interface (the LAN or the
     internet uplink), which this installs on ``lan0``."""
-    from sim.magic.lab import config_path
+    from cnilab.sim.magic.lab import config_path
 
     t = next(x for x in load_config(config_path(lab)).tunnels if x.name == tunnel)
     for key in (f"net.ipv4.conf.{ifname}.rp_filter", "net.ipv4.conf.all.rp_filter"):
@@ -68,7 +68,7 @@ def _rp_filter(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
 def _wrong_source(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
     import ipaddress
 
-    from sim.magic.lab import config_path, set_customer_source
+    from cnilab.sim.magic.lab import config_path, set_customer_source
 
     t = next(x for x in load_config(config_path(lab)).tunnels if x.name == tunnel)
     if t.kind == "cni" and not ifname.startswith("gre-"):
@@ -91,14 +91,14 @@ FAULTS: dict[str, tuple[Callable[..., None], str]] = {
 
 
 def cust_ifname(lab: Any, t: HcTunnel) -> str:
-    from sim.magic.lab import _cust_ifname
+    from cnilab.sim.magic.lab import _cust_ifname
 
     return t.ifname if t.kind == "gre" else _cust_ifname(lab, t)
 
 
 def apply(lab: Any, tunnel: str, kind: str, on: bool = True) -> str:
     """Apply (or clear) fault ``kind`` on Magic tunnel ``tunnel``; returns what it does."""
-    from sim.magic.lab import config_path
+    from cnilab.sim.magic.lab import config_path
 
     if kind not in FAULTS:
         raise ValueError(f"unknown tunnel fault {kind!r}; choose one of {', '.join(FAULTS)}")

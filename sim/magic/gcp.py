@@ -8,8 +8,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from sim.magic.rehearse import StepFailed, _Ctx, step_probes_return
-from sim.topology.plan import EDGE, ORIGIN
+from cnilab.sim.magic.rehearse import StepFailed, _Ctx, step_probes_return
+from cnilab.sim.topology.plan import EDGE, ORIGIN
 
 GCP_STEPS = (
     ("lab", "lab up: Cloud Router (AS 16550) on a partner VLAN attachment"),
@@ -22,7 +22,7 @@ GCP_STEPS = (
 
 
 def step_bgp(c: _Ctx, measured: dict) -> str:
-    from sim.edge import client_for
+    from cnilab.sim.edge import client_for
 
     client = client_for(c.lab)
     client.wait_established(timeout=60)
@@ -30,7 +30,7 @@ def step_bgp(c: _Ctx, measured: dict) -> str:
     s = next(x for x in client.sessions() if x.family == 4)
     measured.update({"accepted": s.prefixes_accepted, "announced": want})
     if s.prefixes_accepted < want:
-        from sim.testing import wait_for
+        from cnilab.sim.testing import wait_for
 
         wait_for(lambda: next(x for x in client.sessions() if x.family == 4).prefixes_accepted >= want, 30,
                  what="the Cloud Router's prefixes accepted")
@@ -38,7 +38,7 @@ def step_bgp(c: _Ctx, measured: dict) -> str:
 
 
 def step_ignored(c: _Ctx, measured: dict) -> str:
-    from sim.magic.lab import IGNORED_TABLE
+    from cnilab.sim.magic.lab import IGNORED_TABLE
 
     static = {str(r.prefix) for r in _cfg(c).routes}
     out = []
@@ -58,8 +58,8 @@ def step_ignored(c: _Ctx, measured: dict) -> str:
 
 
 def _cfg(c: _Ctx):
-    from sim.magic.config import load_config
-    from sim.magic.lab import config_path
+    from cnilab.sim.magic.config import load_config
+    from cnilab.sim.magic.lab import config_path
 
     return load_config(config_path(c.lab))
 
@@ -79,7 +79,7 @@ def step_static(c: _Ctx, measured: dict) -> str:
 
 
 def step_mtu(c: _Ctx, measured: dict) -> str:
-    from sim.probes.mtu import probe_mtu
+    from cnilab.sim.probes.mtu import probe_mtu
 
     rep = probe_mtu(c.lab)
     for r in rep.results:

@@ -3,7 +3,7 @@
 For every tunnel it sends real ICMP probes into the tunnel device (an ``AF_PACKET`` socket on the
 GRE/TUN interface, so the probe is encapsulated by whatever implements GRE here, kernel or
 userspace), listens for them coming back (a raw ICMP socket with ``IP_PKTINFO`` to see *where*
-they came back), feeds each result to :class:`sim.magic.health.Prober`, and keeps the steered
+they came back), feeds each result to :class:`cnilab.sim.magic.health.Prober`, and keeps the steered
 routes for the customer's prefixes in table 300 of the edge (multipath for equal priorities).
 
 Probe addressing (docs:tunnel-health-checks, summary table):
@@ -14,7 +14,7 @@ Probe addressing (docs:tunnel-health-checks, summary table):
 - legacy bidirectional:    echo reply  src target 172.64.240.253 -> dst Cloudflare interface address
 Bidirectional answers must arrive through the tunnel, unidirectional ones outside it.
 
-Run: ``python -m sim.magic.hcd --config magic.json --status magic-status.json``.
+Run: ``python -m cnilab.sim.magic.hcd --config magic.json --status magic-status.json``.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ import time
 import traceback
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
-from sim.magic.config import (
+from cnilab.sim.magic.config import (
     TABLE,
     HcConfig,
     HcTunnel,
@@ -45,9 +43,10 @@ from sim.magic.config import (
     load_config,
     write_json_atomic,
 )
-from sim.magic.facts import legacy_target, timing, tunnel_state_value
-from sim.magic.health import Prober, TunnelHealth
-from sim.magic.steering import steer
+from cnilab.sim.magic.facts import legacy_target, timing, tunnel_state_value
+from cnilab.sim.magic.health import Prober, TunnelHealth
+from cnilab.sim.magic.steering import steer
+from pyroute2 import IPRoute
 
 MAGIC = b"CNILABHC"
 ETH_P_IP = 0x0800
@@ -55,7 +54,7 @@ ARPHRD_ETHER = 1
 IP_PKTINFO = 8
 STATUS_EVERY_S = 0.5
 """The status file is rewritten at least this often (and at once on a change): readers treat a
-status older than ``sim.magic.lab.STALE_S`` as a dead daemon, never as the tunnels' state."""
+status older than ``cnilab.sim.magic.lab.STALE_S`` as a dead daemon, never as the tunnels' state."""
 
 
 def _csum(data: bytes) -> int:

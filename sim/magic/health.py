@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from cnilab.sim.magic.facts import State, Timing
 from pydantic import BaseModel
-
-from sim.magic.facts import State, Timing
 
 
 class Sample(BaseModel):

@@ -1,7 +1,7 @@
 """Build the Magic side of a running lab: internet GRE tunnels, the customer's return settings,
 the DSR egress policy, and the health-check daemon on the edge.
 
-Called by :class:`sim.lab.lab.Lab` after the customer router starts (``start_magic``) when the
+Called by :class:`cnilab.sim.lab.lab.Lab` after the customer router starts (``start_magic``) when the
 topology has a ``magic:`` section. Everything made here is recorded in the lab's state file
 (tunnel endpoints, processes), so ``cnilab down`` removes it like the rest of the lab.
 """
@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sim.backends.registry import backend_kind, backend_names
-from sim.lab import process
-from sim.lab.state import TunnelRecord
-from sim.magic.config import CONFIG_FILE, STATUS_FILE, HcConfig, HcTunnel, MagicStatus, load_config, save_config
-from sim.magic.facts import legacy_range, raw
-from sim.magic.model import MagicSpec
-from sim.magic.steering import MagicRoute
-from sim.topology.plan import CUSTOMER, EDGE, TRANSIT, LabPlan
+from cnilab.sim.backends.registry import backend_kind, backend_names
+from cnilab.sim.lab import process
+from cnilab.sim.lab.state import TunnelRecord
+from cnilab.sim.magic.config import CONFIG_FILE, STATUS_FILE, HcConfig, HcTunnel, MagicStatus, load_config, save_config
+from cnilab.sim.magic.facts import legacy_range, raw
+from cnilab.sim.magic.model import MagicSpec
+from cnilab.sim.magic.steering import MagicRoute
+from cnilab.sim.topology.plan import CUSTOMER, EDGE, TRANSIT, LabPlan
 
 INET_GRE_BASE = ipaddress.IPv4Address("10.213.0.0")
 """Inner /31s of the internet GRE tunnels (CNI tunnels use the plan's 10.212.0.0/31s)."""
@@ -85,7 +85,7 @@ def _gre_mode(lab: Any) -> str:
 
 
 def _build_inet_gre(lab: Any, t: HcTunnel) -> None:
-    from sim.dataplane import gre as gremod
+    from cnilab.sim.dataplane import gre as gremod
 
     mode = _gre_mode(lab)
     for node, local, remote, inner in (("cf", t.cf_outer, t.cust_outer, t.cf_inner),
@@ -129,7 +129,7 @@ def _customer_settings(lab: Any, spec: MagicSpec, cfg: HcConfig, only: str | Non
 def set_customer_source(lab: Any, t: HcTunnel, local: ipaddress.IPv4Address) -> None:
     """Rebuild the customer's end of GRE tunnel ``t`` with outer source ``local`` (the "wrong tunnel
     source" mistake, and its fix). Cloudflare's end accepts GRE only from customer_gre_endpoint."""
-    from sim.dataplane import gre as gremod
+    from cnilab.sim.dataplane import gre as gremod
 
     ifname = _cust_ifname(lab, t)
     st = lab.refresh()
@@ -187,7 +187,7 @@ def _dsr(lab: Any, plan: LabPlan) -> None:
 def _mss_clamp(lab: Any, plan: LabPlan, cfg: HcConfig) -> None:
     """The customer clamps on every path Magic traffic takes: the internet GRE tunnels and, for
     DSR egress, its transit link (the CNI interfaces are clamped by the router module)."""
-    from sim.routers.mss import TABLE, render_nft, resolve_clamp
+    from cnilab.sim.routers.mss import TABLE, render_nft, resolve_clamp
 
     mss = resolve_clamp(plan)
     ifaces = [t.ifname for t in cfg.tunnels if t.kind == "gre"]
@@ -249,10 +249,10 @@ def start_magic(lab: Any) -> None:
     if spec.dsr and TRANSIT in {n.name for n in plan.nodes}:
         _dsr(lab, plan)
     save_config(config_path(lab), cfg)
-    lab.spawn(EDGE, "magic-hcd", [sys.executable, "-m", "sim.magic.hcd", "--config", str(config_path(lab)),
+    lab.spawn(EDGE, "magic-hcd", [sys.executable, "-m", "cnilab.sim.magic.hcd", "--config", str(config_path(lab)),
                                   "--status", str(status_path(lab))], log=Path(lab.node_dir(EDGE)) / "magic-hcd.log")
     with lab.update() as st:
-        st.mechanisms["magic"] = ("health checks: sim.magic.hcd in cf (AF_PACKET into each tunnel, "
+        st.mechanisms["magic"] = ("health checks: cnilab.sim.magic.hcd in cf (AF_PACKET into each tunnel, "
                                   f"raw ICMP back); steered routes in cf table 300; {len(cfg.tunnels)} tunnels")
 
 

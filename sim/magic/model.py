@@ -10,9 +10,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
+from cnilab.sim.magic.facts import Direction, HcType, Rate
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-
-from sim.magic.facts import Direction, HcType, Rate
 
 
 class _M(BaseModel):

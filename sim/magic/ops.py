@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.magic.config import HcConfig
-from sim.magic.lab import update_config
+from cnilab.sim.magic.config import HcConfig
+from cnilab.sim.magic.lab import update_config
 
 
 def set_tunnel(lab: Any, tunnel: str, *, priority: int | None = None, rate: str | None = None,

@@ -20,11 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from cnilab.sim.magic.facts import legacy_range, legacy_target, timing
+from cnilab.sim.magic.lab import read_status, wait_status
+from cnilab.sim.topology.plan import CUSTOMER, EDGE
 from pydantic import BaseModel, Field
-
-from sim.magic.facts import legacy_range, legacy_target, timing
-from sim.magic.lab import read_status, wait_status
-from sim.topology.plan import CUSTOMER, EDGE
 
 STREAM_PPS = 200
 MOVE_SLACK_S = 3.0
@@ -77,15 +76,15 @@ def _route_dev(lab: Any, dst: str) -> str | None:
 
 def diagnose(lab: Any, tunnel: str) -> tuple[str, list[str]]:
     """Why the customer's router does not return ``tunnel``'s probes, and the lines that fix it."""
-    from sim.magic.config import load_config
-    from sim.magic.faults import cust_ifname
-    from sim.magic.lab import config_path
+    from cnilab.sim.magic.config import load_config
+    from cnilab.sim.magic.faults import cust_ifname
+    from cnilab.sim.magic.lab import config_path
 
     cfg = load_config(config_path(lab))
     t = next(x for x in cfg.tunnels if x.name == tunnel)
     ifname = cust_ifname(lab, t)
     hc = t.health_check
-    from sim.magic.lab import customer_source
+    from cnilab.sim.magic.lab import customer_source
 
     src = customer_source(lab, t)
     if src != str(t.cust_outer):
@@ -143,8 +142,8 @@ class _Ctx:
 
 
 def _cfg(lab: Any):
-    from sim.magic.config import load_config
-    from sim.magic.lab import config_path
+    from cnilab.sim.magic.config import load_config
+    from cnilab.sim.magic.lab import config_path
 
     return load_config(config_path(lab))
 
@@ -178,8 +177,8 @@ def step_healthy(c: _Ctx, measured: dict) -> str:
 
 
 def _move(c: _Ctx, priority: int, to: str, label: str, measured: dict) -> str:
-    from sim.magic.ops import set_tunnel
-    from sim.probes.traffic import PathSampler, UdpStream
+    from cnilab.sim.magic.ops import set_tunnel
+    from cnilab.sim.probes.traffic import PathSampler, UdpStream
 
     lab = c.lab
     with UdpStream(lab.netns_path("inet"), lab.netns_path("origin"), "198.51.100.10", STREAM_PPS) as s, \
@@ -210,8 +209,8 @@ def _move(c: _Ctx, priority: int, to: str, label: str, measured: dict) -> str:
 
 
 def step_on_internet(c: _Ctx, measured: dict) -> str:
-    from sim.magic.ops import set_tunnel
-    from sim.probes.traffic import PathSampler, UdpStream
+    from cnilab.sim.magic.ops import set_tunnel
+    from cnilab.sim.probes.traffic import PathSampler, UdpStream
 
     set_tunnel(c.lab, c.cni, priority=c.worse)
     time.sleep(0.5)
@@ -228,7 +227,7 @@ def step_on_internet(c: _Ctx, measured: dict) -> str:
 
 
 def step_mss(c: _Ctx, measured: dict) -> str:
-    from sim.probes.mss import probe_mss
+    from cnilab.sim.probes.mss import probe_mss
 
     rep = probe_mss(c.lab)
     for r in rep.results:
@@ -237,8 +236,8 @@ def step_mss(c: _Ctx, measured: dict) -> str:
         bad = next(r for r in rep.results if not r.ok)
         raise StepFailed(f"{bad.direction}: {bad.advice}", "the customer router does not clamp MSS to "
                          f"{rep.required} on every path", list(rep.fix.values()))
-    from sim.probes.mtu import measure_direction
-    from sim.topology.plan import INTERNET, ORIGIN
+    from cnilab.sim.probes.mtu import measure_direction
+    from cnilab.sim.topology.plan import INTERNET, ORIGIN
 
     plan = c.lab.plan
     ic = next(t.interconnect for t in plan.tunnels if t.cf_ifname in c.ifnames) if plan.tunnels else \
@@ -262,7 +261,7 @@ def step_mss(c: _Ctx, measured: dict) -> str:
 
 
 def step_dsr(c: _Ctx, measured: dict) -> str:
-    from sim.probes.traffic import PathSampler, UdpStream
+    from cnilab.sim.probes.traffic import PathSampler, UdpStream
 
     lab = c.lab
     inet = str(next(a for a in lab.plan.node("inet").iface("eth0").addresses if a.version == 4).ip)
@@ -309,8 +308,8 @@ MT_STEPS = (
 def rehearse_magic(topology: str | Path, lab_name: str | None = None, edit: Callable[[Any], Any] | None = None,
                    on_step: Callable[[RStep], None] | None = None) -> MagicRehearsal:
     """The Magic Transit rehearsal, or the Cloud Interconnect one for a topology with a Cloud Router."""
-    from sim.lab.lab import Lab
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.topology import build_plan, load_topology
 
     topo = load_topology(topology)
     if edit:
@@ -318,8 +317,8 @@ def rehearse_magic(topology: str | Path, lab_name: str | None = None, edit: Call
     if topo.magic is None:
         raise ValueError(f"{topology}: the Magic rehearsal needs a magic: section")
     if topo.magic.cloud_router:
-        from sim.magic.gcp import GCP_STEPS
-        from sim.magic.gcp import STEPS as GSTEPS
+        from cnilab.sim.magic.gcp import GCP_STEPS
+        from cnilab.sim.magic.gcp import STEPS as GSTEPS
 
         defs, table = GCP_STEPS, GSTEPS
     else:

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import yaml
+from cnilab.sim.magic.facts import Rate, State
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from sim.magic.facts import Rate, State
 
 
 class _M(BaseModel):

@@ -13,12 +13,10 @@ from __future__ import annotations
 import random
 import statistics
 
-from pydantic import BaseModel
-
-from sim.magic.config import HcConfig, RouteChange
-from sim.magic.facts import Timing, timing
-from sim.magic.health import Prober, Sample, TunnelHealth
-from sim.magic.scenario import (
+from cnilab.sim.magic.config import HcConfig, RouteChange
+from cnilab.sim.magic.facts import Timing, timing
+from cnilab.sim.magic.health import Prober, Sample, TunnelHealth
+from cnilab.sim.magic.scenario import (
     Expect,
     MagicRun,
     MagicScenario,
@@ -28,7 +26,8 @@ from sim.magic.scenario import (
     run,
     topology_path,
 )
-from sim.magic.steering import steer
+from cnilab.sim.magic.steering import steer
+from pydantic import BaseModel
 
 RTT_S = 0.001
 def blocks(kind: str, hc_type: str, legacy: bool) -> bool:
@@ -43,8 +42,8 @@ def blocks(kind: str, hc_type: str, legacy: bool) -> bool:
 
 
 def config_for(sc: MagicScenario) -> HcConfig:
-    from sim.magic.lab import resolve
-    from sim.topology import build_plan, load_topology
+    from cnilab.sim.magic.lab import resolve
+    from cnilab.sim.topology import build_plan, load_topology
 
     topo = load_topology(topology_path(sc))
     if topo.magic is None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from cnilab.sim.magic.facts import timing
 from pydantic import BaseModel, ConfigDict
-
-from sim.magic.facts import timing
 
 
 class MagicRoute(BaseModel):

@@ -4,9 +4,9 @@ The scenario emulator, the dashboard, failover measurement, ``cnilab demo``, reh
 tests read a lab through these classes instead of each running its own polling loop, so "the
 session went Idle at t" means the same reading everywhere.
 
-- :mod:`sim.observe.edge`: the edge driver's sessions, BFD and event log, one read at a time.
-- :mod:`sim.observe.routes`: where each router sends a destination (``ip route get`` in-process).
-- :mod:`sim.observe.paths`: which interfaces are paths to the other side, and samplers over them.
-- :mod:`sim.observe.counters`: interface state and counters of every node (the dashboard's links).
-- :mod:`sim.observe.observer`: :class:`LabObserver`, the background poller that records transitions.
+- :mod:`cnilab.sim.observe.edge`: the edge driver's sessions, BFD and event log, one read at a time.
+- :mod:`cnilab.sim.observe.routes`: where each router sends a destination (``ip route get`` in-process).
+- :mod:`cnilab.sim.observe.paths`: which interfaces are paths to the other side, and samplers over them.
+- :mod:`cnilab.sim.observe.counters`: interface state and counters of every node (the dashboard's links).
+- :mod:`cnilab.sim.observe.observer`: :class:`LabObserver`, the background poller that records transitions.
 """

@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from cnilab.sim.runtime.nsenter import in_netns
 from pydantic import BaseModel
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
-
-from sim.runtime.nsenter import in_netns
 
 IFF_UP = 0x1
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.edge.control import ControlError, EdgeClient, Event
+from cnilab.sim.edge.control import ControlError, EdgeClient, Event
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,9 @@ class EdgeReading:
     reachable: bool
     error: str | None = None
     sessions: list[dict[str, Any]] = field(default_factory=list)
-    """The driver's session views (sim.edge.control.SessionInfo fields)."""
+    """The driver's session views (cnilab.sim.edge.control.SessionInfo fields)."""
     bfd: list[dict[str, Any]] = field(default_factory=list)
-    """The speaker's BFD sessions (sim.edge.bfd.BfdSessionInfo fields)."""
+    """The speaker's BFD sessions (cnilab.sim.edge.bfd.BfdSessionInfo fields)."""
     events: list[Event] = field(default_factory=list)
     """Driver events not returned by an earlier read (only when asked for)."""
 

@@ -2,7 +2,7 @@
 
 It reads the edge (sessions, BFD), the customer router's own sessions (a slower poll: the daemon's
 CLI is a fork) and both routers' best path to the far end, at a declared interval, and appends a
-timestamped :class:`~sim.report.model.Transition` whenever a reading differs from the last. A
+timestamped :class:`~cnilab.sim.report.model.Transition` whenever a reading differs from the last. A
 reader that needs the state *now* (a scenario ``expect ... now``) calls :meth:`refresh` with a
 maximum age instead of trusting the last background sample.
 """
@@ -14,13 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from sim.handle import LabHandle
-from sim.observe.edge import EdgeReader, EdgeReading
-from sim.observe.paths import SIDE_NODE, path_label
-from sim.observe.routes import RouteReader
-from sim.probes.mtu import _first_v4
-from sim.report.model import Transition
-from sim.topology.plan import INTERNET, ORIGIN
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.observe.edge import EdgeReader, EdgeReading
+from cnilab.sim.observe.paths import SIDE_NODE, path_label
+from cnilab.sim.observe.routes import RouteReader
+from cnilab.sim.probes.mtu import _first_v4
+from cnilab.sim.report.model import Transition
+from cnilab.sim.topology.plan import INTERNET, ORIGIN
 
 POLL_S = 0.05
 CUSTOMER_POLL_S = 0.25
@@ -181,7 +181,7 @@ class LabObserver:
                 self._cust_sessions = cust
 
     def _customer_sessions(self) -> dict[str, str]:
-        from sim.routers import customer_bgp
+        from cnilab.sim.routers import customer_bgp
 
         try:
             return {n["session"]: fsm(n.get("state")) for n in customer_bgp(self.lab) if n.get("session")}

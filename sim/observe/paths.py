@@ -1,15 +1,15 @@
 """The paths between Cloudflare and the customer, as interfaces on each side, and samplers over them.
 
 A path is named after its interconnect (``ewr1``) or ``internet-backup`` for the transit; the same
-names label the counters a :class:`~sim.probes.traffic.PathSampler` reads and the best path an
+names label the counters a :class:`~cnilab.sim.probes.traffic.PathSampler` reads and the best path an
 observer reports, so "traffic moved to ewr2" and "the route moved to ewr2" can be compared.
 """
 
 from __future__ import annotations
 
-from sim.handle import LabHandle
-from sim.probes.traffic import PathSampler
-from sim.topology.plan import CUSTOMER, EDGE, TRANSIT, LabPlan
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.probes.traffic import PathSampler
+from cnilab.sim.topology.plan import CUSTOMER, EDGE, TRANSIT, LabPlan
 
 BACKUP = "internet-backup"
 """Label of the transit path (the customer's Internet backup)."""

@@ -11,14 +11,13 @@ import contextlib
 import time
 from typing import Literal
 
+from cnilab.sim.faults.apply import apply_fault, clear_faults
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.observe.paths import path_sampler
+from cnilab.sim.probes.mtu import _first_v4
+from cnilab.sim.probes.traffic import PathSampler, UdpStream
+from cnilab.sim.topology.plan import INTERNET, ORIGIN
 from pydantic import BaseModel, Field
-
-from sim.faults.apply import apply_fault, clear_faults
-from sim.handle import LabHandle
-from sim.observe.paths import path_sampler
-from sim.probes.mtu import _first_v4
-from sim.probes.traffic import PathSampler, UdpStream
-from sim.topology.plan import INTERNET, ORIGIN
 
 
 class Expected(BaseModel):

@@ -14,13 +14,12 @@ import socket
 import threading
 import time
 
+from cnilab.sim.facts import load_facts
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.probes.mtu import first_addr, flush_pmtu
+from cnilab.sim.probes.sockets import packet_socket, parse_tcp_frame, socket_in
+from cnilab.sim.topology.plan import INTERNET, ORIGIN
 from pydantic import BaseModel, Field
-
-from sim.facts import load_facts
-from sim.handle import LabHandle
-from sim.probes.mtu import first_addr, flush_pmtu
-from sim.probes.sockets import packet_socket, parse_tcp_frame, socket_in
-from sim.topology.plan import INTERNET, ORIGIN
 
 
 class MssResult(BaseModel):
@@ -52,7 +51,7 @@ class MssReport(BaseModel):
 
 def fix_lines(required: int) -> dict[str, str]:
     """The exact lines that clamp MSS to ``required`` on common customer routers."""
-    from sim.routers.mss import mss_fix_hint
+    from cnilab.sim.routers.mss import mss_fix_hint
 
     return mss_fix_hint(required)
 
@@ -138,7 +137,7 @@ def probe_mss(lab: LabHandle) -> MssReport:
     A direction where no SYN crossed is reported as a down path, not as a clamp failure: an MSS
     fix printed for a path that carries nothing would send the engineer after the wrong problem.
     """
-    from sim.dataplane.customer import clamp_diagnosis, clamp_provenance
+    from cnilab.sim.dataplane.customer import clamp_diagnosis, clamp_provenance
 
     plan = lab.plan
     required = plan.mss_required

@@ -18,10 +18,8 @@ import subprocess
 import time
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
-from sim.handle import LabHandle
-from sim.probes.sockets import (
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.probes.sockets import (
     IP_MTU_DISCOVER,
     IP_PMTUDISC_DO,
     IP_PMTUDISC_PROBE,
@@ -32,7 +30,8 @@ from sim.probes.sockets import (
     read_icmp_error,
     socket_in,
 )
-from sim.topology.plan import CUSTOMER, EDGE, INTERNET, ORIGIN, LabPlan
+from cnilab.sim.topology.plan import CUSTOMER, EDGE, INTERNET, ORIGIN, LabPlan
+from pydantic import BaseModel, Field
 
 Direction = Literal["cf_to_customer", "customer_to_cf"]
 
@@ -261,7 +260,7 @@ def _hint(lab: LabHandle, ic: str, direction: Direction) -> str:
 def probe_mtu(lab: LabHandle, link: str | None = None) -> MtuReport:
     """End to end (inet <-> origin) or over one interconnect (cf <-> cust), IPv4 and, where both
     ends have it, IPv6 (same IP MTU: the profile's figures are per direction, not per family)."""
-    from sim.dataplane.customer import tunnel_provenance
+    from cnilab.sim.dataplane.customer import tunnel_provenance
 
     plan = lab.plan
     results: list[MtuResult] = []

@@ -1,7 +1,7 @@
 """Sockets opened inside lab nodes, and the packet parsing the probes need.
 
 Probes run in one process and hold sockets in several namespaces at once (a sender in ``inet``, a
-receiver in ``origin``): each socket is created inside :func:`sim.runtime.nsenter.in_netns` and stays
+receiver in ``origin``): each socket is created inside :func:`cnilab.sim.runtime.nsenter.in_netns` and stays
 in that namespace afterwards.
 """
 
@@ -11,7 +11,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from sim.runtime.nsenter import in_netns
+from cnilab.sim.runtime.nsenter import in_netns
 
 ETH_P_ALL = 0x0003
 IP_MTU_DISCOVER = 10

@@ -17,11 +17,10 @@ import struct
 import threading
 import time
 
+from cnilab.sim.probes.sockets import socket_in
+from cnilab.sim.runtime.nsenter import in_netns
 from pydantic import BaseModel
 from pyroute2 import IPRoute
-
-from sim.probes.sockets import socket_in
-from sim.runtime.nsenter import in_netns
 
 _HDR = struct.Struct("!Qd")
 IN_FLIGHT_S = 0.3

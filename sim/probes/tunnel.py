@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.topology.plan import CUSTOMER, Tunnel
 from pydantic import BaseModel, Field
-
-from sim.handle import LabHandle
-from sim.topology.plan import CUSTOMER, Tunnel
 
 _RECV = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
@@ -74,7 +73,7 @@ def mismatches(t: Tunnel) -> tuple[list[str], list[str]]:
 
 
 def probe_tunnel(lab: LabHandle) -> TunnelReport:
-    from sim.dataplane.customer import tunnel_provenance
+    from cnilab.sim.dataplane.customer import tunnel_provenance
 
     plan = lab.plan
     out: list[TunnelResult] = []

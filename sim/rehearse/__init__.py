@@ -13,8 +13,8 @@ Entry points::
     render_junit(report) -> str
 """
 
-from sim.rehearse.checklist import render_junit
-from sim.rehearse.model import Report, RunOptions, StepResult
-from sim.rehearse.runner import run_acceptance, run_rehearsal
+from cnilab.sim.rehearse.checklist import render_junit
+from cnilab.sim.rehearse.model import Report, RunOptions, StepResult
+from cnilab.sim.rehearse.runner import run_acceptance, run_rehearsal
 
 __all__ = ["Report", "RunOptions", "StepResult", "render_junit", "run_acceptance", "run_rehearsal"]

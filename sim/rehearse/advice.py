@@ -10,12 +10,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from sim.bgp.policy import LEAK_RULES
-from sim.edge.control import RejectedRoute, SessionInfo
-from sim.facts import load_facts
-from sim.probes.mss import MssReport
-from sim.rehearse.model import Finding
-from sim.topology.plan import LabPlan
+from cnilab.sim.bgp.policy import LEAK_RULES
+from cnilab.sim.edge.control import RejectedRoute, SessionInfo
+from cnilab.sim.facts import load_facts
+from cnilab.sim.probes.mss import MssReport
+from cnilab.sim.rehearse.model import Finding
+from cnilab.sim.topology.plan import LabPlan
 
 
 class StepFailed(Exception):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from cnilab.sim.rehearse.model import Report, StepResult
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
-from sim.rehearse.model import Report, StepResult
 
 MARK = {"pass": "[green]PASS[/]", "warn": "[yellow]WARN[/]", "fail": "[red]FAIL[/]", "skip": "[yellow]SKIP[/]",
         "not-run": "[dim]----[/]"}

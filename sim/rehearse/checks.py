@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sim.rehearse.model import Finding
+from cnilab.sim.rehearse.model import Finding
 
 if TYPE_CHECKING:
-    from sim.rehearse.steps import Context
+    from cnilab.sim.rehearse.steps import Context
 
 RouterCheck = Callable[["Context"], list[Finding]]
 
@@ -50,7 +50,7 @@ class CheckRegistry:
         return list(self._checks.values())
 
 
-CHECK_MODULES: tuple[str, ...] = ("sim.rehearse.checks",)
+CHECK_MODULES: tuple[str, ...] = ("cnilab.sim.rehearse.checks",)
 """Modules whose import registers checks; listed here so the runner finds them without if-chains."""
 
 REGISTRY = CheckRegistry()
@@ -60,7 +60,7 @@ router_check = REGISTRY.register
 def run_checks(ctx: Context, checks: list[RegisteredCheck] | None = None) -> tuple[list[str], list[Finding]]:
     """Run every check; returns (what ran, findings). A check that raises is a WARN, not a pass; one
     that does not apply raises SkipStep and says why; info findings are context lines, not verdicts."""
-    from sim.rehearse.steps import SkipStep
+    from cnilab.sim.rehearse.steps import SkipStep
 
     ran: list[str] = []
     findings: list[Finding] = []
@@ -90,9 +90,9 @@ def run_checks(ctx: Context, checks: list[RegisteredCheck] | None = None) -> tup
 # -- the customer daemon's own state ------------------------------------------------------------------
 @router_check("router.crosscheck", "Your daemon's own state (neighbors, policies, BFD, timers)")
 def daemon_state(ctx: Context) -> list[Finding]:
-    """sim.routers.crosscheck: what the daemon reports, against the plan (it names its evidence)."""
-    from sim.rehearse.steps import SkipStep, _router_findings, as_finding
-    from sim.routers import router_for
+    """cnilab.sim.routers.crosscheck: what the daemon reports, against the plan (it names its evidence)."""
+    from cnilab.sim.rehearse.steps import SkipStep, _router_findings, as_finding
+    from cnilab.sim.routers import router_for
 
     if router_for(ctx.lab) is None:
         raise SkipStep("the customer router runs outside the lab: cnilab cannot read its state")

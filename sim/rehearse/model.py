@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from cnilab.sim.facts import router_kind_names
 from pydantic import BaseModel, ConfigDict, Field
-
-from sim.facts import router_kind_names
 
 LabRouterKind = Literal[router_kind_names(in_lab=True)]  # type: ignore[valid-type]
 """Router kinds a rehearsal can run (the registry's data, without ``external``)."""
@@ -40,7 +39,7 @@ class RunOptions(_Model):
     api_timeout: float = 15.0
     bgp_timeout: float | None = Field(
         default=None, description="Seconds to wait for Established (default: from the plan's timers, "
-                                  "sim.edge.readiness.bring_up_budget)")
+                                  "cnilab.sim.edge.readiness.bring_up_budget)")
 
 
 class Finding(_Model):

@@ -18,16 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnilab.sim.facts import router_kinds
+from cnilab.sim.rehearse import steps as st
+from cnilab.sim.rehearse.advice import StepFailed
+from cnilab.sim.rehearse.model import Report, RunOptions, StepResult, Suite
+from cnilab.sim.routers.registry import kinds_help, router_class
+from cnilab.sim.topology.load import ConfigError, load_topology
+from cnilab.sim.topology.model import CustomerRouter, Topology
+from cnilab.sim.topology.plan import LabPlan, build_plan
 from pydantic import ValidationError
-
-from sim.facts import router_kinds
-from sim.rehearse import steps as st
-from sim.rehearse.advice import StepFailed
-from sim.rehearse.model import Report, RunOptions, StepResult, Suite
-from sim.routers.registry import kinds_help, router_class
-from sim.topology.load import ConfigError, load_topology
-from sim.topology.model import CustomerRouter, Topology
-from sim.topology.plan import LabPlan, build_plan
 
 OnBegin = Callable[[str, str], None]
 OnDone = Callable[[StepResult], None]
@@ -44,7 +43,7 @@ class StepDef:
 
 
 def _router_step(ctx: st.Context) -> list[str]:
-    from sim.rehearse.checks import run_checks
+    from cnilab.sim.rehearse.checks import run_checks
 
     ran, findings = run_checks(ctx)
     fails = [f for f in findings if f.severity == "fail"]
@@ -98,20 +97,20 @@ ACCEPTANCE: list[StepDef] = [
 
 
 def _no_leaks(ctx: st.Context) -> list[str]:
-    from sim.verify.steps import no_leaks
+    from cnilab.sim.verify.steps import no_leaks
 
     return no_leaks(ctx)
 
 
 def _max_prefix(ctx: st.Context) -> list[str]:
-    from sim.verify.steps import max_prefix
+    from cnilab.sim.verify.steps import max_prefix
 
     return max_prefix(ctx)
 
 
 def sniff_kind(path: Path) -> str | None:
     """The router kind from the file's own syntax (each kind's patterns in the registry's data)."""
-    from sim.routers.registry import sniff_kind as sniff
+    from cnilab.sim.routers.registry import sniff_kind as sniff
 
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -150,7 +149,7 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
     elif opts.kind is not None:
         router["kind"] = opts.kind
     if opts.customer_dataplane is not None:
-        from sim.topology.load import check_dataplane
+        from cnilab.sim.topology.load import check_dataplane
 
         dp = Path(opts.customer_dataplane).expanduser().resolve()
         if not dp.is_file():
@@ -178,7 +177,7 @@ def build_run_plan(opts: RunOptions, lab: str) -> tuple[Topology, LabPlan]:
 
 
 def config_check(ctx: st.Context) -> list[str]:
-    from sim.routers import check_customer_config
+    from cnilab.sim.routers import check_customer_config
 
     router = ctx.plan.customer_router
     if router.config is None:
@@ -273,7 +272,7 @@ def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin 
         ctx = st.Context(options=opts, topo=topo, plan=plan)
 
         def open_lab(daemons: bool) -> Any:
-            from sim.lab.lab import Lab
+            from cnilab.sim.lab.lab import Lab
 
             lab = stack.enter_context(Lab.create(plan, topology_path=opts.topology, ready_timeout=ctx.bgp_timeout,
                                                  daemons=daemons))
@@ -282,8 +281,8 @@ def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin 
 
         ctx.open_lab = open_lab
         if suite == "rehearse":
-            from mock_api.testing import running_api
-            from sim.rehearse.api import CniApi
+            from cnilab.mock_api.testing import running_api
+            from cnilab.sim.rehearse.api import CniApi
 
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="cnilab-rehearse-"))
             api = stack.enter_context(running_api(db=Path(tmp) / "api.sqlite3"))
@@ -306,7 +305,7 @@ def _run(suite: Suite, defs: list[StepDef], opts: RunOptions, on_begin: OnBegin 
             if on_done:
                 on_done(res)
         if after is not None and ctx.lab is not None:
-            after(ctx)  # still inside the stack: the lab is up (e.g. sim.verify records an observation)
+            after(ctx)  # still inside the stack: the lab is up (e.g. cnilab.sim.verify records an observation)
     router = plan.customer_router
     return Report(suite=suite, topology=topo.name, topology_path=str(opts.topology), lab=lab_name,
                   router_kind=router.kind, customer_config=str(router.config) if router.config else None,

@@ -1,5 +1,5 @@
 """The checklist steps. Each takes the shared :class:`Context`, returns the lines it verified, and
-raises :class:`~sim.rehearse.advice.StepFailed` with advice when the check does not hold.
+raises :class:`~cnilab.sim.rehearse.advice.StepFailed` with advice when the check does not hold.
 
 Steps only *use* the lab and the API the runner opened; they never own a resource, so the runner's
 ExitStack alone decides teardown, whatever step fails or raises.
@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.checks import bfd_up, detection, router_has_bfd, wait_torn_down
-from sim.edge.control import ControlError, EdgeClient, SessionInfo
-from sim.edge.readiness import deterministic_evidence
-from sim.facts import facility_by_code, load_facts
-from sim.handle import LabHandle
-from sim.rehearse.advice import (
+from cnilab.sim.checks import bfd_up, detection, router_has_bfd, wait_torn_down
+from cnilab.sim.edge.control import ControlError, EdgeClient, SessionInfo
+from cnilab.sim.edge.readiness import deterministic_evidence
+from cnilab.sim.facts import facility_by_code, load_facts
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.rehearse.advice import (
     StepFailed,
     bfd_advice,
     bgp_findings,
@@ -29,10 +29,10 @@ from sim.rehearse.advice import (
     mtu_advice,
     rejected_findings,
 )
-from sim.rehearse.api import ApiError, CniApi
-from sim.rehearse.model import Finding, RunOptions
-from sim.topology.model import Topology
-from sim.topology.plan import CUSTOMER, LabPlan
+from cnilab.sim.rehearse.api import ApiError, CniApi
+from cnilab.sim.rehearse.model import Finding, RunOptions
+from cnilab.sim.topology.model import Topology
+from cnilab.sim.topology.plan import CUSTOMER, LabPlan
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Context:
     @property
     def bgp_timeout(self) -> float:
         """The user's --bgp-timeout, else what the plan's timers need plus slack."""
-        from sim.edge.readiness import bring_up_budget
+        from cnilab.sim.edge.readiness import bring_up_budget
 
         return self.options.bgp_timeout if self.options.bgp_timeout is not None else bring_up_budget(self.plan)
 
@@ -85,7 +85,7 @@ Step = Callable[[Context], list[str]]
 # -- 1 scope -----------------------------------------------------------------------------------------
 def scope(ctx: Context) -> list[str]:
     """Find a free slot of the right speed at each interconnect's site (seed 000: scope and site)."""
-    from mock_api.inventory import slot_by_id
+    from cnilab.mock_api.inventory import slot_by_id
 
     api, out = ctx.need_api(), []
     for ic in ctx.topo.interconnects:
@@ -150,8 +150,8 @@ def start_lab(ctx: Context, daemons: bool = True) -> None:
 @contextlib.contextmanager
 def _router_verdict(ctx: Context) -> Iterator[None]:
     """A customer daemon that will not run the config is a verdict on the config, not a lab error."""
-    from sim.dataplane.customer import DataplaneError
-    from sim.routers import RouterError
+    from cnilab.sim.dataplane.customer import DataplaneError
+    from cnilab.sim.routers import RouterError
 
     try:
         yield
@@ -167,8 +167,8 @@ def _router_verdict(ctx: Context) -> Iterator[None]:
 
 def cross_connect(ctx: Context) -> list[str]:
     """Bring up the lab and bind each API interconnect to its lab link: the cross-connect is made."""
-    from sim.edge import start_edge, wait_ready
-    from sim.routers import start_customer
+    from cnilab.sim.edge import start_edge, wait_ready
+    from cnilab.sim.routers import start_customer
 
     api = ctx.need_api()
     # Order of the day: the port is patched (lab links), Cloudflare's edge runs but has nothing
@@ -254,7 +254,7 @@ def create_cnis(ctx: Context) -> list[str]:
 
 
 def _customer_bgp(ctx: Context) -> list[dict[str, Any]]:
-    from sim.routers import customer_bgp
+    from cnilab.sim.routers import customer_bgp
 
     with contextlib.suppress(Exception):  # the daemon's view is advice material, never a failure cause
         return customer_bgp(ctx.lab)
@@ -273,8 +273,8 @@ NOTIFICATION (the words Cloudflare's side will read) arrives within seconds."""
 
 
 def _router_findings(ctx: Context) -> list[Any]:
-    """The cross-checks of the customer's own daemon (sim.routers.crosscheck); [] if it cannot answer."""
-    from sim.routers.crosscheck import cross_check
+    """The cross-checks of the customer's own daemon (cnilab.sim.routers.crosscheck); [] if it cannot answer."""
+    from cnilab.sim.routers.crosscheck import cross_check
 
     with contextlib.suppress(Exception):  # a daemon that cannot answer is reported by the other steps
         return cross_check(ctx.lab, {ic.name: ic.dataplane for ic in ctx.topo.interconnects})
@@ -282,7 +282,7 @@ def _router_findings(ctx: Context) -> list[Any]:
 
 
 def as_finding(f: Any) -> Finding:
-    """A cross-check finding (sim.routers.crosscheck) in the report's terms, with what was read."""
+    """A cross-check finding (cnilab.sim.routers.crosscheck) in the report's terms, with what was read."""
     return Finding(severity=f.severity, check=f"router.{f.check}", subject=f.session or "",
                    cause=f.message + (f" (read: {f.evidence})" if f.evidence else ""), fix=f.fix)
 
@@ -471,7 +471,7 @@ class SkipStep(Exception):
 def tunnel(ctx: Context) -> list[str]:
     """The customer's GRE end reaches Cloudflare's (live ping inside the tunnel); on failure, the
     declared values that differ from Cloudflare's, each with its fix."""
-    from sim.probes.tunnel import probe_tunnel
+    from cnilab.sim.probes.tunnel import probe_tunnel
 
     if not ctx.plan.tunnels:
         raise SkipStep("no GRE tunnel on these interconnects (dataplane v2 has none)")
@@ -489,7 +489,7 @@ def tunnel(ctx: Context) -> list[str]:
 
 
 def mtu(ctx: Context) -> list[str]:
-    from sim.probes.mtu import probe_mtu
+    from cnilab.sim.probes.mtu import probe_mtu
 
     rep = probe_mtu(ctx.lab)
     ctx.provenance["mtu"] = rep.provenance
@@ -503,7 +503,7 @@ def mtu(ctx: Context) -> list[str]:
 
 
 def mss(ctx: Context) -> list[str]:
-    from sim.probes.mss import probe_mss
+    from cnilab.sim.probes.mss import probe_mss
 
     rep = probe_mss(ctx.lab)
     ctx.provenance["mss"] = rep.provenance
@@ -542,7 +542,7 @@ def go_live(ctx: Context) -> list[str]:
     """Healthy; low light (-25 dBm, below the optic's floor: the link loses carrier) shows as Unhealthy
     with the reason, and is held until the edge has detected the dead link (BFD or hold time); once
     cleared, Healthy again and BGP re-established over the recovered link."""
-    from sim.faults.apply import apply_fault, clear_faults
+    from cnilab.sim.faults.apply import apply_fault, clear_faults
 
     api, out = ctx.need_api(), []
     level = "-25dBm"
@@ -591,7 +591,7 @@ def _link_in_use(ctx: Context) -> str | None:
 
 def failover(ctx: Context) -> list[str]:
     """Traffic moves off the primary link (several paths), or BFD/BGP drops and recovers (one link)."""
-    from sim.probes.failover import measure_failover
+    from cnilab.sim.probes.failover import measure_failover
 
     links = [ic.name for ic in ctx.topo.interconnects]
     keys = [s.key for s in ctx.plan.sessions]
@@ -624,7 +624,7 @@ def failover(ctx: Context) -> list[str]:
                 f"should take ~{rep.expected.detection_ms} ms"], lines)
         ctx.edge.wait_established(keys, timeout=ctx.bgp_timeout)
         return [*lines, "all sessions Established again after the fault was cleared"]
-    from sim.faults.apply import apply_fault, clear_faults
+    from cnilab.sim.faults.apply import apply_fault, clear_faults
 
     link = links[0]
     sess = ctx.plan.sessions_for(link)[0]
@@ -685,8 +685,8 @@ def failover(ctx: Context) -> list[str]:
 
 def _recovery_cause(ctx: Context, key: str, took_s: float) -> Any:
     """The customer's own back-off timer that explains a slow return (a Finding), or None."""
-    from sim.routers import router_for
-    from sim.routers.crosscheck import recovery_cause
+    from cnilab.sim.routers import router_for
+    from cnilab.sim.routers.crosscheck import recovery_cause
 
     router = router_for(ctx.lab)
     if router is None:

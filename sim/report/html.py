@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from itertools import groupby
 
-from sim.report.model import Report, Transition
+from cnilab.sim.report.model import Report, Transition
 
 GOOD, BAD, WAIT, NEUTRAL = "#2e7d32", "#c62828", "#f9a825", "#9e9e9e"
 PATH_COLOURS = ("#1565c0", "#6a1b9a", "#00838f", "#ef6c00", "#ad1457", "#283593")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from sim.report.model import Report
+from cnilab.sim.report.model import Report
 
 
 def render_junit(reports: list[Report]) -> str:

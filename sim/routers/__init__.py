@@ -2,7 +2,7 @@
 
 "Bring your own config and see what Cloudflare's side makes of it" is the main use of the lab, so
 the customer side is never simulated: it is the real daemon the customer runs, with their real
-configuration. Which daemons exist is the registry's business (:mod:`sim.routers.registry`, data in
+configuration. Which daemons exist is the registry's business (:mod:`cnilab.sim.routers.registry`, data in
 ``sim/data/router-kinds.yaml``); this module is what the orchestrator calls, without naming a kind::
 
     check_customer_config(plan)   # before anything is built: a bad user config fails here
@@ -12,8 +12,8 @@ configuration. Which daemons exist is the registry's business (:mod:`sim.routers
     stop_customer(lab)            # optional: teardown of the namespace also ends it
 
 ``customer_bgp`` returns one dict per BGP neighbour, the fields of
-:class:`~sim.routers.base.BgpNeighbor` (peer, remote_as, state, received, sent, session, timers...).
-The MSS clamp Linux routers apply outside the daemon is :mod:`sim.routers.mss`.
+:class:`~cnilab.sim.routers.base.BgpNeighbor` (peer, remote_as, state, received, sent, session, timers...).
+The MSS clamp Linux routers apply outside the daemon is :mod:`cnilab.sim.routers.mss`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sim.routers.base import CustomerRouter
-from sim.routers.common import (
+from cnilab.sim.routers.base import CustomerRouter
+from cnilab.sim.routers.common import (
     EXTRA_KEY,
     RouterError,
     RouterLab,
@@ -30,8 +30,8 @@ from sim.routers.common import (
     extra_key,
     template_context,
 )
-from sim.routers.registry import router_class, sniff_kind
-from sim.topology.plan import CUSTOMER, LabPlan
+from cnilab.sim.routers.registry import router_class, sniff_kind
+from cnilab.sim.topology.plan import CUSTOMER, LabPlan
 
 
 def check_customer_config(plan: LabPlan) -> None:
@@ -68,7 +68,7 @@ def start_customer(lab: RouterLab) -> None:
 
     On failure everything this call started is stopped again before the error propagates.
     """
-    from sim.routers.mss import apply_mss_clamp
+    from cnilab.sim.routers.mss import apply_mss_clamp
 
     router = router_for(lab)
     if router is None:
@@ -87,7 +87,7 @@ def start_customer(lab: RouterLab) -> None:
 
 def stop_customer(lab: RouterLab) -> None:
     """Stop the daemons ``start_customer`` started and remove the clamp. Idempotent."""
-    from sim.routers.mss import remove_mss_clamp
+    from cnilab.sim.routers.mss import remove_mss_clamp
 
     router = router_for(lab)
     if router is not None:

@@ -1,10 +1,10 @@
 """The customer router base class: what every kind (FRR, BIRD, GoBGP, ...) tells the rest of cnilab.
 
 A kind is one subclass of :class:`CustomerRouter` registered under its name
-(:func:`sim.routers.registry.register`) plus its entry in ``sim/data/router-kinds.yaml``. The
+(:func:`cnilab.sim.routers.registry.register`) plus its entry in ``sim/data/router-kinds.yaml``. The
 orchestrator, ``cnilab exec``, the checks and the scenario executor only talk to this interface,
 so none of them names a kind. The state readers return the same models for every kind: the
-cross-checks (:mod:`sim.routers.crosscheck`) judge what the daemon itself reports, whatever it is.
+cross-checks (:mod:`cnilab.sim.routers.crosscheck`) judge what the daemon itself reports, whatever it is.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from cnilab.sim.facts import RouterKindInfo, router_kinds
+from cnilab.sim.routers.common import RouterLab, extra_key, stop_recorded, template_context, templates
+from cnilab.sim.runtime.process import ProcessRecord
+from cnilab.sim.topology.plan import CUSTOMER, LabPlan, Session
 from pydantic import BaseModel, ConfigDict, Field
-
-from sim.facts import RouterKindInfo, router_kinds
-from sim.routers.common import RouterLab, extra_key, stop_recorded, template_context, templates
-from sim.runtime.process import ProcessRecord
-from sim.topology.plan import CUSTOMER, LabPlan, Session
 
 MaintenanceOp = Literal["withdraw", "shutdown", "restore"]
 
@@ -83,7 +82,7 @@ class RouterFacts(_Model):
 class CustomerRouter(ABC):
     """One routing daemon (or set of daemons) in one lab node, owned through ``lab.spawn``.
 
-    Subclasses are registered under their kind (:func:`sim.routers.registry.register` sets ``kind``)
+    Subclasses are registered under their kind (:func:`cnilab.sim.routers.registry.register` sets ``kind``)
     and implement the abstract methods; :meth:`info` is their data entry.
     """
 

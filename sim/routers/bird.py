@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, RouterFacts
-from sim.routers.common import (
+from cnilab.sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, RouterFacts
+from cnilab.sim.routers.common import (
     RouterError,
     check_socket_path,
     log_tail,
@@ -23,8 +23,8 @@ from sim.routers.common import (
     session_key,
     wait_started,
 )
-from sim.routers.registry import register
-from sim.runtime.process import ProcessRecord
+from cnilab.sim.routers.registry import register
+from cnilab.sim.runtime.process import ProcessRecord
 
 _PROTO_HEAD = re.compile(r"^(?P<name>\S+)\s+BGP\s+\S+\s+(?P<up>\S+)\s+\S+(?:\s+(?P<info>.*))?$")
 

@@ -1,6 +1,6 @@
 """Helpers every router kind shares: the lab interface it needs, errors, process records, templates.
 
-Kept apart from :mod:`sim.routers` (the orchestrator entry points) so a kind module can import them
+Kept apart from :mod:`cnilab.sim.routers` (the orchestrator entry points) so a kind module can import them
 without importing the registry that imports it.
 """
 
@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-
-from sim.handle import LabHandle
-from sim.runtime.process import ProcessRecord
-from sim.topology.load import ConfigError
-from sim.topology.plan import CUSTOMER, PEER, TRANSIT, LabPlan
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.runtime.process import ProcessRecord
+from cnilab.sim.topology.load import ConfigError
+from cnilab.sim.topology.plan import CUSTOMER, PEER, TRANSIT, LabPlan
 
 SUN_PATH_MAX = 107
 """Longest unix socket path the kernel accepts (sun_path is 108 bytes with the NUL)."""
@@ -33,7 +32,7 @@ def extra_key(node: str) -> str:
 
 
 RouterLab = LabHandle
-"""Alias kept for the routers package's annotations: the one lab interface is sim.handle.LabHandle."""
+"""Alias kept for the routers package's annotations: the one lab interface is cnilab.sim.handle.LabHandle."""
 
 
 class RouterError(RuntimeError):
@@ -109,8 +108,8 @@ def _party_addr(plan: LabPlan, node: str, role: str) -> str | None:
 
 
 def _party_asn(role: str) -> int:
-    """The third party's ASN (sim/data/internet-table.yaml): the templates peer with it (sim.transit)."""
-    from sim.transit.table import third_parties
+    """The third party's ASN (sim/data/internet-table.yaml): the templates peer with it (cnilab.sim.transit)."""
+    from cnilab.sim.transit.table import third_parties
 
     return getattr(third_parties(), role).asn
 

@@ -5,7 +5,7 @@ neighbour address one digit off, a route-map that was never defined, BFD left on
 interconnect, timers that stretch detection or recovery. Each finding says what the daemon reported
 (``evidence``, naming the command), what it means, and the line that fixes it in the daemon's own
 syntax (the kind's ``phrases``). Nothing here names a router kind: the kinds fill
-:class:`~sim.routers.base.RouterFacts` and the words come from their classes.
+:class:`~cnilab.sim.routers.base.RouterFacts` and the words come from their classes.
 
 ``judge(plan, facts, cls)`` is pure (tests feed it parsed daemon output); ``cross_check(lab)`` reads
 a running lab. The check runner turns findings into report lines: ``fail`` fails the step, ``warn``
@@ -17,11 +17,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
+from cnilab.sim.facts import load_facts
+from cnilab.sim.routers.base import BgpNeighbor, CustomerRouter, RouterFacts
+from cnilab.sim.topology.plan import LabPlan, Session
 from pydantic import BaseModel, ConfigDict, Field
-
-from sim.facts import load_facts
-from sim.routers.base import BgpNeighbor, CustomerRouter, RouterFacts
-from sim.topology.plan import LabPlan, Session
 
 Severity = Literal["fail", "warn", "info"]
 MIN_HOLD_S = 9
@@ -300,7 +299,7 @@ def recovery_cause(plan: LabPlan, facts: RouterFacts, session: str, took_s: floa
 
 def cross_check(lab: object, dataplanes: dict[str, str] | None = None) -> list[Finding]:
     """Findings about the customer router running in ``lab``; [] when it runs outside the lab."""
-    from sim.routers import router_for
+    from cnilab.sim.routers import router_for
 
     router = router_for(lab)  # type: ignore[arg-type]
     if router is None:

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
-from sim.routers.common import (
+from cnilab.sim.routers.base import BfdPeer, BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
+from cnilab.sim.routers.common import (
     RouterError,
     check_socket_path,
     log_tail,
@@ -31,9 +31,9 @@ from sim.routers.common import (
     stop_recorded,
     wait_started,
 )
-from sim.routers.registry import register
-from sim.runtime.process import ProcessRecord
-from sim.topology.plan import LabPlan, Session
+from cnilab.sim.routers.registry import register
+from cnilab.sim.runtime.process import ProcessRecord
+from cnilab.sim.topology.plan import LabPlan, Session
 
 FRR_BIN = Path("/usr/lib/frr")
 FRR_SCRATCH = Path("/var/tmp/frr")

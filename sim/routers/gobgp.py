@@ -10,7 +10,7 @@ cross-checks, never hidden):
   the config named ``<config>.rib``. Without it the router announces nothing, as it would in production.
 * **No FIB of its own.** In production gobgpd programs the kernel through FRR's zebra; Debian's
   gobgpd 3.10 speaks ZAPI 6 as FRR 8.1 did and crashes on FRR 8.4's zebra, so the lab runs a small
-  FIB sync (:mod:`sim.routers.gobgp_fib`) that installs gobgpd's best routes with ``proto 186``. The
+  FIB sync (:mod:`cnilab.sim.routers.gobgp_fib`) that installs gobgpd's best routes with ``proto 186``. The
   record says so (``installed_by_cnilab``) and a config that enables ``[zebra]`` is refused.
 """
 
@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from sim.routers.base import BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
-from sim.routers.common import (
+from cnilab.sim.routers.base import BgpNeighbor, CustomerRouter, MaintenanceOp, RouterFacts
+from cnilab.sim.routers.common import (
     RouterError,
     UserConfigError,
     check_socket_path,
@@ -39,9 +38,9 @@ from sim.routers.common import (
     template_context,
     wait_started,
 )
-from sim.routers.registry import register
-from sim.runtime.process import ProcessRecord
-from sim.topology.plan import LabPlan, Session
+from cnilab.sim.routers.registry import register
+from cnilab.sim.runtime.process import ProcessRecord
+from cnilab.sim.topology.plan import LabPlan, Session
 
 SESSION_STATES = {0: "Unknown", 1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm",
                   6: "Established"}
@@ -164,7 +163,7 @@ class GobgpRouter(CustomerRouter):
             for argv in rib:
                 self.gobgp(*argv)
             procs.append(self.lab.spawn(self.node, "gobgp-fib", [
-                sys.executable, "-m", "sim.routers.gobgp_fib", "--target", f"unix://{self.sock}"],
+                sys.executable, "-m", "cnilab.sim.routers.gobgp_fib", "--target", f"unix://{self.sock}"],
                 log=self.dir / "fib.log"))
             record_start(self.lab, self.kind, self.node, self.dir, source, procs, config=str(conf),
                          originated_by=rib_source, installed_by_cnilab=[FIB_NOTE])

@@ -4,7 +4,7 @@ gobgpd has no FIB: production deployments let FRR's zebra program the kernel, wh
 gobgpd 3.10 cannot do against FRR 8.4 (its ZAPI 6 client crashes on 8.4's messages). This loop is
 the lab's stand-in and is labelled as such wherever its routes count: it polls ``gobgp global rib``
 and makes the kernel's ``proto 186`` routes equal to the best paths learned from neighbours.
-Run inside the node: ``python -m sim.routers.gobgp_fib --target unix:///.../gobgp.sock``.
+Run inside the node: ``python -m cnilab.sim.routers.gobgp_fib --target unix:///.../gobgp.sock``.
 """
 
 from __future__ import annotations

@@ -11,15 +11,15 @@ and tunnel interfaces. The rule only ever lowers an MSS (``size > N``), like ``a
 clamps to that value, ``null`` applies nothing (to rehearse the mistake). With the user's own
 router config (or a declared ``customer.router.dataplane``), ``"auto"`` installs nothing: the clamp
 is part of what is under test, so it must come from the user's declaration
-(:mod:`sim.dataplane.declared`), and a check that passed on a clamp cnilab installed would be a
+(:mod:`cnilab.sim.dataplane.declared`), and a check that passed on a clamp cnilab installed would be a
 false PASS. An explicit int still installs it, and every report says cnilab did.
 """
 
 from __future__ import annotations
 
-from sim.facts import load_facts
-from sim.routers.common import RouterLab
-from sim.topology.plan import CUSTOMER, LabPlan
+from cnilab.sim.facts import load_facts
+from cnilab.sim.routers.common import RouterLab
+from cnilab.sim.topology.plan import CUSTOMER, LabPlan
 
 TABLE = "cnilab_mss"
 

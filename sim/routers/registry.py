@@ -1,9 +1,9 @@
-"""The router-kind registry: kind name -> :class:`~sim.routers.base.CustomerRouter` subclass.
+"""The router-kind registry: kind name -> :class:`~cnilab.sim.routers.base.CustomerRouter` subclass.
 
 As containerlab's ``nodes/<kind>`` + ``Register(kindnames, ...)``: each kind module registers its
 class under its name, and ``sim/data/router-kinds.yaml`` (netlab's ``devices/<kind>.yml``) says
 which module holds it, so a kind is imported only when a lab uses it. CLI choices, schema enums and
-the topology Literal come from the same data (:func:`sim.facts.router_kind_names`).
+the topology Literal come from the same data (:func:`cnilab.sim.facts.router_kind_names`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import importlib
 from collections.abc import Callable
 from typing import TypeVar
 
-from sim.facts import router_kind_names, router_kinds
-from sim.routers.base import CustomerRouter
+from cnilab.sim.facts import router_kind_names, router_kinds
+from cnilab.sim.routers.base import CustomerRouter
 
 _KINDS: dict[str, type[CustomerRouter]] = {}
 C = TypeVar("C", bound=type[CustomerRouter])

@@ -17,8 +17,8 @@ import signal
 import time
 from pathlib import Path
 
-from sim.runtime import proc
-from sim.runtime.paths import NS_PREFIX
+from cnilab.sim.runtime import proc
+from cnilab.sim.runtime.paths import NS_PREFIX
 
 NETNS_DIR = Path("/run/netns")
 OWNER_PREFIX = "cnilab:"

@@ -17,8 +17,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from sim.runtime import proc
-from sim.runtime.paths import state_root
+from cnilab.sim.runtime import proc
+from cnilab.sim.runtime.paths import state_root
 
 
 def _records(state: dict[str, Any]) -> list[dict[str, Any]]:

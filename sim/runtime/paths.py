@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sim.runtime.names import validate_lab_name
+from cnilab.sim.runtime.names import validate_lab_name
 
 NS_PREFIX = "cnilab-"
 

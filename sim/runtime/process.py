@@ -14,9 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from cnilab.sim.runtime import proc
 from pydantic import BaseModel
-
-from sim.runtime import proc
 
 
 class ProcessRecord(BaseModel):

@@ -1,9 +1,9 @@
 """The emulator as a scenario executor: the same timeline, run against a real lab.
 
-It builds the lab from the scenario's plan, watches it through a :class:`~sim.observe.observer.LabObserver`
+It builds the lab from the scenario's plan, watches it through a :class:`~cnilab.sim.observe.observer.LabObserver`
 (the edge driver, the customer router and the kernel's routing decisions), and turns what it saw into the same
-:class:`~sim.report.model.Series` the simulator produces, so ``cnilab compare`` can put a prediction
-next to a measurement. Faults, traffic and probes are the lab's own (sim.faults, sim.probes).
+:class:`~cnilab.sim.report.model.Series` the simulator produces, so ``cnilab compare`` can put a prediction
+next to a measurement. Faults, traffic and probes are the lab's own (cnilab.sim.faults, cnilab.sim.probes).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sim.faults.apply import FaultError, apply_fault, clear_faults
-from sim.handle import LabHandle
-from sim.observe.observer import LabObserver
-from sim.observe.paths import path_sampler
-from sim.probes.mss import probe_mss
-from sim.probes.mtu import _first_v4
-from sim.probes.traffic import PathSampler, UdpStream
-from sim.report.model import LossBin, ProbeResult, Series, TrafficStats
-from sim.scenario.executor import ExecutorUnavailable, MaintenanceOp, Side
-from sim.topology.plan import EDGE, INTERNET, ORIGIN
+from cnilab.sim.faults.apply import FaultError, apply_fault, clear_faults
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.observe.observer import LabObserver
+from cnilab.sim.observe.paths import path_sampler
+from cnilab.sim.probes.mss import probe_mss
+from cnilab.sim.probes.mtu import _first_v4
+from cnilab.sim.probes.traffic import PathSampler, UdpStream
+from cnilab.sim.report.model import LossBin, ProbeResult, Series, TrafficStats
+from cnilab.sim.scenario.executor import ExecutorUnavailable, MaintenanceOp, Side
+from cnilab.sim.topology.plan import EDGE, INTERNET, ORIGIN
 
 FRESH_S = 0.02
 """How old a reading may be when a step asks for a state (the edge answers in about a millisecond)."""
@@ -33,7 +33,7 @@ FRESH_S = 0.02
 
 class EmuExecutor:
     """Executor over a running lab (see sim/scenario/executor.py); it reads the lab through one
-    :class:`~sim.observe.observer.LabObserver`, whose transitions are the measured series."""
+    :class:`~cnilab.sim.observe.observer.LabObserver`, whose transitions are the measured series."""
 
     name = "emu"
 
@@ -122,7 +122,7 @@ class EmuExecutor:
         self.observer.note("link", link or "all", "clear")
 
     def maintenance(self, link: str, op: MaintenanceOp) -> None:
-        from sim.routers import router_for
+        from cnilab.sim.routers import router_for
 
         router = router_for(self.lab)
         if router is None:
@@ -179,7 +179,7 @@ def open_executor(loaded: Any, seed: int) -> Iterator[EmuExecutor]:
     missing = [b for b in ("nsenter", "ip", "nft") if shutil.which(b) is None]
     if missing:
         raise ExecutorUnavailable(f"the emulator needs {', '.join(missing)}; run `make setup`")
-    from sim.lab.lab import Lab
+    from cnilab.sim.lab.lab import Lab
 
     plan = loaded.plan.model_copy(update={"lab": f"emu-{uuid.uuid4().hex[:6]}"})
     with Lab.create(plan, topology_path=str(loaded.path)) as lab:
@@ -197,9 +197,9 @@ def _converge(lab: LabHandle, timeout: float = 45.0) -> None:
     session establishes; a real edge takes a moment more, which is not what a scenario measures).
     Sessions a scenario override keeps down (e.g. a wrong MD5 key) are given up on after the
     timeout, and the scenario's own expectations then report them."""
-    from sim.checks import wait_bgp_up
-    from sim.edge.control import ControlError, EdgeClient
-    from sim.testing import WaitTimeout, wait_for
+    from cnilab.sim.checks import wait_bgp_up
+    from cnilab.sim.edge.control import ControlError, EdgeClient
+    from cnilab.sim.testing import WaitTimeout, wait_for
 
     edge = EdgeClient(lab.state.control["edge"])
     edge.wait(30)

@@ -1,6 +1,6 @@
 """The executor protocol: the few primitive operations a scenario needs from a lab.
 
-Two implementations: the discrete-event simulator (:mod:`sim.des.executor`, virtual time) and the
+Two implementations: the discrete-event simulator (:mod:`cnilab.sim.des.executor`, virtual time) and the
 emulator (``sim/scenario/emulator.py``, the real lab). The runner never knows which it drives.
 
 Contract for an emulator (kept small on purpose):
@@ -29,10 +29,10 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from sim.report.model import ProbeResult, Series, TrafficStats
+from cnilab.sim.report.model import ProbeResult, Series, TrafficStats
 
 if TYPE_CHECKING:
-    from sim.scenario.loader import LoadedScenario
+    from cnilab.sim.scenario.loader import LoadedScenario
 
 Side = Literal["cf", "customer"]
 MaintenanceOp = Literal["withdraw", "shutdown", "restore"]
@@ -78,7 +78,7 @@ class Executor(Protocol):
         ...
 
     def fault(self, link: str, kind: str, value: float | str | None) -> None:
-        """Inject a fault (a kind of sim.faults.kinds); raise ValueError if this executor cannot."""
+        """Inject a fault (a kind of cnilab.sim.faults.kinds); raise ValueError if this executor cannot."""
         ...
 
     def clear(self, link: str | None) -> None:
@@ -114,13 +114,13 @@ ExecutorFactory = Callable[..., contextlib.AbstractContextManager[Executor]]
 @contextlib.contextmanager
 def open_sim(loaded: LoadedScenario, seed: int) -> Iterator[Executor]:
     """The simulator as an executor (nothing to clean up, but the same shape as the emulator)."""
-    from sim.des.executor import SimExecutor
+    from cnilab.sim.des.executor import SimExecutor
 
     yield SimExecutor(loaded.plan, loaded.topology, loaded.scenario.sim, seed)
 
 
 def emulator_factory() -> ExecutorFactory:
     """The emulator's executor factory (imported on use: it pulls in the lab machinery)."""
-    from sim.scenario.emulator import open_executor
+    from cnilab.sim.scenario.emulator import open_executor
 
     return open_executor

@@ -10,10 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from sim.runtime import shipped
-from sim.scenario.model import (
+from cnilab.sim.runtime import shipped
+from cnilab.sim.scenario.model import (
     ClearStep,
     Expect,
     FaultStep,
@@ -22,10 +20,11 @@ from sim.scenario.model import (
     WaitEstablished,
     resolve_deadline,
 )
-from sim.topology.load import ConfigError, describe_validation_error, load_model, load_topology
-from sim.topology.model import Topology
-from sim.topology.paths import resolve_scenario
-from sim.topology.plan import LabPlan, build_plan
+from cnilab.sim.topology.load import ConfigError, describe_validation_error, load_model, load_topology
+from cnilab.sim.topology.model import Topology
+from cnilab.sim.topology.paths import resolve_scenario
+from cnilab.sim.topology.plan import LabPlan, build_plan
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 SCHEMA_PATH = shipped.schema_path("scenario")
 

@@ -11,10 +11,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from cnilab.sim.des.params import SimParams
+from cnilab.sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
-
-from sim.des.params import SimParams
-from sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")

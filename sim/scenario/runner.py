@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.report.model import Report, StepResult
-from sim.scenario.executor import Executor
-from sim.scenario.loader import LoadedScenario, deadlines
-from sim.scenario.model import (
+from cnilab.sim.report.model import Report, StepResult
+from cnilab.sim.scenario.executor import Executor
+from cnilab.sim.scenario.loader import LoadedScenario, deadlines
+from cnilab.sim.scenario.model import (
     ClearStep,
     Expect,
     FaultStep,

@@ -11,12 +11,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from cnilab.sim.scenario.executor import open_sim
+from cnilab.sim.scenario.loader import LoadedScenario, with_overrides
+from cnilab.sim.scenario.model import FaultStep
+from cnilab.sim.scenario.runner import run_scenario
 from pydantic import BaseModel
-
-from sim.scenario.executor import open_sim
-from sim.scenario.loader import LoadedScenario, with_overrides
-from sim.scenario.model import FaultStep
-from sim.scenario.runner import run_scenario
 
 SECTIONS = ("interconnects", "router", "internet_backup")
 

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from cnilab.sim.topology.model import Topology
+from cnilab.sim.topology.paths import resolve_topology
 from pydantic import BaseModel, ValidationError
-
-from sim.topology.model import Topology
-from sim.topology.paths import resolve_topology
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -150,7 +149,7 @@ def load_topology(path: Path | str) -> Topology:
 
 def check_dataplane(spec: Path) -> None:
     """Parse the customer's dataplane file now, so a bad line is refused before any lab exists."""
-    from sim.dataplane.declared import DataplaneSyntaxError, load_dataplane
+    from cnilab.sim.dataplane.declared import DataplaneSyntaxError, load_dataplane
 
     try:
         load_dataplane(spec)

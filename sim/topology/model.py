@@ -1,6 +1,6 @@
 """The topology a user writes: interconnects, the customer router, test hosts, faults.
 
-The model only says *what* the lab is; :mod:`sim.topology.plan` turns it into nodes, interfaces
+The model only says *what* the lab is; :mod:`cnilab.sim.topology.plan` turns it into nodes, interfaces
 and addresses. Validation here is everything that can be decided from the file alone, so bad input
 is refused before a single namespace exists.
 """
@@ -11,6 +11,12 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
+from cnilab.sim.bgp.rov import Rpki
+from cnilab.sim.dataplane.declared import DataplaneBlock
+from cnilab.sim.facts import default_router_kind, facility_by_code, load_facts, router_kind_names, router_kinds
+from cnilab.sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
+from cnilab.sim.magic.model import MagicSpec
+from cnilab.sim.runtime.names import LAB_NAME_PATTERN
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,13 +26,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-from sim.bgp.rov import Rpki
-from sim.dataplane.declared import DataplaneBlock
-from sim.facts import default_router_kind, facility_by_code, load_facts, router_kind_names, router_kinds
-from sim.faults.kinds import EXAMPLES, FaultKindName, parse_fault
-from sim.magic.model import MagicSpec
-from sim.runtime.names import LAB_NAME_PATTERN
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,10}$")]
 """Short names: they become interface names (15-char kernel limit with prefixes)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sim.runtime import shipped
+from cnilab.sim.runtime import shipped
 
 
 def topologies_dir() -> Path:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
+from cnilab.sim.bgp.rov import Roa
+from cnilab.sim.dataplane.declared import CustomerDataplane, DeclaredTunnel, load_dataplane
+from cnilab.sim.facts import DIRECTIONS, cloudflare_ranges, load_facts
+from cnilab.sim.magic.model import MagicSpec
+from cnilab.sim.topology.model import CustomerRouter, Interconnect, Topology
 from pydantic import BaseModel, ConfigDict, Field
-
-from sim.bgp.rov import Roa
-from sim.dataplane.declared import CustomerDataplane, DeclaredTunnel, load_dataplane
-from sim.facts import DIRECTIONS, cloudflare_ranges, load_facts
-from sim.magic.model import MagicSpec
-from sim.topology.model import CustomerRouter, Interconnect, Topology
 
 Role = Literal["edge", "customer", "internet", "origin", "transit", "colo", "peer"]
 LinkRole = Literal["interconnect", "lan", "backbone", "backhaul", "transit", "peer"]
@@ -184,12 +183,12 @@ class LabPlan(Plan):
             return min(mtu, self.backhaul_mtu)
         return mtu
     customer_router: CustomerRouter = Field(
-        default_factory=CustomerRouter, description="kind/config/mss_clamp of the customer router (sim.routers)"
+        default_factory=CustomerRouter, description="kind/config/mss_clamp of the customer router (cnilab.sim.routers)"
     )
-    scale_routes: int = Field(default=0, description="Extra more-specifics the edge announces (sim.bgp.scale)")
+    scale_routes: int = Field(default=0, description="Extra more-specifics the edge announces (cnilab.sim.bgp.scale)")
     roas: list[Roa] | None = Field(default=None, description="The customer's ROAs; None: the edge does no ROV",
                                    exclude_if=lambda v: v is None)
-    magic: MagicSpec | None = Field(default=None, description="Magic tunnels and routes (sim.magic)",
+    magic: MagicSpec | None = Field(default=None, description="Magic tunnels and routes (cnilab.sim.magic)",
                                     exclude_if=lambda v: v is None)
 
     def node(self, name: str) -> Node:
@@ -357,7 +356,7 @@ def build_plan(topo: Topology, lab: str | None = None) -> LabPlan:
                 nodes[EDGE].routes.append(Route(dst=p, via=t_cf[0].ip, metric=BACKUP_METRIC))
         nodes[TRANSIT].routes.append(Route(dst=inet.ipv4.network, via=t_cf[1].ip))
     if topo.peer:
-        # A settlement-free peer: BGP only (sim.transit), no traffic path, so nothing routes through it.
+        # A settlement-free peer: BGP only (cnilab.sim.transit), no traffic path, so nothing routes through it.
         nodes[PEER] = Node(name=PEER, role="peer")
         connect("peer-cust", "peer", (PEER, Iface(name="cust0", addresses=[ipaddress.ip_interface("203.0.113.4/31")])),
                 (CUSTOMER, Iface(name="peer0", addresses=[ipaddress.ip_interface("203.0.113.5/31")])))

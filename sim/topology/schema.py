@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sim.runtime import shipped
-from sim.topology.model import Topology
+from cnilab.sim.runtime import shipped
+from cnilab.sim.topology.model import Topology
 
 SCHEMA_PATH = shipped.schema_path("topology")
 

@@ -11,12 +11,12 @@ Entry points::
     start_third_parties(lab)                 # lab hook: one speaker per third party in the plan
     party_sessions(plan) -> [TransitSession] # transit and/or peer, each with its role (``party``)
     read_received(lab, party) -> Received    # what the customer announced to it, with raw UPDATEs
-    classify(received, plan) -> list[Leak]   # sim.transit.leaks
+    classify(received, plan) -> list[Leak]   # cnilab.sim.transit.leaks
 """
 
 from __future__ import annotations
 
-from sim.transit.speaker import (
+from cnilab.sim.transit.speaker import (
     NODE_OF,
     TRANSIT_NODE,
     Received,

@@ -14,9 +14,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Literal
 
+from cnilab.sim.facts import load_facts
 from pydantic import BaseModel
-
-from sim.facts import load_facts
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LeakKind = Literal["cloudflare-route", "default-route", "not-own"]

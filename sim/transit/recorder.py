@@ -1,6 +1,6 @@
 """ExaBGP API process of a third-party speaker: records what the customer announces to it.
 
-ExaBGP runs this (``run python -m sim.transit.recorder received.json``) and feeds it parsed UPDATEs
+ExaBGP runs this (``run python -m cnilab.sim.transit.recorder received.json``) and feeds it parsed UPDATEs
 as JSON lines. Every change rewrites ``received.json`` atomically: session state, the Adj-RIB-In
 (prefix -> AS path, MED, communities, next hop) and the last raw UPDATEs as evidence. A file, not a
 socket: the speaker holds no state a reader could lose, and ``cat`` is the debugger.
@@ -94,7 +94,7 @@ class Recorder:
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 1:
-        print("usage: python -m sim.transit.recorder OUT_JSON", file=sys.stderr)
+        print("usage: python -m cnilab.sim.transit.recorder OUT_JSON", file=sys.stderr)
         return 2
     rec = Recorder(Path(args[0]))
     for line in sys.stdin:

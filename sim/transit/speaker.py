@@ -4,7 +4,7 @@ One speaker class for every role: the ``transit`` (labs with ``internet_backup: 
 settlement-free ``peer`` (``peer: true``). Each sits in the node of its name, on the plan link of
 the same role, with the ASN and table of its entry in ``sim/data/internet-table.yaml``. The customer
 router template peers with each and exports only the customer's own prefixes (the correct config);
-a user's config that forgets that filter leaks Cloudflare's routes, and :mod:`sim.transit.leaks`
+a user's config that forgets that filter leaks Cloudflare's routes, and :mod:`cnilab.sim.transit.leaks`
 names them.
 """
 
@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
+from cnilab.sim.edge.exabgp_conf import EXABGP_ENV
+from cnilab.sim.topology.plan import CUSTOMER, PEER, TRANSIT, LabPlan
+from cnilab.sim.transit.table import Party, third_parties
 from pydantic import BaseModel, Field
-
-from sim.edge.exabgp_conf import EXABGP_ENV
-from sim.topology.plan import CUSTOMER, PEER, TRANSIT, LabPlan
-from sim.transit.table import Party, third_parties
 
 PartyRole = Literal["transit", "peer"]
 NODE_OF: dict[str, str] = {"transit": TRANSIT, "peer": PEER}
@@ -97,9 +96,9 @@ def render(sess: TransitSession, party: Party, workdir: Path, python: str = sys.
         path = f" as-path [ {' '.join(map(str, r.as_path))} ]" if r.as_path else ""
         routes.append(f"        route {r.prefix} next-hop {sess.local}{path};")
     return "\n".join([
-        f"# rendered by sim.transit.speaker: AS{party.asn} ({party.description})",
+        f"# rendered by cnilab.sim.transit.speaker: AS{party.asn} ({party.description})",
         "process recorder {",
-        f"    run {python} -m sim.transit.recorder {workdir / RECEIVED};",
+        f"    run {python} -m cnilab.sim.transit.recorder {workdir / RECEIVED};",
         "    encoder json;",
         "}",
         f"neighbor {sess.peer} {{",

@@ -34,5 +34,5 @@ class ThirdParties(BaseModel):
 
 @functools.cache
 def third_parties() -> ThirdParties:
-    text = resources.files("sim.data").joinpath("internet-table.yaml").read_text(encoding="utf-8")
+    text = resources.files("cnilab.sim.data").joinpath("internet-table.yaml").read_text(encoding="utf-8")
     return ThirdParties.model_validate(yaml.safe_load(text))

@@ -8,9 +8,8 @@ import json
 import re
 from typing import Any
 
+from cnilab.sim.topology.plan import CUSTOMER
 from pydantic import BaseModel, Field
-
-from sim.topology.plan import CUSTOMER
 
 _BIRD_LIMIT = re.compile(r"^\s*(Receive|Import) limit:\s+(\d+)", re.M)
 
@@ -25,7 +24,7 @@ class CustomerView(BaseModel):
 
 
 def _run(lab: Any, argv: list[str]) -> str:
-    from sim.routers import cli_argv
+    from cnilab.sim.routers import cli_argv
 
     r = lab.run(CUSTOMER, cli_argv(lab, CUSTOMER, argv), check=False)
     return (r.stdout or "") + (r.stderr or "")

@@ -1,6 +1,6 @@
 """Differences between two observations, each as one sentence an ``--expect`` file can declare.
 
-The sentence grammar is the contract with the expect file (:mod:`sim.verify.expect`)::
+The sentence grammar is the contract with the expect file (:mod:`cnilab.sim.verify.expect`)::
 
     PREFIX to NEIGHBOR added (AS path 65010)            PREFIX to NEIGHBOR removed
     PREFIX to NEIGHBOR gains prepend 65010 65010        PREFIX to NEIGHBOR loses prepend 65010
@@ -21,8 +21,8 @@ NEIGHBOR is the interconnect name (``ewr1``) for Cloudflare, or ``transit``/``pe
 
 from __future__ import annotations
 
-from sim.verify.failover import failover_diffs
-from sim.verify.model import Difference, Neighbor, Observation, Route
+from cnilab.sim.verify.failover import failover_diffs
+from cnilab.sim.verify.model import Difference, Neighbor, Observation, Route
 
 
 def _path(p: list[int]) -> str:

@@ -21,9 +21,8 @@ import re
 from pathlib import Path
 
 import yaml
-
-from sim.topology.load import ConfigError
-from sim.verify.model import Difference
+from cnilab.sim.topology.load import ConfigError
+from cnilab.sim.verify.model import Difference
 
 
 def _norm(text: str) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from sim.topology.plan import TRANSIT, LabPlan
-from sim.verify.model import FailoverDirection, FailoverObs, Observation
+from cnilab.sim.topology.plan import TRANSIT, LabPlan
+from cnilab.sim.verify.model import FailoverDirection, FailoverObs, Observation
 
 SAMPLING_SLACK_MS = 500
 """The probe's path sampling (10 ms) and settle window, plus scheduling on a loaded 2-core host."""
@@ -41,8 +41,8 @@ def why_not(plan: LabPlan) -> str | None:
 
 
 def observe_failover(lab: Any, obs: Observation, fault: str = "blackhole") -> FailoverObs | None:
-    """Measure (sim.probes.failover) and reduce to what verify compares; a note when it cannot run."""
-    from sim.probes.failover import measure_failover
+    """Measure (cnilab.sim.probes.failover) and reduce to what verify compares; a note when it cannot run."""
+    from cnilab.sim.probes.failover import measure_failover
 
     plan: LabPlan = lab.plan
     reason = why_not(plan)

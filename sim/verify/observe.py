@@ -1,4 +1,4 @@
-"""Record an :class:`~sim.verify.model.Observation` of a running lab once it has converged.
+"""Record an :class:`~cnilab.sim.verify.model.Observation` of a running lab once it has converged.
 
 Convergence-aware, with timers from the plan and the daemons, never fixed sleeps:
 
@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.edge.control import EdgeClient
-from sim.facts import cloudflare_ranges
-from sim.topology.plan import CUSTOMER, LabPlan, Session
-from sim.transit import party_sessions, read_received
-from sim.transit.leaks import Leak, classify, fix_lines
-from sim.verify.customer import CustomerView, read_customer
-from sim.verify.model import (
+from cnilab.sim.edge.control import EdgeClient
+from cnilab.sim.facts import cloudflare_ranges
+from cnilab.sim.topology.plan import CUSTOMER, LabPlan, Session
+from cnilab.sim.transit import party_sessions, read_received
+from cnilab.sim.transit.leaks import Leak, classify, fix_lines
+from cnilab.sim.verify.customer import CustomerView, read_customer
+from cnilab.sim.verify.model import (
     BfdObs,
     Finding,
     MaxPrefixObs,
@@ -284,8 +284,8 @@ def _max_prefix(plan: LabPlan, view: CustomerView, s: dict[str, Any]) -> tuple[l
 
 
 def _probes(lab: Any) -> tuple[list[ProbeObs], dict[str, str]]:
-    from sim.probes.mss import probe_mss
-    from sim.probes.mtu import probe_mtu
+    from cnilab.sim.probes.mss import probe_mss
+    from cnilab.sim.probes.mtu import probe_mtu
 
     out, raw = [], {}
     mtu = probe_mtu(lab)
@@ -359,7 +359,7 @@ def observe(lab: Any, label: str, *, probes: bool = True, failover: bool = True,
         except Exception as exc:  # a probe that cannot run here is a note, never a verdict
             obs.notes.append(f"probes skipped: {type(exc).__name__}: {exc}")
     if probes and failover and converged:  # last: it pulls a link (and restores it)
-        from sim.verify.failover import observe_failover
+        from cnilab.sim.verify.failover import observe_failover
 
         try:
             obs.failover = observe_failover(lab, obs)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from cnilab.sim.verify.model import Finding, Observation, Verdict
 from rich.console import Console
-
-from sim.verify.model import Finding, Observation, Verdict
 
 
 def _fix_text(f: Finding) -> str:

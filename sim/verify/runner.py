@@ -12,26 +12,25 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cnilab.sim.rehearse.model import RunOptions
+from cnilab.sim.topology.load import ConfigError
+from cnilab.sim.verify.diff import diff
+from cnilab.sim.verify.expect import match
+from cnilab.sim.verify.model import SCHEMA_VERSION, Observation, Verdict
 from pydantic import ValidationError
-
-from sim.rehearse.model import RunOptions
-from sim.topology.load import ConfigError
-from sim.verify.diff import diff
-from sim.verify.expect import match
-from sim.verify.model import SCHEMA_VERSION, Observation, Verdict
 
 
 def record(opts: RunOptions, label: str, *, probes: bool = True, failover: bool = True,
            deadline_s: float = 45.0) -> Observation:
     """Bring the lab up with ``opts``' config, observe it once converged, tear it down."""
-    from sim.lab.lab import Lab
-    from sim.rehearse.runner import build_run_plan
-    from sim.routers import check_customer_config
+    from cnilab.sim.lab.lab import Lab
+    from cnilab.sim.rehearse.runner import build_run_plan
+    from cnilab.sim.routers import check_customer_config
 
     lab_name = opts.lab or f"vf-{uuid.uuid4().hex[:6]}"
     _topo, plan = build_run_plan(opts, lab_name)  # bad input: ConfigError before anything exists
     check_customer_config(plan)
-    from sim.verify.observe import observe
+    from cnilab.sim.verify.observe import observe
 
     t0 = time.monotonic()
     with Lab.create(plan, topology_path=opts.topology, ready_timeout=60) as lab:

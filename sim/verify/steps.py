@@ -1,7 +1,7 @@
 """Acceptance-suite step (``cnilab test``): nothing leaks toward the transit or the peer.
 
 Judged like verify's negative checks: only once the third-party sessions are up and the routing
-picture has held still for the hold window (sim.verify.observe), so a leak still on its way is not
+picture has held still for the hold window (cnilab.sim.verify.observe), so a leak still on its way is not
 missed.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.rehearse.advice import StepFailed
+from cnilab.sim.rehearse.advice import StepFailed
 
 
 def no_leaks(ctx: Any) -> list[str]:
-    from sim.rehearse.steps import SkipStep
-    from sim.transit import party_sessions
-    from sim.transit.leaks import classify, fix_lines
-    from sim.verify.observe import Sampler, leak_findings, timers_for, wait_converged
+    from cnilab.sim.rehearse.steps import SkipStep
+    from cnilab.sim.transit import party_sessions
+    from cnilab.sim.transit.leaks import classify, fix_lines
+    from cnilab.sim.verify.observe import Sampler, leak_findings, timers_for, wait_converged
 
     parties = party_sessions(ctx.plan)
     if not parties:
@@ -54,9 +54,9 @@ def max_prefix(ctx: Any) -> list[str]:
     Read once the lab has converged (a limit that fires is a settled fact by then: Cease 6/1 and the
     session down), from the customer's own daemon, against what the edge announces and Cloudflare's
     published table."""
-    from sim.rehearse.steps import SkipStep
-    from sim.verify.customer import read_customer
-    from sim.verify.observe import Sampler, _max_prefix, timers_for, wait_converged
+    from cnilab.sim.rehearse.steps import SkipStep
+    from cnilab.sim.verify.customer import read_customer
+    from cnilab.sim.verify.observe import Sampler, _max_prefix, timers_for, wait_converged
 
     s, _conv, _c, _held, _missing = wait_converged(Sampler(ctx.lab), timers_for(ctx.plan, deadline_s=30.0))
     view = read_customer(ctx.lab)

@@ -47,5 +47,5 @@ for f in edge.json exabgp.conf; do
   [ -f "$conf/$f" ] || { echo "edge: $conf/$f missing (re-run cnilab export containerlab)" >&2; exit 1; }
   cp "$conf/$f" "$run/$f"
 done
-# ExaBGP runs the lab driver (sim.edge.driver) as its API process; the driver serves control.sock.
+# ExaBGP runs the lab driver (cnilab.sim.edge.driver) as its API process; the driver serves control.sock.
 exec env $(cat "$conf/exabgp.env") /opt/cnilab/bin/exabgp server "$run/exabgp.conf"

@@ -6,8 +6,8 @@ filters, then shaping.
 
 from typing import Literal
 
-from sim.faults.kinds import carrier, filters, shaping  # noqa: F401 - registers the kinds
-from sim.faults.kinds.base import (
+from cnilab.sim.faults.kinds import carrier, filters, shaping  # noqa: F401 - registers the kinds
+from cnilab.sim.faults.kinds.base import (
     EVERYTHING,
     REGISTRY,
     FaultKind,
@@ -17,7 +17,7 @@ from sim.faults.kinds.base import (
     fault_kind,
     parse_fault,
 )
-from sim.faults.mechanisms import FaultError
+from cnilab.sim.faults.mechanisms import FaultError
 
 KINDS: tuple[str, ...] = tuple(REGISTRY)
 FaultKindName = Literal[KINDS]  # type: ignore[valid-type]

@@ -18,9 +18,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from cnilab.sim.faults.mechanisms import Applied, FaultError, Place, Site
 from pydantic import BaseModel
-
-from sim.faults.mechanisms import Applied, FaultError, Place, Site
 
 Traffic = Literal["bfd", "bgp", "data"]
 EVERYTHING: frozenset[str] = frozenset({"bfd", "bgp", "data"})
@@ -50,7 +49,7 @@ class FaultSpec(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class SimEffect:
-    """What a fault does to a simulated link (sim.des.link).
+    """What a fault does to a simulated link (cnilab.sim.des.link).
 
     ``carrier=False``: both ends see the interface go down and drop their sessions at once, as
     ``ip link set down`` makes FRR and the edge's kernel do; nothing crosses. ``drops``: traffic

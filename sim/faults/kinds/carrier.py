@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from sim.facts import load_facts
-from sim.faults import mechanisms as mech
-from sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, register
-from sim.faults.mechanisms import Applied, FaultError, Place, Site
+from cnilab.sim.facts import load_facts
+from cnilab.sim.faults import mechanisms as mech
+from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, register
+from cnilab.sim.faults.mechanisms import Applied, FaultError, Place, Site
 
 DEFAULT_FLAP_PERIOD_S = 4.0
 
@@ -79,7 +79,7 @@ class Flap(FaultKind):
         t0 = time.monotonic()
         link_up = mech.link_down(site.netns_path(place.node), place.iface)
         try:
-            helper = mech.helper(site, place, "flap", "sim.faults.flapd", "--iface", place.iface,
+            helper = mech.helper(site, place, "flap", "cnilab.sim.faults.flapd", "--iface", place.iface,
                                  "--period", str(spec.period_s), "--since", repr(t0))
         except Exception:
             mech.undo(link_up)

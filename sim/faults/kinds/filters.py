@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sim.faults import mechanisms as mech
-from sim.faults.kinds.base import EVERYTHING, FaultKind, FaultSpec, SimEffect, register
-from sim.faults.mechanisms import Applied, Place, Site
+from cnilab.sim.faults import mechanisms as mech
+from cnilab.sim.faults.kinds.base import EVERYTHING, FaultKind, FaultSpec, SimEffect, register
+from cnilab.sim.faults.mechanisms import Applied, Place, Site
 
 
 class _Filter(FaultKind):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sim.faults import mechanisms as mech
-from sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, rate_kbit, register
-from sim.faults.mechanisms import Applied, FaultError, Place, Site
+from cnilab.sim.faults import mechanisms as mech
+from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, rate_kbit, register
+from cnilab.sim.faults.mechanisms import Applied, FaultError, Place, Site
 
 
 @register
@@ -70,7 +70,7 @@ class Delay(FaultKind):
                            text=f"kernel netem delay {self.value_text(spec)} on both ends of {where}")
         q = mech.nfqueue_num(site.lab, place.iface)
         # until the helper is bound, --queue-bypass lets packets through undelayed
-        undo = mech.helper(site, place, "delay", "sim.faults.delayd", "--queue", str(q), "--delay-ms",
+        undo = mech.helper(site, place, "delay", "cnilab.sim.faults.delayd", "--queue", str(q), "--delay-ms",
                            str(spec.delay_ms), "--jitter-ms", str(spec.jitter_ms or 0), ready="bound to NFQUEUE")
         try:
             undo = mech.nfqueue_both_ways(path, place.iface, q) + undo
