@@ -131,16 +131,13 @@ def simulate_incident(path: Path, customer_config: Path | None = None) -> Incide
     from cnilab.sim.incidents.runner import load_incident
     from cnilab.sim.routers.frr import render_frr
     from cnilab.sim.topology import build_plan, load_topology
-    from cnilab.sim.topology.load import ConfigError
+    from cnilab.sim.topology.load import ConfigError, read_config_text
 
     inc = load_incident(path)
     t0 = time.monotonic()
     plan = build_plan(load_topology(inc.topology), "sim")
     if customer_config is not None:
-        try:
-            text = customer_config.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(customer_config, [f"cannot read: {exc.strerror}"]) from None
+        text = read_config_text(customer_config, "the customer config")
     else:
         text = render_frr(plan) if plan.customer_router.kind == "frr" else ""
     try:

@@ -108,13 +108,18 @@ def _present(data: Any, loc: tuple[Any, ...]) -> bool:
     return bool(loc) and isinstance(parent, dict) and loc[-1] in parent
 
 
+def read_config_text(path: Path, what: str = "file") -> str:
+    """The text at ``path``; a file that cannot be read is a :class:`ConfigError` that names it and says why."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read {what}: {exc.strerror}"]) from exc
+
+
 def load_model(path: Path | str, model: type[M]) -> M:
     """Read YAML at ``path`` into ``model``; every failure becomes a :class:`ConfigError`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, [f"cannot read file: {exc.strerror}"]) from exc
+    text = read_config_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

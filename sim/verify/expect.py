@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 import yaml
-from cnilab.sim.topology.load import ConfigError
+from cnilab.sim.topology.load import ConfigError, read_config_text
 from cnilab.sim.verify.model import Difference
 
 
@@ -31,10 +31,7 @@ def _norm(text: str) -> str:
 
 def load_expect(path: Path) -> list[str]:
     """Declared sentences from ``path``; bad input raises ConfigError naming the file and entry."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, [f"--expect: cannot read: {exc.strerror}"]) from None
+    text = read_config_text(path, "the --expect file")
     if not re.search(r"^changes\s*:", text, re.M):  # plain text (sentences may contain ': ')
         return [ln.split("#", 1)[0].strip() for ln in text.splitlines() if ln.split("#", 1)[0].strip()]
     try:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cnilab.sim.rehearse.model import RunOptions
-from cnilab.sim.topology.load import ConfigError
+from cnilab.sim.topology.load import ConfigError, read_config_text
 from cnilab.sim.verify.diff import diff
 from cnilab.sim.verify.expect import match
 from cnilab.sim.verify.model import SCHEMA_VERSION, Observation, Verdict
@@ -50,10 +50,7 @@ def record_both(base: RunOptions, cand: RunOptions, *, parallel: bool, probes: b
 
 def load_observation(path: Path) -> Observation:
     """A stored observation (``cnilab test --record``); bad input raises ConfigError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, [f"cannot read the observation: {exc.strerror}"]) from None
+    text = read_config_text(path, "the observation")
     try:
         obs = Observation.model_validate_json(text)
     except ValidationError as exc:
