@@ -9,7 +9,6 @@ state costs). Run as root: ``.venv/bin/python bench/bench_cli.py [--runs 5] [--n
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -22,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "## CLI start and down (bench/bench_cli.py)"
 CNILAB = str(Path(sys.executable).with_name("cnilab"))
+sys.path.insert(0, str(ROOT))
+
+from bench.results import run_args, write_section  # noqa: E402
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -69,10 +71,7 @@ def plain_netns_teardown(n: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    args = run_args(__doc__, 5)
     med = statistics.median
     with tempfile.TemporaryDirectory(prefix="cnilab-bcli-") as state:
         env = {**os.environ, "CNILAB_STATE_DIR": state, "PYTHONPATH": str(ROOT)}
@@ -107,9 +106,6 @@ def main() -> None:
     ]
     print("\n".join(lines), flush=True)
     if not args.no_write:
-        sys.path.insert(0, str(ROOT))
-        from bench.results import write_section
-
         write_section(HEADER, lines)
 
 

@@ -13,8 +13,6 @@ section ``## Failover and probes (bench/bench_failover.py)`` of bench/RESULTS.md
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,7 +25,7 @@ from cnilab.sim.probes.failover import measure_failover
 from cnilab.sim.probes.mss import probe_mss
 from cnilab.sim.probes.mtu import probe_mtu
 
-from bench.results import write_section
+from bench.results import host_line, run_args, write_section
 from tests.labs import running_lab
 
 HEADER = "## Failover and probes (bench/bench_failover.py)"
@@ -43,11 +41,8 @@ def _timers(tx: int, mult: int):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--no-write", action="store_true")
-    a = ap.parse_args()
-    lines = [f"{time.strftime('%Y-%m-%d')}, {platform.node()}, kernel {platform.release()}, 2 CPUs; "
+    a = run_args(__doc__, 5)
+    lines = [f"{host_line()}, 2 CPUs; "
              f"{a.runs} runs each; 200 pps streams inet -> origin (Cloudflare's switchover, read on the edge) and "
              "origin -> inet (the customer router's own, read on the customer); fault = blackhole on ewr1.", "",
              "| BFD | detection (RFC) | CF->customer: first packet on EWR2, median (min-max) | ratio | "

@@ -13,13 +13,10 @@ Run as root: ``.venv/bin/python bench/bench_magic.py [--runs 3] [--no-write]``; 
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,7 +25,7 @@ from cnilab.sim.magic.emulate import emulate, scenario_lab
 from cnilab.sim.magic.scenario import load_scenario
 from cnilab.sim.magic.simulate import sweep
 
-from bench.results import write_section
+from bench.results import host_line, run_args, write_section
 
 HEADER = "## Magic tunnel failover (bench/bench_magic.py)"
 SCENARIO = Path(__file__).resolve().parents[1] / "topologies" / "magic-scenarios" / "cni-fails-to-backup.yml"
@@ -37,11 +34,8 @@ MOVE_STEP = 2
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--no-write", action="store_true")
-    a = ap.parse_args()
-    lines = [f"{time.strftime('%Y-%m-%d')}, {platform.node()}, kernel {platform.release()}, 2 CPUs (shared); "
+    a = run_args(__doc__, 3)
+    lines = [f"{host_line()}, 2 CPUs (shared); "
              f"{a.runs} runs per rate; fault = blackhole on the CNI tunnel; time to traffic on the backup.", "",
              "| rate (interval) | simulator min / mean / max | emulator median (min-max) | ratio median / sim mean |",
              "|---|---|---|---|"]

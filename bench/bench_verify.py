@@ -12,7 +12,6 @@ Run as root: ``.venv/bin/python bench/bench_verify.py [--runs 3] [--no-write]``;
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -78,10 +77,9 @@ def time_anchor() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    from bench.results import run_args, write_section
+
+    args = run_args(__doc__, 3)
     with tempfile.TemporaryDirectory(prefix="cnb-", dir="/tmp") as state:
         os.environ["CNILAB_STATE_DIR"] = state
         base, cand, expect = configs(Path(state))
@@ -115,8 +113,6 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if not args.no_write:
-        from bench.results import write_section
-
         write_section(HEADER, lines)
 
 
