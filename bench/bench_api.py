@@ -29,7 +29,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from cnilab.mock_api.config import DEV_ACCOUNT, DEV_EMAIL, DEV_KEY, DEV_TOKEN
 from cnilab.mock_api.inventory import slots
 from cnilab.mock_api.openapi import client_document
 from cnilab.mock_api.store import InterconnectRow, Store
+from cnilab.sim.runtime.process import stop_popen
 
 from bench.results import write_section
 
@@ -149,13 +149,7 @@ def process(argv: list[str], log: Path, ready_url: str, env: dict[str, str] | No
             time.sleep(0.2)
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_popen(proc)
 
 
 def _ms(text: str) -> float:

@@ -29,6 +29,7 @@ from cnilab.sim.edge.bfd import BfdSessionInfo, BfdSpeaker
 from cnilab.sim.edge.bfd_fsm import BfdSession
 from cnilab.sim.edge.bfd_packet import BfdInvalid, BfdPacket, Diag, State
 from cnilab.sim.runtime.nsenter import call_in_netns as in_netns
+from cnilab.sim.runtime.process import stop_popen
 from cnilab.sim.testing import wait_for_async
 
 from tests.labs import NsPair
@@ -363,14 +364,7 @@ def daemon(ns: str, argv: list[str], log: Path, pidfile: Path | None = None) -> 
         print(log.read_text()[-3000:])
         raise
     finally:
-        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_popen(proc, grace=3.0)
         if pidfile is not None and pidfile.exists():  # the daemon may have forked away from our pid
             with contextlib.suppress(ValueError, ProcessLookupError, OSError):
                 os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)

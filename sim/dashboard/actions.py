@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cnilab.sim.dashboard.models import ScenarioInfo, ScenarioRun, TrafficView
 from cnilab.sim.lab.lab import Lab
+from cnilab.sim.runtime.process import stop_popen
 from cnilab.sim.topology.plan import ORIGIN
 
 MAX_RATE_PPS = 20_000
@@ -152,11 +153,6 @@ class ScenarioRunner:
         """Interrupt a running scenario (SIGINT, so the emulator's teardown runs) and wait for it."""
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+            stop_popen(proc, signal.SIGINT, grace=30)
         if self._waiter is not None:
             self._waiter.join(timeout=5)

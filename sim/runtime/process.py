@@ -56,6 +56,19 @@ class ProcessRecord(BaseModel):
         return not self.alive() or not proc.running(self.pid)
 
 
+def stop_popen(child: subprocess.Popen, first: int = signal.SIGTERM, grace: float = 15.0) -> None:
+    """Stop a child we started in its own session: ``first`` to its process group (SIGINT lets a CLI
+    run its teardown), then SIGKILL if it has not exited within ``grace`` seconds; always reaped."""
+    for sig, wait in ((first, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, sig)
+        try:
+            child.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def stop_all(records: list[ProcessRecord], timeout: float = 3.0) -> list[tuple[ProcessRecord, OSError]]:
     """Stop several processes at once: SIGTERM to all, one shared wait, SIGKILL what is left.
 
