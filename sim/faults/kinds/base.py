@@ -153,3 +153,11 @@ def rate_kbit(text: str, what: str) -> int:
         raise FaultError(f"{what} {text!r} is not a rate with a unit (use e.g. 10mbit or 512kbit)")
     mult = {"": 1 / 1000, "k": 1, "m": 1000, "g": 1000_000}[m.group(2).lower()]
     return int(float(m.group(1)) * mult)
+
+
+def unit_number(text: str, unit: str, what: str, usage: str) -> float:
+    """``30%`` or ``-25dBm``: a number, its ``unit`` optional (any case); else a FaultError saying ``usage``."""
+    try:
+        return float(text.strip().lower().removesuffix(unit.lower()))
+    except ValueError:
+        raise FaultError(f"{what} {text!r} is not {usage}") from None

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from cnilab.sim.facts import load_facts
 from cnilab.sim.faults import mechanisms as mech
-from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, register
+from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, register, unit_number
 from cnilab.sim.faults.mechanisms import Applied, FaultError, Place, Site
 
 DEFAULT_FLAP_PERIOD_S = 4.0
@@ -99,10 +99,7 @@ class Light(FaultKind):
     def parse(self, text: str | None) -> FaultSpec:
         if text in (None, "", "none", "off"):
             return FaultSpec(kind=self.name, light_dbm=None)
-        try:
-            dbm = float(text.lower().removesuffix("dbm"))
-        except ValueError:
-            raise FaultError(f"light {text!r} is not a level in dBm (use e.g. -25dBm or none)") from None
+        dbm = unit_number(text, "dBm", "light", "a level in dBm (use e.g. -25dBm or none)")
         return FaultSpec(kind=self.name, light_dbm=dbm)
 
     def value_text(self, spec: FaultSpec) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnilab.sim.faults import mechanisms as mech
-from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, rate_kbit, register
+from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, rate_kbit, register, unit_number
 from cnilab.sim.faults.mechanisms import Applied, FaultError, Place, Site
 
 
@@ -15,10 +15,7 @@ class Loss(FaultKind):
 
     def parse(self, text: str | None) -> FaultSpec:
         text = self.required(text)
-        try:
-            pct = float(text.rstrip("%"))
-        except ValueError:
-            raise FaultError(f"loss {text!r} is not a percentage (use e.g. 30%)") from None
+        pct = unit_number(text, "%", "loss", "a percentage (use e.g. 30%)")
         if not 0 < pct <= 100:
             raise FaultError(f"loss {text!r} must be between 0 and 100%")
         return FaultSpec(kind=self.name, loss_pct=pct)
