@@ -17,7 +17,6 @@ from cnilab.sim.routers.common import (
     RouterError,
     check_socket_path,
     log_tail,
-    output_lines,
     record_start,
     run_parser,
     session_key,
@@ -82,8 +81,7 @@ class BirdRouter(CustomerRouter):
     @classmethod
     def validate(cls, path: Path) -> None:
         """Parse ``path`` with BIRD's own parser (``bird -p``): nothing runs, nothing is bound."""
-        run_parser(path, ["bird", "-p", "-c", str(path)], "BIRD refuses it (bird -p)",
-                   lambda out: "; ".join(output_lines(out)) or "(no message)")
+        run_parser(path, ["bird", "-p", "-c", str(path)], "BIRD refuses it (bird -p)")
 
     @classmethod
     def cli_socket(cls, workdir: Path) -> list[str]:

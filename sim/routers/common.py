@@ -162,17 +162,20 @@ def check_socket_path(path: Path, daemon: str) -> None:
                           f"{SUN_PATH_MAX}: use a shorter CNILAB_STATE_DIR")
 
 
-def run_parser(path: Path, argv: list[str], refuser: str, said: Callable[[str], str]) -> None:
+def run_parser(path: Path, argv: list[str], refuser: str, said: Callable[[str], str] | None = None,
+               last: int | None = None) -> None:
     """Run a daemon's own config parser (``argv``) on ``path``; nothing starts. When it refuses, raise
     :class:`UserConfigError` naming the file, ``refuser`` ("FRR refuses it (vtysh --dryrun)") and what
-    ``said`` picks from the parser's output; also when the daemon is not installed to ask."""
+    ``said`` picks from the parser's output (by default its non-blank lines, the ``last`` few when
+    the parser is verbose); also when the daemon is not installed to ask."""
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     except FileNotFoundError as exc:
         raise UserConfigError(path, [f"customer.router.config: cannot check it, {argv[0]} not installed ({exc})"]) \
             from exc
     if r.returncode != 0:
-        quoted = said(r.stdout + "\n" + r.stderr)
+        out = r.stdout + "\n" + r.stderr
+        quoted = said(out) if said else "; ".join(output_lines(out)[-last if last else None:]) or "(no message)"
         raise UserConfigError(path, [f"customer.router.config = '{path}': {refuser}: {quoted}"])
 
 

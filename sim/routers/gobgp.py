@@ -31,7 +31,6 @@ from cnilab.sim.routers.common import (
     UserConfigError,
     check_socket_path,
     log_tail,
-    output_lines,
     record_start,
     run_parser,
     session_key,
@@ -103,7 +102,7 @@ class GobgpRouter(CustomerRouter):
         """``gobgpd --dry-run`` (its own parser: unknown keys and bad values refused) plus the lab's refusals."""
         ctype = config_type(path)
         run_parser(path, ["gobgpd", "--dry-run", "-f", str(path), "-t", ctype, "-p"],
-                   "GoBGP refuses it (gobgpd --dry-run)", lambda out: "; ".join(output_lines(out)[-3:]))
+                   "GoBGP refuses it (gobgpd --dry-run)", last=3)
         data = load_config(path.read_text(encoding="utf-8"), ctype)
         if (data.get("zebra") or {}).get("config", {}).get("enabled"):
             raise UserConfigError(path, [f"customer.router.config = '{path}': zebra.config.enabled = true: the lab "
