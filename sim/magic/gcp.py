@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from cnilab.sim.magic.rehearse import StepFailed, _Ctx, step_probes_return
+from cnilab.sim.magic.rehearse import StepFailed, _Ctx, first_failed, step_probes_return
 from cnilab.sim.topology.plan import EDGE, ORIGIN
 
 GCP_STEPS = (
@@ -82,10 +82,8 @@ def step_mtu(c: _Ctx, measured: dict) -> str:
     from cnilab.sim.probes.mtu import probe_mtu
 
     rep = probe_mtu(c.lab)
-    for r in rep.results:
-        measured[r.direction] = r.measured if r.measured is not None else -1
-    if not rep.ok:
-        bad = next(r for r in rep.results if not r.ok)
+    bad = first_failed(rep.results, lambda r: r.measured, measured)
+    if bad is not None:
         want = bad.expected
         raise StepFailed(f"{bad.direction}: path MTU {bad.measured}, the interconnect's is {want} ({bad.diagnosis})",
                          f"the VLAN attachment's MTU does not match the interconnect's {want}: the MTU must match "

@@ -56,6 +56,16 @@ class StepFailed(Exception):
         self.detail, self.cause, self.fix = detail, cause, fix or []
 
 
+def first_failed(results: list[Any], figure: Callable[[Any], int | None], measured: dict,
+                 prefix: str = "") -> Any | None:
+    """Record each direction's ``figure`` in ``measured`` (-1 when the probe got none) and return the
+    first result that failed, so a probe step reports every direction before it raises on one."""
+    for r in results:
+        v = figure(r)
+        measured[f"{prefix}{r.direction}"] = v if v is not None else -1
+    return next((r for r in results if not r.ok), None)
+
+
 # -- diagnosis ----------------------------------------------------------------------------------
 def _sysctl(lab: Any, key: str) -> int | None:
     r = lab.run(CUSTOMER, ["sysctl", "-n", key], check=False)
@@ -230,10 +240,8 @@ def step_mss(c: _Ctx, measured: dict) -> str:
     from cnilab.sim.probes.mss import probe_mss
 
     rep = probe_mss(c.lab)
-    for r in rep.results:
-        measured[r.direction] = r.syn_arrived if r.syn_arrived is not None else -1
-    if not rep.ok:
-        bad = next(r for r in rep.results if not r.ok)
+    bad = first_failed(rep.results, lambda r: r.syn_arrived, measured)
+    if bad is not None:
         raise StepFailed(f"{bad.direction}: {bad.advice}", "the customer router does not clamp MSS to "
                          f"{rep.required} on every path", list(rep.fix.values()))
     from cnilab.sim.probes.mtu import measure_direction
@@ -250,9 +258,7 @@ def step_mss(c: _Ctx, measured: dict) -> str:
     mtu = [measure_direction(c.lab, "cf_to_customer", INTERNET, ORIGIN, addr[ORIGIN],
                              plan.e2e_mtu(ic, "cf_to_customer")),
            measure_direction(c.lab, "customer_to_cf", ORIGIN, INTERNET, addr[INTERNET], transit)]
-    for r in mtu:
-        measured[f"mtu {r.direction}"] = r.measured if r.measured is not None else -1
-    bad = next((r for r in mtu if not r.ok), None)
+    bad = first_failed(mtu, lambda r: r.measured, measured, "mtu ")
     if bad is not None:
         raise StepFailed(f"path MTU {bad.direction} {bad.measured}, want {bad.expected}: {bad.diagnosis}")
     return (f"MSS {rep.required} both ways: " + "; ".join(f"{r.direction} SYN {r.syn_arrived}" for r in rep.results)
