@@ -281,30 +281,39 @@ def _read_routes(objs: _Objects, list_summary: str, one_summary: str) -> None:
                          name=f"get_{objs.one}")
 
 
+def _update(objs: _Objects, request: Request, account: str, id_: str,
+            build: Callable[[MagicStore, dict[str, Any]], dict[str, Any]]) -> JSONResponse:
+    """``PUT <path>/{id}``: ``build`` checks the body against the stored object and returns the merged
+    one, which is committed (unless validate-only) and shown as ``modified_<one>``."""
+    c = ctx(request)
+    st = _ready(request, c, account)
+    o = build(st, dict(_get(st, account, objs.kind, id_, objs.label)))
+    if not _validate_only(request):
+        _commit(c, st, account, objs.kind, id_, o)
+    return ok({"modified": True, f"modified_{objs.one}": objs.view(o, request)})
+
+
 # -- cf_interconnects ---------------------------------------------------------------------------
 def _ic_target(o: dict[str, Any]) -> str:
     return str(ipaddress.ip_interface(o["interface_address"]).ip + 1) if o.get("interface_address") else ""
 
 
-_read_routes(_Objects("cf_interconnect", "/cf_interconnects", "interconnect", "interconnect", "interconnects",
-                      lambda o, request: _render(o, request, _ic_target(o))),
-             "List interconnects", "List interconnect details")
+_IC = _Objects("cf_interconnect", "/cf_interconnects", "interconnect", "interconnect", "interconnects",
+               lambda o, request: _render(o, request, _ic_target(o)))
+_read_routes(_IC, "List interconnects", "List interconnect details")
 
 
 @router.put("/cf_interconnects/{ic_id}", summary="Update interconnect")
 def update_interconnect(ic_id: str, body: InterconnectIn, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    o = dict(_get(st, account_id, "cf_interconnect", ic_id, "interconnect"))
-    if body.name is not None:
-        _name(body.name, _names(st, account_id, skip=ic_id))
-    if body.interface_address is not None:
-        _iface("interface_address", body.interface_address)
-    _mtu(body.mtu)
-    o = _merged(body, o, now_iso())
-    if not _validate_only(request):
-        _commit(c, st, account_id, "cf_interconnect", ic_id, o)
-    return ok({"modified": True, "modified_interconnect": _render(o, request, _ic_target(o))})
+    def build(st: MagicStore, old: dict[str, Any]) -> dict[str, Any]:
+        if body.name is not None:
+            _name(body.name, _names(st, account_id, skip=ic_id))
+        if body.interface_address is not None:
+            _iface("interface_address", body.interface_address)
+        _mtu(body.mtu)
+        return _merged(body, old, now_iso())
+
+    return _update(_IC, request, account_id, ic_id, build)
 
 
 # -- gre_tunnels --------------------------------------------------------------------------------
@@ -338,21 +347,18 @@ def create_gre(body: GreIn, request: Request, account_id: str) -> JSONResponse:
     return ok(_render(o, request, _gre_target(o)))
 
 
-_read_routes(_Objects("gre_tunnel", "/gre_tunnels", "GRE tunnel", "gre_tunnel", "gre_tunnels",
-                      lambda o, request: _render(o, request, _gre_target(o))),
-             "List GRE tunnels", "List GRE tunnel details")
+_GRE = _Objects("gre_tunnel", "/gre_tunnels", "GRE tunnel", "gre_tunnel", "gre_tunnels",
+                lambda o, request: _render(o, request, _gre_target(o)))
+_read_routes(_GRE, "List GRE tunnels", "List GRE tunnel details")
 
 
 @router.put("/gre_tunnels/{tid}", summary="Update GRE tunnel")
 def update_gre(tid: str, body: GreIn, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    old = _get(st, account_id, "gre_tunnel", tid, "GRE tunnel")
-    _check_gre(body, st, account_id, skip=tid)
-    o = _gre_obj(body, old)
-    if not _validate_only(request):
-        _commit(c, st, account_id, "gre_tunnel", tid, o)
-    return ok({"modified": True, "modified_gre_tunnel": _render(o, request, _gre_target(o))})
+    def build(st: MagicStore, old: dict[str, Any]) -> dict[str, Any]:
+        _check_gre(body, st, account_id, skip=tid)
+        return _gre_obj(body, old)
+
+    return _update(_GRE, request, account_id, tid, build)
 
 
 @router.delete("/gre_tunnels/{tid}", summary="Delete GRE Tunnel")
@@ -401,20 +407,17 @@ def create_route(body: RouteIn, request: Request, account_id: str) -> JSONRespon
     return ok(_route_view(o))
 
 
-_read_routes(_Objects("route", "/routes", "route", "route", "routes", lambda o, _request: _route_view(o)),
-             "List Routes", "Route Details")
+_ROUTE = _Objects("route", "/routes", "route", "route", "routes", lambda o, _request: _route_view(o))
+_read_routes(_ROUTE, "List Routes", "Route Details")
 
 
 @router.put("/routes/{rid}", summary="Update Route")
 def update_route(rid: str, body: RouteIn, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    old = _get(st, account_id, "route", rid, "route")
-    _check_route(body)
-    o = _route_obj(body, old)
-    if not _validate_only(request):
-        _commit(c, st, account_id, "route", rid, o)
-    return ok({"modified": True, "modified_route": _route_view(o)})
+    def build(_st: MagicStore, old: dict[str, Any]) -> dict[str, Any]:
+        _check_route(body)
+        return _route_obj(body, old)
+
+    return _update(_ROUTE, request, account_id, rid, build)
 
 
 @router.delete("/routes/{rid}", summary="Delete Route")
