@@ -24,6 +24,7 @@ from cnilab.sim.magic.scenario import (
     SetTunnel,
     Snapshot,
     TunnelFault,
+    changed_at,
     run,
     topology_path,
 )
@@ -79,18 +80,8 @@ class MagicEmu:
         st = read_status(self.lab)
         if st is None:
             return None
-        times: list[float] = []
-        if exp.steered is not None:
-            c = next((c.t for c in st.route_changes if c.t >= since and c.tunnels == sorted(exp.steered)), None)
-            if c is not None:  # unchanged steering that already matched adds no time
-                times.append(c)
-        for name, state in (exp.state or {}).items():
-            tun = next((t for t in st.tunnels if t.name == name), None)
-            c = next((tr.t for tr in (tun.transitions if tun else []) if tr.t >= since and tr.to == state), None)
-            if c is None:
-                return None
-            times.append(c)
-        return max(times) if times else None
+        return changed_at(exp, since, st.route_changes,
+                          ((t.name, tr.t, tr.to) for t in st.tunnels for tr in t.transitions))
 
 
 @contextlib.contextmanager

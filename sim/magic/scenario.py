@@ -10,10 +10,12 @@ directly: the emulator's must fall inside the simulator's range over probe phase
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, Protocol
 
 import yaml
+from cnilab.sim.magic.config import RouteChange
 from cnilab.sim.magic.facts import Rate, State
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -128,6 +130,25 @@ class Executor(Protocol):
     def interval(self, tunnel: str) -> float: ...
     def until(self, pred, timeout: float) -> Snapshot | None: ...
     def changed_at(self, exp: Expect, since: float) -> float | None: ...
+
+
+def changed_at(exp: Expect, since: float, route_changes: Iterable[RouteChange],
+               transitions: Iterable[tuple[str, float, str]]) -> float | None:
+    """When ``exp`` came true after ``since``, from an executor's records: steering changes and
+    (tunnel, time, new state) transitions, each in the order they happened. None while a named state
+    has not been reached; steering that already matched (no change) adds no time."""
+    times: list[float] = []
+    if exp.steered is not None:
+        c = next((c.t for c in route_changes if c.t >= since and c.tunnels == sorted(exp.steered)), None)
+        if c is not None:
+            times.append(c)
+    seen = list(transitions)
+    for name, state in (exp.state or {}).items():
+        c = next((t for n, t, to in seen if n == name and t >= since and to == state), None)
+        if c is None:
+            return None
+        times.append(c)
+    return max(times) if times else None
 
 
 def _matches(exp: Expect, snap: Snapshot) -> bool:

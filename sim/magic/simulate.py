@@ -23,6 +23,7 @@ from cnilab.sim.magic.scenario import (
     SetTunnel,
     Snapshot,
     TunnelFault,
+    changed_at,
     run,
     topology_path,
 )
@@ -117,17 +118,7 @@ class MagicSim:
         return self._advance(self.t + timeout, pred)
 
     def changed_at(self, exp: Expect, since: float) -> float | None:
-        times: list[float] = []
-        if exp.steered is not None:
-            c = next((c.t for c in self.changes if c.t >= since and c.tunnels == sorted(exp.steered)), None)
-            if c is not None:  # unchanged steering that already matched adds no time
-                times.append(c)
-        for name, state in (exp.state or {}).items():
-            c = next((t for n, t, s in self.transitions if n == name and t >= since and s == state), None)
-            if c is None:
-                return None
-            times.append(c)
-        return max(times) if times else None
+        return changed_at(exp, since, self.changes, self.transitions)
 
     # -- the event loop ----------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
