@@ -293,6 +293,22 @@ def _update(objs: _Objects, request: Request, account: str, id_: str,
     return ok({"modified": True, f"modified_{objs.one}": objs.view(o, request)})
 
 
+def _delete(objs: _Objects, request: Request, account: str, id_: str, *, sync: bool,
+            guard: Callable[[MagicStore, dict[str, Any]], None] | None = None) -> JSONResponse:
+    """``DELETE <path>/{id}``: ``guard`` may refuse (an object still in use); with ``sync`` the bound lab
+    is pushed the change (and the delete undone if it refuses), else only the store forgets it."""
+    c = ctx(request)
+    st = _ready(request, c, account)
+    o = _get(st, account, objs.kind, id_, objs.label)
+    if guard is not None:
+        guard(st, o)
+    if sync:
+        _commit(c, st, account, objs.kind, id_, None)
+    else:
+        st.delete(account, objs.kind, id_)
+    return ok({"deleted": True, f"deleted_{objs.one}": objs.view(o, request)})
+
+
 # -- cf_interconnects ---------------------------------------------------------------------------
 def _ic_target(o: dict[str, Any]) -> str:
     return str(ipaddress.ip_interface(o["interface_address"]).ip + 1) if o.get("interface_address") else ""
@@ -363,14 +379,12 @@ def update_gre(tid: str, body: GreIn, request: Request, account_id: str) -> JSON
 
 @router.delete("/gre_tunnels/{tid}", summary="Delete GRE Tunnel")
 def delete_gre(tid: str, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    o = _get(st, account_id, "gre_tunnel", tid, "GRE tunnel")
-    nexthop = str(ipaddress.ip_interface(o["interface_address"]).ip + 1)
-    if any(r["nexthop"] == nexthop for r in st.list(account_id, "route")):
-        raise conflict(f"GRE tunnel {o['name']!r} is the next hop of a route; delete or move the route first")
-    st.delete(account_id, "gre_tunnel", tid)
-    return ok({"deleted": True, "deleted_gre_tunnel": _render(o, request, _gre_target(o))})
+    def not_a_nexthop(st: MagicStore, o: dict[str, Any]) -> None:
+        nexthop = str(ipaddress.ip_interface(o["interface_address"]).ip + 1)
+        if any(r["nexthop"] == nexthop for r in st.list(account_id, "route")):
+            raise conflict(f"GRE tunnel {o['name']!r} is the next hop of a route; delete or move the route first")
+
+    return _delete(_GRE, request, account_id, tid, sync=False, guard=not_a_nexthop)
 
 
 # -- routes -------------------------------------------------------------------------------------
@@ -422,8 +436,4 @@ def update_route(rid: str, body: RouteIn, request: Request, account_id: str) -> 
 
 @router.delete("/routes/{rid}", summary="Delete Route")
 def delete_route(rid: str, request: Request, account_id: str) -> JSONResponse:
-    c = ctx(request)
-    st = _ready(request, c, account_id)
-    o = _get(st, account_id, "route", rid, "route")
-    _commit(c, st, account_id, "route", rid, None)
-    return ok({"deleted": True, "deleted_route": _route_view(o)})
+    return _delete(_ROUTE, request, account_id, rid, sync=True)
