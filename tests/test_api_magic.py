@@ -53,6 +53,20 @@ def test_gre_tunnels_round_trip_with_the_sdk(sdk, api):
     assert gre.list(account_id=ACC).gre_tunnels == []
 
 
+def test_a_gre_tunnel_that_is_a_route_nexthop_is_not_deleted(sdk, api):
+    gre, routes = sdk.magic_transit.gre_tunnels, sdk.magic_transit.routes
+    t = gre.create(account_id=ACC, name="inet_3", cloudflare_gre_endpoint="203.0.113.3",
+                   customer_gre_endpoint="203.0.113.1", interface_address="10.214.0.0/31")
+    r = routes.create(account_id=ACC, prefix="198.51.100.0/24", nexthop="10.214.0.1", priority=100)
+    with pytest.raises(cloudflare.ConflictError, match="next hop of a route"):
+        gre.delete(t.id, account_id=ACC)
+    assert [x.id for x in gre.list(account_id=ACC).gre_tunnels] == [t.id]
+    assert routes.delete(r.id, account_id=ACC).deleted_route.id == r.id
+    assert gre.delete(t.id, account_id=ACC).deleted
+    with pytest.raises(cloudflare.NotFoundError):
+        routes.delete(r.id, account_id=ACC)
+
+
 def test_routes_round_trip_with_the_sdk(sdk, api):
     routes = sdk.magic_transit.routes
     r = routes.create(account_id=ACC, prefix="198.51.100.0/24", nexthop="10.212.0.1", priority=100, weight=10)
