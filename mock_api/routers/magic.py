@@ -63,29 +63,29 @@ class BgpIn(_Body):
     import_filter_id: str | None = None
 
 
-class GreIn(_Body):
+class _TunnelIn(_Body):
+    """What a GRE tunnel and a CNI's interconnect are both configured with: they are both tunnels
+    Cloudflare health-checks and steers over, so the update rules (:func:`_merged`) are one."""
+
+    automatic_return_routing: bool | None = None
+    bgp: BgpIn | None = None
+    description: str | None = None
+    health_check: HealthCheckIn | None = None
+    interface_address6: str | None = None
+    mtu: int | None = None
+
+
+class GreIn(_TunnelIn):
     cloudflare_gre_endpoint: str
     customer_gre_endpoint: str
     interface_address: str
     name: str
-    automatic_return_routing: bool | None = None
-    bgp: BgpIn | None = None
-    description: str | None = None
-    health_check: HealthCheckIn | None = None
-    interface_address6: str | None = None
-    mtu: int | None = None
     ttl: int | None = None
 
 
-class InterconnectIn(_Body):
-    automatic_return_routing: bool | None = None
-    bgp: BgpIn | None = None
-    description: str | None = None
+class InterconnectIn(_TunnelIn):
     gre: dict[str, str] | None = None
-    health_check: HealthCheckIn | None = None
     interface_address: str | None = None
-    interface_address6: str | None = None
-    mtu: int | None = None
     name: str | None = None
 
 
@@ -219,7 +219,7 @@ def _hc(new: HealthCheckIn | None, old: dict[str, Any] | None) -> dict[str, Any]
     return base
 
 
-def _merged(body: GreIn | InterconnectIn, base: dict[str, Any], ts: str) -> dict[str, Any]:
+def _merged(body: _TunnelIn, base: dict[str, Any], ts: str) -> dict[str, Any]:
     """``base`` with the fields the body sets laid over it (the health check merged key by key, not
     replaced), stamped as modified at ``ts``."""
     o = {**base, **body.model_dump(exclude_none=True, exclude={"health_check", "bgp"})}
