@@ -257,6 +257,12 @@ class _Objects:
     view: Callable[[dict[str, Any], Request], dict[str, Any]]
 
 
+def _tunnels(kind: Kind, path: str, label: str, one: str, many: str,
+             target: Callable[[dict[str, Any]], str]) -> _Objects:
+    """A tunnel kind: shown with its health check's target, ``target`` giving the default one."""
+    return _Objects(kind, path, label, one, many, lambda o, request: _render(o, request, target(o)))
+
+
 def _list(objs: _Objects, request: Request, account: str) -> JSONResponse:
     st = _ready(request, ctx(request), account)
     return ok({objs.many: [objs.view(o, request) for o in st.list(account, objs.kind)]})
@@ -314,8 +320,7 @@ def _ic_target(o: dict[str, Any]) -> str:
     return str(ipaddress.ip_interface(o["interface_address"]).ip + 1) if o.get("interface_address") else ""
 
 
-_IC = _Objects("cf_interconnect", "/cf_interconnects", "interconnect", "interconnect", "interconnects",
-               lambda o, request: _render(o, request, _ic_target(o)))
+_IC = _tunnels("cf_interconnect", "/cf_interconnects", "interconnect", "interconnect", "interconnects", _ic_target)
 _read_routes(_IC, "List interconnects", "List interconnect details")
 
 
@@ -335,6 +340,9 @@ def update_interconnect(ic_id: str, body: InterconnectIn, request: Request, acco
 # -- gre_tunnels --------------------------------------------------------------------------------
 def _gre_target(o: dict[str, Any]) -> str:
     return o.get("customer_gre_endpoint", "")
+
+
+_GRE = _tunnels("gre_tunnel", "/gre_tunnels", "GRE tunnel", "gre_tunnel", "gre_tunnels", _gre_target)
 
 
 def _check_gre(body: GreIn, st: MagicStore, account: str, skip: str | None = None) -> None:
@@ -360,11 +368,9 @@ def create_gre(body: GreIn, request: Request, account_id: str) -> JSONResponse:
     o = _gre_obj(body, None)
     if not _validate_only(request):
         st.put(account_id, "gre_tunnel", o)
-    return ok(_render(o, request, _gre_target(o)))
+    return ok(_GRE.view(o, request))
 
 
-_GRE = _Objects("gre_tunnel", "/gre_tunnels", "GRE tunnel", "gre_tunnel", "gre_tunnels",
-                lambda o, request: _render(o, request, _gre_target(o)))
 _read_routes(_GRE, "List GRE tunnels", "List GRE tunnel details")
 
 
