@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from cnilab.sim.backends.registry import backend_kind, backend_names
-from cnilab.sim.lab import process
-from cnilab.sim.lab.state import TunnelRecord
 from cnilab.sim.magic.config import CONFIG_FILE, STATUS_FILE, HcConfig, HcTunnel, MagicStatus, load_config, save_config
 from cnilab.sim.magic.facts import legacy_range, raw
 from cnilab.sim.magic.model import MagicSpec
 from cnilab.sim.magic.steering import MagicRoute
+from cnilab.sim.runtime import process
+from cnilab.sim.state import TunnelRecord
 from cnilab.sim.topology.plan import CUSTOMER, EDGE, TRANSIT, LabPlan
 
 INET_GRE_BASE = ipaddress.IPv4Address("10.213.0.0")
