@@ -115,3 +115,10 @@ def test_the_checker_catches_a_back_edge(tmp_path):
 def test_sim_lab_holds_only_the_orchestrator():
     """Runtime helpers and the state file live below the lab; no re-export stays behind at the old paths."""
     assert {p.stem for p in (ROOT / "sim" / "lab").glob("*.py")} == {"__init__", "lab", "attach_clab"}
+
+
+def test_parts_take_a_lab_handle_not_any():
+    """A lab parameter is typed ``LabHandle`` (sim.handle): ``lab: Any`` hides what a part needs from the lab."""
+    loose = [f"{p.relative_to(ROOT)}:{n}" for p in _sources()
+             for n, line in enumerate(p.read_text().splitlines(), 1) if "lab: Any" in line]
+    assert not loose, f"type these as LabHandle: {loose}"

@@ -28,6 +28,7 @@ from typing import Any
 
 from cnilab.sim.edge.control import EdgeClient
 from cnilab.sim.facts import cloudflare_ranges
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.topology.plan import CUSTOMER, LabPlan, Session
 from cnilab.sim.transit import party_sessions, read_received
 from cnilab.sim.transit.leaks import Leak, classify, fix_lines
@@ -69,7 +70,7 @@ def timers_for(plan: LabPlan, mrai_s: float = 0.0, deadline_s: float = 45.0) -> 
     return Timers(SAMPLE_S, STABLE_SAMPLES, hold, deadline_s)
 
 
-def _installed(lab: Any) -> dict[str, list[str]]:
+def _installed(lab: LabHandle) -> dict[str, list[str]]:
     """Prefixes the customer's daemon put in its kernel (proto bgp/bird: not connected or static)."""
     out: dict[str, list[str]] = {}
     for fam in (4, 6):
@@ -95,7 +96,7 @@ def tripped_max_prefix(sess: Any) -> bool:
 class Sampler:
     """One look at the lab: edge sessions/routes/BFD, each third party's Adj-RIB-In, the customer's kernel."""
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: LabHandle) -> None:
         self.lab = lab
         self.plan: LabPlan = lab.plan
         self.edge = EdgeClient(lab.state.control["edge"])
@@ -283,7 +284,7 @@ def _max_prefix(plan: LabPlan, view: CustomerView, s: dict[str, Any]) -> tuple[l
     return obs, findings
 
 
-def _probes(lab: Any) -> tuple[list[ProbeObs], dict[str, str]]:
+def _probes(lab: LabHandle) -> tuple[list[ProbeObs], dict[str, str]]:
     from cnilab.sim.probes.mss import probe_mss
     from cnilab.sim.probes.mtu import probe_mtu
 
@@ -325,7 +326,7 @@ def _third_parties(obs: Observation, plan: LabPlan, sampler: Sampler, s: dict[st
     return findings
 
 
-def observe(lab: Any, label: str, *, probes: bool = True, failover: bool = True, deadline_s: float = 45.0,
+def observe(lab: LabHandle, label: str, *, probes: bool = True, failover: bool = True, deadline_s: float = 45.0,
             started: float | None = None) -> Observation:
     """Wait for convergence, then record everything verify compares (see the module docstring)."""
     t_start = started if started is not None else time.monotonic()
