@@ -174,9 +174,9 @@ def max_prefix_growth(lab: LabHandle, params: dict[str, Any]) -> Outcome:
                    and (s.last_notification.code, s.last_notification.subcode) == (6, 1)]
         if tripped:
             break
-        from cnilab.sim.verify.observe import _installed
+        from cnilab.sim.observe.ribs import installed_routes
 
-        accepted = len(_installed(lab).get("ipv4", []))
+        accepted = len(installed_routes(lab).get("ipv4", []))
         if accepted >= sizes["ipv4"]:
             break
         time.sleep(0.3)
