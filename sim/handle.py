@@ -29,6 +29,10 @@ class LabHandle(Protocol):
         """This process's view of the state file (see Lab.state for when it refreshes)."""
         ...
 
+    def refresh(self) -> LabState:
+        """Reload the state file (another process may have recorded tunnels, faults or daemons)."""
+        ...
+
     def run(self, node: str, argv: list[str], check: bool = True, timeout: float = 30,
             input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside ``node`` and wait for it."""

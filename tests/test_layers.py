@@ -33,10 +33,6 @@ API_REACHES_LAB_ONLY_THROUGH = {"mock_api.lab_bridge", "mock_api.magic_lab"}
 """The mock API sees a lab only through its bridges (CNI and Magic Transit); every other mock_api
 module stays at the model."""
 
-SHIMS = {**{f"sim.lab.{m}": f"sim.runtime.{m}" for m in ("names", "paths", "process", "nsenter", "cleanup")},
-         "sim.lab.state": "sim.state"}
-"""Re-exports left at the old paths for branches in flight: importing one is importing its target."""
-
 DEFERRED_REEXPORTS = {("sim.faults", "sim.faults.apply")}
 """``from sim.faults import apply_fault`` still works for branches in flight, through a module
 ``__getattr__`` that imports on first use; remove once every branch imports sim.faults.apply."""
@@ -93,13 +89,10 @@ def test_no_import_points_up():
     back = []
     for path in _sources():
         me = _module_name(path)
-        if me in SHIMS or me == "sim":
+        if me == "sim":
             continue
         mine = _layer(me)
         for line, target in _imports(path):
-            for old, new in SHIMS.items():
-                if target == old or target.startswith(old + "."):
-                    target = new + target[len(old):]
             theirs = _layer(target)
             if mine is None or theirs is None:
                 continue
@@ -116,4 +109,16 @@ def test_the_checker_catches_a_back_edge(tmp_path):
     """The rule itself: runtime importing the lab orchestrator is a back edge."""
     assert _layer("sim.runtime.process") < _layer("sim.lab.lab")  # type: ignore[operator]
     assert _layer("sim.faults.kinds.carrier") < _layer("sim.faults.apply")  # type: ignore[operator]
-    assert _layer("sim.lab.state") == _layer("sim.lab")
+    assert _layer("sim.state") < _layer("sim.lab")  # type: ignore[operator]
+
+
+def test_sim_lab_holds_only_the_orchestrator():
+    """Runtime helpers and the state file live below the lab; no re-export stays behind at the old paths."""
+    assert {p.stem for p in (ROOT / "sim" / "lab").glob("*.py")} == {"__init__", "lab", "attach_clab"}
+
+
+def test_parts_take_a_lab_handle_not_any():
+    """A lab parameter is typed ``LabHandle`` (sim.handle): ``lab: Any`` hides what a part needs from the lab."""
+    loose = [f"{p.relative_to(ROOT)}:{n}" for p in _sources()
+             for n, line in enumerate(p.read_text().splitlines(), 1) if "lab: Any" in line]
+    assert not loose, f"type these as LabHandle: {loose}"

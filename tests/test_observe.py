@@ -104,7 +104,10 @@ def test_observer_records_a_teardown_and_the_return_with_timestamps(tmp_path):
     from tests.labs import needs_root_daemons, running_lab
 
     needs_root_daemons()
-    with running_lab(tmp_path, "v2-direct.yml") as lab, LabObserver(lab) as obs:  # type: ignore[arg-type]
+    polls = threading.Semaphore(0)
+    with running_lab(tmp_path, "v2-direct.yml") as lab, \
+            LabObserver(lab, edge_events=True, counters=True) as obs:  # type: ignore[arg-type]
+        obs.subscribe(polls.release)
         key = lab.plan.sessions[0].key  # type: ignore[attr-defined]
         assert obs.session_state(key, "cf") == "Established"
         assert obs.best_path("cf") is not None
@@ -118,3 +121,13 @@ def test_observer_records_a_teardown_and_the_return_with_timestamps(tmp_path):
         mine = [t for t in obs.transitions() if t.kind == "session" and t.subject == f"{key} cf" and t.t >= t_cmd]
         assert mine[0].state != "Established" and mine[-1].state == "Established", mine
         assert [t.t for t in mine] == sorted(t.t for t in mine)
+        # what the dashboard reads through the same observer: the edge's own log of that teardown,
+        # every node's interfaces from the background poll, a call after each poll
+        assert any(ev.session == key for ev in obs.take_events())
+        assert polls.acquire(timeout=10)
+        ifaces, errors = obs.interfaces()
+        assert not errors and {n.name for n in lab.plan.nodes} <= set(ifaces)  # type: ignore[attr-defined]
+        from cnilab.sim.observe.paths import path_ifaces
+
+        assert polls.acquire(timeout=10)  # counters read on every poll since: a rate for every edge path
+        assert set(path_ifaces(lab.plan)) <= set(obs.tx_rates("cf"))  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")
 def _lab(name: str | None):
     from cnilab.sim.backends.base import BackendError
     from cnilab.sim.lab.lab import Lab
-    from cnilab.sim.lab.state import LabNotFound
+    from cnilab.sim.state import LabNotFound
 
     try:
         lab = Lab.attach(name)

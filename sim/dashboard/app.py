@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cnilab.sim.dashboard.actions import ActionError, ScenarioRunner, TrafficRunner
-from cnilab.sim.dashboard.collector import Collector, fault_targets
+from cnilab.sim.dashboard.collector import Collector, dashboard_observer, fault_targets
 from cnilab.sim.dashboard.models import FaultView, Meta, ScenarioRun, TrafficView
 from cnilab.sim.dashboard.topoview import build_view
 from cnilab.sim.lab.lab import Lab
@@ -116,7 +116,6 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
     lab = Lab.attach(lab_name)
     view = build_view(lab.state)
     root = repo_root or shipped.topologies_dir().parent
-    netns = {n.name: lab.netns_path(n.name) for n in lab.plan.nodes}
 
     def check_host(request: Request) -> None:
         if exposed:
@@ -157,18 +156,17 @@ def create_app(lab_name: str | None, token: str | None = None, *, host: str = "1
         def side_info() -> tuple[TrafficView, ScenarioRun]:
             return traffic.view(), scenarios.view()
 
-        collector = Collector(lab.name, view, netns, lab.state.control.get("edge"), period=period,
-                              side_info=side_info)
+        collector = Collector(dashboard_observer(lab, period), view, side_info=side_info)
         app.state.collector, app.state.traffic, app.state.scenarios = collector, traffic, scenarios
         app.state.stopping = asyncio.Event()
-        collector.start()
+        await asyncio.to_thread(collector.start)  # netlink sockets open outside the event loop
         try:
             yield
         finally:
             app.state.stopping.set()
             traffic.stop()
             scenarios.stop()
-            collector.stop()
+            await asyncio.to_thread(collector.stop)
 
     app = FastAPI(title=f"cnilab dashboard: {lab.name}", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)

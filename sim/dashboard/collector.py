@@ -1,13 +1,12 @@
-"""The sampling loop behind the page: kernel links, faults, edge BGP/BFD and per-path rates.
+"""What the page shows, built from the lab's observer: kernel links, faults, edge BGP/BFD and per-path rates.
 
-The readings come from :mod:`cnilab.sim.observe` (the edge reader every observer uses, and the kernel's
-interface counters); this module turns them into the page's snapshot and timeline.
-
-One background thread samples everything every ``period`` (250 ms) and publishes an immutable
-:class:`~cnilab.sim.dashboard.models.Snapshot` with a version number; the web layer only reads the latest
-snapshot, so a slow browser never slows sampling and a stalled edge driver never blocks a request.
-Timeline entries are produced by comparing consecutive samples (a carrier that changed, a fault
-that appeared or went) plus the edge driver's own event log, which is fetched incrementally.
+The readings come from one :class:`~cnilab.sim.observe.observer.LabObserver` (edge sessions, BFD and
+the driver's event log; every node's interface counters), polled at ``period`` (250 ms). After each
+poll the collector publishes an immutable :class:`~cnilab.sim.dashboard.models.Snapshot` with a
+version number; the web layer only reads the latest snapshot, so a slow browser never slows
+observation and a stalled edge driver never blocks a request. Timeline entries are produced by
+comparing consecutive readings (a carrier that changed, a fault that appeared or went) plus the edge
+driver's own event log.
 """
 
 from __future__ import annotations
@@ -31,8 +30,9 @@ from cnilab.sim.dashboard.models import (
     TopologyView,
     TrafficView,
 )
-from cnilab.sim.observe.counters import IfaceSample, NetnsReader
-from cnilab.sim.observe.edge import EdgeReader
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.observe.counters import IfaceSample
+from cnilab.sim.observe.observer import LabObserver
 from cnilab.sim.runtime.paths import lab_dir
 from cnilab.sim.state import FaultRecord, LabNotFound, LabState
 
@@ -67,25 +67,32 @@ def _fault_text(f: FaultRecord) -> str:
     return f"{f.kind}{'=' + str(f.value) if f.value not in (None, '') else ''}"
 
 
+def dashboard_observer(lab: LabHandle, period: float) -> LabObserver:
+    """The observer the page reads: edge sessions, BFD and events, and every node's counters, each
+    ``period``; no customer-router or best-path reads (the page does not show them)."""
+    return LabObserver(lab, poll_s=period, customer=False, routes=False, edge_events=True, counters=True,
+                       edge_timeout=EDGE_TIMEOUT_S)
+
+
 class Collector:
-    """Samples one lab in a background thread; ``start()``/``stop()`` are called by the app lifespan.
+    """Publishes a snapshot after each poll of ``observer``, which it starts and closes
+    (``start()``/``stop()`` are called by the app lifespan).
 
     ``side_info`` is called every sample to fill the parts owned by the action runners (traffic
     stream, scenario), so the snapshot stays one consistent object.
     """
 
-    def __init__(self, lab_name: str, view: TopologyView, netns: dict[str, str], edge_socket: str | None,
-                 period: float = 0.25,
+    def __init__(self, observer: LabObserver, view: TopologyView,
                  side_info: Callable[[], tuple[TrafficView, ScenarioRun]] | None = None) -> None:
-        self.lab_name = lab_name
+        self.observer = observer
+        self.lab_name = observer.lab.name
         self.view = view
-        self.netns = netns
-        self.edge_socket = edge_socket
-        self.period = period
+        self.edge_socket = observer.edge_socket
+        self.period = observer.poll_s
         self.side_info = side_info or (lambda: (TrafficView(), ScenarioRun()))
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._running = False
+        self._sample_lock = threading.Lock()
         self._timeline: collections.deque[TimelineEntry] = collections.deque(maxlen=TIMELINE_MAX)
         self._seq = 0
         self._version = 0
@@ -94,35 +101,33 @@ class Collector:
         # sampling state (only touched by the sampling thread)
         self._history: dict[str, collections.deque[float]] = {
             p.label: collections.deque(maxlen=HISTORY) for p in view.paths}
-        self._prev_counters: dict[str, tuple[float, int, int]] = {}
         self._prev_links: dict[str, bool] = {}
         self._prev_faults: dict[tuple[str, str, float], FaultRecord] | None = None
         self._faults: list[FaultRecord] = []
         self._lab_status = "unknown"
         self._lab_error: str | None = None
         self._state_mtime: float | None = None
-        self._edge = EdgeReader(edge_socket, timeout=EDGE_TIMEOUT_S)
         self._edge_reachable: bool | None = None
         self._edge_view = EdgeView(reachable=False, error="not sampled yet")
         self._tunnel_seen: dict[str, float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is not None:
+        """Start observing; call it off the event loop (pyroute2 opens its netlink sockets with one)."""
+        if self._running:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"dashboard-{self.lab_name}", daemon=True)
-        self._thread.start()
+        self._running = True
+        self.observer.subscribe(self._sample)
+        self.observer.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._running:
+            self._running = False
+            self.observer.close()
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and not self._stop.is_set()
+        return self._running
 
     # -- what the web layer reads --------------------------------------------------------------------
     @property
@@ -144,27 +149,20 @@ class Collector:
             self._timeline.append(TimelineEntry(seq=self._seq, time=at or time.time(), source=source,  # type: ignore[arg-type]
                                                 kind=kind, text=text, session=session, severity=severity))  # type: ignore[arg-type]
 
-    # -- sampling ----------------------------------------------------------------------------------
-    def _run(self) -> None:
-        with NetnsReader(self.netns) as reader:
-            next_at = time.monotonic()
-            while not self._stop.is_set():
-                try:
-                    self._sample(reader)
-                except Exception:  # never let one bad sample kill the live view
-                    log.exception("dashboard sample failed")
-                next_at += self.period
-                delay = next_at - time.monotonic()
-                if delay < 0:  # overran (a slow edge answer): skip ahead rather than bunch samples
-                    next_at = time.monotonic()
-                    delay = 0
-                self._stop.wait(delay)
+    # -- one snapshot per observer poll -------------------------------------------------------------
+    def _sample(self) -> None:
+        """Called after each observer poll."""
+        with self._sample_lock:
+            try:
+                self._publish()
+            except Exception:  # never let one bad sample kill the live view
+                log.exception("dashboard sample failed")
 
-    def _sample(self, reader: NetnsReader) -> None:
+    def _publish(self) -> None:
         now = time.time()
         self._sample_state()
-        ifaces = reader.sample()
-        links = self._links(ifaces, reader.errors)
+        ifaces, errors = self.observer.interfaces()
+        links = self._links(ifaces, errors)
         rates = self._rates(ifaces)
         self._sample_edge()
         tunnels = self._sample_tunnels()
@@ -238,25 +236,17 @@ class Collector:
 
     def _rates(self, ifaces: dict[str, dict[str, IfaceSample]]) -> list[PathRate]:
         """Packets/s and bits/s leaving the edge on each path (interconnects and transit0)."""
-        now = time.monotonic()
+        tx = self.observer.tx_rates("cf")
         out = []
         for p in self.view.paths:
-            s = ifaces.get("cf", {}).get(p.iface)
-            pps = bps = 0.0
-            if s is not None:
-                prev = self._prev_counters.get(p.label)
-                if prev is not None and now > prev[0]:
-                    dt = now - prev[0]
-                    pps = max(0, s.tx_packets - prev[1]) / dt
-                    bps = max(0, s.tx_bytes - prev[2]) * 8 / dt
-                self._prev_counters[p.label] = (now, s.tx_packets, s.tx_bytes)
+            pps, bps = tx.get(p.iface, (0.0, 0.0)) if p.iface in ifaces.get("cf", {}) else (0.0, 0.0)
             hist = self._history[p.label]
             hist.append(round(pps, 1))
             out.append(PathRate(label=p.label, iface=p.iface, pps=round(pps, 1), bps=round(bps), history=list(hist)))
         return out
 
     def _sample_edge(self) -> None:
-        reading = self._edge.read(events=True)
+        reading = self.observer.reading
         if not reading.reachable:
             if self._edge_reachable is not False and self.edge_socket:
                 self.note("dashboard", "edge", f"edge driver not reachable: {reading.error}", "bad")
@@ -266,7 +256,7 @@ class Collector:
         if self._edge_reachable is False:
             self.note("dashboard", "edge", "edge driver reachable again", "good")
         self._edge_reachable = True
-        for ev in reading.events:
+        for ev in self.observer.take_events():
             self.note("edge", ev.kind, ev.detail, _severity(ev.kind, ev.detail), session=ev.session, at=ev.time)
         self._edge_view = EdgeView(reachable=True, sessions=reading.sessions, bfd=reading.bfd)
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Literal
+from typing import Literal
 
 from cnilab.sim.edge.control import EdgeClient
 from cnilab.sim.faults.apply import apply_fault, clear_faults
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.probes.mtu import _first_v4
 from cnilab.sim.probes.traffic import UdpStream
 from cnilab.sim.topology.plan import CUSTOMER, INTERNET, ORIGIN
@@ -57,7 +58,7 @@ class GshutReport(BaseModel):
     fix: dict[str, str]
 
 
-def _path_map(lab: Any) -> dict[str, str]:
+def _path_map(lab: LabHandle) -> dict[str, str]:
     """Customer kernel device -> interconnect (GRE tunnel or the link itself)."""
     out = {}
     for s in lab.plan.sessions:
@@ -67,7 +68,7 @@ def _path_map(lab: Any) -> dict[str, str]:
     return out
 
 
-def customer_path(lab: Any, dst: str, devmap: dict[str, str]) -> str | None:
+def customer_path(lab: LabHandle, dst: str, devmap: dict[str, str]) -> str | None:
     """The interconnect (or other device) the customer's kernel forwards ``dst`` over right now."""
     r = lab.run(CUSTOMER, ["ip", "-j", "route", "get", dst], check=False)
     try:
@@ -77,7 +78,7 @@ def customer_path(lab: Any, dst: str, devmap: dict[str, str]) -> str | None:
     return devmap.get(dev, dev)
 
 
-def gshut_drill(lab: Any, interconnect: str | None = None, wait_s: float = DEFAULT_WAIT_S,
+def gshut_drill(lab: LabHandle, interconnect: str | None = None, wait_s: float = DEFAULT_WAIT_S,
                 rate_pps: int = 200, pull: Literal["blackhole", "withdraw"] = "blackhole",
                 tag: bool = True) -> GshutReport:
     """Tag, wait, pull the link under a stream; always untag and restore the link.

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from cnilab.sim.edge.control import ControlError, EdgeClient, SessionInfo
 from cnilab.sim.facts import load_facts
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.topology.plan import LabPlan
 from pydantic import BaseModel, Field
 
@@ -90,7 +90,7 @@ def wait_sessions(client: EdgeClient, plan: LabPlan, budget_s: float,
         time.sleep(0.3)
 
 
-def wait_lab_sessions(lab: Any, budget_s: float | None = None,
+def wait_lab_sessions(lab: LabHandle, budget_s: float | None = None,
                       progress: Callable[[str], None] | None = None) -> Readiness:
     from cnilab.sim.edge import client_for
 

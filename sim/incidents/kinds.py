@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cnilab.sim.edge.control import EdgeClient
+from cnilab.sim.handle import LabHandle
 from pydantic import BaseModel, Field
 
 
@@ -59,7 +60,7 @@ def leak_outcome(announced: dict[str, dict[str, list[int]]], plan: Any, establis
 
 
 @register("leak-to-transit")
-def leak_to_transit(lab: Any, params: dict[str, Any]) -> Outcome:
+def leak_to_transit(lab: LabHandle, params: dict[str, Any]) -> Outcome:
     """Observe what the customer announces to its transit (and peer) once converged (cnilab.sim.verify.observe)."""
     from cnilab.sim.transit import party_sessions, transit_session
     from cnilab.sim.verify.observe import observe
@@ -76,7 +77,7 @@ def leak_to_transit(lab: Any, params: dict[str, Any]) -> Outcome:
 
 
 @register("pop-maintenance")
-def pop_maintenance(lab: Any, params: dict[str, Any]) -> Outcome:
+def pop_maintenance(lab: LabHandle, params: dict[str, Any]) -> Outcome:
     """GRACEFUL_SHUTDOWN on the link in use, a wait, then every route on it withdrawn at once."""
     from cnilab.sim.drills.gshut import gshut_drill
 
@@ -87,7 +88,7 @@ def pop_maintenance(lab: Any, params: dict[str, Any]) -> Outcome:
 
 
 @register("md5-rotation-one-side")
-def md5_rotation(lab: Any, params: dict[str, Any]) -> Outcome:
+def md5_rotation(lab: LabHandle, params: dict[str, Any]) -> Outcome:
     """Cloudflare's side moves to a new MD5 key on one link; the customer keeps the old one.
 
     Measured: the session drops and stays down, the edge names the MD5 mismatch, and traffic keeps
@@ -153,7 +154,7 @@ def md5_rotation(lab: Any, params: dict[str, Any]) -> Outcome:
 
 
 @register("max-prefix-growth")
-def max_prefix_growth(lab: Any, params: dict[str, Any]) -> Outcome:
+def max_prefix_growth(lab: LabHandle, params: dict[str, Any]) -> Outcome:
     """Cloudflare's table grows by ``routes`` more-specifics; the customer's limit must leave room."""
     from cnilab.sim.verify.customer import read_customer
 
@@ -173,9 +174,9 @@ def max_prefix_growth(lab: Any, params: dict[str, Any]) -> Outcome:
                    and (s.last_notification.code, s.last_notification.subcode) == (6, 1)]
         if tripped:
             break
-        from cnilab.sim.verify.observe import _installed
+        from cnilab.sim.observe.ribs import installed_routes
 
-        accepted = len(_installed(lab).get("ipv4", []))
+        accepted = len(installed_routes(lab).get("ipv4", []))
         if accepted >= sizes["ipv4"]:
             break
         time.sleep(0.3)

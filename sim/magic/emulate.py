@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.magic import faults
 from cnilab.sim.magic.facts import timing
 from cnilab.sim.magic.lab import read_status
@@ -39,7 +40,7 @@ SETTLE_SLACK_S = 30.0
 class MagicEmu:
     name = "emulator"
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: LabHandle) -> None:
         self.lab = lab
 
     def now(self) -> float:
@@ -102,7 +103,7 @@ def scenario_lab(sc: MagicScenario, name: str | None = None) -> Iterator[Any]:
         yield lab
 
 
-def wait_healthy(lab: Any, timeout: float | None = None) -> None:
+def wait_healthy(lab: LabHandle, timeout: float | None = None) -> None:
     from cnilab.sim.magic.lab import wait_status
 
     st = read_status(lab)
@@ -114,7 +115,7 @@ def wait_healthy(lab: Any, timeout: float | None = None) -> None:
                            + ", ".join(f"{t.name} {t.state}" for t in (st.tunnels if st else [])))
 
 
-def emulate(sc: MagicScenario, lab: Any | None = None) -> MagicRun:
+def emulate(sc: MagicScenario, lab: LabHandle | None = None) -> MagicRun:
     if lab is None:
         with scenario_lab(sc) as lab2:
             return emulate(sc, lab2)

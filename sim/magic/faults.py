@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.magic.config import HcTunnel, load_config
 from cnilab.sim.magic.facts import legacy_range
 from cnilab.sim.topology.plan import CUSTOMER
@@ -21,7 +22,7 @@ def _nft_table(tunnel: str, kind: str) -> str:
     return f"cnilab_mg_{kind.replace('-', '_')}_{tunnel.replace('-', '_')}"
 
 
-def _firewall(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
+def _firewall(lab: LabHandle, ifname: str, on: bool, tunnel: str = "") -> None:
     t = _nft_table(tunnel, "fw")
     if on:
         lab.run(CUSTOMER, ["nft", "-f", "-"], input=(
@@ -31,7 +32,7 @@ def _firewall(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
         lab.run(CUSTOMER, ["nft", "delete", "table", "inet", t], check=False)
 
 
-def _blackhole(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
+def _blackhole(lab: LabHandle, ifname: str, on: bool, tunnel: str = "") -> None:
     t = _nft_table(tunnel, "bh")
     if on:
         lab.run(CUSTOMER, ["nft", "-f", "-"], input=(
@@ -43,12 +44,12 @@ def _blackhole(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
 
 
 def _sysctl(key: str, bad: int, good: int) -> Callable[..., None]:
-    def fn(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
+    def fn(lab: LabHandle, ifname: str, on: bool, tunnel: str = "") -> None:
         lab.run(CUSTOMER, ["sysctl", "-qw", f"net.ipv4.conf.{ifname}.{key}={bad if on else good}"])
     return fn
 
 
-def _rp_filter(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
+def _rp_filter(lab: LabHandle, ifname: str, on: bool, tunnel: str = "") -> None:
     """Strict rp_filter with the route back to the probe's source pointing away from the tunnel.
 
     Only the legacy target (172.64.240.253) is exposed: a bidirectional probe's source is on the
@@ -65,7 +66,7 @@ def _rp_filter(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
         lab.run(CUSTOMER, ["ip", "route", "replace", legacy_range(), "dev", "lan0" if on else ifname])
 
 
-def _wrong_source(lab: Any, ifname: str, on: bool, tunnel: str = "") -> None:
+def _wrong_source(lab: LabHandle, ifname: str, on: bool, tunnel: str = "") -> None:
     import ipaddress
 
     from cnilab.sim.magic.lab import config_path, set_customer_source
@@ -90,13 +91,13 @@ FAULTS: dict[str, tuple[Callable[..., None], str]] = {
 }
 
 
-def cust_ifname(lab: Any, t: HcTunnel) -> str:
+def cust_ifname(lab: LabHandle, t: HcTunnel) -> str:
     from cnilab.sim.magic.lab import _cust_ifname
 
     return t.ifname if t.kind == "gre" else _cust_ifname(lab, t)
 
 
-def apply(lab: Any, tunnel: str, kind: str, on: bool = True) -> str:
+def apply(lab: LabHandle, tunnel: str, kind: str, on: bool = True) -> str:
     """Apply (or clear) fault ``kind`` on Magic tunnel ``tunnel``; returns what it does."""
     from cnilab.sim.magic.lab import config_path
 
@@ -116,7 +117,7 @@ def apply(lab: Any, tunnel: str, kind: str, on: bool = True) -> str:
     return what
 
 
-def clear_all(lab: Any) -> None:
+def clear_all(lab: LabHandle) -> None:
     for tunnel, kinds in dict(lab.state.extra.get("magic_faults", {})).items():
         for k in kinds:
             apply(lab, tunnel, k, on=False)

@@ -13,15 +13,15 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from cnilab.sim.backends.registry import backend_kind, backend_names
-from cnilab.sim.lab import process
-from cnilab.sim.lab.state import TunnelRecord
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.magic.config import CONFIG_FILE, STATUS_FILE, HcConfig, HcTunnel, MagicStatus, load_config, save_config
 from cnilab.sim.magic.facts import legacy_range, raw
 from cnilab.sim.magic.model import MagicSpec
 from cnilab.sim.magic.steering import MagicRoute
+from cnilab.sim.runtime import process
+from cnilab.sim.state import TunnelRecord
 from cnilab.sim.topology.plan import CUSTOMER, EDGE, TRANSIT, LabPlan
 
 INET_GRE_BASE = ipaddress.IPv4Address("10.213.0.0")
@@ -80,11 +80,11 @@ def resolve(plan: LabPlan, spec: MagicSpec | None = None) -> HcConfig:
     return HcConfig(tunnels=tunnels, routes=routes, intervals=dict(spec.intervals or {}))
 
 
-def _gre_mode(lab: Any) -> str:
+def _gre_mode(lab: LabHandle) -> str:
     return "kernel" if lab.state.mechanisms.get("gre", "").startswith("kernel") else "userspace"
 
 
-def _build_inet_gre(lab: Any, t: HcTunnel) -> None:
+def _build_inet_gre(lab: LabHandle, t: HcTunnel) -> None:
     from cnilab.sim.dataplane import gre as gremod
 
     mode = _gre_mode(lab)
@@ -106,7 +106,7 @@ def _build_inet_gre(lab: Any, t: HcTunnel) -> None:
             st.tunnels.append(rec)
 
 
-def _customer_settings(lab: Any, spec: MagicSpec, cfg: HcConfig, only: str | None = None) -> None:
+def _customer_settings(lab: LabHandle, spec: MagicSpec, cfg: HcConfig, only: str | None = None) -> None:
     """What the customer's router does with probes: the knobs a rehearsal gets right or wrong."""
     c = spec.customer
     for t in cfg.tunnels:
@@ -126,7 +126,7 @@ def _customer_settings(lab: Any, spec: MagicSpec, cfg: HcConfig, only: str | Non
             f"iifname {{ {ifs} }} meta l4proto icmp drop; }}; }}\n"))
 
 
-def set_customer_source(lab: Any, t: HcTunnel, local: ipaddress.IPv4Address) -> None:
+def set_customer_source(lab: LabHandle, t: HcTunnel, local: ipaddress.IPv4Address) -> None:
     """Rebuild the customer's end of GRE tunnel ``t`` with outer source ``local`` (the "wrong tunnel
     source" mistake, and its fix). Cloudflare's end accepts GRE only from customer_gre_endpoint."""
     from cnilab.sim.dataplane import gre as gremod
@@ -159,12 +159,12 @@ def set_customer_source(lab: Any, t: HcTunnel, local: ipaddress.IPv4Address) -> 
         st3.extra.setdefault("magic_sources", {})[t.name] = str(local)
 
 
-def customer_source(lab: Any, t: HcTunnel) -> str:
+def customer_source(lab: LabHandle, t: HcTunnel) -> str:
     """The outer source the customer's end of ``t`` uses now."""
     return lab.state.extra.get("magic_sources", {}).get(t.name, str(t.cust_outer))
 
 
-def _cust_ifname(lab: Any, t: HcTunnel) -> str:
+def _cust_ifname(lab: LabHandle, t: HcTunnel) -> str:
     if t.kind == "gre":  # internet GRE: the same name on both ends
         return t.ifname
     plan: LabPlan = lab.plan
@@ -175,7 +175,7 @@ def _cust_ifname(lab: Any, t: HcTunnel) -> str:
     return lab.ifname(CUSTOMER, s.cust_iface)
 
 
-def _dsr(lab: Any, plan: LabPlan) -> None:
+def _dsr(lab: LabHandle, plan: LabPlan) -> None:
     """Origin egress through the customer's own transit (seed 001: DSR, not through Cloudflare)."""
     _, t_cu, _, _ = _transit_addrs(plan)
     for p in plan.customer_prefixes:
@@ -184,7 +184,7 @@ def _dsr(lab: Any, plan: LabPlan) -> None:
     lab.run(CUSTOMER, ["ip", "route", "replace", "default", "via", str(t_cu), "table", str(DSR_TABLE)])
 
 
-def _mss_clamp(lab: Any, plan: LabPlan, cfg: HcConfig) -> None:
+def _mss_clamp(lab: LabHandle, plan: LabPlan, cfg: HcConfig) -> None:
     """The customer clamps on every path Magic traffic takes: the internet GRE tunnels and, for
     DSR egress, its transit link (the CNI interfaces are clamped by the router module)."""
     from cnilab.sim.routers.mss import TABLE, render_nft, resolve_clamp
@@ -198,7 +198,7 @@ def _mss_clamp(lab: Any, plan: LabPlan, cfg: HcConfig) -> None:
     lab.run(CUSTOMER, ["nft", "-f", "-"], input=render_nft(mss, ifaces).replace(TABLE, f"{TABLE}_magic"))
 
 
-def _ignore_bgp(lab: Any, plan: LabPlan, cfg: HcConfig) -> None:
+def _ignore_bgp(lab: LabHandle, plan: LabPlan, cfg: HcConfig) -> None:
     """seed 003: 'BGP routes advertised from GCP Cloud Router are ignored'. The edge's BGP session
     still accepts them (``cnilab bgp`` shows it); forwarding uses the Magic WAN static routes only."""
     static = {str(r.prefix) for r in cfg.routes}
@@ -209,15 +209,15 @@ def _ignore_bgp(lab: Any, plan: LabPlan, cfg: HcConfig) -> None:
                            str(IGNORED_TABLE)])
 
 
-def config_path(lab: Any) -> Path:
+def config_path(lab: LabHandle) -> Path:
     return Path(lab.node_dir(EDGE)) / CONFIG_FILE
 
 
-def status_path(lab: Any) -> Path:
+def status_path(lab: LabHandle) -> Path:
     return Path(lab.node_dir(EDGE)) / STATUS_FILE
 
 
-def start_magic(lab: Any) -> None:
+def start_magic(lab: LabHandle) -> None:
     plan: LabPlan = lab.plan
     spec = plan.magic
     if spec is None:
@@ -265,7 +265,7 @@ class StaleStatus(RuntimeError):
     pass
 
 
-def read_status(lab: Any, fresh: bool = True) -> MagicStatus | None:
+def read_status(lab: LabHandle, fresh: bool = True) -> MagicStatus | None:
     """The daemon's last report; with ``fresh``, :class:`StaleStatus` if it stopped reporting."""
     try:
         st = MagicStatus.model_validate(json.loads(status_path(lab).read_text()))
@@ -278,7 +278,7 @@ def read_status(lab: Any, fresh: bool = True) -> MagicStatus | None:
     return st
 
 
-def wait_status(lab: Any, pred, timeout: float) -> MagicStatus | None:
+def wait_status(lab: LabHandle, pred, timeout: float) -> MagicStatus | None:
     """Poll the daemon's status until ``pred(status)``; returns the last status seen."""
     deadline = time.monotonic() + timeout
     st = None
@@ -290,7 +290,7 @@ def wait_status(lab: Any, pred, timeout: float) -> MagicStatus | None:
     return st
 
 
-def update_config(lab: Any, fn) -> HcConfig:
+def update_config(lab: LabHandle, fn) -> HcConfig:
     """Read-modify-write the running daemon's config (route priority, health-check rate...)."""
     path = config_path(lab)
     cfg = fn(load_config(path))

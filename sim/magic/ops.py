@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.magic.config import HcConfig
 from cnilab.sim.magic.lab import update_config
 
 
-def set_tunnel(lab: Any, tunnel: str, *, priority: int | None = None, rate: str | None = None,
+def set_tunnel(lab: LabHandle, tunnel: str, *, priority: int | None = None, rate: str | None = None,
                hc_type: str | None = None, enabled: bool | None = None) -> HcConfig:
     def edit(cfg: HcConfig) -> HcConfig:
         t = next((x for x in cfg.tunnels if x.name == tunnel), None)
@@ -30,7 +29,7 @@ def set_tunnel(lab: Any, tunnel: str, *, priority: int | None = None, rate: str 
     return update_config(lab, edit)
 
 
-def set_route(lab: Any, route_id: str, *, priority: int | None = None, weight: int | None = None,
+def set_route(lab: LabHandle, route_id: str, *, priority: int | None = None, weight: int | None = None,
               nexthop: str | None = None) -> HcConfig:
     def edit(cfg: HcConfig) -> HcConfig:
         r = next((x for x in cfg.routes if x.id == route_id), None)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.magic.facts import legacy_range, legacy_target, timing
 from cnilab.sim.magic.lab import read_status, wait_status
 from cnilab.sim.topology.plan import CUSTOMER, EDGE
@@ -67,12 +68,12 @@ def first_failed(results: list[Any], figure: Callable[[Any], int | None], measur
 
 
 # -- diagnosis ----------------------------------------------------------------------------------
-def _sysctl(lab: Any, key: str) -> int | None:
+def _sysctl(lab: LabHandle, key: str) -> int | None:
     r = lab.run(CUSTOMER, ["sysctl", "-n", key], check=False)
     return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else None
 
 
-def _route_dev(lab: Any, dst: str) -> str | None:
+def _route_dev(lab: LabHandle, dst: str) -> str | None:
     """The interface the customer routes ``dst`` out of (what strict rp_filter compares with the
     interface a probe arrived on), or None without a route."""
     r = lab.run(CUSTOMER, ["ip", "-j", "route", "get", dst], check=False)
@@ -84,7 +85,7 @@ def _route_dev(lab: Any, dst: str) -> str | None:
     return str(routes[0].get("dev")) if routes else None
 
 
-def diagnose(lab: Any, tunnel: str) -> tuple[str, list[str]]:
+def diagnose(lab: LabHandle, tunnel: str) -> tuple[str, list[str]]:
     """Why the customer's router does not return ``tunnel``'s probes, and the lines that fix it."""
     from cnilab.sim.magic.config import load_config
     from cnilab.sim.magic.faults import cust_ifname
@@ -140,7 +141,7 @@ def diagnose(lab: Any, tunnel: str) -> tuple[str, list[str]]:
 
 # -- steps --------------------------------------------------------------------------------------
 class _Ctx:
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: LabHandle) -> None:
         self.lab = lab
         cfg = _cfg(lab)
         self.cni = next(t.name for t in cfg.tunnels if t.kind == "cni")
@@ -151,14 +152,14 @@ class _Ctx:
         self.worse = max(self.prio.values(), default=0) + 100
 
 
-def _cfg(lab: Any):
+def _cfg(lab: LabHandle):
     from cnilab.sim.magic.config import load_config
     from cnilab.sim.magic.lab import config_path
 
     return load_config(config_path(lab))
 
 
-def _interval(lab: Any) -> float:
+def _interval(lab: LabHandle) -> float:
     st = read_status(lab)
     return max((t.interval_s for t in st.tunnels), default=timing().interval("mid")) if st else timing().interval("mid")
 

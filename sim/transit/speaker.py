@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cnilab.sim.edge.exabgp_conf import EXABGP_ENV
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.topology.plan import CUSTOMER, PEER, TRANSIT, LabPlan
 from cnilab.sim.transit.table import Party, third_parties
 from pydantic import BaseModel, Field
@@ -129,7 +130,7 @@ def render(sess: TransitSession, party: Party, workdir: Path, python: str = sys.
     ])
 
 
-def start_party(lab: Any, sess: TransitSession) -> None:
+def start_party(lab: LabHandle, sess: TransitSession) -> None:
     """Spawn ExaBGP as the third party ``sess.party`` in its node."""
     node = NODE_OF[sess.party]
     workdir = Path(lab.node_dir(node))
@@ -143,19 +144,19 @@ def start_party(lab: Any, sess: TransitSession) -> None:
     lab.spawn(node, f"exabgp-{sess.party}", argv, log=workdir / "exabgp.log")
 
 
-def start_third_parties(lab: Any) -> None:
+def start_third_parties(lab: LabHandle) -> None:
     """Lab hook: one speaker per third party the plan has (none without transit or peer)."""
     for sess in party_sessions(lab.plan):
         start_party(lab, sess)
 
 
-def start_transit(lab: Any) -> None:
+def start_transit(lab: LabHandle) -> None:
     sess = transit_session(lab.plan)
     if sess is not None:
         start_party(lab, sess)
 
 
-def read_received(lab: Any, party: str = "transit") -> Received:
+def read_received(lab: LabHandle, party: str = "transit") -> Received:
     """What the third party recorded; ``state`` is ``absent`` when no speaker runs (or it never wrote)."""
     path = Path(lab.node_dir(NODE_OF[party])) / RECEIVED
     try:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.topology.plan import CUSTOMER
 from pydantic import BaseModel, Field
 
@@ -23,14 +23,14 @@ class CustomerView(BaseModel):
                                                                                 "(hold, keepalive) seconds")
 
 
-def _run(lab: Any, argv: list[str]) -> str:
+def _run(lab: LabHandle, argv: list[str]) -> str:
     from cnilab.sim.routers import cli_argv
 
     r = lab.run(CUSTOMER, cli_argv(lab, CUSTOMER, argv), check=False)
     return (r.stdout or "") + (r.stderr or "")
 
 
-def read_customer(lab: Any) -> CustomerView:
+def read_customer(lab: LabHandle) -> CustomerView:
     """Query the daemon in ``cust``; an external router gives an empty view (nothing to ask)."""
     kind = lab.plan.customer_router.kind
     view = CustomerView(kind=kind)

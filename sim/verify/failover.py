@@ -10,8 +10,8 @@ compared: a loss window of 640 ms one run and 710 ms the next is noise, not a ch
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
+from cnilab.sim.handle import LabHandle
 from cnilab.sim.topology.plan import TRANSIT, LabPlan
 from cnilab.sim.verify.model import FailoverDirection, FailoverObs, Observation
 
@@ -40,7 +40,7 @@ def why_not(plan: LabPlan) -> str | None:
     return None
 
 
-def observe_failover(lab: Any, obs: Observation, fault: str = "blackhole") -> FailoverObs | None:
+def observe_failover(lab: LabHandle, obs: Observation, fault: str = "blackhole") -> FailoverObs | None:
     """Measure (cnilab.sim.probes.failover) and reduce to what verify compares; a note when it cannot run."""
     from cnilab.sim.probes.failover import measure_failover
 

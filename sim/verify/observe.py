@@ -18,7 +18,6 @@ a fact to compare) with ``converged`` false and a note saying which check did no
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import time
 from collections.abc import Callable
@@ -26,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnilab.sim.edge.control import EdgeClient
 from cnilab.sim.facts import cloudflare_ranges
-from cnilab.sim.topology.plan import CUSTOMER, LabPlan, Session
-from cnilab.sim.transit import party_sessions, read_received
+from cnilab.sim.handle import LabHandle
+from cnilab.sim.observe.observer import LabObserver
+from cnilab.sim.topology.plan import LabPlan, Session
+from cnilab.sim.transit import party_sessions
 from cnilab.sim.transit.leaks import Leak, classify, fix_lines
 from cnilab.sim.verify.customer import CustomerView, read_customer
 from cnilab.sim.verify.model import (
@@ -69,22 +69,6 @@ def timers_for(plan: LabPlan, mrai_s: float = 0.0, deadline_s: float = 45.0) -> 
     return Timers(SAMPLE_S, STABLE_SAMPLES, hold, deadline_s)
 
 
-def _installed(lab: Any) -> dict[str, list[str]]:
-    """Prefixes the customer's daemon put in its kernel (proto bgp/bird: not connected or static)."""
-    out: dict[str, list[str]] = {}
-    for fam in (4, 6):
-        r = lab.run(CUSTOMER, ["ip", "-j", f"-{fam}", "route", "show"], check=False)
-        try:
-            rows = json.loads(r.stdout or "[]")
-        except ValueError:
-            rows = []
-        out[f"ipv{fam}"] = sorted({str(ipaddress.ip_network("0.0.0.0/0" if x["dst"] == "default" and fam == 4
-                                                            else "::/0" if x["dst"] == "default"
-                                                            else x["dst"], strict=False))
-                                   for x in rows if x.get("protocol") in ("bgp", "bird")})
-    return out
-
-
 def tripped_max_prefix(sess: Any) -> bool:
     """The customer sent Cease 6/1: its maximum-prefix fired. The session stays down until the
     customer's restart timer (if any): settled, not still converging."""
@@ -93,22 +77,22 @@ def tripped_max_prefix(sess: Any) -> bool:
 
 
 class Sampler:
-    """One look at the lab: edge sessions/routes/BFD, each third party's Adj-RIB-In, the customer's kernel."""
+    """One look at the lab through its observer (:meth:`LabObserver.ribs`): edge sessions/routes/BFD,
+    each third party's Adj-RIB-In, the customer's kernel; plus the convergence judgement on them.
 
-    def __init__(self, lab: Any) -> None:
+    Without ``observer`` it makes one that reads only on demand (no background poll)."""
+
+    def __init__(self, lab: LabHandle, observer: LabObserver | None = None) -> None:
         self.lab = lab
         self.plan: LabPlan = lab.plan
-        self.edge = EdgeClient(lab.state.control["edge"])
+        self.observer = observer or LabObserver(lab, customer=False, routes=False)
         self.parties = party_sessions(self.plan)
         self.t0, self.wall0 = time.monotonic(), time.time()
 
     def sample(self) -> dict[str, Any]:
-        sessions = self.edge.sessions()
-        routes = self.edge.routes()
-        bfd = self.edge.bfd()
-        received = {t.party: read_received(self.lab, t.party) for t in self.parties}
-        return {"sessions": sessions, "routes": routes, "bfd": bfd, "parties": received,
-                "installed": _installed(self.lab)}
+        r = self.observer.ribs(max_age=0.0)
+        return {"sessions": r.sessions, "routes": r.routes, "bfd": r.bfd, "parties": r.parties,
+                "installed": r.installed}
 
     @staticmethod
     def signature(s: dict[str, Any]) -> str:
@@ -283,7 +267,7 @@ def _max_prefix(plan: LabPlan, view: CustomerView, s: dict[str, Any]) -> tuple[l
     return obs, findings
 
 
-def _probes(lab: Any) -> tuple[list[ProbeObs], dict[str, str]]:
+def _probes(lab: LabHandle) -> tuple[list[ProbeObs], dict[str, str]]:
     from cnilab.sim.probes.mss import probe_mss
     from cnilab.sim.probes.mtu import probe_mtu
 
@@ -325,7 +309,7 @@ def _third_parties(obs: Observation, plan: LabPlan, sampler: Sampler, s: dict[st
     return findings
 
 
-def observe(lab: Any, label: str, *, probes: bool = True, failover: bool = True, deadline_s: float = 45.0,
+def observe(lab: LabHandle, label: str, *, probes: bool = True, failover: bool = True, deadline_s: float = 45.0,
             started: float | None = None) -> Observation:
     """Wait for convergence, then record everything verify compares (see the module docstring)."""
     t_start = started if started is not None else time.monotonic()
