@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any
 
 
@@ -10,24 +11,41 @@ class RouteReader:
     """``ip route get`` in-process: one netlink socket per node, opened once and reused.
 
     An observer asks both routers where they send traffic every 50 ms; forking ``ip`` twice per
-    poll was itself a large part of the observation latency on a loaded 2-core host."""
+    poll was itself a large part of the observation latency on a loaded 2-core host.
+
+    A pyroute2 socket runs its netlink exchange on the event loop of the thread that opened it, so
+    each thread that asks (the observer's poller, a caller's ``refresh``) gets its own socket per
+    node; the first ones are opened here, so a missing namespace is refused at once."""
 
     def __init__(self, netns_paths: dict[str, str]) -> None:
-        from pyroute2 import IPRoute
-
-        self._ipr: dict[str, Any] = {}
-        self._names: dict[str, dict[int, str]] = {}
+        self._paths = dict(netns_paths)
+        self._ipr: dict[tuple[int, str], Any] = {}
+        self._lock = threading.Lock()
+        self._names: dict[str, dict[int, str]] = {node: {} for node in netns_paths}
         try:
-            for node, path in netns_paths.items():
-                self._ipr[node] = IPRoute(netns=path, flags=0)  # flags=0: never create a namespace
-                self._names[node] = {}
+            for node in netns_paths:
+                self._socket(node)
         except Exception:
             self.close()
             raise
 
+    def _socket(self, node: str) -> Any:
+        key = (threading.get_ident(), node)
+        ipr = self._ipr.get(key)
+        if ipr is None:
+            from pyroute2 import IPRoute
+
+            ipr = IPRoute(netns=self._paths[node], flags=0)  # flags=0: never create a namespace
+            with self._lock:
+                self._ipr[key] = ipr
+        return ipr
+
     def dev(self, node: str, dst: str) -> str | None:
         """The interface ``node`` sends ``dst`` out of, or None (no route, or the namespace is gone)."""
-        ipr = self._ipr[node]
+        try:
+            ipr = self._socket(node)
+        except Exception:  # the namespace is gone
+            return None
         try:
             oif = ipr.route("get", dst=dst)[0].get("RTA_OIF")
         except Exception:  # no route (unreachable) or the namespace is going away
@@ -42,7 +60,8 @@ class RouteReader:
         return names.get(oif)
 
     def close(self) -> None:
-        for ipr in self._ipr.values():
+        with self._lock:
+            sockets, self._ipr = list(self._ipr.values()), {}
+        for ipr in sockets:
             with contextlib.suppress(Exception):
                 ipr.close()
-        self._ipr.clear()
