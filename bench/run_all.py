@@ -13,6 +13,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = [
     ["bench_lab.py"], ["bench_cli.py"], ["bench_gre.py"], ["bench_bgp.py", "--record"], ["bench_bfd.py"],
     ["bench_failover.py"], ["bench_api.py"], ["bench_des.py", "--append"], ["bench_backends.py"],
+    ["bench_magic.py"], ["bench_verify.py"],
 ]
 
 
