@@ -41,7 +41,7 @@ def test_podman_service_is_started_when_no_engine_answers_and_stopped_when_unuse
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.setenv("CNILAB_STATE_DIR", str(tmp_path))
     try:
-        dk._ping(dk.engine_url(), 5).close()
+        dk.ping_engine(dk.engine_url(), 5).close()
         pytest.skip("an engine already answers here (someone else's): nothing to start, and not ours to stop")
     except docker.errors.DockerException:
         pass
@@ -55,4 +55,29 @@ def test_podman_service_is_started_when_no_engine_answers_and_stopped_when_unuse
         client.close()
     assert not dk.PodmanService.pid_file().exists()
     with pytest.raises(docker.errors.DockerException):
-        dk._ping(f"unix://{dk.PODMAN_SOCK}", 2)
+        dk.ping_engine(f"unix://{dk.PODMAN_SOCK}", 2)
+
+
+@pytest.mark.root
+@pytest.mark.containers
+@pytest.mark.parametrize("command", [["status", "--lab"], ["down", "--lab"], ["bgp", "--lab"]])
+def test_looking_up_a_lab_never_starts_an_engine(tmp_path, monkeypatch, command):
+    """`--lab NAME` asks whether NAME is a containerlab deployment; with no engine running the answer
+    is no. Starting podman's service to ask left it running for good (its PID file in a state root
+    that was gone): the CI's leak, found after a hypothesis run of `status --lab <random>`."""
+    docker = pytest.importorskip("docker")
+    from cnilab.sim.backends import docker as dk
+
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    try:
+        dk.ping_engine(dk.engine_url(), 5).close()
+        pytest.skip("an engine already answers here (someone else's): this needs none running")
+    except docker.errors.DockerException:
+        pass
+    r = _cnilab([*command, "t-no-such-lab"], {"CNILAB_STATE_DIR": str(tmp_path)})
+    assert r.returncode == 2 and "no lab named 't-no-such-lab'" in " ".join((r.stdout + r.stderr).split()), r
+    with pytest.raises(docker.errors.DockerException):
+        dk.ping_engine(f"unix://{dk.PODMAN_SOCK}", 2)
+    assert not (tmp_path / "podman-service.pid").exists()

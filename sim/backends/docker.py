@@ -64,13 +64,13 @@ def connect(url: str | None = None, timeout: int = 120) -> docker.DockerClient:
     :class:`PodmanService`); otherwise BackendError names the one command to run."""
     chosen = url or engine_url()
     try:
-        return _ping(chosen, timeout)
+        return ping_engine(chosen, timeout)
     except docker.errors.DockerException as exc:
         first = exc
     if url is None and not os.environ.get("DOCKER_HOST") and PodmanService.available():
         started = PodmanService.start()
         try:
-            return _ping(f"unix://{PODMAN_SOCK}", timeout)
+            return ping_engine(f"unix://{PODMAN_SOCK}", timeout)
         except docker.errors.DockerException as exc:
             if started:
                 PodmanService.stop_if_unused(force=True)
@@ -80,7 +80,8 @@ def connect(url: str | None = None, timeout: int = 120) -> docker.DockerClient:
                        "and run: scripts/podman-service.sh") from first
 
 
-def _ping(url: str, timeout: int) -> docker.DockerClient:
+def ping_engine(url: str, timeout: int) -> docker.DockerClient:
+    """A client of the engine at ``url`` if it answers now (raises DockerException otherwise); never starts one."""
     client = docker.DockerClient(base_url=url, timeout=timeout)
     try:
         client.ping()
@@ -123,7 +124,7 @@ class PodmanService:
         from cnilab.sim.runtime.process import spawn
 
         with contextlib.suppress(docker.errors.DockerException):
-            _ping(f"unix://{PODMAN_SOCK}", 5).close()
+            ping_engine(f"unix://{PODMAN_SOCK}", 5).close()
             return None
         PODMAN_SOCK.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
@@ -136,7 +137,7 @@ class PodmanService:
         while time.monotonic() < deadline:
             if PODMAN_SOCK.exists():
                 with contextlib.suppress(docker.errors.DockerException):
-                    _ping(f"unix://{PODMAN_SOCK}", 5).close()
+                    ping_engine(f"unix://{PODMAN_SOCK}", 5).close()
                     return rec.pid
             if subprocess.run(["kill", "-0", str(rec.pid)], capture_output=True).returncode != 0:
                 break
@@ -366,7 +367,7 @@ def sweep_lab(lab: str) -> list[str]:
     when an engine already answers (never starts one: nothing can be left on an engine that is
     not running). For ``down --lab`` after a killed ``up`` whose state file is missing or partial."""
     try:
-        client = _ping(engine_url(), 5)
+        client = ping_engine(engine_url(), 5)
     except docker.errors.DockerException:
         return []
     removed = []

@@ -93,12 +93,16 @@ def _netns_links(lab: str) -> dict[str, Path]:
 
 
 def _engine() -> Any | None:
-    """A Docker API client when an engine answers (containerlab needs one); None otherwise."""
-    from cnilab.sim.backends.docker import connect
+    """A Docker API client when an engine already answers (containerlab needs one); None otherwise.
+
+    Never starts one: this runs for every `status`/`down`/`bgp --lab NAME` to see whether NAME is a
+    containerlab deployment, and a lab deployed on an engine that is not running does not exist."""
+    import docker.errors
+    from cnilab.sim.backends.docker import engine_url, ping_engine
 
     try:
-        return connect(timeout=10)
-    except BackendError:
+        return ping_engine(engine_url(), 10)
+    except docker.errors.DockerException:
         return None
 
 
