@@ -56,19 +56,51 @@ def _leaked_namespaces(base: Path) -> list[str]:
     return out
 
 
+RUN_ID = uuid.uuid4().hex
+RUN_TAG = f"CNILAB_TEST_RUN={RUN_ID}"
+"""In this run's environment (set by the session safety net): a process started by this run
+inherits it, a colleague's does not."""
+
+
+def _engine_services() -> set[int]:
+    """PIDs of podman's Docker-compatible service (cnilab starts one when no engine answers) that
+    this run started (they carry its tag in their environment)."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"podman") and b"service" in argv:
+                try:
+                    ours = RUN_TAG.encode() in (d / "environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if ours:
+                    out.add(int(d.name))
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _netns_safety_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    os.environ["CNILAB_TEST_RUN"] = RUN_ID
     yield
     if not IS_ROOT:
         return
-    from cnilab.sim.runtime.cleanup import remove_netns
+    from cnilab.sim.runtime.cleanup import kill_pids, remove_netns
 
     base = tmp_path_factory.getbasetemp().resolve()
     leaked = _leaked_namespaces(base)
     for ns in leaked:
         remove_netns(ns)
-    if leaked:
-        pytest.fail(f"tests leaked network namespaces (removed now): {', '.join(leaked)}", pytrace=False)
+    # A container engine this run started and nobody stopped (its PID file may have gone with a
+    # temporary state root): the CI must leave no process behind.
+    engines = sorted(_engine_services())
+    kill_pids(engines)
+    if leaked or engines:
+        pytest.fail(f"tests leaked network namespaces {leaked} / container engine services {engines} "
+                    "(removed now)", pytrace=False)
 
 
 @pytest.fixture
