@@ -19,7 +19,7 @@ V1 = REPO / "topologies" / "v1-gre.yml"
 SERVICE = REPO / "scripts" / "podman-service.sh"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def engine() -> Iterator[object]:
     """A Docker API client: an engine that already answers, or podman's service started here (and
     stopped again at the end - only if this fixture started it). Images built once, cached."""
@@ -27,9 +27,14 @@ def engine() -> Iterator[object]:
         pytest.skip("needs root")
     docker = pytest.importorskip("docker")
     from cnilab.sim.backends.base import BackendError
-    from cnilab.sim.backends.docker import connect
+    from cnilab.sim.backends.docker import PodmanService, connect, engine_url, ping_engine
 
     started = ""
+    try:
+        ping_engine(engine_url(), 5).close()
+        answered = True
+    except docker.errors.DockerException:
+        answered = False  # connect() below starts podman's service: this fixture must stop it
     try:
         client = connect()
     except BackendError:
@@ -51,6 +56,8 @@ def engine() -> Iterator[object]:
         client.close()
         if started:
             subprocess.run([str(SERVICE), "--stop", started], timeout=30)
+        elif not answered:  # the service connect() started (its PID file is in this session's state root)
+            PodmanService.stop_if_unused(force=True)
         del docker
 
 

@@ -81,13 +81,23 @@ def connect(url: str | None = None, timeout: int = 120) -> docker.DockerClient:
 
 
 def ping_engine(url: str, timeout: int) -> docker.DockerClient:
-    """A client of the engine at ``url`` if it answers now (raises DockerException otherwise); never starts one."""
-    client = docker.DockerClient(base_url=url, timeout=timeout)
+    """A client of the engine at ``url`` if it answers now (raises DockerException otherwise); never starts one.
+
+    A socket file whose engine just went away surfaces from the SDK as a requests ConnectionError
+    (or an OSError), not a DockerException: all of them mean "no engine answers" to the callers."""
+    import requests
+
+    try:
+        client = docker.DockerClient(base_url=url, timeout=timeout)
+    except (requests.exceptions.RequestException, OSError) as exc:
+        raise docker.errors.DockerException(f"no engine answers at {url}: {exc}") from exc
     try:
         client.ping()
-    except docker.errors.DockerException:
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         client.close()
-        raise
+        if isinstance(exc, docker.errors.DockerException):
+            raise
+        raise docker.errors.DockerException(f"no engine answers at {url}: {exc}") from exc
     return client
 
 
