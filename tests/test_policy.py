@@ -13,31 +13,36 @@ from cnilab.sim.facts import bogons, cloudflare_ranges, load_facts
 ALLOW = ["198.51.100.0/24", "2001:db8:cafe::/48", "45.64.0.0/22", "2a0a:1000::/32"]
 
 
+# rule -> (prefix, words the reason must contain); only these two rules accept a route
+ACCEPTING = {"accept", "documentation-range"}
+DECISIONS: dict[str, list[tuple[str, str]]] = {
+    "accept": [
+        ("45.64.0.0/22", "on the allow-list"), ("45.64.1.0/24", "on the allow-list (45.64.0.0/22)"),
+        ("2a0a:1000::/32", "on the allow-list"), ("2a0a:1000:1::/48", "on the allow-list"),
+    ],
+    "documentation-range": [
+        ("198.51.100.0/24", "documentation range, allowed in the lab"),
+        ("2001:db8:cafe::/48", "documentation range, allowed in the lab"),
+    ],
+    "max-prefix-length": [
+        ("198.51.100.128/25", "198.51.100.128/25 is longer than /24: Cloudflare accepts IPv4 /24 or shorter"),
+        ("45.64.1.0/25", "Cloudflare accepts IPv4 /24 or shorter"), ("45.64.1.1/32", "longer than /24"),
+        ("2001:db8:cafe::/56", "Cloudflare accepts IPv6 /48 or shorter"), ("2a0a:1000:1:1::/64", "longer than /48"),
+    ],
+    "default-route": [("0.0.0.0/0", "default route"), ("::/0", "default route")],
+    "bogon": [("10.1.0.0/24", "10.0.0.0/8"), ("192.168.1.0/24", "bogon"), ("fc00:1::/48", "fc00::/7")],
+    "allow-list": [
+        ("8.8.8.0/24", "not on the customer's allow-list (198.51.100.0/24, 45.64.0.0/22)"),
+        ("45.64.0.0/21", "not on the customer's allow-list"),  # supernet of the entry
+        ("2001:db8:beef::/48", "2001:db8:cafe::/48, 2a0a:1000::/32"),
+        ("203.0.113.0/24", "not on the customer's allow-list"),  # doc, not listed
+    ],
+}
+
+
 @pytest.mark.parametrize(
     ("prefix", "accepted", "rule", "words"),
-    [
-        ("45.64.0.0/22", True, "accept", "on the allow-list"),
-        ("45.64.1.0/24", True, "accept", "on the allow-list (45.64.0.0/22)"),
-        ("2a0a:1000::/32", True, "accept", "on the allow-list"),
-        ("2a0a:1000:1::/48", True, "accept", "on the allow-list"),
-        ("198.51.100.0/24", True, "documentation-range", "documentation range, allowed in the lab"),
-        ("2001:db8:cafe::/48", True, "documentation-range", "documentation range, allowed in the lab"),
-        ("198.51.100.128/25", False, "max-prefix-length",
-         "198.51.100.128/25 is longer than /24: Cloudflare accepts IPv4 /24 or shorter"),
-        ("45.64.1.0/25", False, "max-prefix-length", "Cloudflare accepts IPv4 /24 or shorter"),
-        ("45.64.1.1/32", False, "max-prefix-length", "longer than /24"),
-        ("2001:db8:cafe::/56", False, "max-prefix-length", "Cloudflare accepts IPv6 /48 or shorter"),
-        ("2a0a:1000:1:1::/64", False, "max-prefix-length", "longer than /48"),
-        ("0.0.0.0/0", False, "default-route", "default route"),
-        ("::/0", False, "default-route", "default route"),
-        ("10.1.0.0/24", False, "bogon", "10.0.0.0/8"),
-        ("192.168.1.0/24", False, "bogon", "bogon"),
-        ("fc00:1::/48", False, "bogon", "fc00::/7"),
-        ("8.8.8.0/24", False, "allow-list", "not on the customer's allow-list (198.51.100.0/24, 45.64.0.0/22)"),
-        ("45.64.0.0/21", False, "allow-list", "not on the customer's allow-list"),  # supernet of the entry
-        ("2001:db8:beef::/48", False, "allow-list", "2001:db8:cafe::/48, 2a0a:1000::/32"),
-        ("203.0.113.0/24", False, "allow-list", "not on the customer's allow-list"),  # doc, not listed
-    ],
+    [(prefix, rule in ACCEPTING, rule, words) for rule, rows in DECISIONS.items() for prefix, words in rows],
 )
 def test_decisions(prefix: str, accepted: bool, rule: str, words: str) -> None:
     d = evaluate(prefix, ALLOW)
