@@ -14,21 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from cnilab.sim.handle import LabHandle
-from cnilab.sim.magic import faults
+from cnilab.sim.magic import faults, scenario
 from cnilab.sim.magic.facts import timing
 from cnilab.sim.magic.lab import read_status
 from cnilab.sim.magic.ops import set_tunnel
-from cnilab.sim.magic.scenario import (
-    Expect,
-    MagicRun,
-    MagicScenario,
-    SetTunnel,
-    Snapshot,
-    TunnelFault,
-    changed_at,
-    run,
-    topology_path,
-)
+from cnilab.sim.magic.scenario import Expect, MagicRun, MagicScenario, SetTunnel, Snapshot, TunnelFault
 from cnilab.sim.magic.simulate import Spread, sweep
 from pydantic import BaseModel
 
@@ -81,7 +71,7 @@ class MagicEmu:
         st = read_status(self.lab)
         if st is None:
             return None
-        return changed_at(exp, since, st.route_changes,
+        return scenario.changed_at(exp, since, st.route_changes,
                           ((t.name, tr.t, tr.to) for t in st.tunnels for tr in t.transitions))
 
 
@@ -91,7 +81,7 @@ def scenario_lab(sc: MagicScenario, name: str | None = None) -> Iterator[Any]:
     from cnilab.sim.lab.lab import Lab
     from cnilab.sim.topology import build_plan, load_topology
 
-    topo = load_topology(topology_path(sc))
+    topo = load_topology(scenario.topology_path(sc))
     assert topo.magic is not None
     if sc.intervals:
         topo.magic.intervals = {**(topo.magic.intervals or {}), **sc.intervals}
@@ -120,7 +110,7 @@ def emulate(sc: MagicScenario, lab: LabHandle | None = None) -> MagicRun:
         with scenario_lab(sc) as lab2:
             return emulate(sc, lab2)
     wait_healthy(lab)
-    return run(sc, MagicEmu(lab))
+    return scenario.run(sc, MagicEmu(lab))
 
 
 class Agreement(BaseModel):

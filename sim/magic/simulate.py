@@ -13,20 +13,11 @@ from __future__ import annotations
 import random
 import statistics
 
+from cnilab.sim.magic import scenario
 from cnilab.sim.magic.config import HcConfig, RouteChange
 from cnilab.sim.magic.facts import Timing, timing
 from cnilab.sim.magic.health import Prober, Sample, TunnelHealth
-from cnilab.sim.magic.scenario import (
-    Expect,
-    MagicRun,
-    MagicScenario,
-    SetTunnel,
-    Snapshot,
-    TunnelFault,
-    changed_at,
-    run,
-    topology_path,
-)
+from cnilab.sim.magic.scenario import Expect, MagicRun, MagicScenario, SetTunnel, Snapshot, TunnelFault
 from cnilab.sim.magic.steering import steer
 from pydantic import BaseModel
 
@@ -46,7 +37,7 @@ def config_for(sc: MagicScenario) -> HcConfig:
     from cnilab.sim.magic.lab import resolve
     from cnilab.sim.topology import build_plan, load_topology
 
-    topo = load_topology(topology_path(sc))
+    topo = load_topology(scenario.topology_path(sc))
     if topo.magic is None:
         raise ValueError(f"{sc.topology}: the topology has no magic: section")
     cfg = resolve(build_plan(topo))
@@ -118,7 +109,7 @@ class MagicSim:
         return self._advance(self.t + timeout, pred)
 
     def changed_at(self, exp: Expect, since: float) -> float | None:
-        return changed_at(exp, since, self.changes, self.transitions)
+        return scenario.changed_at(exp, since, self.changes, self.transitions)
 
     # -- the event loop ----------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -176,7 +167,7 @@ class MagicSim:
 
 
 def simulate(sc: MagicScenario, seed: int = 0) -> MagicRun:
-    return run(sc, MagicSim(config_for(sc), seed=seed), seed=seed)
+    return scenario.run(sc, MagicSim(config_for(sc), seed=seed), seed=seed)
 
 
 class Spread(BaseModel):
