@@ -17,21 +17,25 @@ from __future__ import annotations
 from collections import deque
 
 from cnilab.sim.magic.facts import State, Timing
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Sample(BaseModel):
-    t: float
+    """One probe's outcome; the window of recent samples decides degraded."""
+
+    t: float = Field(description="When the reply came or the probe timed out (executor clock, s)")
     ok: bool
-    attempt: int = 0
+    attempt: int = Field(default=0, description="0: a regular probe; n: the n-th quick re-probe confirming a change")
     rtt_ms: float | None = None
 
 
 class Transition(BaseModel):
+    """A change of a tunnel's health state, kept so the status and scenarios can say when and why."""
+
     t: float
     frm: State
     to: State
-    reason: str
+    reason: str = Field(description="Which rule moved the state (shown by the status and in reports)")
 
 
 class TunnelHealth:
