@@ -85,6 +85,22 @@ def link(icon: str, body: LinkState, request: Request) -> JSONResponse:
     return _set(request, icon, link_up=body.up)
 
 
+def _running_links(c: Ctx, lab: str) -> list[str]:
+    """The interconnect links of running lab ``lab``; a bad name and a lab that is not up are both a
+    400 on ``lab``."""
+    try:
+        # One rule for lab names (cnilab.sim.runtime.names), and a state path that stays inside the state
+        # root once symlinks are resolved: the bridge refuses anything else with a ValueError.
+        links = c.bridge.interconnects(lab)
+    except ValueError as exc:
+        why = str(exc)
+    else:
+        if links is not None:
+            return links
+        why = f"no lab named {lab!r} is running (see `cnilab status`)"
+    raise bad_request(f"lab: {why}")
+
+
 @router.post("/bind", summary="Bind to a running lab's interconnect; its CNIs then drive the edge peer")
 def bind(icon: str, body: Bind, request: Request) -> JSONResponse:
     c = ctx(request)
@@ -92,14 +108,7 @@ def bind(icon: str, body: Bind, request: Request) -> JSONResponse:
     lab = body.lab or c.settings.lab
     if not lab:
         raise bad_request("lab: required (or start the server with --lab LAB)")
-    try:
-        # One rule for lab names (cnilab.sim.runtime.names), and a state path that stays inside the state
-        # root once symlinks are resolved: the bridge refuses anything else with a ValueError.
-        links = c.bridge.interconnects(lab)
-    except ValueError as exc:
-        raise bad_request(f"lab: {exc}") from None
-    if links is None:
-        raise bad_request(f"lab: no lab named {lab!r} is running (see `cnilab status`)")
+    links = _running_links(c, lab)
     link_name = body.link or (links[0] if len(links) == 1 else None)
     if link_name not in links:
         raise bad_request(f"link: {body.link!r} is not an interconnect of lab {lab!r} (choose one of {links})")
