@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from cnilab.sim.magic.rehearse import StepFailed, _Ctx, first_failed, step_probes_return
+from cnilab.sim.magic.rehearse import StepFailed, _Ctx, require_all, step_probes_return
 from cnilab.sim.topology.plan import EDGE, ORIGIN
 
 GCP_STEPS = (
@@ -78,18 +78,20 @@ def step_static(c: _Ctx, measured: dict) -> str:
     return f"inet -> {origin}: 5/5 answered over static route {route.prefix} via {route.nexthop}"
 
 
+def _attachment_mtu_mismatch(bad: Any) -> StepFailed:
+    want = bad.expected
+    return StepFailed(f"{bad.direction}: path MTU {bad.measured}, the interconnect's is {want} ({bad.diagnosis})",
+                      f"the VLAN attachment's MTU does not match the interconnect's {want}: the MTU must match "
+                      "the GCP VLAN attachment (seed 003)",
+                      [f"gcloud compute interconnects attachments partner update ATTACHMENT --region REGION "
+                       f"--mtu {want}", "or order the Cloudflare interconnect with the attachment's MTU"])
+
+
 def step_mtu(c: _Ctx, measured: dict) -> str:
     from cnilab.sim.probes.mtu import probe_mtu
 
     rep = probe_mtu(c.lab)
-    bad = first_failed(rep.results, lambda r: r.measured, measured)
-    if bad is not None:
-        want = bad.expected
-        raise StepFailed(f"{bad.direction}: path MTU {bad.measured}, the interconnect's is {want} ({bad.diagnosis})",
-                         f"the VLAN attachment's MTU does not match the interconnect's {want}: the MTU must match "
-                         "the GCP VLAN attachment (seed 003)",
-                         [f"gcloud compute interconnects attachments partner update ATTACHMENT --region REGION "
-                          f"--mtu {want}", "or order the Cloudflare interconnect with the attachment's MTU"])
+    require_all(rep.results, lambda r: r.measured, measured, _attachment_mtu_mismatch)
     return "; ".join(f"{r.direction} {r.measured} (want {r.expected})" for r in rep.results)
 
 

@@ -57,14 +57,17 @@ class StepFailed(Exception):
         self.detail, self.cause, self.fix = detail, cause, fix or []
 
 
-def first_failed(results: list[Any], figure: Callable[[Any], int | None], measured: dict,
-                 prefix: str = "") -> Any | None:
-    """Record each direction's ``figure`` in ``measured`` (-1 when the probe got none) and return the
-    first result that failed, so a probe step reports every direction before it raises on one."""
+def require_all(results: list[Any], figure: Callable[[Any], int | None], measured: dict,
+                failure: Callable[[Any], StepFailed], prefix: str = "") -> None:
+    """Record each direction's ``figure`` in ``measured`` (-1 when the probe got none), then raise
+    ``failure`` of the first result that failed, so a probe step reports every direction before it
+    fails on one."""
     for r in results:
         v = figure(r)
         measured[f"{prefix}{r.direction}"] = v if v is not None else -1
-    return next((r for r in results if not r.ok), None)
+    bad = next((r for r in results if not r.ok), None)
+    if bad is not None:
+        raise failure(bad)
 
 
 # -- diagnosis ----------------------------------------------------------------------------------
@@ -241,10 +244,9 @@ def step_mss(c: _Ctx, measured: dict) -> str:
     from cnilab.sim.probes.mss import probe_mss
 
     rep = probe_mss(c.lab)
-    bad = first_failed(rep.results, lambda r: r.syn_arrived, measured)
-    if bad is not None:
-        raise StepFailed(f"{bad.direction}: {bad.advice}", "the customer router does not clamp MSS to "
-                         f"{rep.required} on every path", list(rep.fix.values()))
+    require_all(rep.results, lambda r: r.syn_arrived, measured, lambda bad: StepFailed(
+        f"{bad.direction}: {bad.advice}", f"the customer router does not clamp MSS to {rep.required} on every path",
+        list(rep.fix.values())))
     from cnilab.sim.probes.mtu import measure_direction
     from cnilab.sim.topology.plan import INTERNET, ORIGIN
 
@@ -259,9 +261,8 @@ def step_mss(c: _Ctx, measured: dict) -> str:
     mtu = [measure_direction(c.lab, "cf_to_customer", INTERNET, ORIGIN, addr[ORIGIN],
                              plan.e2e_mtu(ic, "cf_to_customer")),
            measure_direction(c.lab, "customer_to_cf", ORIGIN, INTERNET, addr[INTERNET], transit)]
-    bad = first_failed(mtu, lambda r: r.measured, measured, "mtu ")
-    if bad is not None:
-        raise StepFailed(f"path MTU {bad.direction} {bad.measured}, want {bad.expected}: {bad.diagnosis}")
+    require_all(mtu, lambda r: r.measured, measured, prefix="mtu ", failure=lambda bad: StepFailed(
+        f"path MTU {bad.direction} {bad.measured}, want {bad.expected}: {bad.diagnosis}"))
     return (f"MSS {rep.required} both ways: " + "; ".join(f"{r.direction} SYN {r.syn_arrived}" for r in rep.results)
             + f"; path MTU inet->origin {mtu[0].measured} (backhaul + tunnel), origin->inet {mtu[1].measured} "
               "(DSR via transit)")
