@@ -35,9 +35,11 @@ class LossBin(Base):
 
 
 class Series(Base):
-    duration: float
+    """What happened over the run: the state changes in order, and the loss histogram."""
+
+    duration: float = Field(description="Scenario time covered (s)")
     transitions: list[Transition] = Field(default_factory=list)
-    bin_s: float = 1.0
+    bin_s: float = Field(default=1.0, description="Width of each loss bin (s)")
     bins: list[LossBin] = Field(default_factory=list)
 
 
