@@ -66,12 +66,21 @@ class SimEffect:
 
 
 class FaultKind(ABC):
-    """One kind of fault. Subclasses set the class variables and implement parse and apply."""
+    """One kind of fault. A concrete kind names itself in its class statement, which registers it:
+    ``class Loss(FaultKind, name="loss", example="30%", help=...)``; it implements parse and apply.
+    A family of kinds (a base sharing apply) gives no name and is not registered."""
 
     name: ClassVar[str]
     help: ClassVar[str]
     example: ClassVar[str | None] = None
     """A value as the user writes it (None: the kind takes no value)."""
+
+    def __init_subclass__(cls, *, name: str | None = None, help: str = "", example: str | None = None,
+                          **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name, cls.help, cls.example = name, help, example
+            register(cls)
 
     def parse(self, text: str | None) -> FaultSpec:
         """Default for kinds without a value."""

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from cnilab.sim.facts import load_facts
 from cnilab.sim.faults import mechanisms as mech
-from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, register, unit_number
+from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, unit_number
 from cnilab.sim.faults.mechanisms import Applied, FaultError, Place, Site
 
 DEFAULT_FLAP_PERIOD_S = 4.0
@@ -38,26 +38,17 @@ class _NoCarrier(FaultKind):
         return _down(site, place, self.why)
 
 
-@register
-class Down(_NoCarrier):
-    name = "down"
-    help = "carrier down (no value)"
+class Down(_NoCarrier, name="down", help="carrier down (no value)"):
     api, why = {"link_up": False}, "carrier down"
 
 
-@register
-class Swap(_NoCarrier):
-    name = "swap"
-    help = "RX/TX fibres swapped (no link; the API shows Pending)"
+class Swap(_NoCarrier, name="swap", help="RX/TX fibres swapped (no link; the API shows Pending)"):
     api, why = {"swapped": True}, "RX/TX swapped: no link"
 
 
-@register
-class Flap(FaultKind):
-    name = "flap"
-    help = (f"carrier down for half of PERIOD, up for the other half, repeatedly; PERIOD needs a unit, "
-            f"e.g. 4s or 500ms (default {DEFAULT_FLAP_PERIOD_S:g}s)")
-    example = "4s"
+class Flap(FaultKind, name="flap", example="4s",
+           help=f"carrier down for half of PERIOD, up for the other half, repeatedly; PERIOD needs a unit, "
+                f"e.g. 4s or 500ms (default {DEFAULT_FLAP_PERIOD_S:g}s)"):
 
     def parse(self, text: str | None) -> FaultSpec:
         period = duration_ms(text, "flap period") / 1000.0 if text else DEFAULT_FLAP_PERIOD_S
@@ -90,11 +81,8 @@ class Flap(FaultKind):
                             f"up {spec.period_s / 2:g}s")
 
 
-@register
-class Light(FaultKind):
-    name = "light"
-    help = "receive light level in dBm, e.g. -25dBm (below the optic's floor: no link); 'none' = no light"
-    example = "-25dBm"
+class Light(FaultKind, name="light", example="-25dBm",
+            help="receive light level in dBm, e.g. -25dBm (below the optic's floor: no link); 'none' = no light"):
 
     def parse(self, text: str | None) -> FaultSpec:
         if text in (None, "", "none", "off"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from cnilab.sim.faults import mechanisms as mech
-from cnilab.sim.faults.kinds.base import EVERYTHING, FaultKind, FaultSpec, SimEffect, register
+from cnilab.sim.faults.kinds.base import EVERYTHING, FaultKind, FaultSpec, SimEffect
 from cnilab.sim.faults.mechanisms import Applied, Place, Site
 
 
@@ -23,22 +23,14 @@ class _Filter(FaultKind):
                        text=f"nftables netdev {self.what} on {place.node}:{place.iface}")
 
 
-@register
-class Blackhole(_Filter):
-    name = "blackhole"
-    help = "silently drop everything both ways (the path dies but the carrier stays up)"
+class Blackhole(_Filter, name="blackhole",
+                help="silently drop everything both ways (the path dies but the carrier stays up)"):
     rule, drops, what = "drop", EVERYTHING, "ingress+egress drop"
 
 
-@register
-class DropBfd(_Filter):
-    name = "drop-bfd"
-    help = "drop only BFD (UDP 3784)"
+class DropBfd(_Filter, name="drop-bfd", help="drop only BFD (UDP 3784)"):
     rule, drops, what = "udp dport { 3784, 4784 } drop", frozenset({"bfd"}), "drop udp 3784"
 
 
-@register
-class DropBgp(_Filter):
-    name = "drop-bgp"
-    help = "drop only BGP (TCP 179)"
+class DropBgp(_Filter, name="drop-bgp", help="drop only BGP (TCP 179)"):
     rule, drops, what = "tcp dport 179 drop; tcp sport 179 drop", frozenset({"bgp"}), "drop tcp 179"

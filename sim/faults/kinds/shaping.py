@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from cnilab.sim.faults import mechanisms as mech
-from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, rate_kbit, register, unit_number
+from cnilab.sim.faults.kinds.base import FaultKind, FaultSpec, SimEffect, duration_ms, rate_kbit, unit_number
 from cnilab.sim.faults.mechanisms import Applied, FaultError, Place, Site
 
 
-@register
-class Loss(FaultKind):
-    name = "loss"
-    help = "random loss of each packet, each direction, e.g. 30% (a bare number is a percentage)"
-    example = "30%"
+class Loss(FaultKind, name="loss", example="30%",
+           help="random loss of each packet, each direction, e.g. 30% (a bare number is a percentage)"):
 
     def parse(self, text: str | None) -> FaultSpec:
         text = self.required(text)
@@ -40,11 +37,8 @@ class Loss(FaultKind):
                             "(no netem in this kernel)")
 
 
-@register
-class Delay(FaultKind):
-    name = "delay"
-    help = "one-way delay each direction with a unit, e.g. 100ms or 100ms/20ms (delay/jitter)"
-    example = "100ms/20ms"
+class Delay(FaultKind, name="delay", example="100ms/20ms",
+            help="one-way delay each direction with a unit, e.g. 100ms or 100ms/20ms (delay/jitter)"):
 
     def parse(self, text: str | None) -> FaultSpec:
         d, _, j = self.required(text).partition("/")
@@ -79,11 +73,7 @@ class Delay(FaultKind):
                             f"(NFQUEUE {q}; no netem in this kernel)")
 
 
-@register
-class Rate(FaultKind):
-    name = "rate"
-    help = "rate limit each direction with a unit, e.g. 10mbit"
-    example = "10mbit"
+class Rate(FaultKind, name="rate", example="10mbit", help="rate limit each direction with a unit, e.g. 10mbit"):
 
     def parse(self, text: str | None) -> FaultSpec:
         kbit = rate_kbit(self.required(text), "rate")
