@@ -22,12 +22,26 @@ from tests.labs import MiniLab, NsPair
 IS_ROOT = os.geteuid() == 0
 
 
+ENGINE_MODULES = frozenset({"test_docker_engine", "test_docker_backend", "test_clab_attach"})
+"""Tests that start, stop or ask for the machine's one container engine (podman's service and its
+default socket): one of them checks what happens when *no* engine answers, which a running engine
+of another module would make untestable. They share one pytest-xdist group."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip root tests without root, and give each test its module as pytest-xdist group.
+
+    ``scripts/run-tests.sh`` runs the suite on several workers with ``--dist loadgroup``: a module
+    stays on one worker, in file order, so a module-scoped lab is built once per run and its tests
+    meet it in the order they meet it in a serial run.
+    """
     skip = pytest.mark.skip(reason="needs root / CAP_NET_ADMIN to create network namespaces")
-    if not IS_ROOT:
-        for item in items:
-            if "root" in item.keywords:
-                item.add_marker(skip)
+    for item in items:
+        if not IS_ROOT and "root" in item.keywords:
+            item.add_marker(skip)
+        module = item.module.__name__.rpartition(".")[2] if item.module is not None else item.nodeid
+        item.add_marker(pytest.mark.xdist_group("container-engine" if module in ENGINE_MODULES else module))
 
 
 @pytest.fixture

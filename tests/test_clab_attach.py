@@ -181,6 +181,7 @@ def test_status_and_down_refuses(clab: clab_emulator.Deployment, state_dir: Path
     from cnilab.sim.state import LabState
 
     lab = clab.lab
+    wait_for(lambda: _established(lab), 60, 0.5, what="BGP Established before the refusal")
     res = cli("status", "--backend", "containerlab", "--lab", lab, "--json")
     assert res.exit_code == 0, res.output
     st = _json(res)

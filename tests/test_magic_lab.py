@@ -116,6 +116,7 @@ def test_reply_probe_martian_then_request_type_works(lab):
     finally:
         faults.apply(lab, "inet1", "accept-local-off", on=False)
         set_tunnel(lab, "inet1", hc_type="reply")
+        _wait(lab, lambda s: _tun(s, "inet1").type == "reply", 2 + SLACK, "reply style restored for the next test")
 
 
 def test_priority_change_moves_traffic_and_ecmp(lab):
