@@ -9,6 +9,7 @@ is a bug in the test or the code under test.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,26 +23,38 @@ from tests.labs import MiniLab, NsPair
 IS_ROOT = os.geteuid() == 0
 
 
-ENGINE_MODULES = frozenset({"test_docker_engine", "test_docker_backend", "test_clab_attach"})
-"""Tests that start, stop or ask for the machine's one container engine (podman's service and its
-default socket): one of them checks what happens when *no* engine answers, which a running engine
-of another module would make untestable. They share one pytest-xdist group."""
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip root tests without root, and give each test its module as pytest-xdist group.
-
-    ``scripts/run-tests.sh`` runs the suite on several workers with ``--dist loadgroup``: a module
-    stays on one worker, in file order, so a module-scoped lab is built once per run and its tests
-    meet it in the order they meet it in a serial run.
-    """
     skip = pytest.mark.skip(reason="needs root / CAP_NET_ADMIN to create network namespaces")
-    for item in items:
-        if not IS_ROOT and "root" in item.keywords:
-            item.add_marker(skip)
-        module = item.module.__name__.rpartition(".")[2] if item.module is not None else item.nodeid
-        item.add_marker(pytest.mark.xdist_group("container-engine" if module in ENGINE_MODULES else module))
+    if not IS_ROOT:
+        for item in items:
+            if "root" in item.keywords:
+                item.add_marker(skip)
+
+
+ENGINE_MODULES = frozenset({"test_docker_engine", "test_docker_backend", "test_clab_attach"})
+ENGINE_LOCK = Path("/run/lock/cnilab-tests-container-engine.lock")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _container_engine_turn(request: pytest.FixtureRequest) -> Iterator[None]:
+    """One module at a time may use the machine's container engine.
+
+    These modules start, stop or ask for podman's service and its default socket, and one of them
+    checks what happens when *no* engine answers: another module's running engine would turn that
+    test into a skip. ``scripts/run-tests.sh`` runs modules on parallel pytest-xdist workers (and a
+    colleague's run may share the machine), so each of them holds a machine-wide lock for its whole
+    module; every other module passes straight through.
+    """
+    if request.module.__name__.rpartition(".")[2] not in ENGINE_MODULES:
+        yield
+        return
+    ENGINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with ENGINE_LOCK.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @pytest.fixture

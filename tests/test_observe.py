@@ -113,6 +113,14 @@ def test_observer_records_a_teardown_and_the_return_with_timestamps(tmp_path):
         assert obs.best_path("cf") is not None
         assert obs.slack >= 2 * obs.poll_s
         edge = EdgeClient(lab.state.control["edge"])  # type: ignore[attr-defined]
+
+        def recorded(state: str) -> bool:
+            return any(t.kind == "session" and t.subject == f"{key} cf" and t.state == state
+                       for t in obs.transitions())
+
+        # the state read above may come before the background poll logs it as a transition (a loaded
+        # host): the teardown starts from a logged Established, or the log's first entry is that one
+        assert obs.wait(lambda: recorded("Established"), obs.now() + 10) is not None
         t_cmd = obs.now()
         edge.teardown(key)
         assert obs.wait(lambda: obs.session_state(key, "cf") != "Established", obs.now() + 10) is not None
