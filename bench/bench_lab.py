@@ -20,10 +20,13 @@ import importlib.util
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench.` helpers when run as a script
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 TOPOS = Path(__file__).resolve().parents[1] / "topologies"
@@ -76,9 +79,6 @@ def time_one(topology: Path, daemons: bool) -> tuple[float, float | None, float 
 
 
 def write_section(lines: list[str]) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench.results import write_section as write
 
     write(HEADER, lines, RESULTS)
