@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cnilab.sim.backends.docker import DockerBackend, connect  # noqa: E402
+import docker  # noqa: E402
+from cnilab.sim.backends.docker import DockerBackend, PodmanService, connect, engine_url, ping_engine  # noqa: E402
 from cnilab.sim.export.images import ensure_local_images  # noqa: E402
 from cnilab.sim.lab import lab as labmod  # noqa: E402
 from cnilab.sim.topology.load import load_topology  # noqa: E402
@@ -61,13 +62,19 @@ def main() -> int:
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     args = ap.parse_args()
 
+    try:
+        ping_engine(engine_url(), 5).close()
+        answered = True
+    except docker.errors.DockerException:
+        answered = False  # connect() starts podman's service: stopped again below, like any lab would
     client = connect()
     engine = "podman" if "podman" in str(client.version().get("Components", "")).lower() else "docker"
-    images = ensure_local_images(client, engine=engine)
     state = Path(tempfile.mkdtemp(prefix="cnb-", dir="/tmp"))
-    os.environ["CNILAB_STATE_DIR"] = str(state)
+    prior_state = os.environ.get("CNILAB_STATE_DIR")  # where connect() recorded a service it started
     results: dict[str, list[tuple[float, float]]] = {"netns": [], "docker": []}
     try:
+        images = ensure_local_images(client, engine=engine)
+        os.environ["CNILAB_STATE_DIR"] = str(state)
         for _ in range(args.runs):  # interleaved, so machine load hits both alike
             for backend in results:
                 results[backend].append(bring_up(
@@ -75,6 +82,13 @@ def main() -> int:
                     lambda lab, workdir: DockerBackend(lab, workdir, images=images, client=client)))
     finally:
         shutil.rmtree(state, ignore_errors=True)
+        if prior_state is None:
+            os.environ.pop("CNILAB_STATE_DIR", None)
+        else:
+            os.environ["CNILAB_STATE_DIR"] = prior_state
+        client.close()
+        if not answered:
+            PodmanService.stop_if_unused(force=True)
 
     med = {b: (statistics.median(u for u, _ in r), statistics.median(d for _, d in r)) for b, r in results.items()}
     what = "up incl. daemons + BGP ready" if args.daemons else "up (nodes, links, addresses, routes, GRE)"

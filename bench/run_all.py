@@ -2,9 +2,12 @@
 
 Benchmarks are slow and machine-dependent, so they are never part of ``make test``. Each runs as a
 module of the checkout (``python -m bench.bench_x``), so its ``bench.`` helpers import however the
-checkout is installed. Stopping this runner (SIGTERM, Ctrl-C) interrupts the running benchmark
-with SIGINT, which unwinds its ``finally`` blocks: the labs, namespaces and tunnel endpoints it made
-are removed, not orphaned.
+checkout is installed. Stopping this runner (SIGTERM, Ctrl-C) interrupts the running benchmark with
+SIGINT, whose KeyboardInterrupt unwinds its ``finally`` blocks: the labs, namespaces and tunnel
+endpoints it made are removed, not orphaned, and the benchmarks after it do not run. (A benchmark
+cannot turn SIGTERM into an exception itself: pyroute2's forked helpers would inherit the handler.
+And a job started in the background of a non-interactive shell inherits SIGINT *ignored*, so each
+benchmark starts with SIGINT back to its default.)
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ ORDER = [
 ]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class _Runner:
     """Runs one benchmark at a time; SIGTERM interrupts the running one (SIGINT) and stops the rest."""
 
@@ -31,7 +38,8 @@ class _Runner:
         self._child: subprocess.Popen[bytes] | None = None
 
     def run(self, argv: list[str]) -> int:
-        self._child = subprocess.Popen([sys.executable, "-m", f"bench.{argv[0]}", *argv[1:]], cwd=HERE.parent)
+        self._child = subprocess.Popen([sys.executable, "-m", f"bench.{argv[0]}", *argv[1:]], cwd=HERE.parent,
+                                       preexec_fn=_default_sigint)
         try:
             return self._child.wait()
         except KeyboardInterrupt:  # Ctrl-C reached the benchmark too (same process group): let it unwind
