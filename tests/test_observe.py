@@ -139,3 +139,53 @@ def test_observer_records_a_teardown_and_the_return_with_timestamps(tmp_path):
 
         assert polls.acquire(timeout=10)  # counters read on every poll since: a rate for every edge path
         assert set(path_ifaces(lab.plan)) <= set(obs.tx_rates("cf"))  # type: ignore[attr-defined]
+
+
+class _ScriptedEdge:
+    """An EdgeReader stand-in whose next readings are scripted: True = the session Established, False =
+    the control call failed (as a refused or timed-out call on a loaded host does)."""
+
+    def __init__(self, key: str, peer: str) -> None:
+        self.key, self.peer = key, peer
+        self.script: list[bool] = []
+        self.last = True
+
+    def read(self, events: bool = False) -> Any:
+        from cnilab.sim.observe.edge import EdgeReading
+
+        self.last = self.script.pop(0) if self.script else self.last
+        if not self.last:
+            return EdgeReading(reachable=False, error="[Errno 11] Resource temporarily unavailable")
+        return EdgeReading(reachable=True, sessions=[{"key": self.key, "state": "Established"}],
+                           bfd=[{"peer": self.peer, "state": "Up"}])
+
+
+def test_a_failed_edge_reading_is_not_a_session_going_down_but_a_dead_edge_is_unknown():
+    """Found under load in CI: one failed control call made the observer log the session as gone and
+    then Established again - a flap that never happened. A failed reading changes no state; an edge
+    unreadable for longer than a failed call can explain is "Unknown", never a stale "Established"."""
+    from types import SimpleNamespace
+
+    from cnilab.sim.observe.observer import LabObserver
+    from cnilab.sim.topology.load import load_topology
+    from cnilab.sim.topology.plan import build_plan
+
+    plan = build_plan(load_topology(Path(__file__).parents[1] / "topologies" / "v2-direct.yml"), "t-obs")
+    lab = SimpleNamespace(name="t-obs", plan=plan, state=SimpleNamespace(control={}))
+    obs = LabObserver(lab, customer=False, routes=False, edge_timeout=0.2)  # type: ignore[arg-type]
+    s = plan.sessions[0]
+    edge = obs.edge = _ScriptedEdge(s.key, str(s.cust_addr))  # type: ignore[assignment]
+    edge.script = [True, False, True]
+    for _ in range(3):
+        obs.refresh(0.0)
+        assert obs.session_state(s.key, "cf", max_age=60) == "Established"
+        assert obs.bfd_state(s.key, max_age=60) == "Up"
+    mine = [(t.kind, t.state) for t in obs.transitions() if t.kind in ("session", "edge")]
+    assert mine == [("edge", "reachable"), ("session", "Established"),
+                    ("edge", "unreachable"), ("edge", "reachable")], mine
+    edge.script = [False]
+    obs.refresh(0.0)
+    assert obs.session_state(s.key, "cf", max_age=60) == "Established"  # one failed call: still evidence
+    obs._edge_read_at -= obs.edge_stale_s + 0.1  # ... but not for ever
+    assert obs.session_state(s.key, "cf", max_age=60) == "Unknown"
+    assert obs.bfd_state(s.key, max_age=60) == "Unknown"

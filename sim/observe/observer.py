@@ -92,6 +92,10 @@ class LabObserver:
         self._dst = {side: _first_v4(self.plan, node) for side, node in FAR_END.items()} if routes else {}
         self._routes = RouteReader({SIDE_NODE[side]: lab.netns_path(SIDE_NODE[side]) for side in self._dst})
         self.reading = EdgeReading(reachable=False, error="not read yet")
+        self._edge_reachable: bool | None = None
+        self._edge_read_at = float("-inf")
+        self.edge_stale_s = 2 * edge_timeout
+        """How long the edge's last good reading stays evidence while reads fail."""
         self._cf_sessions: dict[str, str] = {}
         self._cf_bfd: dict[str, str] = {}
         self._cust_sessions: dict[str, str] = {}
@@ -139,15 +143,26 @@ class LabObserver:
         with self._lock:
             return list(self._transitions)
 
+    def _edge_stale(self) -> bool:
+        """No good reading of the edge for longer than a failed call can explain: its last states
+        are no longer evidence (a dead driver must not keep a session "Established")."""
+        return time.monotonic() - self._edge_read_at > self.edge_stale_s
+
     def session_state(self, key: str, side: str, max_age: float = 0.02) -> str:
+        """The session's last read state ("Unknown" on the edge side once the edge is unreadable)."""
         self.refresh(max_age)
         with self._lock:
+            if side == "cf" and self._edge_stale():
+                return "Unknown"
             return (self._cf_sessions if side == "cf" else self._cust_sessions).get(key, "Idle")
 
     def bfd_state(self, key: str, max_age: float = 0.02) -> str:
-        """The edge's BFD state toward ``key``'s customer address (Down until the speaker reports one)."""
+        """The edge's BFD state toward ``key``'s customer address (Down until the speaker reports one;
+        "Unknown" once the edge is unreadable)."""
         self.refresh(max_age)
         with self._lock:
+            if self._edge_stale():
+                return "Unknown"
             return self._cf_bfd.get(key, "Down")
 
     def best_path(self, side: str, max_age: float = 0.02) -> str | None:
@@ -230,15 +245,23 @@ class LabObserver:
         with self._lock:
             self.reading = reading
             self._events.extend(reading.events)
-            for k, v in sessions.items():
-                if self._cf_sessions.get(k) != v:
-                    self._note("session", f"{k} cf", v)
-            self._cf_sessions = sessions
-            for s in self.plan.sessions:
-                st = by_peer.get(str(s.cust_addr))
-                if st is not None and self._cf_bfd.get(s.key) != st:
-                    self._note("bfd", f"{s.key} cf", st)
-                    self._cf_bfd[s.key] = st
+            if reading.reachable != self._edge_reachable:
+                self._note("edge", "driver", "reachable" if reading.reachable else "unreachable", reading.error or "")
+                self._edge_reachable = reading.reachable
+            if reading.reachable:
+                # A reading that failed (a refused or timed-out control call on a loaded host) says
+                # nothing about the sessions: it must not turn into "Idle" and, on the next good
+                # reading, into a second "Established" that a measurement would take for a flap.
+                self._edge_read_at = time.monotonic()
+                for k, v in sessions.items():
+                    if self._cf_sessions.get(k) != v:
+                        self._note("session", f"{k} cf", v)
+                self._cf_sessions = sessions
+                for s in self.plan.sessions:
+                    st = by_peer.get(str(s.cust_addr))
+                    if st is not None and self._cf_bfd.get(s.key) != st:
+                        self._note("bfd", f"{s.key} cf", st)
+                        self._cf_bfd[s.key] = st
             for side, p in paths.items():
                 if self._paths.get(side, "unset") != p:
                     self._note("route", side, p or "none")

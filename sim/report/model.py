@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TransitionKind = Literal["session", "bfd", "route", "traffic", "link"]
+TransitionKind = Literal["session", "bfd", "route", "traffic", "link", "edge"]
 
 
 class Base(BaseModel):
