@@ -9,14 +9,13 @@ may update the same lab.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from cnilab.sim.runtime.files import atomic_write
+from cnilab.sim.runtime.files import atomic_write, exclusive_lock
 from cnilab.sim.runtime.names import LAB_NAME_PATTERN
 from cnilab.sim.runtime.paths import lab_dir, state_root
 from cnilab.sim.runtime.process import ProcessRecord
@@ -96,14 +95,8 @@ class LabNotFound(LookupError):
 @contextlib.contextmanager
 def locked(lab: str) -> Iterator[None]:
     """Serialise read-modify-write of one lab's state across processes."""
-    d = lab_dir(lab)
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive_lock(lab_dir(lab) / ".lock"):
+        yield
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ is a bug in the test or the code under test.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,13 +47,10 @@ def _container_engine_turn(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.module.__name__.rpartition(".")[2] not in ENGINE_MODULES:
         yield
         return
-    ENGINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with ENGINE_LOCK.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    from cnilab.sim.runtime.files import exclusive_lock
+
+    with exclusive_lock(ENGINE_LOCK):
+        yield
 
 
 @pytest.fixture
