@@ -26,8 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import docker  # noqa: E402
-from cnilab.sim.backends.docker import DockerBackend, PodmanService, connect, engine_url, ping_engine  # noqa: E402
+from cnilab.sim.backends.docker import DockerBackend, PodmanService, connect  # noqa: E402
 from cnilab.sim.export.images import ensure_local_images  # noqa: E402
 from cnilab.sim.lab import lab as labmod  # noqa: E402
 from cnilab.sim.topology.load import load_topology  # noqa: E402
@@ -62,12 +61,7 @@ def main() -> int:
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     args = ap.parse_args()
 
-    try:
-        ping_engine(engine_url(), 5).close()
-        answered = True
-    except docker.errors.DockerException:
-        answered = False  # connect() starts podman's service: stopped again below, like any lab would
-    client = connect()
+    client = connect()  # may start podman's service; stopped again below, as the last lab of any state root does
     engine = "podman" if "podman" in str(client.version().get("Components", "")).lower() else "docker"
     state = Path(tempfile.mkdtemp(prefix="cnb-", dir="/tmp"))
     prior_state = os.environ.get("CNILAB_STATE_DIR")  # where connect() recorded a service it started
@@ -86,9 +80,9 @@ def main() -> int:
             os.environ.pop("CNILAB_STATE_DIR", None)
         else:
             os.environ["CNILAB_STATE_DIR"] = prior_state
+        # only a service connect() started has a pid file, and it stays while any cnilab container runs
+        PodmanService.stop_if_unused(client)
         client.close()
-        if not answered:
-            PodmanService.stop_if_unused(force=True)
 
     med = {b: (statistics.median(u for u, _ in r), statistics.median(d for _, d in r)) for b, r in results.items()}
     what = "up incl. daemons + BGP ready" if args.daemons else "up (nodes, links, addresses, routes, GRE)"

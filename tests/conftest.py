@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cnilab.sim.runtime.files import exclusive_lock
 
 from tests import labs
 from tests.labs import MiniLab, NsPair
@@ -47,8 +48,6 @@ def _container_engine_turn(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.module.__name__.rpartition(".")[2] not in ENGINE_MODULES:
         yield
         return
-    from cnilab.sim.runtime.files import exclusive_lock
-
     with exclusive_lock(ENGINE_LOCK):
         yield
 
